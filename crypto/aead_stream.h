@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "crypto/aead.h"
+#include "crypto/method.h"
+
+namespace shadowrelay::crypto {
+
+/// SIP004 TCP framing (PROTOCOL.md §1.5):
+///
+///   stream = salt | chunk | chunk | ...
+///   chunk  = Seal(be16 L) [2+16] | Seal(payload) [L+16]      1 <= L <= 0x3FFF
+///
+/// Nonces are little-endian counters incremented after every seal/open (§1.4).
+inline constexpr size_t kMaxChunkPayload = 0x3FFF;
+inline constexpr size_t kLengthUnitSize = 2 + kTagSize;
+inline constexpr size_t kMaxChunkSize = kLengthUnitSize + kMaxChunkPayload + kTagSize;
+
+struct CodecProgress {
+  size_t consumed = 0;  // input bytes used
+  size_t produced = 0;  // output bytes written
+};
+
+enum class DecodeStatus { Ok, AuthFailed, BadLength, CryptoError };
+
+/// Increments a little-endian counter of any length (libsodium sodium_increment).
+void incrementNonce(std::span<uint8_t> nonce);
+
+/// Incremental decoder for one direction. It only consumes whole units (salt, length header,
+/// payload): the caller keeps unconsumed bytes and offers them again with more appended, so
+/// any split of the input decodes identically and no partial unit is copied here.
+/// Not thread-safe; owned by one session.
+class AeadStreamDecoder {
+ public:
+  /// `master` is copied; `provider` must outlive the decoder.
+  AeadStreamDecoder(const MethodInfo& method, const AeadProvider& provider,
+                    std::span<const uint8_t> master);
+
+  /// Decodes whole units of `in` into `out`. Stops at a partial unit or when `out` cannot hold
+  /// the next payload. Errors are sticky.
+  DecodeStatus decode(std::span<const uint8_t> in, std::span<uint8_t> out, CodecProgress* progress);
+
+  /// Size of the next unit: the salt, the length header, or payload + tag.
+  size_t nextUnitSize() const;
+  /// True once the first length header authenticated (the key is right).
+  bool authenticated() const { return authenticated_; }
+  bool hasSalt() const { return aead_ != nullptr; }
+  std::span<const uint8_t> salt() const { return {salt_.data(), method_.salt_size}; }
+  const MethodInfo& method() const { return method_; }
+
+ private:
+  const MethodInfo& method_;
+  const AeadProvider& provider_;
+  std::array<uint8_t, kMaxKeySize> master_{};
+  std::array<uint8_t, kMaxSaltSize> salt_{};
+  std::array<uint8_t, kMaxNonceSize> nonce_{};
+  AeadPtr aead_;
+  size_t pending_payload_ = 0;  // L of the next payload, 0 when a length header is next
+  bool authenticated_ = false;
+  DecodeStatus error_ = DecodeStatus::Ok;
+};
+
+/// Encoder for one direction: the salt first, then chunks of at most max_payload bytes.
+class AeadStreamEncoder {
+ public:
+  /// `salt` empty: a random salt is drawn. `provider` must outlive the encoder.
+  AeadStreamEncoder(const MethodInfo& method, const AeadProvider& provider,
+                    std::span<const uint8_t> master, std::span<const uint8_t> salt = {});
+
+  /// Encodes as much of `in` as fits in `out` (whole chunks; the last may be short).
+  /// @return false on a crypto library failure (never on lack of space).
+  bool encode(std::span<const uint8_t> in, std::span<uint8_t> out, CodecProgress* progress);
+
+  std::span<const uint8_t> salt() const { return {salt_.data(), method_.salt_size}; }
+  bool saltSent() const { return salt_sent_; }
+  bool valid() const { return aead_ != nullptr; }
+  void setMaxPayloadForTest(size_t n) { max_payload_ = n; }
+
+  /// Upper bound of the encoded size of `plain_len` bytes, including the salt if not yet sent.
+  size_t maxEncodedSize(size_t plain_len) const;
+
+ private:
+  const MethodInfo& method_;
+  std::array<uint8_t, kMaxSaltSize> salt_{};
+  std::array<uint8_t, kMaxNonceSize> nonce_{};
+  AeadPtr aead_;
+  size_t max_payload_ = kMaxChunkPayload;
+  bool salt_sent_ = false;
+};
+
+/// Trial decryption for many users on one port: does `master` open the first length header of
+/// `stream_head` (salt | 18 bytes)?
+bool firstLengthOpens(const MethodInfo& method, const AeadProvider& provider,
+                      std::span<const uint8_t> master, std::span<const uint8_t> stream_head);
+
+}  // namespace shadowrelay::crypto

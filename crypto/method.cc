@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "crypto/method.h"
+
+#include <array>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace shadowrelay::crypto {
+namespace {
+
+constexpr std::array<MethodInfo, 5> kMethods = {{
+    {"aes-128-gcm", AeadAlgorithm::Aes128Gcm, 16, 16, 12, kTagSize, true},
+    {"aes-192-gcm", AeadAlgorithm::Aes192Gcm, 24, 24, 12, kTagSize, false},
+    {"aes-256-gcm", AeadAlgorithm::Aes256Gcm, 32, 32, 12, kTagSize, true},
+    {"chacha20-ietf-poly1305", AeadAlgorithm::ChaCha20Poly1305, 32, 32, 12, kTagSize, true},
+    {"xchacha20-ietf-poly1305", AeadAlgorithm::XChaCha20Poly1305, 32, 32, 24, kTagSize, false},
+}};
+
+struct IanaAlias {
+  absl::string_view iana;
+  absl::string_view method;
+};
+constexpr std::array<IanaAlias, 4> kIanaAliases = {{
+    {"aead_aes_128_gcm", "aes-128-gcm"},
+    {"aead_aes_192_gcm", "aes-192-gcm"},
+    {"aead_aes_256_gcm", "aes-256-gcm"},
+    {"aead_chacha20_poly1305", "chacha20-ietf-poly1305"},
+}};
+
+}  // namespace
+
+std::span<const MethodInfo> allMethods() { return kMethods; }
+
+std::string supportedMethodList() {
+  return absl::StrJoin(kMethods, ", ",
+                       [](std::string* out, const MethodInfo& m) { absl::StrAppend(out, m.name); });
+}
+
+absl::StatusOr<const MethodInfo*> findMethod(absl::string_view name) {
+  std::string lower = absl::AsciiStrToLower(name);
+  for (const IanaAlias& alias : kIanaAliases) {
+    if (lower == alias.iana) {
+      lower = std::string(alias.method);
+    }
+  }
+  for (const MethodInfo& m : kMethods) {
+    if (m.name == lower) {
+      return &m;
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown method \"", name, "\"; supported: ", supportedMethodList()));
+}
+
+absl::string_view algorithmName(AeadAlgorithm algorithm) {
+  switch (algorithm) {
+    case AeadAlgorithm::Aes128Gcm:
+      return "AES-128-GCM";
+    case AeadAlgorithm::Aes192Gcm:
+      return "AES-192-GCM";
+    case AeadAlgorithm::Aes256Gcm:
+      return "AES-256-GCM";
+    case AeadAlgorithm::ChaCha20Poly1305:
+      return "ChaCha20-Poly1305";
+    case AeadAlgorithm::XChaCha20Poly1305:
+      return "XChaCha20-Poly1305";
+  }
+  return "unknown";
+}
+
+}  // namespace shadowrelay::crypto
