@@ -130,7 +130,9 @@ const AeadProvider& CryptoProviders::providerFor(AeadAlgorithm algorithm) const 
 }
 
 std::vector<const AeadProvider*> CryptoProviders::available() const {
-  std::vector<const AeadProvider*> out = {&opensslProvider()};
+  std::vector<const AeadProvider*> out;
+  out.reserve(2);
+  out.push_back(&opensslProvider());
   if (boringssl_ != nullptr) {
     out.push_back(boringssl_.get());
   }

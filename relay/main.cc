@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+// shadowrelay: one binary, several roles (ARCHITECTURE.md).
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "crypto/method.h"
+#include "crypto/providers.h"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+void printUsage(FILE* out) {
+  absl::FPrintF(out,
+                "usage: shadowrelay <command> [options]\n"
+                "commands:\n"
+                "  server     Shadowsocks server (not yet implemented)\n"
+                "  local      SOCKS5 client (not yet implemented)\n"
+                "  tunnel     fixed-destination forward (not yet implemented)\n"
+                "  ciphers    list the supported methods and the crypto provider each uses\n"
+                "  version    print the version\n"
+                "Run `shadowrelay <command> --help` for a command's options.\n");
+}
+
+int runCiphers(int argc, char** argv) {
+  std::string choice_text = "auto";
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--crypto-provider=", 18) == 0) {
+      choice_text = argv[i] + 18;
+    } else if (std::strcmp(argv[i], "--help") == 0) {
+      absl::PrintF("usage: shadowrelay ciphers [--crypto-provider=auto|openssl|boringssl]\n");
+      return 0;
+    }
+  }
+  auto choice = shadowrelay::crypto::parseProviderChoice(choice_text);
+  if (!choice.ok()) {
+    absl::FPrintF(stderr, "shadowrelay: %s\n", choice.status().message());
+    return 2;
+  }
+  auto providers = shadowrelay::crypto::CryptoProviders::create(*choice);
+  if (!providers.ok()) {
+    absl::FPrintF(stderr, "shadowrelay: %s\n", providers.status().message());
+    return 1;
+  }
+  for (const auto& note : (*providers)->notes()) {
+    absl::PrintF("# %s\n", note);
+  }
+  absl::PrintF("%-26s %4s %5s %6s %s\n", "method", "key", "nonce", "tag", "provider");
+  for (const auto& m : shadowrelay::crypto::allMethods()) {
+    absl::PrintF("%-26s %4d %5d %6d %s%s\n", m.name, m.key_size, m.nonce_size, m.tag_size,
+                 (*providers)->providerFor(m).name(), m.recommended ? "" : "  (not recommended)");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    printUsage(stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    printUsage(stdout);
+    return 0;
+  }
+  if (cmd == "version" || cmd == "--version") {
+    absl::PrintF("shadowrelay %s\n", kVersion);
+    return 0;
+  }
+  if (cmd == "ciphers") {
+    return runCiphers(argc - 2, argv + 2);
+  }
+  if (cmd == "server" || cmd == "local" || cmd == "tunnel") {
+    absl::FPrintF(stderr, "shadowrelay: '%s' is not implemented yet (see the TCP relay issue)\n", cmd);
+    return 2;
+  }
+  absl::FPrintF(stderr, "shadowrelay: unknown command '%s'\n", cmd);
+  printUsage(stderr);
+  return 2;
+}
