@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace shadowrelay::relay {
+
+enum class Role { Server, Local, Tunnel };
+enum class Mode { TcpOnly, TcpAndUdp, UdpOnly };
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  bool operator==(const HostPort&) const = default;
+};
+
+/// Everything a role needs, after the JSON file (-c) and then the flags were applied.
+/// Holds secrets: never log it whole (see describe()).
+struct Config {
+  Role role = Role::Server;
+  std::vector<std::string> server_hosts;  // "server": a string or a list
+  uint16_t server_port = 8388;
+  std::string password;
+  std::string key;  // base64
+  std::string method = "chacha20-ietf-poly1305";
+  int timeout_seconds = 300;
+  std::string local_address = "127.0.0.1";
+  uint16_t local_port = 1080;
+  Mode mode = Mode::TcpOnly;
+  std::string nameserver;
+  bool ipv6_first = false;
+  bool fast_open = false;
+  bool no_delay = false;
+  bool reuse_port = true;
+  int workers = 0;  // 0: one per CPU
+  int handshake_timeout_seconds = 60;
+  int connect_timeout_seconds = 10;
+  int drain_timeout_seconds = 10;
+  bool allow_private = false;
+  std::string crypto_provider = "auto";
+  std::optional<HostPort> tunnel_destination;  // -L, "tunnel_address"
+  bool verbose = false;
+  std::string state_dir;
+  std::string config_file;
+  bool help = false;
+  bool check_only = false;  // --check-config
+};
+
+/// Parses `argv` (after the role word) for `role`: the JSON file named by -c first, then the flags
+/// on top. Errors name the field or flag, e.g. "config.json: server_port: must be 1..65535".
+absl::StatusOr<Config> parseConfig(Role role, int argc, const char* const* argv);
+
+/// Checks cross-field rules (a secret is present, the method exists, a tunnel has -L, ...).
+absl::Status validateConfig(const Config& config);
+
+/// Parses "host:port", "[v6]:port" or "v6literal" is refused; port required.
+absl::StatusOr<HostPort> parseHostPort(absl::string_view text);
+
+std::string usage(Role role);
+absl::string_view roleName(Role role);
+/// A one-line summary without secrets.
+std::string describe(const Config& config);
+
+}  // namespace shadowrelay::relay
