@@ -29,8 +29,8 @@ TEST(Socks5Test, Greeting) {
 TEST(Socks5Test, ConnectRequestAllAddressTypes) {
   Request r;
   Reply rep;
-  ASSERT_EQ(parseRequest(unhex("050100 03 0b 6578616d706c652e636f6d 0050 ff"), &r, &rep),
-            Parse::Ok);
+  const std::vector<uint8_t> in = unhex("050100 03 0b 6578616d706c652e636f6d 0050 ff");
+  ASSERT_EQ(parseRequest(in, &r, &rep), Parse::Ok);  // raw_address points into `in`
   EXPECT_EQ(r.command, 0x01);
   EXPECT_EQ(r.address.toString(), "example.com:80");
   EXPECT_EQ(r.size, 18u);
