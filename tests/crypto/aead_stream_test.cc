@@ -212,6 +212,29 @@ TEST(AeadStreamTest, TamperTruncationWrongKeyAndBadLength) {
   }
 }
 
+// Fuzz-style: random bytes (and random bytes after a valid salt) never crash or over-read;
+// run under ASan by ./dev test.
+TEST(AeadStreamTest, RandomInputIsRejectedWithoutOverread) {
+  std::mt19937 rng(31337);
+  const MethodInfo& m = method("aes-128-gcm");
+  const AeadProvider& p = *allProviders()[0];
+  MasterKey key = evpBytesToKey("fuzz", 16);
+  for (int i = 0; i < 3000; ++i) {
+    const size_t len = rng() % 200;
+    std::unique_ptr<uint8_t[]> data(new uint8_t[len]);
+    for (size_t j = 0; j < len; ++j) data[j] = static_cast<uint8_t>(rng());
+    AeadStreamDecoder dec(m, p, key.bytes());
+    std::unique_ptr<uint8_t[]> out(new uint8_t[64]);
+    CodecProgress pr;
+    const DecodeStatus s = dec.decode({data.get(), len}, {out.get(), 64}, &pr);
+    ASSERT_LE(pr.consumed, len);
+    ASSERT_EQ(pr.produced, 0u);
+    if (len >= 16 + 18) {
+      ASSERT_EQ(s, DecodeStatus::AuthFailed);
+    }
+  }
+}
+
 TEST(AeadStreamTest, FirstLengthOpensTellsUsersApart) {
   const MethodInfo& m = method("aes-128-gcm");
   const AeadProvider& p = *allProviders()[0];
