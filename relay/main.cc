@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "crypto/method.h"
 #include "crypto/providers.h"
+#include "relay/resolve/resolve_command.h"
 
 namespace {
 
@@ -19,6 +20,7 @@ void printUsage(FILE* out) {
                 "  server     Shadowsocks server (not yet implemented)\n"
                 "  local      SOCKS5 client (not yet implemented)\n"
                 "  tunnel     fixed-destination forward (not yet implemented)\n"
+                "  resolve    look names up with the relay's resolver and cache\n"
                 "  ciphers    list the supported methods and the crypto provider each uses\n"
                 "  version    print the version\n"
                 "Run `shadowrelay <command> --help` for a command's options.\n");
@@ -73,6 +75,9 @@ int main(int argc, char** argv) {
   }
   if (cmd == "ciphers") {
     return runCiphers(argc - 2, argv + 2);
+  }
+  if (cmd == "resolve") {
+    return shadowrelay::relay::runResolveCommand(argc - 1, argv + 1);
   }
   if (cmd == "server" || cmd == "local" || cmd == "tunnel") {
     absl::FPrintF(stderr, "shadowrelay: '%s' is not implemented yet (see the TCP relay issue)\n", cmd);

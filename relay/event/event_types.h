@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace shadowrelay::relay {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+/// Readiness bits passed to IoWatcher callbacks; kReadable and kWritable are also interest bits.
+enum IoEvents : uint32_t {
+  kReadable = 1,  // EPOLLIN: data, EOF or a pending accept.
+  kWritable = 2,  // EPOLLOUT.
+  kClosed = 4,  // EPOLLERR | EPOLLHUP: reported whenever the watcher is in epoll; not an interest.
+};
+
+/// How a loop registers its fds. Level is the default (docs/REACTOR.md has the measurement).
+/// Under Edge, a callback must consume until EAGAIN; changing interest re-arms the fd (the kernel
+/// re-reports current readiness on EPOLL_CTL_MOD).
+enum class TriggerMode { Level, Edge };
+
+}  // namespace shadowrelay::relay
