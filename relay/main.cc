@@ -7,6 +7,8 @@
 #include "absl/strings/str_format.h"
 #include "crypto/method.h"
 #include "crypto/providers.h"
+#include "relay/app/run_role.h"
+#include "relay/config.h"
 #include "relay/resolve/resolve_command.h"
 
 namespace {
@@ -17,9 +19,9 @@ void printUsage(FILE* out) {
   absl::FPrintF(out,
                 "usage: shadowrelay <command> [options]\n"
                 "commands:\n"
-                "  server     Shadowsocks server (not yet implemented)\n"
-                "  local      SOCKS5 client (not yet implemented)\n"
-                "  tunnel     fixed-destination forward (not yet implemented)\n"
+                "  server     Shadowsocks server (SIP004 AEAD)\n"
+                "  local      SOCKS5 front end relaying through a Shadowsocks server\n"
+                "  tunnel     fixed-destination forward (-L host:port) through a server\n"
                 "  resolve    look names up with the relay's resolver and cache\n"
                 "  ciphers    list the supported methods and the crypto provider each uses\n"
                 "  version    print the version\n"
@@ -80,8 +82,10 @@ int main(int argc, char** argv) {
     return shadowrelay::relay::runResolveCommand(argc - 1, argv + 1);
   }
   if (cmd == "server" || cmd == "local" || cmd == "tunnel") {
-    absl::FPrintF(stderr, "shadowrelay: '%s' is not implemented yet (see the TCP relay issue)\n", cmd);
-    return 2;
+    const auto role = cmd == "server"  ? shadowrelay::relay::Role::Server
+                      : cmd == "local" ? shadowrelay::relay::Role::Local
+                                       : shadowrelay::relay::Role::Tunnel;
+    return shadowrelay::relay::runRole(role, argc - 2, argv + 2);
   }
   absl::FPrintF(stderr, "shadowrelay: unknown command '%s'\n", cmd);
   printUsage(stderr);

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/tcp/client_session.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "dns/ip_address.h"
+#include "relay/event/event_loop.h"
+#include "relay/log.h"
+#include "relay/socks5.h"
+#include "relay/tcp/worker.h"
+
+namespace shadowrelay::relay {
+
+namespace {
+
+// The SOCKS5 messages of a well-behaved client are far smaller; more is not SOCKS5.
+constexpr size_t kMaxSocksBytes = 1024;
+// First data bundled with the address header: one full chunk.
+constexpr size_t kMaxEarlyData = crypto::kMaxChunkPayload;
+
+crypto::SocksAddress serverAddress(const Config& config, uint64_t session_id) {
+  const std::string& host = config.server_hosts[session_id % config.server_hosts.size()];
+  auto ip = dns::IpAddress::parse(host);
+  if (ip && ip->isV4()) {
+    std::array<uint8_t, 4> bytes{};
+    std::memcpy(bytes.data(), ip->data(), 4);
+    return crypto::SocksAddress::ipv4(bytes, config.server_port);
+  }
+  if (ip) {
+    std::array<uint8_t, 16> bytes{};
+    std::memcpy(bytes.data(), ip->data(), 16);
+    return crypto::SocksAddress::ipv6(bytes, config.server_port);
+  }
+  return crypto::SocksAddress::domain(host, config.server_port);
+}
+
+}  // namespace
+
+ClientSession::ClientSession(Worker& worker, Fd client, Front front)
+    : TcpSession(worker, std::move(client)),
+      front_(front),
+      state_(front == Front::Socks5 ? State::Greeting : State::Connecting) {}
+
+void ClientSession::start() {
+  watch(kClient, kReadable);
+  if (front_ == Front::Tunnel) {
+    target_ = *worker_.env().tunnel_target;
+    beginConnect();
+  } else {
+    timer_.armAt(accepted_at_ + worker_.env().handshake_timeout);
+  }
+}
+
+void ClientSession::onHandshakeEvent(Side side, uint32_t /*events*/) {
+  if (side == kClient) readClient();
+}
+
+void ClientSession::onHandshakeTimer() {
+  if (state_ == State::WaitingData) {
+    sendFirst();
+  } else {
+    close(CloseReason::HandshakeTimeout);
+  }
+}
+
+void ClientSession::readClient() {
+  const bool socks = state_ == State::Greeting || state_ == State::Request;
+  const size_t limit = socks ? kMaxSocksBytes : kMaxEarlyData;
+  if (early_.size() >= limit) {
+    if (socks) {
+      SR_LOG(Warn, "session %d: SOCKS5 message too long; closing", id());
+      close(CloseReason::SocksError);
+    } else {
+      watch(kClient, 0);  // enough first data; the rest waits in the kernel
+    }
+    return;
+  }
+  uint8_t* in = worker_.scratchIn();
+  ssize_t n = ::recv(sock_[kClient].get(), in, limit - early_.size(), 0);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    close(CloseReason::ClientClosed);
+    return;
+  }
+  if (n == 0) {
+    if (socks) {
+      close(CloseReason::ClientClosed);
+      return;
+    }
+    client_eof_ = true;
+    watch(kClient, 0);
+    if (connected_) sendFirst();
+    return;
+  }
+  worker_.stats().bytes_from_clients += static_cast<uint64_t>(n);
+  early_.append(in, static_cast<size_t>(n));
+  if (socks) {
+    advanceSocks();
+  } else if (state_ == State::WaitingData) {
+    sendFirst();
+  }
+}
+
+bool ClientSession::advanceSocks() {
+  if (state_ == State::Greeting) {
+    socks5::Greeting greeting;
+    switch (socks5::parseGreeting(early_.span(), &greeting)) {
+      case socks5::Parse::NeedMore:
+        return true;
+      case socks5::Parse::Invalid:
+        SR_LOG(Warn, "session %d: malformed SOCKS5 greeting (first byte 0x%02x); closing", id(),
+               early_.data()[0]);
+        close(CloseReason::SocksError);
+        return false;
+      case socks5::Parse::Ok:
+        break;
+    }
+    early_.consume(greeting.size);
+    const uint8_t method = greeting.offers_no_auth ? socks5::kMethodNoAuth
+                                                   : socks5::kMethodNoAcceptable;
+    const uint8_t choice[2] = {socks5::kVersion, method};
+    if (!sendToClient(choice, sizeof(choice))) return false;
+    if (!greeting.offers_no_auth) {
+      SR_LOG(Warn, "session %d: SOCKS5 client offers no acceptable method; closing", id());
+      close(CloseReason::SocksError);
+      return false;
+    }
+    state_ = State::Request;
+  }
+  if (early_.empty()) return true;
+  socks5::Request request;
+  socks5::Reply failure = socks5::Reply::GeneralFailure;
+  switch (socks5::parseRequest(early_.span(), &request, &failure)) {
+    case socks5::Parse::NeedMore:
+      return true;
+    case socks5::Parse::Invalid:
+      SR_LOG(Warn, "session %d: malformed SOCKS5 request; replying 0x%02x", id(),
+             static_cast<int>(failure));
+      replyAndClose(static_cast<uint8_t>(failure));
+      return false;
+    case socks5::Parse::Ok:
+      break;
+  }
+  if (request.command != static_cast<uint8_t>(socks5::Command::Connect)) {
+    // BIND is not offered; UDP ASSOCIATE arrives with the UDP relay.
+    SR_LOG(Info, "session %d: SOCKS5 command 0x%02x not supported", id(), request.command);
+    replyAndClose(static_cast<uint8_t>(socks5::Reply::CommandNotSupported));
+    return false;
+  }
+  target_ = request.address;
+  early_.consume(request.size);
+  uint8_t reply[32];
+  const size_t size = socks5::writeReply(socks5::Reply::Succeeded,
+                                         crypto::SocksAddress::ipv4({0, 0, 0, 0}, 0), reply);
+  if (!sendToClient(reply, size)) return false;
+  state_ = State::Connecting;
+  beginConnect();
+  return !closed();
+}
+
+void ClientSession::replyAndClose(uint8_t reply_code) {
+  uint8_t reply[32];
+  const size_t size = socks5::writeReply(static_cast<socks5::Reply>(reply_code),
+                                         crypto::SocksAddress::ipv4({0, 0, 0, 0}, 0), reply);
+  if (sendToClient(reply, size)) close(CloseReason::SocksError);
+}
+
+bool ClientSession::sendToClient(const uint8_t* bytes, size_t n) {
+  // A fresh socket's send buffer always takes a few bytes; anything else is an error.
+  if (sendSome(kClient, bytes, n) != static_cast<ssize_t>(n)) {
+    close(CloseReason::IoError);
+    return false;
+  }
+  return true;
+}
+
+void ClientSession::beginConnect() {
+  first_data_deadline_ = worker_.loop().now() + worker_.env().first_data_wait;
+  server_ = serverAddress(worker_.env().config, id());
+  connectRemote(server_, /*enforce_policy=*/false, worker_.env().config.fast_open);
+}
+
+void ClientSession::onRemoteConnected() {
+  connected_ = true;
+  if (!early_.empty() || client_eof_ || worker_.loop().now() >= first_data_deadline_) {
+    sendFirst();
+    return;
+  }
+  state_ = State::WaitingData;
+  timer_.armAt(first_data_deadline_);
+}
+
+void ClientSession::sendFirst() {
+  const Credentials& creds = worker_.env().credentials;
+  encoder_.emplace(*creds.method, *creds.provider, creds.master.bytes());
+  decoder_.emplace(*creds.method, *creds.provider, creds.master.bytes());
+  uint8_t* plain = worker_.scratchIn();
+  const size_t header = crypto::writeAddress(target_, {plain, Worker::kScratchSize});
+  if (header == 0) {
+    close(CloseReason::SocksError);
+    return;
+  }
+  if (!early_.empty()) std::memcpy(plain + header, early_.data(), early_.size());
+  const size_t total = header + early_.size();
+  early_.release();
+  crypto::CodecProgress progress;
+  if (!encoder_->encode({plain, total}, {worker_.scratchOut(), Worker::kScratchSize}, &progress)) {
+    close(CloseReason::BadStream);
+    return;
+  }
+  Direction& up = dir_[kUp];
+  up.sealer = &*encoder_;
+  up.pending_out.assign(worker_.scratchOut(), progress.produced);
+  up.eof = client_eof_;
+  dir_[kDown].opener = &*decoder_;
+  timer_.cancel();
+  startRelay();  // its first flush is the one write of salt, address and first data
+}
+
+}  // namespace shadowrelay::relay

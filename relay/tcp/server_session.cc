@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/tcp/server_session.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "relay/event/event_loop.h"
+#include "relay/log.h"
+#include "relay/tcp/worker.h"
+
+namespace shadowrelay::relay {
+
+namespace {
+// After the FIN that ends a rejected connection, how long to keep discarding what the client
+// still sends, so that the final close() finds an empty receive queue and sends no RST.
+constexpr auto kLingerAfterFin = std::chrono::seconds(2);
+}  // namespace
+
+ServerSession::ServerSession(Worker& worker, Fd client)
+    : TcpSession(worker, std::move(client)),
+      decoder_(*worker.env().credentials.method, *worker.env().credentials.provider,
+               worker.env().credentials.master.bytes()) {}
+
+void ServerSession::start() {
+  timer_.armAt(accepted_at_ + worker_.env().handshake_timeout);
+  watch(kClient, kReadable);
+}
+
+void ServerSession::onHandshakeEvent(Side side, uint32_t /*events*/) {
+  if (side == kRemote) return;
+  switch (state_) {
+    case State::Handshake:
+      readHandshake();
+      break;
+    case State::Draining:
+    case State::Closing:
+      discardInput();
+      break;
+    case State::Connecting:
+      break;  // not reading the client until the target is connected
+  }
+}
+
+void ServerSession::onHandshakeTimer() {
+  switch (state_) {
+    case State::Handshake:
+      drain_reason_ = CloseReason::HandshakeTimeout;  // ended like a rejected probe
+      finishDrain();
+      break;
+    case State::Draining:
+      finishDrain();
+      break;
+    case State::Closing:
+      close(drain_reason_);
+      break;
+    case State::Connecting:
+      break;  // the connect timer belongs to TcpSession
+  }
+}
+
+void ServerSession::readHandshake() {
+  Direction& up = dir_[kUp];
+  uint8_t* in = worker_.scratchIn();
+  size_t have = up.pending_in.size();
+  if (have > 0) {
+    std::memcpy(in, up.pending_in.data(), have);
+    up.pending_in.release();
+  }
+  ssize_t n = ::recv(sock_[kClient].get(), in + have, Worker::kReadSize, 0);
+  if (n < 0) {
+    if (have > 0) up.pending_in.assign(in, have);
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    close(CloseReason::ClientClosed);
+    return;
+  }
+  if (n == 0) {
+    close(CloseReason::ClientClosed);
+    return;
+  }
+  worker_.stats().bytes_from_clients += static_cast<uint64_t>(n);
+  const size_t total = have + static_cast<size_t>(n);
+  crypto::CodecProgress progress;
+  const crypto::DecodeStatus status =
+      decoder_.decode({in, total}, {worker_.scratchOut(), Worker::kScratchSize}, &progress);
+  if (status != crypto::DecodeStatus::Ok) {
+    reject(&worker_.stats().auth_failed, "first chunk does not open");
+    return;
+  }
+  if (decoder_.authenticated() && !salt_checked_) {
+    salt_checked_ = true;
+    if (!worker_.env().salt_filter->checkAndInsert(decoder_.salt())) {
+      reject(&worker_.stats().replayed_salts, "replayed salt");
+      return;
+    }
+  }
+  if (progress.consumed < total) {
+    up.pending_in.assign(in + progress.consumed, total - progress.consumed);
+  }
+  plain_.append(worker_.scratchOut(), progress.produced);
+  if (plain_.empty()) return;
+  size_t consumed = 0;
+  switch (crypto::parseAddress(plain_.span(), &target_, &consumed)) {
+    case crypto::AddressParse::NeedMore:
+      return;
+    case crypto::AddressParse::Invalid:
+      reject(&worker_.stats().bad_addresses, "unreadable address");
+      return;
+    case crypto::AddressParse::Ok:
+      break;
+  }
+  plain_.consume(consumed);
+  state_ = State::Connecting;
+  watch(kClient, 0);  // the kernel holds what the client sends until the target is connected
+  connectRemote(target_, /*enforce_policy=*/true, /*fast_open=*/false);
+}
+
+void ServerSession::reject(uint64_t* counter, const char* why) {
+  ++*counter;
+  SR_LOG(Debug, "session %d: %s; draining until the handshake deadline", id(), why);
+  state_ = State::Draining;
+  dir_[kUp].pending_in.release();
+  plain_.release();
+  // The deadline stays where accept put it: a probe learns nothing from the timing.
+  discardInput();
+}
+
+void ServerSession::discardInput() {
+  uint8_t* scratch = worker_.scratchIn();
+  for (int i = 0; i < 16; ++i) {
+    ssize_t n = ::recv(sock_[kClient].get(), scratch, Worker::kReadSize, 0);
+    if (n > 0) continue;
+    if (n == 0) {
+      // The client gave up first: our FIN answers its FIN, and nothing is left unread.
+      close(drain_reason_);
+      return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    close(drain_reason_);
+    return;
+  }
+}
+
+void ServerSession::finishDrain() {
+  // Deadline: read what is queued, send FIN, keep discarding briefly, then close. close() with
+  // unread data would send an RST, which tells a prober more than a FIN does.
+  state_ = State::Closing;
+  discardInput();
+  if (closed()) return;
+  ::shutdown(sock_[kClient].get(), SHUT_WR);
+  timer_.armAfter(kLingerAfterFin);
+  watch(kClient, kReadable);
+}
+
+void ServerSession::onRemoteConnected() {
+  const Credentials& creds = worker_.env().credentials;
+  encoder_.emplace(*creds.method, *creds.provider, creds.master.bytes());
+  worker_.env().salt_filter->insert(encoder_->salt());
+  Direction& up = dir_[kUp];
+  up.opener = &decoder_;
+  if (!plain_.empty()) {
+    up.pending_out.assign(plain_.data(), plain_.size());
+    plain_.release();
+  }
+  dir_[kDown].sealer = &*encoder_;
+  startRelay();
+}
+
+}  // namespace shadowrelay::relay

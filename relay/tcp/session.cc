@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/tcp/session.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "relay/event/event_loop.h"
+#include "relay/log.h"
+#include "relay/target_policy.h"
+#include "relay/tcp/worker.h"
+
+namespace shadowrelay::relay {
+
+namespace {
+// Reads per readiness event and direction before yielding to other sessions.
+constexpr int kMaxReadsPerEvent = 4;
+}  // namespace
+
+TcpSession::TcpSession(Worker& worker, Fd client)
+    : worker_(worker),
+      timer_(worker.loop(), [this] { onTimer(); }),
+      accepted_at_(worker.loop().now()),
+      id_(worker.nextSessionId()),
+      last_active_(accepted_at_) {
+  sock_[kClient] = std::move(client);
+  watcher_[kClient].emplace(worker_.loop(), sock_[kClient].get(), 0,
+                            [this](uint32_t events) { onEvent(kClient, events); });
+  dir_[kUp].from = kClient;
+  dir_[kUp].to = kRemote;
+  dir_[kDown].from = kRemote;
+  dir_[kDown].to = kClient;
+  ++worker_.stats().accepted;
+  ++worker_.stats().active;
+}
+
+TcpSession::~TcpSession() = default;
+
+void TcpSession::close(CloseReason reason) {
+  if (closed_) return;
+  closed_ = true;
+  timer_.cancel();
+  resolve_.cancel();
+  watcher_[kClient].reset();
+  watcher_[kRemote].reset();
+  sock_[kClient].reset();
+  sock_[kRemote].reset();
+  dir_[kUp].pending_in.release();
+  dir_[kUp].pending_out.release();
+  dir_[kDown].pending_in.release();
+  dir_[kDown].pending_out.release();
+  TcpStats& stats = worker_.stats();
+  ++stats.closed[static_cast<size_t>(reason)];
+  --stats.active;
+  SR_LOG(Debug, "session %d closed: %s", id_, closeReasonName(reason));
+  worker_.releaseSession(*this);
+}
+
+void TcpSession::connectRemote(const crypto::SocksAddress& target, bool enforce_policy,
+                               bool fast_open) {
+  connect_target_ = &target;
+  enforce_policy_ = enforce_policy;
+  fast_open_ = fast_open;
+  connect_phase_ = ConnectPhase::Resolving;
+  timer_.armAfter(worker_.env().connect_timeout);
+  if (target.type == crypto::SocksAddress::Type::Domain) {
+    resolve_ = worker_.resolver().resolve(
+        target.host, worker_.env().preference,
+        [this](dns::ResolveResult result) { onResolved(std::move(result)); });
+    return;
+  }
+  dns::ResolveResult literal;
+  literal.status = dns::ResolveStatus::Ok;
+  if (target.type == crypto::SocksAddress::Type::IPv4) {
+    literal.addresses.push_back(
+        dns::IpAddress::v4({target.ip[0], target.ip[1], target.ip[2], target.ip[3]}));
+  } else {
+    literal.addresses.push_back(dns::IpAddress::v6(target.ip));
+  }
+  onResolved(std::move(literal));
+}
+
+void TcpSession::onResolved(dns::ResolveResult result) {
+  if (closed_) return;
+  if (!result.ok()) {
+    SR_LOG(Debug, "session %d: cannot resolve %s: %s", id_, connect_target_->hostString(),
+           dns::toString(result.status));
+    close(CloseReason::ResolveFailed);
+    return;
+  }
+  const bool allow_all = !enforce_policy_ || worker_.env().config.allow_private;
+  for (const dns::IpAddress& ip : result.addresses) {
+    sockaddr_storage storage{};
+    ip.toSockaddr(connect_target_->port, &storage);
+    if (allow_all || isPublicUnicast(reinterpret_cast<const sockaddr*>(&storage))) {
+      candidates_.push_back(ip);
+    }
+  }
+  if (candidates_.empty()) {
+    SR_LOG(Debug, "session %d: target %s refused (not public unicast)", id_,
+           connect_target_->toString());
+    close(CloseReason::TargetRefused);
+    return;
+  }
+  connect_phase_ = ConnectPhase::Connecting;
+  connectNext();
+}
+
+void TcpSession::connectNext() {
+  watcher_[kRemote].reset();
+  sock_[kRemote].reset();
+  while (next_candidate_ < candidates_.size()) {
+    const dns::IpAddress& ip = candidates_[next_candidate_++];
+    SocketAddress address;
+    address.len = ip.toSockaddr(connect_target_->port, &address.storage);
+    const int fd = connectNonBlocking(address, fast_open_, worker_.env().config.no_delay);
+    if (fd >= 0) {
+      sock_[kRemote] = Fd(fd);
+      watcher_[kRemote].emplace(worker_.loop(), fd, kWritable,
+                                [this](uint32_t events) { onEvent(kRemote, events); });
+      timer_.armAfter(worker_.env().connect_timeout);
+      return;
+    }
+    SR_LOG(Debug, "session %d: connect %s: %s", id_, address.toString(), std::strerror(-fd));
+  }
+  close(CloseReason::ConnectFailed);
+}
+
+void TcpSession::onConnectEvent() {
+  const int err = socketError(sock_[kRemote].get());
+  if (err != 0) {
+    SR_LOG(Debug, "session %d: connect to %s: %s", id_, connect_target_->toString(),
+           std::strerror(err));
+    connectNext();
+    return;
+  }
+  connect_phase_ = ConnectPhase::None;
+  resolve_.cancel();
+  candidates_.clear();
+  candidates_.shrink_to_fit();
+  timer_.cancel();
+  watch(kRemote, 0);
+  onRemoteConnected();
+}
+
+void TcpSession::watch(Side side, uint32_t interest) {
+  if (watcher_[side]) watcher_[side]->setInterest(interest);
+}
+
+ssize_t TcpSession::sendSome(Side side, const uint8_t* bytes, size_t n) {
+  for (;;) {
+    ssize_t w = ::send(sock_[side].get(), bytes, n, MSG_NOSIGNAL);
+    if (w >= 0) {
+      if (side == kClient) {
+        worker_.stats().bytes_to_clients += static_cast<uint64_t>(w);
+      } else {
+        worker_.stats().bytes_to_remotes += static_cast<uint64_t>(w);
+      }
+      if (w > 0) last_active_ = worker_.loop().now();
+      return w;
+    }
+    // EINPROGRESS: a fast-open connect without a cookie yet; the data waits for writability.
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS) return 0;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+void TcpSession::startRelay() {
+  relaying_ = true;
+  last_active_ = worker_.loop().now();
+  timer_.armAfter(worker_.env().idle_timeout);
+  for (Direction& d : dir_) {
+    if (!d.pending_out.empty()) {
+      if (!flush(d)) return;
+    } else {
+      finishIfDone(d);
+      if (closed_) return;
+    }
+  }
+  updateInterest();
+}
+
+void TcpSession::onEvent(Side side, uint32_t events) {
+  if (closed_) return;
+  if (!relaying_) {
+    if (side == kRemote && connect_phase_ == ConnectPhase::Connecting) {
+      onConnectEvent();
+    } else {
+      onHandshakeEvent(side, events);
+    }
+    return;
+  }
+  Direction& from = dir_[side == kClient ? kUp : kDown];
+  Direction& to = dir_[side == kClient ? kDown : kUp];
+  if ((events & kWritable) && !to.pending_out.empty()) {
+    if (!flush(to)) return;
+  }
+  if (events & (kReadable | kClosed)) {
+    if (!pump(from)) return;
+  }
+  if ((events & kClosed) && from.eof) {
+    // Nothing left to read here; an error reported on the socket ends the session.
+    if (socketError(sock_[side].get()) != 0) {
+      close(CloseReason::IoError);
+      return;
+    }
+  }
+  updateInterest();
+}
+
+void TcpSession::onTimer() {
+  if (closed_) return;
+  if (connect_phase_ == ConnectPhase::Resolving) {
+    close(CloseReason::ResolveFailed);
+    return;
+  }
+  if (connect_phase_ == ConnectPhase::Connecting) {
+    SR_LOG(Debug, "session %d: connect to %s timed out", id_, connect_target_->toString());
+    if (next_candidate_ < candidates_.size()) {
+      connectNext();
+    } else {
+      close(CloseReason::ConnectTimeout);
+    }
+    return;
+  }
+  if (!relaying_) {
+    onHandshakeTimer();
+    return;
+  }
+  const auto idle = worker_.env().idle_timeout;
+  const TimePoint due = last_active_ + idle;
+  if (worker_.loop().now() >= due) {
+    close(CloseReason::IdleTimeout);
+  } else {
+    timer_.armAt(due);  // lazy idle timer: re-armed only when it fires
+  }
+}
+
+bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, size_t* produced) {
+  uint8_t* out = worker_.scratchOut();
+  crypto::CodecProgress progress;
+  if (d.sealer != nullptr) {
+    if (!d.sealer->encode({in, n}, {out, Worker::kScratchSize}, &progress)) return false;
+    *produced = progress.produced;
+    return progress.consumed == n;
+  }
+  if (d.opener->decode({in, n}, {out, Worker::kScratchSize}, &progress) !=
+      crypto::DecodeStatus::Ok) {
+    return false;
+  }
+  if (progress.consumed < n) d.pending_in.assign(in + progress.consumed, n - progress.consumed);
+  *produced = progress.produced;
+  return true;
+}
+
+bool TcpSession::pump(Direction& d) {
+  uint8_t* in = worker_.scratchIn();
+  for (int round = 0; round < kMaxReadsPerEvent; ++round) {
+    if (d.eof || !d.pending_out.empty()) break;
+    size_t have = d.pending_in.size();
+    if (have > 0) {
+      std::memcpy(in, d.pending_in.data(), have);
+      d.pending_in.release();
+    }
+    ssize_t n = ::recv(sock_[d.from].get(), in + have, Worker::kReadSize, 0);
+    if (n < 0) {
+      const int err = errno;
+      if (have > 0) d.pending_in.assign(in, have);
+      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) break;
+      close(CloseReason::IoError);
+      return false;
+    }
+    if (n == 0) {
+      d.eof = true;  // a partial unit left in a truncated stream is dropped
+      break;
+    }
+    last_active_ = worker_.loop().now();
+    if (d.from == kClient) {
+      worker_.stats().bytes_from_clients += static_cast<uint64_t>(n);
+    } else {
+      worker_.stats().bytes_from_remotes += static_cast<uint64_t>(n);
+    }
+    size_t produced = 0;
+    if (!transform(d, in, have + static_cast<size_t>(n), &produced)) {
+      close(CloseReason::BadStream);
+      return false;
+    }
+    if (produced > 0) {
+      const uint8_t* out = worker_.scratchOut();
+      ssize_t w = sendSome(d.to, out, produced);
+      if (w < 0) {
+        close(CloseReason::IoError);
+        return false;
+      }
+      if (static_cast<size_t>(w) < produced) d.pending_out.assign(out + w, produced - w);
+    }
+    if (static_cast<size_t>(n) < Worker::kReadSize) break;
+  }
+  finishIfDone(d);
+  return !closed_;
+}
+
+bool TcpSession::flush(Direction& d) {
+  ssize_t w = sendSome(d.to, d.pending_out.data(), d.pending_out.size());
+  if (w < 0) {
+    close(CloseReason::IoError);
+    return false;
+  }
+  d.pending_out.consume(static_cast<size_t>(w));
+  if (d.pending_out.empty()) finishIfDone(d);
+  return !closed_;
+}
+
+void TcpSession::finishIfDone(Direction& d) {
+  if (!d.eof || d.shut || !d.pending_out.empty()) return;
+  ::shutdown(sock_[d.to].get(), SHUT_WR);
+  d.shut = true;
+  if (dir_[kUp].shut && dir_[kDown].shut) close(CloseReason::Done);
+}
+
+void TcpSession::updateInterest() {
+  for (Side side : {kClient, kRemote}) {
+    if (!watcher_[side]) continue;
+    const Direction& from = dir_[side == kClient ? kUp : kDown];
+    const Direction& to = dir_[side == kClient ? kDown : kUp];
+    uint32_t want = 0;
+    if (!from.eof && from.pending_out.empty()) want |= kReadable;
+    if (!to.pending_out.empty()) want |= kWritable;
+    watcher_[side]->setInterest(want);
+  }
+}
+
+}  // namespace shadowrelay::relay

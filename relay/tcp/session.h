@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// A relayed TCP connection: the client socket, the remote socket, and between them two
+// directions, each either sealing (plain in, SIP004 out) or opening (SIP004 in, plain out).
+//
+//   client ──dir_[kUp]──▶ remote       server: up opens, down seals
+//   client ◀─dir_[kDown]── remote      local/tunnel: up seals, down opens
+//
+// Subclasses run the handshake (SOCKS5, or the server's first chunk, resolve and connect), then
+// call startRelay(). From there this class moves bytes: read into the worker's scratch buffer,
+// transform, write; only what the peer does not take is parked in the session (ByteBuffer), and
+// while anything is parked the source is not read (backpressure: at most one read's worth of
+// unsent bytes per direction). EOF is forwarded per direction with shutdown(SHUT_WR).
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "crypto/address.h"
+#include "crypto/aead_stream.h"
+#include "dns/ip_address.h"
+#include "dns/resolver.h"
+#include "relay/event/deferred_deletable.h"
+#include "relay/event/event_types.h"
+#include "relay/event/io_watcher.h"
+#include "relay/event/timer.h"
+#include "relay/net/socket.h"
+#include "relay/tcp/byte_buffer.h"
+#include "relay/tcp/tcp_stats.h"
+
+namespace shadowrelay::relay {
+
+class Worker;
+
+class TcpSession : public DeferredDeletable {
+ public:
+  TcpSession(Worker& worker, Fd client);
+  ~TcpSession() override;
+  TcpSession(const TcpSession&) = delete;
+  TcpSession& operator=(const TcpSession&) = delete;
+
+  /// Begins the handshake; called once after the worker registered the session.
+  virtual void start() = 0;
+  /// Closes both sockets and hands the session to the worker for deferred deletion.
+  /// Idempotent; nothing of the session runs afterwards.
+  void close(CloseReason reason);
+  bool closed() const { return closed_; }
+  uint64_t id() const { return id_; }
+
+ protected:
+  enum Side : uint8_t { kClient = 0, kRemote = 1 };
+  enum DirIndex : uint8_t { kUp = 0, kDown = 1 };
+
+  struct Direction {
+    Side from = kClient;
+    Side to = kRemote;
+    crypto::AeadStreamEncoder* sealer = nullptr;
+    crypto::AeadStreamDecoder* opener = nullptr;
+    ByteBuffer pending_in;   // opener: the partial unit read so far
+    ByteBuffer pending_out;  // transformed bytes the sink has not taken yet
+    bool eof = false;        // the source reached EOF
+    bool shut = false;       // shutdown(SHUT_WR) sent to the sink
+  };
+
+  /// Handshake-phase events of either socket (before startRelay()).
+  virtual void onHandshakeEvent(Side side, uint32_t events) = 0;
+  /// The session timer fired before startRelay() (handshake, connect, first-data deadlines).
+  virtual void onHandshakeTimer() = 0;
+
+  /// Resolves `target` (unless a literal) and connects the remote socket, trying each address
+  /// in turn with the connect timeout per attempt. With `enforce_policy`, addresses that are
+  /// not public unicast are refused unless --allow-private. On success onRemoteConnected()
+  /// runs; on failure the session closes (ResolveFailed, TargetRefused, ConnectFailed,
+  /// ConnectTimeout). `target` must outlive the attempt (a member of the subclass).
+  void connectRemote(const crypto::SocksAddress& target, bool enforce_policy, bool fast_open);
+  virtual void onRemoteConnected() = 0;
+  bool connecting() const { return connect_phase_ != ConnectPhase::None; }
+  /// Both sockets set, dir_ filled in (transforms and any parked bytes): relay from here on.
+  void startRelay();
+  /// Sets the watcher interest of one side.
+  void watch(Side side, uint32_t interest);
+  /// Writes `bytes` to a socket; returns how many were taken, or -errno on a hard error.
+  ssize_t sendSome(Side side, const uint8_t* bytes, size_t n);
+
+  Worker& worker_;
+  Fd sock_[2];
+  std::optional<IoWatcher> watcher_[2];
+  Timer timer_;
+  Direction dir_[2];
+  TimePoint accepted_at_;
+
+ private:
+  enum class ConnectPhase : uint8_t { None, Resolving, Connecting };
+
+  void onEvent(Side side, uint32_t events);
+  void onTimer();
+  void onResolved(dns::ResolveResult result);
+  void connectNext();
+  void onConnectEvent();
+  /// Reads from d.from, transforms, writes to d.to. False when the session closed.
+  bool pump(Direction& d);
+  /// Writes d.pending_out. False when the session closed.
+  bool flush(Direction& d);
+  void finishIfDone(Direction& d);
+  void updateInterest();
+  bool transform(Direction& d, const uint8_t* in, size_t n, size_t* produced);
+
+  const uint64_t id_;
+  ConnectPhase connect_phase_ = ConnectPhase::None;
+  bool enforce_policy_ = false;
+  bool fast_open_ = false;
+  const crypto::SocksAddress* connect_target_ = nullptr;
+  dns::ResolveHandle resolve_;
+  std::vector<dns::IpAddress> candidates_;
+  size_t next_candidate_ = 0;
+  bool relaying_ = false;
+  bool closed_ = false;
+  TimePoint last_active_;
+};
+
+}  // namespace shadowrelay::relay

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/tcp/tcp_stats.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace shadowrelay::relay {
+
+const char* closeReasonName(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::Done:
+      return "done";
+    case CloseReason::IdleTimeout:
+      return "idle_timeout";
+    case CloseReason::HandshakeTimeout:
+      return "handshake_timeout";
+    case CloseReason::ClientClosed:
+      return "client_closed";
+    case CloseReason::ProbeRejected:
+      return "probe_rejected";
+    case CloseReason::TargetRefused:
+      return "target_refused";
+    case CloseReason::ResolveFailed:
+      return "resolve_failed";
+    case CloseReason::ConnectFailed:
+      return "connect_failed";
+    case CloseReason::ConnectTimeout:
+      return "connect_timeout";
+    case CloseReason::BadStream:
+      return "bad_stream";
+    case CloseReason::SocksError:
+      return "socks_error";
+    case CloseReason::IoError:
+      return "io_error";
+    case CloseReason::Shutdown:
+      return "shutdown";
+    case CloseReason::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+void TcpStats::add(const TcpStats& o) {
+  accepted += o.accepted;
+  active += o.active;
+  accept_errors += o.accept_errors;
+  auth_failed += o.auth_failed;
+  replayed_salts += o.replayed_salts;
+  bad_addresses += o.bad_addresses;
+  bytes_from_clients += o.bytes_from_clients;
+  bytes_to_clients += o.bytes_to_clients;
+  bytes_from_remotes += o.bytes_from_remotes;
+  bytes_to_remotes += o.bytes_to_remotes;
+  for (size_t i = 0; i < closed.size(); ++i) closed[i] += o.closed[i];
+}
+
+std::string TcpStats::summary() const {
+  std::string out = absl::StrCat("accepted=", accepted, " active=", active,
+                                 " accept_errors=", accept_errors, " auth_failed=", auth_failed,
+                                 " replayed_salts=", replayed_salts,
+                                 " bad_addresses=", bad_addresses, " closed{");
+  for (size_t i = 0; i < closed.size(); ++i) {
+    if (closed[i] == 0) continue;
+    absl::StrAppend(&out, closeReasonName(static_cast<CloseReason>(i)), "=", closed[i], " ");
+  }
+  absl::StrAppend(&out, "} bytes client>", bytes_from_clients, " >client", bytes_to_clients,
+                  " remote>", bytes_from_remotes, " >remote", bytes_to_remotes);
+  return out;
+}
+
+}  // namespace shadowrelay::relay

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/tcp/worker.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "dns/cares_resolver.h"
+#include "relay/dns_adapter/loop_event_driver.h"
+#include "relay/log.h"
+#include "relay/tcp/client_session.h"
+#include "relay/tcp/server_session.h"
+
+namespace shadowrelay::relay {
+
+namespace {
+// Connections taken per readiness event of a listener, so one busy listener cannot starve the
+// sessions of its worker.
+constexpr int kAcceptsPerEvent = 64;
+// Pause after EMFILE/ENFILE: with level-triggered epoll the pending connection would otherwise
+// wake the loop again at once (muduo keeps a spare fd for this; a short pause is simpler).
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+}  // namespace
+
+/// One listening socket on one worker's loop.
+class Worker::Listener {
+ public:
+  Listener(Worker& worker, Fd fd)
+      : worker_(worker),
+        fd_(std::move(fd)),
+        watcher_(worker.loop(), fd_.get(), kReadable, [this](uint32_t) { onReadable(); }),
+        pause_(worker.loop(), [this] { watcher_.setInterest(kReadable); }) {}
+
+ private:
+  void onReadable() {
+    for (int i = 0; i < kAcceptsPerEvent; ++i) {
+      const int fd = ::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        worker_.onAccepted(Fd(fd));
+        continue;
+      }
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+      ++worker_.stats().accept_errors;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        SR_LOG(Warn, "accept: %s; pausing accepts for %d ms", std::strerror(err),
+               static_cast<int>(kAcceptPause.count()));
+        watcher_.setInterest(0);
+        pause_.armAfter(kAcceptPause);
+      } else {
+        SR_LOG(Warn, "accept: %s", std::strerror(err));
+      }
+      return;
+    }
+  }
+
+  Worker& worker_;
+  Fd fd_;
+  IoWatcher watcher_;
+  Timer pause_;
+};
+
+Worker::Worker(EventLoop& loop, const RelayEnv& env, size_t index)
+    : loop_(loop),
+      env_(env),
+      index_(index),
+      scratch_in_(std::make_unique_for_overwrite<uint8_t[]>(kScratchSize)),
+      scratch_out_(std::make_unique_for_overwrite<uint8_t[]>(kScratchSize)),
+      // Session ids are unique across workers: the worker index in the top bits.
+      next_session_id_((static_cast<uint64_t>(index) << 48) + 1) {}
+
+Worker::~Worker() {
+  listeners_.clear();
+  closeAllSessions();
+  if (resolver_) resolver_->cancelAll();
+}
+
+absl::Status Worker::init() {
+  driver_ = std::make_unique<LoopEventDriver>(loop_);
+  dns::ResolverOptions options;
+  options.servers = env_.config.nameserver;
+  auto resolver = dns::CaresResolver::create(*driver_, *env_.dns_cache, options, nullptr);
+  if (!resolver.ok()) return resolver.status();
+  resolver_ = std::move(*resolver);
+  return absl::OkStatus();
+}
+
+void Worker::addListener(Fd fd) {
+  listeners_.push_back(std::make_unique<Listener>(*this, std::move(fd)));
+}
+
+void Worker::stopAccepting() { listeners_.clear(); }
+
+void Worker::closeAllSessions() {
+  std::vector<TcpSession*> open;
+  open.reserve(sessions_.size());
+  for (auto& [id, session] : sessions_) open.push_back(session.get());
+  for (TcpSession* session : open) session->close(CloseReason::Shutdown);
+}
+
+void Worker::releaseSession(TcpSession& session) {
+  auto node = sessions_.extract(session.id());
+  if (!node.empty()) loop_.deferredDelete(std::move(node.mapped()));
+}
+
+void Worker::onAccepted(Fd fd) {
+  if (env_.config.no_delay) setNoDelay(fd.get());
+  std::unique_ptr<TcpSession> session;
+  switch (env_.config.role) {
+    case Role::Server:
+      session = std::make_unique<ServerSession>(*this, std::move(fd));
+      break;
+    case Role::Local:
+      session = std::make_unique<ClientSession>(*this, std::move(fd), ClientSession::Front::Socks5);
+      break;
+    case Role::Tunnel:
+      session = std::make_unique<ClientSession>(*this, std::move(fd), ClientSession::Front::Tunnel);
+      break;
+  }
+  TcpSession* raw = session.get();
+  sessions_.emplace(raw->id(), std::move(session));
+  raw->start();
+}
+
+}  // namespace shadowrelay::relay

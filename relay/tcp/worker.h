@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// One relay worker: a loop's listeners, sessions, resolver and scratch buffers.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "crypto/address.h"
+#include "crypto/aead.h"
+#include "crypto/key_derivation.h"
+#include "crypto/method.h"
+#include "crypto/salt_filter.h"
+#include "dns/dns_cache.h"
+#include "dns/resolver.h"
+#include "relay/config.h"
+#include "relay/event/event_loop.h"
+#include "relay/event/io_watcher.h"
+#include "relay/event/timer.h"
+#include "relay/net/socket.h"
+#include "relay/tcp/tcp_stats.h"
+
+namespace shadowrelay::relay {
+
+class LoopEventDriver;
+class TcpSession;
+
+/// The key a session speaks with. One today; the control plane will publish a table of them.
+struct Credentials {
+  const crypto::MethodInfo* method = nullptr;
+  const crypto::AeadProvider* provider = nullptr;
+  crypto::MasterKey master;
+};
+
+/// What every worker reads and nobody writes after start-up. Owned by the role runner; outlives
+/// the workers.
+struct RelayEnv {
+  Config config;
+  Credentials credentials;
+  crypto::SaltFilter* salt_filter = nullptr;  // server: client and own salts
+  dns::DnsCache* dns_cache = nullptr;
+  dns::AddressPreference preference = dns::AddressPreference::Ipv4First;
+  std::optional<crypto::SocksAddress> tunnel_target;  // tunnel: -L
+  std::chrono::milliseconds first_data_wait{50};      // local/tunnel: bundle the first data
+  std::chrono::seconds idle_timeout{300};
+  std::chrono::seconds handshake_timeout{60};
+  std::chrono::seconds connect_timeout{10};
+};
+
+/// Per-worker state. Lives on its loop's thread; every method is loop-thread only.
+class Worker {
+ public:
+  /// Reads per event and the largest read: four full AEAD chunks of payload.
+  static constexpr size_t kReadSize = 4 * 0x3FFF;
+  static constexpr size_t kScratchSize = kReadSize + 0x3FFF + 256;
+
+  Worker(EventLoop& loop, const RelayEnv& env, size_t index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  /// Creates the resolver (needs the loop thread). Error: the resolver could not start.
+  absl::Status init();
+
+  EventLoop& loop() { return loop_; }
+  const RelayEnv& env() const { return env_; }
+  dns::Resolver& resolver() { return *resolver_; }
+  size_t index() const { return index_; }
+  TcpStats& stats() { return stats_; }
+
+  uint8_t* scratchIn() { return scratch_in_.get(); }
+  uint8_t* scratchOut() { return scratch_out_.get(); }
+
+  /// Starts accepting on `fd` (already listening). Several per worker are fine.
+  void addListener(Fd fd);
+  /// Closes the listeners; running sessions continue.
+  void stopAccepting();
+  size_t sessionCount() const { return sessions_.size(); }
+  /// Closes every session now (graceful stop's deadline).
+  void closeAllSessions();
+
+  /// Called by a session from close(): unregisters it and frees it after the event batch.
+  void releaseSession(TcpSession& session);
+  uint64_t nextSessionId() { return next_session_id_++; }
+
+ private:
+  class Listener;
+  void onAccepted(Fd fd);
+
+  EventLoop& loop_;
+  const RelayEnv& env_;
+  const size_t index_;
+  std::unique_ptr<LoopEventDriver> driver_;
+  std::unique_ptr<dns::Resolver> resolver_;
+  std::unique_ptr<uint8_t[]> scratch_in_;
+  std::unique_ptr<uint8_t[]> scratch_out_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<TcpSession>> sessions_;
+  uint64_t next_session_id_;
+  TcpStats stats_;
+};
+
+}  // namespace shadowrelay::relay
