@@ -57,6 +57,12 @@ void TcpSession::close(CloseReason reason) {
   worker_.releaseSession(*this);
 }
 
+size_t TcpSession::bufferedBytes() const {
+  size_t total = 0;
+  for (const Direction& d : dir_) total += d.pending_in.capacity() + d.pending_out.capacity();
+  return total;
+}
+
 void TcpSession::connectRemote(const crypto::SocksAddress& target, bool enforce_policy,
                                bool fast_open) {
   connect_target_ = &target;

@@ -46,6 +46,9 @@ class TcpSession : public DeferredDeletable {
   void close(CloseReason reason);
   bool closed() const { return closed_; }
   uint64_t id() const { return id_; }
+  /// Heap bytes parked in this session's buffers (capacity, not size): the part of a
+  /// connection's memory that grows with traffic. Bounded by backpressure.
+  size_t bufferedBytes() const;
 
  protected:
   enum Side : uint8_t { kClient = 0, kRemote = 1 };

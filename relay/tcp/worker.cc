@@ -32,6 +32,8 @@ class Worker::Listener {
         watcher_(worker.loop(), fd_.get(), kReadable, [this](uint32_t) { onReadable(); }),
         pause_(worker.loop(), [this] { watcher_.setInterest(kReadable); }) {}
 
+ int fd() const { return fd_.get(); }
+
  private:
   void onReadable() {
     for (int i = 0; i < kAcceptsPerEvent; ++i) {
@@ -89,6 +91,16 @@ absl::Status Worker::init() {
 
 void Worker::addListener(Fd fd) {
   listeners_.push_back(std::make_unique<Listener>(*this, std::move(fd)));
+}
+
+size_t Worker::bufferedBytes() const {
+  size_t total = 0;
+  for (const auto& [id, session] : sessions_) total += session->bufferedBytes();
+  return total;
+}
+
+uint16_t Worker::listenPortForTest() const {
+  return listeners_.empty() ? 0 : localAddress(listeners_.front()->fd()).port();
 }
 
 void Worker::stopAccepting() { listeners_.clear(); }

@@ -80,6 +80,10 @@ class Worker {
   /// Closes the listeners; running sessions continue.
   void stopAccepting();
   size_t sessionCount() const { return sessions_.size(); }
+  /// Sum of TcpSession::bufferedBytes() over the open sessions.
+  size_t bufferedBytes() const;
+  /// The port of the first listener (tests bind port 0).
+  uint16_t listenPortForTest() const;
   /// Closes every session now (graceful stop's deadline).
   void closeAllSessions();
 
