@@ -190,6 +190,7 @@ void ClientSession::onRemoteConnected() {
     return;
   }
   state_ = State::WaitingData;
+  watch(kRemote, 0);  // writable until we have something to say
   timer_.armAt(first_data_deadline_);
 }
 

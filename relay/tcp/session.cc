@@ -146,8 +146,7 @@ void TcpSession::onConnectEvent() {
   candidates_.clear();
   candidates_.shrink_to_fit();
   timer_.cancel();
-  watch(kRemote, 0);
-  onRemoteConnected();
+  onRemoteConnected();  // sets the remote interest (one epoll_ctl MOD, no DEL + ADD)
 }
 
 void TcpSession::watch(Side side, uint32_t interest) {

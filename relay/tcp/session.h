@@ -76,6 +76,7 @@ class TcpSession : public DeferredDeletable {
   /// runs; on failure the session closes (ResolveFailed, TargetRefused, ConnectFailed,
   /// ConnectTimeout). `target` must outlive the attempt (a member of the subclass).
   void connectRemote(const crypto::SocksAddress& target, bool enforce_policy, bool fast_open);
+  /// Must set the remote socket's interest (it is still kWritable from the connect).
   virtual void onRemoteConnected() = 0;
   bool connecting() const { return connect_phase_ != ConnectPhase::None; }
   /// Both sockets set, dir_ filled in (transforms and any parked bytes): relay from here on.
