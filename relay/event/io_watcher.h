@@ -31,6 +31,10 @@ class IoWatcher {
   void setInterest(uint32_t interest);
   void enableRead(bool on);
   void enableWrite(bool on);
+  /// The owner is about to destroy this watcher and then close the fd, which it never dup()ed:
+  /// closing removes the fd from epoll, so the destructor skips its EPOLL_CTL_DEL (one syscall
+  /// per socket saved on every connection close).
+  void willCloseFd() { in_epoll_ = false; }
   uint32_t interest() const { return interest_; }
   int fd() const { return fd_; }
   /// errno of the last failed epoll_ctl (EPERM for regular files, ENOMEM, ENOSPC), 0 if none.

@@ -16,6 +16,9 @@ namespace {
 // After the FIN that ends a rejected connection, how long to keep discarding what the client
 // still sends, so that the final close() finds an empty receive queue and sends no RST.
 constexpr auto kLingerAfterFin = std::chrono::seconds(2);
+// Opened client bytes held while the target connect is in flight; beyond that the client is
+// not read until the relay starts.
+constexpr size_t kMaxEarlyPlain = 64 * 1024;
 }  // namespace
 
 ServerSession::ServerSession(Worker& worker, Fd client)
@@ -39,7 +42,8 @@ void ServerSession::onHandshakeEvent(Side side, uint32_t /*events*/) {
       discardInput();
       break;
     case State::Connecting:
-      break;  // not reading the client until the target is connected
+      readHandshake();  // early data, kept in plain_ up to kMaxEarlyPlain
+      break;
   }
 }
 
@@ -76,7 +80,12 @@ void ServerSession::readHandshake() {
     return;
   }
   if (n == 0) {
-    close(CloseReason::ClientClosed);
+    if (state_ == State::Connecting) {
+      up.eof = true;  // forwarded once the target is connected and the early data written
+      watch(kClient, 0);
+    } else {
+      close(CloseReason::ClientClosed);
+    }
     return;
   }
   worker_.stats().bytes_from_clients += static_cast<uint64_t>(n);
@@ -85,7 +94,11 @@ void ServerSession::readHandshake() {
   const crypto::DecodeStatus status =
       decoder_.decode({in, total}, {worker_.scratchOut(), Worker::kScratchSize}, &progress);
   if (status != crypto::DecodeStatus::Ok) {
-    reject(&worker_.stats().auth_failed, "first chunk does not open");
+    if (state_ == State::Connecting) {
+      close(CloseReason::BadStream);  // authenticated earlier: a corrupted stream, not a probe
+    } else {
+      reject(&worker_.stats().auth_failed, "first chunk does not open");
+    }
     return;
   }
   if (decoder_.authenticated() && !salt_checked_) {
@@ -99,6 +112,11 @@ void ServerSession::readHandshake() {
     up.pending_in.assign(in + progress.consumed, total - progress.consumed);
   }
   plain_.append(worker_.scratchOut(), progress.produced);
+  if (state_ == State::Connecting) {
+    // Backpressure while connecting: the kernel holds the rest.
+    if (plain_.size() >= kMaxEarlyPlain) watch(kClient, 0);
+    return;
+  }
   if (plain_.empty()) return;
   size_t consumed = 0;
   switch (crypto::parseAddress(plain_.span(), &target_, &consumed)) {
@@ -112,7 +130,7 @@ void ServerSession::readHandshake() {
   }
   plain_.consume(consumed);
   state_ = State::Connecting;
-  watch(kClient, 0);  // the kernel holds what the client sends until the target is connected
+  // The client stays readable: a request that follows is opened into plain_ meanwhile.
   connectRemote(target_, /*enforce_policy=*/true, /*fast_open=*/false);
 }
 

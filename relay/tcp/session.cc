@@ -42,10 +42,11 @@ void TcpSession::close(CloseReason reason) {
   closed_ = true;
   timer_.cancel();
   resolve_.cancel();
-  watcher_[kClient].reset();
-  watcher_[kRemote].reset();
-  sock_[kClient].reset();
-  sock_[kRemote].reset();
+  for (Side side : {kClient, kRemote}) {
+    if (watcher_[side]) watcher_[side]->willCloseFd();
+    watcher_[side].reset();
+    sock_[side].reset();
+  }
   dir_[kUp].pending_in.release();
   dir_[kUp].pending_out.release();
   dir_[kDown].pending_in.release();
@@ -133,8 +134,13 @@ void TcpSession::connectNext() {
   close(CloseReason::ConnectFailed);
 }
 
-void TcpSession::onConnectEvent() {
-  const int err = socketError(sock_[kRemote].get());
+void TcpSession::onConnectEvent(uint32_t events) {
+  // Writable without EPOLLERR/EPOLLHUP: the connect succeeded; no SO_ERROR query needed.
+  int err = 0;
+  if (events & kClosed) {
+    err = socketError(sock_[kRemote].get());
+    if (err == 0) err = ECONNRESET;  // hung up without an error code
+  }
   if (err != 0) {
     SR_LOG(Debug, "session %d: connect to %s: %s", id_, connect_target_->toString(),
            std::strerror(err));
@@ -190,7 +196,7 @@ void TcpSession::onEvent(Side side, uint32_t events) {
   if (closed_) return;
   if (!relaying_) {
     if (side == kRemote && connect_phase_ == ConnectPhase::Connecting) {
-      onConnectEvent();
+      onConnectEvent(events);
     } else {
       onHandshakeEvent(side, events);
     }
@@ -319,9 +325,13 @@ bool TcpSession::flush(Direction& d) {
 
 void TcpSession::finishIfDone(Direction& d) {
   if (!d.eof || d.shut || !d.pending_out.empty()) return;
-  ::shutdown(sock_[d.to].get(), SHUT_WR);
   d.shut = true;
-  if (dir_[kUp].shut && dir_[kDown].shut) close(CloseReason::Done);
+  if (dir_[kUp].shut && dir_[kDown].shut) {
+    // Both ways finished: close() sends the last FIN (nothing is left unread, so no RST).
+    close(CloseReason::Done);
+    return;
+  }
+  ::shutdown(sock_[d.to].get(), SHUT_WR);
 }
 
 void TcpSession::updateInterest() {

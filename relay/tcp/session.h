@@ -100,7 +100,7 @@ class TcpSession : public DeferredDeletable {
   void onTimer();
   void onResolved(dns::ResolveResult result);
   void connectNext();
-  void onConnectEvent();
+  void onConnectEvent(uint32_t events);
   /// Reads from d.from, transforms, writes to d.to. False when the session closed.
   bool pump(Direction& d);
   /// Writes d.pending_out. False when the session closed.

@@ -1,0 +1,1147 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared helpers for the end-to-end tests (tests/e2e/*_e2e_test.py). Python 3 stdlib only.
+
+What is here:
+  * the relay under test: `--relay=PATH` (our binary) or `--relay=libev` (shadowsocks-libev's
+    ss-server/ss-local/ss-tunnel stand in for ours; used to validate the harness itself);
+  * child processes that die with the harness (PR_SET_PDEATHSIG), are stopped after every test
+    and, for our binary, must exit 0 on SIGTERM (so sanitizer reports fail the test);
+  * free loopback ports, readiness by poll-connect with a deadline;
+  * a shared nginx serving generated files, curl, a raw SOCKS5 client, small Python TCP peers
+    (EOF-then-reply, echo, a recording proxy);
+  * `main()`: runs the module's unittest cases and writes one JUnit <testcase> per case to
+    $XML_OUTPUT_FILE, which is what bazel/test_summary.py counts.
+
+Every wait has a deadline; nothing sleeps to synchronise except bounded polling.
+"""
+
+import argparse
+import ctypes
+import hashlib
+import os
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import unittest
+import xml.etree.ElementTree as ET
+
+# The five SIP004 methods. shadowsocks-libev 3.3.5 (Debian bookworm, built with libsodium)
+# supports all five, including xchacha20-ietf-poly1305, so every method is tested across
+# implementations.
+METHODS = (
+    "aes-128-gcm",
+    "aes-192-gcm",
+    "aes-256-gcm",
+    "chacha20-ietf-poly1305",
+    "xchacha20-ietf-poly1305",
+)
+PASSWORD = "e2e-correct-horse"
+WRONG_PASSWORD = "e2e-wrong-horse"
+
+READY_DEADLINE = 10.0  # a started process must accept on its port within this
+STOP_DEADLINE = 15.0  # SIGTERM to exit (ASan's leak check at exit is slow)
+LOOPBACK = "127.0.0.1"
+
+# SOCKS5 reply our `local` sends for UDP ASSOCIATE. 0x07 (command not supported) until the UDP
+# relay lands; then change it here to 0x00.
+UDP_ASSOCIATE_REPLY = 0x07
+
+
+class Config:
+    relay = None  # path to our binary, or None in libev mode
+    tmp = None  # per-run scratch directory
+    verbose = False
+
+    @classmethod
+    def libev_mode(cls):
+        return cls.relay is None
+
+
+# --------------------------------------------------------------------------------------------
+# Tools and ports
+
+
+def tool(name):
+    """Absolute path of a system tool; /usr/sbin is searched too (nginx lives there)."""
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
+    found = shutil.which(name, path=path)
+    if not found:
+        raise AssertionError(
+            f"required tool '{name}' not found (install it with bazel/install_deps.sh test)")
+    return found
+
+
+def free_port():
+    """A TCP port the OS considers free on 127.0.0.1 (bound to 0, read, closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def ipv6_loopback_available():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def free_port_both_families():
+    """A port free on 127.0.0.1 and on ::1 (when IPv6 loopback exists)."""
+    if not ipv6_loopback_available():
+        return free_port(), False
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
+            s4.bind((LOOPBACK, 0))
+            port = s4.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+                    s6.bind(("::1", port))
+                    return port, True
+            except OSError:
+                continue
+    raise AssertionError("could not find a port free on both 127.0.0.1 and ::1")
+
+
+def raise_fd_limit(want):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def wait_until(predicate, timeout, what):
+    """Polls `predicate` every 20 ms until it is true; fails with `what` after `timeout` s."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
+# --------------------------------------------------------------------------------------------
+# Child processes
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved once, not between fork and exec
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_all_children = set()  # every live Child, for the emergency cleanup in main()
+_counter = [0]
+
+
+def _die_with_parent():
+    # Runs in the child between fork and exec (one libc call, nothing else): SIGKILL the child
+    # if the harness dies for any reason, even SIGKILL.
+    _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
+def _next_id():
+    _counter[0] += 1
+    return _counter[0]
+
+
+def scratch_path(name):
+    return os.path.join(Config.tmp, f"{_next_id():03d}-{name}")
+
+
+class Child:
+    """A process whose stdout+stderr go to a log file in the scratch directory."""
+
+    def __init__(self, name, argv, ours):
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.ours = ours
+        self.log_path = scratch_path(re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".log")
+        self.stopped_by_test = False
+        self.exit_code = None
+        with open(self.log_path, "wb") as log:
+            log.write(("$ " + " ".join(self.argv) + "\n").encode())
+            log.flush()
+            self.popen = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent, close_fds=True)
+        _all_children.add(self)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def poll(self):
+        return self.popen.poll()
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError as e:
+            return f"(no log: {e})"
+        tail = text.splitlines()[-lines:]
+        return "\n".join("    " + line for line in tail)
+
+    def describe(self):
+        return f"{self.name} (pid {self.pid}, log {self.log_path})"
+
+    def signal(self, sig):
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    def wait(self, timeout):
+        """Exit code, or None if still running after `timeout` seconds."""
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, deadline=STOP_DEADLINE):
+        """SIGTERM, wait up to `deadline`, then SIGKILL. Returns (exit_code, needed_kill)."""
+        if self.popen.poll() is not None:
+            _all_children.discard(self)
+            return self.popen.returncode, False
+        self.popen.send_signal(signal.SIGTERM)
+        code = self.wait(deadline)
+        killed = False
+        if code is None:
+            killed = True
+            self.popen.kill()
+            code = self.popen.wait(timeout=10)
+        _all_children.discard(self)
+        return code, killed
+
+    def kill(self):
+        if self.popen.poll() is None:
+            self.popen.kill()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        _all_children.discard(self)
+
+
+def kill_all_children():
+    for child in list(_all_children):
+        child.kill()
+
+
+def wait_listening(port, child=None, deadline=READY_DEADLINE, host=LOOPBACK):
+    """Poll-connects to host:port until it accepts; fails early if `child` exits."""
+    end = time.monotonic() + deadline
+    last_error = None
+    while time.monotonic() < end:
+        if child is not None and child.poll() is not None:
+            raise AssertionError(
+                f"{child.describe()} exited with {child.poll()} before listening on "
+                f"{host}:{port}; its output:\n{child.log_tail()}")
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError as e:
+            last_error = e
+            time.sleep(0.05)
+    extra = f"; its output:\n{child.log_tail()}" if child is not None else ""
+    raise AssertionError(
+        f"nothing accepted on {host}:{port} within {deadline:.0f} s (last error: {last_error})"
+        + extra)
+
+
+# --------------------------------------------------------------------------------------------
+# The relay roles. impl="ours" is our binary (or libev in libev mode); impl="libev" is always
+# shadowsocks-libev.
+
+
+def _resolve_impl(impl):
+    if impl not in ("ours", "libev"):
+        raise ValueError(impl)
+    return "libev" if Config.libev_mode() else impl
+
+
+def server_argv(impl, port, method, password=PASSWORD, allow_private=True,
+                handshake_timeout=None, drain_timeout=None, extra=()):
+    impl = _resolve_impl(impl)
+    common = ["-s", LOOPBACK, "-p", port, "-k", password, "-m", method]
+    if impl == "libev":
+        # libev has no target policy, handshake or drain timeouts; these flags are ours only.
+        return [tool("ss-server")] + common + list(extra)
+    argv = [Config.relay, "server"] + common
+    if allow_private:
+        argv.append("--allow-private")
+    if handshake_timeout is not None:
+        argv += ["--handshake-timeout", handshake_timeout]
+    if drain_timeout is not None:
+        argv += ["--drain-timeout", drain_timeout]
+    if Config.verbose:
+        argv.append("-v")
+    return argv + list(extra)
+
+
+def local_argv(impl, server_port, local_port, method, password=PASSWORD, tunnel_to=None):
+    impl = _resolve_impl(impl)
+    common = ["-s", LOOPBACK, "-p", server_port, "-b", LOOPBACK, "-l", local_port,
+              "-k", password, "-m", method]
+    if tunnel_to is not None:
+        common += ["-L", tunnel_to]
+    if impl == "libev":
+        return [tool("ss-tunnel" if tunnel_to else "ss-local")] + common
+    argv = [Config.relay, "tunnel" if tunnel_to else "local"] + common
+    if Config.verbose:
+        argv.append("-v")
+    return argv
+
+
+class RelayTestCase(unittest.TestCase):
+    """Starts processes for one test and stops them afterwards, whatever happened.
+
+    Cleanup fails the test when one of our processes died on its own, did not exit on SIGTERM
+    within STOP_DEADLINE, or exited with a non-zero code (sanitizer reports included).
+    """
+
+    def setUp(self):
+        self.children = []
+        self.addCleanup(self._stop_children)
+
+    def spawn(self, name, argv, ours):
+        child = Child(name, argv, ours)
+        self.children.append(child)
+        return child
+
+    def _stop_children(self):
+        problems = []
+        for child in reversed(self.children):
+            if child.stopped_by_test or child.exit_code is not None:
+                continue
+            died_early = child.poll() is not None
+            code, killed = child.stop()
+            child.exit_code = code
+            if not child.ours or Config.libev_mode():
+                continue
+            problem = None
+            if died_early:
+                problem = f"exited by itself during the test with code {code}"
+            elif killed:
+                problem = f"did not exit within {STOP_DEADLINE:.0f} s of SIGTERM (killed)"
+            elif code != 0:
+                problem = f"exited with {code} after SIGTERM (expected 0)"
+            if problem:
+                problems.append(f"{child.describe()} {problem}; its output:\n{child.log_tail()}")
+        if problems:
+            self.fail("process check at the end of the test failed:\n" + "\n".join(problems))
+
+    def failure_context(self):
+        """Appended by the runner to a failure: the tail of every process log of this test."""
+        parts = []
+        for child in getattr(self, "children", []):
+            parts.append(f"--- {child.describe()} ---\n{child.log_tail()}")
+        return "\n".join(parts)
+
+    # Roles. Each returns the port it listens on, after it accepts connections.
+
+    def _start_role(self, role, impl, method, make_argv):
+        port = free_port()
+        impl = _resolve_impl(impl)
+        child = self.spawn(f"{impl}-{role}-{method}", make_argv(port), ours=impl == "ours")
+        wait_listening(port, child)
+        self.last_child = child  # for tests that signal it themselves
+        return port
+
+    def start_server(self, method, impl="ours", password=PASSWORD, allow_private=True,
+                     handshake_timeout=None, drain_timeout=None, extra=()):
+        return self._start_role("server", impl, method, lambda port: server_argv(
+            impl, port, method, password, allow_private, handshake_timeout, drain_timeout,
+            extra))
+
+    def start_local(self, server_port, method, impl="ours", password=PASSWORD):
+        return self._start_role("local", impl, method, lambda port: local_argv(
+            impl, server_port, port, method, password))
+
+    def start_tunnel(self, server_port, method, destination, impl="ours", password=PASSWORD):
+        return self._start_role("tunnel", impl, method, lambda port: local_argv(
+            impl, server_port, port, method, password, tunnel_to=destination))
+
+    def require_ours(self, why):
+        if Config.libev_mode():
+            self.skipTest(f"our binary only ({why}); running in libev mode")
+
+    def add_peer(self, peer):
+        """Registers a Python peer (TCP server/proxy thread) to be stopped after the test."""
+        self.addCleanup(peer.stop)
+        return peer
+
+
+# --------------------------------------------------------------------------------------------
+# nginx, one per test process
+
+
+class Nginx:
+    BIG = "big.bin"  # 8 MiB random
+    SMALL = "small.bin"  # 64 KiB random
+
+    def __init__(self):
+        self.dir = scratch_path("nginx")
+        www = os.path.join(self.dir, "www")
+        os.makedirs(www)
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(self.dir, "temp", sub))
+        self.files = {}
+        for name, size in ((self.BIG, 8 << 20), (self.SMALL, 64 << 10)):
+            data = os.urandom(size)
+            with open(os.path.join(www, name), "wb") as f:
+                f.write(data)
+            self.files[name] = (size, sha256(data))
+        self.port, self.ipv6 = free_port_both_families()
+        self.access_log = os.path.join(self.dir, "access.log")
+        listens = f"listen {LOOPBACK}:{self.port};"
+        if self.ipv6:
+            # "localhost" may resolve to ::1 first on some hosts.
+            listens += f"\n    listen [::1]:{self.port};"
+        temp = os.path.join(self.dir, "temp")
+        conf = f"""
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 8192;
+pid {self.dir}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log {self.access_log};
+  client_body_temp_path {temp}/body;
+  proxy_temp_path {temp}/proxy;
+  fastcgi_temp_path {temp}/fastcgi;
+  uwsgi_temp_path {temp}/uwsgi;
+  scgi_temp_path {temp}/scgi;
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_timeout 5;
+  server {{
+    {listens}
+    root {www};
+  }}
+}}
+"""
+        conf_path = os.path.join(self.dir, "nginx.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        self.child = Child("nginx", [tool("nginx"), "-p", self.dir, "-c", conf_path,
+                                     "-e", "stderr"], ours=False)
+        wait_listening(self.port, self.child)
+
+    def url(self, name, host="localhost"):
+        return f"http://{host}:{self.port}/{name}"
+
+    def requests_logged(self):
+        """Lines in the access log (one per request that reached nginx)."""
+        try:
+            with open(self.access_log, "rb") as f:
+                return f.read().count(b"\n")
+        except FileNotFoundError:
+            return 0
+
+    def stop(self):
+        self.child.stop()
+
+
+_nginx = [None]
+
+
+def nginx():
+    """The nginx shared by all tests of this process (started on first use)."""
+    if _nginx[0] is not None and _nginx[0].child.poll() is not None:
+        raise AssertionError(f"nginx died (exit {_nginx[0].child.poll()}):\n"
+                             f"{_nginx[0].child.log_tail()}")
+    if _nginx[0] is None:
+        _nginx[0] = Nginx()
+    return _nginx[0]
+
+
+# --------------------------------------------------------------------------------------------
+# curl
+
+
+class CurlResult:
+    def __init__(self, argv, code, body, stderr, elapsed):
+        self.argv, self.code, self.body, self.stderr, self.elapsed = (
+            argv, code, body, stderr, elapsed)
+
+    def __str__(self):
+        return (f"`{' '.join(self.argv)}` exited {self.code} after {self.elapsed:.1f} s, "
+                f"{len(self.body)} body bytes, stderr: {self.stderr.strip()!r}")
+
+
+def curl(url, socks5_port=None, max_time=60):
+    out = scratch_path("curl.out")
+    argv = [tool("curl"), "-q", "-sS", "--max-time", str(max_time), "-o", out]
+    if socks5_port is not None:
+        # socks5-hostname: the host name goes to the relay, which resolves it.
+        argv += ["--socks5-hostname", f"{LOOPBACK}:{socks5_port}"]
+    argv.append(url)
+    start = time.monotonic()
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=max_time + 15)
+    elapsed = time.monotonic() - start
+    body = b""
+    if os.path.exists(out):
+        with open(out, "rb") as f:
+            body = f.read()
+        os.unlink(out)
+    return CurlResult(argv, proc.returncode, body, proc.stderr.decode("utf-8", "replace"),
+                      elapsed)
+
+
+# --------------------------------------------------------------------------------------------
+# Raw sockets and SOCKS5
+
+
+def recv_exact(sock, n, what):
+    buf = bytearray()
+    while len(buf) < n:
+        try:
+            chunk = sock.recv(n - len(buf))
+        except socket.timeout:
+            raise AssertionError(f"{what}: timed out after {len(buf)} of {n} bytes "
+                                 f"(got {bytes(buf).hex()})")
+        if not chunk:
+            raise AssertionError(f"{what}: connection closed after {len(buf)} of {n} bytes "
+                                 f"(got {bytes(buf).hex()})")
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_until_eof(sock, what, limit=64 << 20):
+    buf = bytearray()
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            raise AssertionError(f"{what}: no EOF before the deadline ({len(buf)} bytes read)")
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > limit:
+            raise AssertionError(f"{what}: more than {limit} bytes")
+
+
+def socks5_address(host, port):
+    """ATYP ADDR PORT for an IPv4/IPv6 literal or a host name."""
+    try:
+        return b"\x01" + socket.inet_pton(socket.AF_INET, host) + struct.pack(">H", port)
+    except OSError:
+        pass
+    try:
+        return b"\x04" + socket.inet_pton(socket.AF_INET6, host) + struct.pack(">H", port)
+    except OSError:
+        pass
+    name = host.encode()
+    return b"\x03" + bytes([len(name)]) + name + struct.pack(">H", port)
+
+
+def read_socks5_reply(sock, what="SOCKS5 reply"):
+    """Reads VER REP RSV ATYP BND.ADDR BND.PORT; returns (REP, raw reply)."""
+    head = recv_exact(sock, 4, what)
+    if head[0] != 5 or head[2] != 0:
+        raise AssertionError(f"{what}: malformed reply header {head.hex()}")
+    atyp = head[3]
+    if atyp == 1:
+        rest = recv_exact(sock, 4 + 2, what)
+    elif atyp == 4:
+        rest = recv_exact(sock, 16 + 2, what)
+    elif atyp == 3:
+        n = recv_exact(sock, 1, what)
+        rest = n + recv_exact(sock, n[0] + 2, what)
+    else:
+        raise AssertionError(f"{what}: reply with unknown ATYP {atyp} ({head.hex()})")
+    return head[1], head + rest
+
+
+def socks5_open(local_port, timeout=20.0):
+    """Connects to a SOCKS5 front end and completes the no-auth greeting."""
+    sock = socket.create_connection((LOOPBACK, local_port), timeout=timeout)
+    try:
+        sock.sendall(b"\x05\x01\x00")
+        reply = recv_exact(sock, 2, "SOCKS5 method selection")
+        if reply != b"\x05\x00":
+            raise AssertionError(f"SOCKS5 method selection: expected 0500, got {reply.hex()}")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def socks5_connect(local_port, host, port, timeout=20.0):
+    """A socket CONNECTed through the SOCKS5 front end to host:port (reply 00 asserted)."""
+    sock = socks5_open(local_port, timeout)
+    try:
+        sock.sendall(b"\x05\x01\x00" + socks5_address(host, port))
+        rep, raw = read_socks5_reply(sock, "SOCKS5 CONNECT reply")
+        if rep != 0:
+            raise AssertionError(f"SOCKS5 CONNECT to {host}:{port}: reply code {rep:#04x} "
+                                 f"({raw.hex()})")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def echo_roundtrip(sock, payload, what, timeout=60.0):
+    """Sends `payload` (from a thread) while reading it back; asserts the echo is identical."""
+    sock.settimeout(timeout)
+    send_error = []
+
+    def send():
+        try:
+            sock.sendall(payload)
+        except OSError as e:
+            send_error.append(e)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    got = bytearray()
+    try:
+        while len(got) < len(payload):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+    except socket.timeout:
+        pass
+    sender.join(timeout)
+    if send_error:
+        raise AssertionError(f"{what}: sending failed after {len(got)} echoed bytes: "
+                             f"{send_error[0]}")
+    if len(got) != len(payload) or sha256(got) != sha256(payload):
+        raise AssertionError(f"{what}: echoed {len(got)} of {len(payload)} bytes, "
+                             f"{'identical' if bytes(got) == payload[:len(got)] else 'different'}"
+                             f" prefix")
+
+
+def assert_silent_then_fin(test, sock, connected_at, close_after, close_before,
+                           what="server"):
+    """The peer sends no byte and closes with FIN (not RST) within [close_after, close_before]
+    seconds after `connected_at` (time.monotonic())."""
+    end = connected_at + close_before + 3.0
+    while True:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            test.fail(f"{what} neither sent nor closed within {close_before + 3.0:.1f} s of "
+                      f"connecting (expected FIN at {close_after}..{close_before} s)")
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(4096)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            test.fail(f"{what} reset the connection (RST) {time.monotonic() - connected_at:.2f} s "
+                      f"after connect; expected a FIN at {close_after}..{close_before} s")
+        elapsed = time.monotonic() - connected_at
+        if data:
+            test.fail(f"{what} sent {len(data)} bytes ({data[:32].hex()}...) "
+                      f"{elapsed:.2f} s after connect; it must never answer")
+        test.assertGreaterEqual(
+            elapsed, close_after,
+            f"{what} closed (FIN) only {elapsed:.2f} s after connect; expected no earlier than "
+            f"{close_after} s (the handshake deadline)")
+        test.assertLessEqual(
+            elapsed, close_before,
+            f"{what} closed (FIN) {elapsed:.2f} s after connect; expected by {close_before} s")
+        print(f"  {what}: silent, FIN {elapsed:.2f} s after connect", file=sys.stderr)
+        return elapsed
+
+
+def assert_silent_for(test, sock, seconds, what="server"):
+    """libev mode: the peer sends nothing for `seconds` (libev never closes a failed handshake
+    before its 24 h timer, PROTOCOL.md §5.1)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            data = sock.recv(4096)
+        except socket.timeout:
+            return
+        except ConnectionResetError:
+            test.fail(f"{what} reset the connection")
+        if data:
+            test.fail(f"{what} sent {len(data)} bytes; it must never answer")
+        test.fail(f"{what} closed the connection early")
+
+
+# --------------------------------------------------------------------------------------------
+# Python TCP peers (threads). Each has .port and .stop(); all sockets time out.
+
+
+class _ThreadedServer:
+    def __init__(self, name, backlog=128):
+        self.name = name
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((LOOPBACK, 0))
+        self.listener.listen(backlog)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.conns = []
+        self.errors = []
+        self.threads = []
+        self.accept_thread = threading.Thread(target=self._accept_loop, name=name, daemon=True)
+        self.accept_thread.start()
+
+    def _accept_loop(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(30.0)
+            with self.lock:
+                self.conns.append(conn)
+            t = threading.Thread(target=self._serve_safely, args=(conn,), daemon=True)
+            with self.lock:
+                self.threads.append(t)
+            t.start()
+
+    def _serve_safely(self, conn):
+        try:
+            self.serve(conn)
+        except Exception as e:  # reported by the test through .errors
+            with self.lock:
+                self.errors.append(f"{type(e).__name__}: {e}")
+        finally:
+            conn.close()
+
+    def serve(self, conn):
+        raise NotImplementedError
+
+    def stop(self):
+        self.stopping.set()
+        self.listener.close()
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.accept_thread.join(5)
+
+
+class EofThenHashServer(_ThreadedServer):
+    """Reads until EOF, then replies sha256(data) (32 bytes) || len(data) (8 bytes BE), closes.
+
+    Also serves as an idle target: a client that never sends EOF just stays connected."""
+
+    def __init__(self):
+        self.results = []  # (length, hex digest) per finished connection
+        super().__init__("eof-then-hash")
+
+    def serve(self, conn):
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            h.update(chunk)
+            n += len(chunk)
+        conn.sendall(h.digest() + struct.pack(">Q", n))
+        with self.lock:
+            self.results.append((n, h.hexdigest()))
+
+
+class SpeakFirstServer(_ThreadedServer):
+    """Sends `greeting`, shuts down its write side, then reads until EOF and records
+    (length, sha256) of what it read: the half-close in the server-to-client direction."""
+
+    def __init__(self, greeting):
+        self.greeting = greeting
+        self.results = []
+        super().__init__("speak-first")
+
+    def serve(self, conn):
+        conn.sendall(self.greeting)
+        conn.shutdown(socket.SHUT_WR)
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            h.update(chunk)
+            n += len(chunk)
+        with self.lock:
+            self.results.append((n, h.hexdigest()))
+
+
+class DribbleServer(_ThreadedServer):
+    """After the client's first bytes, sends `count` chunks of `size` random bytes `interval` s
+    apart, then closes: a session that stays active for count * interval seconds."""
+
+    def __init__(self, count, size, interval):
+        self.count, self.size, self.interval = count, size, interval
+        self.sent = []  # sha256 of everything sent, per finished connection
+        super().__init__("dribble")
+
+    def serve(self, conn):
+        conn.recv(1)
+        h = hashlib.sha256()
+        for _ in range(self.count):
+            chunk = os.urandom(self.size)
+            conn.sendall(chunk)
+            h.update(chunk)
+            if self.stopping.wait(self.interval):
+                return
+        with self.lock:
+            self.sent.append(h.hexdigest())
+
+
+class RecordingProxy(_ThreadedServer):
+    """Forwards to 127.0.0.1:upstream_port and records what each client sent upstream."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.sent = []  # bytearray per connection, in accept order
+        self.done = []  # threading.Event per connection: both directions finished
+        super().__init__("recording-proxy")
+
+    def serve(self, conn):
+        record = bytearray()
+        finished = threading.Event()
+        with self.lock:
+            self.sent.append(record)
+            self.done.append(finished)
+        try:
+            upstream = socket.create_connection((LOOPBACK, self.upstream_port), timeout=30.0)
+        except OSError:
+            finished.set()
+            raise
+        with upstream:
+            def pump(src, dst, rec):
+                try:
+                    while True:
+                        data = src.recv(65536)
+                        if not data:
+                            break
+                        if rec is not None:
+                            with self.lock:
+                                rec.extend(data)
+                        dst.sendall(data)
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+            back = threading.Thread(target=pump, args=(upstream, conn, None), daemon=True)
+            back.start()
+            pump(conn, upstream, record)
+            back.join(30.0)
+        finished.set()
+
+    def recorded(self, index, wait=5.0):
+        """Bytes client `index` sent, once its connection finished (or after `wait` s)."""
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            with self.lock:
+                if len(self.done) > index:
+                    event = self.done[index]
+                    break
+            time.sleep(0.02)
+        else:
+            raise AssertionError(f"recording proxy: connection #{index} never arrived")
+        event.wait(max(0.0, end - time.monotonic()))
+        with self.lock:
+            return bytes(self.sent[index])
+
+
+class EchoServer:
+    """Echoes everything back; one selector thread serves all connections (used for 1000)."""
+
+    def __init__(self, backlog=1024):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((LOOPBACK, 0))
+        self.listener.listen(backlog)
+        self.listener.setblocking(False)
+        self.port = self.listener.getsockname()[1]
+        self.accepted = 0
+        self.open = 0  # connections accepted and not yet closed
+        self.errors = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="echo", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.listener, selectors.EVENT_READ, None)
+        pending = {}
+        try:
+            while not self.stopping.is_set():
+                for key, mask in sel.select(timeout=0.2):
+                    if key.data is None:
+                        while True:
+                            try:
+                                conn, _ = self.listener.accept()
+                            except (BlockingIOError, InterruptedError):
+                                break
+                            conn.setblocking(False)
+                            self.accepted += 1
+                            pending[conn] = bytearray()
+                            self.open = len(pending)
+                            sel.register(conn, selectors.EVENT_READ, "conn")
+                        continue
+                    conn = key.fileobj
+                    out = pending[conn]
+                    try:
+                        if mask & selectors.EVENT_READ:
+                            data = conn.recv(65536)
+                            if not data:
+                                sel.unregister(conn)
+                                del pending[conn]
+                                self.open = len(pending)
+                                conn.close()
+                                continue
+                            out += data
+                        if out:
+                            n = conn.send(out)
+                            del out[:n]
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    except OSError as e:
+                        self.errors.append(str(e))
+                        sel.unregister(conn)
+                        del pending[conn]
+                        self.open = len(pending)
+                        conn.close()
+                        continue
+                    sel.modify(conn, selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0),
+                               "conn")
+        finally:
+            for conn in list(pending):
+                conn.close()
+            sel.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Runner: unittest + JUnit XML for Bazel
+
+
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(s):
+    return _INVALID_XML.sub("?", s)
+
+
+class _JUnitResult(unittest.TextTestResult):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cases = {}  # test id -> dict(name, classname, time, failures[], skipped)
+        self.order = []
+        self._started = {}
+
+    def _case(self, test):
+        tid = test.id()
+        if tid not in self.cases:
+            parts = tid.rsplit(".", 1)
+            self.cases[tid] = {"name": parts[-1], "classname": parts[0] if len(parts) > 1 else "",
+                               "time": 0.0, "problems": [], "skipped": None,
+                               "passed": False}
+            self.order.append(tid)
+        return self.cases[tid]
+
+    def startTest(self, test):
+        super().startTest(test)
+        self._started[test.id()] = time.monotonic()
+        self._case(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        start = self._started.pop(test.id(), None)
+        if start is not None:
+            self._case(test)["time"] = time.monotonic() - start
+
+    def _problem(self, kind, test, err):
+        text = self._exc_info_to_string(err, test)
+        context = ""
+        if hasattr(test, "failure_context"):
+            try:
+                context = test.failure_context()
+            except Exception:  # never let diagnostics hide the failure
+                context = traceback.format_exc()
+        if context:
+            text += "\nProcess logs (tails):\n" + context
+            self.stream.writeln(f"\n{test.id()} failed; process logs:\n{context}")
+        message = str(err[1]).splitlines()[0] if str(err[1]) else err[0].__name__
+        self._case(test)["problems"].append((kind, message, text))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._problem("error", test, err)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._problem("failure", test, err)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._case(test)["passed"] = True
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._case(test)["skipped"] = reason
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            kind = "failure" if issubclass(err[0], test.failureException) else "error"
+            self._problem(kind, test, err)  # one <testcase> per test, subtests folded in
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._case(test)["problems"].append(("failure", "unexpected success", ""))
+
+    def write_xml(self, path, suite_name, interrupted=None):
+        if interrupted:
+            self.cases["interrupted"] = {
+                "name": "interrupted", "classname": suite_name, "time": 0.0, "skipped": None,
+                "passed": False, "problems": [("error", interrupted, interrupted)]}
+            self.order.append("interrupted")
+        for c in self.cases.values():
+            if not c["problems"] and c["skipped"] is None and not c["passed"]:
+                c["problems"].append(("error", "did not finish", "the test did not finish"))
+        suite = ET.Element("testsuite", name=suite_name)
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        total_time = 0.0
+        for tid in self.order:
+            c = self.cases[tid]
+            counts["tests"] += 1
+            total_time += c["time"]
+            case = ET.SubElement(suite, "testcase", name=c["name"], classname=c["classname"],
+                                 time=f"{c['time']:.3f}")
+            if c["problems"]:
+                kinds = {k for k, _, _ in c["problems"]}
+                kind = "error" if kinds == {"error"} else "failure"
+                counts["errors" if kind == "error" else "failures"] += 1
+                el = ET.SubElement(case, kind, message=_xml_text(c["problems"][0][1][:500]))
+                el.text = _xml_text("\n\n".join(t for _, _, t in c["problems"]))
+            elif c["skipped"] is not None:
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=_xml_text(c["skipped"]))
+        for k, v in counts.items():
+            suite.set(k, str(v))
+        suite.set("time", f"{total_time:.3f}")
+        root = ET.Element("testsuites")
+        for k in ("tests", "failures", "errors"):
+            root.set(k, suite.get(k))
+        root.append(suite)
+        ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _filtered(suite, patterns):
+    out = unittest.TestSuite()
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            sub = _filtered(item, patterns)
+            if sub.countTestCases():
+                out.addTest(sub)
+        elif any(re.search(p, item.id()) for p in patterns):
+            out.addTest(item)
+    return out
+
+
+def main(min_fds=1024):
+    """Entry point of every *_e2e_test.py: `python3 X_e2e_test.py --relay PATH|libev [-k RE]`.
+
+    Bazel passes --relay=$(location //relay:shadowrelay); `bazel test --test_filter=RE` works
+    too (TESTBRIDGE_TEST_ONLY)."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__)
+    parser.add_argument("--relay", required=True,
+                        help="path to our shadowrelay binary, or 'libev' to run "
+                             "shadowsocks-libev in its place (harness self-check)")
+    parser.add_argument("-k", dest="patterns", action="append", default=[],
+                        help="run only tests whose id matches this regex (repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="pass -v to our binary")
+    args = parser.parse_args()
+
+    if args.relay != "libev":
+        relay = os.path.abspath(args.relay)
+        if not os.access(relay, os.X_OK):
+            parser.error(f"--relay {relay}: not an executable")
+        Config.relay = relay
+    Config.verbose = args.verbose or bool(os.environ.get("E2E_VERBOSE"))
+    own_tmp = None
+    if os.environ.get("TEST_TMPDIR"):
+        Config.tmp = tempfile.mkdtemp(prefix="e2e-", dir=os.environ["TEST_TMPDIR"])
+    else:
+        Config.tmp = own_tmp = tempfile.mkdtemp(prefix="shadowrelay-e2e-")
+    fds = raise_fd_limit(max(min_fds, 1024))
+    if fds < min_fds:
+        print(f"warning: RLIMIT_NOFILE is {fds}, tests want {min_fds}", file=sys.stderr)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+
+    patterns = list(args.patterns)
+    if os.environ.get("TESTBRIDGE_TEST_ONLY"):
+        patterns.append(os.environ["TESTBRIDGE_TEST_ONLY"])
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])
+    if patterns:
+        suite = _filtered(suite, patterns)
+
+    mode = "libev (shadowsocks-libev stands in for our binary)" if Config.libev_mode() \
+        else f"our binary {Config.relay}"
+    print(f"e2e: relay under test: {mode}; scratch: {Config.tmp}", file=sys.stderr)
+    runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=2, resultclass=_JUnitResult)
+    result = None
+    interrupted = None
+    # TextTestRunner.run builds the result; keep a handle to it even if a signal interrupts.
+    holder = {}
+    orig_make = runner._makeResult
+
+    def make():
+        holder["result"] = orig_make()
+        return holder["result"]
+
+    runner._makeResult = make
+    try:
+        result = runner.run(suite)
+    except KeyboardInterrupt as e:
+        interrupted = f"run interrupted ({e}); remaining tests did not run"
+        print(f"e2e: {interrupted}", file=sys.stderr)
+        result = holder.get("result")
+    finally:
+        kill_all_children()
+        if _nginx[0] is not None:
+            _nginx[0].child.kill()
+    xml_path = os.environ.get("XML_OUTPUT_FILE")
+    suite_name = os.path.splitext(os.path.basename(sys.modules["__main__"].__file__))[0]
+    if xml_path and result is not None:
+        result.write_xml(xml_path, suite_name, interrupted)
+    if own_tmp and result is not None and result.wasSuccessful() and not interrupted:
+        shutil.rmtree(own_tmp, ignore_errors=True)
+    ok = result is not None and result.wasSuccessful() and not interrupted
+    if not ok and result is not None and not result.testsRun:
+        print("e2e: no test ran", file=sys.stderr)
+    sys.exit(0 if ok and result.testsRun else 1)
