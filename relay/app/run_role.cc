@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -272,6 +273,9 @@ int runRole(Role role, int argc, const char* const* argv) {
   env.connect_timeout = std::chrono::seconds(config.connect_timeout_seconds);
   env.preference =
       config.ipv6_first ? dns::AddressPreference::Ipv6First : dns::AddressPreference::Ipv4First;
+  // SHADOWRELAY_IO_URING=0 turns the batched io_uring I/O off (plain recv/send per event).
+  const char* uring = std::getenv("SHADOWRELAY_IO_URING");
+  env.io_uring = uring == nullptr || std::strcmp(uring, "0") != 0;
   if (config.tunnel_destination) env.tunnel_target = toSocksAddress(*config.tunnel_destination);
 
   std::vector<std::string> hosts;

@@ -13,11 +13,6 @@
 
 namespace shadowrelay::relay {
 
-namespace {
-// Reads per readiness event and direction before yielding to other sessions.
-constexpr int kMaxReadsPerEvent = 4;
-}  // namespace
-
 TcpSession::TcpSession(Worker& worker, Fd client)
     : worker_(worker),
       timer_(worker.loop(), [this] { onTimer(); }),
@@ -204,11 +199,12 @@ void TcpSession::onEvent(Side side, uint32_t events) {
   }
   Direction& from = dir_[side == kClient ? kUp : kDown];
   Direction& to = dir_[side == kClient ? kDown : kUp];
-  if ((events & kWritable) && !to.pending_out.empty()) {
-    if (!flush(to)) return;
+  if ((events & kWritable) && !to.pending_out.empty() && !to.send_queued) {
+    worker_.queueSend(*this, side == kClient ? kDown : kUp);
   }
-  if (events & (kReadable | kClosed)) {
-    if (!pump(from)) return;
+  if ((events & (kReadable | kClosed)) && !from.eof && from.pending_out.empty() &&
+      !from.recv_queued) {
+    worker_.queueRecv(*this, side == kClient ? kUp : kDown);
   }
   if ((events & kClosed) && from.eof) {
     // Nothing left to read here; an error reported on the socket ends the session.
@@ -248,8 +244,8 @@ void TcpSession::onTimer() {
   }
 }
 
-bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, size_t* produced) {
-  uint8_t* out = worker_.scratchOut();
+bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, uint8_t* out,
+                           size_t* produced) {
   crypto::CodecProgress progress;
   if (d.sealer != nullptr) {
     if (!d.sealer->encode({in, n}, {out, Worker::kScratchSize}, &progress)) return false;
@@ -265,51 +261,64 @@ bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, size_t* pr
   return true;
 }
 
-bool TcpSession::pump(Direction& d) {
-  uint8_t* in = worker_.scratchIn();
-  for (int round = 0; round < kMaxReadsPerEvent; ++round) {
-    if (d.eof || !d.pending_out.empty()) break;
-    size_t have = d.pending_in.size();
-    if (have > 0) {
-      std::memcpy(in, d.pending_in.data(), have);
-      d.pending_in.release();
-    }
-    ssize_t n = ::recv(sock_[d.from].get(), in + have, Worker::kReadSize, 0);
-    if (n < 0) {
-      const int err = errno;
-      if (have > 0) d.pending_in.assign(in, have);
-      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) break;
-      close(CloseReason::IoError);
-      return false;
-    }
-    if (n == 0) {
-      d.eof = true;  // a partial unit left in a truncated stream is dropped
-      break;
-    }
-    last_active_ = worker_.loop().now();
-    if (d.from == kClient) {
-      worker_.stats().bytes_from_clients += static_cast<uint64_t>(n);
-    } else {
-      worker_.stats().bytes_from_remotes += static_cast<uint64_t>(n);
-    }
-    size_t produced = 0;
-    if (!transform(d, in, have + static_cast<size_t>(n), &produced)) {
-      close(CloseReason::BadStream);
-      return false;
-    }
-    if (produced > 0) {
-      const uint8_t* out = worker_.scratchOut();
-      ssize_t w = sendSome(d.to, out, produced);
-      if (w < 0) {
-        close(CloseReason::IoError);
-        return false;
-      }
-      if (static_cast<size_t>(w) < produced) d.pending_out.assign(out + w, produced - w);
-    }
-    if (static_cast<size_t>(n) < Worker::kReadSize) break;
+void TcpSession::onRecvDone(uint8_t dir, uint8_t* buf, size_t have, long result, uint8_t* out,
+                            size_t* out_len) {
+  *out_len = 0;
+  if (closed_) return;
+  Direction& d = dir_[dir];
+  if (result < 0) {
+    if (have > 0) d.pending_in.assign(buf, have);
+    if (result == -EAGAIN || result == -EWOULDBLOCK || result == -EINTR) return;
+    close(CloseReason::IoError);
+    return;
   }
-  finishIfDone(d);
-  return !closed_;
+  if (result == 0) {
+    d.eof = true;  // a partial unit left in a truncated stream is dropped
+    return;
+  }
+  last_active_ = worker_.loop().now();
+  if (d.from == kClient) {
+    worker_.stats().bytes_from_clients += static_cast<uint64_t>(result);
+  } else {
+    worker_.stats().bytes_from_remotes += static_cast<uint64_t>(result);
+  }
+  if (!transform(d, buf, have + static_cast<size_t>(result), out, out_len)) {
+    close(CloseReason::BadStream);
+  }
+}
+
+void TcpSession::onSendDone(uint8_t dir, const uint8_t* data, size_t len, bool from_pending,
+                            long result) {
+  if (closed_) return;
+  Direction& d = dir_[dir];
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK && result != -EINTR) {
+    close(CloseReason::IoError);
+    return;
+  }
+  const size_t taken = result > 0 ? static_cast<size_t>(result) : 0;
+  if (taken > 0) {
+    last_active_ = worker_.loop().now();
+    if (d.to == kClient) {
+      worker_.stats().bytes_to_clients += taken;
+    } else {
+      worker_.stats().bytes_to_remotes += taken;
+    }
+  }
+  if (from_pending) {
+    d.pending_out.consume(taken);
+  } else if (taken < len) {
+    d.pending_out.assign(data + taken, len - taken);
+  }
+}
+
+void TcpSession::afterBatch() {
+  in_batch_ = false;
+  if (closed_) return;
+  for (Direction& d : dir_) {
+    finishIfDone(d);
+    if (closed_) return;
+  }
+  updateInterest();
 }
 
 bool TcpSession::flush(Direction& d) {

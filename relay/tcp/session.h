@@ -7,8 +7,9 @@
 //   client ◀─dir_[kDown]── remote      local/tunnel: up seals, down opens
 //
 // Subclasses run the handshake (SOCKS5, or the server's first chunk, resolve and connect), then
-// call startRelay(). From there this class moves bytes: read into the worker's scratch buffer,
-// transform, write; only what the peer does not take is parked in the session (ByteBuffer), and
+// call startRelay(). From there this class moves bytes: read into a worker buffer, transform,
+// write (the worker batches the reads and writes of a loop iteration: relay/net/io_batch.h);
+// only what the peer does not take is parked in the session (ByteBuffer), and
 // while anything is parked the source is not read (backpressure: at most one read's worth of
 // unsent bytes per direction). EOF is forwarded per direction with shutdown(SHUT_WR).
 
@@ -63,6 +64,8 @@ class TcpSession : public DeferredDeletable {
     ByteBuffer pending_out;  // transformed bytes the sink has not taken yet
     bool eof = false;        // the source reached EOF
     bool shut = false;       // shutdown(SHUT_WR) sent to the sink
+    bool recv_queued = false;  // in the worker's I/O batch
+    bool send_queued = false;
   };
 
   /// Handshake-phase events of either socket (before startRelay()).
@@ -94,6 +97,16 @@ class TcpSession : public DeferredDeletable {
   TimePoint accepted_at_;
 
  private:
+  friend class Worker;  // runs the batched receives and sends of the relay phase
+
+  // The relay phase's I/O goes through Worker's batch (relay/net/io_batch.h): events queue a
+  // receive or a send, the worker performs them all at the end of the loop iteration and
+  // reports each result here, then calls afterBatch() once per session touched.
+  void onRecvDone(uint8_t dir, uint8_t* buf, size_t have, long result, uint8_t* out,
+                  size_t* out_len);
+  void onSendDone(uint8_t dir, const uint8_t* data, size_t len, bool from_pending, long result);
+  void afterBatch();
+
   enum class ConnectPhase : uint8_t { None, Resolving, Connecting };
 
   void onEvent(Side side, uint32_t events);
@@ -101,13 +114,12 @@ class TcpSession : public DeferredDeletable {
   void onResolved(dns::ResolveResult result);
   void connectNext();
   void onConnectEvent(uint32_t events);
-  /// Reads from d.from, transforms, writes to d.to. False when the session closed.
-  bool pump(Direction& d);
   /// Writes d.pending_out. False when the session closed.
   bool flush(Direction& d);
   void finishIfDone(Direction& d);
   void updateInterest();
-  bool transform(Direction& d, const uint8_t* in, size_t n, size_t* produced);
+  /// Seals or opens `n` bytes of `in` into `out` (Worker::kScratchSize bytes).
+  bool transform(Direction& d, const uint8_t* in, size_t n, uint8_t* out, size_t* produced);
 
   const uint64_t id_;
   ConnectPhase connect_phase_ = ConnectPhase::None;
@@ -119,6 +131,7 @@ class TcpSession : public DeferredDeletable {
   size_t next_candidate_ = 0;
   bool relaying_ = false;
   bool closed_ = false;
+  bool in_batch_ = false;
   TimePoint last_active_;
 };
 

@@ -21,6 +21,7 @@
 #include "relay/event/event_loop.h"
 #include "relay/event/io_watcher.h"
 #include "relay/event/timer.h"
+#include "relay/net/io_batch.h"
 #include "relay/net/socket.h"
 #include "relay/tcp/tcp_stats.h"
 
@@ -49,6 +50,7 @@ struct RelayEnv {
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds handshake_timeout{60};
   std::chrono::seconds connect_timeout{10};
+  bool io_uring = true;  // batch the relay's reads and writes through io_uring when available
 };
 
 /// Per-worker state. Lives on its loop's thread; every method is loop-thread only.
@@ -91,9 +93,33 @@ class Worker {
   void releaseSession(TcpSession& session);
   uint64_t nextSessionId() { return next_session_id_++; }
 
+  /// Relay-phase I/O of a session direction, performed with the other queued operations at
+  /// the end of this loop iteration (runBatch()).
+  void queueRecv(TcpSession& session, uint8_t dir);
+  void queueSend(TcpSession& session, uint8_t dir);
+  bool usingIoUring() const { return io_ != nullptr && io_->usingUring(); }
+  uint64_t ioSyscallsForTest() const { return io_ ? io_->syscalls() : 0; }
+
  private:
   class Listener;
+  struct RecvOp {
+    TcpSession* session;
+    uint8_t dir;
+  };
+  struct SendOp {
+    TcpSession* session;
+    uint8_t dir;
+    const uint8_t* data;  // filled from pending_out when from_pending
+    size_t len;
+    bool from_pending;
+  };
+
   void onAccepted(Fd fd);
+  void scheduleBatch();
+  void runBatch();
+  void runSends();
+  void touch(TcpSession& session);
+  uint8_t* poolBuffer(std::vector<std::unique_ptr<uint8_t[]>>& pool, size_t i);
 
   EventLoop& loop_;
   const RelayEnv& env_;
@@ -102,6 +128,15 @@ class Worker {
   std::unique_ptr<dns::Resolver> resolver_;
   std::unique_ptr<uint8_t[]> scratch_in_;
   std::unique_ptr<uint8_t[]> scratch_out_;
+  std::unique_ptr<IoBatch> io_;
+  std::vector<RecvOp> recv_ops_;
+  std::vector<SendOp> send_ops_;
+  std::vector<TcpSession*> touched_;
+  std::vector<size_t> have_;
+  std::vector<std::unique_ptr<uint8_t[]>> in_pool_;
+  std::vector<std::unique_ptr<uint8_t[]>> out_pool_;
+  bool batch_scheduled_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::vector<std::unique_ptr<Listener>> listeners_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<TcpSession>> sessions_;
   uint64_t next_session_id_;

@@ -109,7 +109,7 @@ struct TargetListener {
   uint16_t port;
 };
 
-class TcpRelayTest : public ::testing::Test {
+class TcpRelayTest : public ::testing::TestWithParam<bool> {  // io_uring on/off
  protected:
   void SetUp() override {
     const crypto::MethodInfo* method = *crypto::findMethod("aes-128-gcm");
@@ -122,6 +122,7 @@ class TcpRelayTest : public ::testing::Test {
       env->idle_timeout = seconds(30);
       env->handshake_timeout = seconds(1);
       env->connect_timeout = seconds(3);
+      env->io_uring = GetParam();
     }
     server_env_.config.role = Role::Server;
     server_env_.config.allow_private = true;
@@ -182,7 +183,7 @@ class TcpRelayTest : public ::testing::Test {
 
 uint8_t patternByte(size_t i) { return static_cast<uint8_t>((i * 7 + 3) % 251); }
 
-TEST_F(TcpRelayTest, SlowReaderParksAtMostOneReadPerDirection) {
+TEST_P(TcpRelayTest, SlowReaderParksAtMostOneReadPerDirection) {
   start();
   TargetListener target;
   constexpr size_t kTotal = 48u << 20;
@@ -233,7 +234,7 @@ TEST_F(TcpRelayTest, SlowReaderParksAtMostOneReadPerDirection) {
   ::close(client);
 }
 
-TEST_F(TcpRelayTest, HalfCloseIsForwardedAndTheReplyStillArrives) {
+TEST_P(TcpRelayTest, HalfCloseIsForwardedAndTheReplyStillArrives) {
   start();
   TargetListener target;
   std::thread peer([&] {
@@ -265,7 +266,7 @@ TEST_F(TcpRelayTest, HalfCloseIsForwardedAndTheReplyStillArrives) {
   EXPECT_EQ(serverClosed(CloseReason::Done), 1u);
 }
 
-TEST_F(TcpRelayTest, IdleSessionsAreClosed) {
+TEST_P(TcpRelayTest, IdleSessionsAreClosed) {
   server_env_.idle_timeout = seconds(1);
   start();
   TargetListener target;
@@ -294,7 +295,7 @@ TEST_F(TcpRelayTest, IdleSessionsAreClosed) {
   ::close(client);
 }
 
-TEST_F(TcpRelayTest, WrongKeyIsDrainedUntilTheDeadlineThenFin) {
+TEST_P(TcpRelayTest, WrongKeyIsDrainedUntilTheDeadlineThenFin) {
   start();
   int probe = connectBlocking(server_port_);
   ASSERT_GE(probe, 0);
@@ -313,7 +314,7 @@ TEST_F(TcpRelayTest, WrongKeyIsDrainedUntilTheDeadlineThenFin) {
   ::close(probe);
 }
 
-TEST_F(TcpRelayTest, LoopbackTargetRefusedUnlessAllowed) {
+TEST_P(TcpRelayTest, LoopbackTargetRefusedUnlessAllowed) {
   server_env_.config.allow_private = false;
   start();
   TargetListener target;
@@ -330,6 +331,9 @@ TEST_F(TcpRelayTest, LoopbackTargetRefusedUnlessAllowed) {
   }
   EXPECT_EQ(serverClosed(CloseReason::TargetRefused), 1u);
 }
+
+INSTANTIATE_TEST_SUITE_P(BatchedIo, TcpRelayTest, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "uring" : "plain"; });
 
 }  // namespace
 }  // namespace shadowrelay::relay
