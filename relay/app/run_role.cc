@@ -249,6 +249,9 @@ int runRole(Role role, int argc, const char* const* argv) {
     return kExitConfig;
   }
 
+  if (config.mode == Mode::TcpAndUdp) {
+    SR_LOG(Warn, "mode tcp_and_udp (-u): the UDP relay is not available yet; relaying TCP only");
+  }
   auto method = crypto::findMethod(config.method);
   auto choice = crypto::parseProviderChoice(config.crypto_provider);
   if (!choice.ok()) {
