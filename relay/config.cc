@@ -149,6 +149,8 @@ absl::Status applyJson(const std::string& path, Config& c) {
       {"handshake_timeout", number(c.handshake_timeout_seconds, 3600)},
       {"connect_timeout", number(c.connect_timeout_seconds, 3600)},
       {"drain_timeout", number(c.drain_timeout_seconds, 3600)},
+      {"udp_timeout", number(c.udp_timeout_seconds, 86400)},
+      {"udp_max_associations", number(c.udp_max_associations, 1000000)},
       {"allow_private", boolean(c.allow_private)},
       {"crypto_provider", str(c.crypto_provider)},
       {"state_dir", str(c.state_dir)},
@@ -294,6 +296,20 @@ std::vector<FlagSpec> flagSpecs() {
          auto n = parsePositive(v, 3600);
          if (!n.ok()) return n.status();
          c.connect_timeout_seconds = *n;
+         return absl::OkStatus();
+       }},
+      {nullptr, "--udp-timeout", true,
+       [](Config& c, absl::string_view v) {
+         auto n = parsePositive(v, 86400);
+         if (!n.ok()) return n.status();
+         c.udp_timeout_seconds = *n;
+         return absl::OkStatus();
+       }},
+      {nullptr, "--udp-max-associations", true,
+       [](Config& c, absl::string_view v) {
+         auto n = parsePositive(v, 1000000);
+         if (!n.ok()) return n.status();
+         c.udp_max_associations = *n;
          return absl::OkStatus();
        }},
       {nullptr, "--drain-timeout", true,
@@ -485,6 +501,8 @@ std::string usage(Role role) {
       "  --workers N             worker threads (default: one per CPU)\n"
       "  --handshake-timeout S   (default 60)  --connect-timeout S (default 10)\n"
       "  --drain-timeout S       graceful-stop deadline (default 10)\n"
+      "  --udp-timeout S         UDP association idle timeout (default 300; 30 for port 53)\n"
+      "  --udp-max-associations N  UDP association table bound per worker (default 16384)\n"
       "  --crypto-provider auto|openssl|boringssl\n"
       "  --check-config          validate the configuration and exit\n";
   switch (role) {

@@ -42,6 +42,8 @@ struct Config {
   int handshake_timeout_seconds = 60;
   int connect_timeout_seconds = 10;
   int drain_timeout_seconds = 10;
+  int udp_timeout_seconds = 300;        // --udp-timeout, "udp_timeout"
+  int udp_max_associations = 16384;     // --udp-max-associations, "udp_max_associations"
   bool allow_private = false;
   std::string crypto_provider = "auto";
   std::optional<HostPort> tunnel_destination;  // -L, "tunnel_address"

@@ -34,6 +34,7 @@
 #include "relay/net/socket.h"
 #include "relay/ss_uri.h"
 #include "relay/tcp/worker.h"
+#include "relay/udp/udp_server.h"
 
 namespace shadowrelay::relay {
 
@@ -244,14 +245,16 @@ int runRole(Role role, int argc, const char* const* argv) {
     absl::PrintF("%s\n", describe(config));
     return 0;
   }
-  if (config.mode == Mode::UdpOnly) {
-    fail(role, "config: mode: UDP relay is not available yet (TCP only)");
+  if (config.mode == Mode::UdpOnly && role != Role::Server) {
+    fail(role, "config: mode: the UDP relay of local and tunnel is not available yet");
     return kExitConfig;
   }
 
-  if (config.mode == Mode::TcpAndUdp) {
-    SR_LOG(Warn, "mode tcp_and_udp (-u): the UDP relay is not available yet; relaying TCP only");
+  if (config.mode == Mode::TcpAndUdp && role != Role::Server) {
+    SR_LOG(Warn, "-u: the UDP relay of local and tunnel is not available yet; relaying TCP only");
   }
+  const bool tcp = config.mode != Mode::UdpOnly;
+  const bool udp = role == Role::Server && config.mode != Mode::TcpOnly;
   auto method = crypto::findMethod(config.method);
   auto choice = crypto::parseProviderChoice(config.crypto_provider);
   if (!choice.ok()) {
@@ -279,6 +282,8 @@ int runRole(Role role, int argc, const char* const* argv) {
   // SHADOWRELAY_IO_URING=0 turns the batched io_uring I/O off (plain recv/send per event).
   const char* uring = std::getenv("SHADOWRELAY_IO_URING");
   env.io_uring = uring == nullptr || std::strcmp(uring, "0") != 0;
+  env.udp_timeout = std::chrono::seconds(config.udp_timeout_seconds);
+  env.udp_max_associations = static_cast<size_t>(config.udp_max_associations);
   if (config.tunnel_destination) env.tunnel_target = toSocksAddress(*config.tunnel_destination);
 
   std::vector<std::string> hosts;
@@ -309,12 +314,23 @@ int runRole(Role role, int argc, const char* const* argv) {
   const size_t n = pool.size();
   // Listening sockets first, on this thread, so that a bind error ends start-up cleanly.
   std::vector<std::vector<Fd>> listen_fds(n);
+  std::vector<std::vector<Fd>> udp_fds(n);
   ListenOptions listen_options;
   listen_options.reuse_port = config.reuse_port;
   listen_options.fast_open = config.fast_open;
   for (const SocketAddress& address : *addresses) {
+    for (size_t i = 0; udp && i < n; ++i) {
+      // SO_REUSEPORT: the kernel hashes each client's datagrams to one worker, so its
+      // association lives on one loop.
+      auto fd = bindUdp(address, /*reuse_port=*/true);
+      if (!fd.ok()) {
+        fail(role, fd.status().message());
+        return kExitRuntime;
+      }
+      udp_fds[i].push_back(std::move(*fd));
+    }
     Fd shared;
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; tcp && i < n; ++i) {
       if (config.reuse_port || i == 0) {
         auto fd = listenTcp(address, listen_options);
         if (!fd.ok()) {
@@ -333,6 +349,7 @@ int runRole(Role role, int argc, const char* const* argv) {
 
   pool.start();
   std::vector<std::unique_ptr<Worker>> workers(n);
+  std::vector<std::vector<std::unique_ptr<UdpServer>>> udp_servers(n);
   std::vector<absl::Status> init_status(n);
   pool.runOnEachAndWait([&](EventLoop& loop, size_t i) {
     log::setThreadName(absl::StrCat("worker-", i));
@@ -340,6 +357,10 @@ int runRole(Role role, int argc, const char* const* argv) {
     init_status[i] = workers[i]->init();
     if (init_status[i].ok()) {
       for (Fd& fd : listen_fds[i]) workers[i]->addListener(std::move(fd));
+      for (Fd& fd : udp_fds[i]) {
+        udp_servers[i].push_back(std::make_unique<UdpServer>(*workers[i], std::move(fd),
+                                                             env.udp_max_associations));
+      }
     }
   });
   int exit_code = 0;
@@ -354,7 +375,8 @@ int runRole(Role role, int argc, const char* const* argv) {
   if (exit_code == 0) {
     std::string where;
     for (const SocketAddress& address : *addresses) absl::StrAppend(&where, " ", address.toString());
-    SR_LOG(Info, "%s listening on%s (%d workers, %s, %s, open files %d)", roleName(role), where,
+    SR_LOG(Info, "%s listening on%s%s%s (%d workers, %s, %s, open files %d)", roleName(role), where,
+           tcp ? " tcp" : "", udp ? " udp" : "",
            static_cast<int>(n), config.method, env.credentials.provider->name(),
            static_cast<int>(files));
     if (print_uri) {
@@ -374,12 +396,16 @@ int runRole(Role role, int argc, const char* const* argv) {
   }
 
   TcpStats total;
+  UdpStats udp_total;
   pool.runOnEachAndWait([&](EventLoop&, size_t i) {
+    for (auto& server : udp_servers[i]) udp_total.add(server->stats());
+    udp_servers[i].clear();
     if (workers[i]) total.add(workers[i]->stats());
     workers[i].reset();
   });
   pool.stop();
-  SR_LOG(Info, "stopped: %s", total.summary());
+  SR_LOG(Info, "stopped: tcp %s", total.summary());
+  if (udp) SR_LOG(Info, "stopped: udp %s", udp_total.summary());
   return exit_code;
 }
 

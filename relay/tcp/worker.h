@@ -50,7 +50,9 @@ struct RelayEnv {
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds handshake_timeout{60};
   std::chrono::seconds connect_timeout{10};
-  bool io_uring = true;  // batch the relay's reads and writes through io_uring when available
+  bool io_uring = true;
+  std::chrono::seconds udp_timeout{300};   // --udp-timeout; 30 s for port 53 targets
+  size_t udp_max_associations = 16384;     // --udp-max-associations  // batch the relay's reads and writes through io_uring when available
 };
 
 /// Per-worker state. Lives on its loop's thread; every method is loop-thread only.

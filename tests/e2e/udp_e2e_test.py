@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""UDP relay of our server (`server -u`): shadowsocks-libev's `ss-local -u` as the client, a
+SOCKS5 UDP client here, and a UDP echo server as the target. Bad datagrams are dropped and
+counted, private targets refused, the association table bounded."""
+import os
+import re
+import socket
+import struct
+import threading
+import unittest
+
+import e2e_harness as h
+
+METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"]
+
+
+class UdpEcho:
+    """Echoes every datagram back to its sender, on a thread, until stopped."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((h.LOOPBACK, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.received += 1
+            self.sock.sendto(data, peer)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+class SocksUdp:
+    """One SOCKS5 UDP association (RFC 1928 §7) through a local SOCKS5 server."""
+
+    def __init__(self, local_port):
+        self.control = socket.create_connection((h.LOOPBACK, local_port), timeout=10)
+        self.control.sendall(b"\x05\x01\x00")
+        if h.recv_exact(self.control, 2, "SOCKS5 method") != b"\x05\x00":
+            raise AssertionError("SOCKS5 greeting refused")
+        self.control.sendall(b"\x05\x03\x00\x01" + bytes(6))
+        reply = h.recv_exact(self.control, 10, "UDP ASSOCIATE reply")
+        if reply[1] != 0:
+            raise AssertionError(f"UDP ASSOCIATE refused with 0x{reply[1]:02x}")
+        self.relay = (socket.inet_ntoa(reply[4:8]), struct.unpack(">H", reply[8:10])[0])
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((h.LOOPBACK, 0))
+        self.udp.settimeout(3)
+
+    def roundtrip(self, port, payload, host="127.0.0.1"):
+        header = b"\x00\x00\x00\x01" + socket.inet_aton(host) + struct.pack(">H", port)
+        self.udp.sendto(header + payload, self.relay)
+        try:
+            data, _ = self.udp.recvfrom(70000)
+        except socket.timeout:
+            return None
+        return data[len(header):]
+
+    def close(self):
+        self.udp.close()
+        self.control.close()
+
+
+class UdpTest(h.RelayTestCase):
+    def setUp(self):
+        super().setUp()
+        self.echo = UdpEcho()
+        self.addCleanup(self.echo.stop)
+
+    def start_pair(self, method, allow_private=True, extra=()):
+        server_port = self.start_server(method, allow_private=allow_private,
+                                        extra=["-u"] + list(extra))
+        self.server = self.last_child
+        local_port = h.free_port()
+        argv = h.local_argv("libev", server_port, local_port, method) + ["-u"]
+        local = self.spawn(f"ss-local-u-{method}", argv, ours=False)
+        h.wait_listening(local_port, local)
+        return server_port, local_port
+
+    def stop_server_log(self):
+        code, killed = self.server.stop()
+        self.server.exit_code = code
+        self.assertFalse(killed, "server did not stop on SIGTERM")
+        self.assertEqual(code, 0, f"server exit code {code}:\n{self.server.log_tail()}")
+        with open(self.server.log_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        match = re.search(r"stopped: udp (.*)", text)
+        self.assertIsNotNone(match, "no UDP summary in the server log")
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+    def check_echo(self, method):
+        _, local_port = self.start_pair(method)
+        client = SocksUdp(local_port)
+        self.addCleanup(client.close)
+        ok = 0
+        for _ in range(20):
+            payload = os.urandom(1200)  # libev's packet size limit is 1397
+            if client.roundtrip(self.echo.port, payload) == payload:
+                ok += 1
+        self.assertEqual(ok, 20, f"{ok}/20 datagrams came back through ss-local -u -> server -u")
+        stats = self.stop_server_log()
+        self.assertEqual(stats["packets_in"], 20)
+
+    def test_junk_before_valid_is_dropped_and_counted(self):
+        server_port, local_port = self.start_pair("chacha20-ietf-poly1305")
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(raw.close)
+        raw.settimeout(0.5)
+        for junk in (os.urandom(200), os.urandom(10), b"", os.urandom(1500)):
+            raw.sendto(junk, (h.LOOPBACK, server_port))
+        with self.assertRaises(socket.timeout, msg="the server answered a junk datagram"):
+            raw.recvfrom(70000)
+        # A client with the wrong password: its datagrams do not open either.
+        wrong_port = h.free_port()
+        argv = h.local_argv("libev", server_port, wrong_port, "chacha20-ietf-poly1305",
+                            password="wrong-password") + ["-u"]
+        wrong = self.spawn("ss-local-u-wrong", argv, ours=False)
+        h.wait_listening(wrong_port, wrong)
+        bad_client = SocksUdp(wrong_port)
+        self.addCleanup(bad_client.close)
+        self.assertIsNone(bad_client.roundtrip(self.echo.port, b"x" * 100))
+        client = SocksUdp(local_port)
+        self.addCleanup(client.close)
+        self.assertEqual(client.roundtrip(self.echo.port, b"still served"), b"still served")
+        stats = self.stop_server_log()
+        self.assertGreaterEqual(stats["open"], 4, stats)  # 3 junk (the empty one may not arrive) + wrong key
+        self.assertEqual(stats["packets_in"], 1)
+
+    def test_private_target_refused_without_allow_private(self):
+        _, local_port = self.start_pair("aes-128-gcm", allow_private=False)
+        client = SocksUdp(local_port)
+        self.addCleanup(client.close)
+        self.assertIsNone(client.roundtrip(self.echo.port, b"to loopback"))
+        self.assertEqual(self.echo.received, 0)
+        stats = self.stop_server_log()
+        self.assertGreaterEqual(stats["refused"], 1, stats)
+
+    def test_association_table_is_bounded(self):
+        _, local_port = self.start_pair(
+            "aes-256-gcm", extra=["--workers", "1", "--udp-max-associations", "10"])
+        clients = []
+        for i in range(30):  # 30 source ports: 30 associations at the server
+            client = SocksUdp(local_port)
+            self.addCleanup(client.close)
+            clients.append(client)
+            payload = f"datagram {i}".encode()
+            self.assertEqual(client.roundtrip(self.echo.port, payload), payload)
+        stats = self.stop_server_log()
+        self.assertEqual(stats["associations"], 30, stats)
+        self.assertEqual(stats["evictions"], 20, stats)
+
+
+for _method in METHODS:
+    setattr(UdpTest, "test_ss_local_to_our_server_" + _method.replace("-", "_"),
+            lambda self, m=_method: self.check_echo(m))
+
+
+if __name__ == "__main__":
+    h.main()
