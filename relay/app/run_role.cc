@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@
 #include "relay/net/socket.h"
 #include "relay/ss_uri.h"
 #include "relay/tcp/worker.h"
+#include "relay/udp/udp_client.h"
 #include "relay/udp/udp_server.h"
 
 namespace shadowrelay::relay {
@@ -245,16 +247,16 @@ int runRole(Role role, int argc, const char* const* argv) {
     absl::PrintF("%s\n", describe(config));
     return 0;
   }
-  if (config.mode == Mode::UdpOnly && role != Role::Server) {
-    fail(role, "config: mode: the UDP relay of local and tunnel is not available yet");
+  if (config.mode == Mode::UdpOnly && role == Role::Local) {
+    fail(role, "config: mode: the UDP relay of local (SOCKS5 UDP ASSOCIATE) is not available yet");
     return kExitConfig;
   }
 
-  if (config.mode == Mode::TcpAndUdp && role != Role::Server) {
-    SR_LOG(Warn, "-u: the UDP relay of local and tunnel is not available yet; relaying TCP only");
+  if (config.mode == Mode::TcpAndUdp && role == Role::Local) {
+    SR_LOG(Warn, "-u: the UDP relay of local is not available yet; relaying TCP only");
   }
   const bool tcp = config.mode != Mode::UdpOnly;
-  const bool udp = role == Role::Server && config.mode != Mode::TcpOnly;
+  const bool udp = role != Role::Local && config.mode != Mode::TcpOnly;
   auto method = crypto::findMethod(config.method);
   auto choice = crypto::parseProviderChoice(config.crypto_provider);
   if (!choice.ok()) {
@@ -350,6 +352,17 @@ int runRole(Role role, int argc, const char* const* argv) {
   pool.start();
   std::vector<std::unique_ptr<Worker>> workers(n);
   std::vector<std::vector<std::unique_ptr<UdpServer>>> udp_servers(n);
+  std::vector<std::vector<std::unique_ptr<UdpTunnel>>> udp_tunnels(n);
+  // tunnel -u: the server's address for the UDP associations, resolved once at start-up.
+  std::optional<SocketAddress> udp_server_address;
+  if (udp && role == Role::Tunnel) {
+    auto resolved = listenAddresses({config.server_hosts.front()}, config.server_port);
+    if (!resolved.ok() || resolved->empty()) {
+      fail(role, resolved.ok() ? "server: no address" : resolved.status().message());
+      return kExitConfig;
+    }
+    udp_server_address = resolved->front();
+  }
   std::vector<absl::Status> init_status(n);
   pool.runOnEachAndWait([&](EventLoop& loop, size_t i) {
     log::setThreadName(absl::StrCat("worker-", i));
@@ -358,8 +371,14 @@ int runRole(Role role, int argc, const char* const* argv) {
     if (init_status[i].ok()) {
       for (Fd& fd : listen_fds[i]) workers[i]->addListener(std::move(fd));
       for (Fd& fd : udp_fds[i]) {
-        udp_servers[i].push_back(std::make_unique<UdpServer>(*workers[i], std::move(fd),
-                                                             env.udp_max_associations));
+        if (role == Role::Server) {
+          udp_servers[i].push_back(std::make_unique<UdpServer>(*workers[i], std::move(fd),
+                                                               env.udp_max_associations));
+        } else {
+          udp_tunnels[i].push_back(std::make_unique<UdpTunnel>(
+              *workers[i], std::move(fd), *udp_server_address, *env.tunnel_target,
+              env.udp_max_associations));
+        }
       }
     }
   });
@@ -400,6 +419,8 @@ int runRole(Role role, int argc, const char* const* argv) {
   pool.runOnEachAndWait([&](EventLoop&, size_t i) {
     for (auto& server : udp_servers[i]) udp_total.add(server->stats());
     udp_servers[i].clear();
+    for (auto& tunnel : udp_tunnels[i]) udp_total.add(tunnel->stats());
+    udp_tunnels[i].clear();
     if (workers[i]) total.add(workers[i]->stats());
     workers[i].reset();
   });

@@ -125,6 +125,17 @@ int connectNonBlocking(const SocketAddress& address, bool fast_open, bool no_del
   return fd;
 }
 
+int connectNonBlockingUdp(const SocketAddress& address) {
+  int fd = ::socket(address.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (fd < 0) return -errno;
+  if (::connect(fd, address.get(), address.len) != 0) {
+    int err = errno;
+    ::close(fd);
+    return -err;
+  }
+  return fd;
+}
+
 int socketError(int fd) {
   int err = 0;
   socklen_t len = sizeof(err);

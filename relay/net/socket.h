@@ -74,6 +74,10 @@ absl::StatusOr<Fd> bindUdp(const SocketAddress& address, bool reuse_port);
 /// With `fast_open`, TCP_FASTOPEN_CONNECT defers the SYN to the first write, which carries data.
 int connectNonBlocking(const SocketAddress& address, bool fast_open, bool no_delay);
 
+/// A non-blocking UDP socket connected to `address` (replies from elsewhere are filtered by the
+/// kernel). Returns the fd or -errno.
+int connectNonBlockingUdp(const SocketAddress& address);
+
 /// The pending error of a socket (SO_ERROR), 0 if none.
 int socketError(int fd);
 

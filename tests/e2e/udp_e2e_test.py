@@ -8,6 +8,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import unittest
 
 import e2e_harness as h
@@ -163,6 +164,68 @@ class UdpTest(h.RelayTestCase):
         stats = self.stop_server_log()
         self.assertEqual(stats["associations"], 30, stats)
         self.assertEqual(stats["evictions"], 20, stats)
+
+
+class UdpTunnelTest(h.RelayTestCase):
+    """`tunnel -u`: datagrams to the local port go to the fixed -L destination."""
+
+    def setUp(self):
+        super().setUp()
+        self.echo = UdpEcho()
+        self.addCleanup(self.echo.stop)
+
+    def tunnel_roundtrips(self, tunnel_port, sizes):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(3)
+        for size in sizes:
+            payload = os.urandom(size)
+            sock.sendto(payload, (h.LOOPBACK, tunnel_port))
+            try:
+                data, _ = sock.recvfrom(70000)
+            except socket.timeout:
+                self.fail(f"{size}-byte datagram: no reply through the tunnel")
+            self.assertEqual(data, payload, f"{size}-byte datagram came back changed")
+
+    def start_tunnel_u(self, server_port, method, impl="ours"):
+        port = h.free_port()
+        argv = h.local_argv(impl, server_port, port, method,
+                            tunnel_to=f"127.0.0.1:{self.echo.port}") + ["-u"]
+        child = self.spawn(f"{impl}-tunnel-u-{method}", argv, ours=impl == "ours")
+        h.wait_listening(port, child)
+        return port
+
+    def test_our_tunnel_to_our_server_up_to_32k(self):
+        for method in METHODS:
+            server_port = self.start_server(method, extra=["-u"])
+            tunnel_port = self.start_tunnel_u(server_port, method)
+            self.tunnel_roundtrips(tunnel_port, [1, 1200, 8 << 10, 32 << 10])
+
+    def test_our_tunnel_to_ss_server(self):
+        server_port = h.free_port()
+        argv = h.server_argv("libev", server_port, "chacha20-ietf-poly1305") + ["-u"]
+        server = self.spawn("ss-server-u", argv, ours=False)
+        h.wait_listening(server_port, server)
+        tunnel_port = self.start_tunnel_u(server_port, "chacha20-ietf-poly1305")
+        self.tunnel_roundtrips(tunnel_port, [100, 1200])
+
+    def test_ss_tunnel_to_our_server(self):
+        server_port = self.start_server("aes-256-gcm", extra=["-u"])
+        tunnel_port = self.start_tunnel_u(server_port, "aes-256-gcm", impl="libev")
+        self.tunnel_roundtrips(tunnel_port, [100, 1200])
+
+    def test_idle_associations_expire(self):
+        server_port = self.start_server("aes-128-gcm", extra=["-u", "--udp-timeout", "1"])
+        server = self.last_child
+        tunnel_port = self.start_tunnel_u(server_port, "aes-128-gcm")
+        self.tunnel_roundtrips(tunnel_port, [64])
+        time.sleep(3)  # bounded: > the 1 s timeout + the 1 s sweep interval
+        code, _ = server.stop()
+        server.exit_code = code
+        self.assertEqual(code, 0)
+        with open(server.log_path, encoding="utf-8", errors="replace") as f:
+            summary = re.search(r"stopped: udp (.*)", f.read()).group(1)
+        self.assertIn("expirations=1", summary)
 
 
 for _method in METHODS:

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The client side of the Shadowsocks UDP relay on one worker. `tunnel -U`: every datagram to
+// the local port goes to the fixed -L destination through the server, and replies come back to
+// each sender. One association (one socket connected to the server) per sender, in a bounded
+// LRU table with idle expiry, like the server's.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "crypto/address.h"
+#include "crypto/udp_codec.h"
+#include "relay/event/io_watcher.h"
+#include "relay/event/timer.h"
+#include "relay/net/socket.h"
+#include "relay/udp/lru_table.h"
+#include "relay/udp/udp_server.h"
+
+namespace shadowrelay::relay {
+
+class Worker;
+
+class UdpTunnel {
+ public:
+  /// `socket`: the bound local UDP socket; `server`: the Shadowsocks server's address.
+  UdpTunnel(Worker& worker, Fd socket, const SocketAddress& server,
+            const crypto::SocksAddress& destination, size_t max_associations);
+  ~UdpTunnel();
+  UdpTunnel(const UdpTunnel&) = delete;
+  UdpTunnel& operator=(const UdpTunnel&) = delete;
+
+  const UdpStats& stats() const { return stats_; }
+
+ private:
+  struct Association;
+  using Clock = std::chrono::steady_clock;
+  using Table = LruTable<std::string, std::unique_ptr<Association>>;
+
+  void onReadable();
+  void onReply(Association& association);
+  void sweep();
+
+  Worker& worker_;
+  Fd socket_;
+  const SocketAddress server_;
+  IoWatcher watcher_;
+  Timer sweep_timer_;
+  crypto::UdpCodec codec_;
+  Table table_;
+  UdpStats stats_;
+  std::unique_ptr<uint8_t[]> buf_;
+  std::unique_ptr<uint8_t[]> out_;
+  size_t header_size_;
+};
+
+}  // namespace shadowrelay::relay
