@@ -10,10 +10,10 @@ access_log off, temporary prefix) for wrk, and this process itself (accepts, rea
 writes) for the idle-connection memory test.
 
 Run through tests/bench/tcp_bench.sh (`./dev bench tcp`), which builds the binary and passes
-its path in BENCH_OURS_BIN (or --ours PATH). Knobs (environment): BENCH_OUT, BENCH_SECONDS, BENCH_ROUNDS, BENCH_OMIT, BENCH_METHODS,
-BENCH_PARTS, BENCH_IDLE_CONNS, BENCH_MEM_ROUNDS, BENCH_WRK_THREADS, BENCH_WRK_CONNS,
-BENCH_NGINX_WORKERS, BENCH_MAX_SECONDS, OURS_SERVER_ARGS, OURS_TUNNEL_ARGS, LIBEV_SERVER_ARGS,
-LIBEV_TUNNEL_ARGS (see usage()).
+its path in BENCH_OURS_BIN (or --ours PATH). Knobs are environment variables (--help).
+Each run also records the CPU the relay processes used and the CPU the rest of the machine
+used meanwhile ("other processes"): on a shared 2-core machine, a build or another benchmark
+overlapping one implementation's run skews the comparison, and the report says so.
 
 Every wait is bounded by a deadline, every loop by a count; every process started here runs
 in its own process group with PR_SET_PDEATHSIG=SIGKILL and is killed on exit, on SIGINT,
@@ -340,15 +340,15 @@ class Chain:
 
 
 class Bench:
-    def __init__(self, ours_bin):
+    def __init__(self, ours_bin, prefix="tcp"):
         self.out = os.environ.get("BENCH_OUT", "/tmp/shadowrelay-bench")
         os.makedirs(self.out, exist_ok=True)
         self.tmp = tempfile.mkdtemp(prefix="shadowrelay-tcp-bench.")
         os.chmod(self.tmp, 0o755)  # nginx workers may run as nobody when started by root
-        self.log_dir = os.path.join(self.out, "tcp_logs")
+        self.log_dir = os.path.join(self.out, f"{prefix}_logs")
         shutil.rmtree(self.log_dir, ignore_errors=True)
         os.makedirs(self.log_dir)
-        self.raw_path = os.path.join(self.out, "tcp_raw.jsonl")
+        self.raw_path = os.path.join(self.out, f"{prefix}_raw.jsonl")
         self.raw = open(self.raw_path, "w")
         self.procs = Procs(self.log_dir)
         self.ports = PortPool()
@@ -567,6 +567,7 @@ class Bench:
             try:
                 samples = {(impl, d): [] for impl in IMPLS for d in ("forward", "reverse")}
                 per_core = {(impl, d): [] for impl in IMPLS for d in ("forward", "reverse")}
+                by_round = {(impl, d): {} for impl in IMPLS for d in ("forward", "reverse")}
                 errors, restarts = {}, {}
                 na = {impl: self.available(impl, method) if chains[impl] is None else None
                       for impl in IMPLS}
@@ -593,6 +594,7 @@ class Bench:
                             self.foreign.append(cpu["foreign_cores"])
                             if value is not None:
                                 samples[(impl, direction)].append(value)
+                                by_round[(impl, direction)][rnd] = value
                                 per_core[(impl, direction)].append(
                                     value / cpu["relay_cores"] if cpu["relay_cores"] else None)
                             else:
@@ -604,6 +606,7 @@ class Bench:
                         "na": na[impl],
                         "error": errors.get((impl, direction)),
                         "per_relay_core": median_or_none(per_core[(impl, direction)]),
+                        "by_round": by_round[(impl, direction)],
                     }
             finally:
                 for chain in chains.values():
@@ -710,6 +713,7 @@ http {{
                         errors[(mode, impl)] = why
             samples = {(mode, impl): [] for mode in ("keepalive", "close") for impl in IMPLS}
             per_core = {(mode, impl): [] for mode in ("keepalive", "close") for impl in IMPLS}
+            by_round = {(mode, impl): {} for mode in ("keepalive", "close") for impl in IMPLS}
             for rnd in range(self.rounds):
                 for mode in ("keepalive", "close"):
                     for impl in IMPLS:  # alternating ours / libev
@@ -728,6 +732,7 @@ http {{
                         self.foreign.append(cpu["foreign_cores"])
                         if value is not None:
                             samples[(mode, impl)].append(value)
+                            by_round[(mode, impl)][rnd] = value
                             per_core[(mode, impl)].append(
                                 value / cpu["relay_cores"] if cpu["relay_cores"] else None)
                         if err:
@@ -739,6 +744,7 @@ http {{
                     "na": na[impl],
                     "error": errors.get((mode, impl)),
                     "per_relay_core": median_or_none(per_core[(mode, impl)]),
+                    "by_round": by_round[(mode, impl)],
                 }
         finally:
             for chain in chains.values():
@@ -888,7 +894,9 @@ http {{
         add(f"Loopback, `tunnel -> server -> target` for both implementations, same method and "
             f"password; ours and libev alternate run by run, {self.rounds} round(s), medians; "
             f"{self.seconds} s per run (iperf3 `-O {self.omit}` on top). RLIMIT_NOFILE "
-            f"{self.nofile}.")
+            f"{self.nofile}. \"ours/libev\" is the ratio of the medians (the target's measure); "
+            "\"per-round ratios\" pairs the adjacent runs of each round, which share the VM's "
+            "drift in speed between rounds.")
         if self.ours_unavailable:
             add("")
             add(f"ours: n/a — {self.ours_unavailable}")
@@ -896,8 +904,9 @@ http {{
             add("")
             add("### Throughput (iperf3 through the tunnel, Gbit/s)")
             add("")
-            add("| method | direction | ours | libev | ours/libev | target |")
-            add("|---|---|---:|---:|---:|---|")
+            add("| method | direction | ours | libev | ours/libev | per-round ratios, median "
+                "| target |")
+            add("|---|---|---:|---:|---:|---:|---|")
             for method in self.methods:
                 for direction in ("forward", "reverse"):
                     o = self.results["iperf"].get((method, direction, "ours"))
@@ -906,20 +915,20 @@ http {{
                         continue
                     label = direction + (" (-R)" if direction == "reverse" else "")
                     add(f"| {method} | {label} | {fmt(o, 2)} | {fmt(l, 2)} | {ratio(o, l)} | "
-                        f"{target_cell(o, l, THROUGHPUT_TARGETS.get(method), minimum=True)} |")
+                        f"{paired_ratio(o, l)} | {target_cell(o, l, THROUGHPUT_TARGETS.get(method), minimum=True)} |")
         if "wrk" in self.parts and self.results["wrk"]:
             add("")
             add(f"### HTTP through the tunnel (wrk -t{self.wrk_threads} -c{self.wrk_conns} "
                 f"-d{self.seconds}s, nginx 1 KiB file, {WRK_METHOD}, requests/s)")
             add("")
-            add("| test | ours | libev | ours/libev | target |")
-            add("|---|---:|---:|---:|---|")
+            add("| test | ours | libev | ours/libev | per-round ratios, median | target |")
+            add("|---|---:|---:|---:|---:|---|")
             for mode, label in (("keepalive", "keep-alive requests/s"),
                                 ("close", "`Connection: close` (new connections/s)")):
                 o = self.results["wrk"].get((mode, "ours"))
                 l = self.results["wrk"].get((mode, "libev"))
                 add(f"| {label} | {fmt(o, 0)} | {fmt(l, 0)} | {ratio(o, l)} | "
-                    f"{target_cell(o, l, WRK_TARGETS[mode], minimum=True)} |")
+                    f"{paired_ratio(o, l)} | {target_cell(o, l, WRK_TARGETS[mode], minimum=True)} |")
         if "mem" in self.parts and self.results["mem"]:
             add("")
             add(f"### Memory per idle connection ({self.idle_conns} connections, {MEM_METHOD}, "
@@ -968,11 +977,13 @@ http {{
             self.notes.append(f"waited {self.quiet_waited:.0f} s in all for other processes on "
                               "the machine to go idle before runs")
         foreign = [f for f in self.foreign if f is not None]
-        if foreign and max(foreign) > 0.25:
+        busy_runs = [f for f in foreign if f > 0.25]
+        if busy_runs:
             self.notes.append(
-                f"other processes on this machine used {statistics.mean(foreign):.2f} cores on "
-                f"average during the runs (max {max(foreign):.2f} of {os.cpu_count()}): the "
-                "numbers are noisy; per-run figures in the raw data (cpu.foreign_cores)")
+                f"{len(busy_runs)} of {len(foreign)} runs overlapped other processes using more "
+                f"than 0.25 cores (max {max(foreign):.2f} of {os.cpu_count()}; average over all "
+                f"runs {statistics.mean(foreign):.2f}): those runs are skewed; per-run figures in "
+                "the raw data (cpu.foreign_cores)")
         failures = []
         for part, table in self.results.items():
             for key, r in table.items():
@@ -1176,6 +1187,19 @@ def ratio(o, l):
     return "n/a" if v is None else f"{v:.2f}×"
 
 
+def paired_ratio(o, l):
+    """Median over rounds of ours/libev within the round (adjacent runs): the machine's speed
+    drifts between rounds on a VM, the pair shares the drift. Also lists the ratios."""
+    if not o or not l:
+        return "n/a"
+    a, b = o.get("by_round") or {}, l.get("by_round") or {}
+    ratios = [a[r] / b[r] for r in sorted(a) if r in b and b[r]]
+    if not ratios:
+        return "n/a"
+    listed = ", ".join(f"{r:.2f}" for r in ratios)
+    return f"{statistics.median(ratios):.2f}× ({listed})"
+
+
 def target_cell(o, l, target, minimum):
     if target is None:
         return "—"
@@ -1224,7 +1248,7 @@ def main(argv):
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    bench = Bench(ours)
+    bench = Bench(ours, prefix="tcp_hold" if hold is not None else "tcp")
     try:
         if hold is not None:
             bench.hold(min(hold, 3600))
