@@ -108,8 +108,9 @@ std::string publicHostGuess() {
   return found;
 }
 
-/// Listen addresses: IP literals as given, names through getaddrinfo (start-up only).
-absl::StatusOr<std::vector<SocketAddress>> listenAddresses(const std::vector<std::string>& hosts,
+/// Addresses of hosts named in the configuration: IP literals as given, names through
+/// getaddrinfo (start-up only: this blocks).
+absl::StatusOr<std::vector<SocketAddress>> resolveAtStartup(const std::vector<std::string>& hosts,
                                                            uint16_t port) {
   std::vector<SocketAddress> out;
   for (const std::string& host : hosts) {
@@ -297,7 +298,7 @@ int runRole(Role role, int argc, const char* const* argv) {
     hosts = {config.local_address};
     port = config.local_port;
   }
-  auto addresses = listenAddresses(hosts, port);
+  auto addresses = resolveAtStartup(hosts, port);
   if (!addresses.ok()) {
     fail(role, addresses.status().message());
     return kExitConfig;
@@ -356,7 +357,7 @@ int runRole(Role role, int argc, const char* const* argv) {
   // tunnel -u: the server's address for the UDP associations, resolved once at start-up.
   std::optional<SocketAddress> udp_server_address;
   if (udp && role == Role::Tunnel) {
-    auto resolved = listenAddresses({config.server_hosts.front()}, config.server_port);
+    auto resolved = resolveAtStartup({config.server_hosts.front()}, config.server_port);
     if (!resolved.ok() || resolved->empty()) {
       fail(role, resolved.ok() ? "server: no address" : resolved.status().message());
       return kExitConfig;

@@ -4,6 +4,7 @@
 #include <liburing.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace shadowrelay::relay {
@@ -67,7 +68,6 @@ const std::vector<IoBatch::Completion>& IoBatch::run() {
     io_uring_sqe_set_data64(sqe, op.token);
   }
   const unsigned want = static_cast<unsigned>(ops_.size());
-  ops_.clear();
   unsigned got = 0;
   int rc = io_uring_submit_and_wait(ring_.get(), want);
   ++syscalls_;
@@ -87,6 +87,22 @@ const std::vector<IoBatch::Completion>& IoBatch::run() {
       ++syscalls_;
     }
   }
+  if (got < want) {
+    // The ring failed (not seen in practice). Its late completions must not be mistaken for a
+    // later batch's: drop the ring, make plain calls from now on, and fail what is unaccounted.
+    io_uring_queue_exit(ring_.get());
+    ring_.reset();
+    std::vector<uint64_t> seen_tokens;
+    seen_tokens.reserve(done_.size());
+    for (const Completion& c : done_) seen_tokens.push_back(c.token);
+    std::sort(seen_tokens.begin(), seen_tokens.end());
+    for (const Op& op : ops_) {
+      if (!std::binary_search(seen_tokens.begin(), seen_tokens.end(), op.token)) {
+        done_.push_back({op.token, -static_cast<long>(EIO)});
+      }
+    }
+  }
+  ops_.clear();
   return done_;
 }
 

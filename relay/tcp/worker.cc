@@ -158,7 +158,9 @@ uint8_t* Worker::poolBuffer(std::vector<std::unique_ptr<uint8_t[]>>& pool, size_
 void Worker::runBatch() {
   batch_scheduled_ = false;
   if (!io_) io_ = std::make_unique<IoBatch>(env_.io_uring);  // on the loop thread
-  std::vector<RecvOp> recvs;
+  // Swap with kept vectors (not fresh ones): no allocation per loop iteration.
+  std::vector<RecvOp>& recvs = recv_running_;
+  recvs.clear();
   recvs.swap(recv_ops_);
   const size_t chunk = io_->capacity();
   for (size_t first = 0; first < recvs.size(); first += chunk) {
@@ -189,13 +191,15 @@ void Worker::runBatch() {
     runSends();  // before the next chunk reuses the output buffers
   }
   runSends();  // flushes queued by writable events
-  std::vector<TcpSession*> touched;
+  std::vector<TcpSession*>& touched = touched_running_;
+  touched.clear();
   touched.swap(touched_);
   for (TcpSession* session : touched) session->afterBatch();
 }
 
 void Worker::runSends() {
-  std::vector<SendOp> sends;
+  std::vector<SendOp>& sends = send_running_;
+  sends.clear();
   sends.swap(send_ops_);
   const size_t chunk = io_->capacity();
   for (size_t first = 0; first < sends.size(); first += chunk) {

@@ -134,6 +134,10 @@ class Worker {
   std::vector<RecvOp> recv_ops_;
   std::vector<SendOp> send_ops_;
   std::vector<TcpSession*> touched_;
+  // The lists being worked through; swapped with the queues above to keep their capacity.
+  std::vector<RecvOp> recv_running_;
+  std::vector<SendOp> send_running_;
+  std::vector<TcpSession*> touched_running_;
   std::vector<size_t> have_;
   std::vector<std::unique_ptr<uint8_t[]>> in_pool_;
   std::vector<std::unique_ptr<uint8_t[]>> out_pool_;

@@ -13,22 +13,11 @@
 namespace shadowrelay::relay {
 
 namespace {
-constexpr size_t kMaxDatagram = 65535;
-constexpr size_t kMaxUdpPayload = 65507;
+using udp::kMaxDatagram;
+using udp::kMaxUdpPayload;
+using udp::kPacketsPerEvent;
 constexpr size_t kHeaderRoom = 300;  // a domain address header is at most 259 bytes
-constexpr int kPacketsPerEvent = 64;
-constexpr auto kSweepInterval = std::chrono::seconds(1);
-
-std::string keyOf(const SocketAddress& address) {
-  return std::string(reinterpret_cast<const char*>(&address.storage), address.len);
-}
 }  // namespace
-
-struct UdpTunnel::Association {
-  SocketAddress sender;
-  Fd fd;  // connected to the server
-  std::optional<IoWatcher> watcher;
-};
 
 UdpTunnel::UdpTunnel(Worker& worker, Fd socket, const SocketAddress& server,
                      const crypto::SocksAddress& destination, size_t max_associations)
@@ -36,24 +25,17 @@ UdpTunnel::UdpTunnel(Worker& worker, Fd socket, const SocketAddress& server,
       socket_(std::move(socket)),
       server_(server),
       watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onReadable(); }),
-      sweep_timer_(worker.loop(), [this] { sweep(); }),
       codec_(*worker.env().credentials.method, *worker.env().credentials.provider),
-      table_(max_associations),
+      table_(worker.loop(), max_associations, worker.env().udp_timeout, stats_),
       buf_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram)),
       out_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram + 128)) {
   // The destination header is the same for every datagram: write it once, in front of where
   // each datagram is received.
   header_size_ = destination.size();
   crypto::writeAddress(destination, {buf_.get() + kHeaderRoom - header_size_, header_size_});
-  sweep_timer_.armAfter(kSweepInterval);
 }
 
 UdpTunnel::~UdpTunnel() = default;
-
-void UdpTunnel::sweep() {
-  stats_.expirations += table_.expire(Clock::now(), worker_.env().udp_timeout);
-  sweep_timer_.armAfter(kSweepInterval);
-}
 
 void UdpTunnel::onReadable() {
   const Credentials& creds = worker_.env().credentials;
@@ -70,25 +52,16 @@ void UdpTunnel::onReadable() {
       ++stats_.dropped_too_big;
       continue;
     }
-    const std::string key = keyOf(from);
-    const auto now = Clock::now();
-    Table::Entry* entry = table_.touch(key, now);
+    const std::string key = udpPeerKey(from);
+    UdpAssociationTable::Entry* entry = table_.find(key);
     if (entry == nullptr) {
       const int fd = connectNonBlockingUdp(server_);
       if (fd < 0) {
         ++stats_.dropped_send;
         continue;
       }
-      auto association = std::make_unique<Association>();
-      association->sender = from;
-      association->fd = Fd(fd);
-      Association* raw = association.get();
-      association->watcher.emplace(worker_.loop(), fd, kReadable,
-                                   [this, raw](uint32_t) { onReply(*raw); });
-      const uint64_t evicted_before = table_.evictions();
-      entry = &table_.insert(key, std::move(association), now, worker_.env().udp_timeout);
-      stats_.evictions += table_.evictions() - evicted_before;
-      ++stats_.associations;
+      entry = &table_.add(key, from, Fd(fd), server_.family(), worker_.env().udp_timeout,
+                          [this](UdpAssociation& association) { onReply(association); });
     }
     const size_t sealed = codec_.seal(creds.master.bytes(), {plain, plain_len},
                                       {out_.get(), kHeaderRoom + kMaxDatagram + 128});
@@ -101,7 +74,7 @@ void UdpTunnel::onReadable() {
   }
 }
 
-void UdpTunnel::onReply(Association& association) {
+void UdpTunnel::onReply(UdpAssociation& association) {
   const Credentials& creds = worker_.env().credentials;
   const size_t salt_size = creds.method->salt_size;
   uint8_t* packet = out_.get();
@@ -125,14 +98,14 @@ void UdpTunnel::onReply(Association& association) {
       ++stats_.dropped_address;
       continue;
     }
-    if (::sendto(socket_.get(), plain + header, *opened - header, 0, association.sender.get(),
-                 association.sender.len) < 0) {
+    if (::sendto(socket_.get(), plain + header, *opened - header, 0, association.peer.get(),
+                 association.peer.len) < 0) {
       ++stats_.dropped_send;
       continue;
     }
     ++stats_.packets_out;
     stats_.bytes_out += *opened - header;
-    table_.touch(keyOf(association.sender), Clock::now());
+    table_.touch(association);
   }
 }
 

@@ -16,8 +16,7 @@
 #include "relay/event/io_watcher.h"
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
-#include "relay/udp/lru_table.h"
-#include "relay/udp/udp_server.h"
+#include "relay/udp/udp_association.h"
 
 namespace shadowrelay::relay {
 
@@ -35,22 +34,16 @@ class UdpTunnel {
   const UdpStats& stats() const { return stats_; }
 
  private:
-  struct Association;
-  using Clock = std::chrono::steady_clock;
-  using Table = LruTable<std::string, std::unique_ptr<Association>>;
-
   void onReadable();
-  void onReply(Association& association);
-  void sweep();
+  void onReply(UdpAssociation& association);
 
   Worker& worker_;
   Fd socket_;
   const SocketAddress server_;
   IoWatcher watcher_;
-  Timer sweep_timer_;
   crypto::UdpCodec codec_;
-  Table table_;
   UdpStats stats_;
+  UdpAssociationTable table_;
   std::unique_ptr<uint8_t[]> buf_;
   std::unique_ptr<uint8_t[]> out_;
   size_t header_size_;

@@ -20,16 +20,11 @@ namespace shadowrelay::relay {
 
 namespace {
 
-constexpr size_t kMaxDatagram = 65535;
-constexpr size_t kMaxUdpPayload = 65507;  // IPv4: 65535 - 20 (IP) - 8 (UDP)
-constexpr size_t kHeaderRoom = 32;        // an IPv6 address header is 19 bytes
-constexpr int kPacketsPerEvent = 64;
+using udp::kMaxDatagram;
+using udp::kMaxUdpPayload;
+using udp::kPacketsPerEvent;
+constexpr size_t kHeaderRoom = 32;  // an IPv6 address header is 19 bytes
 constexpr auto kDnsIdleTimeout = std::chrono::seconds(30);
-constexpr auto kSweepInterval = std::chrono::seconds(1);
-
-std::string keyOf(const SocketAddress& address) {
-  return std::string(reinterpret_cast<const char*>(&address.storage), address.len);
-}
 
 /// `address` as a destination for an AF_INET6 dual-stack socket (IPv4 becomes ::ffff:a.b.c.d).
 SocketAddress asV6(const SocketAddress& address) {
@@ -67,39 +62,6 @@ crypto::SocksAddress sourceHeader(const sockaddr_storage& from) {
 
 }  // namespace
 
-void UdpStats::add(const UdpStats& o) {
-  packets_in += o.packets_in;
-  packets_out += o.packets_out;
-  bytes_in += o.bytes_in;
-  bytes_out += o.bytes_out;
-  dropped_open += o.dropped_open;
-  dropped_replay += o.dropped_replay;
-  dropped_address += o.dropped_address;
-  dropped_refused += o.dropped_refused;
-  dropped_resolve += o.dropped_resolve;
-  dropped_send += o.dropped_send;
-  dropped_too_big += o.dropped_too_big;
-  associations += o.associations;
-  evictions += o.evictions;
-  expirations += o.expirations;
-}
-
-std::string UdpStats::summary() const {
-  return absl::StrCat("packets_in=", packets_in, " packets_out=", packets_out,
-                      " bytes_in=", bytes_in, " bytes_out=", bytes_out, " dropped{open=", dropped_open,
-                      " replay=", dropped_replay, " address=", dropped_address,
-                      " refused=", dropped_refused, " resolve=", dropped_resolve,
-                      " send=", dropped_send, " too_big=", dropped_too_big,
-                      "} associations=", associations, " evictions=", evictions,
-                      " expirations=", expirations);
-}
-
-struct UdpServer::Association {
-  SocketAddress client;
-  Fd fd;
-  std::optional<IoWatcher> watcher;
-};
-
 struct UdpServer::PendingResolve {
   dns::ResolveHandle handle;
 };
@@ -108,21 +70,15 @@ UdpServer::UdpServer(Worker& worker, Fd socket, size_t max_associations)
     : worker_(worker),
       socket_(std::move(socket)),
       watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onReadable(); }),
-      sweep_timer_(worker.loop(), [this] { sweep(); }),
       codec_(*worker.env().credentials.method, *worker.env().credentials.provider),
-      table_(max_associations),
+      table_(worker.loop(), max_associations,
+             std::min<std::chrono::steady_clock::duration>(kDnsIdleTimeout,
+                                                           worker.env().udp_timeout),
+             stats_),
       buf_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram)),
-      out_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram + 128)) {
-  sweep_timer_.armAfter(kSweepInterval);
-}
+      out_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram + 128)) {}
 
 UdpServer::~UdpServer() = default;
-
-void UdpServer::sweep() {
-  stats_.expirations += table_.expire(
-      Clock::now(), std::min<Clock::duration>(kDnsIdleTimeout, worker_.env().udp_timeout));
-  sweep_timer_.armAfter(kSweepInterval);
-}
 
 void UdpServer::onReadable() {
   for (int i = 0; i < kPacketsPerEvent; ++i) {
@@ -159,7 +115,7 @@ void UdpServer::onPacket(const SocketAddress& from, uint8_t* packet, size_t len)
   }
   const uint8_t* payload = plain + header;
   const size_t payload_len = *opened - header;
-  const std::string key = keyOf(from);
+  const std::string key = udpPeerKey(from);
   if (target.type != crypto::SocksAddress::Type::Domain) {
     SocketAddress to;
     auto ip = target.type == crypto::SocksAddress::Type::IPv4
@@ -207,36 +163,28 @@ void UdpServer::forward(const std::string& key, const SocketAddress& client,
     ++stats_.dropped_refused;
     return;
   }
-  const auto now = Clock::now();
-  Table::Entry* entry = table_.touch(key, now);
+  UdpAssociationTable::Entry* entry = table_.find(key);
   if (entry == nullptr) {
-    auto association = std::make_unique<Association>();
-    association->client = client;
+    // One dual-stack socket reaches IPv4 and IPv6 targets; IPv4-only hosts get an AF_INET one.
+    int family = AF_INET6;
     int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd >= 0) {
       int off = 0;
       ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
     } else {
+      family = AF_INET;
       fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     }
     if (fd < 0) {
       ++stats_.dropped_send;
       return;
     }
-    association->fd = Fd(fd);
-    Association* raw = association.get();
-    association->watcher.emplace(worker_.loop(), fd, kReadable,
-                                 [this, raw](uint32_t) { onReply(*raw); });
-    const uint64_t evicted_before = table_.evictions();
-    entry = &table_.insert(key, std::move(association), now, worker_.env().udp_timeout);
-    stats_.evictions += table_.evictions() - evicted_before;
-    ++stats_.associations;
+    entry = &table_.add(key, client, Fd(fd), family, worker_.env().udp_timeout,
+                        [this](UdpAssociation& association) { onReply(association); });
   }
   entry->idle_timeout = target.port() == 53 ? kDnsIdleTimeout : worker_.env().udp_timeout;
-  Association& association = *entry->value;
-  SocketAddress to = target;
-  const bool v6_socket = localAddress(association.fd.get()).family() == AF_INET6;
-  if (v6_socket) to = asV6(target);
+  UdpAssociation& association = *entry->value;
+  const SocketAddress to = association.family == AF_INET6 ? asV6(target) : target;
   if (::sendto(association.fd.get(), payload, len, 0, to.get(), to.len) < 0) {
     ++stats_.dropped_send;
     return;
@@ -245,7 +193,7 @@ void UdpServer::forward(const std::string& key, const SocketAddress& client,
   stats_.bytes_in += len;
 }
 
-void UdpServer::onReply(Association& association) {
+void UdpServer::onReply(UdpAssociation& association) {
   const Credentials& creds = worker_.env().credentials;
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     sockaddr_storage from{};
@@ -265,14 +213,14 @@ void UdpServer::onReply(Association& association) {
     }
     const size_t sealed =
         codec_.seal(creds.master.bytes(), {plain, plain_len}, {out_.get(), kMaxDatagram + 128});
-    if (sealed == 0 || ::sendto(socket_.get(), out_.get(), sealed, 0, association.client.get(),
-                                association.client.len) < 0) {
+    if (sealed == 0 || ::sendto(socket_.get(), out_.get(), sealed, 0, association.peer.get(),
+                                association.peer.len) < 0) {
       ++stats_.dropped_send;
       continue;
     }
     ++stats_.packets_out;
     stats_.bytes_out += static_cast<uint64_t>(n);
-    table_.touch(keyOf(association.client), Clock::now());
+    table_.touch(association);
   }
 }
 

@@ -21,31 +21,11 @@
 #include "relay/event/io_watcher.h"
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
-#include "relay/udp/lru_table.h"
+#include "relay/udp/udp_association.h"
 
 namespace shadowrelay::relay {
 
 class Worker;
-
-struct UdpStats {
-  uint64_t packets_in = 0;         // from clients, opened and forwarded
-  uint64_t packets_out = 0;        // to clients
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
-  uint64_t dropped_open = 0;       // too short or did not open
-  uint64_t dropped_replay = 0;
-  uint64_t dropped_address = 0;
-  uint64_t dropped_refused = 0;    // private target
-  uint64_t dropped_resolve = 0;
-  uint64_t dropped_send = 0;       // sendto failed (target or client)
-  uint64_t dropped_too_big = 0;    // reply larger than a UDP datagram can carry
-  uint64_t associations = 0;       // created
-  uint64_t evictions = 0;
-  uint64_t expirations = 0;
-
-  void add(const UdpStats& other);
-  std::string summary() const;
-};
 
 class UdpServer {
  public:
@@ -58,26 +38,21 @@ class UdpServer {
   size_t associationCount() const { return table_.size(); }
 
  private:
-  struct Association;
   struct PendingResolve;
-  using Clock = std::chrono::steady_clock;
   static constexpr size_t kMaxPendingResolves = 1024;
-  using Table = LruTable<std::string, std::unique_ptr<Association>>;
 
   void onReadable();
   void onPacket(const SocketAddress& from, uint8_t* packet, size_t len);
   void forward(const std::string& key, const SocketAddress& client, const SocketAddress& target,
                const uint8_t* payload, size_t len);
-  void onReply(Association& association);
-  void sweep();
+  void onReply(UdpAssociation& association);
 
   Worker& worker_;
   Fd socket_;
   IoWatcher watcher_;
-  Timer sweep_timer_;
   crypto::UdpCodec codec_;
-  Table table_;
   UdpStats stats_;
+  UdpAssociationTable table_;
   std::unique_ptr<uint8_t[]> buf_;
   std::unique_ptr<uint8_t[]> out_;
   std::list<PendingResolve> pending_;  // datagrams waiting for a name; bounded

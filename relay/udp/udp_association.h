@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// What the server port and the tunnel port of the UDP relay share: the per-peer association
+// (a socket that talks to the far side on the peer's behalf), the bounded table that holds
+// them, and the counters.
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "relay/event/io_watcher.h"
+#include "relay/event/timer.h"
+#include "relay/net/socket.h"
+#include "relay/udp/lru_table.h"
+
+namespace shadowrelay::relay {
+
+class EventLoop;
+
+namespace udp {
+inline constexpr size_t kMaxDatagram = 65535;
+inline constexpr size_t kMaxUdpPayload = 65507;  // IPv4: 65535 - 20 (IP) - 8 (UDP)
+inline constexpr int kPacketsPerEvent = 64;      // datagrams read per readiness event
+}  // namespace udp
+
+struct UdpStats {
+  uint64_t packets_in = 0;         // from peers, opened and forwarded
+  uint64_t packets_out = 0;        // back to peers
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t dropped_open = 0;       // too short or did not open
+  uint64_t dropped_replay = 0;
+  uint64_t dropped_address = 0;
+  uint64_t dropped_refused = 0;    // private target
+  uint64_t dropped_resolve = 0;
+  uint64_t dropped_send = 0;       // a send failed (far side or peer)
+  uint64_t dropped_too_big = 0;    // larger than a UDP datagram can carry
+  uint64_t associations = 0;       // created
+  uint64_t evictions = 0;
+  uint64_t expirations = 0;
+
+  void add(const UdpStats& other);
+  std::string summary() const;
+};
+
+/// One peer's association.
+struct UdpAssociation {
+  std::string key;   // the peer's address bytes (the table key)
+  SocketAddress peer;
+  Fd fd;             // the socket for the far side
+  int family = AF_UNSPEC;  // of fd
+  std::optional<IoWatcher> watcher;
+};
+
+/// The key of a peer address in a UdpAssociationTable.
+std::string udpPeerKey(const SocketAddress& address);
+
+/// Associations of one UDP port on one loop: at most `capacity` (least recently used evicted),
+/// each expiring after its idle timeout (checked once a second). Counts into `stats`.
+class UdpAssociationTable {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Entry = LruTable<std::string, std::unique_ptr<UdpAssociation>>::Entry;
+
+  /// `shortest_timeout`: no entry expires sooner (bounds the expiry walk).
+  UdpAssociationTable(EventLoop& loop, size_t capacity, Clock::duration shortest_timeout,
+                      UdpStats& stats);
+
+  /// The entry of `key`, marked used now; null if none.
+  Entry* find(const std::string& key) { return table_.touch(key, Clock::now()); }
+  /// Marks the association of a reply as used.
+  void touch(const UdpAssociation& association) { table_.touch(association.key, Clock::now()); }
+  /// Adds the association of `peer` over `fd` (of `family`); `on_readable` runs when fd has
+  /// something to read. Evicts the least recently used entry of a full table.
+  Entry& add(std::string key, const SocketAddress& peer, Fd fd, int family,
+             Clock::duration idle_timeout, std::function<void(UdpAssociation&)> on_readable);
+  size_t size() const { return table_.size(); }
+
+ private:
+  void sweep();
+
+  EventLoop& loop_;
+  LruTable<std::string, std::unique_ptr<UdpAssociation>> table_;
+  const Clock::duration shortest_timeout_;
+  UdpStats& stats_;
+  Timer sweep_timer_;
+};
+
+}  // namespace shadowrelay::relay
