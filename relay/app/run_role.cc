@@ -415,17 +415,24 @@ int runRole(Role role, int argc, const char* const* argv) {
     signals.reset();
   }
 
-  TcpStats total;
-  UdpStats udp_total;
+  // Each worker fills its own slot (the callbacks run concurrently); the sums are made here.
+  std::vector<TcpStats> tcp_per_worker(n);
+  std::vector<UdpStats> udp_per_worker(n);
   pool.runOnEachAndWait([&](EventLoop&, size_t i) {
-    for (auto& server : udp_servers[i]) udp_total.add(server->stats());
+    for (auto& server : udp_servers[i]) udp_per_worker[i].add(server->stats());
     udp_servers[i].clear();
-    for (auto& tunnel : udp_tunnels[i]) udp_total.add(tunnel->stats());
+    for (auto& tunnel : udp_tunnels[i]) udp_per_worker[i].add(tunnel->stats());
     udp_tunnels[i].clear();
-    if (workers[i]) total.add(workers[i]->stats());
+    if (workers[i]) tcp_per_worker[i].add(workers[i]->stats());
     workers[i].reset();
   });
   pool.stop();
+  TcpStats total;
+  UdpStats udp_total;
+  for (size_t i = 0; i < n; ++i) {
+    total.add(tcp_per_worker[i]);
+    udp_total.add(udp_per_worker[i]);
+  }
   SR_LOG(Info, "stopped: tcp %s", total.summary());
   if (udp) SR_LOG(Info, "stopped: udp %s", udp_total.summary());
   return exit_code;
