@@ -249,15 +249,14 @@ int runRole(Role role, int argc, const char* const* argv) {
     return 0;
   }
   if (config.mode == Mode::UdpOnly && role == Role::Local) {
-    fail(role, "config: mode: the UDP relay of local (SOCKS5 UDP ASSOCIATE) is not available yet");
+    fail(role, "config: mode: local relays UDP through SOCKS5 UDP ASSOCIATE, which needs its TCP "
+               "port: use tcp_and_udp (-u), not udp_only (-U)");
     return kExitConfig;
   }
-
-  if (config.mode == Mode::TcpAndUdp && role == Role::Local) {
-    SR_LOG(Warn, "-u: the UDP relay of local is not available yet; relaying TCP only");
-  }
   const bool tcp = config.mode != Mode::UdpOnly;
-  const bool udp = role != Role::Local && config.mode != Mode::TcpOnly;
+  // local -u has no shared UDP port: each SOCKS5 UDP ASSOCIATE binds a socket of its own.
+  const bool udp = config.mode != Mode::TcpOnly;
+  const bool udp_port = udp && role != Role::Local;
   auto method = crypto::findMethod(config.method);
   auto choice = crypto::parseProviderChoice(config.crypto_provider);
   if (!choice.ok()) {
@@ -322,7 +321,7 @@ int runRole(Role role, int argc, const char* const* argv) {
   listen_options.reuse_port = config.reuse_port;
   listen_options.fast_open = config.fast_open;
   for (const SocketAddress& address : *addresses) {
-    for (size_t i = 0; udp && i < n; ++i) {
+    for (size_t i = 0; udp_port && i < n; ++i) {
       // SO_REUSEPORT: the kernel hashes each client's datagrams to one worker, so its
       // association lives on one loop.
       auto fd = bindUdp(address, /*reuse_port=*/true);
@@ -354,15 +353,17 @@ int runRole(Role role, int argc, const char* const* argv) {
   std::vector<std::unique_ptr<Worker>> workers(n);
   std::vector<std::vector<std::unique_ptr<UdpServer>>> udp_servers(n);
   std::vector<std::vector<std::unique_ptr<UdpTunnel>>> udp_tunnels(n);
-  // tunnel -u: the server's address for the UDP associations, resolved once at start-up.
+  // tunnel -u and local -u: the server's address for the UDP associations, resolved once at
+  // start-up.
   std::optional<SocketAddress> udp_server_address;
-  if (udp && role == Role::Tunnel) {
+  if (udp && role != Role::Server) {
     auto resolved = resolveAtStartup({config.server_hosts.front()}, config.server_port);
     if (!resolved.ok() || resolved->empty()) {
       fail(role, resolved.ok() ? "server: no address" : resolved.status().message());
       return kExitConfig;
     }
     udp_server_address = resolved->front();
+    env.udp_server = udp_server_address;
   }
   std::vector<absl::Status> init_status(n);
   pool.runOnEachAndWait([&](EventLoop& loop, size_t i) {
@@ -396,7 +397,7 @@ int runRole(Role role, int argc, const char* const* argv) {
     std::string where;
     for (const SocketAddress& address : *addresses) absl::StrAppend(&where, " ", address.toString());
     SR_LOG(Info, "%s listening on%s%s%s (%d workers, %s, %s, open files %d)", roleName(role), where,
-           tcp ? " tcp" : "", udp ? " udp" : "",
+           tcp ? " tcp" : "", udp ? (udp_port ? " udp" : " udp-associate") : "",
            static_cast<int>(n), config.method, env.credentials.provider->name(),
            static_cast<int>(files));
     if (print_uri) {
@@ -423,7 +424,10 @@ int runRole(Role role, int argc, const char* const* argv) {
     udp_servers[i].clear();
     for (auto& tunnel : udp_tunnels[i]) udp_per_worker[i].add(tunnel->stats());
     udp_tunnels[i].clear();
-    if (workers[i]) tcp_per_worker[i].add(workers[i]->stats());
+    if (workers[i]) {
+      tcp_per_worker[i].add(workers[i]->stats());
+      udp_per_worker[i].add(workers[i]->udpStats());
+    }
     workers[i].reset();
   });
   pool.stop();

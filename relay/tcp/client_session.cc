@@ -61,12 +61,24 @@ void ClientSession::onHandshakeEvent(Side side, uint32_t /*events*/) {
 void ClientSession::onHandshakeTimer() {
   if (state_ == State::WaitingData) {
     sendFirst();
+  } else if (state_ == State::UdpAssociated) {
+    // The association ends after --udp-timeout without a datagram either way.
+    const TimePoint due = udp_->lastActive() + worker_.env().udp_timeout;
+    if (worker_.loop().now() >= due) {
+      close(CloseReason::IdleTimeout);
+    } else {
+      timer_.armAt(due);
+    }
   } else {
     close(CloseReason::HandshakeTimeout);
   }
 }
 
 void ClientSession::readClient() {
+  if (state_ == State::UdpAssociated) {
+    readControl();
+    return;
+  }
   const bool socks = state_ == State::Greeting || state_ == State::Request;
   const size_t limit = socks ? kMaxSocksBytes : kMaxEarlyData;
   if (early_.size() >= limit) {
@@ -144,8 +156,13 @@ bool ClientSession::advanceSocks() {
     case socks5::Parse::Ok:
       break;
   }
+  if (request.command == static_cast<uint8_t>(socks5::Command::UdpAssociate) &&
+      worker_.env().udp_server) {
+    early_.consume(request.size);
+    return associateUdp();
+  }
   if (request.command != static_cast<uint8_t>(socks5::Command::Connect)) {
-    // BIND is not offered; UDP ASSOCIATE arrives with the UDP relay.
+    // BIND is not offered; UDP ASSOCIATE only with -u.
     SR_LOG(Info, "session %d: SOCKS5 command 0x%02x not supported", id(), request.command);
     replyAndClose(static_cast<uint8_t>(socks5::Reply::CommandNotSupported));
     return false;
@@ -160,6 +177,43 @@ bool ClientSession::advanceSocks() {
   beginConnect();
   return !closed();
 }
+
+bool ClientSession::associateUdp() {
+  const int fd = sock_[kClient].get();
+  SocketAddress client;
+  client.len = sizeof(client.storage);
+  if (::getpeername(fd, client.get(), &client.len) != 0) {
+    close(CloseReason::ClientClosed);
+    return false;
+  }
+  auto relay = Socks5UdpRelay::open(worker_, localAddress(fd), client);
+  if (!relay.ok()) {
+    SR_LOG(Warn, "session %d: UDP ASSOCIATE: %s", id(), relay.status().message());
+    replyAndClose(static_cast<uint8_t>(socks5::Reply::GeneralFailure));
+    return false;
+  }
+  udp_ = std::move(*relay);
+  uint8_t reply[32];
+  const size_t size =
+      socks5::writeReply(socks5::Reply::Succeeded, socksAddressOf(udp_->bound().storage), reply);
+  if (!sendToClient(reply, size)) return false;
+  SR_LOG(Debug, "session %d: UDP association on %s for %s", id(), udp_->bound().toString(),
+         client.toString());
+  state_ = State::UdpAssociated;
+  early_.release();
+  timer_.armAt(worker_.loop().now() + worker_.env().udp_timeout);
+  return true;
+}
+
+void ClientSession::readControl() {
+  // Nothing is expected on the control connection; whatever comes is read and dropped.
+  uint8_t* in = worker_.scratchIn();
+  const ssize_t n = ::recv(sock_[kClient].get(), in, Worker::kScratchSize, 0);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n <= 0) close(CloseReason::ClientClosed);
+}
+
+void ClientSession::onClose() { udp_.reset(); }
 
 void ClientSession::replyAndClose(uint8_t reply_code) {
   uint8_t reply[32];

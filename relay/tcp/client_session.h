@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <memory>
 #include <optional>
 
 #include "crypto/address.h"
 #include "crypto/aead_stream.h"
 #include "relay/tcp/session.h"
+#include "relay/tcp/socks5_udp.h"
 
 namespace shadowrelay::relay {
 
@@ -13,6 +15,7 @@ namespace shadowrelay::relay {
 /// Shadowsocks server.
 ///
 ///   local:  Greeting ─▶ Request ─ CONNECT, reply 0x00 at once ─▶ Connecting ─▶ relay
+///                               └─ UDP ASSOCIATE (local -u) ─▶ UdpAssociated until EOF
 ///   tunnel:                                                      Connecting ─▶ relay
 ///
 /// The server connection is opened while the application sends its first data; the salt, the
@@ -26,16 +29,21 @@ class ClientSession final : public TcpSession {
   void start() override;
 
  private:
-  enum class State { Greeting, Request, Connecting, WaitingData };
+  enum class State { Greeting, Request, Connecting, WaitingData, UdpAssociated };
 
   void onHandshakeEvent(Side side, uint32_t events) override;
   void onHandshakeTimer() override;
   void onRemoteConnected() override;
+  void onClose() override;
 
   void readClient();
   /// Parses what early_ holds in the Greeting/Request states. False when the session closed.
   bool advanceSocks();
   void replyAndClose(uint8_t reply_code);
+  /// UDP ASSOCIATE: opens the relay socket and replies with its address. False when closed.
+  bool associateUdp();
+  /// The control connection of a UDP association: EOF or an error ends the association.
+  void readControl();
   bool sendToClient(const uint8_t* bytes, size_t n);
   void beginConnect();
   void sendFirst();
@@ -50,6 +58,7 @@ class ClientSession final : public TcpSession {
   crypto::SocksAddress server_;
   std::optional<crypto::AeadStreamEncoder> encoder_;
   std::optional<crypto::AeadStreamDecoder> decoder_;
+  std::unique_ptr<Socks5UdpRelay> udp_;
 };
 
 }  // namespace shadowrelay::relay

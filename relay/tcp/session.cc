@@ -46,6 +46,7 @@ void TcpSession::close(CloseReason reason) {
   dir_[kUp].pending_out.release();
   dir_[kDown].pending_in.release();
   dir_[kDown].pending_out.release();
+  onClose();
   TcpStats& stats = worker_.stats();
   ++stats.closed[static_cast<size_t>(reason)];
   --stats.active;

@@ -81,6 +81,8 @@ class TcpSession : public DeferredDeletable {
   void connectRemote(const crypto::SocksAddress& target, bool enforce_policy, bool fast_open);
   /// Must set the remote socket's interest (it is still kWritable from the connect).
   virtual void onRemoteConnected() = 0;
+  /// Runs once from close(), after both sockets closed: release what the subclass holds.
+  virtual void onClose() {}
   bool connecting() const { return connect_phase_ != ConnectPhase::None; }
   /// Both sockets set, dir_ filled in (transforms and any parked bytes): relay from here on.
   void startRelay();

@@ -24,6 +24,7 @@
 #include "relay/net/io_batch.h"
 #include "relay/net/socket.h"
 #include "relay/tcp/tcp_stats.h"
+#include "relay/udp/udp_association.h"
 
 namespace shadowrelay::relay {
 
@@ -50,9 +51,10 @@ struct RelayEnv {
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds handshake_timeout{60};
   std::chrono::seconds connect_timeout{10};
-  bool io_uring = true;
-  std::chrono::seconds udp_timeout{300};   // --udp-timeout; 30 s for port 53 targets
-  size_t udp_max_associations = 16384;     // --udp-max-associations  // batch the relay's reads and writes through io_uring when available
+  bool io_uring = true;  // batch the relay's reads and writes through io_uring when available
+  std::chrono::seconds udp_timeout{300};    // --udp-timeout; 30 s for port 53 targets
+  size_t udp_max_associations = 16384;      // --udp-max-associations
+  std::optional<SocketAddress> udp_server;  // local -u: the server's UDP address
 };
 
 /// Per-worker state. Lives on its loop's thread; every method is loop-thread only.
@@ -75,6 +77,8 @@ class Worker {
   dns::Resolver& resolver() { return *resolver_; }
   size_t index() const { return index_; }
   TcpStats& stats() { return stats_; }
+  /// local -u: what the SOCKS5 UDP associations of this worker relayed.
+  UdpStats& udpStats() { return udp_stats_; }
 
   uint8_t* scratchIn() { return scratch_in_.get(); }
   uint8_t* scratchOut() { return scratch_out_.get(); }
@@ -147,6 +151,7 @@ class Worker {
   absl::flat_hash_map<uint64_t, std::unique_ptr<TcpSession>> sessions_;
   uint64_t next_session_id_;
   TcpStats stats_;
+  UdpStats udp_stats_;
 };
 
 }  // namespace shadowrelay::relay

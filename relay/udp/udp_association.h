@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "crypto/address.h"
 #include "relay/event/io_watcher.h"
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
@@ -41,6 +42,8 @@ struct UdpStats {
   uint64_t dropped_resolve = 0;
   uint64_t dropped_send = 0;       // a send failed (far side or peer)
   uint64_t dropped_too_big = 0;    // larger than a UDP datagram can carry
+  uint64_t dropped_fragment = 0;   // SOCKS5: FRAG != 0 (fragments are not reassembled)
+  uint64_t dropped_foreign = 0;    // SOCKS5: not from the associating client's IP
   uint64_t associations = 0;       // created
   uint64_t evictions = 0;
   uint64_t expirations = 0;
@@ -60,6 +63,15 @@ struct UdpAssociation {
 
 /// The key of a peer address in a UdpAssociationTable.
 std::string udpPeerKey(const SocketAddress& address);
+
+/// `address` as a destination for an AF_INET6 dual-stack socket (IPv4 becomes ::ffff:a.b.c.d).
+SocketAddress asV6(const SocketAddress& address);
+/// An IPv4-mapped IPv6 address as plain IPv4; anything else unchanged.
+SocketAddress unmapped(const SocketAddress& address);
+/// Whether two addresses have the same IP (ports ignored; IPv4-mapped equals IPv4).
+bool sameIp(const SocketAddress& a, const SocketAddress& b);
+/// The Shadowsocks/SOCKS5 address header of a socket address (IPv4-mapped written as IPv4).
+crypto::SocksAddress socksAddressOf(const sockaddr_storage& address);
 
 /// Associations of one UDP port on one loop: at most `capacity` (least recently used evicted),
 /// each expiring after its idle timeout (checked once a second). Counts into `stats`.

@@ -26,40 +26,6 @@ using udp::kPacketsPerEvent;
 constexpr size_t kHeaderRoom = 32;  // an IPv6 address header is 19 bytes
 constexpr auto kDnsIdleTimeout = std::chrono::seconds(30);
 
-/// `address` as a destination for an AF_INET6 dual-stack socket (IPv4 becomes ::ffff:a.b.c.d).
-SocketAddress asV6(const SocketAddress& address) {
-  if (address.family() != AF_INET) return address;
-  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
-  SocketAddress out;
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-  v6->sin6_family = AF_INET6;
-  v6->sin6_port = v4->sin_port;
-  v6->sin6_addr.s6_addr[10] = 0xff;
-  v6->sin6_addr.s6_addr[11] = 0xff;
-  std::memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
-  out.len = sizeof(sockaddr_in6);
-  return out;
-}
-
-/// The address header of a reply's source (an IPv4-mapped source is written as IPv4).
-crypto::SocksAddress sourceHeader(const sockaddr_storage& from) {
-  if (from.ss_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&from);
-    std::array<uint8_t, 4> ip{};
-    std::memcpy(ip.data(), &v4->sin_addr, 4);
-    return crypto::SocksAddress::ipv4(ip, ntohs(v4->sin_port));
-  }
-  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&from);
-  if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-    std::array<uint8_t, 4> ip{};
-    std::memcpy(ip.data(), &v6->sin6_addr.s6_addr[12], 4);
-    return crypto::SocksAddress::ipv4(ip, ntohs(v6->sin6_port));
-  }
-  std::array<uint8_t, 16> ip{};
-  std::memcpy(ip.data(), &v6->sin6_addr, 16);
-  return crypto::SocksAddress::ipv6(ip, ntohs(v6->sin6_port));
-}
-
 }  // namespace
 
 struct UdpServer::PendingResolve {
@@ -202,7 +168,7 @@ void UdpServer::onReply(UdpAssociation& association) {
     const ssize_t n = ::recvfrom(association.fd.get(), data, kMaxDatagram, 0,
                                  reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n < 0) return;
-    const crypto::SocksAddress source = sourceHeader(from);
+    const crypto::SocksAddress source = socksAddressOf(from);
     const size_t header = source.size();
     uint8_t* plain = data - header;
     crypto::writeAddress(source, {plain, header});

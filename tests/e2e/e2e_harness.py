@@ -52,8 +52,8 @@ READY_DEADLINE = 10.0  # a started process must accept on its port within this
 STOP_DEADLINE = 15.0  # SIGTERM to exit (ASan's leak check at exit is slow)
 LOOPBACK = "127.0.0.1"
 
-# SOCKS5 reply our `local` sends for UDP ASSOCIATE. 0x07 (command not supported) until the UDP
-# relay lands; then change it here to 0x00.
+# SOCKS5 reply our `local` sends for UDP ASSOCIATE when started without -u: 0x07 (command not
+# supported). With -u it relays UDP (tests/e2e/udp_e2e_test.py).
 UDP_ASSOCIATE_REPLY = 0x07
 
 

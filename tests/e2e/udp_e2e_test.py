@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""UDP relay of our server (`server -u`): shadowsocks-libev's `ss-local -u` as the client, a
-SOCKS5 UDP client here, and a UDP echo server as the target. Bad datagrams are dropped and
-counted, private targets refused, the association table bounded."""
+"""UDP relay: our `server -u` behind shadowsocks-libev's `ss-local -u`, our `local -u` (SOCKS5
+UDP ASSOCIATE) in front of `ss-server -u` and of our server, and `tunnel -u` both ways; a SOCKS5
+UDP client here and a UDP echo server as the target. Bad datagrams are dropped and counted,
+private targets refused, the association table bounded, associations end with their control
+connection."""
 import os
 import re
 import socket
@@ -49,7 +51,7 @@ class UdpEcho:
 class SocksUdp:
     """One SOCKS5 UDP association (RFC 1928 §7) through a local SOCKS5 server."""
 
-    def __init__(self, local_port):
+    def __init__(self, local_port, source_ip=None):
         self.control = socket.create_connection((h.LOOPBACK, local_port), timeout=10)
         self.control.sendall(b"\x05\x01\x00")
         if h.recv_exact(self.control, 2, "SOCKS5 method") != b"\x05\x00":
@@ -58,13 +60,16 @@ class SocksUdp:
         reply = h.recv_exact(self.control, 10, "UDP ASSOCIATE reply")
         if reply[1] != 0:
             raise AssertionError(f"UDP ASSOCIATE refused with 0x{reply[1]:02x}")
+        if reply[3] != 1:
+            raise AssertionError(f"UDP ASSOCIATE reply with ATYP {reply[3]}: {reply.hex()}")
         self.relay = (socket.inet_ntoa(reply[4:8]), struct.unpack(">H", reply[8:10])[0])
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((h.LOOPBACK, 0))
+        self.udp.bind((source_ip or h.LOOPBACK, 0))
         self.udp.settimeout(3)
 
-    def roundtrip(self, port, payload, host="127.0.0.1"):
-        header = b"\x00\x00\x00\x01" + socket.inet_aton(host) + struct.pack(">H", port)
+    def roundtrip(self, port, payload, host="127.0.0.1", frag=0):
+        header = b"\x00\x00" + bytes([frag]) + b"\x01" + socket.inet_aton(host) + \
+            struct.pack(">H", port)
         self.udp.sendto(header + payload, self.relay)
         try:
             data, _ = self.udp.recvfrom(70000)
@@ -166,6 +171,151 @@ class UdpTest(h.RelayTestCase):
         self.assertEqual(stats["evictions"], 20, stats)
 
 
+def stopped_udp_summary(test, child):
+    """Stops `child` with SIGTERM and returns the counters of its "stopped: udp" line."""
+    code, killed = child.stop()
+    child.exit_code = code
+    test.assertFalse(killed, f"{child.name} did not stop on SIGTERM")
+    test.assertEqual(code, 0, f"{child.name} exit code {code}:\n{child.log_tail()}")
+    with open(child.log_path, encoding="utf-8", errors="replace") as f:
+        match = re.search(r"stopped: udp (.*)", f.read())
+    test.assertIsNotNone(match, f"no UDP summary in the log of {child.name}")
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+class LocalUdpTest(h.RelayTestCase):
+    """Our `local -u`: SOCKS5 UDP ASSOCIATE (RFC 1928 §7)."""
+
+    def setUp(self):
+        super().setUp()
+        self.echo = UdpEcho()
+        self.addCleanup(self.echo.stop)
+
+    def start_local_u(self, server_port, method, extra=()):
+        port = h.free_port()
+        argv = h.local_argv("ours", server_port, port, method) + ["-u"] + list(extra)
+        self.local = self.spawn(f"ours-local-u-{method}", argv, ours=True)
+        h.wait_listening(port, self.local)
+        return port
+
+    def start_ss_server_u(self, method):
+        port = h.free_port()
+        server = self.spawn(f"ss-server-u-{method}",
+                            h.server_argv("libev", port, method) + ["-u"], ours=False)
+        h.wait_listening(port, server)
+        return port
+
+    def roundtrips(self, client, sizes):
+        for size in sizes:
+            payload = os.urandom(size)
+            self.assertEqual(client.roundtrip(self.echo.port, payload), payload,
+                             f"{size}-byte datagram did not come back unchanged")
+
+    def test_our_local_to_ss_server(self):
+        for method in METHODS:
+            with self.subTest(method=method):
+                local_port = self.start_local_u(self.start_ss_server_u(method), method)
+                client = SocksUdp(local_port)
+                self.addCleanup(client.close)
+                self.assertEqual(client.relay[0], h.LOOPBACK)
+                self.assertNotEqual(client.relay[1], 0)
+                self.assertNotEqual(client.relay[1], local_port)  # a socket per association
+                self.roundtrips(client, [1, 100, 1200, 1200, 1200])
+                stats = stopped_udp_summary(self, self.local)
+                self.assertEqual(stats["packets_in"], 5, stats)
+                self.assertEqual(stats["packets_out"], 5, stats)
+                self.assertEqual(stats["associations"], 1, stats)
+
+    def test_our_local_to_our_server_up_to_32k(self):
+        method = "chacha20-ietf-poly1305"
+        server_port = self.start_server(method, extra=["-u"])
+        client = SocksUdp(self.start_local_u(server_port, method))
+        self.addCleanup(client.close)
+        self.roundtrips(client, [1, 1200, 8 << 10, 32 << 10])
+
+    def test_fragments_and_foreign_sources_are_dropped(self):
+        method = "aes-128-gcm"
+        local_port = self.start_local_u(self.start_ss_server_u(method), method)
+        client = SocksUdp(local_port)
+        self.addCleanup(client.close)
+        client.udp.settimeout(0.5)
+        self.assertIsNone(client.roundtrip(self.echo.port, b"fragment 1", frag=1))
+        # Another IP (127.0.0.2 is loopback too) sends to the association's port: dropped.
+        foreign = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(foreign.close)
+        foreign.bind(("127.0.0.2", 0))
+        foreign.settimeout(0.5)
+        header = b"\x00\x00\x00\x01" + socket.inet_aton(h.LOOPBACK) + \
+            struct.pack(">H", self.echo.port)
+        foreign.sendto(header + b"from elsewhere", client.relay)
+        with self.assertRaises(socket.timeout):
+            foreign.recvfrom(70000)
+        client.udp.sendto(b"\x00\x00\x00\x07junk", client.relay)  # bad ATYP
+        client.udp.settimeout(3)
+        self.assertEqual(client.roundtrip(self.echo.port, b"valid"), b"valid")
+        self.assertEqual(self.echo.received, 1)
+        stats = stopped_udp_summary(self, self.local)
+        self.assertEqual(stats["fragment"], 1, stats)
+        self.assertEqual(stats["foreign"], 1, stats)
+        self.assertEqual(stats["address"], 1, stats)
+        self.assertEqual(stats["packets_in"], 1, stats)
+
+    def test_association_ends_with_control_connection(self):
+        method = "aes-256-gcm"
+        local_port = self.start_local_u(self.start_ss_server_u(method), method)
+        client = SocksUdp(local_port)
+        self.addCleanup(client.close)
+        self.roundtrips(client, [64])
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(probe.close)
+        probe.connect(client.relay)
+        probe.settimeout(0.2)
+        client.control.close()
+        # Once the association is gone its port is closed: the kernel answers ICMP port
+        # unreachable, which a connected UDP socket reports as ECONNREFUSED.
+        refused = False
+        deadline = time.monotonic() + 5
+        while not refused and time.monotonic() < deadline:
+            probe.send(b"\x00\x00\x00\x01" + socket.inet_aton(h.LOOPBACK) +
+                       struct.pack(">H", self.echo.port) + b"after close")
+            try:
+                probe.recv(70000)
+            except ConnectionRefusedError:
+                refused = True
+            except socket.timeout:
+                time.sleep(0.1)
+        self.assertTrue(refused, "the association's UDP port stayed open after its control "
+                                 "connection closed")
+
+    def test_many_associations_release_their_sockets(self):
+        method = "chacha20-ietf-poly1305"
+        local_port = self.start_local_u(self.start_ss_server_u(method), method,
+                                        extra=["--workers", "1"])
+        fd_dir = f"/proc/{self.local.popen.pid}/fd"
+        # The readiness probe's connection may still be closing: count once that settled.
+        before = len(os.listdir(fd_dir))
+        for _ in range(20):
+            time.sleep(0.05)
+            before = min(before, len(os.listdir(fd_dir)))
+        for round_ in range(3):
+            clients = [SocksUdp(local_port) for _ in range(50)]
+            for i, client in enumerate(clients):
+                payload = f"round {round_} client {i}".encode()
+                self.assertEqual(client.roundtrip(self.echo.port, payload), payload)
+            during = len(os.listdir(fd_dir))
+            self.assertGreaterEqual(during, before + 50 * 3)  # control, relay, server sockets
+            for client in clients:
+                client.close()
+        deadline = time.monotonic() + 5
+        while len(os.listdir(fd_dir)) > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertLessEqual(len(os.listdir(fd_dir)), before,
+                             "sockets of closed associations were not released")
+        stats = stopped_udp_summary(self, self.local)
+        self.assertEqual(stats["associations"], 150, stats)
+        self.assertEqual(stats["packets_in"], 150, stats)
+
+
 class UdpTunnelTest(h.RelayTestCase):
     """`tunnel -u`: datagrams to the local port go to the fixed -L destination."""
 
@@ -213,6 +363,40 @@ class UdpTunnelTest(h.RelayTestCase):
         server_port = self.start_server("aes-256-gcm", extra=["-u"])
         tunnel_port = self.start_tunnel_u(server_port, "aes-256-gcm", impl="libev")
         self.tunnel_roundtrips(tunnel_port, [100, 1200])
+
+    def test_thousand_associations_stay_within_the_bound(self):
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 4096:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+        method = "aes-128-gcm"
+        server_port = self.start_server(
+            method, extra=["-u", "--workers", "1", "--udp-max-associations", "100"])
+        server = self.last_child
+        tunnel_port = self.start_tunnel_u(server_port, method)
+        fd_dir = f"/proc/{server.popen.pid}/fd"
+        baseline = len(os.listdir(fd_dir))
+        peak = baseline
+        socks = []
+        try:
+            for i in range(1000):  # 1000 source ports: 1000 associations at the server
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.settimeout(3)
+                payload = f"association {i}".encode()
+                sock.sendto(payload, (h.LOOPBACK, tunnel_port))
+                self.assertEqual(sock.recvfrom(70000)[0], payload, f"association {i}")
+                if i % 50 == 0:
+                    peak = max(peak, len(os.listdir(fd_dir)))
+        finally:
+            for sock in socks:
+                sock.close()
+        self.assertLessEqual(peak, baseline + 100 + 2,
+                             "the server's descriptors grew past the association bound")
+        stats = stopped_udp_summary(self, server)
+        self.assertEqual(stats["associations"], 1000, stats)
+        self.assertEqual(stats["evictions"], 900, stats)
+        self.assertEqual(stats["packets_in"], 1000, stats)
 
     def test_idle_associations_expire(self):
         server_port = self.start_server("aes-128-gcm", extra=["-u", "--udp-timeout", "1"])

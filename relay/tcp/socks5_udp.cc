@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/tcp/socks5_udp.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "relay/event/event_loop.h"
+#include "relay/socks5.h"
+#include "relay/tcp/worker.h"
+
+namespace shadowrelay::relay {
+
+namespace {
+using udp::kMaxUdpPayload;
+using udp::kPacketsPerEvent;
+constexpr size_t kSocksHeader = 3;  // RSV RSV FRAG in front of the address
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Socks5UdpRelay>> Socks5UdpRelay::open(Worker& worker,
+                                                                     const SocketAddress& local,
+                                                                     const SocketAddress& client) {
+  SocketAddress bind_to = unmapped(local);
+  if (bind_to.family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&bind_to.storage)->sin_port = 0;
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&bind_to.storage)->sin6_port = 0;
+  }
+  auto fd = bindUdp(bind_to, /*reuse_port=*/false);
+  if (!fd.ok()) return fd.status();
+  const SocketAddress bound = localAddress(fd->get());
+  return std::unique_ptr<Socks5UdpRelay>(
+      new Socks5UdpRelay(worker, std::move(*fd), bound, unmapped(client)));
+}
+
+Socks5UdpRelay::Socks5UdpRelay(Worker& worker, Fd socket, const SocketAddress& bound,
+                               const SocketAddress& client)
+    : worker_(worker),
+      stats_(worker.udpStats()),
+      socket_(std::move(socket)),
+      bound_(bound),
+      client_(client),
+      watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onClientReadable(); }),
+      codec_(*worker.env().credentials.method, *worker.env().credentials.provider),
+      last_active_(worker.loop().now()) {
+  ++stats_.associations;
+}
+
+Socks5UdpRelay::~Socks5UdpRelay() {
+  watcher_.willCloseFd();
+  if (server_watcher_) server_watcher_->willCloseFd();
+}
+
+bool Socks5UdpRelay::ensureServerSocket() {
+  if (server_socket_.valid()) return true;
+  const int fd = connectNonBlockingUdp(*worker_.env().udp_server);
+  if (fd < 0) return false;
+  server_socket_ = Fd(fd);
+  server_watcher_.emplace(worker_.loop(), fd, kReadable,
+                          [this](uint32_t) { onServerReadable(); });
+  return true;
+}
+
+void Socks5UdpRelay::onClientReadable() {
+  const Credentials& creds = worker_.env().credentials;
+  uint8_t* in = worker_.scratchIn();
+  uint8_t* out = worker_.scratchOut();
+  for (int i = 0; i < kPacketsPerEvent; ++i) {
+    SocketAddress from;
+    from.len = sizeof(from.storage);
+    const ssize_t n = ::recvfrom(socket_.get(), in, Worker::kScratchSize, 0, from.get(),
+                                 &from.len);
+    if (n < 0) return;
+    if (!sameIp(from, client_)) {
+      ++stats_.dropped_foreign;
+      continue;
+    }
+    socks5::UdpHeader header;
+    if (socks5::parseUdpHeader({in, static_cast<size_t>(n)}, &header) != socks5::Parse::Ok) {
+      ++stats_.dropped_address;
+      continue;
+    }
+    if (header.frag != 0) {
+      ++stats_.dropped_fragment;  // RFC 1928 lets a relay without reassembly drop fragments
+      continue;
+    }
+    peer_ = from;
+    // The Shadowsocks packet's plaintext is the SOCKS5 datagram from ATYP on.
+    const size_t plain_len = static_cast<size_t>(n) - kSocksHeader;
+    if (plain_len + codec_.overhead() > kMaxUdpPayload) {
+      ++stats_.dropped_too_big;
+      continue;
+    }
+    if (!ensureServerSocket()) {
+      ++stats_.dropped_send;
+      continue;
+    }
+    const size_t sealed = codec_.seal(creds.master.bytes(), {in + kSocksHeader, plain_len},
+                                      {out, Worker::kScratchSize});
+    if (sealed == 0 || ::send(server_socket_.get(), out, sealed, 0) < 0) {
+      ++stats_.dropped_send;
+      continue;
+    }
+    ++stats_.packets_in;
+    stats_.bytes_in += static_cast<size_t>(n) - header.size;
+    last_active_ = worker_.loop().now();
+  }
+}
+
+void Socks5UdpRelay::onServerReadable() {
+  const Credentials& creds = worker_.env().credentials;
+  const size_t salt_size = creds.method->salt_size;
+  uint8_t* packet = worker_.scratchIn();
+  for (int i = 0; i < kPacketsPerEvent; ++i) {
+    const ssize_t n = ::recv(server_socket_.get(), packet, Worker::kScratchSize, 0);
+    if (n < 0) return;
+    const size_t len = static_cast<size_t>(n);
+    if (len <= codec_.overhead()) {
+      ++stats_.dropped_open;
+      continue;
+    }
+    uint8_t* plain = packet + salt_size;
+    auto opened = codec_.open(creds.master.bytes(), {packet, len}, {plain, len - salt_size});
+    if (!opened) {
+      ++stats_.dropped_open;
+      continue;
+    }
+    crypto::SocksAddress source;
+    size_t header = 0;
+    if (crypto::parseAddress({plain, *opened}, &source, &header) != crypto::AddressParse::Ok) {
+      ++stats_.dropped_address;
+      continue;
+    }
+    if (peer_.len == 0) continue;  // nothing came from the client yet: nowhere to reply
+    // RSV RSV FRAG go where the salt was; the address header stays as the server sent it.
+    uint8_t* datagram = plain - kSocksHeader;
+    std::memset(datagram, 0, kSocksHeader);
+    if (::sendto(socket_.get(), datagram, kSocksHeader + *opened, 0, peer_.get(), peer_.len) <
+        0) {
+      ++stats_.dropped_send;
+      continue;
+    }
+    ++stats_.packets_out;
+    stats_.bytes_out += *opened - header;
+    last_active_ = worker_.loop().now();
+  }
+}
+
+}  // namespace shadowrelay::relay

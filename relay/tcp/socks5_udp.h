@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The UDP half of a SOCKS5 UDP ASSOCIATE (RFC 1928 §7) on `local -u`.
+//
+//   client ──[RSV RSV FRAG ATYP addr port data]──▶ relay socket ──[SIP004 packet]──▶ server
+//   client ◀─[00 00 00 ATYP src port data]──────── relay socket ◀─[SIP004 packet]─── server
+//
+// Each association has a UDP socket of its own, bound on the address the client reached us at
+// (the reply to UDP ASSOCIATE names it), and one socket connected to the Shadowsocks server.
+// Only datagrams from the associating client's IP are taken; replies go to the client's last
+// source address. The owning ClientSession keeps it as long as the control connection lives:
+// closing the connection closes both sockets (RFC 1928: the association ends with it).
+
+#include <memory>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "crypto/udp_codec.h"
+#include "relay/event/event_types.h"
+#include "relay/event/io_watcher.h"
+#include "relay/net/socket.h"
+#include "relay/udp/udp_association.h"
+
+namespace shadowrelay::relay {
+
+class Worker;
+
+class Socks5UdpRelay {
+ public:
+  /// Binds the relay socket on `local` (the control connection's local address; its port is
+  /// ignored) for datagrams from `client`'s IP. Error: the socket could not be made or bound.
+  static absl::StatusOr<std::unique_ptr<Socks5UdpRelay>> open(Worker& worker,
+                                                              const SocketAddress& local,
+                                                              const SocketAddress& client);
+  ~Socks5UdpRelay();
+  Socks5UdpRelay(const Socks5UdpRelay&) = delete;
+  Socks5UdpRelay& operator=(const Socks5UdpRelay&) = delete;
+
+  /// Where the client sends its datagrams (BND.ADDR and BND.PORT of the reply).
+  const SocketAddress& bound() const { return bound_; }
+  /// The last datagram relayed in either direction (the association's idle clock).
+  TimePoint lastActive() const { return last_active_; }
+
+ private:
+  Socks5UdpRelay(Worker& worker, Fd socket, const SocketAddress& bound,
+                 const SocketAddress& client);
+  void onClientReadable();
+  void onServerReadable();
+  /// The socket to the server, made on the first datagram. False if it could not be made.
+  bool ensureServerSocket();
+
+  Worker& worker_;
+  UdpStats& stats_;
+  Fd socket_;
+  const SocketAddress bound_;
+  const SocketAddress client_;  // the control connection's peer: its IP is the only one taken
+  SocketAddress peer_;          // where replies go: the client's last source address
+  IoWatcher watcher_;
+  Fd server_socket_;
+  std::optional<IoWatcher> server_watcher_;
+  crypto::UdpCodec codec_;
+  TimePoint last_active_;
+};
+
+}  // namespace shadowrelay::relay
