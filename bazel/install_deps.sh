@@ -14,7 +14,7 @@ BUILD_PKGS=(
 )
 # Real peers and tools used by the tests (ARCHITECTURE.md: no mocks where the real thing runs).
 TEST_PKGS=(
-  python3 dnsmasq-base shadowsocks-libev nginx-light curl prometheus openssl iproute2 procps
+  python3 python3-cryptography dnsmasq-base shadowsocks-libev nginx-light curl prometheus openssl iproute2 procps
 )
 BENCH_PKGS=(iperf3 wrk openssl)
 

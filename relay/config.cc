@@ -151,6 +151,7 @@ absl::Status applyJson(const std::string& path, Config& c) {
       {"drain_timeout", number(c.drain_timeout_seconds, 3600)},
       {"udp_timeout", number(c.udp_timeout_seconds, 86400)},
       {"udp_max_associations", number(c.udp_max_associations, 1000000)},
+      {"udp_over_tcp", boolean(c.udp_over_tcp)},
       {"allow_private", boolean(c.allow_private)},
       {"crypto_provider", str(c.crypto_provider)},
       {"state_dir", str(c.state_dir)},
@@ -275,6 +276,11 @@ std::vector<FlagSpec> flagSpecs() {
       {nullptr, "--reuse-port", false,
        [](Config& c, absl::string_view) {
          c.reuse_port = true;
+         return absl::OkStatus();
+       }},
+      {nullptr, "--udp-over-tcp", false,
+       [](Config& c, absl::string_view) {
+         c.udp_over_tcp = true;
          return absl::OkStatus();
        }},
       {nullptr, "--workers", true,
@@ -483,6 +489,13 @@ absl::Status validateConfig(const Config& c) {
   if (c.role == Role::Tunnel && !c.tunnel_destination) {
     return fieldError("config", "tunnel_address", "missing (give -L host:port)");
   }
+  if (c.udp_over_tcp && c.role == Role::Server) {
+    return fieldError("config", "udp_over_tcp",
+                      "for local and tunnel only (the server accepts UDP over TCP by itself)");
+  }
+  if (c.udp_over_tcp && c.mode == Mode::TcpOnly) {
+    return fieldError("config", "udp_over_tcp", "needs the UDP relay on (-u, or mode)");
+  }
   return absl::OkStatus();
 }
 
@@ -517,12 +530,14 @@ std::string usage(Role role) {
       return "usage: shadowrelay local -s SERVER -p PORT (-k PASSWORD | --key B64) [-b ADDR] [-l "
              "PORT] [options]\n"
              "  -s/-p                   the Shadowsocks server\n"
-             "  -b ADDR -l PORT         SOCKS5 listen address (default 127.0.0.1:1080)\n" +
+             "  -b ADDR -l PORT         SOCKS5 listen address (default 127.0.0.1:1080)\n"
+             "  --udp-over-tcp          with -u: carry UDP inside TCP streams (sing-box UoT v2)\n" +
              common;
     case Role::Tunnel:
       return "usage: shadowrelay tunnel -s SERVER -p PORT -k PASSWORD -L HOST:PORT [-b ADDR] [-l "
              "PORT] [options]\n"
-             "  -L HOST:PORT            the fixed destination, reached through the server\n" +
+             "  -L HOST:PORT            the fixed destination, reached through the server\n"
+             "  --udp-over-tcp          with -u/-U: carry UDP inside TCP streams (UoT v2)\n" +
              common;
   }
   return common;

@@ -44,6 +44,7 @@ struct Config {
   int drain_timeout_seconds = 10;
   int udp_timeout_seconds = 300;        // --udp-timeout, "udp_timeout"
   int udp_max_associations = 16384;     // --udp-max-associations, "udp_max_associations"
+  bool udp_over_tcp = false;            // local/tunnel: --udp-over-tcp, "udp_over_tcp"
   bool allow_private = false;
   std::string crypto_provider = "auto";
   std::optional<HostPort> tunnel_destination;  // -L, "tunnel_address"

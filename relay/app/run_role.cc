@@ -438,7 +438,8 @@ int runRole(Role role, int argc, const char* const* argv) {
     udp_total.add(udp_per_worker[i]);
   }
   SR_LOG(Info, "stopped: tcp %s", total.summary());
-  if (udp) SR_LOG(Info, "stopped: udp %s", udp_total.summary());
+  // UDP over TCP counts here too, also on a server without -u.
+  if (udp || udp_total.associations > 0) SR_LOG(Info, "stopped: udp %s", udp_total.summary());
   return exit_code;
 }
 

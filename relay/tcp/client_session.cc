@@ -39,15 +39,21 @@ crypto::SocksAddress serverAddress(const Config& config, uint64_t session_id) {
 
 }  // namespace
 
-ClientSession::ClientSession(Worker& worker, Fd client, Front front)
+ClientSession::ClientSession(Worker& worker, Fd client, Front front,
+                             std::optional<crypto::SocksAddress> target)
     : TcpSession(worker, std::move(client)),
       front_(front),
-      state_(front == Front::Socks5 ? State::Greeting : State::Connecting) {}
+      state_(front == Front::Socks5 ? State::Greeting : State::Connecting) {
+  if (target) {
+    target_ = std::move(*target);
+    fixed_target_ = true;
+  }
+}
 
 void ClientSession::start() {
   watch(kClient, kReadable);
   if (front_ == Front::Tunnel) {
-    target_ = *worker_.env().tunnel_target;
+    if (!fixed_target_) target_ = *worker_.env().tunnel_target;
     beginConnect();
   } else {
     timer_.armAt(accepted_at_ + worker_.env().handshake_timeout);

@@ -25,7 +25,9 @@ class ClientSession final : public TcpSession {
  public:
   enum class Front { Socks5, Tunnel };
 
-  ClientSession(Worker& worker, Fd client, Front front);
+  /// `target`: Tunnel only, instead of -L (UDP over TCP's magic name).
+  ClientSession(Worker& worker, Fd client, Front front,
+                std::optional<crypto::SocksAddress> target = std::nullopt);
   void start() override;
 
  private:
@@ -55,6 +57,7 @@ class ClientSession final : public TcpSession {
   bool connected_ = false;
   TimePoint first_data_deadline_;
   crypto::SocksAddress target_;
+  bool fixed_target_ = false;  // target_ given at construction, not -L
   crypto::SocksAddress server_;
   std::optional<crypto::AeadStreamEncoder> encoder_;
   std::optional<crypto::AeadStreamDecoder> decoder_;

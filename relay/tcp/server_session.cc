@@ -130,9 +130,33 @@ void ServerSession::readHandshake() {
   }
   plain_.consume(consumed);
   state_ = State::Connecting;
+  if (const int version = uot::versionOf(target_)) {
+    startUot(version);
+    return;
+  }
   // The client stays readable: a request that follows is opened into plain_ meanwhile.
   connectRemote(target_, /*enforce_policy=*/true, /*fast_open=*/false);
 }
+
+void ServerSession::startUot(int version) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+    close(CloseReason::ConnectFailed);
+    return;
+  }
+  const RelayEnv& env = worker_.env();
+  UotServer::Context context;
+  context.loop = &worker_.loop();
+  context.resolver = &worker_.resolver();
+  context.preference = env.preference;
+  context.allow_private = env.config.allow_private;
+  context.stats = &worker_.udpStats();
+  uot_ = std::make_unique<UotServer>(context, Fd(pair[1]), version);
+  SR_LOG(Debug, "session %d: UDP over TCP, version %d", id(), version);
+  attachRemote(Fd(pair[0]));
+}
+
+void ServerSession::onClose() { uot_.reset(); }
 
 void ServerSession::reject(uint64_t* counter, const char* why) {
   ++*counter;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "dns/ip_address.h"
 #include "dns/resolver.h"
 #include "relay/tcp/session.h"
+#include "relay/udp/uot_server.h"
 
 namespace shadowrelay::relay {
 
@@ -16,6 +18,7 @@ namespace shadowrelay::relay {
 ///
 ///   Handshake ─ first chunk opens, salt is new, address parses ─▶ Resolving ─▶ Connecting
 ///       │                                                             └──────────▶ relay
+///       │   └─ UDP-over-TCP magic name ─▶ socket pair to a UotServer ─▶ relay
 ///       └─ wrong key / replayed salt / bad address ─▶ Draining ─ deadline ─▶ FIN
 ///
 /// Nothing is sent to the client before the relay starts, and a rejected client sees the same
@@ -37,6 +40,9 @@ class ServerSession final : public TcpSession {
   void discardInput();
   void finishDrain();
   void onRemoteConnected() override;
+  void onClose() override;
+  /// The target asked for UDP over TCP: relay into a socket pair whose other end is a UotServer.
+  void startUot(int version);
 
   State state_ = State::Handshake;
   crypto::AeadStreamDecoder decoder_;
@@ -45,6 +51,7 @@ class ServerSession final : public TcpSession {
   CloseReason drain_reason_ = CloseReason::ProbeRejected;
   ByteBuffer plain_;  // opened client bytes: the address header, then early data
   crypto::SocksAddress target_;
+  std::unique_ptr<UotServer> uot_;
 };
 
 }  // namespace shadowrelay::relay

@@ -110,6 +110,13 @@ void TcpSession::onResolved(dns::ResolveResult result) {
   connectNext();
 }
 
+void TcpSession::attachRemote(Fd fd) {
+  sock_[kRemote] = std::move(fd);
+  watcher_[kRemote].emplace(worker_.loop(), sock_[kRemote].get(), kWritable,
+                            [this](uint32_t events) { onEvent(kRemote, events); });
+  onRemoteConnected();
+}
+
 void TcpSession::connectNext() {
   watcher_[kRemote].reset();
   sock_[kRemote].reset();

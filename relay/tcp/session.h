@@ -79,6 +79,9 @@ class TcpSession : public DeferredDeletable {
   /// runs; on failure the session closes (ResolveFailed, TargetRefused, ConnectFailed,
   /// ConnectTimeout). `target` must outlive the attempt (a member of the subclass).
   void connectRemote(const crypto::SocksAddress& target, bool enforce_policy, bool fast_open);
+  /// Uses `fd` (a connected stream socket, e.g. one end of a socket pair) as the remote side
+  /// instead of connecting; onRemoteConnected() runs at once.
+  void attachRemote(Fd fd);
   /// Must set the remote socket's interest (it is still kWritable from the connect).
   virtual void onRemoteConnected() = 0;
   /// Runs once from close(), after both sockets closed: release what the subclass holds.

@@ -49,6 +49,7 @@ Socks5UdpRelay::Socks5UdpRelay(Worker& worker, Fd socket, const SocketAddress& b
 }
 
 Socks5UdpRelay::~Socks5UdpRelay() {
+  stream_.reset();  // closing our end of the pair ends the stream's session
   watcher_.willCloseFd();
   if (server_watcher_) server_watcher_->willCloseFd();
 }
@@ -61,6 +62,47 @@ bool Socks5UdpRelay::ensureServerSocket() {
   server_watcher_.emplace(worker_.loop(), fd, kReadable,
                           [this](uint32_t) { onServerReadable(); });
   return true;
+}
+
+bool Socks5UdpRelay::ensureStream(const crypto::SocksAddress& first_destination) {
+  if (stream_) return true;
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+    return false;
+  }
+  Fd ours(pair[1]);
+  worker_.startStream(Fd(pair[0]), uot::magicTarget(2));
+  // Non-connect mode: every frame names its destination; the request names the first one
+  // (the server uses it for logging only), as sing-box's and mihomo's clients do.
+  const uot::Request request{.connect = false, .destination = first_destination};
+  stream_ = UotChannel::client(
+      worker_.loop(), std::move(ours), request,
+      [this](const crypto::SocksAddress& source, std::span<const uint8_t> payload) {
+        onStreamDatagram(source, payload);
+      },
+      [this] { stream_.reset(); });  // the next datagram opens a new stream
+  return true;
+}
+
+void Socks5UdpRelay::onStreamDatagram(const crypto::SocksAddress& source,
+                                      std::span<const uint8_t> payload) {
+  uint8_t* out = worker_.scratchOut();
+  std::memset(out, 0, kSocksHeader);
+  const size_t address = crypto::writeAddress(source, {out + kSocksHeader, 300});
+  if (address == 0 || peer_.len == 0 ||
+      kSocksHeader + address + payload.size() > Worker::kScratchSize) {
+    ++stats_.dropped_address;
+    return;
+  }
+  std::memcpy(out + kSocksHeader + address, payload.data(), payload.size());
+  if (::sendto(socket_.get(), out, kSocksHeader + address + payload.size(), 0, peer_.get(),
+               peer_.len) < 0) {
+    ++stats_.dropped_send;
+    return;
+  }
+  ++stats_.packets_out;
+  stats_.bytes_out += payload.size();
+  last_active_ = worker_.loop().now();
 }
 
 void Socks5UdpRelay::onClientReadable() {
@@ -91,6 +133,17 @@ void Socks5UdpRelay::onClientReadable() {
     const size_t plain_len = static_cast<size_t>(n) - kSocksHeader;
     if (plain_len + codec_.overhead() > kMaxUdpPayload) {
       ++stats_.dropped_too_big;
+      continue;
+    }
+    if (worker_.env().config.udp_over_tcp) {
+      const std::span<const uint8_t> payload(in + header.size, static_cast<size_t>(n) - header.size);
+      if (!ensureStream(header.address) || !stream_->send(header.address, payload)) {
+        ++stats_.dropped_send;
+        continue;
+      }
+      ++stats_.packets_in;
+      stats_.bytes_in += payload.size();
+      last_active_ = worker_.loop().now();
       continue;
     }
     if (!ensureServerSocket()) {

@@ -10,6 +10,7 @@
 // Only datagrams from the associating client's IP are taken; replies go to the client's last
 // source address. The owning ClientSession keeps it as long as the control connection lives:
 // closing the connection closes both sockets (RFC 1928: the association ends with it).
+// With --udp-over-tcp the server side is a UDP-over-TCP stream instead of the socket.
 
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "relay/event/io_watcher.h"
 #include "relay/net/socket.h"
 #include "relay/udp/udp_association.h"
+#include "relay/udp/uot.h"
 
 namespace shadowrelay::relay {
 
@@ -48,6 +50,10 @@ class Socks5UdpRelay {
   void onServerReadable();
   /// The socket to the server, made on the first datagram. False if it could not be made.
   bool ensureServerSocket();
+  /// --udp-over-tcp: the UoT stream (through a session of the worker), made on the first
+  /// datagram and again after a stream ended. False if it could not be made.
+  bool ensureStream(const crypto::SocksAddress& first_destination);
+  void onStreamDatagram(const crypto::SocksAddress& source, std::span<const uint8_t> payload);
 
   Worker& worker_;
   UdpStats& stats_;
@@ -60,6 +66,7 @@ class Socks5UdpRelay {
   std::optional<IoWatcher> server_watcher_;
   crypto::UdpCodec codec_;
   TimePoint last_active_;
+  std::unique_ptr<UotChannel> stream_;
 };
 
 }  // namespace shadowrelay::relay

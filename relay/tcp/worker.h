@@ -92,6 +92,9 @@ class Worker {
   size_t bufferedBytes() const;
   /// The port of the first listener (tests bind port 0).
   uint16_t listenPortForTest() const;
+  /// Relays `fd` (one end of a socket pair) to `target` through the Shadowsocks server, like a
+  /// tunnel connection: the stream of UDP over TCP.
+  void startStream(Fd fd, const crypto::SocksAddress& target);
   /// Closes every session now (graceful stop's deadline).
   void closeAllSessions();
 

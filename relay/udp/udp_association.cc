@@ -2,6 +2,7 @@
 #include "relay/udp/udp_association.h"
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <cstring>
@@ -47,6 +48,18 @@ std::string UdpStats::summary() const {
 
 std::string udpPeerKey(const SocketAddress& address) {
   return std::string(reinterpret_cast<const char*>(&address.storage), address.len);
+}
+
+Fd openRelaySocket(int* family) {
+  int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    int off = 0;
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+    *family = AF_INET6;
+    return Fd(fd);
+  }
+  *family = AF_INET;
+  return Fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 }
 
 SocketAddress asV6(const SocketAddress& address) {
@@ -135,6 +148,21 @@ UdpAssociationTable::Entry& UdpAssociationTable::add(
   UdpAssociation* raw = association.get();
   association->watcher.emplace(loop_, raw->fd.get(), kReadable,
                                [raw, cb = std::move(on_readable)](uint32_t) { cb(*raw); });
+  return insert(std::move(key), std::move(association), idle_timeout);
+}
+
+UdpAssociationTable::Entry& UdpAssociationTable::addStream(
+    std::string key, const SocketAddress& peer, Clock::duration idle_timeout,
+    const std::function<std::unique_ptr<UotChannel>(UdpAssociation&)>& make_channel) {
+  auto association = std::make_unique<UdpAssociation>();
+  association->key = key;
+  association->peer = peer;
+  association->uot = make_channel(*association);
+  return insert(std::move(key), std::move(association), idle_timeout);
+}
+
+UdpAssociationTable::Entry& UdpAssociationTable::insert(
+    std::string key, std::unique_ptr<UdpAssociation> association, Clock::duration idle_timeout) {
   const uint64_t evicted_before = table_.evictions();
   Entry& entry = table_.insert(std::move(key), std::move(association), Clock::now(), idle_timeout);
   stats_.evictions += table_.evictions() - evicted_before;

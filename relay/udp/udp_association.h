@@ -19,6 +19,7 @@
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
 #include "relay/udp/lru_table.h"
+#include "relay/udp/uot.h"
 
 namespace shadowrelay::relay {
 
@@ -59,11 +60,15 @@ struct UdpAssociation {
   Fd fd;             // the socket for the far side
   int family = AF_UNSPEC;  // of fd
   std::optional<IoWatcher> watcher;
+  std::unique_ptr<UotChannel> uot;  // instead of fd: a UDP-over-TCP stream to the server
 };
 
 /// The key of a peer address in a UdpAssociationTable.
 std::string udpPeerKey(const SocketAddress& address);
 
+/// A non-blocking socket for sending datagrams anywhere: dual-stack AF_INET6 (IPv4 through
+/// mapped addresses), or AF_INET on hosts without IPv6. `*family` says which; invalid on error.
+Fd openRelaySocket(int* family);
 /// `address` as a destination for an AF_INET6 dual-stack socket (IPv4 becomes ::ffff:a.b.c.d).
 SocketAddress asV6(const SocketAddress& address);
 /// An IPv4-mapped IPv6 address as plain IPv4; anything else unchanged.
@@ -92,10 +97,19 @@ class UdpAssociationTable {
   /// something to read. Evicts the least recently used entry of a full table.
   Entry& add(std::string key, const SocketAddress& peer, Fd fd, int family,
              Clock::duration idle_timeout, std::function<void(UdpAssociation&)> on_readable);
+  /// Adds the association of `peer` over a UDP-over-TCP channel (made by `make_channel`, which
+  /// gets the association it will belong to).
+  Entry& addStream(std::string key, const SocketAddress& peer, Clock::duration idle_timeout,
+                   const std::function<std::unique_ptr<UotChannel>(UdpAssociation&)>&
+                       make_channel);
+  /// Removes the association of `key` (its stream ended).
+  void erase(const std::string& key) { table_.erase(key); }
   size_t size() const { return table_.size(); }
 
  private:
   void sweep();
+  Entry& insert(std::string key, std::unique_ptr<UdpAssociation> association,
+                Clock::duration idle_timeout);
 
   EventLoop& loop_;
   LruTable<std::string, std::unique_ptr<UdpAssociation>> table_;

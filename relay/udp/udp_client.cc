@@ -28,7 +28,9 @@ UdpTunnel::UdpTunnel(Worker& worker, Fd socket, const SocketAddress& server,
       codec_(*worker.env().credentials.method, *worker.env().credentials.provider),
       table_(worker.loop(), max_associations, worker.env().udp_timeout, stats_),
       buf_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram)),
-      out_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram + 128)) {
+      out_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram + 128)),
+      destination_(destination),
+      over_tcp_(worker.env().config.udp_over_tcp) {
   // The destination header is the same for every datagram: write it once, in front of where
   // each datagram is received.
   header_size_ = destination.size();
@@ -54,6 +56,16 @@ void UdpTunnel::onReadable() {
     }
     const std::string key = udpPeerKey(from);
     UdpAssociationTable::Entry* entry = table_.find(key);
+    if (over_tcp_) {
+      if (entry == nullptr) entry = addStream(key, from);
+      if (entry == nullptr || !entry->value->uot->send(destination_, {data, static_cast<size_t>(n)})) {
+        ++stats_.dropped_send;
+        continue;
+      }
+      ++stats_.packets_in;
+      stats_.bytes_in += static_cast<uint64_t>(n);
+      continue;
+    }
     if (entry == nullptr) {
       const int fd = connectNonBlockingUdp(server_);
       if (fd < 0) {
@@ -72,6 +84,34 @@ void UdpTunnel::onReadable() {
     ++stats_.packets_in;
     stats_.bytes_in += static_cast<uint64_t>(n);
   }
+}
+
+UdpAssociationTable::Entry* UdpTunnel::addStream(const std::string& key,
+                                                 const SocketAddress& from) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+    return nullptr;
+  }
+  Fd ours(pair[1]);
+  worker_.startStream(Fd(pair[0]), uot::magicTarget(2));
+  // Connect mode: every datagram goes to -L, so frames carry no address.
+  const uot::Request request{.connect = true, .destination = destination_};
+  return &table_.addStream(
+      key, from, worker_.env().udp_timeout, [&](UdpAssociation& association) {
+        return UotChannel::client(
+            worker_.loop(), std::move(ours), request,
+            [this, &association](const crypto::SocksAddress&, std::span<const uint8_t> payload) {
+              if (::sendto(socket_.get(), payload.data(), payload.size(), 0,
+                           association.peer.get(), association.peer.len) < 0) {
+                ++stats_.dropped_send;
+                return;
+              }
+              ++stats_.packets_out;
+              stats_.bytes_out += payload.size();
+              table_.touch(association);
+            },
+            [this, key] { table_.erase(key); });
+      });
 }
 
 void UdpTunnel::onReply(UdpAssociation& association) {

@@ -3,7 +3,8 @@
 // The client side of the Shadowsocks UDP relay on one worker. `tunnel -U`: every datagram to
 // the local port goes to the fixed -L destination through the server, and replies come back to
 // each sender. One association (one socket connected to the server) per sender, in a bounded
-// LRU table with idle expiry, like the server's.
+// LRU table with idle expiry, like the server's. With --udp-over-tcp an association is a UDP over
+// TCP stream instead (relay/udp/uot.h), through a tunnel session of the worker.
 
 #include <chrono>
 #include <cstdint>
@@ -36,6 +37,8 @@ class UdpTunnel {
  private:
   void onReadable();
   void onReply(UdpAssociation& association);
+  /// --udp-over-tcp: a new association is a UoT stream through a tunnel session to the server.
+  UdpAssociationTable::Entry* addStream(const std::string& key, const SocketAddress& from);
 
   Worker& worker_;
   Fd socket_;
@@ -47,6 +50,8 @@ class UdpTunnel {
   std::unique_ptr<uint8_t[]> buf_;
   std::unique_ptr<uint8_t[]> out_;
   size_t header_size_;
+  const crypto::SocksAddress destination_;
+  const bool over_tcp_;
 };
 
 }  // namespace shadowrelay::relay

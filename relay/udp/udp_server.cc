@@ -28,10 +28,6 @@ constexpr auto kDnsIdleTimeout = std::chrono::seconds(30);
 
 }  // namespace
 
-struct UdpServer::PendingResolve {
-  dns::ResolveHandle handle;
-};
-
 UdpServer::UdpServer(Worker& worker, Fd socket, size_t max_associations)
     : worker_(worker),
       socket_(std::move(socket)),
@@ -42,7 +38,8 @@ UdpServer::UdpServer(Worker& worker, Fd socket, size_t max_associations)
                                                            worker.env().udp_timeout),
              stats_),
       buf_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram)),
-      out_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram + 128)) {}
+      out_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram + 128)),
+      router_(worker.resolver(), worker.env().preference, kMaxPendingResolves) {}
 
 UdpServer::~UdpServer() = default;
 
@@ -79,48 +76,26 @@ void UdpServer::onPacket(const SocketAddress& from, uint8_t* packet, size_t len)
     ++stats_.dropped_address;
     return;
   }
-  const uint8_t* payload = plain + header;
-  const size_t payload_len = *opened - header;
   const std::string key = udpPeerKey(from);
-  if (target.type != crypto::SocksAddress::Type::Domain) {
-    SocketAddress to;
-    auto ip = target.type == crypto::SocksAddress::Type::IPv4
-                  ? dns::IpAddress::v4({target.ip[0], target.ip[1], target.ip[2], target.ip[3]})
-                  : dns::IpAddress::v6(target.ip);
-    to.len = ip.toSockaddr(target.port, &to.storage);
-    forward(key, from, to, payload, payload_len);
-    return;
-  }
-  if (auto cached = worker_.resolver().resolveCached(target.host, worker_.env().preference)) {
-    if (!cached->ok()) {
+  const std::span<const uint8_t> payload(plain + header, *opened - header);
+  SocketAddress to;
+  switch (router_.lookup(target, &to)) {
+    case DatagramRouter::Lookup::Now:
+      forward(key, from, to, payload.data(), payload.size());
+      return;
+    case DatagramRouter::Lookup::Failed:
       ++stats_.dropped_resolve;
       return;
-    }
-    SocketAddress to;
-    to.len = cached->addresses.front().toSockaddr(target.port, &to.storage);
-    forward(key, from, to, payload, payload_len);
-    return;
+    case DatagramRouter::Lookup::NeedQuery:
+      break;
   }
-  if (pending_.size() >= kMaxPendingResolves) {
-    ++stats_.dropped_resolve;
-    return;
-  }
-  // Not cached: keep a copy of the datagram until the name resolves.
-  auto it = pending_.emplace(pending_.end());
-  std::string data(reinterpret_cast<const char*>(payload), payload_len);
-  const uint16_t port = target.port;
-  it->handle = worker_.resolver().resolve(
-      target.host, worker_.env().preference,
-      [this, it, key, from, port, data = std::move(data)](dns::ResolveResult result) {
-        if (result.ok()) {
-          SocketAddress to;
-          to.len = result.addresses.front().toSockaddr(port, &to.storage);
-          forward(key, from, to, reinterpret_cast<const uint8_t*>(data.data()), data.size());
-        } else {
-          ++stats_.dropped_resolve;
-        }
-        pending_.erase(it);
-      });
+  const bool queued = router_.queue(
+      target, payload,
+      [this, key, from](const SocketAddress& resolved, std::span<const uint8_t> data) {
+        forward(key, from, resolved, data.data(), data.size());
+      },
+      [this] { ++stats_.dropped_resolve; });
+  if (!queued) ++stats_.dropped_resolve;
 }
 
 void UdpServer::forward(const std::string& key, const SocketAddress& client,
@@ -131,21 +106,13 @@ void UdpServer::forward(const std::string& key, const SocketAddress& client,
   }
   UdpAssociationTable::Entry* entry = table_.find(key);
   if (entry == nullptr) {
-    // One dual-stack socket reaches IPv4 and IPv6 targets; IPv4-only hosts get an AF_INET one.
-    int family = AF_INET6;
-    int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-      int off = 0;
-      ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
-    } else {
-      family = AF_INET;
-      fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    }
-    if (fd < 0) {
+    int family = AF_UNSPEC;
+    Fd fd = openRelaySocket(&family);
+    if (!fd.valid()) {
       ++stats_.dropped_send;
       return;
     }
-    entry = &table_.add(key, client, Fd(fd), family, worker_.env().udp_timeout,
+    entry = &table_.add(key, client, std::move(fd), family, worker_.env().udp_timeout,
                         [this](UdpAssociation& association) { onReply(association); });
   }
   entry->idle_timeout = target.port() == 53 ? kDnsIdleTimeout : worker_.env().udp_timeout;

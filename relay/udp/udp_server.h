@@ -11,7 +11,6 @@
 // sent back for them.
 
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +20,7 @@
 #include "relay/event/io_watcher.h"
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
+#include "relay/udp/datagram_router.h"
 #include "relay/udp/udp_association.h"
 
 namespace shadowrelay::relay {
@@ -38,7 +38,6 @@ class UdpServer {
   size_t associationCount() const { return table_.size(); }
 
  private:
-  struct PendingResolve;
   static constexpr size_t kMaxPendingResolves = 1024;
 
   void onReadable();
@@ -55,7 +54,7 @@ class UdpServer {
   UdpAssociationTable table_;
   std::unique_ptr<uint8_t[]> buf_;
   std::unique_ptr<uint8_t[]> out_;
-  std::list<PendingResolve> pending_;  // datagrams waiting for a name; bounded
+  DatagramRouter router_;  // declared last: its pending callbacks reach the members above
 };
 
 }  // namespace shadowrelay::relay

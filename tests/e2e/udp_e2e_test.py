@@ -9,77 +9,12 @@ import os
 import re
 import socket
 import struct
-import threading
 import time
-import unittest
 
 import e2e_harness as h
+from e2e_harness import SocksUdp, UdpEcho, stopped_udp_summary
 
 METHODS = ["aes-128-gcm", "aes-256-gcm", "chacha20-ietf-poly1305"]
-
-
-class UdpEcho:
-    """Echoes every datagram back to its sender, on a thread, until stopped."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((h.LOOPBACK, 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.received = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.received += 1
-            self.sock.sendto(data, peer)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-
-class SocksUdp:
-    """One SOCKS5 UDP association (RFC 1928 §7) through a local SOCKS5 server."""
-
-    def __init__(self, local_port, source_ip=None):
-        self.control = socket.create_connection((h.LOOPBACK, local_port), timeout=10)
-        self.control.sendall(b"\x05\x01\x00")
-        if h.recv_exact(self.control, 2, "SOCKS5 method") != b"\x05\x00":
-            raise AssertionError("SOCKS5 greeting refused")
-        self.control.sendall(b"\x05\x03\x00\x01" + bytes(6))
-        reply = h.recv_exact(self.control, 10, "UDP ASSOCIATE reply")
-        if reply[1] != 0:
-            raise AssertionError(f"UDP ASSOCIATE refused with 0x{reply[1]:02x}")
-        if reply[3] != 1:
-            raise AssertionError(f"UDP ASSOCIATE reply with ATYP {reply[3]}: {reply.hex()}")
-        self.relay = (socket.inet_ntoa(reply[4:8]), struct.unpack(">H", reply[8:10])[0])
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((source_ip or h.LOOPBACK, 0))
-        self.udp.settimeout(3)
-
-    def roundtrip(self, port, payload, host="127.0.0.1", frag=0):
-        header = b"\x00\x00" + bytes([frag]) + b"\x01" + socket.inet_aton(host) + \
-            struct.pack(">H", port)
-        self.udp.sendto(header + payload, self.relay)
-        try:
-            data, _ = self.udp.recvfrom(70000)
-        except socket.timeout:
-            return None
-        return data[len(header):]
-
-    def close(self):
-        self.udp.close()
-        self.control.close()
 
 
 class UdpTest(h.RelayTestCase):
@@ -169,18 +104,6 @@ class UdpTest(h.RelayTestCase):
         stats = self.stop_server_log()
         self.assertEqual(stats["associations"], 30, stats)
         self.assertEqual(stats["evictions"], 20, stats)
-
-
-def stopped_udp_summary(test, child):
-    """Stops `child` with SIGTERM and returns the counters of its "stopped: udp" line."""
-    code, killed = child.stop()
-    child.exit_code = code
-    test.assertFalse(killed, f"{child.name} did not stop on SIGTERM")
-    test.assertEqual(code, 0, f"{child.name} exit code {code}:\n{child.log_tail()}")
-    with open(child.log_path, encoding="utf-8", errors="replace") as f:
-        match = re.search(r"stopped: udp (.*)", f.read())
-    test.assertIsNotNone(match, f"no UDP summary in the log of {child.name}")
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
 class LocalUdpTest(h.RelayTestCase):

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/udp/datagram_router.h"
+
+#include "dns/ip_address.h"
+
+namespace shadowrelay::relay {
+
+SocketAddress socketAddressOf(const crypto::SocksAddress& target) {
+  const dns::IpAddress ip =
+      target.type == crypto::SocksAddress::Type::IPv4
+          ? dns::IpAddress::v4({target.ip[0], target.ip[1], target.ip[2], target.ip[3]})
+          : dns::IpAddress::v6(target.ip);
+  SocketAddress to;
+  to.len = ip.toSockaddr(target.port, &to.storage);
+  return to;
+}
+
+DatagramRouter::DatagramRouter(dns::Resolver& resolver, dns::AddressPreference preference,
+                               size_t max_pending)
+    : resolver_(resolver), preference_(preference), max_pending_(max_pending) {}
+
+DatagramRouter::~DatagramRouter() = default;  // dropping a handle cancels its callback
+
+DatagramRouter::Lookup DatagramRouter::lookup(const crypto::SocksAddress& target,
+                                               SocketAddress* to) {
+  if (target.type != crypto::SocksAddress::Type::Domain) {
+    *to = socketAddressOf(target);
+    return Lookup::Now;
+  }
+  auto cached = resolver_.resolveCached(target.host, preference_);
+  if (!cached) return Lookup::NeedQuery;
+  if (!cached->ok()) return Lookup::Failed;
+  to->len = cached->addresses.front().toSockaddr(target.port, &to->storage);
+  return Lookup::Now;
+}
+
+bool DatagramRouter::queue(const crypto::SocksAddress& target, std::span<const uint8_t> payload,
+                           Deliver deliver, std::function<void()> on_failed) {
+  if (pending_.size() >= max_pending_) return false;
+  auto it = pending_.emplace(pending_.end());
+  std::string data(reinterpret_cast<const char*>(payload.data()), payload.size());
+  const uint16_t port = target.port;
+  it->handle = resolver_.resolve(
+      target.host, preference_,
+      [this, it, port, deliver = std::move(deliver), on_failed = std::move(on_failed),
+       data = std::move(data)](dns::ResolveResult result) {
+        if (result.ok()) {
+          SocketAddress to;
+          to.len = result.addresses.front().toSockaddr(port, &to.storage);
+          deliver(to, {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+        } else {
+          on_failed();
+        }
+        pending_.erase(it);
+      });
+  return true;
+}
+
+}  // namespace shadowrelay::relay
