@@ -39,6 +39,8 @@ class UdpServer {
 
  private:
   static constexpr size_t kMaxPendingResolves = 1024;
+  static constexpr size_t kRecvBatch = 16;      // datagrams per recvmmsg
+  static constexpr size_t kRecvSlot = 1 << 16;  // bytes per datagram slot (> kMaxDatagram)
 
   void onReadable();
   void onPacket(const SocketAddress& from, uint8_t* packet, size_t len);
@@ -54,6 +56,7 @@ class UdpServer {
   UdpAssociationTable table_;
   std::unique_ptr<uint8_t[]> buf_;
   std::unique_ptr<uint8_t[]> out_;
+  std::unique_ptr<uint8_t[]> batch_;  // kRecvBatch slots for recvmmsg
   DatagramRouter router_;  // declared last: its pending callbacks reach the members above
 };
 
