@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -17,6 +18,8 @@ using udp::kMaxDatagram;
 using udp::kMaxUdpPayload;
 using udp::kPacketsPerEvent;
 constexpr size_t kHeaderRoom = 300;  // a domain address header is at most 259 bytes
+constexpr size_t kRecvBatch = 16;    // datagrams per recvmmsg
+constexpr size_t kSlot = kHeaderRoom + kMaxDatagram + 1;
 }  // namespace
 
 UdpTunnel::UdpTunnel(Worker& worker, Fd socket, const SocketAddress& server,
@@ -27,50 +30,68 @@ UdpTunnel::UdpTunnel(Worker& worker, Fd socket, const SocketAddress& server,
       watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onReadable(); }),
       codec_(*worker.env().credentials.method, *worker.env().credentials.provider),
       table_(worker.loop(), max_associations, worker.env().udp_timeout, stats_),
-      buf_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram)),
+      buf_(std::make_unique_for_overwrite<uint8_t[]>(kRecvBatch * kSlot)),
       out_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram + 128)),
       destination_(destination),
       over_tcp_(worker.env().config.udp_over_tcp) {
   // The destination header is the same for every datagram: write it once, in front of where
-  // each datagram is received.
+  // each datagram is received, in every recvmmsg slot.
   header_size_ = destination.size();
-  crypto::writeAddress(destination, {buf_.get() + kHeaderRoom - header_size_, header_size_});
+  for (size_t i = 0; i < kRecvBatch; ++i) {
+    crypto::writeAddress(destination,
+                         {buf_.get() + i * kSlot + kHeaderRoom - header_size_, header_size_});
+  }
 }
 
 UdpTunnel::~UdpTunnel() = default;
 
 void UdpTunnel::onReadable() {
+  // recvmmsg into slots of [room][header][datagram]: the header sits right before the bytes.
+  std::array<mmsghdr, kRecvBatch> msgs{};
+  std::array<iovec, kRecvBatch> iov{};
+  std::array<SocketAddress, kRecvBatch> from;
+  for (int received = 0; received < kPacketsPerEvent;) {
+    for (size_t i = 0; i < kRecvBatch; ++i) {
+      iov[i] = {buf_.get() + i * kSlot + kHeaderRoom, kMaxDatagram};
+      msghdr& hdr = msgs[i].msg_hdr;
+      hdr.msg_name = from[i].get();
+      hdr.msg_namelen = sizeof(from[i].storage);
+      hdr.msg_iov = &iov[i];
+      hdr.msg_iovlen = 1;
+    }
+    const int n = ::recvmmsg(socket_.get(), msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) return;
+    for (int i = 0; i < n; ++i) {
+      from[i].len = msgs[i].msg_hdr.msg_namelen;
+      onDatagram(from[i], buf_.get() + i * kSlot + kHeaderRoom, msgs[i].msg_len);
+    }
+    if (static_cast<size_t>(n) < kRecvBatch) return;
+    received += n;
+  }
+}
+
+void UdpTunnel::onDatagram(const SocketAddress& from, uint8_t* data, size_t n) {
   const Credentials& creds = worker_.env().credentials;
-  // buf_ = [room][header][datagram]: the header sits right before the received bytes.
-  uint8_t* data = buf_.get() + kHeaderRoom;
   uint8_t* plain = data - header_size_;
-  for (int i = 0; i < kPacketsPerEvent; ++i) {
-    SocketAddress from;
-    from.len = sizeof(from.storage);
-    const ssize_t n = ::recvfrom(socket_.get(), data, kMaxDatagram, 0, from.get(), &from.len);
-    if (n < 0) return;
-    const size_t plain_len = header_size_ + static_cast<size_t>(n);
-    if (plain_len + codec_.overhead() > kMaxUdpPayload) {
-      ++stats_.dropped_too_big;
-      continue;
+  const size_t plain_len = header_size_ + n;
+  if (plain_len + codec_.overhead() > kMaxUdpPayload) {
+    ++stats_.dropped_too_big;
+    return;
+  }
+  const std::string key = udpPeerKey(from);
+  UdpAssociationTable::Entry* entry = table_.find(key);
+  if (over_tcp_) {
+    if (entry == nullptr) entry = addStream(key, from);
+    if (entry == nullptr || !entry->value->uot->send(destination_, {data, n})) {
+      ++stats_.dropped_send;
+      return;
     }
-    const std::string key = udpPeerKey(from);
-    UdpAssociationTable::Entry* entry = table_.find(key);
-    if (over_tcp_) {
-      if (entry == nullptr) entry = addStream(key, from);
-      if (entry == nullptr || !entry->value->uot->send(destination_, {data, static_cast<size_t>(n)})) {
-        ++stats_.dropped_send;
-        continue;
-      }
-      ++stats_.packets_in;
-      stats_.bytes_in += static_cast<uint64_t>(n);
-      continue;
-    }
+  } else {
     if (entry == nullptr) {
       const int fd = connectNonBlockingUdp(server_);
       if (fd < 0) {
         ++stats_.dropped_send;
-        continue;
+        return;
       }
       entry = &table_.add(key, from, Fd(fd), server_.family(), worker_.env().udp_timeout,
                           [this](UdpAssociation& association) { onReply(association); });
@@ -79,11 +100,11 @@ void UdpTunnel::onReadable() {
                                       {out_.get(), kHeaderRoom + kMaxDatagram + 128});
     if (sealed == 0 || ::send(entry->value->fd.get(), out_.get(), sealed, 0) < 0) {
       ++stats_.dropped_send;
-      continue;
+      return;
     }
-    ++stats_.packets_in;
-    stats_.bytes_in += static_cast<uint64_t>(n);
   }
+  ++stats_.packets_in;
+  stats_.bytes_in += n;
 }
 
 UdpAssociationTable::Entry* UdpTunnel::addStream(const std::string& key,

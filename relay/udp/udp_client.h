@@ -36,6 +36,8 @@ class UdpTunnel {
 
  private:
   void onReadable();
+  /// One datagram of `n` bytes at `data`, with room for the destination header before it.
+  void onDatagram(const SocketAddress& from, uint8_t* data, size_t n);
   void onReply(UdpAssociation& association);
   /// --udp-over-tcp: a new association is a UoT stream through a tunnel session to the server.
   UdpAssociationTable::Entry* addStream(const std::string& key, const SocketAddress& from);

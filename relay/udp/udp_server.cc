@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 
@@ -24,7 +25,15 @@ namespace {
 using udp::kMaxDatagram;
 using udp::kMaxUdpPayload;
 using udp::kPacketsPerEvent;
-constexpr size_t kHeaderRoom = 32;  // an IPv6 address header is 19 bytes
+constexpr size_t kHeaderRoom = 32;
+
+/// SHADOWRELAY_UDP_RECV_BATCH=N (1..16) for measuring recvmmsg against one datagram per call.
+size_t recvBatchSize() {
+  const char* value = std::getenv("SHADOWRELAY_UDP_RECV_BATCH");
+  const long n = value != nullptr ? std::strtol(value, nullptr, 10) : 0;
+  return n >= 1 && n <= static_cast<long>(UdpServer::kRecvBatch) ? static_cast<size_t>(n)
+                                                                   : UdpServer::kRecvBatch;
+}  // an IPv6 address header is 19 bytes
 constexpr auto kDnsIdleTimeout = std::chrono::seconds(30);
 
 }  // namespace
@@ -40,6 +49,7 @@ UdpServer::UdpServer(Worker& worker, Fd socket, size_t max_associations)
              stats_),
       buf_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram)),
       out_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram + 128)),
+      recv_batch_(recvBatchSize()),
       batch_(std::make_unique_for_overwrite<uint8_t[]>(kRecvBatch * kRecvSlot)),
       router_(worker.resolver(), worker.env().preference, kMaxPendingResolves) {}
 
@@ -60,13 +70,13 @@ void UdpServer::onReadable() {
       hdr.msg_iov = &iov[i];
       hdr.msg_iovlen = 1;
     }
-    const int n = ::recvmmsg(socket_.get(), msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
+    const int n = ::recvmmsg(socket_.get(), msgs.data(), recv_batch_, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;  // EAGAIN, or an ICMP error reported on the socket: nothing to do
     for (int i = 0; i < n; ++i) {
       from[i].len = msgs[i].msg_hdr.msg_namelen;
       onPacket(from[i], batch_.get() + i * kRecvSlot, msgs[i].msg_len);
     }
-    if (static_cast<size_t>(n) < kRecvBatch) return;
+    if (static_cast<size_t>(n) < recv_batch_) return;
     received += n;
   }
 }

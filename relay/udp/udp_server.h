@@ -35,11 +35,11 @@ class UdpServer {
   UdpServer& operator=(const UdpServer&) = delete;
 
   const UdpStats& stats() const { return stats_; }
+  static constexpr size_t kRecvBatch = 16;      // datagrams per recvmmsg
   size_t associationCount() const { return table_.size(); }
 
  private:
   static constexpr size_t kMaxPendingResolves = 1024;
-  static constexpr size_t kRecvBatch = 16;      // datagrams per recvmmsg
   static constexpr size_t kRecvSlot = 1 << 16;  // bytes per datagram slot (> kMaxDatagram)
 
   void onReadable();
@@ -56,6 +56,7 @@ class UdpServer {
   UdpAssociationTable table_;
   std::unique_ptr<uint8_t[]> buf_;
   std::unique_ptr<uint8_t[]> out_;
+  const size_t recv_batch_;
   std::unique_ptr<uint8_t[]> batch_;  // kRecvBatch slots for recvmmsg
   DatagramRouter router_;  // declared last: its pending callbacks reach the members above
 };
