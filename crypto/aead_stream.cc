@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "crypto/key_derivation.h"
+#include "crypto/random_pool.h"
 
 namespace shadowrelay::crypto {
 namespace {
@@ -106,7 +107,7 @@ AeadStreamEncoder::AeadStreamEncoder(const MethodInfo& method, const AeadProvide
   if (salt.size() == method.salt_size) {
     std::copy(salt.begin(), salt.end(), salt_.begin());
   } else {
-    randomBytes({salt_.data(), method.salt_size});
+    saltBytes({salt_.data(), method.salt_size});
   }
   aead_ = cipherForSalt(method, provider, master, this->salt());
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "crypto/key_derivation.h"
+#include "crypto/random_pool.h"
 
 namespace shadowrelay::crypto {
 namespace {
@@ -38,7 +39,7 @@ size_t UdpCodec::seal(std::span<const uint8_t> master, std::span<const uint8_t> 
     return 0;
   }
   std::span<uint8_t> salt = out.first(method_.salt_size);
-  randomBytes(salt);
+  saltBytes(salt);
   if (!rekey(master, salt)) {
     return 0;
   }

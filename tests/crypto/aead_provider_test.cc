@@ -3,6 +3,7 @@
 #include <random>
 
 #include "crypto/aead.h"
+#include "crypto/method.h"
 #include "crypto/openssl_aead.h"
 #include "gtest/gtest.h"
 #include "tests/testing/hex.h"
@@ -15,6 +16,23 @@ using testing::allProviders;
 using testing::hex;
 using testing::range;
 using testing::unhex;
+
+// OpenSSL through EVP_CIPHER_CTX: the fallback of opensslProvider(), which calls the cipher's
+// provider functions directly.
+const AeadProvider& opensslEvpPath() {
+  static const OpensslProvider provider(OpensslProvider::Path::Evp);
+  return provider;
+}
+
+std::vector<const AeadProvider*> providersUnderTest() {
+  std::vector<const AeadProvider*> out = allProviders();
+  out.push_back(&opensslEvpPath());
+  return out;
+}
+
+std::string label(const AeadProvider* provider) {
+  return provider == &opensslEvpPath() ? "openssl (EVP path)" : std::string(provider->name());
+}
 
 struct Vector {
   const char* source;
@@ -86,9 +104,9 @@ TEST(AeadProviderTest, HChaCha20DraftVector) {
 }
 
 TEST(AeadProviderTest, PublishedVectorsSealAndOpen) {
-  for (const AeadProvider* provider : allProviders()) {
+  for (const AeadProvider* provider : providersUnderTest()) {
     for (const Vector& v : vectors()) {
-      SCOPED_TRACE(std::string(provider->name()) + ": " + v.source);
+      SCOPED_TRACE(label(provider) + ": " + v.source);
       ASSERT_TRUE(provider->supports(v.algorithm));
       AeadPtr aead = provider->create(v.algorithm, unhex(v.key));
       ASSERT_NE(aead, nullptr);
@@ -122,12 +140,11 @@ TEST(AeadProviderTest, PublishedVectorsSealAndOpen) {
 
 TEST(AeadProviderTest, CrossProviderRoundTripsEveryMethod) {
   std::mt19937 rng(7);
-  auto providers = allProviders();
+  auto providers = providersUnderTest();
   for (const MethodInfo& m : allMethods()) {
     for (const AeadProvider* a : providers) {
       for (const AeadProvider* b : providers) {
-        SCOPED_TRACE(std::string(m.name) + " " + std::string(a->name()) + "->" +
-                     std::string(b->name()));
+        SCOPED_TRACE(std::string(m.name) + " " + label(a) + "->" + label(b));
         std::vector<uint8_t> key(m.key_size);
         std::vector<uint8_t> nonce(m.nonce_size);
         for (auto& x : key) x = static_cast<uint8_t>(rng());
@@ -158,8 +175,64 @@ TEST(AeadProviderTest, CrossProviderRoundTripsEveryMethod) {
   }
 }
 
+// Every method of this build's OpenSSL takes the direct path (the EVP path stays tested above).
+TEST(AeadProviderTest, OpensslCallsTheProviderFunctionsDirectly) {
+  const auto& openssl = static_cast<const OpensslProvider&>(opensslProvider());
+  const auto& evp = static_cast<const OpensslProvider&>(opensslEvpPath());
+  for (const MethodInfo& m : allMethods()) {
+    EXPECT_TRUE(openssl.direct(m.algorithm)) << m.name;
+    EXPECT_FALSE(evp.direct(m.algorithm)) << m.name;
+  }
+}
+
+// The direct path and the EVP path agree byte for byte, with and without AAD, and a context
+// that failed to open a message (or was rekeyed) still seals and opens the next one correctly.
+TEST(AeadProviderTest, DirectAndEvpPathsAgree) {
+  std::mt19937 rng(11);
+  for (const MethodInfo& m : allMethods()) {
+    SCOPED_TRACE(m.name);
+    std::vector<uint8_t> key(m.key_size);
+    for (auto& x : key) x = static_cast<uint8_t>(rng());
+    AeadPtr direct = opensslProvider().create(m.algorithm, key);
+    AeadPtr evp = opensslEvpPath().create(m.algorithm, key);
+    ASSERT_NE(direct, nullptr);
+    ASSERT_NE(evp, nullptr);
+    for (size_t len : {0u, 2u, 33u, 1024u, 16383u}) {
+      for (size_t aad_len : {0u, 1u, 13u}) {
+        std::vector<uint8_t> nonce(m.nonce_size);
+        std::vector<uint8_t> aad(aad_len);
+        std::vector<uint8_t> plain(len);
+        for (auto& x : nonce) x = static_cast<uint8_t>(rng());
+        for (auto& x : aad) x = static_cast<uint8_t>(rng());
+        for (auto& x : plain) x = static_cast<uint8_t>(rng());
+        std::vector<uint8_t> a(len + kTagSize);
+        std::vector<uint8_t> b(len + kTagSize);
+        ASSERT_TRUE(direct->seal(nonce, aad, plain, a.data()));
+        ASSERT_TRUE(evp->seal(nonce, aad, plain, b.data()));
+        EXPECT_EQ(a, b) << len << " " << aad_len;
+        std::vector<uint8_t> bad = a;
+        bad.back() ^= 0x80;
+        std::vector<uint8_t> opened(len);
+        EXPECT_FALSE(direct->open(nonce, aad, bad, opened.data()));
+        ASSERT_TRUE(direct->open(nonce, aad, a, opened.data()));
+        EXPECT_EQ(opened, plain);
+      }
+    }
+    key[1] ^= 0x5a;
+    ASSERT_TRUE(direct->rekey(key));
+    ASSERT_TRUE(evp->rekey(key));
+    std::vector<uint8_t> nonce(m.nonce_size, 0x21);
+    std::vector<uint8_t> plain(100, 0x42);
+    std::vector<uint8_t> a(100 + kTagSize);
+    std::vector<uint8_t> b(100 + kTagSize);
+    ASSERT_TRUE(direct->seal(nonce, {}, plain, a.data()));
+    ASSERT_TRUE(evp->seal(nonce, {}, plain, b.data()));
+    EXPECT_EQ(a, b);
+  }
+}
+
 TEST(AeadProviderTest, RejectsWrongKeySizeAndShortInput) {
-  for (const AeadProvider* p : allProviders()) {
+  for (const AeadProvider* p : providersUnderTest()) {
     EXPECT_EQ(p->create(AeadAlgorithm::Aes128Gcm, std::vector<uint8_t>(15)), nullptr);
     EXPECT_EQ(p->create(AeadAlgorithm::ChaCha20Poly1305, std::vector<uint8_t>(16)), nullptr);
     AeadPtr aead = p->create(AeadAlgorithm::Aes128Gcm, std::vector<uint8_t>(16));

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "crypto/key_derivation.h"
 
+#include <openssl/core_names.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
 #include "crypto/method.h"
 #include "gtest/gtest.h"
 #include "tests/testing/hex.h"
@@ -35,6 +39,56 @@ TEST(KeyDerivationTest, HkdfSha1Rfc5869) {
   ASSERT_TRUE(hkdfSha1(std::vector<uint8_t>(22, 0x0c), {}, {}, okm));
   EXPECT_EQ(hex(okm),
             "2c91117204d745f3500d636a62f64f0ab3bae548aa53d423b0d1f27ebba6f5e5673a081d70cce7acfc48");
+}
+
+// RFC 5869 A.5 (test case 5, SHA-1, longer inputs: the 80-byte salt is an HMAC key longer than
+// a SHA-1 block) and A.6 (test case 6, SHA-1, zero-length salt and info).
+TEST(KeyDerivationTest, HkdfSha1Rfc5869LongAndEmptyInputs) {
+  std::vector<uint8_t> okm(82);
+  ASSERT_TRUE(hkdfSha1(range(0x00, 80), range(0x60, 80), range(0xb0, 80), okm));
+  EXPECT_EQ(hex(okm),
+            "0bd770a74d1160f7c9f12cd5912a06ebff6adcae899d92191fe4305673ba2ffe"
+            "8fa3f1a4e5ad79f3f334b3b202b2173c486ea37ce3d397ed034c7f9dfeb15c5e"
+            "927336d0441f4c4300e2cff0d0900b52d3b4");
+  okm.resize(42);
+  ASSERT_TRUE(hkdfSha1(std::vector<uint8_t>(22, 0x0b), {}, {}, okm));
+  EXPECT_EQ(hex(okm),
+            "0ac1af7002b3d761d1e55298da9d0506b9ae52057220a306e07b6b87e8df21d0ea00033de03984d34918");
+}
+
+// Against OpenSSL's own HKDF (EVP_KDF), for salt lengths around the SHA-1 block size and output
+// lengths around the hash size.
+TEST(KeyDerivationTest, HkdfSha1MatchesOpensslKdf) {
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  ASSERT_NE(kdf, nullptr);
+  for (size_t salt_len : {0u, 1u, 16u, 32u, 63u, 64u, 65u, 100u}) {
+    for (size_t out_len : {1u, 16u, 20u, 21u, 32u, 64u}) {
+      const std::vector<uint8_t> ikm = range(static_cast<uint8_t>(salt_len), 32);
+      const std::vector<uint8_t> salt = range(0x40, salt_len);
+      const std::vector<uint8_t> info = {'s', 's', '-', 's', 'u', 'b', 'k', 'e', 'y'};
+      std::vector<uint8_t> ours(out_len);
+      ASSERT_TRUE(hkdfSha1(ikm, salt, info, ours));
+      EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+      ASSERT_NE(ctx, nullptr);
+      char digest[] = "SHA1";
+      std::vector<OSSL_PARAM> params = {
+          OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+          OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.data()),
+                                            ikm.size()),
+          OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+                                            const_cast<uint8_t*>(info.data()), info.size())};
+      if (!salt.empty()) {  // OpenSSL refuses an empty one; absent means zeros (RFC 5869)
+        params.push_back(OSSL_PARAM_construct_octet_string(
+            OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size()));
+      }
+      params.push_back(OSSL_PARAM_construct_end());
+      std::vector<uint8_t> theirs(out_len);
+      ASSERT_EQ(EVP_KDF_derive(ctx, theirs.data(), theirs.size(), params.data()), 1);
+      EVP_KDF_CTX_free(ctx);
+      EXPECT_EQ(hex(ours), hex(theirs)) << "salt " << salt_len << " out " << out_len;
+    }
+  }
+  EVP_KDF_free(kdf);
 }
 
 // vectors.txt §2.
