@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "api/control/cipher_service.h"
+
+#include <string>
+
+#include "api/control/grpc_status.h"
+#include "crypto/method.h"
+
+namespace shadowrelay::api::control {
+
+namespace v1 = ::shadowrelay::v1;
+
+grpc::Status CipherService::ListCiphers(grpc::ServerContext* /*context*/,
+                                        const v1::ListCiphersRequest* /*request*/,
+                                        v1::ListCiphersResponse* response) {
+  for (const crypto::MethodInfo& m : crypto::allMethods()) {
+    v1::Cipher* c = response->add_ciphers();
+    c->set_name(std::string(m.name));
+    c->set_key_size(static_cast<uint32_t>(m.key_size));
+    c->set_salt_size(static_cast<uint32_t>(m.salt_size));
+    c->set_nonce_size(static_cast<uint32_t>(m.nonce_size));
+    c->set_tag_size(static_cast<uint32_t>(m.tag_size));
+    c->set_aead(true);  // every supported method is a SIP004 AEAD method
+    c->set_recommended(m.recommended);
+    if (providers_ != nullptr) {
+      for (const crypto::AeadProvider* p : providers_->available()) {
+        if (p->supports(m.algorithm)) {
+          c->add_providers(std::string(p->name()));
+        }
+      }
+      c->set_selected_provider(std::string(providers_->providerFor(m).name()));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CipherService::GetDefaults(grpc::ServerContext* /*context*/,
+                                        const v1::GetDefaultsRequest* /*request*/,
+                                        v1::Defaults* response) {
+  response->set_method(registry_.defaultMethod());
+  return grpc::Status::OK;
+}
+
+grpc::Status CipherService::SetDefaults(grpc::ServerContext* /*context*/,
+                                        const v1::SetDefaultsRequest* request,
+                                        v1::Defaults* response) {
+  if (request->method().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "method: required");
+  }
+  auto method = registry_.setDefaultMethod(request->method());
+  if (!method.ok()) {
+    return toGrpcStatus(method.status());
+  }
+  response->set_method(*method);
+  return grpc::Status::OK;
+}
+
+}  // namespace shadowrelay::api::control

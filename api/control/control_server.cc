@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "api/control/control_server.h"
+
+#include <arpa/inet.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "api/control/bearer_auth.h"
+#include "api/control/cipher_service.h"
+#include "api/control/server_service.h"
+#include "api/control/user_service.h"
+#include "grpc/health/v1/health.pb.h"
+#include "relay/log.h"
+
+namespace shadowrelay::api::control {
+namespace {
+
+constexpr int kMaxThreads = 16;
+constexpr int kMaxMessageBytes = 1 << 20;
+
+absl::StatusOr<std::string> readPem(const std::string& path, absl::string_view flag) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": cannot be read"));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": not a PEM file"));
+  }
+  return text.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> makeCredentials(
+    const ControlServerOptions& options) {
+  const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  if (!tls && !options.tls_client_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "control-tls-client-ca needs control-tls-cert and control-tls-key");
+  }
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (tls) {
+    if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("control-tls-cert and control-tls-key go together");
+    }
+    auto cert = readPem(options.tls_cert_file, "control-tls-cert");
+    if (!cert.ok()) {
+      return cert.status();
+    }
+    auto key = readPem(options.tls_key_file, "control-tls-key");
+    if (!key.ok()) {
+      return key.status();
+    }
+    grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    if (!options.tls_client_ca_file.empty()) {
+      auto ca = readPem(options.tls_client_ca_file, "control-tls-client-ca");
+      if (!ca.ok()) {
+        return ca.status();
+      }
+      ssl.pem_root_certs = *ca;
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    creds = grpc::SslServerCredentials(ssl);
+  } else if (!options.token.empty()) {
+    // Plain InsecureServerCredentials cannot carry an AuthMetadataProcessor (gRPC asserts).
+    // XdsServerCredentials used outside an xDS server serves exactly as its fallback (here:
+    // plaintext) and does run the processor, so every service, reflection included, is
+    // covered by one check (tests/api/control_server_test.cc proves both).
+    creds = grpc::XdsServerCredentials(grpc::InsecureServerCredentials());
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+  if (!options.token.empty()) {
+    creds->SetAuthMetadataProcessor(std::make_shared<BearerTokenProcessor>(options.token));
+  }
+  return creds;
+}
+
+}  // namespace
+
+bool isLoopbackListenAddress(absl::string_view listen) {
+  if (absl::StartsWith(listen, "unix:") || absl::StartsWith(listen, "unix-abstract:")) {
+    return true;
+  }
+  absl::string_view host = listen;
+  if (absl::StartsWith(host, "ipv4:")) {
+    host.remove_prefix(5);
+  } else if (absl::StartsWith(host, "ipv6:")) {
+    host.remove_prefix(5);
+  }
+  if (absl::StartsWith(host, "[")) {
+    const size_t close = host.find(']');
+    if (close == absl::string_view::npos) {
+      return false;
+    }
+    host = host.substr(1, close - 1);
+  } else {
+    const size_t colon = host.rfind(':');
+    if (colon != absl::string_view::npos) {
+      host = host.substr(0, colon);
+    }
+  }
+  if (host == "localhost") {
+    return true;
+  }
+  const std::string h(host);
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) {
+      return true;
+    }
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+ControlServer::ControlServer() = default;
+
+absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(ControlServerOptions options,
+                                                                    users::UserRegistry& registry) {
+  if (!options.enabled()) {
+    return absl::InvalidArgumentError("control API: listen is \"off\"");
+  }
+  if (options.listen.empty()) {
+    return absl::InvalidArgumentError("control-listen: empty");
+  }
+  if (options.token.empty() && !isLoopbackListenAddress(options.listen)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "control-listen ", options.listen,
+        " is not a loopback address: a control token is required (--control-token-file or ",
+        kControlTokenEnv, ")"));
+  }
+  auto creds = makeCredentials(options);
+  if (!creds.ok()) {
+    return creds.status();
+  }
+
+  std::unique_ptr<ControlServer> server(new ControlServer());
+  server->user_service_ = std::make_unique<UserService>(registry, options.public_host);
+  server->cipher_service_ = std::make_unique<CipherService>(registry, options.providers);
+  server->server_service_ =
+      std::make_unique<ServerService>(registry, options.providers, options.status);
+
+  // Linked from a static archive, health.pb.o would be dropped as unreferenced and with it the
+  // descriptor that reflection serves for grpc.health.v1.Health: this reference keeps it.
+  (void)grpc::health::v1::HealthCheckResponse::descriptor();
+  // Both are process-wide switches read when a server is built.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second process could then bind the same port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // An operator API: a few handler threads and small messages are plenty.
+  grpc::ResourceQuota quota("shadowrelay-control");
+  quota.SetMaxThreads(kMaxThreads);
+  builder.SetResourceQuota(quota);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.AddListeningPort(options.listen, *creds, &server->port_);
+  builder.RegisterService(server->user_service_.get());
+  builder.RegisterService(server->cipher_service_.get());
+  builder.RegisterService(server->server_service_.get());
+  server->server_ = builder.BuildAndStart();
+  const bool unix_socket = absl::StartsWith(options.listen, "unix");
+  if (server->server_ == nullptr || (!unix_socket && server->port_ == 0)) {
+    return absl::UnavailableError(
+        absl::StrCat("control-listen ", options.listen, ": cannot listen (address in use?)"));
+  }
+  if (unix_socket) {
+    server->address_ = options.listen;
+  } else {
+    const size_t colon = options.listen.rfind(':');
+    server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
+  }
+  SR_LOG(Info, "control API on %s (%s, %s)", server->address_,
+         options.tls_cert_file.empty()        ? "plaintext"
+         : options.tls_client_ca_file.empty() ? "TLS"
+                                              : "mutual TLS",
+         options.token.empty() ? "no token" : "bearer token");
+  return server;
+}
+
+ControlServer::~ControlServer() { shutdown(); }
+
+void ControlServer::shutdown(absl::Duration deadline) {
+  if (stopped_ || server_ == nullptr) {
+    return;
+  }
+  stopped_ = true;
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(absl::ToInt64Milliseconds(deadline)));
+  server_->Wait();
+}
+
+}  // namespace shadowrelay::api::control

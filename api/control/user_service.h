@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <string>
+
+#include "api/users/user.h"
+#include "api/users/user_registry.h"
+#include "shadowrelay/v1/users.grpc.pb.h"
+
+namespace shadowrelay::api::control {
+
+/// shadowrelay.v1.UserService on a UserRegistry (not owned; must outlive the service).
+/// Called on gRPC threads.
+class UserService final : public shadowrelay::v1::UserService::Service {
+ public:
+  /// `public_host`: the host in access URLs.
+  UserService(users::UserRegistry& registry, std::string public_host)
+      : registry_(registry), public_host_(std::move(public_host)) {}
+
+  grpc::Status CreateUser(grpc::ServerContext* context,
+                          const shadowrelay::v1::CreateUserRequest* request,
+                          shadowrelay::v1::User* response) override;
+  grpc::Status GetUser(grpc::ServerContext* context, const shadowrelay::v1::GetUserRequest* request,
+                       shadowrelay::v1::User* response) override;
+  grpc::Status ListUsers(grpc::ServerContext* context,
+                         const shadowrelay::v1::ListUsersRequest* request,
+                         shadowrelay::v1::ListUsersResponse* response) override;
+  grpc::Status UpdateUser(grpc::ServerContext* context,
+                          const shadowrelay::v1::UpdateUserRequest* request,
+                          shadowrelay::v1::User* response) override;
+  grpc::Status DeleteUser(grpc::ServerContext* context,
+                          const shadowrelay::v1::DeleteUserRequest* request,
+                          shadowrelay::v1::DeleteUserResponse* response) override;
+
+  /// The API view of a user; `with_secrets` adds password, key and access URL.
+  void toProto(const users::User& user, bool with_secrets, shadowrelay::v1::User* out) const;
+
+ private:
+  users::UserRegistry& registry_;
+  const std::string public_host_;
+};
+
+}  // namespace shadowrelay::api::control

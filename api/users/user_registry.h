@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "api/users/user.h"
+#include "api/users/user_snapshot.h"
+#include "api/users/user_store.h"
+#include "crypto/key_derivation.h"
+
+namespace shadowrelay::api::users {
+
+struct RegistryOptions {
+  /// --state-dir: where API users are kept. Empty: API users live in memory only.
+  std::string state_dir;
+  /// Method for new users that name none (-m without -k). A value set through
+  /// setDefaultMethod() is kept in the state directory and wins over this one on restart.
+  std::string default_method = "chacha20-ietf-poly1305";
+  /// Users from the configuration file (source Config) and -k/--key (source Default, named
+  /// "default"). Read-only through the API; validated by open().
+  std::vector<User> configured_users;
+  /// The server's shared port: a user asking for it gets the shared port (stored as 0).
+  uint16_t shared_port = 8388;
+  /// Other ports of this process (control API, metrics): never a user's dedicated port.
+  std::vector<uint16_t> reserved_ports;
+  /// Extra check for a new dedicated port, e.g. that it can be bound. Returns OK or an error
+  /// whose message is passed on (as FAILED_PRECONDITION). Called by create() while changes are
+  /// serialised: it must not change the registry.
+  std::function<absl::Status(uint16_t port)> port_check;
+  /// The clock for creation times.
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+};
+
+/// CreateUser's fields.
+struct NewUser {
+  std::string name;
+  std::string method;    // empty: the default method
+  std::string password;  // empty with an empty key: a random password is generated
+  std::string key;       // raw master key (base64), instead of a password
+  uint16_t port = 0;     // 0 or the shared port: the shared port
+  bool enabled = true;
+  UserLimits limits;
+};
+
+/// UpdateUser's fields: only the ones that are set change.
+struct UserUpdate {
+  std::optional<std::string> method;
+  /// With `key` unset or empty: the new password; an empty one is generated at random.
+  std::optional<std::string> password;
+  /// Non-empty: switch to this raw key (base64). Empty (with no password): a random password.
+  std::optional<std::string> key;
+  std::optional<bool> enabled;
+  std::optional<uint32_t> max_connections;
+  std::optional<uint64_t> data_quota_bytes;
+};
+
+/// Traffic of one user since the last report.
+struct TrafficDelta {
+  std::string name;
+  TrafficCounters delta;
+};
+
+/// The users of the server: configured ones (read-only) and API ones (persisted in the state
+/// directory). Every change publishes a new immutable UserSnapshot to the subscribers.
+///
+/// Thread-safe. Changes are serialised; each one is written to disk before it is applied, so a
+/// change that returns OK survives a crash, and one that fails leaves nothing changed.
+/// Error codes: INVALID_ARGUMENT (bad name, method, key), ALREADY_EXISTS, NOT_FOUND,
+/// FAILED_PRECONDITION (read-only user, port in use), INTERNAL (the store could not be written).
+class UserRegistry {
+ public:
+  /// Validates the configured users, loads the store (falling back to its previous generation
+  /// with a logged warning) and builds the first snapshot (generation 1). Fails, naming the
+  /// file, if the store cannot be loaded, or if a stored user clashes with a configured one.
+  static absl::StatusOr<std::unique_ptr<UserRegistry>> open(RegistryOptions options);
+  /// Writes unsaved traffic counters (best effort; call flush() to see errors).
+  ~UserRegistry();
+  UserRegistry(const UserRegistry&) = delete;
+  UserRegistry& operator=(const UserRegistry&) = delete;
+
+  /// @return the new user, with its (possibly generated) password.
+  absl::StatusOr<User> create(const NewUser& request);
+  absl::StatusOr<User> get(absl::string_view name) const;
+  /// Every user, sorted by name, secrets included (the caller strips them).
+  std::vector<User> list() const;
+  absl::StatusOr<User> update(absl::string_view name, const UserUpdate& update);
+  absl::Status remove(absl::string_view name);
+  size_t size() const;
+
+  std::string defaultMethod() const;
+  /// @return the canonical name; INVALID_ARGUMENT for an unknown method.
+  absl::StatusOr<std::string> setDefaultMethod(absl::string_view method);
+
+  /// The relay reports traffic here (from a flush thread, not from a worker loop). Unknown names
+  /// are ignored (the user was removed meanwhile). Counters reach the disk on the next change
+  /// or flush(); a user that reaches its data quota gets a new snapshot at once.
+  void addTraffic(std::span<const TrafficDelta> deltas);
+  void addTraffic(absl::string_view name, const TrafficCounters& delta);
+  /// Writes the traffic counters if they changed since the last write.
+  absl::Status flush();
+
+  /// The current snapshot (never null).
+  UserSnapshotPtr snapshot() const;
+
+  using Subscriber = std::function<void(const UserSnapshotPtr&)>;
+  /// Calls `subscriber` at once with the current snapshot, then with every new one, in
+  /// generation order, on the thread that made the change. A subscriber must be quick (post to
+  /// the workers and return) and must not change the registry; it may call the const methods.
+  /// @return an id for unsubscribe().
+  uint64_t subscribe(Subscriber subscriber);
+  void unsubscribe(uint64_t id);
+
+  uint16_t sharedPort() const { return options_.shared_port; }
+  /// Where the store is ("" without a state directory).
+  std::string storePath() const;
+
+ private:
+  struct Entry {
+    User user;
+    crypto::MasterKey key;
+    uint64_t revision = 0;
+  };
+  using Table = std::map<std::string, Entry, std::less<>>;
+
+  explicit UserRegistry(RegistryOptions options) : options_(std::move(options)) {}
+  absl::Status checkPortLocked(uint16_t port, absl::string_view name, const Table& table) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  /// Persists `table` (and the default method), then makes it current and publishes.
+  absl::Status commit(Table table, std::optional<std::string> persisted_default, bool publish)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status persist(const Table& table, const std::optional<std::string>& persisted_default)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  /// Copies into `table` the traffic counted since it was copied from users_.
+  /// @return true if an API user's counters were newer (so still unsaved).
+  bool mergeTrafficLocked(Table& table) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  UserSnapshotPtr buildSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void publish(const UserSnapshotPtr& snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+
+  const RegistryOptions options_;
+  std::unique_ptr<UserStore> store_;  // null without a state directory
+
+  // Lock order: write_mu_, then mu_. Readers take only mu_, so subscribers may read.
+  absl::Mutex write_mu_;  // serialises changes, disk writes and publication
+  mutable absl::Mutex mu_;
+  Table users_ ABSL_GUARDED_BY(mu_);
+  std::string default_method_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::string> persisted_default_ ABSL_GUARDED_BY(mu_);
+  UserSnapshotPtr snapshot_ ABSL_GUARDED_BY(mu_);
+  uint64_t snapshot_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_revision_ ABSL_GUARDED_BY(mu_) = 1;
+  bool traffic_dirty_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(write_mu_);
+  uint64_t next_subscriber_ ABSL_GUARDED_BY(write_mu_) = 1;
+};
+
+}  // namespace shadowrelay::api::users
