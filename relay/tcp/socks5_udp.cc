@@ -164,39 +164,23 @@ void Socks5UdpRelay::onClientReadable() {
 
 void Socks5UdpRelay::onServerReadable() {
   const Credentials& creds = worker_.env().credentials;
-  const size_t salt_size = creds.method->salt_size;
   uint8_t* packet = worker_.scratchIn();
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     const ssize_t n = ::recv(server_socket_.get(), packet, Worker::kScratchSize, 0);
     if (n < 0) return;
-    const size_t len = static_cast<size_t>(n);
-    if (len <= codec_.overhead()) {
-      ++stats_.dropped_open;
-      continue;
-    }
-    uint8_t* plain = packet + salt_size;
-    auto opened = codec_.open(creds.master.bytes(), {packet, len}, {plain, len - salt_size});
-    if (!opened) {
-      ++stats_.dropped_open;
-      continue;
-    }
-    crypto::SocksAddress source;
-    size_t header = 0;
-    if (crypto::parseAddress({plain, *opened}, &source, &header) != crypto::AddressParse::Ok) {
-      ++stats_.dropped_address;
-      continue;
-    }
+    auto reply = openReply(codec_, creds.master.bytes(), packet, static_cast<size_t>(n), stats_);
+    if (!reply) continue;
     if (peer_.len == 0) continue;  // nothing came from the client yet: nowhere to reply
     // RSV RSV FRAG go where the salt was; the address header stays as the server sent it.
-    uint8_t* datagram = plain - kSocksHeader;
+    uint8_t* datagram = reply->plain - kSocksHeader;
     std::memset(datagram, 0, kSocksHeader);
-    if (::sendto(socket_.get(), datagram, kSocksHeader + *opened, 0, peer_.get(), peer_.len) <
-        0) {
+    if (::sendto(socket_.get(), datagram, kSocksHeader + reply->len, 0, peer_.get(),
+                 peer_.len) < 0) {
       ++stats_.dropped_send;
       continue;
     }
     ++stats_.packets_out;
-    stats_.bytes_out += *opened - header;
+    stats_.bytes_out += reply->len - reply->header;
     last_active_ = worker_.loop().now();
   }
 }

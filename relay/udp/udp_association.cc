@@ -50,6 +50,30 @@ std::string udpPeerKey(const SocketAddress& address) {
   return std::string(reinterpret_cast<const char*>(&address.storage), address.len);
 }
 
+std::optional<OpenedReply> openReply(crypto::UdpCodec& codec, std::span<const uint8_t> master,
+                                     uint8_t* packet, size_t len, UdpStats& stats) {
+  if (len <= codec.overhead()) {
+    ++stats.dropped_open;
+    return std::nullopt;
+  }
+  const size_t salt_size = codec.method().salt_size;
+  OpenedReply reply;
+  reply.plain = packet + salt_size;
+  auto opened = codec.open(master, {packet, len}, {reply.plain, len - salt_size});
+  if (!opened) {
+    ++stats.dropped_open;
+    return std::nullopt;
+  }
+  reply.len = *opened;
+  crypto::SocksAddress source;
+  if (crypto::parseAddress({reply.plain, reply.len}, &source, &reply.header) !=
+      crypto::AddressParse::Ok) {
+    ++stats.dropped_address;
+    return std::nullopt;
+  }
+  return reply;
+}
+
 Fd openRelaySocket(int* family) {
   int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd >= 0) {

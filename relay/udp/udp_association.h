@@ -15,6 +15,7 @@
 #include <string>
 
 #include "crypto/address.h"
+#include "crypto/udp_codec.h"
 #include "relay/event/io_watcher.h"
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
@@ -65,6 +66,18 @@ struct UdpAssociation {
 
 /// The key of a peer address in a UdpAssociationTable.
 std::string udpPeerKey(const SocketAddress& address);
+
+/// A reply from the Shadowsocks server, opened in place: `plain` (at packet + salt size) holds the
+/// source address header (`header` bytes), then the payload; `len` counts both.
+struct OpenedReply {
+  uint8_t* plain = nullptr;
+  size_t len = 0;
+  size_t header = 0;
+};
+/// Opens a server's reply packet of `len` bytes in place. A packet that is too short or does not
+/// open counts as dropped_open, a bad source header as dropped_address; both return nullopt.
+std::optional<OpenedReply> openReply(crypto::UdpCodec& codec, std::span<const uint8_t> master,
+                                     uint8_t* packet, size_t len, UdpStats& stats);
 
 /// A non-blocking socket for sending datagrams anywhere: dual-stack AF_INET6 (IPv4 through
 /// mapped addresses), or AF_INET on hosts without IPv6. `*family` says which; invalid on error.

@@ -137,35 +137,20 @@ UdpAssociationTable::Entry* UdpTunnel::addStream(const std::string& key,
 
 void UdpTunnel::onReply(UdpAssociation& association) {
   const Credentials& creds = worker_.env().credentials;
-  const size_t salt_size = creds.method->salt_size;
   uint8_t* packet = out_.get();
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     const ssize_t n = ::recv(association.fd.get(), packet, kMaxDatagram, 0);
     if (n < 0) return;
-    const size_t len = static_cast<size_t>(n);
-    if (len <= codec_.overhead()) {
-      ++stats_.dropped_open;
-      continue;
-    }
-    uint8_t* plain = packet + salt_size;
-    auto opened = codec_.open(creds.master.bytes(), {packet, len}, {plain, len - salt_size});
-    if (!opened) {
-      ++stats_.dropped_open;
-      continue;
-    }
-    crypto::SocksAddress source;
-    size_t header = 0;
-    if (crypto::parseAddress({plain, *opened}, &source, &header) != crypto::AddressParse::Ok) {
-      ++stats_.dropped_address;
-      continue;
-    }
-    if (::sendto(socket_.get(), plain + header, *opened - header, 0, association.peer.get(),
-                 association.peer.len) < 0) {
+    auto reply = openReply(codec_, creds.master.bytes(), packet, static_cast<size_t>(n), stats_);
+    if (!reply) continue;
+    const size_t payload = reply->len - reply->header;
+    if (::sendto(socket_.get(), reply->plain + reply->header, payload, 0,
+                 association.peer.get(), association.peer.len) < 0) {
       ++stats_.dropped_send;
       continue;
     }
     ++stats_.packets_out;
-    stats_.bytes_out += *opened - header;
+    stats_.bytes_out += payload;
     table_.touch(association);
   }
 }
