@@ -85,10 +85,10 @@ Options:
                        ports and a wrk command, keep them up for SECONDS (default 600, max 3600)""")
 
 
-def env_int(name, default, minimum=1):
+def env_int(name, default, minimum=1, tool="tcp_bench"):
     value = int(os.environ.get(name, default))
     if value < minimum:
-        raise SystemExit(f"tcp_bench: {name} must be >= {minimum}")
+        raise SystemExit(f"{tool}: {name} must be >= {minimum}")
     return value
 
 
@@ -339,7 +339,110 @@ class Chain:
         self.server_port, self.tunnel_port, self.target_port = server_port, tunnel_port, target_port
 
 
-class Bench:
+class RelayBench:
+    """What the TCP and UDP benchmarks share: bookkeeping, the idle wait, which implementation
+    and method can run, and starting a server + tunnel chain. Subclasses set TOOL and the
+    attributes these methods read (raw, deadline, notes, quiet_*, procs, extra, libev_methods,
+    ours_unavailable, ours_started, start_errors)."""
+
+    TOOL = "tcp_bench"
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def record(self, **row):
+        row["time"] = time.time()
+        self.raw.write(json.dumps(row, sort_keys=True) + "\n")
+        self.raw.flush()
+
+    def progress(self, text):
+        print(f"[{self.TOOL} {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    def out_of_time(self):
+        if time.monotonic() > self.deadline:
+            note = "BENCH_MAX_SECONDS reached; later runs were skipped"
+            if note not in self.notes:
+                self.notes.append(note)
+            return True
+        return False
+
+    def wait_quiet(self):
+        """Before a run: wait (bounded) until the rest of the machine is idle, since another
+        benchmark or build on the same cores skews whichever implementation it overlaps.
+        Returns the busy cores seen last (recorded with the run)."""
+        busy = None
+        waited = 0.0
+        for _ in range(10000):
+            b0, _ = system_cpu()
+            self0 = CpuMeter._rusage()
+            t0 = time.monotonic()
+            time.sleep(0.5)
+            b1, _ = system_cpu()
+            # Idle relays still tick a little; count everything but this process.
+            busy = max(0.0, (b1 - b0) - (CpuMeter._rusage() - self0)) / (time.monotonic() - t0)
+            if busy <= self.quiet_cores or waited >= self.quiet_wait or \
+                    self.quiet_budget <= 0 or self.out_of_time():
+                break
+            if waited == 0:
+                self.progress(f"  waiting for other processes to go idle ({busy:.2f} cores busy)")
+            time.sleep(2.0)
+            waited += 2.5
+            self.quiet_budget -= 2.5
+        self.quiet_waited += waited
+        return round(busy, 3) if busy is not None else None
+
+    def libev_supported_methods(self):
+        try:
+            text = subprocess.run(["ss-server", "-h"], capture_output=True, text=True,
+                                  timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return set()
+        return {m for m in METHODS if re.search(r"(^|[\s,])" + re.escape(m) + r"[,.\s]", text)}
+
+    def available(self, impl, method):
+        """None when (impl, method) can be measured, else the reason for n/a."""
+        if impl == "ours":
+            return self.ours_unavailable
+        if not shutil.which("ss-server") or not shutil.which("ss-tunnel"):
+            return "shadowsocks-libev not installed"
+        if method not in self.libev_methods:
+            return f"libev lacks {method}"
+        return None
+
+    # -- chains ---------------------------------------------------------------------------------
+
+    def launch_chain(self, impl, method, server_argv, tunnel_argv, ports, ready, what):
+        """Starts server then tunnel, each awaited with ready(port, proc) ("did not {what}");
+        returns a Chain, or None with the reason recorded."""
+        server_port, tunnel_port, target_port = ports
+        server_argv = server_argv + self.extra[(impl, "server")]
+        tunnel_argv = tunnel_argv + self.extra[(impl, "tunnel")]
+        server = self.procs.start(f"{impl}-server-{method}", server_argv)
+        if not ready(server_port, server):
+            why = f"server did not {what}: exit={server.poll()} {log_tail(server)}"
+            self.procs.stop(server)
+            self.start_failed(impl, method, why)
+            return None
+        tunnel = self.procs.start(f"{impl}-tunnel-{method}", tunnel_argv)
+        if not ready(tunnel_port, tunnel):
+            why = f"tunnel did not {what}: exit={tunnel.poll()} {log_tail(tunnel)}"
+            self.procs.stop(tunnel)
+            self.procs.stop(server)
+            self.start_failed(impl, method, why)
+            return None
+        if impl == "ours":
+            self.ours_started = True
+        return Chain(impl, method, server, tunnel, server_port, tunnel_port, target_port)
+
+    def start_failed(self, impl, method, why):
+        self.progress(f"{impl} {method}: {why}")
+        self.record(kind="start_failed", impl=impl, method=method, reason=why)
+        self.start_errors[(impl, method)] = why[:300]
+        if impl == "ours" and self.ours_unavailable is None and not self.ours_started:
+            # Never started: later attempts would fail the same way (e.g. "not implemented").
+            self.ours_unavailable = f"did not start ({why[:200]})"
+
+
+class Bench(RelayBench):
     def __init__(self, ours_bin, prefix="tcp"):
         self.out = os.environ.get("BENCH_OUT", "/tmp/shadowrelay-bench")
         os.makedirs(self.out, exist_ok=True)
@@ -384,65 +487,6 @@ class Bench:
         self.start_errors = {}  # (impl, method) -> why the last start failed
         self.ours_started = False
 
-    # -- bookkeeping ---------------------------------------------------------------------------
-
-    def record(self, **row):
-        row["time"] = time.time()
-        self.raw.write(json.dumps(row, sort_keys=True) + "\n")
-        self.raw.flush()
-
-    def progress(self, text):
-        print(f"[tcp_bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-    def out_of_time(self):
-        if time.monotonic() > self.deadline:
-            self.notes.append("BENCH_MAX_SECONDS reached; later runs were skipped")
-            return True
-        return False
-
-    def wait_quiet(self):
-        """Before a run: wait (bounded) until the rest of the machine is idle, since another
-        benchmark or build on the same cores skews whichever implementation it overlaps.
-        Returns the busy cores seen last (recorded with the run)."""
-        busy = None
-        waited = 0.0
-        while True:
-            b0, _ = system_cpu()
-            self0 = CpuMeter._rusage()
-            t0 = time.monotonic()
-            time.sleep(0.5)
-            b1, _ = system_cpu()
-            # Idle relays still tick a little; count everything but this process.
-            busy = max(0.0, (b1 - b0) - (CpuMeter._rusage() - self0)) / (time.monotonic() - t0)
-            if busy <= self.quiet_cores or waited >= self.quiet_wait or \
-                    self.quiet_budget <= 0 or self.out_of_time():
-                break
-            if waited == 0:
-                self.progress(f"  waiting for other processes to go idle ({busy:.2f} cores busy)")
-            time.sleep(2.0)
-            waited += 2.5
-            self.quiet_budget -= 2.5
-        self.quiet_waited += waited
-        return round(busy, 3)
-
-    def libev_supported_methods(self):
-        try:
-            text = subprocess.run(["ss-server", "-h"], capture_output=True, text=True,
-                                  timeout=10).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            return set()
-        return {m for m in METHODS if re.search(r"(^|[\s,])" + re.escape(m) + r"[,.\s]", text)}
-
-    def available(self, impl, method):
-        """None when (impl, method) can be measured, else the reason for n/a."""
-        if impl == "ours":
-            return self.ours_unavailable
-        if not shutil.which("ss-server") or not shutil.which("ss-tunnel"):
-            return "shadowsocks-libev not installed"
-        if method not in self.libev_methods:
-            return f"libev lacks {method}"
-        return None
-
     # -- chains ---------------------------------------------------------------------------------
 
     def start_chain(self, impl, method, target_port):
@@ -464,32 +508,9 @@ class Bench:
             tunnel_argv = ["ss-tunnel", "-s", "127.0.0.1", "-p", str(server_port),
                            "-b", "127.0.0.1", "-l", str(tunnel_port),
                            "-L", f"127.0.0.1:{target_port}", "-k", PASSWORD, "-m", method] + nofile
-        server_argv += self.extra[(impl, "server")]
-        tunnel_argv += self.extra[(impl, "tunnel")]
-        server = self.procs.start(f"{impl}-server-{method}", server_argv)
-        if not wait_listening(server_port, server):
-            why = f"server did not listen: exit={server.poll()} {log_tail(server)}"
-            self.procs.stop(server)
-            self.start_failed(impl, method, why)
-            return None
-        tunnel = self.procs.start(f"{impl}-tunnel-{method}", tunnel_argv)
-        if not wait_listening(tunnel_port, tunnel):
-            why = f"tunnel did not listen: exit={tunnel.poll()} {log_tail(tunnel)}"
-            self.procs.stop(tunnel)
-            self.procs.stop(server)
-            self.start_failed(impl, method, why)
-            return None
-        if impl == "ours":
-            self.ours_started = True
-        return Chain(impl, method, server, tunnel, server_port, tunnel_port, target_port)
-
-    def start_failed(self, impl, method, why):
-        self.progress(f"{impl} {method}: {why}")
-        self.record(kind="start_failed", impl=impl, method=method, reason=why)
-        self.start_errors[(impl, method)] = why[:300]
-        if impl == "ours" and self.ours_unavailable is None and not self.ours_started:
-            # Never started: later attempts would fail the same way (e.g. "not implemented").
-            self.ours_unavailable = f"did not start ({why[:200]})"
+        return self.launch_chain(impl, method, server_argv, tunnel_argv,
+                                 (server_port, tunnel_port, target_port), wait_listening,
+                                 "listen")
 
     def stop_chain(self, chain):
         if chain:

@@ -48,17 +48,11 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Process ownership, /proc CPU accounting and table cells are shared with the TCP benchmark.
-from tcp_bench import (Procs, fmt, log_tail, paired_ratio, proc_cpu_seconds,  # noqa: E402
-                       process_tree, raise_nofile, ratio, ratio_value,
-                       system_cpu)
+from tcp_bench import (METHODS as METHODS_ALL, Procs, RelayBench,  # noqa: E402
+                       fmt, log_tail, paired_ratio, proc_cpu_seconds, process_tree,
+                       raise_nofile, ratio, ratio_value, system_cpu)
+from tcp_bench import env_int as _env_int  # noqa: E402
 
-METHODS_ALL = [
-    "aes-128-gcm",
-    "aes-192-gcm",
-    "aes-256-gcm",
-    "chacha20-ietf-poly1305",
-    "xchacha20-ietf-poly1305",
-]
 DEFAULT_METHODS = "chacha20-ietf-poly1305 aes-128-gcm"
 PASSWORD = os.environ.get("BENCH_PASSWORD", "bench-pw-7Qx2")
 IMPLS = ("ours", "libev")
@@ -105,10 +99,7 @@ Options:
 
 
 def env_int(name, default, minimum=1):
-    value = int(os.environ.get(name, default))
-    if value < minimum:
-        raise SystemExit(f"udp_bench: {name} must be >= {minimum}")
-    return value
+    return _env_int(name, default, minimum, tool="udp_bench")
 
 
 def env_rates(name, default="0"):
@@ -295,13 +286,6 @@ def cpu_between(s0, s1, blast_pid):
 # The benchmark
 
 
-class Chain:
-    def __init__(self, impl, method, server, tunnel, server_port, tunnel_port, target_port):
-        self.impl, self.method = impl, method
-        self.server, self.tunnel = server, tunnel
-        self.server_port, self.tunnel_port, self.target_port = server_port, tunnel_port, target_port
-
-
 class LineReader:
     """Lines from a child's stdout, each read bounded by a deadline."""
 
@@ -370,7 +354,9 @@ def read_knobs():
     return k
 
 
-class Bench:
+class Bench(RelayBench):
+    TOOL = "udp_bench"
+
     def __init__(self, ours_bin):
         knobs = read_knobs()  # before anything is created
         self.out = os.environ.get("BENCH_OUT", "/tmp/shadowrelay-bench")
@@ -407,52 +393,6 @@ class Bench:
         self.foreign = []
         self.start_errors = {}
 
-    # -- bookkeeping ---------------------------------------------------------------------------
-
-    def record(self, **row):
-        row["time"] = time.time()
-        self.raw.write(json.dumps(row, sort_keys=True) + "\n")
-        self.raw.flush()
-
-    def progress(self, text):
-        print(f"[udp_bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-    def out_of_time(self):
-        if time.monotonic() > self.deadline:
-            note = "BENCH_MAX_SECONDS reached; later runs were skipped"
-            if note not in self.notes:
-                self.notes.append(note)
-            return True
-        return False
-
-    def wait_quiet(self):
-        """Before a run: wait (bounded) until the rest of the machine is idle. Returns the busy
-        cores seen last (recorded with the run)."""
-        busy = None
-        waited = 0.0
-        for _ in range(10000):
-            b0, _ = system_cpu()
-            a = resource.getrusage(resource.RUSAGE_SELF)
-            c = resource.getrusage(resource.RUSAGE_CHILDREN)
-            self0 = a.ru_utime + a.ru_stime + c.ru_utime + c.ru_stime
-            t0 = time.monotonic()
-            time.sleep(0.5)
-            b1, _ = system_cpu()
-            a = resource.getrusage(resource.RUSAGE_SELF)
-            c = resource.getrusage(resource.RUSAGE_CHILDREN)
-            self1 = a.ru_utime + a.ru_stime + c.ru_utime + c.ru_stime
-            busy = max(0.0, (b1 - b0) - (self1 - self0)) / (time.monotonic() - t0)
-            if busy <= self.quiet_cores or waited >= self.quiet_wait or \
-                    self.quiet_budget <= 0 or self.out_of_time():
-                break
-            if waited == 0:
-                self.progress(f"  waiting for other processes to go idle ({busy:.2f} cores busy)")
-            time.sleep(2.0)
-            waited += 2.5
-            self.quiet_budget -= 2.5
-        self.quiet_waited += waited
-        return round(busy, 3) if busy is not None else None
-
     def compile_blast(self):
         src = os.path.join(HERE, "udp_blast.c")
         exe = os.path.join(self.tmp, "udp_blast")
@@ -466,25 +406,6 @@ class Bench:
         if r.returncode != 0:
             raise SystemExit(f"udp_bench: {shlex.join(argv)} failed:\n{r.stderr[-2000:]}")
         return exe
-
-    def libev_supported_methods(self):
-        try:
-            text = subprocess.run(["ss-server", "-h"], capture_output=True, text=True,
-                                  timeout=10).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            return set()
-        return {m for m in METHODS_ALL
-                if re.search(r"(^|[\s,])" + re.escape(m) + r"[,.\s]", text)}
-
-    def available(self, impl, method):
-        """None when (impl, method) can be measured, else the reason for n/a."""
-        if impl == "ours":
-            return self.ours_unavailable
-        if not shutil.which("ss-server") or not shutil.which("ss-tunnel"):
-            return "shadowsocks-libev not installed"
-        if method not in self.libev_methods:
-            return f"libev lacks {method}"
-        return None
 
     # -- chains ---------------------------------------------------------------------------------
 
@@ -505,32 +426,9 @@ class Bench:
             tunnel_argv = ["ss-tunnel", "-s", "127.0.0.1", "-p", str(server_port),
                            "-b", "127.0.0.1", "-l", str(tunnel_port),
                            "-L", f"127.0.0.1:{target_port}", "-k", PASSWORD, "-m", method, "-U"]
-        server_argv += self.extra[(impl, "server")]
-        tunnel_argv += self.extra[(impl, "tunnel")]
-        server = self.procs.start(f"{impl}-server-{method}", server_argv)
-        if not wait_udp_bound(server_port, server):
-            why = f"server did not bind UDP: exit={server.poll()} {log_tail(server)}"
-            self.procs.stop(server)
-            self.start_failed(impl, method, why)
-            return None
-        tunnel = self.procs.start(f"{impl}-tunnel-{method}", tunnel_argv)
-        if not wait_udp_bound(tunnel_port, tunnel):
-            why = f"tunnel did not bind UDP: exit={tunnel.poll()} {log_tail(tunnel)}"
-            self.procs.stop(tunnel)
-            self.procs.stop(server)
-            self.start_failed(impl, method, why)
-            return None
-        if impl == "ours":
-            self.ours_started = True
-        return Chain(impl, method, server, tunnel, server_port, tunnel_port, target_port)
-
-    def start_failed(self, impl, method, why):
-        self.progress(f"{impl} {method}: {why}")
-        self.record(kind="start_failed", impl=impl, method=method, reason=why)
-        self.start_errors[(impl, method)] = why[:300]
-        if impl == "ours" and self.ours_unavailable is None and not self.ours_started:
-            # Never started: later attempts would fail the same way.
-            self.ours_unavailable = f"did not start ({why[:200]})"
+        return self.launch_chain(impl, method, server_argv, tunnel_argv,
+                                 (server_port, tunnel_port, target_port), wait_udp_bound,
+                                 "bind UDP")
 
     def stop_chain(self, chain):
         """SIGTERM (tunnel, then server), bounded; returns what each relay reported."""
