@@ -316,21 +316,27 @@ size_t UserRegistry::size() const {
   return users_.size();
 }
 
+absl::Status UserRegistry::copyForChange(absl::string_view name, Table* table,
+                                         std::optional<std::string>* persisted_default) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = users_.find(name);
+  if (it == users_.end()) {
+    return absl::NotFoundError(absl::StrCat("no user \"", name, "\""));
+  }
+  if (it->second.user.source != UserSource::Api) {
+    return readOnly(it->second.user);
+  }
+  *table = users_;
+  *persisted_default = persisted_default_;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpdate& update) {
   absl::MutexLock write(&write_mu_);
   Table table;
   std::optional<std::string> persisted_default;
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = users_.find(name);
-    if (it == users_.end()) {
-      return absl::NotFoundError(absl::StrCat("no user \"", name, "\""));
-    }
-    if (it->second.user.source != UserSource::Api) {
-      return readOnly(it->second.user);
-    }
-    table = users_;
-    persisted_default = persisted_default_;
+  if (absl::Status s = copyForChange(name, &table, &persisted_default); !s.ok()) {
+    return s;
   }
   Entry& entry = table.find(name)->second;
   User user = entry.user;
@@ -391,17 +397,8 @@ absl::Status UserRegistry::remove(absl::string_view name) {
   absl::MutexLock write(&write_mu_);
   Table table;
   std::optional<std::string> persisted_default;
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = users_.find(name);
-    if (it == users_.end()) {
-      return absl::NotFoundError(absl::StrCat("no user \"", name, "\""));
-    }
-    if (it->second.user.source != UserSource::Api) {
-      return readOnly(it->second.user);
-    }
-    table = users_;
-    persisted_default = persisted_default_;
+  if (absl::Status s = copyForChange(name, &table, &persisted_default); !s.ok()) {
+    return s;
   }
   table.erase(table.find(name));
   if (absl::Status s = commit(std::move(table), std::move(persisted_default), true); !s.ok()) {

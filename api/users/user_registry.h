@@ -140,6 +140,11 @@ class UserRegistry {
   absl::Status checkPortLocked(uint16_t port, absl::string_view name, const Table& table) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   /// Persists `table` (and the default method), then makes it current and publishes.
+  /// For update/remove: a copy of the table (and the persisted default) when `name` is an
+  /// API user; NOT_FOUND or FAILED_PRECONDITION (read-only) otherwise. Takes mu_.
+  absl::Status copyForChange(absl::string_view name, Table* table,
+                             std::optional<std::string>* persisted_default) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status commit(Table table, std::optional<std::string> persisted_default, bool publish)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status persist(const Table& table, const std::optional<std::string>& persisted_default)
