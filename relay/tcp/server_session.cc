@@ -97,14 +97,14 @@ void ServerSession::readHandshake() {
     if (state_ == State::Connecting) {
       close(CloseReason::BadStream);  // authenticated earlier: a corrupted stream, not a probe
     } else {
-      reject(&worker_.stats().auth_failed, "first chunk does not open");
+      reject(&worker_.stats().auth_failed, CloseReason::AuthFailed, "first chunk does not open");
     }
     return;
   }
   if (decoder_.authenticated() && !salt_checked_) {
     salt_checked_ = true;
     if (!worker_.env().salt_filter->checkAndInsert(decoder_.salt())) {
-      reject(&worker_.stats().replayed_salts, "replayed salt");
+      reject(&worker_.stats().replayed_salts, CloseReason::ReplayedSalt, "replayed salt");
       return;
     }
   }
@@ -123,7 +123,7 @@ void ServerSession::readHandshake() {
     case crypto::AddressParse::NeedMore:
       return;
     case crypto::AddressParse::Invalid:
-      reject(&worker_.stats().bad_addresses, "unreadable address");
+      reject(&worker_.stats().bad_addresses, CloseReason::BadAddress, "unreadable address");
       return;
     case crypto::AddressParse::Ok:
       break;
@@ -158,8 +158,9 @@ void ServerSession::startUot(int version) {
 
 void ServerSession::onClose() { uot_.reset(); }
 
-void ServerSession::reject(uint64_t* counter, const char* why) {
+void ServerSession::reject(uint64_t* counter, CloseReason reason, const char* why) {
   ++*counter;
+  drain_reason_ = reason;
   SR_LOG(Debug, "session %d: %s; draining until the handshake deadline", id(), why);
   state_ = State::Draining;
   dir_[kUp].pending_in.release();

@@ -36,7 +36,7 @@ class ServerSession final : public TcpSession {
   void onHandshakeTimer() override;
 
   void readHandshake();
-  void reject(uint64_t* counter, const char* why);
+  void reject(uint64_t* counter, CloseReason reason, const char* why);
   void discardInput();
   void finishDrain();
   void onRemoteConnected() override;
@@ -48,7 +48,7 @@ class ServerSession final : public TcpSession {
   crypto::AeadStreamDecoder decoder_;
   std::optional<crypto::AeadStreamEncoder> encoder_;
   bool salt_checked_ = false;
-  CloseReason drain_reason_ = CloseReason::ProbeRejected;
+  CloseReason drain_reason_ = CloseReason::AuthFailed;
   ByteBuffer plain_;  // opened client bytes: the address header, then early data
   crypto::SocksAddress target_;
   std::unique_ptr<UotServer> uot_;

@@ -27,7 +27,7 @@
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
 #include "relay/tcp/byte_buffer.h"
-#include "relay/tcp/tcp_stats.h"
+#include "relay/stats/tcp_stats.h"
 
 namespace shadowrelay::relay {
 

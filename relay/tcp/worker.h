@@ -23,7 +23,7 @@
 #include "relay/event/timer.h"
 #include "relay/net/io_batch.h"
 #include "relay/net/socket.h"
-#include "relay/tcp/tcp_stats.h"
+#include "relay/stats/tcp_stats.h"
 #include "relay/udp/udp_association.h"
 
 namespace shadowrelay::relay {

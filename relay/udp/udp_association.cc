@@ -16,36 +16,6 @@ namespace {
 constexpr auto kSweepInterval = std::chrono::seconds(1);
 }  // namespace
 
-void UdpStats::add(const UdpStats& o) {
-  packets_in += o.packets_in;
-  packets_out += o.packets_out;
-  bytes_in += o.bytes_in;
-  bytes_out += o.bytes_out;
-  dropped_open += o.dropped_open;
-  dropped_replay += o.dropped_replay;
-  dropped_address += o.dropped_address;
-  dropped_refused += o.dropped_refused;
-  dropped_resolve += o.dropped_resolve;
-  dropped_send += o.dropped_send;
-  dropped_too_big += o.dropped_too_big;
-  dropped_fragment += o.dropped_fragment;
-  dropped_foreign += o.dropped_foreign;
-  associations += o.associations;
-  evictions += o.evictions;
-  expirations += o.expirations;
-}
-
-std::string UdpStats::summary() const {
-  return absl::StrCat("packets_in=", packets_in, " packets_out=", packets_out,
-                      " bytes_in=", bytes_in, " bytes_out=", bytes_out,
-                      " dropped{open=", dropped_open, " replay=", dropped_replay,
-                      " address=", dropped_address, " refused=", dropped_refused,
-                      " resolve=", dropped_resolve, " send=", dropped_send,
-                      " too_big=", dropped_too_big, " fragment=", dropped_fragment,
-                      " foreign=", dropped_foreign, "} associations=", associations,
-                      " evictions=", evictions, " expirations=", expirations);
-}
-
 std::string udpPeerKey(const SocketAddress& address) {
   return std::string(reinterpret_cast<const char*>(&address.storage), address.len);
 }

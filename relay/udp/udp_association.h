@@ -20,6 +20,7 @@
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
 #include "relay/udp/lru_table.h"
+#include "relay/stats/udp_stats.h"
 #include "relay/udp/uot.h"
 
 namespace shadowrelay::relay {
@@ -31,28 +32,6 @@ inline constexpr size_t kMaxDatagram = 65535;
 inline constexpr size_t kMaxUdpPayload = 65507;  // IPv4: 65535 - 20 (IP) - 8 (UDP)
 inline constexpr int kPacketsPerEvent = 64;      // datagrams read per readiness event
 }  // namespace udp
-
-struct UdpStats {
-  uint64_t packets_in = 0;         // from peers, opened and forwarded
-  uint64_t packets_out = 0;        // back to peers
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
-  uint64_t dropped_open = 0;       // too short or did not open
-  uint64_t dropped_replay = 0;
-  uint64_t dropped_address = 0;
-  uint64_t dropped_refused = 0;    // private target
-  uint64_t dropped_resolve = 0;
-  uint64_t dropped_send = 0;       // a send failed (far side or peer)
-  uint64_t dropped_too_big = 0;    // larger than a UDP datagram can carry
-  uint64_t dropped_fragment = 0;   // SOCKS5: FRAG != 0 (fragments are not reassembled)
-  uint64_t dropped_foreign = 0;    // SOCKS5: not from the associating client's IP
-  uint64_t associations = 0;       // created
-  uint64_t evictions = 0;
-  uint64_t expirations = 0;
-
-  void add(const UdpStats& other);
-  std::string summary() const;
-};
 
 /// One peer's association.
 struct UdpAssociation {

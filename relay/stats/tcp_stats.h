@@ -13,7 +13,9 @@ enum class CloseReason : uint8_t {
   IdleTimeout,       // no byte moved for -t seconds
   HandshakeTimeout,  // the client did not complete its handshake before the deadline
   ClientClosed,      // the client went away before the relay started
-  ProbeRejected,     // bad first chunk, replayed salt or unreadable address; drained, then FIN
+  AuthFailed,        // the first chunk opened with no key of the port; drained, then FIN
+  ReplayedSalt,      // the client's salt was seen before; drained, then FIN
+  BadAddress,        // the target address did not parse; drained, then FIN
   TargetRefused,     // private/loopback target without --allow-private
   ResolveFailed,
   ConnectFailed,
@@ -26,6 +28,11 @@ enum class CloseReason : uint8_t {
 };
 
 const char* closeReasonName(CloseReason reason);
+
+/// The `status` label of shadowrelay_tcp_connections_closed_total for a close reason: one of
+/// ok, auth_failed, replay, timeout_handshake, timeout_idle, timeout_connect, dns_failed,
+/// target_refused, target_private, error.
+const char* closeStatusLabel(CloseReason reason);
 
 /// Plain per-worker counters, written by the worker's loop only (ARCHITECTURE.md: no shared
 /// atomics on the hot path). Summed across workers when read.

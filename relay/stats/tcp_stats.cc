@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "relay/tcp/tcp_stats.h"
+#include "relay/stats/tcp_stats.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -15,8 +15,12 @@ const char* closeReasonName(CloseReason reason) {
       return "handshake_timeout";
     case CloseReason::ClientClosed:
       return "client_closed";
-    case CloseReason::ProbeRejected:
-      return "probe_rejected";
+    case CloseReason::AuthFailed:
+      return "auth_failed";
+    case CloseReason::ReplayedSalt:
+      return "replayed_salt";
+    case CloseReason::BadAddress:
+      return "bad_address";
     case CloseReason::TargetRefused:
       return "target_refused";
     case CloseReason::ResolveFailed:
@@ -37,6 +41,38 @@ const char* closeReasonName(CloseReason reason) {
       break;
   }
   return "unknown";
+}
+
+const char* closeStatusLabel(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::Done:
+    case CloseReason::ClientClosed:  // the client left before its request was complete
+    case CloseReason::Shutdown:
+      return "ok";
+    case CloseReason::AuthFailed:
+    case CloseReason::BadAddress:  // a probe, as far as the server can tell
+      return "auth_failed";
+    case CloseReason::ReplayedSalt:
+      return "replay";
+    case CloseReason::HandshakeTimeout:
+      return "timeout_handshake";
+    case CloseReason::IdleTimeout:
+      return "timeout_idle";
+    case CloseReason::ConnectTimeout:
+      return "timeout_connect";
+    case CloseReason::ResolveFailed:
+      return "dns_failed";
+    case CloseReason::ConnectFailed:
+      return "target_refused";
+    case CloseReason::TargetRefused:
+      return "target_private";
+    case CloseReason::BadStream:
+    case CloseReason::SocksError:
+    case CloseReason::IoError:
+    case CloseReason::kCount:
+      break;
+  }
+  return "error";
 }
 
 void TcpStats::add(const TcpStats& o) {
