@@ -24,6 +24,17 @@ AeadPtr cipherForSalt(const MethodInfo& method, const AeadProvider& provider,
 
 }  // namespace
 
+bool streamOpensWith(const MethodInfo& method, const AeadProvider& provider,
+                     std::span<const uint8_t> master, std::span<const uint8_t> start) {
+  if (start.size() < streamProbeSize(method)) return false;
+  const AeadPtr aead = cipherForSalt(method, provider, master, start.first(method.salt_size));
+  if (aead == nullptr) return false;
+  const std::array<uint8_t, kMaxNonceSize> nonce{};  // the first nonce is zero
+  uint8_t length[2];
+  return aead->open({nonce.data(), method.nonce_size}, {},
+                    start.subspan(method.salt_size, kLengthUnitSize), length);
+}
+
 void incrementNonce(std::span<uint8_t> nonce) {
   for (uint8_t& byte : nonce) {
     if (++byte != 0) {

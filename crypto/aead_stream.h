@@ -31,6 +31,15 @@ enum class DecodeStatus { Ok, AuthFailed, BadLength, CryptoError };
 /// Increments a little-endian counter of any length (libsodium sodium_increment).
 void incrementNonce(std::span<uint8_t> nonce);
 
+/// Bytes a stream must have before streamOpensWith() can answer: salt and first length header.
+inline size_t streamProbeSize(const MethodInfo& method) { return method.salt_size + kLengthUnitSize; }
+
+/// Whether the stream that begins with `start` (at least streamProbeSize() bytes) was sealed
+/// with `master`: derives the session key from the salt and opens the first length header.
+/// This is how a port shared by several users tells them apart (trial decryption).
+bool streamOpensWith(const MethodInfo& method, const AeadProvider& provider,
+                     std::span<const uint8_t> master, std::span<const uint8_t> start);
+
 /// Incremental decoder for one direction. It only consumes whole units (salt, length header,
 /// payload): the caller keeps unconsumed bytes and offers them again with more appended, so
 /// any split of the input decodes identically and no partial unit is copied here.

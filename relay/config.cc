@@ -60,6 +60,47 @@ absl::StatusOr<bool> boolValue(const json& v) {
   return absl::InvalidArgumentError("must be true or false");
 }
 
+// "users": [{"name": ..., "password" | "key": ..., "method": ..., "port": ...}]. Errors name the
+// entry, e.g. "users[2].port: ...".
+absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
+  if (!v.is_array()) return absl::InvalidArgumentError("must be a list of {name, password, method}");
+  users->clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const json& entry = v[i];
+    const std::string where = absl::StrCat("users[", i, "]");
+    if (!entry.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, ": not an object"));
+    ConfigUser user;
+    for (auto it = entry.begin(); it != entry.end(); ++it) {
+      const std::string& key = it.key();
+      std::string* text = key == "name"       ? &user.name
+                          : key == "password" ? &user.password
+                          : key == "key"      ? &user.key
+                          : key == "method"   ? &user.method
+                                              : nullptr;
+      if (text != nullptr) {
+        if (!it.value().is_string()) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": must be a string"));
+        }
+        *text = it.value().get<std::string>();
+      } else if (key == "port") {
+        auto t = scalarText(it.value());
+        auto p = t.ok() ? parsePort(*t) : absl::StatusOr<uint16_t>(t.status());
+        if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ".port: ", p.status().message()));
+        user.port = *p;
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": unknown key"));
+      }
+    }
+    if (user.name.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ".name: missing"));
+    if (user.password.empty() == user.key.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".password: give either password or key"));
+    }
+    users->push_back(std::move(user));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status applyJson(const std::string& path, Config& c) {
   std::ifstream in(path);
   if (!in) {
@@ -128,7 +169,13 @@ absl::Status applyJson(const std::string& path, Config& c) {
       {"server_port", port(c.server_port)},
       {"password", str(c.password)},
       {"key", str(c.key)},
-      {"method", str(c.method)},
+      {"method",
+       [&c](const json& v) -> absl::Status {
+         if (!v.is_string()) return absl::InvalidArgumentError("must be a string");
+         c.method = v.get<std::string>();
+         c.method_given = true;
+         return absl::OkStatus();
+       }},
       {"timeout", number(c.timeout_seconds, 86400 * 7)},
       {"local_address", str(c.local_address)},
       {"local_port", port(c.local_port)},
@@ -155,6 +202,27 @@ absl::Status applyJson(const std::string& path, Config& c) {
       {"allow_private", boolean(c.allow_private)},
       {"crypto_provider", str(c.crypto_provider)},
       {"state_dir", str(c.state_dir)},
+      {"control_listen",
+       [&c](const json& v) -> absl::Status {
+         if (!v.is_string()) return absl::InvalidArgumentError("must be a string host:port or off");
+         c.control_listen = v.get<std::string>();
+         c.control_listen_given = true;
+         return absl::OkStatus();
+       }},
+      {"control_token_file", str(c.control_token_file)},
+      {"control_tls_cert", str(c.control_tls_cert)},
+      {"control_tls_key", str(c.control_tls_key)},
+      {"control_tls_client_ca", str(c.control_tls_client_ca)},
+      {"public_host", str(c.public_host)},
+      {"metrics_listen",
+       [&c](const json& v) -> absl::Status {
+         if (!v.is_string()) return absl::InvalidArgumentError("must be a string host:port or off");
+         c.metrics_listen = v.get<std::string>();
+         c.metrics_listen_given = true;
+         return absl::OkStatus();
+       }},
+      {"metrics_per_user", boolean(c.metrics_per_user)},
+      {"users", [&c](const json& v) { return parseUsers(v, &c.users); }},
       {"tunnel_address",
        [&c](const json& v) -> absl::Status {
          if (!v.is_string()) return absl::InvalidArgumentError("must be a string host:port");
@@ -210,6 +278,7 @@ std::vector<FlagSpec> flagSpecs() {
       {"-m", "--method", true,
        [](Config& c, absl::string_view v) {
          c.method = std::string(v);
+         c.method_given = true;
          return absl::OkStatus();
        }},
       {"-t", "--timeout", true,
@@ -340,6 +409,51 @@ std::vector<FlagSpec> flagSpecs() {
          c.state_dir = std::string(v);
          return absl::OkStatus();
        }},
+      {nullptr, "--control-listen", true,
+       [](Config& c, absl::string_view v) {
+         c.control_listen = std::string(v);
+         c.control_listen_given = true;
+         return absl::OkStatus();
+       }},
+      {nullptr, "--control-token-file", true,
+       [](Config& c, absl::string_view v) {
+         c.control_token_file = std::string(v);
+         return absl::OkStatus();
+       }},
+      {nullptr, "--control-tls-cert", true,
+       [](Config& c, absl::string_view v) {
+         c.control_tls_cert = std::string(v);
+         return absl::OkStatus();
+       }},
+      {nullptr, "--control-tls-key", true,
+       [](Config& c, absl::string_view v) {
+         c.control_tls_key = std::string(v);
+         return absl::OkStatus();
+       }},
+      {nullptr, "--control-tls-client-ca", true,
+       [](Config& c, absl::string_view v) {
+         c.control_tls_client_ca = std::string(v);
+         return absl::OkStatus();
+       }},
+      {nullptr, "--public-host", true,
+       [](Config& c, absl::string_view v) {
+         c.public_host = std::string(v);
+         return absl::OkStatus();
+       }},
+      {nullptr, "--metrics-listen", true,
+       [](Config& c, absl::string_view v) {
+         c.metrics_listen = std::string(v);
+         c.metrics_listen_given = true;
+         return absl::OkStatus();
+       }},
+      {nullptr, "--metrics-per-user", true,
+       [](Config& c, absl::string_view v) {
+         if (v != "true" && v != "false") {
+           return absl::InvalidArgumentError("must be true or false (--metrics-per-user=false)");
+         }
+         c.metrics_per_user = v == "true";
+         return absl::OkStatus();
+       }},
       {nullptr, "--check-config", false,
        [](Config& c, absl::string_view) {
          c.check_only = true;
@@ -351,6 +465,16 @@ std::vector<FlagSpec> flagSpecs() {
          return absl::OkStatus();
        }},
   };
+}
+
+// "host:port" (port 0: any free port), "unix:/path" (control API) or "off".
+absl::Status checkListen(const std::string& listen) {
+  if (listen.empty() || listen == kListenOff || absl::StartsWith(listen, "unix:")) {
+    return absl::OkStatus();
+  }
+  std::string probe = listen;
+  if (absl::EndsWith(probe, ":0")) probe.back() = '1';  // parsePort refuses 0
+  return parseHostPort(probe).status();
 }
 
 }  // namespace
@@ -400,6 +524,10 @@ absl::StatusOr<Config> parseConfig(Role role, int argc, const char* const* argv)
   c.role = role;
   if (role == Role::Server) {
     c.local_address = "";
+    c.metrics_listen = kDefaultMetricsListen;
+  } else {
+    c.metrics_listen = kListenOff;
+    c.control_listen = kListenOff;
   }
   // Pass 1: find -c so the file is applied before the flags.
   for (int i = 0; i < argc; ++i) {
@@ -477,6 +605,21 @@ absl::Status validateConfig(const Config& c) {
   if (!method.ok()) {
     return fieldError("config", "method", method.status().message());
   }
+  if (c.role != Role::Server && !c.users.empty()) {
+    return fieldError("config", "users", "for the server only");
+  }
+  for (size_t i = 0; i < c.users.size(); ++i) {
+    if (c.users[i].method.empty()) continue;
+    if (auto m = crypto::findMethod(c.users[i].method); !m.ok()) {
+      return fieldError("config", absl::StrCat("users[", i, "].method"), m.status().message());
+    }
+  }
+  if (absl::Status s = checkListen(c.control_listen); !s.ok()) {
+    return fieldError("config", "control_listen", s.message());
+  }
+  if (absl::Status s = checkListen(c.metrics_listen); !s.ok()) {
+    return fieldError("config", "metrics_listen", s.message());
+  }
   if (c.password.empty() && c.key.empty() && c.role != Role::Server) {
     return fieldError("config", "password", "missing (give -k PASSWORD or --key BASE64)");
   }
@@ -524,14 +667,23 @@ std::string usage(Role role) {
              "  -s ADDR                 listen address (repeatable; default 0.0.0.0)\n"
              "  -p PORT                 listen port (default 8388)\n"
              "  --allow-private         allow loopback/private/link-local targets\n"
-             "  --state-dir DIR         where a generated key and users are kept\n" +
+             "  --state-dir DIR         where a generated key, the API's users and the control\n"
+             "                          token are kept\n"
+             "  --control-listen ADDR   gRPC control API (default 127.0.0.1:50051; off)\n"
+             "  --control-token-file F  its bearer token (or $SHADOWRELAY_CONTROL_TOKEN; default:\n"
+             "                          generated in the state directory)\n"
+             "  --control-tls-cert F --control-tls-key F [--control-tls-client-ca F]\n"
+             "  --public-host HOST      host of the users' ss:// URLs\n"
+             "  --metrics-listen ADDR   Prometheus /metrics (default 127.0.0.1:9464; off)\n"
+             "  --metrics-per-user=false  no user label on the metrics\n" +
              common;
     case Role::Local:
       return "usage: shadowrelay local -s SERVER -p PORT (-k PASSWORD | --key B64) [-b ADDR] [-l "
              "PORT] [options]\n"
              "  -s/-p                   the Shadowsocks server\n"
              "  -b ADDR -l PORT         SOCKS5 listen address (default 127.0.0.1:1080)\n"
-             "  --udp-over-tcp          with -u: carry UDP inside TCP streams (sing-box UoT v2)\n" +
+             "  --udp-over-tcp          with -u: carry UDP inside TCP streams (sing-box UoT v2)\n"
+             "  --metrics-listen ADDR   Prometheus /metrics (default off)\n" +
              common;
     case Role::Tunnel:
       return "usage: shadowrelay tunnel -s SERVER -p PORT -k PASSWORD -L HOST:PORT [-b ADDR] [-l "

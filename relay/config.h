@@ -20,6 +20,17 @@ struct HostPort {
   bool operator==(const HostPort&) const = default;
 };
 
+/// A user from the config file's "users" list (read-only through the control API).
+struct ConfigUser {
+  std::string name;
+  std::string password;
+  std::string key;     // base64, instead of a password
+  std::string method;  // empty: the config's method
+  uint16_t port = 0;   // a dedicated port; 0: the shared port
+};
+
+inline constexpr char kListenOff[] = "off";
+
 /// Everything a role needs, after the JSON file (-c) and then the flags were applied.
 /// Holds secrets: never log it whole (see describe()).
 struct Config {
@@ -53,7 +64,23 @@ struct Config {
   std::string config_file;
   bool help = false;
   bool check_only = false;  // --check-config
+  bool method_given = false;  // -m or "method" was given (else the default)
+  std::vector<ConfigUser> users;  // server: "users"
+  // Server: the gRPC control API.
+  std::string control_listen = "127.0.0.1:50051";  // "off" disables
+  bool control_listen_given = false;               // explicitly set: failing to start is fatal
+  std::string control_token_file;
+  std::string control_tls_cert;
+  std::string control_tls_key;
+  std::string control_tls_client_ca;
+  std::string public_host;  // host of the ss:// access URLs
+  // Prometheus /metrics: on by default for the server, off for local and tunnel.
+  std::string metrics_listen;
+  bool metrics_listen_given = false;
+  bool metrics_per_user = true;
 };
+
+inline constexpr char kDefaultMetricsListen[] = "127.0.0.1:9464";
 
 /// Parses `argv` (after the role word) for `role`: the JSON file named by -c first, then the flags
 /// on top. Errors name the field or flag, e.g. "config.json: server_port: must be 1..65535".

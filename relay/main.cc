@@ -14,7 +14,7 @@
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = shadowrelay::relay::kShadowrelayVersion;
 
 void printUsage(FILE* out) {
   absl::FPrintF(out,

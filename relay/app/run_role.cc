@@ -37,6 +37,14 @@
 #include "relay/tcp/worker.h"
 #include "relay/udp/udp_client.h"
 #include "relay/udp/udp_server.h"
+#include "relay/app/sample_hub.h"
+#include "relay/app/server_users.h"
+#include "api/control/bearer_auth.h"
+#include "api/control/control_server.h"
+#include "api/users/user_registry.h"
+#include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
+#include <functional>
 
 namespace shadowrelay::relay {
 
@@ -49,42 +57,43 @@ void fail(Role role, absl::string_view message) {
   absl::FPrintF(stderr, "shadowrelay %s: %s\n", roleName(role), message);
 }
 
-/// The password of the embedded default server: read from <state_dir>/password, or drawn at
-/// random (192 bits) and stored there (0600, written to a temporary file and renamed, so a
-/// crash never leaves half a password). A password rather than a raw key, so that every client
-/// accepts the printed ss:// URI.
-absl::StatusOr<std::string> loadOrCreatePassword(const std::string& state_dir, bool* created) {
-  const std::string path = absl::StrCat(state_dir, "/password");
+/// A secret kept in <state_dir>/<name>: read, or made by `make` and stored there (0600, written
+/// to a temporary file and renamed, so a crash never leaves half a secret). Errors name the
+/// file, never the secret.
+absl::StatusOr<std::string> loadOrCreateSecret(const std::string& state_dir, absl::string_view name,
+                                               const std::function<std::string()>& make,
+                                               bool* created) {
+  const std::string path = absl::StrCat(state_dir, "/", name);
   std::ifstream in(path);
   if (in) {
     std::stringstream text;
     text << in.rdbuf();
-    std::string password(absl::StripAsciiWhitespace(text.str()));
-    if (password.empty()) return absl::DataLossError(absl::StrCat(path, ": empty"));
+    std::string secret(absl::StripAsciiWhitespace(text.str()));
+    if (secret.empty()) return absl::DataLossError(absl::StrCat(path, ": empty"));
     *created = false;
-    return password;
+    return secret;
   }
   if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return absl::UnavailableError(
         absl::StrCat("state_dir ", state_dir, ": cannot create: ", std::strerror(errno)));
   }
-  std::string password = crypto::randomBase64Key(24);
+  std::string secret = make();
   const std::string tmp = absl::StrCat(path, ".tmp");
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return absl::UnavailableError(
         absl::StrCat("state_dir ", state_dir, ": cannot write: ", std::strerror(errno)));
   }
-  const std::string line = password + "\n";
+  const std::string line = secret + "\n";
   const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
                   ::fsync(fd) == 0;
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
-    return absl::UnavailableError(absl::StrCat("state_dir ", state_dir, ": cannot store the password"));
+    return absl::UnavailableError(absl::StrCat("state_dir ", state_dir, ": cannot store ", name));
   }
   *created = true;
-  return password;
+  return secret;
 }
 
 /// The address a client would use when the server listens on a wildcard: the first
@@ -204,6 +213,58 @@ class Supervisor {
   TimePoint deadline_;
 };
 
+/// A port from "host:port" (0 when there is none, e.g. "off").
+uint16_t listenPort(absl::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  uint32_t port = 0;
+  if (colon == absl::string_view::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port > 65535) {
+    return 0;
+  }
+  return static_cast<uint16_t>(port);
+}
+
+/// The users of the config file ("users") and of -k/--key ("default"), for the registry.
+std::vector<api::users::User> configuredUsers(const Config& config) {
+  std::vector<api::users::User> users;
+  for (const ConfigUser& from : config.users) {
+    api::users::User user;
+    user.name = from.name;
+    user.method = from.method.empty() ? config.method : from.method;
+    user.password = from.password;
+    user.key = from.key;
+    user.port = from.port == config.server_port ? 0 : from.port;
+    user.source = api::users::UserSource::Config;
+    users.push_back(std::move(user));
+  }
+  if (!config.password.empty() || !config.key.empty()) {
+    api::users::User user;
+    user.name = "default";
+    user.method = config.method;
+    user.password = config.password;
+    user.key = config.key;
+    user.source = api::users::UserSource::Default;
+    users.push_back(std::move(user));
+  }
+  return users;
+}
+
+/// The control API's token: --control-token-file, $SHADOWRELAY_CONTROL_TOKEN, else
+/// <state_dir>/control_token (generated on first use). "" when there is none of these.
+absl::StatusOr<std::string> controlToken(const Config& config) {
+  auto token = api::control::loadControlToken(config.control_token_file,
+                                              std::getenv(api::control::kControlTokenEnv));
+  if (!token.ok() || !token->empty() || config.state_dir.empty()) return token;
+  bool created = false;
+  auto stored = loadOrCreateSecret(
+      config.state_dir, "control_token", [] { return crypto::randomBase64Key(32); }, &created);
+  if (stored.ok()) {
+    SR_LOG(Info, "control API token %s %s/control_token", created ? "generated in" : "read from",
+           config.state_dir);
+  }
+  return stored;
+}
+
 }  // namespace
 
 int runRole(Role role, int argc, const char* const* argv) {
@@ -221,16 +282,16 @@ int runRole(Role role, int argc, const char* const* argv) {
     return 0;
   }
   if (config.verbose) log::setLevel(log::Level::Debug);
+  const bool server = role == Role::Server;
 
+  // The server's embedded default: with a state directory and no user at all, a password is
+  // generated once, kept there, and the ss:// URI printed.
   bool print_uri = false;
-  if (role == Role::Server && config.password.empty() && config.key.empty()) {
-    if (config.state_dir.empty()) {
-      fail(role, "config: password: missing (give -k PASSWORD, --key BASE64, or --state-dir DIR "
-                 "to generate one)");
-      return kExitConfig;
-    }
+  if (server && config.password.empty() && config.key.empty() && config.users.empty() &&
+      !config.state_dir.empty()) {
     bool created = false;
-    auto password = loadOrCreatePassword(config.state_dir, &created);
+    auto password = loadOrCreateSecret(
+        config.state_dir, "password", [] { return crypto::randomBase64Key(24); }, &created);
     if (!password.ok()) {
       fail(role, password.status().message());
       return kExitConfig;
@@ -242,6 +303,34 @@ int runRole(Role role, int argc, const char* const* argv) {
   }
   if (auto status = validateConfig(config); !status.ok()) {
     fail(role, status.message());
+    return kExitConfig;
+  }
+  // The control API needs a token; without one it stays off unless it was asked for.
+  std::string control_token;
+  bool control = server && config.control_listen != kListenOff;
+  if (control) {
+    auto token = controlToken(config);
+    if (!token.ok()) {
+      fail(role, absl::StrCat("config: control_token_file: ", token.status().message()));
+      return kExitConfig;
+    }
+    control_token = *token;
+    if (control_token.empty()) {
+      if (config.control_listen_given) {
+        fail(role, "config: control_listen: the control API needs a token (give "
+                   "--control-token-file FILE, $SHADOWRELAY_CONTROL_TOKEN or --state-dir DIR)");
+        return kExitConfig;
+      }
+      control = false;
+      SR_LOG(Info, "control API off: no token (give --control-token-file, "
+                   "$SHADOWRELAY_CONTROL_TOKEN or --state-dir)");
+    }
+  }
+  if (server && config.password.empty() && config.key.empty() && config.users.empty() &&
+      !control) {
+    fail(role, "config: password: missing (give -k PASSWORD, --key BASE64, users in the config "
+               "file, --state-dir DIR to generate one, or a control token to add users through "
+               "the API)");
     return kExitConfig;
   }
   if (config.check_only) {
@@ -268,14 +357,16 @@ int runRole(Role role, int argc, const char* const* argv) {
     fail(role, providers.status().message());
     return kExitConfig;
   }
-  auto master = crypto::masterKeyFor(**method, config.password, config.key);
-  if (!master.ok()) {
-    fail(role, absl::StrCat("config: key: ", master.status().message()));
-    return kExitConfig;
+  if (!server) {
+    auto master = crypto::masterKeyFor(**method, config.password, config.key);
+    if (!master.ok()) {
+      fail(role, absl::StrCat("config: key: ", master.status().message()));
+      return kExitConfig;
+    }
+    env.credentials.method = *method;
+    env.credentials.provider = &(*providers)->providerFor(**method);
+    env.credentials.master = std::move(*master);
   }
-  env.credentials.method = *method;
-  env.credentials.provider = &(*providers)->providerFor(**method);
-  env.credentials.master = std::move(*master);
   env.idle_timeout = std::chrono::seconds(config.timeout_seconds);
   env.handshake_timeout = std::chrono::seconds(config.handshake_timeout_seconds);
   env.connect_timeout = std::chrono::seconds(config.connect_timeout_seconds);
@@ -290,7 +381,7 @@ int runRole(Role role, int argc, const char* const* argv) {
 
   std::vector<std::string> hosts;
   uint16_t port = 0;
-  if (role == Role::Server) {
+  if (server) {
     hosts = config.server_hosts.empty() ? std::vector<std::string>{"0.0.0.0"} : config.server_hosts;
     port = config.server_port;
   } else {
@@ -301,6 +392,37 @@ int runRole(Role role, int argc, const char* const* argv) {
   if (!addresses.ok()) {
     fail(role, addresses.status().message());
     return kExitConfig;
+  }
+  std::string public_host = config.public_host;
+  if (public_host.empty()) {
+    public_host = hosts.front();
+    if (public_host == "0.0.0.0" || public_host == "::") public_host = publicHostGuess();
+  }
+
+  // The server's users: configured ones, and those of the API kept in the state directory.
+  ServerUsers* server_users_ptr = nullptr;  // for the registry's port check, once it exists
+  std::unique_ptr<api::users::UserRegistry> registry;
+  if (server) {
+    api::users::RegistryOptions options;
+    options.state_dir = config.state_dir;
+    options.default_method = std::string((*method)->name);
+    options.configured_users = configuredUsers(config);
+    options.shared_port = config.server_port;
+    for (const std::string* listen : {&config.control_listen, &config.metrics_listen}) {
+      if (const uint16_t reserved = listenPort(*listen); reserved != 0) {
+        options.reserved_ports.push_back(reserved);
+      }
+    }
+    options.port_check = [&server_users_ptr](uint16_t user_port) {
+      return server_users_ptr != nullptr ? server_users_ptr->checkPort(user_port)
+                                         : absl::OkStatus();
+    };
+    auto opened = api::users::UserRegistry::open(std::move(options));
+    if (!opened.ok()) {
+      fail(role, absl::StrCat("users: ", opened.status().message()));
+      return kExitConfig;
+    }
+    registry = std::move(*opened);
   }
 
   crypto::SaltFilter salt_filter;
@@ -314,6 +436,8 @@ int runRole(Role role, int argc, const char* const* argv) {
 
   WorkerPool pool(static_cast<size_t>(config.workers));
   const size_t n = pool.size();
+  SampleHub hub(n, nullptr);
+  env.observer = &hub;
   // Listening sockets first, on this thread, so that a bind error ends start-up cleanly.
   std::vector<std::vector<Fd>> listen_fds(n);
   std::vector<std::vector<Fd>> udp_fds(n);
@@ -351,12 +475,10 @@ int runRole(Role role, int argc, const char* const* argv) {
 
   pool.start();
   std::vector<std::unique_ptr<Worker>> workers(n);
-  std::vector<std::vector<std::unique_ptr<UdpServer>>> udp_servers(n);
-  std::vector<std::vector<std::unique_ptr<UdpTunnel>>> udp_tunnels(n);
   // tunnel -u and local -u: the server's address for the UDP associations, resolved once at
   // start-up.
   std::optional<SocketAddress> udp_server_address;
-  if (udp && role != Role::Server) {
+  if (udp && !server) {
     auto resolved = resolveAtStartup({config.server_hosts.front()}, config.server_port);
     if (!resolved.ok() || resolved->empty()) {
       fail(role, resolved.ok() ? "server: no address" : resolved.status().message());
@@ -370,19 +492,6 @@ int runRole(Role role, int argc, const char* const* argv) {
     log::setThreadName(absl::StrCat("worker-", i));
     workers[i] = std::make_unique<Worker>(loop, env, i);
     init_status[i] = workers[i]->init();
-    if (init_status[i].ok()) {
-      for (Fd& fd : listen_fds[i]) workers[i]->addListener(std::move(fd));
-      for (Fd& fd : udp_fds[i]) {
-        if (role == Role::Server) {
-          udp_servers[i].push_back(std::make_unique<UdpServer>(*workers[i], std::move(fd),
-                                                               env.udp_max_associations));
-        } else {
-          udp_tunnels[i].push_back(std::make_unique<UdpTunnel>(
-              *workers[i], std::move(fd), *udp_server_address, *env.tunnel_target,
-              env.udp_max_associations));
-        }
-      }
-    }
   });
   int exit_code = 0;
   for (const absl::Status& status : init_status) {
@@ -392,18 +501,90 @@ int runRole(Role role, int argc, const char* const* argv) {
       break;
     }
   }
+  // The users reach every worker (posted first, so before any connection is accepted).
+  std::unique_ptr<ServerUsers> server_users;
+  if (exit_code == 0 && server) {
+    ListenPlan plan;
+    plan.addresses = *addresses;
+    plan.tcp = tcp;
+    plan.udp = udp_port;
+    plan.options = listen_options;
+    server_users = std::make_unique<ServerUsers>(*registry, **providers, pool, workers, plan);
+    server_users_ptr = server_users.get();
+    server_users->start();
+  }
+  if (exit_code == 0) {
+    pool.runOnEachAndWait([&](EventLoop&, size_t i) {
+      Worker& worker = *workers[i];
+      for (Fd& fd : listen_fds[i]) worker.addListener(std::move(fd));
+      for (Fd& fd : udp_fds[i]) {
+        if (server) {
+          worker.addUdpPort(
+              std::make_unique<UdpServer>(worker, std::move(fd), env.udp_max_associations));
+        } else {
+          worker.addUdpPort(std::make_unique<UdpTunnel>(worker, std::move(fd),
+                                                        *udp_server_address, *env.tunnel_target,
+                                                        env.udp_max_associations));
+        }
+      }
+    });
+  }
+
+  const absl::Time started = absl::Now();
+  std::unique_ptr<api::control::ControlServer> control_server;
+  if (exit_code == 0 && control) {
+    api::control::ControlServerOptions options;
+    options.listen = config.control_listen;
+    options.token = control_token;
+    options.tls_cert_file = config.control_tls_cert;
+    options.tls_key_file = config.control_tls_key;
+    options.tls_client_ca_file = config.control_tls_client_ca;
+    options.public_host = public_host;
+    options.providers = providers->get();
+    options.status = [&, started] {
+      api::control::RelayStatus status;
+      status.version = kShadowrelayVersion;
+      status.uptime = absl::Now() - started;
+      status.workers = static_cast<uint32_t>(n);
+      for (const SocketAddress& address : *addresses) {
+        std::string host = address.toString();
+        host = host.substr(0, host.rfind(':'));
+        if (tcp) status.listeners.push_back({host, port, "tcp", ""});
+        if (udp_port) status.listeners.push_back({host, port, "udp", ""});
+      }
+      for (auto& listener : server_users->dedicatedListeners()) {
+        status.listeners.push_back(std::move(listener));
+      }
+      status.active_tcp_sessions = hub.activeTcpSessions();
+      status.udp_associations = hub.udpAssociations();
+      return status;
+    };
+    auto started_server = api::control::ControlServer::start(std::move(options), *registry);
+    if (started_server.ok()) {
+      control_server = std::move(*started_server);
+      SR_LOG(Info, "control API on %s%s", control_server->address(),
+             config.control_tls_cert.empty() ? "" : " (TLS)");
+    } else if (config.control_listen_given) {
+      fail(role, absl::StrCat("control_listen: ", started_server.status().message()));
+      exit_code = kExitRuntime;
+    } else {
+      SR_LOG(Warn, "control API not started: %s (set --control-listen)",
+             started_server.status().message());
+    }
+  }
 
   if (exit_code == 0) {
     std::string where;
     for (const SocketAddress& address : *addresses) absl::StrAppend(&where, " ", address.toString());
-    SR_LOG(Info, "%s listening on%s%s%s (%d workers, %s, %s, open files %d)", roleName(role), where,
+    SR_LOG(Info, "%s listening on%s%s%s (%d workers, %s, open files %d%s)", roleName(role), where,
            tcp ? " tcp" : "", udp ? (udp_port ? " udp" : " udp-associate") : "",
-           static_cast<int>(n), config.method, env.credentials.provider->name(),
-           static_cast<int>(files));
+           static_cast<int>(n),
+           server ? absl::StrCat(registry->size(), " users")
+                  : absl::StrCat(config.method, ", ", env.credentials.provider->name()),
+           static_cast<int>(files), "");
     if (print_uri) {
-      std::string host = hosts.front();
-      if (host == "0.0.0.0" || host == "::") host = publicHostGuess();
-      absl::PrintF("%s\n", makeSsUri(config.method, config.password, host, port, "shadowrelay"));
+      absl::PrintF("%s\n", makeSsUri(config.method, config.password, public_host, port,
+                                     "shadowrelay"));
       std::fflush(stdout);
     }
     EventLoop main_loop;
@@ -411,26 +592,52 @@ int runRole(Role role, int argc, const char* const* argv) {
                           std::chrono::seconds(config.drain_timeout_seconds));
     auto signals = SignalWatcher::stopAndReload(
         main_loop, [&supervisor](int signo) { supervisor.onStopSignal(signo); },
-        [] { SR_LOG(Info, "SIGHUP: nothing to reload (the user table arrives with the API)"); });
+        [] { SR_LOG(Info, "SIGHUP: nothing to reload (users change through the control API)"); });
+    // Traffic reaches the registry once a second (data quotas, the API's counters); the
+    // registry writes its counters to disk every 30 s and at exit.
+    int ticks = 0;
+    std::optional<Timer> traffic;
+    if (registry) {
+      traffic.emplace(main_loop, [&] {
+        const auto deltas = hub.takeTrafficDeltas();
+        if (!deltas.empty()) registry->addTraffic(deltas);
+        if (++ticks % 30 == 0) {
+          if (auto status = registry->flush(); !status.ok()) {
+            SR_LOG(Warn, "users: %s", status.message());
+          }
+        }
+        traffic->armAfter(std::chrono::seconds(1));
+      });
+      traffic->armAfter(std::chrono::seconds(1));
+    }
     main_loop.run();
+    traffic.reset();
     signals.reset();
   }
 
+  if (control_server) control_server->shutdown();
+  control_server.reset();
+  if (server_users) server_users->stop();
   // Each worker fills its own slot (the callbacks run concurrently); the sums are made here.
   std::vector<TcpStats> tcp_per_worker(n);
   std::vector<UdpStats> udp_per_worker(n);
   pool.runOnEachAndWait([&](EventLoop&, size_t i) {
-    for (auto& server : udp_servers[i]) udp_per_worker[i].add(server->stats());
-    udp_servers[i].clear();
-    for (auto& tunnel : udp_tunnels[i]) udp_per_worker[i].add(tunnel->stats());
-    udp_tunnels[i].clear();
     if (workers[i]) {
+      workers[i]->closeUdp();
+      workers[i]->publishSample();  // the last traffic, for the registry
       tcp_per_worker[i].add(workers[i]->stats());
-      udp_per_worker[i].add(workers[i]->udpStats());
+      udp_per_worker[i].add(workers[i]->udpTotals());
     }
     workers[i].reset();
   });
   pool.stop();
+  if (registry) {
+    const auto deltas = hub.takeTrafficDeltas();
+    if (!deltas.empty()) registry->addTraffic(deltas);
+    if (auto status = registry->flush(); !status.ok()) SR_LOG(Warn, "users: %s", status.message());
+  }
+  server_users_ptr = nullptr;
+  server_users.reset();
   TcpStats total;
   UdpStats udp_total;
   for (size_t i = 0; i < n; ++i) {

@@ -31,6 +31,14 @@ uint16_t SocketAddress::port() const {
   return 0;
 }
 
+void SocketAddress::setPort(uint16_t port) {
+  if (family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&storage)->sin_port = htons(port);
+  } else if (family() == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port = htons(port);
+  }
+}
+
 std::string SocketAddress::toString() const {
   char text[INET6_ADDRSTRLEN] = {0};
   if (family() == AF_INET) {
@@ -44,6 +52,20 @@ std::string SocketAddress::toString() const {
     return absl::StrCat("[", text, "]:", port());
   }
   return "?";
+}
+
+std::string ipKey(const SocketAddress& address) {
+  if (address.family() == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
+    return std::string(reinterpret_cast<const char*>(&v4->sin_addr), 4);
+  }
+  if (address.family() == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
+    const char* bytes = reinterpret_cast<const char*>(&v6->sin6_addr);
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return std::string(bytes + 12, 4);
+    return std::string(bytes, 16);
+  }
+  return {};
 }
 
 absl::StatusOr<SocketAddress> parseSocketAddress(absl::string_view ip, uint16_t port) {

@@ -50,12 +50,17 @@ struct SocketAddress {
   sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
   int family() const { return storage.ss_family; }
   uint16_t port() const;
+  void setPort(uint16_t port);
   /// "1.2.3.4:80" or "[::1]:80".
   std::string toString() const;
 };
 
 /// An IPv4 or IPv6 literal and a port ("0.0.0.0", "::1"); error for anything else.
 absl::StatusOr<SocketAddress> parseSocketAddress(absl::string_view ip, uint16_t port);
+
+/// The IP of `address` as raw bytes (4 for IPv4 and IPv4-mapped IPv6, 16 for IPv6; empty for
+/// other families): a map key for "the same client".
+std::string ipKey(const SocketAddress& address);
 
 struct ListenOptions {
   bool reuse_port = true;

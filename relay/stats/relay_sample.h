@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "dns/resolver.h"
 #include "relay/stats/tcp_stats.h"
 #include "relay/stats/udp_stats.h"
@@ -83,7 +83,8 @@ struct WorkerSample {
   UdpStats udp;  // server -u and UDP over TCP together
   /// By user name. "" holds sessions that never identified a user (probes, failed handshakes)
   /// and, with --metrics-per-user=false, everybody.
-  absl::flat_hash_map<std::string, UserTraffic> users;
+  /// node_hash_map: sessions and associations keep pointers to their entry.
+  absl::node_hash_map<std::string, UserTraffic> users;
   FixedHistogram connection_bytes{connectionBytesBounds()};      // payload both ways, at close
   FixedHistogram connection_seconds{connectionSecondsBounds()};  // accept to close
   FixedHistogram probe_bytes{probeBytesBounds()};  // bytes a failed handshake sent

@@ -37,6 +37,10 @@ const char* closeReasonName(CloseReason reason) {
       return "io_error";
     case CloseReason::Shutdown:
       return "shutdown";
+    case CloseReason::OverLimit:
+      return "over_limit";
+    case CloseReason::Revoked:
+      return "revoked";
     case CloseReason::kCount:
       break;
   }
@@ -48,6 +52,7 @@ const char* closeStatusLabel(CloseReason reason) {
     case CloseReason::Done:
     case CloseReason::ClientClosed:  // the client left before its request was complete
     case CloseReason::Shutdown:
+    case CloseReason::Revoked:  // an operator's decision, not a failure
       return "ok";
     case CloseReason::AuthFailed:
     case CloseReason::BadAddress:  // a probe, as far as the server can tell
@@ -69,6 +74,7 @@ const char* closeStatusLabel(CloseReason reason) {
     case CloseReason::BadStream:
     case CloseReason::SocksError:
     case CloseReason::IoError:
+    case CloseReason::OverLimit:  // also counted as refused_over_limit
     case CloseReason::kCount:
       break;
   }

@@ -24,6 +24,8 @@ enum class CloseReason : uint8_t {
   SocksError,        // malformed SOCKS5 greeting or request, or an unsupported command
   IoError,           // read/write error (reset by peer, ...)
   Shutdown,          // closed by a graceful stop's deadline
+  OverLimit,         // the user is at max_connections or over its data quota
+  Revoked,           // the user was deleted, disabled or given a new key
   kCount,
 };
 

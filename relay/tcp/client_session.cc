@@ -113,7 +113,7 @@ void ClientSession::readClient() {
     if (connected_) sendFirst();
     return;
   }
-  worker_.stats().bytes_from_clients += static_cast<uint64_t>(n);
+  countIn(kClient, static_cast<size_t>(n));
   early_.append(in, static_cast<size_t>(n));
   if (socks) {
     advanceSocks();

@@ -21,12 +21,19 @@ constexpr auto kLingerAfterFin = std::chrono::seconds(2);
 constexpr size_t kMaxEarlyPlain = 64 * 1024;
 }  // namespace
 
-ServerSession::ServerSession(Worker& worker, Fd client)
-    : TcpSession(worker, std::move(client)),
-      decoder_(*worker.env().credentials.method, *worker.env().credentials.provider,
-               worker.env().credentials.master.bytes()) {}
+ServerSession::ServerSession(Worker& worker, Fd client, const SocketAddress& peer,
+                             uint16_t user_port)
+    : TcpSession(worker, std::move(client)), client_ip_(ipKey(peer)), user_port_(user_port) {
+  plain_at_remote_ = true;
+}
 
 void ServerSession::start() {
+  const std::span<const RelayUserPtr> users = worker_.users().candidates(user_port_);
+  if (users.size() == 1) {
+    // One user: no trial decryption; its key decodes the stream as it arrives.
+    candidate_ = users.front();
+    decoder_.emplace(*candidate_->method, *candidate_->provider, candidate_->key.bytes());
+  }
   timer_.armAt(accepted_at_ + worker_.env().handshake_timeout);
   watch(kClient, kReadable);
 }
@@ -88,11 +95,12 @@ void ServerSession::readHandshake() {
     }
     return;
   }
-  worker_.stats().bytes_from_clients += static_cast<uint64_t>(n);
+  countIn(kClient, static_cast<size_t>(n));
   const size_t total = have + static_cast<size_t>(n);
+  if (!decoder_ && !identify({in, total})) return;
   crypto::CodecProgress progress;
   const crypto::DecodeStatus status =
-      decoder_.decode({in, total}, {worker_.scratchOut(), Worker::kScratchSize}, &progress);
+      decoder_->decode({in, total}, {worker_.scratchOut(), Worker::kScratchSize}, &progress);
   if (status != crypto::DecodeStatus::Ok) {
     if (state_ == State::Connecting) {
       close(CloseReason::BadStream);  // authenticated earlier: a corrupted stream, not a probe
@@ -101,13 +109,7 @@ void ServerSession::readHandshake() {
     }
     return;
   }
-  if (decoder_.authenticated() && !salt_checked_) {
-    salt_checked_ = true;
-    if (!worker_.env().salt_filter->checkAndInsert(decoder_.salt())) {
-      reject(&worker_.stats().replayed_salts, CloseReason::ReplayedSalt, "replayed salt");
-      return;
-    }
-  }
+  if (decoder_->authenticated() && !admitted_ && !admit()) return;
   if (progress.consumed < total) {
     up.pending_in.assign(in + progress.consumed, total - progress.consumed);
   }
@@ -138,6 +140,49 @@ void ServerSession::readHandshake() {
   connectRemote(target_, /*enforce_policy=*/true, /*fast_open=*/false);
 }
 
+bool ServerSession::identify(std::span<const uint8_t> start) {
+  RelayUserPtr user;
+  switch (worker_.users().matchStream(user_port_, client_ip_, start, &user)) {
+    case UserMatcher::Outcome::NeedMore:
+      dir_[kUp].pending_in.assign(start.data(), start.size());
+      return false;
+    case UserMatcher::Outcome::NoMatch:
+      reject(&worker_.stats().auth_failed, CloseReason::AuthFailed, "no user's key opens it");
+      return false;
+    case UserMatcher::Outcome::Matched:
+      break;
+  }
+  candidate_ = std::move(user);
+  decoder_.emplace(*candidate_->method, *candidate_->provider, candidate_->key.bytes());
+  return true;
+}
+
+bool ServerSession::admit() {
+  admitted_ = true;
+  // The table may have changed since the key was chosen (a user deleted or rotated meanwhile).
+  const RelayUser* now = worker_.users().table() ? worker_.users().table()->find(candidate_->name)
+                                                 : nullptr;
+  if (now == nullptr || !now->enabled || !now->sameKey(*candidate_)) {
+    reject(&worker_.stats().auth_failed, CloseReason::AuthFailed, "the user is gone");
+    return false;
+  }
+  if (!worker_.env().salt_filter->checkAndInsert(decoder_->salt())) {
+    reject(&worker_.stats().replayed_salts, CloseReason::ReplayedSalt, "replayed salt");
+    return false;
+  }
+  // Counted as the user's from here on; the limit check follows, so that a refusal is counted
+  // under the user too.
+  const bool admits = candidate_->admitsNewSession();
+  setUser(std::move(candidate_));
+  if (!admits) {
+    ++worker_.traffic(user()->name).refused_over_limit;
+    SR_LOG(Debug, "session %d: user %s over a limit; refused", id(), user()->name);
+    close(CloseReason::OverLimit);
+    return false;
+  }
+  return true;
+}
+
 void ServerSession::startUot(int version) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
@@ -156,7 +201,13 @@ void ServerSession::startUot(int version) {
   attachRemote(Fd(pair[0]));
 }
 
-void ServerSession::onClose() { uot_.reset(); }
+void ServerSession::onClose() {
+  uot_.reset();
+  if (!admitted_ || state_ == State::Draining || state_ == State::Closing) {
+    // A handshake that failed: what the client sent before the close (outline's tcp_probes).
+    worker_.sample().probe_bytes.observe(static_cast<double>(bytesFromClient()));
+  }
+}
 
 void ServerSession::reject(uint64_t* counter, CloseReason reason, const char* why) {
   ++*counter;
@@ -173,7 +224,10 @@ void ServerSession::discardInput() {
   uint8_t* scratch = worker_.scratchIn();
   for (int i = 0; i < 16; ++i) {
     ssize_t n = ::recv(sock_[kClient].get(), scratch, Worker::kReadSize, 0);
-    if (n > 0) continue;
+    if (n > 0) {
+      countIn(kClient, static_cast<size_t>(n));
+      continue;
+    }
     if (n == 0) {
       // The client gave up first: our FIN answers its FIN, and nothing is left unread.
       close(drain_reason_);
@@ -197,11 +251,10 @@ void ServerSession::finishDrain() {
 }
 
 void ServerSession::onRemoteConnected() {
-  const Credentials& creds = worker_.env().credentials;
-  encoder_.emplace(*creds.method, *creds.provider, creds.master.bytes());
+  encoder_.emplace(*user()->method, *user()->provider, user()->key.bytes());
   worker_.env().salt_filter->insert(encoder_->salt());
   Direction& up = dir_[kUp];
-  up.opener = &decoder_;
+  up.opener = &*decoder_;
   if (!plain_.empty()) {
     up.pending_out.assign(plain_.data(), plain_.size());
     plain_.release();

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <memory>
+#include <span>
+#include <string>
 #include <optional>
 #include <vector>
 
@@ -16,7 +18,7 @@ namespace shadowrelay::relay {
 
 /// The server side of a Shadowsocks TCP connection (PROTOCOL.md §1.5, §5):
 ///
-///   Handshake ─ first chunk opens, salt is new, address parses ─▶ Resolving ─▶ Connecting
+///   Handshake ─ a user's key opens the first chunk, salt is new, address parses ─▶ Connecting
 ///       │                                                             └──────────▶ relay
 ///       │   └─ UDP-over-TCP magic name ─▶ socket pair to a UotServer ─▶ relay
 ///       └─ wrong key / replayed salt / bad address ─▶ Draining ─ deadline ─▶ FIN
@@ -24,9 +26,14 @@ namespace shadowrelay::relay {
 /// Nothing is sent to the client before the relay starts, and a rejected client sees the same
 /// thing whatever went wrong: its bytes are read and discarded until it closes or until the
 /// handshake deadline (counted from accept), and then the connection ends with a FIN.
+///
+/// With one user on the port its key decodes the stream from the first byte. With several, the
+/// salt and the first length header are buffered and tried with each user's key (UserMatcher)
+/// before decoding starts. An identified user over a limit is refused (counted) and closed.
 class ServerSession final : public TcpSession {
  public:
-  ServerSession(Worker& worker, Fd client);
+  /// `peer`: the client's address; `user_port`: the dedicated port accepted on (0: shared).
+  ServerSession(Worker& worker, Fd client, const SocketAddress& peer, uint16_t user_port);
   void start() override;
 
  private:
@@ -36,6 +43,11 @@ class ServerSession final : public TcpSession {
   void onHandshakeTimer() override;
 
   void readHandshake();
+  /// Several users on the port: tries their keys on the buffered start of the stream. False
+  /// when the session must wait for more bytes or was rejected.
+  bool identify(std::span<const uint8_t> start);
+  /// The first chunk authenticated for user_: limits and replay checks. False if closed.
+  bool admit();
   void reject(uint64_t* counter, CloseReason reason, const char* why);
   void discardInput();
   void finishDrain();
@@ -45,9 +57,12 @@ class ServerSession final : public TcpSession {
   void startUot(int version);
 
   State state_ = State::Handshake;
-  crypto::AeadStreamDecoder decoder_;
+  const std::string client_ip_;  // raw address bytes, for the matcher's per-IP hint
+  const uint16_t user_port_;
+  RelayUserPtr candidate_;  // whose key decodes the stream; becomes user() once admitted
+  std::optional<crypto::AeadStreamDecoder> decoder_;
   std::optional<crypto::AeadStreamEncoder> encoder_;
-  bool salt_checked_ = false;
+  bool admitted_ = false;
   CloseReason drain_reason_ = CloseReason::AuthFailed;
   ByteBuffer plain_;  // opened client bytes: the address header, then early data
   crypto::SocksAddress target_;

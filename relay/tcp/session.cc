@@ -18,6 +18,7 @@ TcpSession::TcpSession(Worker& worker, Fd client)
       timer_(worker.loop(), [this] { onTimer(); }),
       accepted_at_(worker.loop().now()),
       id_(worker.nextSessionId()),
+      traffic_(&worker.traffic("")),
       last_active_(accepted_at_) {
   sock_[kClient] = std::move(client);
   watcher_[kClient].emplace(worker_.loop(), sock_[kClient].get(), 0,
@@ -50,8 +51,49 @@ void TcpSession::close(CloseReason reason) {
   TcpStats& stats = worker_.stats();
   ++stats.closed[static_cast<size_t>(reason)];
   --stats.active;
+  ++traffic_->closed[static_cast<size_t>(reason)];
+  if (relaying_) {
+    WorkerSample& sample = worker_.sample();
+    sample.connection_bytes.observe(static_cast<double>(payloadUp() + payloadDown()));
+    sample.connection_seconds.observe(
+        std::chrono::duration<double>(worker_.loop().now() - accepted_at_).count());
+  }
+  if (user_ != nullptr) user_->live->tcp_sessions.fetch_sub(1, std::memory_order_relaxed);
   SR_LOG(Debug, "session %d closed: %s", id_, closeReasonName(reason));
   worker_.releaseSession(*this);
+}
+
+void TcpSession::setUser(RelayUserPtr user) {
+  user_ = std::move(user);
+  user_->live->tcp_sessions.fetch_add(1, std::memory_order_relaxed);
+  traffic_ = &worker_.traffic(user_->name);
+  ++traffic_->tcp_connections;
+  // What the session moved before it knew its user stays under "" (nothing: the server relays
+  // only after identification).
+}
+
+void TcpSession::countIn(Side side, size_t n) {
+  if (side == kClient) {
+    worker_.stats().bytes_from_clients += n;
+    from_client_ += n;
+    if (!plain_at_remote_) traffic_->tcp_bytes_up += n;
+  } else {
+    worker_.stats().bytes_from_remotes += n;
+    from_remote_ += n;
+    if (plain_at_remote_) traffic_->tcp_bytes_down += n;
+  }
+}
+
+void TcpSession::countOut(Side side, size_t n) {
+  if (side == kClient) {
+    worker_.stats().bytes_to_clients += n;
+    to_client_ += n;
+    if (!plain_at_remote_) traffic_->tcp_bytes_down += n;
+  } else {
+    worker_.stats().bytes_to_remotes += n;
+    to_remote_ += n;
+    if (plain_at_remote_) traffic_->tcp_bytes_up += n;
+  }
 }
 
 size_t TcpSession::bufferedBytes() const {
@@ -166,11 +208,7 @@ ssize_t TcpSession::sendSome(Side side, const uint8_t* bytes, size_t n) {
   for (;;) {
     ssize_t w = ::send(sock_[side].get(), bytes, n, MSG_NOSIGNAL);
     if (w >= 0) {
-      if (side == kClient) {
-        worker_.stats().bytes_to_clients += static_cast<uint64_t>(w);
-      } else {
-        worker_.stats().bytes_to_remotes += static_cast<uint64_t>(w);
-      }
+      countOut(side, static_cast<size_t>(w));
       if (w > 0) last_active_ = worker_.loop().now();
       return w;
     }
@@ -285,11 +323,7 @@ void TcpSession::onRecvDone(uint8_t dir, uint8_t* buf, size_t have, long result,
     return;
   }
   last_active_ = worker_.loop().now();
-  if (d.from == kClient) {
-    worker_.stats().bytes_from_clients += static_cast<uint64_t>(result);
-  } else {
-    worker_.stats().bytes_from_remotes += static_cast<uint64_t>(result);
-  }
+  countIn(d.from, static_cast<size_t>(result));
   if (!transform(d, buf, have + static_cast<size_t>(result), out, out_len)) {
     close(CloseReason::BadStream);
   }
@@ -306,11 +340,7 @@ void TcpSession::onSendDone(uint8_t dir, const uint8_t* data, size_t len, bool f
   const size_t taken = result > 0 ? static_cast<size_t>(result) : 0;
   if (taken > 0) {
     last_active_ = worker_.loop().now();
-    if (d.to == kClient) {
-      worker_.stats().bytes_to_clients += taken;
-    } else {
-      worker_.stats().bytes_to_remotes += taken;
-    }
+    countOut(d.to, taken);
   }
   if (from_pending) {
     d.pending_out.consume(taken);

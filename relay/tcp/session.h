@@ -27,7 +27,9 @@
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
 #include "relay/tcp/byte_buffer.h"
+#include "relay/stats/relay_sample.h"
 #include "relay/stats/tcp_stats.h"
+#include "relay/users/user_table.h"
 
 namespace shadowrelay::relay {
 
@@ -50,6 +52,8 @@ class TcpSession : public DeferredDeletable {
   /// Heap bytes parked in this session's buffers (capacity, not size): the part of a
   /// connection's memory that grows with traffic. Bounded by backpressure.
   size_t bufferedBytes() const;
+  /// The user this session speaks for (server, once identified); null otherwise.
+  const RelayUserPtr& user() const { return user_; }
 
  protected:
   enum Side : uint8_t { kClient = 0, kRemote = 1 };
@@ -94,7 +98,21 @@ class TcpSession : public DeferredDeletable {
   /// Writes `bytes` to a socket; returns how many were taken, or -errno on a hard error.
   ssize_t sendSome(Side side, const uint8_t* bytes, size_t n);
 
+  /// Server: the session identified `user`; its traffic is counted under its name from now on,
+  /// and it counts against the user's max_connections until it closes.
+  void setUser(RelayUserPtr user);
+  /// Bytes read from or written to a socket, for the worker's counters and this session's.
+  void countIn(Side side, size_t n);
+  void countOut(Side side, size_t n);
+  /// Payload bytes: upload is client to target, download target to client (plaintext).
+  uint64_t payloadUp() const { return plain_at_remote_ ? to_remote_ : from_client_; }
+  uint64_t payloadDown() const { return plain_at_remote_ ? from_remote_ : to_client_; }
+  /// Bytes the client sent (as read from its socket).
+  uint64_t bytesFromClient() const { return from_client_; }
+
   Worker& worker_;
+  /// Server sessions: the plaintext is on the remote side (the client side is sealed).
+  bool plain_at_remote_ = false;
   Fd sock_[2];
   std::optional<IoWatcher> watcher_[2];
   Timer timer_;
@@ -136,6 +154,12 @@ class TcpSession : public DeferredDeletable {
   size_t next_candidate_ = 0;
   bool relaying_ = false;
   bool closed_ = false;
+  RelayUserPtr user_;
+  UserTraffic* traffic_;  // the user's entry of the worker's sample ("" without a user)
+  uint64_t from_client_ = 0;
+  uint64_t to_client_ = 0;
+  uint64_t from_remote_ = 0;
+  uint64_t to_remote_ = 0;
   bool in_batch_ = false;
   TimePoint last_active_;
 };

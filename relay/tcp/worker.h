@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "crypto/address.h"
 #include "crypto/aead.h"
 #include "crypto/key_derivation.h"
@@ -23,15 +24,18 @@
 #include "relay/event/timer.h"
 #include "relay/net/io_batch.h"
 #include "relay/net/socket.h"
+#include "relay/stats/relay_sample.h"
 #include "relay/stats/tcp_stats.h"
 #include "relay/udp/udp_association.h"
+#include "relay/users/user_matcher.h"
+#include "relay/users/user_table.h"
 
 namespace shadowrelay::relay {
 
 class LoopEventDriver;
 class TcpSession;
 
-/// The key a session speaks with. One today; the control plane will publish a table of them.
+/// The key a client (local, tunnel) speaks with. The server's keys are its users (UserTable).
 struct Credentials {
   const crypto::MethodInfo* method = nullptr;
   const crypto::AeadProvider* provider = nullptr;
@@ -55,6 +59,8 @@ struct RelayEnv {
   std::chrono::seconds udp_timeout{300};    // --udp-timeout; 30 s for port 53 targets
   size_t udp_max_associations = 16384;      // --udp-max-associations
   std::optional<SocketAddress> udp_server;  // local -u: the server's UDP address
+  /// Receives each worker's counters once a second (the metrics exporter); may be null.
+  RelayObserver* observer = nullptr;
 };
 
 /// Per-worker state. Lives on its loop's thread; every method is loop-thread only.
@@ -76,17 +82,40 @@ class Worker {
   const RelayEnv& env() const { return env_; }
   dns::Resolver& resolver() { return *resolver_; }
   size_t index() const { return index_; }
-  TcpStats& stats() { return stats_; }
-  /// local -u: what the SOCKS5 UDP associations of this worker relayed.
+  TcpStats& stats() { return sample_.tcp; }
+  /// What the SOCKS5 UDP associations and UDP over TCP of this worker relayed.
   UdpStats& udpStats() { return udp_stats_; }
+  /// Every UDP counter of this worker: udpStats() and its UDP ports.
+  UdpStats udpTotals() const;
+  size_t udpAssociationCount() const;
+  /// This worker's counters for the metrics exporter.
+  WorkerSample& sample() { return sample_; }
+  /// The traffic entry of user `name` ("" for none); the reference stays valid.
+  UserTraffic& traffic(absl::string_view name);
+  /// Hands a copy of sample() to env().observer (also done once a second by a timer).
+  void publishSample();
+
+  /// Server: the users, and the trial decryption over them.
+  UserMatcher& users() { return users_; }
+  /// Swaps in a new user table; closes the sessions and UDP associations of users that are gone,
+  /// disabled, over quota or have a new key.
+  void setUsers(UserTablePtr table);
 
   uint8_t* scratchIn() { return scratch_in_.get(); }
   uint8_t* scratchOut() { return scratch_out_.get(); }
 
-  /// Starts accepting on `fd` (already listening). Several per worker are fine.
-  void addListener(Fd fd);
+  /// Starts accepting on `fd` (already listening). Several per worker are fine. `user_port`: the
+  /// dedicated port of a user (0: the shared port).
+  void addListener(Fd fd, uint16_t user_port = 0);
+  /// Takes over a UDP port made for this worker (server -u: a UdpServer for the users of
+  /// `user_port`; tunnel -u: a UdpTunnel).
+  void addUdpPort(std::unique_ptr<UdpPort> port, uint16_t user_port = 0);
+  /// Closes the TCP listeners and UDP ports of a dedicated port (its user went away).
+  void closePort(uint16_t user_port);
   /// Closes the listeners; running sessions continue.
   void stopAccepting();
+  /// Closes the UDP ports (and their associations).
+  void closeUdp();
   size_t sessionCount() const { return sessions_.size(); }
   /// Sum of TcpSession::bufferedBytes() over the open sessions.
   size_t bufferedBytes() const;
@@ -123,7 +152,7 @@ class Worker {
     bool from_pending;
   };
 
-  void onAccepted(Fd fd);
+  void onAccepted(Fd fd, const SocketAddress& peer, uint16_t user_port);
   void scheduleBatch();
   void runBatch();
   void runSends();
@@ -153,8 +182,11 @@ class Worker {
   std::vector<std::unique_ptr<Listener>> listeners_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<TcpSession>> sessions_;
   uint64_t next_session_id_;
-  TcpStats stats_;
+  WorkerSample sample_;
   UdpStats udp_stats_;
+  UserMatcher users_;
+  std::vector<std::pair<uint16_t, std::unique_ptr<UdpPort>>> udp_ports_;
+  std::optional<Timer> publish_timer_;
 };
 
 }  // namespace shadowrelay::relay

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "relay/event/event_loop.h"
@@ -162,6 +163,14 @@ UdpAssociationTable::Entry& UdpAssociationTable::insert(
   stats_.evictions += table_.evictions() - evicted_before;
   ++stats_.associations;
   return entry;
+}
+
+void UdpAssociationTable::eraseIf(const std::function<bool(const UdpAssociation&)>& pred) {
+  std::vector<std::string> doomed;
+  table_.forEachOldestFirst([&](const Entry& entry) {
+    if (pred(*entry.value)) doomed.push_back(entry.key);
+  });
+  for (const std::string& key : doomed) table_.erase(key);
 }
 
 }  // namespace shadowrelay::relay

@@ -20,8 +20,10 @@
 #include "relay/event/timer.h"
 #include "relay/net/socket.h"
 #include "relay/udp/lru_table.h"
+#include "relay/stats/relay_sample.h"
 #include "relay/stats/udp_stats.h"
 #include "relay/udp/uot.h"
+#include "relay/users/user_table.h"
 
 namespace shadowrelay::relay {
 
@@ -41,6 +43,9 @@ struct UdpAssociation {
   int family = AF_UNSPEC;  // of fd
   std::optional<IoWatcher> watcher;
   std::unique_ptr<UotChannel> uot;  // instead of fd: a UDP-over-TCP stream to the server
+  /// Server: the user whose key the peer speaks, and its traffic entry on this worker.
+  RelayUserPtr user;
+  UserTraffic* traffic = nullptr;
 };
 
 /// The key of a peer address in a UdpAssociationTable.
@@ -83,6 +88,8 @@ class UdpAssociationTable {
 
   /// The entry of `key`, marked used now; null if none.
   Entry* find(const std::string& key) { return table_.touch(key, Clock::now()); }
+  /// The entry of `key` without marking it used; null if none.
+  Entry* peek(const std::string& key) { return table_.peek(key); }
   /// Marks the association of a reply as used.
   void touch(const UdpAssociation& association) { table_.touch(association.key, Clock::now()); }
   /// Adds the association of `peer` over `fd` (of `family`); `on_readable` runs when fd has
@@ -96,6 +103,8 @@ class UdpAssociationTable {
                        make_channel);
   /// Removes the association of `key` (its stream ended).
   void erase(const std::string& key) { table_.erase(key); }
+  /// Removes the associations for which `pred` is true.
+  void eraseIf(const std::function<bool(const UdpAssociation&)>& pred);
   size_t size() const { return table_.size(); }
 
  private:
@@ -108,6 +117,16 @@ class UdpAssociationTable {
   const Clock::duration shortest_timeout_;
   UdpStats& stats_;
   Timer sweep_timer_;
+};
+
+/// A UDP port a worker owns (the server's port, a tunnel's port): what the worker asks of it.
+class UdpPort {
+ public:
+  virtual ~UdpPort() = default;
+  virtual const UdpStats& stats() const = 0;
+  virtual size_t associationCount() const = 0;
+  /// Server: drops the associations of users that `table` no longer has as they were.
+  virtual void revoke(const UserTable& table) { (void)table; }
 };
 
 }  // namespace shadowrelay::relay

@@ -23,16 +23,17 @@ namespace shadowrelay::relay {
 
 class Worker;
 
-class UdpTunnel {
+class UdpTunnel final : public UdpPort {
  public:
   /// `socket`: the bound local UDP socket; `server`: the Shadowsocks server's address.
   UdpTunnel(Worker& worker, Fd socket, const SocketAddress& server,
             const crypto::SocksAddress& destination, size_t max_associations);
-  ~UdpTunnel();
+  ~UdpTunnel() override;
   UdpTunnel(const UdpTunnel&) = delete;
   UdpTunnel& operator=(const UdpTunnel&) = delete;
 
-  const UdpStats& stats() const { return stats_; }
+  const UdpStats& stats() const override { return stats_; }
+  size_t associationCount() const override { return table_.size(); }
 
  private:
   void onReadable();

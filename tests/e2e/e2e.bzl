@@ -5,7 +5,8 @@ Bazel 4.2.3's py_test would need a Python toolchain; the system python3 (Debian)
 and the harness uses only its standard library.
 """
 
-def e2e_test(name, size = "medium", timeout = None, tags = [], **kwargs):
+def e2e_test(name, size = "medium", timeout = None, tags = [], data_extra = [], args_extra = [],
+             **kwargs):
     native.sh_test(
         name = name,
         size = size,
@@ -14,12 +15,12 @@ def e2e_test(name, size = "medium", timeout = None, tags = [], **kwargs):
         args = [
             "$(location %s.py)" % name,
             "--relay=$(location //relay:shadowrelay)",
-        ],
+        ] + args_extra,
         data = [
             name + ".py",
             "e2e_harness.py",
             "//relay:shadowrelay",
-        ],
+        ] + data_extra,
         tags = ["e2e"] + tags,
         **kwargs
     )

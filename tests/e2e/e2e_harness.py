@@ -59,6 +59,7 @@ UDP_ASSOCIATE_REPLY = 0x07
 
 class Config:
     relay = None  # path to our binary, or None in libev mode
+    grpc_call = None  # tests/e2e/grpc_call (control API client), when the test has it
     tmp = None  # per-run scratch directory
     verbose = False
 
@@ -286,6 +287,11 @@ def server_argv(impl, port, method, password=PASSWORD, allow_private=True,
         argv += ["--drain-timeout", drain_timeout]
     if Config.verbose:
         argv.append("-v")
+    # The control API and /metrics bind fixed ports by default; tests that run in parallel
+    # would collide. Tests of those give their own address (port 0).
+    for flag in ("--control-listen", "--metrics-listen"):
+        if not any(str(arg).startswith(flag) for arg in extra):
+            argv += [flag, "off"]
     return argv + list(extra)
 
 
@@ -1080,7 +1086,10 @@ def main(min_fds=1024):
                         help="run only tests whose id matches this regex (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="pass -v to our binary")
+    parser.add_argument("--grpc-call", help="path to tests/e2e/grpc_call (control API tests)")
     args = parser.parse_args()
+    if args.grpc_call:
+        Config.grpc_call = os.path.abspath(args.grpc_call)
 
     if args.relay != "libev":
         relay = os.path.abspath(args.relay)

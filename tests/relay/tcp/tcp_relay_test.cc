@@ -136,6 +136,15 @@ class TcpRelayTest : public ::testing::TestWithParam<bool> {  // io_uring on/off
     local_ = std::make_unique<Worker>(loop_, local_env_, 1);
     ASSERT_TRUE(server_->init().ok());
     ASSERT_TRUE(local_->init().ok());
+    // The server's one user: the local's key.
+    RelayUser user;
+    user.name = "default";
+    user.method = server_env_.credentials.method;
+    user.provider = server_env_.credentials.provider;
+    user.key = server_env_.credentials.master;
+    std::vector<RelayUser> users;
+    users.push_back(std::move(user));
+    server_->setUsers(std::make_shared<const UserTable>(1, std::move(users), nullptr));
     ListenOptions options;
     options.reuse_port = false;
     server_->addListener(*listenTcp(loopback(0), options));

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/app/server_users.h"
+
+#include "absl/strings/str_cat.h"
+#include "relay/log.h"
+#include "relay/udp/udp_server.h"
+
+namespace shadowrelay::relay {
+
+UserTablePtr buildUserTable(const api::users::UserSnapshot& snapshot,
+                            const crypto::CryptoProviders& providers, const UserTable* previous) {
+  std::vector<RelayUser> users;
+  users.reserve(snapshot.size());
+  for (const api::users::SnapshotUser& from : snapshot.users()) {
+    if (from.method == nullptr) continue;
+    RelayUser user;
+    user.name = from.name;
+    user.method = from.method;
+    user.provider = &providers.providerFor(*from.method);
+    user.key = from.key;
+    user.port = from.port;
+    user.enabled = from.enabled;
+    user.quota_exceeded = from.quota_exceeded;
+    user.max_connections = from.limits.max_connections;
+    users.push_back(std::move(user));
+  }
+  return std::make_shared<const UserTable>(snapshot.generation(), std::move(users), previous);
+}
+
+ServerUsers::ServerUsers(api::users::UserRegistry& registry,
+                         const crypto::CryptoProviders& providers, WorkerPool& pool,
+                         std::vector<std::unique_ptr<Worker>>& workers, ListenPlan plan)
+    : registry_(registry),
+      providers_(providers),
+      pool_(pool),
+      workers_(workers),
+      plan_(std::move(plan)) {}
+
+ServerUsers::~ServerUsers() { stop(); }
+
+void ServerUsers::start() {
+  subscription_ =
+      registry_.subscribe([this](const api::users::UserSnapshotPtr& s) { apply(s); });
+}
+
+void ServerUsers::stop() {
+  if (subscription_ != 0) registry_.unsubscribe(subscription_);
+  subscription_ = 0;
+}
+
+UserTablePtr ServerUsers::table() const {
+  absl::MutexLock lock(&mu_);
+  return table_;
+}
+
+std::vector<api::control::ListenerStatus> ServerUsers::dedicatedListeners() const {
+  std::vector<api::control::ListenerStatus> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [port, user] : open_ports_) {
+    for (const SocketAddress& address : plan_.addresses) {
+      std::string host = address.toString();
+      host = host.substr(0, host.rfind(':'));
+      if (plan_.tcp) out.push_back({host, port, "tcp", user});
+      if (plan_.udp) out.push_back({host, port, "udp", user});
+    }
+  }
+  return out;
+}
+
+absl::Status ServerUsers::checkPort(uint16_t port) const {
+  {
+    absl::MutexLock lock(&mu_);
+    if (open_ports_.contains(port)) return absl::OkStatus();  // ours already (same user)
+  }
+  for (SocketAddress address : plan_.addresses) {
+    address.setPort(port);
+    if (plan_.tcp) {
+      ListenOptions options = plan_.options;
+      options.reuse_port = false;  // a probe: fails if anybody holds the port
+      if (auto fd = listenTcp(address, options); !fd.ok()) return fd.status();
+    }
+    if (plan_.udp) {
+      if (auto fd = bindUdp(address, /*reuse_port=*/false); !fd.ok()) return fd.status();
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool ServerUsers::openPort(uint16_t port) {
+  const size_t n = workers_.size();
+  // Per worker: its TCP listeners and UDP sockets (SO_REUSEPORT: the kernel spreads the
+  // connections and each peer's datagrams over the workers).
+  auto tcp = std::make_shared<std::vector<std::vector<Fd>>>(n);
+  auto udp = std::make_shared<std::vector<std::vector<Fd>>>(n);
+  for (SocketAddress address : plan_.addresses) {
+    address.setPort(port);
+    for (size_t i = 0; i < n; ++i) {
+      if (plan_.tcp) {
+        ListenOptions options = plan_.options;
+        options.reuse_port = true;
+        auto fd = listenTcp(address, options);
+        if (!fd.ok()) {
+          SR_LOG(Warn, "dedicated port %d: %s", port, fd.status().message());
+          return false;
+        }
+        (*tcp)[i].push_back(std::move(*fd));
+      }
+      if (plan_.udp) {
+        auto fd = bindUdp(address, /*reuse_port=*/true);
+        if (!fd.ok()) {
+          SR_LOG(Warn, "dedicated port %d: %s", port, fd.status().message());
+          return false;
+        }
+        (*udp)[i].push_back(std::move(*fd));
+      }
+    }
+  }
+  pool_.runOnEach([this, port, tcp, udp](EventLoop&, size_t i) {
+    Worker& worker = *workers_[i];
+    for (Fd& fd : (*tcp)[i]) worker.addListener(std::move(fd), port);
+    for (Fd& fd : (*udp)[i]) {
+      worker.addUdpPort(std::make_unique<UdpServer>(worker, std::move(fd),
+                                                    worker.env().udp_max_associations, port),
+                        port);
+    }
+  });
+  return true;
+}
+
+void ServerUsers::apply(const api::users::UserSnapshotPtr& snapshot) {
+  absl::MutexLock lock(&mu_);
+  UserTablePtr table = buildUserTable(*snapshot, providers_, table_.get());
+  table_ = table;
+  // In order on every loop: the table first, then the ports it names.
+  pool_.runOnEach([this, table](EventLoop&, size_t i) { workers_[i]->setUsers(table); });
+  std::map<uint16_t, std::string> wanted;
+  for (uint16_t port : table->dedicatedPorts()) {
+    wanted[port] = table->onPort(port).front()->name;
+  }
+  for (auto it = open_ports_.begin(); it != open_ports_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    const uint16_t port = it->first;
+    pool_.runOnEach([this, port](EventLoop&, size_t i) { workers_[i]->closePort(port); });
+    SR_LOG(Info, "dedicated port %d closed (user %s)", port, it->second);
+    it = open_ports_.erase(it);
+  }
+  for (const auto& [port, user] : wanted) {
+    if (open_ports_.contains(port)) {
+      open_ports_[port] = user;
+      continue;
+    }
+    if (openPort(port)) {
+      open_ports_[port] = user;
+      SR_LOG(Info, "dedicated port %d open for user %s", port, user);
+    }
+  }
+}
+
+}  // namespace shadowrelay::relay

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The wiring from the user registry (control plane) to the workers (data plane): every new
+// snapshot becomes an immutable UserTable that each worker swaps in on its own loop, and users'
+// dedicated ports get listeners (TCP, and UDP with -u) on every worker, opened and closed at
+// runtime.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "api/control/relay_status.h"
+#include "api/users/user_registry.h"
+#include "api/users/user_snapshot.h"
+#include "crypto/providers.h"
+#include "relay/event/worker_pool.h"
+#include "relay/net/socket.h"
+#include "relay/tcp/worker.h"
+#include "relay/users/user_table.h"
+
+namespace shadowrelay::relay {
+
+/// The table the workers read, built from the registry's snapshot. Users whose method has no
+/// provider are left out (logged).
+UserTablePtr buildUserTable(const api::users::UserSnapshot& snapshot,
+                            const crypto::CryptoProviders& providers, const UserTable* previous);
+
+/// Where and how the server listens.
+struct ListenPlan {
+  std::vector<SocketAddress> addresses;
+  bool tcp = true;
+  bool udp = false;
+  ListenOptions options;
+};
+
+class ServerUsers {
+ public:
+  /// `workers` must have been created (and stay) on `pool`'s loops.
+  ServerUsers(api::users::UserRegistry& registry, const crypto::CryptoProviders& providers,
+              WorkerPool& pool, std::vector<std::unique_ptr<Worker>>& workers, ListenPlan plan);
+  /// Unsubscribes (stop()).
+  ~ServerUsers();
+  ServerUsers(const ServerUsers&) = delete;
+  ServerUsers& operator=(const ServerUsers&) = delete;
+
+  /// Subscribes to the registry: the current users reach the workers before this returns, later
+  /// changes as they happen.
+  void start();
+  /// No further changes reach the workers. Idempotent.
+  void stop();
+
+  /// Whether `port` could become a dedicated port: it can be bound (TCP, and UDP with -u) on
+  /// every listen address. For RegistryOptions::port_check.
+  absl::Status checkPort(uint16_t port) const;
+  /// The dedicated ports open now, with their users.
+  std::vector<api::control::ListenerStatus> dedicatedListeners() const;
+  UserTablePtr table() const;
+
+ private:
+  void apply(const api::users::UserSnapshotPtr& snapshot);
+  /// Binds `port` for every worker and hands the sockets over. False if a bind failed.
+  bool openPort(uint16_t port);
+
+  api::users::UserRegistry& registry_;
+  const crypto::CryptoProviders& providers_;
+  WorkerPool& pool_;
+  std::vector<std::unique_ptr<Worker>>& workers_;
+  const ListenPlan plan_;
+  uint64_t subscription_ = 0;
+
+  mutable absl::Mutex mu_;
+  UserTablePtr table_ ABSL_GUARDED_BY(mu_);
+  std::map<uint16_t, std::string> open_ports_ ABSL_GUARDED_BY(mu_);  // port -> user
+};
+
+}  // namespace shadowrelay::relay

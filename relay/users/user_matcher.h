@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Telling apart the users of one port: Shadowsocks carries no user name, so a server with
+// several users on a port tries their keys on the first bytes of a connection (TCP: the salt and
+// the first length header) or on a whole datagram (UDP) until one opens. To keep the number of
+// trials low, the user last matched from the same client IP is tried first, then the port's
+// users most recently matched first (outline-ss-server does the same).
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/strings/string_view.h"
+#include "relay/users/user_table.h"
+
+namespace shadowrelay::relay {
+
+/// One per worker; loop-thread only.
+class UserMatcher {
+ public:
+  /// Client IPs remembered at most (the hints are dropped all at once beyond this).
+  static constexpr size_t kMaxClientHints = 65536;
+
+  /// Swaps in a new table. The order of users that remain is kept.
+  void setTable(UserTablePtr table);
+  const UserTablePtr& table() const { return table_; }
+  /// The candidates of `port` (0: shared), in name order.
+  std::span<const RelayUserPtr> candidates(uint16_t port) const;
+
+  enum class Outcome { Matched, NeedMore, NoMatch };
+  /// Trial decryption of the start of a TCP stream from `client_ip` (raw address bytes) over the
+  /// users of `port`. NeedMore: no user matched, but a user with a longer salt needs more bytes.
+  Outcome matchStream(uint16_t port, absl::string_view client_ip, std::span<const uint8_t> start,
+                      RelayUserPtr* user);
+  /// The same for anything else: `opens(user)` says whether the input opens with user's key.
+  /// nullptr when no user matched.
+  RelayUserPtr match(uint16_t port, absl::string_view client_ip,
+                     absl::FunctionRef<bool(const RelayUser&)> opens);
+
+  /// Keys tried so far (each failed or successful trial counts one).
+  uint64_t trials() const { return trials_; }
+
+ private:
+  RelayUserPtr matchIn(uint16_t port, absl::string_view client_ip,
+                       absl::FunctionRef<bool(const RelayUser&)> opens);
+
+  UserTablePtr table_;
+  /// Per port: the users, most recently matched first.
+  absl::flat_hash_map<uint16_t, std::vector<RelayUserPtr>> order_;
+  /// Client IP → name of the user it last matched.
+  absl::flat_hash_map<std::string, std::string> last_by_ip_;
+  uint64_t trials_ = 0;
+};
+
+}  // namespace shadowrelay::relay

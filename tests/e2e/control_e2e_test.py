@@ -1,0 +1,320 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The control plane end to end: our server with its gRPC API, driven by grpc_call (a grpcurl
+stand-in), and shadowsocks-libev's ss-local as the client of the users it creates.
+
+A user created through the API relays at once; users of different methods share a port; a
+deleted user's download is cut within a second and its new connections fail; users survive a
+restart and a kill -9 in the middle of API writes; API calls run concurrently with traffic; a
+dedicated port opens with its user and closes with it; max_connections refuses the extra
+session.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from e2e_harness import (LOOPBACK, Config, Nginx, RelayTestCase, curl, free_port, main, nginx,
+                         sha256, socks5_connect, wait_listening, wait_until)
+
+TOKEN = "e2e-control-token-0123456789"
+
+
+class ApiError(Exception):
+    def __init__(self, code, message):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+def api(port, method, request, token=TOKEN, timeout=20):
+    """One call through grpc_call; the decoded JSON response, or ApiError with the code."""
+    out = subprocess.run([Config.grpc_call, f"{LOOPBACK}:{port}", token, method,
+                          json.dumps(request)], capture_output=True, text=True, timeout=timeout)
+    if out.returncode == 3:
+        first = out.stdout.strip()
+        code, _, message = first[len("ERROR "):].partition(": ")
+        raise ApiError(code, message)
+    if out.returncode != 0:
+        raise AssertionError(f"grpc_call {method} failed ({out.returncode}): {out.stderr}")
+    return json.loads(out.stdout)
+
+
+class Source:
+    """A TCP server that streams bytes to whoever connects, for up to `seconds` (bounded)."""
+
+    def __init__(self, seconds=20):
+        self.sock = socket.socket()
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.seconds = seconds
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._stream, args=(conn,), daemon=True).start()
+
+    def _stream(self, conn):
+        end = time.monotonic() + self.seconds
+        chunk = os.urandom(16384)
+        with conn:
+            try:
+                while not self.stopped and time.monotonic() < end:
+                    conn.sendall(chunk)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+class ControlTest(RelayTestCase):
+    def setUp(self):
+        super().setUp()
+        self.nginx = nginx()
+
+    def start_controlled(self, state_dir=None, extra=(), users_config=None):
+        """Our server with the API on a free port; returns (relay port, API port)."""
+        self.require_ours("the control API")
+        token_file = os.path.join(Config.tmp, f"token-{free_port()}")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        self.api_port = free_port()
+        args = ["--control-listen", f"{LOOPBACK}:{self.api_port}",
+                "--control-token-file", token_file]
+        if state_dir:
+            args += ["--state-dir", state_dir]
+        if users_config is not None:
+            path = os.path.join(Config.tmp, f"users-{free_port()}.json")
+            with open(path, "w") as f:
+                json.dump({"users": users_config}, f)
+            args += ["-c", path]
+        port = free_port()
+        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", port, "--allow-private",
+                "--metrics-listen", "off"] + args + list(extra)
+        self.server = self.spawn("ours-server-api", argv, ours=True)
+        wait_listening(port, self.server)
+        wait_listening(self.api_port, self.server)
+        self.relay_port = port
+        return port
+
+    def create(self, name, method=None, port=None, **fields):
+        request = {"name": name}
+        if method:
+            request["method"] = method
+        if port:
+            request["port"] = port
+        request.update(fields)
+        return api(self.api_port, "shadowrelay.v1.UserService/CreateUser", request)
+
+    def ss_local(self, user, server_port=None):
+        return self.start_local(server_port or self.relay_port, user["method"], impl="libev",
+                                password=user["password"])
+
+    def fetch_ok(self, local_port, name=Nginx.SMALL):
+        result = curl(self.nginx.url(name), socks5_port=local_port, max_time=20)
+        size, digest = self.nginx.files[name]
+        self.assertEqual(result.code, 0, f"curl failed: {result.stderr}")
+        self.assertEqual(len(result.body), size)
+        self.assertEqual(sha256(result.body), digest)
+
+    def fetch_fails(self, local_port):
+        result = curl(self.nginx.url(Nginx.SMALL), socks5_port=local_port, max_time=5)
+        self.assertNotEqual(result.code, 0, "the fetch should have failed")
+
+    # ----------------------------------------------------------------------------------------
+
+    def test_created_user_relays_at_once_on_a_server_started_without_users(self):
+        self.start_controlled()
+        self.assertEqual(api(self.api_port, "shadowrelay.v1.UserService/ListUsers", {})
+                         .get("users", []), [])
+        alice = self.create("alice", "aes-256-gcm")
+        self.assertTrue(alice["password"])  # generated
+        self.assertTrue(alice["access_url"].startswith("ss://"))
+        self.fetch_ok(self.ss_local(alice))
+        got = api(self.api_port, "shadowrelay.v1.UserService/GetUser", {"name": "alice"})
+        self.assertEqual(got["password"], alice["password"])
+        # Traffic reaches the user's counters within a couple of seconds.
+        wait_until(lambda: int(api(self.api_port, "shadowrelay.v1.UserService/GetUser",
+                                   {"name": "alice"})["traffic"]["bytes_down"] or 0)
+                   >= 64 << 10, 10, "alice's bytes_down to count the download")
+
+    def test_users_with_different_methods_share_the_port(self):
+        self.start_controlled()
+        users = [self.create(name, method) for name, method in
+                 (("bob", "chacha20-ietf-poly1305"), ("carol", "aes-128-gcm"),
+                  ("dave", "aes-256-gcm"))]
+        locals_ = [self.ss_local(u) for u in users]
+        for _ in range(2):
+            for port in locals_:
+                self.fetch_ok(port)
+        # A client with a key nobody has gets nothing.
+        self.fetch_fails(self.start_local(self.relay_port, "aes-256-gcm", impl="libev",
+                                          password="not-a-user"))
+
+    def test_delete_cuts_a_running_download_within_a_second(self):
+        self.start_controlled()
+        erin = self.create("erin", "chacha20-ietf-poly1305")
+        local = self.ss_local(erin)
+        source = Source(seconds=30)
+        self.addCleanup(source.stop)
+        sock = socks5_connect(local, LOOPBACK, source.port)
+        self.addCleanup(sock.close)
+        received = 0
+        while received < 1 << 20:  # the download runs
+            data = sock.recv(65536)
+            self.assertTrue(data, "the download ended early")
+            received += len(data)
+        api(self.api_port, "shadowrelay.v1.UserService/DeleteUser", {"name": "erin"})
+        deleted_at = time.monotonic()
+        sock.settimeout(5)
+        ended = None
+        try:
+            while time.monotonic() - deleted_at < 5:
+                if not sock.recv(65536):
+                    break
+        except OSError:
+            pass
+        ended = time.monotonic() - deleted_at
+        # ss-local may still hand over what it had buffered; the cut itself is immediate.
+        self.assertLess(ended, 1.0, f"download still running {ended:.2f} s after DeleteUser")
+        self.fetch_fails(local)
+        with self.assertRaises(ApiError) as err:
+            api(self.api_port, "shadowrelay.v1.UserService/GetUser", {"name": "erin"})
+        self.assertEqual(err.exception.code, "NOT_FOUND")
+
+    def test_users_survive_restart_and_kill_9_during_writes(self):
+        state = os.path.join(Config.tmp, f"state-{free_port()}")
+        self.start_controlled(state_dir=state)
+        frank = self.create("frank", "aes-128-gcm")
+        self.server.stop()
+        self.server.stopped_by_test = True
+        self.start_controlled(state_dir=state)
+        got = api(self.api_port, "shadowrelay.v1.UserService/GetUser", {"name": "frank"})
+        self.assertEqual(got["password"], frank["password"])
+        self.fetch_ok(self.ss_local(got))
+
+        # A burst of writes, then kill -9 in the middle of it.
+        acknowledged = []
+        stop = threading.Event()
+
+        def writer():
+            for i in range(400):
+                if stop.is_set():
+                    return
+                try:
+                    self.create(f"burst{i}", "aes-256-gcm")
+                    acknowledged.append(f"burst{i}")
+                except (ApiError, AssertionError, subprocess.TimeoutExpired):
+                    return
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        wait_until(lambda: len(acknowledged) >= 5, 30, "the first API writes")
+        self.server.signal(signal.SIGKILL)
+        self.server.wait(10)
+        self.server.stopped_by_test = True
+        stop.set()
+        thread.join(60)
+        self.start_controlled(state_dir=state)
+        names = {u["name"] for u in api(self.api_port, "shadowrelay.v1.UserService/ListUsers",
+                                        {}).get("users", [])}
+        self.assertIn("frank", names)
+        missing = [n for n in acknowledged if n not in names]
+        self.assertEqual(missing, [], "users acknowledged before the kill were lost")
+
+    def test_api_calls_during_traffic(self):
+        self.start_controlled()
+        grace = self.create("grace", "aes-256-gcm")
+        local = self.ss_local(grace)
+        errors = []
+
+        def churn(worker):
+            try:
+                for i in range(15):
+                    name = f"churn{worker}-{i}"
+                    self.create(name, "chacha20-ietf-poly1305")
+                    api(self.api_port, "shadowrelay.v1.UserService/UpdateUser",
+                        {"user": {"name": name, "enabled": False},
+                         "update_mask": "enabled"})
+                    api(self.api_port, "shadowrelay.v1.UserService/DeleteUser", {"name": name})
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=churn, args=(w,)) for w in range(3)]
+        for t in threads:
+            t.start()
+        for _ in range(10):
+            self.fetch_ok(local)
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [])
+        self.fetch_ok(local, Nginx.BIG)
+
+    def test_dedicated_port_opens_and_closes_with_its_user(self):
+        self.start_controlled()
+        port = free_port()
+        heidi = self.create("heidi", "aes-256-gcm", port=port)
+        self.assertEqual(heidi["port"], port)
+        wait_listening(port, self.server)
+        self.fetch_ok(self.ss_local(heidi, server_port=port))
+        # heidi's key does not open on the shared port.
+        self.fetch_fails(self.ss_local(heidi))
+        status = api(self.api_port, "shadowrelay.v1.ServerService/GetStatus", {})
+        self.assertIn(port, [int(l["port"]) for l in status["listeners"]])
+        api(self.api_port, "shadowrelay.v1.UserService/DeleteUser", {"name": "heidi"})
+
+        def closed():
+            try:
+                with socket.create_connection((LOOPBACK, port), timeout=1):
+                    return False
+            except OSError:
+                return True
+        wait_until(closed, 5, f"port {port} to close with its user")
+
+    def test_max_connections_refuses_the_extra_session(self):
+        self.start_controlled()
+        ivan = self.create("ivan", "aes-128-gcm", limits={"max_connections": 1})
+        local = self.ss_local(ivan)
+        source = Source(seconds=20)
+        self.addCleanup(source.stop)
+        first = socks5_connect(local, LOOPBACK, source.port)
+        self.addCleanup(first.close)
+        self.assertTrue(first.recv(1024))
+        self.fetch_fails(local)  # a second concurrent session
+        first.close()
+        wait_until(lambda: self._fetch_works(local), 10, "a session once the first closed")
+
+    def _fetch_works(self, local):
+        try:
+            self.fetch_ok(local)
+            return True
+        except AssertionError:
+            return False
+
+    def test_config_users_relay_and_are_read_only(self):
+        self.start_controlled(users_config=[
+            {"name": "judy", "password": "judy-secret", "method": "aes-256-gcm"}])
+        self.fetch_ok(self.start_local(self.relay_port, "aes-256-gcm", impl="libev",
+                                       password="judy-secret"))
+        for call, request in (("UpdateUser", {"user": {"name": "judy", "enabled": False},
+                                              "update_mask": "enabled"}),
+                              ("DeleteUser", {"name": "judy"})):
+            with self.assertRaises(ApiError) as err:
+                api(self.api_port, f"shadowrelay.v1.UserService/{call}", request)
+            self.assertEqual(err.exception.code, "FAILED_PRECONDITION")
+        with self.assertRaises(ApiError) as err:
+            api(self.api_port, "shadowrelay.v1.UserService/ListUsers", {}, token="wrong")
+        self.assertEqual(err.exception.code, "UNAUTHENTICATED")
+
+
+if __name__ == "__main__":
+    main()
