@@ -24,8 +24,15 @@ bench_crypto() {
   python3 tests/bench/crypto_table.py "$out_dir/crypto.json" "$out_dir/openssl_speed.txt"
 }
 
+bench_users() {
+  bazel build -c opt //tests/bench:users_bench >&2
+  "$(bazel info -c opt bazel-bin 2>/dev/null)/tests/bench/users_bench" \
+    --benchmark_min_time=0.2 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+}
+
 case "$what" in
   crypto) bench_crypto ;;
+  users) bench_users ;;
   tcp|udp)
     if [ -x "tests/bench/${what}_bench.sh" ]; then
       exec "tests/bench/${what}_bench.sh" "${@:2}"
@@ -35,9 +42,10 @@ case "$what" in
     ;;
   all)
     bench_crypto
+    bench_users
     for w in tcp udp; do
       [ -x "tests/bench/${w}_bench.sh" ] && "tests/bench/${w}_bench.sh"
     done
     ;;
-  *) echo "usage: ./dev bench [crypto|tcp|udp|all]" >&2; exit 2 ;;
+  *) echo "usage: ./dev bench [crypto|users|tcp|udp|all]" >&2; exit 2 ;;
 esac
