@@ -42,6 +42,7 @@
 #include "api/control/bearer_auth.h"
 #include "api/control/control_server.h"
 #include "api/users/user_registry.h"
+#include "api/metrics/metrics_exporter.h"
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include <functional>
@@ -436,7 +437,30 @@ int runRole(Role role, int argc, const char* const* argv) {
 
   WorkerPool pool(static_cast<size_t>(config.workers));
   const size_t n = pool.size();
-  SampleHub hub(n, nullptr);
+  // Prometheus /metrics: fed by the workers through the hub.
+  std::unique_ptr<api::metrics::MetricsExporter> exporter;
+  if (config.metrics_listen != kListenOff) {
+    api::metrics::MetricsOptions options;
+    options.listen = config.metrics_listen;
+    options.workers = n;
+    options.per_user = config.metrics_per_user;
+    options.version = kShadowrelayVersion;
+    options.crypto_provider = std::string((*providers)->providerFor(**method).name());
+    api::users::UserRegistry* users = registry.get();
+    options.users_count = [users] { return users != nullptr ? users->size() : size_t{0}; };
+    auto started_exporter = api::metrics::MetricsExporter::start(std::move(options));
+    if (started_exporter.ok()) {
+      exporter = std::move(*started_exporter);
+      SR_LOG(Info, "metrics on http://%s/metrics", exporter->address());
+    } else if (config.metrics_listen_given) {
+      fail(role, absl::StrCat("metrics_listen: ", started_exporter.status().message()));
+      return kExitRuntime;
+    } else {
+      SR_LOG(Warn, "metrics not served: %s (set --metrics-listen)",
+             started_exporter.status().message());
+    }
+  }
+  SampleHub hub(n, exporter.get());
   env.observer = &hub;
   // Listening sockets first, on this thread, so that a bind error ends start-up cleanly.
   std::vector<std::vector<Fd>> listen_fds(n);
@@ -638,6 +662,7 @@ int runRole(Role role, int argc, const char* const* argv) {
   }
   server_users_ptr = nullptr;
   server_users.reset();
+  exporter.reset();
   TcpStats total;
   UdpStats udp_total;
   for (size_t i = 0; i < n; ++i) {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "dns/cares_resolver.h"
+#include "dns/resolver_observer.h"
 #include "relay/dns_adapter/loop_event_driver.h"
 #include "relay/log.h"
 #include "relay/tcp/client_session.h"
@@ -79,6 +80,36 @@ class Worker::Listener {
   Timer pause_;
 };
 
+/// Counts the resolver's work into the worker's sample (dns::ResolverObserver).
+class Worker::DnsObserver final : public dns::ResolverObserver {
+ public:
+  explicit DnsObserver(DnsSample& dns) : dns_(dns) {}
+  void onCacheHit() override {
+    ++dns_.cache_hits;
+    settle();
+  }
+  void onCacheMiss() override { ++dns_.cache_misses; }
+  void onFailure(dns::ResolveStatus kind) override {
+    ++dns_.results[static_cast<size_t>(kind)];
+    if (kind != dns::ResolveStatus::InvalidName) ++failed_;
+  }
+  void onLookupLatency(std::chrono::nanoseconds latency) override {
+    dns_.lookup_seconds.observe(std::chrono::duration<double>(latency).count());
+    settle();
+  }
+  /// The successes: lookups answered (hits and misses) less the failures, never decreasing.
+  void settle() {
+    const uint64_t answered = dns_.cache_hits + dns_.cache_misses;
+    const uint64_t ok = answered > failed_ ? answered - failed_ : 0;
+    uint64_t& counted = dns_.results[static_cast<size_t>(dns::ResolveStatus::Ok)];
+    if (ok > counted) counted = ok;
+  }
+
+ private:
+  DnsSample& dns_;
+  uint64_t failed_ = 0;
+};
+
 Worker::Worker(EventLoop& loop, const RelayEnv& env, size_t index)
     : loop_(loop),
       env_(env),
@@ -101,7 +132,9 @@ absl::Status Worker::init() {
   driver_ = std::make_unique<LoopEventDriver>(loop_);
   dns::ResolverOptions options;
   options.servers = env_.config.nameserver;
-  auto resolver = dns::CaresResolver::create(*driver_, *env_.dns_cache, options, nullptr);
+  dns_observer_ = std::make_unique<DnsObserver>(sample_.dns);
+  auto resolver =
+      dns::CaresResolver::create(*driver_, *env_.dns_cache, options, dns_observer_.get());
   if (!resolver.ok()) return resolver.status();
   resolver_ = std::move(*resolver);
   if (env_.observer != nullptr) {
@@ -157,6 +190,7 @@ UserTraffic& Worker::traffic(absl::string_view name) {
 
 void Worker::publishSample() {
   if (env_.observer == nullptr) return;
+  if (dns_observer_) dns_observer_->settle();
   sample_.tcp_active = sample_.tcp.active;
   sample_.udp = udpTotals();
   sample_.udp_associations_active = udpAssociationCount();

@@ -140,6 +140,7 @@ class Worker {
 
  private:
   class Listener;
+  class DnsObserver;
   struct RecvOp {
     TcpSession* session;
     uint8_t dir;
@@ -163,6 +164,7 @@ class Worker {
   const RelayEnv& env_;
   const size_t index_;
   std::unique_ptr<LoopEventDriver> driver_;
+  std::unique_ptr<DnsObserver> dns_observer_;
   std::unique_ptr<dns::Resolver> resolver_;
   std::unique_ptr<uint8_t[]> scratch_in_;
   std::unique_ptr<uint8_t[]> scratch_out_;

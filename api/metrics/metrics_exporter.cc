@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "api/metrics/metrics_exporter.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <thread>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "api/metrics/process_collector.h"
+#include "api/metrics/relay_families.h"
+#include "prometheus/collectable.h"
+#include "prometheus/exposer.h"
+#include "prometheus/metric_family.h"
+
+namespace shadowrelay::api::metrics {
+
+namespace {
+
+struct ListenAddress {
+  int family = AF_INET;
+  std::string host;  // numeric, without brackets
+  uint16_t port = 0;
+
+  std::string text() const {
+    return family == AF_INET6 ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
+  }
+};
+
+absl::Status badListen(absl::string_view listen, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("metrics-listen \"", listen, "\": ", why));
+}
+
+absl::StatusOr<ListenAddress> parseListen(absl::string_view listen) {
+  ListenAddress out;
+  absl::string_view host;
+  absl::string_view port = listen;
+  if (absl::ConsumePrefix(&port, "[")) {
+    const size_t end = port.find("]:");
+    if (end == absl::string_view::npos) {
+      return badListen(listen, "expected [IPv6]:port");
+    }
+    out.family = AF_INET6;
+    host = port.substr(0, end);
+    port.remove_prefix(end + 2);
+  } else if (const size_t colon = port.rfind(':'); colon != absl::string_view::npos) {
+    host = port.substr(0, colon);
+    port.remove_prefix(colon + 1);
+  }
+  int number = -1;
+  if (!absl::SimpleAtoi(port, &number) || number < 0 || number > 65535) {
+    return badListen(listen, "expected host:port, [IPv6]:port or a port number");
+  }
+  out.port = static_cast<uint16_t>(number);
+  if (out.family == AF_INET && host.empty()) {
+    host = "0.0.0.0";
+  } else if (out.family == AF_INET && host == "localhost") {
+    host = "127.0.0.1";
+  }
+  out.host = std::string(host);
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(out.family, out.host.c_str(), buf) != 1) {
+    return badListen(
+        listen, out.family == AF_INET6 ? "not an IPv6 address" : "the host must be an IP address");
+  }
+  return out;
+}
+
+socklen_t toSockaddr(const ListenAddress& address, sockaddr_storage& storage) {
+  if (address.family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(address.port);
+    inet_pton(AF_INET6, address.host.c_str(), &sin6->sin6_addr);
+    return sizeof(*sin6);
+  }
+  auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
+  sin->sin_family = AF_INET;
+  sin->sin_port = htons(address.port);
+  inet_pton(AF_INET, address.host.c_str(), &sin->sin_addr);
+  return sizeof(*sin);
+}
+
+/// civetweb reports a failed bind only as "null context", so try the bind first to name the
+/// reason (EADDRINUSE, EADDRNOTAVAIL, EACCES). Port 0 always binds.
+absl::Status checkBindable(const ListenAddress& address) {
+  if (address.port == 0) {
+    return absl::OkStatus();
+  }
+  const int fd = socket(address.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    const int err = errno;
+    return absl::UnavailableError(
+        absl::StrCat("metrics-listen ", address.text(), ": socket: ", std::strerror(err)));
+  }
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as civetweb does
+  sockaddr_storage storage{};
+  const socklen_t length = toSockaddr(address, storage);
+  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&storage), length);
+  const int err = errno;
+  close(fd);
+  if (rc != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics-listen ", address.text(), ": cannot listen: ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+/// Connects to `address` (the wildcard address through loopback) and closes at once.
+void poke(const ListenAddress& address) {
+  ListenAddress target = address;
+  if (target.host == "0.0.0.0") {
+    target.host = "127.0.0.1";
+  } else if (target.host == "::") {
+    target.host = "::1";
+  }
+  const int fd = socket(target.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return;
+  }
+  sockaddr_storage storage{};
+  const socklen_t length = toSockaddr(target, storage);
+  connect(fd, reinterpret_cast<const sockaddr*>(&storage), length);
+  close(fd);
+}
+
+prometheus::MetricFamily gaugeFamily(std::string name, std::string help,
+                                     std::vector<prometheus::ClientMetric::Label> labels,
+                                     double value) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = prometheus::MetricType::Gauge;
+  f.metric.emplace_back();
+  f.metric.back().label = std::move(labels);
+  f.metric.back().gauge.value = value;
+  return f;
+}
+
+}  // namespace
+
+/// Builds the shadowrelay_* families at scrape time from the exporter's samples.
+class MetricsExporter::RelayCollector final : public prometheus::Collectable {
+ public:
+  /// `exporter` owns this collector and outlives every scrape (its Exposer goes first).
+  explicit RelayCollector(const MetricsExporter& exporter) : exporter_(exporter) {}
+
+  // prometheus::Collectable
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const MetricsOptions& options = exporter_.options_;
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(gaugeFamily(
+        "shadowrelay_build_info", "Always 1; the labels name the running build.",
+        {{"version", options.version}, {"crypto_provider", options.crypto_provider}}, 1));
+    if (options.users_count) {
+      out.push_back(gaugeFamily("shadowrelay_users",
+                                "Users the server accepts (configured and API users).", {},
+                                static_cast<double>(options.users_count())));
+    }
+    auto relay = relayFamilies(exporter_.total(), options.per_user);
+    out.insert(out.end(), std::make_move_iterator(relay.begin()),
+               std::make_move_iterator(relay.end()));
+    return out;
+  }
+
+ private:
+  const MetricsExporter& exporter_;
+};
+
+MetricsExporter::MetricsExporter(MetricsOptions options)
+    : options_(std::move(options)), samples_(options_.workers) {}
+
+MetricsExporter::~MetricsExporter() {
+  // civetweb's accept thread polls its sockets in 2 s quanta and only then sees the stop flag;
+  // a connection wakes it at once, so poke the listener until the Exposer is gone.
+  std::atomic<bool> stopped{false};
+  std::thread waker;
+  if (auto bound = parseListen(address_); bound.ok() && port_ != 0) {
+    waker = std::thread([&stopped, address = *bound] {
+      for (int i = 0; i < 300 && !stopped.load(); ++i) {  // bounded: 3 s
+        poke(address);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+  }
+  exposer_.reset();
+  stopped.store(true);
+  if (waker.joinable()) {
+    waker.join();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::start(MetricsOptions options) {
+  if (!options.enabled()) {
+    return absl::InvalidArgumentError("metrics exporter: listen is \"off\"");
+  }
+  const auto address = parseListen(options.listen);
+  if (!address.ok()) {
+    return address.status();
+  }
+  if (auto status = checkBindable(*address); !status.ok()) {
+    return status;
+  }
+  std::unique_ptr<MetricsExporter> exporter(new MetricsExporter(std::move(options)));
+  exporter->relay_collector_ = std::make_shared<RelayCollector>(*exporter);
+  exporter->process_collector_ = std::make_shared<ProcessCollector>();
+  // prometheus-cpp throws (CivetException) when civetweb cannot start, e.g. a lost bind race.
+  try {
+    exporter->exposer_ = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", address->text(), "num_threads", "2"});
+  } catch (const std::exception& e) {
+    // Debian's civetweb is built without IPv6 (mg_check_feature(8) == 0): name that first.
+    return absl::UnavailableError(absl::StrCat(
+        "metrics-listen ", address->text(), ": cannot listen: ",
+        address->family == AF_INET6 ? "this civetweb has no IPv6 support (use an IPv4 address); "
+                                    : "",
+        e.what()));
+  }
+  exporter->exposer_->RegisterCollectable(exporter->relay_collector_);
+  exporter->exposer_->RegisterCollectable(exporter->process_collector_);
+  const std::vector<int> ports = exporter->exposer_->GetListeningPorts();
+  if (ports.empty() || ports.front() <= 0 || ports.front() > 65535) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics-listen ", address->text(), ": no listening port"));
+  }
+  exporter->port_ = static_cast<uint16_t>(ports.front());
+  ListenAddress bound = *address;
+  bound.port = exporter->port_;
+  exporter->address_ = bound.text();
+  return exporter;
+}
+
+void MetricsExporter::publish(size_t worker, const relay::WorkerSample& sample) {
+  auto copy = std::make_unique<relay::WorkerSample>(sample);
+  {
+    absl::MutexLock lock(&mutex_);
+    if (worker >= samples_.size()) {
+      samples_.resize(worker + 1);
+    }
+    samples_[worker].swap(copy);
+  }
+  // The worker's previous sample is freed here, outside the lock.
+}
+
+relay::WorkerSample MetricsExporter::total() const {
+  relay::WorkerSample sum;
+  absl::MutexLock lock(&mutex_);
+  for (const auto& sample : samples_) {
+    if (sample != nullptr) {
+      sum.add(*sample);
+    }
+  }
+  return sum;
+}
+
+}  // namespace shadowrelay::api::metrics

@@ -1,0 +1,605 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "api/metrics/metrics_exporter.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "gtest/gtest.h"
+#include "relay/stats/tcp_stats.h"
+#include "tests/api/metrics/exposition.h"
+#include "tests/api/metrics/sample_data.h"
+
+namespace shadowrelay::api::metrics {
+namespace {
+
+using relay::CloseReason;
+using shadowrelay::testing::Exposition;
+using shadowrelay::testing::grownSample;
+using shadowrelay::testing::LabelSet;
+using shadowrelay::testing::MetricSample;
+using shadowrelay::testing::seriesKey;
+
+const std::vector<std::string> kStatuses = {"ok",
+                                            "auth_failed",
+                                            "replay",
+                                            "timeout_handshake",
+                                            "timeout_idle",
+                                            "timeout_connect",
+                                            "dns_failed",
+                                            "target_refused",
+                                            "target_private",
+                                            "error"};
+
+MetricsOptions loopbackOptions() {
+  MetricsOptions o;
+  o.listen = "127.0.0.1:0";
+  o.workers = 2;
+  o.version = "1.2.3";
+  o.crypto_provider = "openssl";
+  o.users_count = [] { return size_t{5}; };
+  return o;
+}
+
+std::unique_ptr<MetricsExporter> startOrDie(MetricsOptions options) {
+  auto exporter = MetricsExporter::start(std::move(options));
+  EXPECT_TRUE(exporter.ok()) << exporter.status();
+  return exporter.ok() ? *std::move(exporter) : nullptr;
+}
+
+Exposition scrape(const MetricsExporter& exporter) {
+  auto body = shadowrelay::testing::httpGet("127.0.0.1", exporter.port(), "/metrics");
+  EXPECT_TRUE(body.ok()) << body.status();
+  if (!body.ok()) {
+    return {};
+  }
+  auto parsed = shadowrelay::testing::parseExposition(*body);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return parsed.ok() ? *std::move(parsed) : Exposition{};
+}
+
+double valueOr(const Exposition& e, const std::string& name, const LabelSet& labels,
+               double fallback = -1) {
+  const auto v = e.value(name, labels);
+  EXPECT_TRUE(v.has_value()) << "missing " << seriesKey(name, labels);
+  return v.value_or(fallback);
+}
+
+size_t at(CloseReason reason) { return static_cast<size_t>(reason); }
+
+// Two crafted samples whose sums are checked label set by label set.
+relay::WorkerSample workerZero() {
+  relay::WorkerSample s;
+  s.tcp.accepted = 40;
+  s.tcp.accept_errors = 1;
+  s.tcp.closed[at(CloseReason::HandshakeTimeout)] = 3;
+  s.tcp.closed[at(CloseReason::IdleTimeout)] = 5;
+  s.tcp.closed[at(CloseReason::ConnectTimeout)] = 1;
+  auto& alice = s.users["alice"];
+  alice.tcp_bytes_up = 100;
+  alice.tcp_bytes_down = 200;
+  alice.udp_packets_up = 4;
+  alice.udp_packets_down = 6;
+  alice.udp_bytes_up = 400;
+  alice.udp_bytes_down = 600;
+  alice.refused_over_limit = 2;
+  alice.closed[at(CloseReason::Done)] = 7;
+  alice.closed[at(CloseReason::Shutdown)] = 1;
+  alice.closed[at(CloseReason::IdleTimeout)] = 5;
+  auto& nobody = s.users[""];
+  nobody.closed[at(CloseReason::AuthFailed)] = 3;
+  nobody.closed[at(CloseReason::BadAddress)] = 2;
+  nobody.closed[at(CloseReason::HandshakeTimeout)] = 3;
+  s.connection_bytes.observe(500);     // le 1024
+  s.connection_bytes.observe(3000);    // le 4096
+  s.connection_seconds.observe(0.05);  // le 0.1
+  s.probe_bytes.observe(0);            // le 0
+  s.probe_bytes.observe(50);           // le 50
+  s.dns.results[static_cast<size_t>(dns::ResolveStatus::Ok)] = 9;
+  s.dns.results[static_cast<size_t>(dns::ResolveStatus::Timeout)] = 2;
+  s.dns.cache_hits = 6;
+  s.dns.cache_misses = 5;
+  s.dns.lookup_seconds.observe(0.004);  // le 0.005
+  s.udp.dropped_open = 1;
+  s.udp.dropped_foreign = 2;
+  s.udp.associations = 10;
+  s.udp.evictions = 1;
+  s.udp.expirations = 4;
+  s.tcp_active = 3;
+  s.udp_associations_active = 2;
+  return s;
+}
+
+relay::WorkerSample workerOne() {
+  relay::WorkerSample s;
+  s.tcp.accepted = 60;
+  s.tcp.closed[at(CloseReason::HandshakeTimeout)] = 1;
+  s.tcp.closed[at(CloseReason::ConnectTimeout)] = 2;
+  auto& alice = s.users["alice"];
+  alice.tcp_bytes_up = 1000;
+  alice.tcp_bytes_down = 2000;
+  alice.closed[at(CloseReason::ClientClosed)] = 2;
+  alice.closed[at(CloseReason::ConnectTimeout)] = 2;
+  auto& bob = s.users["bob"];
+  bob.udp_bytes_up = 7;
+  bob.udp_bytes_down = 9;
+  bob.udp_packets_up = 1;
+  bob.udp_packets_down = 2;
+  bob.closed[at(CloseReason::IoError)] = 1;
+  bob.closed[at(CloseReason::BadStream)] = 1;
+  bob.closed[at(CloseReason::TargetRefused)] = 1;
+  bob.closed[at(CloseReason::ConnectFailed)] = 4;
+  bob.closed[at(CloseReason::ResolveFailed)] = 3;
+  auto& nobody = s.users[""];
+  nobody.closed[at(CloseReason::ReplayedSalt)] = 1;
+  nobody.closed[at(CloseReason::AuthFailed)] = 1;
+  s.connection_bytes.observe(5e9);  // +Inf only
+  s.connection_seconds.observe(20000);
+  s.probe_bytes.observe(70000);
+  s.dns.results[static_cast<size_t>(dns::ResolveStatus::Ok)] = 1;
+  s.dns.results[static_cast<size_t>(dns::ResolveStatus::NxDomain)] = 4;
+  s.dns.cache_hits = 1;
+  s.dns.lookup_seconds.observe(0.3);  // le 0.5
+  s.udp.dropped_open = 2;
+  s.udp.dropped_too_big = 5;
+  s.udp.associations = 5;
+  s.udp.expirations = 1;
+  s.tcp_active = 4;
+  s.udp_associations_active = 1;
+  return s;
+}
+
+/// Bucket upper bound of a _bucket sample.
+double le(const MetricSample& s) {
+  const std::string& text = s.labels.at("le");
+  if (text == "+Inf") {
+    return std::numeric_limits<double>::infinity();
+  }
+  double v = 0;
+  EXPECT_TRUE(absl::SimpleAtod(text, &v)) << text;
+  return v;
+}
+
+TEST(MetricsExporterTest, SumsWorkersPerLabelSet) {
+  auto exporter = startOrDie(loopbackOptions());
+  ASSERT_NE(exporter, nullptr);
+  ASSERT_GT(exporter->port(), 0);
+  exporter->publish(0, workerZero());
+  exporter->publish(1, workerOne());
+  const Exposition e = scrape(*exporter);
+
+  const std::string bytes = "shadowrelay_data_bytes_total";
+  EXPECT_EQ(valueOr(e, bytes, {{"proto", "tcp"}, {"direction", "upload"}, {"user", "alice"}}),
+            1100);
+  EXPECT_EQ(valueOr(e, bytes, {{"proto", "tcp"}, {"direction", "download"}, {"user", "alice"}}),
+            2200);
+  EXPECT_EQ(valueOr(e, bytes, {{"proto", "udp"}, {"direction", "upload"}, {"user", "alice"}}), 400);
+  EXPECT_EQ(valueOr(e, bytes, {{"proto", "udp"}, {"direction", "download"}, {"user", "bob"}}), 9);
+  EXPECT_EQ(valueOr(e, bytes, {{"proto", "tcp"}, {"direction", "upload"}, {"user", "bob"}}), 0);
+  EXPECT_EQ(valueOr(e, bytes, {{"proto", "tcp"}, {"direction", "upload"}, {"user", ""}}), 0);
+  EXPECT_EQ(e.series(bytes).size(), 3u * 4u);  // users "", alice, bob
+
+  const std::string packets = "shadowrelay_udp_packets_total";
+  EXPECT_EQ(valueOr(e, packets, {{"direction", "upload"}, {"user", "alice"}}), 4);
+  EXPECT_EQ(valueOr(e, packets, {{"direction", "download"}, {"user", "alice"}}), 6);
+  EXPECT_EQ(valueOr(e, packets, {{"direction", "download"}, {"user", "bob"}}), 2);
+
+  EXPECT_EQ(valueOr(e, "shadowrelay_tcp_connections_opened_total", {}), 100);
+  EXPECT_EQ(valueOr(e, "shadowrelay_tcp_connections_active", {}), 7);
+  EXPECT_EQ(valueOr(e, "shadowrelay_tcp_accept_errors_total", {}), 1);
+  EXPECT_EQ(valueOr(e, "shadowrelay_tcp_refused_over_limit_total", {{"user", "alice"}}), 2);
+  EXPECT_EQ(valueOr(e, "shadowrelay_tcp_refused_over_limit_total", {{"user", "bob"}}), 0);
+
+  // Several close reasons fold into one status.
+  const std::string closed = "shadowrelay_tcp_connections_closed_total";
+  const std::map<std::pair<std::string, std::string>, double> want_closed = {
+      {{"alice", "ok"}, 10},  // Done 7 + Shutdown 1 + ClientClosed 2
+      {{"alice", "timeout_idle"}, 5},
+      {{"alice", "timeout_connect"}, 2},
+      {{"alice", "error"}, 0},
+      {{"bob", "error"}, 2},  // IoError + BadStream
+      {{"bob", "target_private"}, 1},
+      {{"bob", "target_refused"}, 4},
+      {{"bob", "dns_failed"}, 3},
+      {{"bob", "ok"}, 0},
+      {{"", "auth_failed"}, 6},  // AuthFailed 3 + 1, BadAddress 2
+      {{"", "replay"}, 1},
+      {{"", "timeout_handshake"}, 3},
+      {{"", "ok"}, 0},
+  };
+  for (const auto& [key, want] : want_closed) {
+    EXPECT_EQ(valueOr(e, closed, {{"user", key.first}, {"status", key.second}}), want)
+        << key.first << " " << key.second;
+  }
+  EXPECT_EQ(e.series(closed).size(), 3u * kStatuses.size());
+
+  const std::string timeouts = "shadowrelay_timeouts_total";
+  EXPECT_EQ(valueOr(e, timeouts, {{"kind", "handshake"}}), 4);
+  EXPECT_EQ(valueOr(e, timeouts, {{"kind", "idle"}}), 5);
+  EXPECT_EQ(valueOr(e, timeouts, {{"kind", "connect"}}), 3);
+  EXPECT_EQ(valueOr(e, timeouts, {{"kind", "dns"}}), 2);
+  EXPECT_EQ(valueOr(e, timeouts, {{"kind", "udp"}}), 5);
+
+  EXPECT_EQ(valueOr(e, "shadowrelay_udp_associations_active", {}), 3);
+  EXPECT_EQ(valueOr(e, "shadowrelay_udp_associations_created_total", {}), 15);
+  EXPECT_EQ(valueOr(e, "shadowrelay_udp_associations_evicted_total", {}), 1);
+  const std::string dropped = "shadowrelay_udp_dropped_total";
+  EXPECT_EQ(valueOr(e, dropped, {{"reason", "open"}}), 3);
+  EXPECT_EQ(valueOr(e, dropped, {{"reason", "foreign"}}), 2);
+  EXPECT_EQ(valueOr(e, dropped, {{"reason", "too_big"}}), 5);
+  EXPECT_EQ(valueOr(e, dropped, {{"reason", "replay"}}), 0);
+
+  const std::string queries = "shadowrelay_dns_queries_total";
+  EXPECT_EQ(valueOr(e, queries, {{"result", "ok"}}), 10);
+  EXPECT_EQ(valueOr(e, queries, {{"result", "nxdomain"}}), 4);
+  EXPECT_EQ(valueOr(e, queries, {{"result", "timeout"}}), 2);
+  EXPECT_EQ(valueOr(e, queries, {{"result", "internal"}}), 0);
+  EXPECT_EQ(valueOr(e, "shadowrelay_dns_cache_hits_total", {}), 7);
+  EXPECT_EQ(valueOr(e, "shadowrelay_dns_cache_misses_total", {}), 5);
+
+  // Histograms: cumulative buckets, +Inf == _count.
+  const std::string cb = "shadowrelay_tcp_connection_bytes";
+  EXPECT_EQ(valueOr(e, cb + "_bucket", {{"le", "1024"}}), 1);
+  EXPECT_EQ(valueOr(e, cb + "_bucket", {{"le", "4096"}}), 2);
+  EXPECT_EQ(valueOr(e, cb + "_bucket", {{"le", "4294967296"}}), 2);
+  EXPECT_EQ(valueOr(e, cb + "_bucket", {{"le", "+Inf"}}), 3);
+  EXPECT_EQ(valueOr(e, cb + "_count", {}), 3);
+  EXPECT_DOUBLE_EQ(valueOr(e, cb + "_sum", {}), 500 + 3000 + 5e9);
+  const std::string pb = "shadowrelay_probe_bytes";
+  EXPECT_EQ(valueOr(e, pb + "_bucket", {{"le", "0"}}), 1);
+  EXPECT_EQ(valueOr(e, pb + "_bucket", {{"le", "32"}}), 1);
+  EXPECT_EQ(valueOr(e, pb + "_bucket", {{"le", "50"}}), 2);
+  EXPECT_EQ(valueOr(e, pb + "_bucket", {{"le", "65536"}}), 2);
+  EXPECT_EQ(valueOr(e, pb + "_bucket", {{"le", "+Inf"}}), 3);
+  const std::string cs = "shadowrelay_tcp_connection_duration_seconds";
+  EXPECT_EQ(valueOr(e, cs + "_bucket", {{"le", "0.1"}}), 1);
+  EXPECT_EQ(valueOr(e, cs + "_bucket", {{"le", "14400"}}), 1);
+  EXPECT_EQ(valueOr(e, cs + "_count", {}), 2);
+  const std::string dl = "shadowrelay_dns_lookup_duration_seconds";
+  EXPECT_EQ(valueOr(e, dl + "_bucket", {{"le", "0.001"}}), 0);
+  EXPECT_EQ(valueOr(e, dl + "_bucket", {{"le", "0.005"}}), 1);
+  EXPECT_EQ(valueOr(e, dl + "_bucket", {{"le", "0.25"}}), 1);
+  EXPECT_EQ(valueOr(e, dl + "_bucket", {{"le", "0.5"}}), 2);
+  EXPECT_DOUBLE_EQ(valueOr(e, dl + "_sum", {}), 0.304);
+
+  EXPECT_EQ(valueOr(e, "shadowrelay_users", {}), 5);
+  EXPECT_EQ(
+      valueOr(e, "shadowrelay_build_info", {{"version", "1.2.3"}, {"crypto_provider", "openssl"}}),
+      1);
+}
+
+TEST(MetricsExporterTest, ANewerSampleReplacesTheWorkersSlot) {
+  auto exporter = startOrDie(loopbackOptions());
+  ASSERT_NE(exporter, nullptr);
+  exporter->publish(0, grownSample(0, 1));
+  exporter->publish(1, grownSample(1, 1));
+  exporter->publish(0, grownSample(0, 4));
+  const Exposition e = scrape(*exporter);
+  const double want =
+      static_cast<double>(grownSample(0, 4).tcp.accepted + grownSample(1, 1).tcp.accepted);
+  EXPECT_EQ(valueOr(e, "shadowrelay_tcp_connections_opened_total", {}), want);
+  EXPECT_EQ(exporter->total().tcp.accepted, static_cast<uint64_t>(want));
+}
+
+TEST(MetricsExporterTest, AWorkerBeyondTheCountIsStillSummed) {
+  auto exporter = startOrDie(loopbackOptions());
+  ASSERT_NE(exporter, nullptr);
+  relay::WorkerSample s;
+  s.tcp.accepted = 5;
+  exporter->publish(0, s);
+  exporter->publish(6, s);
+  EXPECT_EQ(valueOr(scrape(*exporter), "shadowrelay_tcp_connections_opened_total", {}), 10);
+}
+
+TEST(MetricsExporterTest, HistogramBucketsAreCumulative) {
+  auto exporter = startOrDie(loopbackOptions());
+  ASSERT_NE(exporter, nullptr);
+  exporter->publish(0, grownSample(0, 37));
+  exporter->publish(1, grownSample(1, 23));
+  const Exposition e = scrape(*exporter);
+  const std::vector<std::string> histograms = {
+      "shadowrelay_tcp_connection_bytes", "shadowrelay_tcp_connection_duration_seconds",
+      "shadowrelay_probe_bytes", "shadowrelay_dns_lookup_duration_seconds"};
+  for (const auto& name : histograms) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(e.types.count(name) ? e.types.at(name) : "", "histogram");
+    std::vector<MetricSample> buckets = e.series(name + "_bucket");
+    ASSERT_GE(buckets.size(), 2u);
+    // As served: le ascending, counts non-decreasing, ending with +Inf == _count.
+    for (size_t i = 1; i < buckets.size(); ++i) {
+      EXPECT_LT(le(buckets[i - 1]), le(buckets[i]));
+      EXPECT_LE(buckets[i - 1].value, buckets[i].value);
+    }
+    EXPECT_TRUE(std::isinf(le(buckets.back())));
+    const double count = valueOr(e, name + "_count", {});
+    EXPECT_EQ(buckets.back().value, count);
+    EXPECT_EQ(count, 60);  // 37 + 23 observations
+    EXPECT_GT(valueOr(e, name + "_sum", {}), 0);
+  }
+}
+
+TEST(MetricsExporterTest, FoldsUsersWhenPerUserIsOff) {
+  MetricsOptions options = loopbackOptions();
+  options.per_user = false;
+  auto exporter = startOrDie(options);
+  ASSERT_NE(exporter, nullptr);
+  exporter->publish(0, workerZero());
+  exporter->publish(1, workerOne());
+  const Exposition e = scrape(*exporter);
+  for (const char* family :
+       {"shadowrelay_data_bytes_total", "shadowrelay_tcp_connections_closed_total",
+        "shadowrelay_udp_packets_total", "shadowrelay_tcp_refused_over_limit_total"}) {
+    const auto series = e.series(family);
+    EXPECT_FALSE(series.empty()) << family;
+    for (const auto& s : series) {
+      EXPECT_EQ(s.labels.at("user"), "") << seriesKey(s.name, s.labels);
+    }
+  }
+  const std::string bytes = "shadowrelay_data_bytes_total";
+  EXPECT_EQ(valueOr(e, bytes, {{"proto", "tcp"}, {"direction", "upload"}, {"user", ""}}), 1100);
+  EXPECT_EQ(valueOr(e, bytes, {{"proto", "udp"}, {"direction", "download"}, {"user", ""}}), 609);
+  const std::string closed = "shadowrelay_tcp_connections_closed_total";
+  EXPECT_EQ(valueOr(e, closed, {{"user", ""}, {"status", "ok"}}), 10);
+  EXPECT_EQ(valueOr(e, closed, {{"user", ""}, {"status", "auth_failed"}}), 6);
+  EXPECT_EQ(valueOr(e, closed, {{"user", ""}, {"status", "error"}}), 2);
+  EXPECT_EQ(e.series(closed).size(), kStatuses.size());
+  EXPECT_EQ(valueOr(e, "shadowrelay_udp_packets_total", {{"direction", "upload"}, {"user", ""}}),
+            5);
+}
+
+TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
+  auto exporter = startOrDie(loopbackOptions());
+  ASSERT_NE(exporter, nullptr);
+  const Exposition e = scrape(*exporter);
+  const std::map<std::string, std::string> want = {
+      {"shadowrelay_data_bytes_total", "counter"},
+      {"shadowrelay_tcp_connection_bytes", "histogram"},
+      {"shadowrelay_tcp_connection_duration_seconds", "histogram"},
+      {"shadowrelay_tcp_connections_opened_total", "counter"},
+      {"shadowrelay_tcp_connections_closed_total", "counter"},
+      {"shadowrelay_tcp_connections_active", "gauge"},
+      {"shadowrelay_tcp_refused_over_limit_total", "counter"},
+      {"shadowrelay_tcp_accept_errors_total", "counter"},
+      {"shadowrelay_timeouts_total", "counter"},
+      {"shadowrelay_probe_bytes", "histogram"},
+      {"shadowrelay_udp_associations_active", "gauge"},
+      {"shadowrelay_udp_associations_created_total", "counter"},
+      {"shadowrelay_udp_associations_evicted_total", "counter"},
+      {"shadowrelay_udp_packets_total", "counter"},
+      {"shadowrelay_udp_dropped_total", "counter"},
+      {"shadowrelay_dns_queries_total", "counter"},
+      {"shadowrelay_dns_cache_hits_total", "counter"},
+      {"shadowrelay_dns_cache_misses_total", "counter"},
+      {"shadowrelay_dns_lookup_duration_seconds", "histogram"},
+      {"shadowrelay_users", "gauge"},
+      {"shadowrelay_build_info", "gauge"},
+      {"process_resident_memory_bytes", "gauge"},
+      {"process_virtual_memory_bytes", "gauge"},
+      {"process_open_fds", "gauge"},
+      {"process_max_fds", "gauge"},
+      {"process_cpu_seconds_total", "counter"},
+      {"process_start_time_seconds", "gauge"},
+  };
+  for (const auto& [name, type] : want) {
+    const auto it = e.types.find(name);
+    ASSERT_NE(it, e.types.end()) << name << " is not exported";
+    EXPECT_EQ(it->second, type) << name;
+    EXPECT_TRUE(e.help.count(name) && !e.help.at(name).empty()) << name << " has no HELP";
+    EXPECT_FALSE(e.series(it->second == "histogram" ? name + "_count" : name).empty()) << name;
+  }
+  // Fixed label sets are complete even at zero.
+  for (const auto& status : kStatuses) {
+    EXPECT_EQ(
+        valueOr(e, "shadowrelay_tcp_connections_closed_total", {{"user", ""}, {"status", status}}),
+        0);
+  }
+  for (const char* kind : {"handshake", "idle", "connect", "dns", "udp"}) {
+    EXPECT_EQ(valueOr(e, "shadowrelay_timeouts_total", {{"kind", kind}}), 0);
+  }
+  for (const char* reason : {"open", "replay", "address", "refused", "resolve", "send", "too_big",
+                             "fragment", "foreign"}) {
+    EXPECT_EQ(valueOr(e, "shadowrelay_udp_dropped_total", {{"reason", reason}}), 0);
+  }
+  EXPECT_EQ(e.series("shadowrelay_udp_dropped_total").size(), 9u);
+  for (const char* result : {"ok", "nxdomain", "nodata", "timeout", "server_failure",
+                             "invalid_name", "cancelled", "internal"}) {
+    EXPECT_EQ(valueOr(e, "shadowrelay_dns_queries_total", {{"result", result}}), 0);
+  }
+  for (const char* direction : {"upload", "download"}) {
+    for (const char* proto : {"tcp", "udp"}) {
+      EXPECT_EQ(valueOr(e, "shadowrelay_data_bytes_total",
+                        {{"proto", proto}, {"direction", direction}, {"user", ""}}),
+                0);
+    }
+  }
+  EXPECT_GT(valueOr(e, "process_resident_memory_bytes", {}), 0);
+  EXPECT_GT(valueOr(e, "process_open_fds", {}), 0);
+}
+
+TEST(MetricsExporterTest, NoUsersGaugeWithoutACallback) {
+  MetricsOptions options = loopbackOptions();
+  options.users_count = nullptr;
+  auto exporter = startOrDie(options);
+  ASSERT_NE(exporter, nullptr);
+  const Exposition e = scrape(*exporter);
+  EXPECT_EQ(e.types.count("shadowrelay_users"), 0u);
+  EXPECT_EQ(e.types.count("shadowrelay_build_info"), 1u);
+}
+
+TEST(MetricsExporterTest, CountersNeverDecreaseWhileWorkersPublish) {
+  constexpr size_t kWorkers = 4;
+  constexpr int kScrapes = 200;
+  MetricsOptions options = loopbackOptions();
+  options.workers = kWorkers;
+  auto exporter = startOrDie(options);
+  ASSERT_NE(exporter, nullptr);
+
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> rounds{0};
+  std::thread publisher([&] {
+    // Bounded: stops when told, or after 2 million rounds.
+    for (uint64_t step = 1; step <= 2'000'000 && !stop.load(); ++step) {
+      for (size_t w = 0; w < kWorkers; ++w) {
+        exporter->publish(w, grownSample(w, step));
+      }
+      rounds.store(step);
+    }
+  });
+
+  std::map<std::string, double> last;  // series key -> last value, counters only
+  std::map<std::string, double> first;
+  size_t checked = 0;
+  for (int i = 0; i < kScrapes; ++i) {
+    const Exposition e = scrape(*exporter);
+    for (const auto& s : e.samples) {
+      const std::string family = e.familyOf(s.name);
+      const auto type = e.types.find(family);
+      ASSERT_NE(type, e.types.end()) << s.name;
+      const bool monotonic = type->second == "counter" || type->second == "histogram" ||
+                             (type->second == "summary" && s.name != family);
+      if (!monotonic) {
+        continue;
+      }
+      const std::string key = seriesKey(s.name, s.labels);
+      const auto it = last.find(key);
+      if (it != last.end()) {
+        ASSERT_GE(s.value, it->second) << key << " went backwards at scrape " << i;
+        ++checked;
+      } else {
+        first[key] = s.value;
+      }
+      last[key] = s.value;
+    }
+  }
+  stop.store(true);
+  publisher.join();
+  EXPECT_GT(checked, 1000u);
+  EXPECT_GT(rounds.load(), 1u);
+  // The scrapes saw the publisher's progress, so the comparisons above compared something.
+  const std::string opened = "shadowrelay_tcp_connections_opened_total{}";
+  ASSERT_EQ(last.count(opened), 1u);
+  EXPECT_GT(last[opened], first[opened]);
+}
+
+TEST(MetricsExporterTest, ABusyAddressIsAnErrorNotACrash) {
+  // Hold a listening socket on a free port.
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof(sin);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len), 0);
+  const uint16_t busy = ntohs(sin.sin_port);
+
+  MetricsOptions options = loopbackOptions();
+  options.listen = "127.0.0.1:" + std::to_string(busy);
+  auto exporter = MetricsExporter::start(options);
+  ASSERT_FALSE(exporter.ok());
+  EXPECT_EQ(exporter.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(exporter.status().message(), "in use")) << exporter.status();
+  ::close(fd);
+
+  // A second exporter on the first one's port.
+  auto first = startOrDie(loopbackOptions());
+  ASSERT_NE(first, nullptr);
+  options.listen = "127.0.0.1:" + std::to_string(first->port());
+  auto second = MetricsExporter::start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  // The first one still serves.
+  EXPECT_TRUE(shadowrelay::testing::httpGet("127.0.0.1", first->port(), "/metrics").ok());
+}
+
+TEST(MetricsExporterTest, OffIsNotStarted) {
+  MetricsOptions options;
+  EXPECT_FALSE(options.enabled());  // off by default
+  options.listen = "off";
+  EXPECT_FALSE(options.enabled());
+  auto exporter = MetricsExporter::start(options);
+  ASSERT_FALSE(exporter.ok());
+  EXPECT_EQ(exporter.status().code(), absl::StatusCode::kInvalidArgument);
+  options.listen = "127.0.0.1:0";
+  EXPECT_TRUE(options.enabled());
+}
+
+TEST(MetricsExporterTest, RejectsMalformedAddresses) {
+  for (const char* listen :
+       {"", "example.com:9100", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:port", "[::1]",
+        "[nothost]:9100", "::1:9100", "300.1.1.1:9100"}) {
+    MetricsOptions options = loopbackOptions();
+    options.listen = listen;
+    auto exporter = MetricsExporter::start(options);
+    ASSERT_FALSE(exporter.ok()) << listen;
+    EXPECT_EQ(exporter.status().code(), absl::StatusCode::kInvalidArgument) << listen;
+  }
+}
+
+TEST(MetricsExporterTest, AcceptsLocalhostAndReportsTheBoundAddress) {
+  MetricsOptions options = loopbackOptions();
+  options.listen = "localhost:0";
+  auto exporter = startOrDie(options);
+  ASSERT_NE(exporter, nullptr);
+  EXPECT_EQ(exporter->address(), "127.0.0.1:" + std::to_string(exporter->port()));
+  EXPECT_TRUE(shadowrelay::testing::httpGet("127.0.0.1", exporter->port(), "/metrics").ok());
+}
+
+TEST(MetricsExporterTest, Ipv6ServesOrSaysWhyNot) {
+  const int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_addr = in6addr_loopback;
+  const bool have_v6 =
+      probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&sin6), sizeof(sin6)) == 0;
+  if (probe >= 0) {
+    ::close(probe);
+  }
+  if (!have_v6) {
+    GTEST_SKIP() << "no IPv6 loopback on this machine";
+  }
+  MetricsOptions options = loopbackOptions();
+  options.listen = "[::1]:0";
+  auto exporter = MetricsExporter::start(options);
+  if (!exporter.ok()) {
+    // Debian's civetweb is built without IPv6: the error must say so, not crash.
+    EXPECT_EQ(exporter.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_TRUE(absl::StrContains(exporter.status().message(), "no IPv6 support"))
+        << exporter.status();
+    return;
+  }
+  EXPECT_EQ((*exporter)->address(), "[::1]:" + std::to_string((*exporter)->port()));
+  auto body = shadowrelay::testing::httpGet("::1", (*exporter)->port(), "/metrics");
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_TRUE(absl::StrContains(*body, "shadowrelay_build_info"));
+}
+
+TEST(MetricsExporterTest, StopsQuickly) {
+  auto exporter = startOrDie(loopbackOptions());
+  ASSERT_NE(exporter, nullptr);
+  const uint16_t port = exporter->port();
+  ASSERT_TRUE(shadowrelay::testing::httpGet("127.0.0.1", port, "/metrics").ok());
+  const auto start = std::chrono::steady_clock::now();
+  exporter.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+  EXPECT_FALSE(shadowrelay::testing::httpGet("127.0.0.1", port, "/metrics").ok());
+}
+
+}  // namespace
+}  // namespace shadowrelay::api::metrics

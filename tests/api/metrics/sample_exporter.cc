@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+// A MetricsExporter with synthetic samples of 2 workers, for the scrape checks (promtool, the
+// dashboard's and alerts' metric names):
+//   sample_exporter [--listen=127.0.0.1:0]
+// Prints "port <n>" once it serves, then runs until its standard input closes.
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "api/metrics/metrics_exporter.h"
+#include "tests/api/metrics/sample_data.h"
+
+int main(int argc, char** argv) {
+  using shadowrelay::api::metrics::MetricsExporter;
+  using shadowrelay::api::metrics::MetricsOptions;
+  MetricsOptions options;
+  options.listen = "127.0.0.1:0";
+  options.workers = 2;
+  options.version = "0.0.0-test";
+  options.crypto_provider = "openssl";
+  options.users_count = [] { return size_t{2}; };
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--listen=", 0) == 0) {
+      options.listen = arg.substr(std::strlen("--listen="));
+    } else {
+      std::cerr << "usage: sample_exporter [--listen=host:port]\n";
+      return 2;
+    }
+  }
+  auto exporter = MetricsExporter::start(options);
+  if (!exporter.ok()) {
+    std::cerr << exporter.status() << "\n";
+    return 1;
+  }
+  for (size_t worker = 0; worker < 2; ++worker) {
+    (*exporter)->publish(worker, shadowrelay::testing::grownSample(worker, 3));
+  }
+  std::cout << "port " << (*exporter)->port() << std::endl;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+  }
+  return 0;
+}
