@@ -204,12 +204,7 @@ void Worker::setUsers(UserTablePtr table) {
   std::vector<TcpSession*> revoked;
   for (auto& [id, session] : sessions_) {
     const RelayUserPtr& user = session->user();
-    if (user == nullptr) continue;
-    const RelayUser* now = table->find(user->name);
-    if (now == nullptr || !now->enabled || now->quota_exceeded || !now->sameKey(*user) ||
-        now->port != user->port) {
-      revoked.push_back(session.get());
-    }
+    if (user != nullptr && !table->keeps(*user)) revoked.push_back(session.get());
   }
   for (TcpSession* session : revoked) session->close(CloseReason::Revoked);
   if (!revoked.empty()) {

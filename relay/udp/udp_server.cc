@@ -186,10 +186,7 @@ void UdpServer::forward(const std::string& key, const SocketAddress& client,
 
 void UdpServer::revoke(const UserTable& table) {
   table_.eraseIf([&](const UdpAssociation& association) {
-    if (association.user == nullptr) return false;
-    const RelayUser* now = table.find(association.user->name);
-    return now == nullptr || !now->enabled || now->quota_exceeded ||
-           !now->sameKey(*association.user) || now->port != association.user->port;
+    return association.user != nullptr && !table.keeps(*association.user);
   });
 }
 

@@ -47,6 +47,12 @@ std::span<const RelayUserPtr> UserTable::onPort(uint16_t port) const {
   return it->second;
 }
 
+bool UserTable::keeps(const RelayUser& user) const {
+  const RelayUser* now = find(user.name);
+  return now != nullptr && now->enabled && !now->quota_exceeded && now->sameKey(user) &&
+         now->port == user.port;
+}
+
 std::vector<uint16_t> UserTable::dedicatedPorts() const {
   std::vector<uint16_t> ports;
   for (const auto& [port, users] : by_port_) {

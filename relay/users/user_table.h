@@ -60,6 +60,9 @@ class UserTable {
   /// The enabled users of `port` (0: the shared port), in name order: the candidates of trial
   /// decryption. Empty if none.
   std::span<const RelayUserPtr> onPort(uint16_t port) const;
+  /// Whether a session or association of `user` (from an older table) may go on under this
+  /// table: the user is still here, enabled, under its quota, with the same key and port.
+  bool keeps(const RelayUser& user) const;
   /// The distinct dedicated ports of enabled users, ascending.
   std::vector<uint16_t> dedicatedPorts() const;
 
