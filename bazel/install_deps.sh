@@ -15,19 +15,50 @@ BUILD_PKGS=(
 # Real peers and tools used by the tests (ARCHITECTURE.md: no mocks where the real thing runs).
 TEST_PKGS=(
   python3 python3-cryptography dnsmasq-base shadowsocks-libev nginx-light curl prometheus openssl iproute2 procps
+  # tests/deploy: the chart renderer (Go text/template + sprig, offline from Debian) and systemd-analyze.
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev systemd
 )
 BENCH_PKGS=(iperf3 wrk openssl)
 
+# tests/deploy's npm packages (Kubernetes and JSON schemas), installed from its package-lock.json
+# into a fixed place outside Bazel's sandbox, where the tests look; redone only when the lock changes.
+NODE_PREFIX="${SHADOWRELAY_NODE_PREFIX:-/var/cache/shadowrelay-test/node}"
+install_node_modules() {
+  local src stamp sudo="" log
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/deploy"
+  [ -f "$src/package-lock.json" ] || return 0
+  stamp="$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -d' ' -f1)"
+  if [ -d "$NODE_PREFIX/node_modules" ] && [ "$(cat "$NODE_PREFIX/.installed" 2>/dev/null)" = "$stamp" ]; then
+    return 0
+  fi
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "install_deps: npm ci into $NODE_PREFIX" >&2
+  $sudo mkdir -p "$NODE_PREFIX"
+  $sudo cp "$src/package.json" "$src/package-lock.json" "$NODE_PREFIX/"
+  log="$(mktemp)"
+  if ! $sudo npm ci --prefix "$NODE_PREFIX" --no-audit --no-fund --ignore-scripts --loglevel=error >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+  echo "$stamp" | $sudo tee "$NODE_PREFIX/.installed" >/dev/null
+}
+
 want=()
+want_node=0
 for group in "${@:-build}"; do
   case "$group" in
     build) want+=("${BUILD_PKGS[@]}") ;;
-    test) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}") ;;
+    test) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"); want_node=1 ;;
     bench) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
-    all) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+    all) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}"); want_node=1 ;;
     *) echo "install_deps: unknown group '$group' (build|test|bench|all)" >&2; exit 2 ;;
   esac
 done
+if [ $want_node -eq 1 ] && ! command -v npm >/dev/null; then
+  want+=(nodejs npm)
+fi
 
 missing=()
 for pkg in "${want[@]}"; do
@@ -37,6 +68,7 @@ for pkg in "${want[@]}"; do
 done
 # De-duplicate.
 if [ ${#missing[@]} -eq 0 ]; then
+  [ $want_node -eq 0 ] || install_node_modules
   exit 0
 fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -55,3 +87,4 @@ if [ ! -e /usr/sbin/policy-rc.d ] && [ -z "${SHADOWRELAY_KEEP_SERVICES:-}" ]; th
 fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ $want_node -eq 0 ] || install_node_modules
