@@ -108,6 +108,8 @@ class CaresResolver::Waiter final : public PendingResolve {
 
   ResolveCallback callback;
   const AddressPreference preference;
+  /// A host name, not a literal: its successful answer is a lookup's (onSuccess).
+  bool name = true;
   /// The answer, for waiters on the ready list.
   ResolveResult result;
   WaiterList* list = nullptr;
@@ -292,6 +294,7 @@ ResolveHandle CaresResolver::resolve(absl::string_view host, AddressPreference p
   auto waiter = std::make_unique<Waiter>(std::move(callback), preference);
   std::string key;
   if (std::optional<ResolveResult> local = answerLocally(host, preference, &key)) {
+    waiter->name = !key.empty();
     waiter->result = std::move(*local);
     ready_->pushBack(waiter.get());
     deliver_timer_->armAfter(std::chrono::nanoseconds::zero());
@@ -314,8 +317,12 @@ std::optional<ResolveResult> CaresResolver::resolveCached(absl::string_view host
                                                           AddressPreference preference) {
   std::string key;
   std::optional<ResolveResult> result = answerLocally(host, preference, &key);
-  if (result && !result->ok() && observer_ != nullptr) {
-    observer_->onFailure(result->status);
+  if (result && observer_ != nullptr) {
+    if (!result->ok()) {
+      observer_->onFailure(result->status);
+    } else if (!key.empty()) {  // a name answered from the cache, not a literal
+      observer_->onSuccess();
+    }
   }
   return result;
 }
@@ -381,8 +388,12 @@ void CaresResolver::onAddrinfo(void* arg, int status, int /*timeouts*/, ares_add
 void CaresResolver::deliver(Waiter& waiter, ResolveResult result) {
   // The waiter is already unlinked (done); the callback may destroy it, so move out first.
   ResolveCallback callback = std::move(waiter.callback);
-  if (!result.ok() && observer_ != nullptr) {
-    observer_->onFailure(result.status);
+  if (observer_ != nullptr) {
+    if (!result.ok()) {
+      observer_->onFailure(result.status);
+    } else if (waiter.name) {
+      observer_->onSuccess();
+    }
   }
   if (callback) {
     callback(std::move(result));

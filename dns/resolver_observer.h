@@ -13,7 +13,9 @@ namespace shadowrelay::dns {
 ///  - any other name: exactly one onCacheHit() (fresh positive or negative entry) or one
 ///    onCacheMiss() (joining a query already in flight counts as a miss);
 ///  - onFailure(kind) once per failed result delivered to a callback (negative cache hits and
-///    invalid names included; results dropped by a cancelled handle excluded).
+///    invalid names included; results dropped by a cancelled handle excluded);
+///  - onSuccess() once per successful result of a name (not a literal) delivered to a callback
+///    or returned by resolveCached() (results dropped by a cancelled handle excluded).
 /// onQuery() and onLookupLatency() are per c-ares lookup (an A + AAAA pair, or a hosts file
 /// answer), which coalescing shares between callers.
 class ResolverObserver {
@@ -25,6 +27,7 @@ class ResolverObserver {
   virtual void onCacheHit() {}
   virtual void onCacheMiss() {}
   virtual void onFailure(ResolveStatus kind) { (void)kind; }
+  virtual void onSuccess() {}
   /// Time from onQuery() to the lookup's completion, successful or not.
   virtual void onLookupLatency(std::chrono::nanoseconds latency) { (void)latency; }
 };

@@ -228,12 +228,14 @@ std::vector<prometheus::MetricFamily> relayFamilies(const relay::WorkerSample& t
     MetricFamily f = family(
         "shadowrelay_udp_dropped_total",
         "UDP datagrams dropped, by reason: open (too short or no key opened it), replay, "
-        "address (bad target address), refused (private target), resolve, send (a send "
-        "failed), too_big, fragment (SOCKS5 FRAG), foreign (SOCKS5: not from the client's IP).",
+        "address (bad target address), refused (private target), over_quota (the user is over "
+        "its data quota), resolve, send (a send failed), too_big, fragment (SOCKS5 FRAG), "
+        "foreign (SOCKS5: not from the client's IP).",
         MetricType::Counter);
     const std::pair<const char*, uint64_t> reasons[] = {
         {"open", udp.dropped_open},       {"replay", udp.dropped_replay},
         {"address", udp.dropped_address}, {"refused", udp.dropped_refused},
+        {"over_quota", udp.dropped_over_quota},
         {"resolve", udp.dropped_resolve}, {"send", udp.dropped_send},
         {"too_big", udp.dropped_too_big}, {"fragment", udp.dropped_fragment},
         {"foreign", udp.dropped_foreign},

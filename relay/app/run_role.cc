@@ -585,9 +585,7 @@ int runRole(Role role, int argc, const char* const* argv) {
     };
     auto started_server = api::control::ControlServer::start(std::move(options), *registry);
     if (started_server.ok()) {
-      control_server = std::move(*started_server);
-      SR_LOG(Info, "control API on %s%s", control_server->address(),
-             config.control_tls_cert.empty() ? "" : " (TLS)");
+      control_server = std::move(*started_server);  // ControlServer::start logged it
     } else if (config.control_listen_given) {
       fail(role, absl::StrCat("control_listen: ", started_server.status().message()));
       exit_code = kExitRuntime;

@@ -14,6 +14,7 @@ void UdpStats::add(const UdpStats& o) {
   dropped_replay += o.dropped_replay;
   dropped_address += o.dropped_address;
   dropped_refused += o.dropped_refused;
+  dropped_over_quota += o.dropped_over_quota;
   dropped_resolve += o.dropped_resolve;
   dropped_send += o.dropped_send;
   dropped_too_big += o.dropped_too_big;
@@ -29,6 +30,7 @@ std::string UdpStats::summary() const {
                       " bytes_in=", bytes_in, " bytes_out=", bytes_out,
                       " dropped{open=", dropped_open, " replay=", dropped_replay,
                       " address=", dropped_address, " refused=", dropped_refused,
+                      " over_quota=", dropped_over_quota,
                       " resolve=", dropped_resolve, " send=", dropped_send,
                       " too_big=", dropped_too_big, " fragment=", dropped_fragment,
                       " foreign=", dropped_foreign, "} associations=", associations,

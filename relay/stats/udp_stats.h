@@ -15,6 +15,7 @@ struct UdpStats {
   uint64_t dropped_replay = 0;
   uint64_t dropped_address = 0;
   uint64_t dropped_refused = 0;    // private target
+  uint64_t dropped_over_quota = 0; // the user is over its data quota
   uint64_t dropped_resolve = 0;
   uint64_t dropped_send = 0;       // a send failed (far side or peer)
   uint64_t dropped_too_big = 0;    // larger than a UDP datagram can carry

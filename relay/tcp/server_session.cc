@@ -159,9 +159,10 @@ bool ServerSession::identify(std::span<const uint8_t> start) {
 
 bool ServerSession::admit() {
   admitted_ = true;
-  // The table may have changed since the key was chosen (a user deleted or rotated meanwhile).
-  const RelayUser* now = worker_.users().table() ? worker_.users().table()->find(candidate_->name)
-                                                 : nullptr;
+  // The table may have changed since the key was chosen (a user deleted, rotated, disabled or
+  // over a limit meanwhile): judge the session by the user as it is now.
+  RelayUserPtr now =
+      worker_.users().table() ? worker_.users().table()->findShared(candidate_->name) : nullptr;
   if (now == nullptr || !now->enabled || !now->sameKey(*candidate_)) {
     reject(&worker_.stats().auth_failed, CloseReason::AuthFailed, "the user is gone");
     return false;
@@ -172,8 +173,9 @@ bool ServerSession::admit() {
   }
   // Counted as the user's from here on; the limit check follows, so that a refusal is counted
   // under the user too.
-  const bool admits = candidate_->admitsNewSession();
-  setUser(std::move(candidate_));
+  const bool admits = now->admitsNewSession();
+  candidate_.reset();
+  setUser(std::move(now));
   if (!admits) {
     ++worker_.traffic(user()->name).refused_over_limit;
     SR_LOG(Debug, "session %d: user %s over a limit; refused", id(), user()->name);

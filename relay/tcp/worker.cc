@@ -84,30 +84,16 @@ class Worker::Listener {
 class Worker::DnsObserver final : public dns::ResolverObserver {
  public:
   explicit DnsObserver(DnsSample& dns) : dns_(dns) {}
-  void onCacheHit() override {
-    ++dns_.cache_hits;
-    settle();
-  }
+  void onCacheHit() override { ++dns_.cache_hits; }
   void onCacheMiss() override { ++dns_.cache_misses; }
-  void onFailure(dns::ResolveStatus kind) override {
-    ++dns_.results[static_cast<size_t>(kind)];
-    if (kind != dns::ResolveStatus::InvalidName) ++failed_;
-  }
+  void onFailure(dns::ResolveStatus kind) override { ++dns_.results[static_cast<size_t>(kind)]; }
+  void onSuccess() override { ++dns_.results[static_cast<size_t>(dns::ResolveStatus::Ok)]; }
   void onLookupLatency(std::chrono::nanoseconds latency) override {
     dns_.lookup_seconds.observe(std::chrono::duration<double>(latency).count());
-    settle();
-  }
-  /// The successes: lookups answered (hits and misses) less the failures, never decreasing.
-  void settle() {
-    const uint64_t answered = dns_.cache_hits + dns_.cache_misses;
-    const uint64_t ok = answered > failed_ ? answered - failed_ : 0;
-    uint64_t& counted = dns_.results[static_cast<size_t>(dns::ResolveStatus::Ok)];
-    if (ok > counted) counted = ok;
   }
 
  private:
   DnsSample& dns_;
-  uint64_t failed_ = 0;
 };
 
 Worker::Worker(EventLoop& loop, const RelayEnv& env, size_t index)
@@ -190,7 +176,6 @@ UserTraffic& Worker::traffic(absl::string_view name) {
 
 void Worker::publishSample() {
   if (env_.observer == nullptr) return;
-  if (dns_observer_) dns_observer_->settle();
   sample_.tcp_active = sample_.tcp.active;
   sample_.udp = udpTotals();
   sample_.udp_associations_active = udpAssociationCount();

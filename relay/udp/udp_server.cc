@@ -116,6 +116,12 @@ void UdpServer::onPacket(const SocketAddress& from, uint8_t* packet, size_t len)
     ++stats_.dropped_open;
     return;
   }
+  if (user->quota_exceeded) {
+    // Over its data quota: identified, then refused, like a new TCP session
+    // (ServerSession::admit). Its associations were dropped when the quota was reached.
+    ++stats_.dropped_over_quota;
+    return;
+  }
   const size_t salt_size = user->method->salt_size;
   if (!worker_.env().salt_filter->checkAndInsert({packet, salt_size})) {
     ++stats_.dropped_replay;

@@ -36,6 +36,7 @@ class CountingObserver final : public ResolverObserver {
   void onCacheHit() override { ++hits; }
   void onCacheMiss() override { ++misses; }
   void onFailure(ResolveStatus kind) override { ++failures[kind]; }
+  void onSuccess() override { ++successes; }
   void onLookupLatency(std::chrono::nanoseconds latency) override {
     ++latencies;
     EXPECT_GE(latency.count(), 0);
@@ -45,6 +46,7 @@ class CountingObserver final : public ResolverObserver {
   int hits = 0;
   int misses = 0;
   int latencies = 0;
+  int successes = 0;
   std::map<ResolveStatus, int> failures;
 };
 
@@ -177,6 +179,8 @@ TEST_F(CaresResolverTest, RepeatLookupsWithinTtlSendNoQuery) {
   EXPECT_EQ(dns_->totalQueryCount(), after_first);
   EXPECT_EQ(observer_.hits, 4);
   EXPECT_EQ(observer_.queries, 1);
+  EXPECT_EQ(observer_.successes, 5);  // the query's answer, 3 cache hits, resolveCached
+  EXPECT_TRUE(observer_.failures.empty());
 }
 
 TEST_F(CaresResolverTest, RequeriesAfterTtlAndSeesTheNewAnswer) {
@@ -226,6 +230,7 @@ TEST_F(CaresResolverTest, NxDomainIsCachedNegativelyThenRetried) {
   EXPECT_FALSE(third.from_cache);
   EXPECT_EQ(dns_->queryCount("missing.test"), 2 * queries);
   EXPECT_EQ(observer_.failures[ResolveStatus::NxDomain], 3);
+  EXPECT_EQ(observer_.successes, 0);
 }
 
 TEST_F(CaresResolverTest, NameWithoutAddressesIsNoDataAndCached) {
@@ -288,6 +293,7 @@ TEST_F(CaresResolverTest, HundredConcurrentLookupsShareOneQuery) {
   EXPECT_EQ(dns_->queryCount("c.test", "AAAA"), 1);
   EXPECT_EQ(observer_.queries, 1);
   EXPECT_EQ(observer_.misses, 100);
+  EXPECT_EQ(observer_.successes, 100);  // one per caller, though one lookup
 }
 
 TEST_F(CaresResolverTest, EvictsLeastRecentlyUsedNameAtCapacity) {
@@ -344,6 +350,7 @@ TEST_F(CaresResolverTest, IpLiteralsBypassDns) {
   ASSERT_TRUE(sync && sync->ok());
   EXPECT_EQ(dns_->totalQueryCount(), 0);
   EXPECT_EQ(observer_.queries + observer_.hits + observer_.misses, 0);
+  EXPECT_EQ(observer_.successes, 0);  // literals are not lookups
 }
 
 TEST_F(CaresResolverTest, CancellationDropsTheCallback) {

@@ -16,29 +16,15 @@ import subprocess
 import threading
 import time
 
-from e2e_harness import (LOOPBACK, Config, Nginx, RelayTestCase, curl, free_port, main, nginx,
-                         sha256, socks5_connect, wait_listening, wait_until)
+from e2e_harness import (LOOPBACK, ApiError, Config, Nginx, RelayTestCase, curl, free_port,
+                         grpc_api, main, nginx, sha256, socks5_connect, wait_listening,
+                         wait_until)
 
 TOKEN = "e2e-control-token-0123456789"
 
 
-class ApiError(Exception):
-    def __init__(self, code, message):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-
-
 def api(port, method, request, token=TOKEN, timeout=20):
-    """One call through grpc_call; the decoded JSON response, or ApiError with the code."""
-    out = subprocess.run([Config.grpc_call, f"{LOOPBACK}:{port}", token, method,
-                          json.dumps(request)], capture_output=True, text=True, timeout=timeout)
-    if out.returncode == 3:
-        first = out.stdout.strip()
-        code, _, message = first[len("ERROR "):].partition(": ")
-        raise ApiError(code, message)
-    if out.returncode != 0:
-        raise AssertionError(f"grpc_call {method} failed ({out.returncode}): {out.stderr}")
-    return json.loads(out.stdout)
+    return grpc_api(port, method, request, token, timeout=timeout)
 
 
 class Source:

@@ -18,6 +18,7 @@ Every wait has a deadline; nothing sleeps to synchronise except bounded polling.
 import argparse
 import ctypes
 import hashlib
+import json
 import os
 import re
 import resource
@@ -1220,6 +1221,28 @@ class SocksUdp:
     def close(self):
         self.udp.close()
         self.control.close()
+
+
+class ApiError(Exception):
+    """A control API call that ended with a gRPC status other than OK (`code`: its name)."""
+
+    def __init__(self, code, message):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def grpc_api(port, method, request, token, tls=(), timeout=30):
+    """One unary call to the control API on LOOPBACK:port through Config.grpc_call (`tls`: its
+    leading --tls-* options); the decoded JSON response, or ApiError with the status."""
+    argv = [Config.grpc_call, *tls, f"{LOOPBACK}:{port}", token, method, json.dumps(request)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if out.returncode == 3:
+        code, _, message = out.stdout.strip()[len("ERROR "):].partition(": ")
+        raise ApiError(code, message)
+    if out.returncode != 0:
+        raise AssertionError(f"grpc_call {method} failed ({out.returncode}): {out.stderr}")
+    return json.loads(out.stdout)
 
 
 def stopped_udp_summary(test, child):

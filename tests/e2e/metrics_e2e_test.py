@@ -2,19 +2,40 @@
 """Prometheus metrics of the real server: exact payload bytes each way, the per-connection
 histogram, failed handshakes and timeouts driving their counters, `promtool check metrics` on a
 real scrape, and every metric of the Grafana dashboard and the example alerts present in it.
+
+Each way a session can end is driven for real and counted under the `status` label the code
+gives it (relay/stats/tcp_stats.cc closeStatusLabel): idle sessions (timeout_idle and
+timeouts{kind="idle"}), private targets (target_private), names that do not resolve (dns_failed
+and the DNS query result, with dnsmasq as the server's only name server), closed ports
+(target_refused) and targets that never answer the SYN (timeout_connect). Under 1000 concurrent
+connections through shadowsocks-libev's ss-local, a thread scrapes /metrics every 50 ms and no
+counter or histogram series may ever go down.
 """
 import os
+import pwd
 import re
+import selectors
 import socket
+import struct
 import subprocess
+import sys
+import threading
 import time
 import urllib.request
 
 from e2e_harness import (LOOPBACK, Config, EchoServer, RelayTestCase, free_port, main,
-                         socks5_connect, tool, wait_until)
+                         recv_exact, scratch_path, socks5_address, socks5_connect, tool,
+                         wait_until)
 
 METHOD = "chacha20-ietf-poly1305"
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$')
+PUBLISH = 1.2  # s: workers hand their counters to the exporter once a second (worker.cc)
+CONNECTIONS = 1000  # the concurrent load of test_counters_never_go_backwards_under_1000_...
+IPV6_LOOPBACK = "::1"
+
+
+def _labels(text):
+    return dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', text or ""))
 
 
 def scrape(port):
@@ -29,19 +50,267 @@ def value(text, name, **labels):
         m = _LINE.match(line)
         if not m or m.group(1) != name:
             continue
-        got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        got = _labels(m.group(2))
         if all(got.get(k) == v for k, v in labels.items()):
             total += float(m.group(3))
     return total
 
 
+def cumulative_series(text):
+    """{(sample name, label string): value} of every series that may only grow: counters and
+    the _bucket, _count and _sum of histograms (by the `# TYPE` lines of the scrape)."""
+    types = {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            if len(parts) == 4:
+                types[parts[2]] = parts[3]
+            continue
+        m = _LINE.match(line)
+        if not m:
+            continue
+        name = m.group(1)
+        kind = types.get(name)
+        if kind is None:
+            for suffix in ("_bucket", "_count", "_sum"):
+                if name.endswith(suffix) and types.get(name[:-len(suffix)]) == "histogram":
+                    kind = "histogram"
+        if kind in ("counter", "histogram"):
+            out[(name, m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def histogram_problems(text):
+    """Within one scrape: each histogram's buckets are cumulative, the last is +Inf and it
+    equals _count."""
+    problems = []
+    buckets = {}
+    counts = {}
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if not m:
+            continue
+        name, labels, number = m.group(1), _labels(m.group(2)), float(m.group(3))
+        if name.endswith("_bucket"):
+            le = labels.pop("le", "?")
+            key = (name[:-len("_bucket")], tuple(sorted(labels.items())))
+            buckets.setdefault(key, []).append((le, number))
+        elif name.endswith("_count"):
+            counts[(name[:-len("_count")], tuple(sorted(labels.items())))] = number
+    for key, series in buckets.items():
+        values = [v for _, v in series]
+        if values != sorted(values):
+            problems.append(f"{key}: buckets not cumulative: {series}")
+        if series[-1][0] != "+Inf":
+            problems.append(f"{key}: last bucket is le={series[-1][0]}, not +Inf")
+        if counts.get(key) != series[-1][1]:
+            problems.append(f"{key}: +Inf bucket {series[-1][1]} != _count {counts.get(key)}")
+    return problems
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def dns_query(name, qid=0x5252):
+    """A recursion-desired DNS query for `name`, type A, class IN."""
+    labels = b"".join(bytes([len(part)]) + part.encode() for part in name.split("."))
+    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\x00\x00\x01\x00\x01"
+
+
+class Dnsmasq:
+    """dnsmasq on 127.0.0.1:<free UDP port>, answering only from `records`: .test is local, so
+    any other .test name is NXDOMAIN. Given to the server with -d, it makes name resolution
+    independent of the machine's DNS. Its query log tells which names reached it."""
+
+    PROBE = "readiness-probe.test"
+
+    def __init__(self, test, records=()):
+        self.log_path = None
+        last = "never started"
+        for _ in range(5):  # another process may take the free port before dnsmasq binds it
+            self.port = free_udp_port()
+            self.log_path = scratch_path("dnsmasq-queries.log")
+            argv = [tool("dnsmasq"), "--keep-in-foreground", "--no-daemon",
+                    "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+                    "--pid-file=", "--listen-address=127.0.0.1", "--bind-interfaces",
+                    f"--port={self.port}", "--cache-size=0", "--local=/test/",
+                    "--log-queries", f"--log-facility={self.log_path}",
+                    f"--user={pwd.getpwuid(os.geteuid()).pw_name}"] + list(records)
+            self.child = test.spawn(f"dnsmasq-{self.port}", argv, ours=False)
+            if self._answers_within(5.0):
+                return
+            last = f"exit {self.child.poll()}:\n{self.child.log_tail()}"
+            self.child.kill()
+        raise AssertionError(f"dnsmasq did not start: {last}")
+
+    def _answers_within(self, seconds):
+        end = time.monotonic() + seconds
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.05)
+            while time.monotonic() < end:
+                if self.child.poll() is not None:
+                    return False
+                s.sendto(dns_query(self.PROBE), (LOOPBACK, self.port))
+                try:
+                    if len(s.recv(512)) >= 12:
+                        return True
+                except OSError:
+                    pass
+        return False
+
+    @property
+    def address(self):
+        return f"{LOOPBACK}:{self.port}"
+
+    def queries_for(self, name):
+        """Queries dnsmasq logged for `name` (each A or AAAA query is one line)."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return sum(1 for line in f if "query[" in line and f"] {name} from " in line)
+        except FileNotFoundError:
+            return 0
+
+
+class Scraper:
+    """Scrapes /metrics every `interval` s on a thread until stopped (at most `limit` times)."""
+
+    def __init__(self, port, interval=0.05, limit=4000):
+        self.port, self.interval, self.limit = port, interval, limit
+        self.texts = []
+        self.errors = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set() and len(self.texts) < self.limit:
+            try:
+                self.texts.append(scrape(self.port))
+            except Exception as e:  # reported by the test
+                self.errors.append(f"{type(e).__name__}: {e}")
+                if len(self.errors) > 20:
+                    return
+            self._stop.wait(self.interval)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+
+
+class _Conn:
+    """One client connection of the load test: bytes to send, bytes read, what completes a step."""
+
+    def __init__(self, index, sock):
+        self.index, self.sock = index, sock
+        self.out = bytearray()
+        self.inbuf = bytearray()
+        self.need = 0
+
+
+def pump(conns, deadline, what):
+    """Sends each connection's .out and reads until it has .need bytes; bounded by `deadline`."""
+    sel = selectors.DefaultSelector()
+    waiting = 0
+    try:
+        for c in conns:
+            sel.register(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
+            waiting += 1
+        while waiting:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: {waiting} connections still waiting at the "
+                                     "deadline")
+            for key, mask in sel.select(timeout=0.5):
+                c = key.data
+                try:
+                    if mask & selectors.EVENT_WRITE and c.out:
+                        del c.out[:c.sock.send(c.out)]
+                    if mask & selectors.EVENT_READ:
+                        data = c.sock.recv(65536)
+                        if not data:
+                            raise AssertionError(f"{what}: connection #{c.index} closed after "
+                                                 f"{len(c.inbuf)} bytes")
+                        c.inbuf += data
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:
+                    raise AssertionError(f"{what}: connection #{c.index}: {e}") from e
+                if not c.out and len(c.inbuf) >= c.need:
+                    sel.unregister(c.sock)
+                    waiting -= 1
+                else:
+                    sel.modify(c.sock, selectors.EVENT_READ |
+                               (selectors.EVENT_WRITE if c.out else 0), c)
+    finally:
+        sel.close()
+
+
+OPENED = "shadowrelay_tcp_connections_opened_total"
+CLOSED = "shadowrelay_tcp_connections_closed_total"
+ACTIVE = "shadowrelay_tcp_connections_active"
+TIMEOUTS = "shadowrelay_timeouts_total"
+DNS_QUERIES = "shadowrelay_dns_queries_total"
+
+
 class MetricsTest(RelayTestCase):
-    def start_with_metrics(self):
+    def start_with_metrics(self, allow_private=True, extra=()):
         self.require_ours("the metrics exporter")
         self.metrics_port = free_port()
-        port = self.start_server(METHOD, handshake_timeout=1,
-                                 extra=["--metrics-listen", f"{LOOPBACK}:{self.metrics_port}"])
+        port = self.start_server(METHOD, handshake_timeout=1, allow_private=allow_private,
+                                 extra=["--metrics-listen", f"{LOOPBACK}:{self.metrics_port}"]
+                                 + list(extra))
         return port
+
+    def quiet_baseline(self):
+        """A scrape taken once every session so far (the readiness probes) is closed and
+        published: counts after it belong to the test alone."""
+        time.sleep(PUBLISH)
+        last = [None]
+
+        def settled():
+            last[0] = scrape(self.metrics_port)
+            return (value(last[0], ACTIVE) == 0 and
+                    value(last[0], OPENED) == value(last[0], CLOSED))
+        wait_until(settled, 5, "every session opened before the test closed and published")
+        return last[0]
+
+    def settle_and_measure(self, before, name, expected, what, **labels):
+        """Waits until `name{labels}` grew by `expected`, one publish more so that a count that
+        would overshoot shows, and returns a function measuring growth since `before`."""
+        wait_until(lambda: value(scrape(self.metrics_port), name, **labels) -
+                   value(before, name, **labels) >= expected, 8, what)
+        time.sleep(PUBLISH)
+        after = scrape(self.metrics_port)
+        self.last_scrape = after
+        return lambda n, **want: value(after, n, **want) - value(before, n, **want)
+
+    def closed_without_a_byte(self, local, host, port, within):
+        """CONNECTs to host:port through our local, sends a request and waits for the relay to
+        close; asserts that not one byte came back. Returns the seconds from the request to
+        the close."""
+        sock = socks5_connect(local, host, port)
+        try:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            start = time.monotonic()
+            sock.settimeout(within)
+            got = b""
+            try:
+                while True:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            except ConnectionResetError:
+                pass  # closed all the same; what matters is that nothing came back
+            except socket.timeout:
+                self.fail(f"{host}:{port}: the relay did not close within {within} s")
+            self.assertEqual(got, b"", f"{host}:{port}: bytes came back through the relay")
+            return time.monotonic() - start
+        finally:
+            sock.close()
 
     def test_exact_bytes_and_the_connection_histogram(self):
         server = self.start_with_metrics()
@@ -129,6 +398,237 @@ class MetricsTest(RelayTestCase):
             capture_output=True, text=True, timeout=120)
         self.assertEqual(dash.returncode, 0, dash.stdout + dash.stderr)
 
+    def test_idle_sessions_count_as_timeout_idle(self):
+        server = self.start_with_metrics(extra=["-t", "1"])
+        local = self.start_local(server, METHOD)
+        echo = self.add_peer(EchoServer())
+        before = self.quiet_baseline()
+        sessions = 3
+        socks = []
+        for i in range(sessions):
+            sock = socks5_connect(local, LOOPBACK, echo.port)
+            self.addCleanup(sock.close)
+            payload = os.urandom(1000)
+            sock.sendall(payload)
+            self.assertEqual(recv_exact(sock, len(payload), f"echo of session {i}"), payload)
+            socks.append((sock, time.monotonic()))
+        # Silence from here on: the server ends each session after 1 s without a byte (-t 1),
+        # which reaches the client as an EOF through the local.
+        for i, (sock, last_byte) in enumerate(socks):
+            sock.settimeout(max(0.1, last_byte + 8 - time.monotonic()))
+            try:
+                self.assertEqual(sock.recv(1), b"", f"session {i}: a byte after the echo")
+            except socket.timeout:
+                self.fail(f"session {i} still open 8 s after its last byte (-t 1)")
+            idle = time.monotonic() - last_byte
+            self.assertGreaterEqual(idle, 0.9, f"session {i} closed after only {idle:.2f} s idle")
+
+        grown = self.settle_and_measure(before, CLOSED, sessions, "the idle closes",
+                                        status="timeout_idle")
+        self.assertEqual(grown(CLOSED, status="timeout_idle"), sessions)
+        self.assertEqual(grown(TIMEOUTS, kind="idle"), sessions)
+        self.assertEqual(grown(CLOSED), sessions, "closes under another status too")
+        self.assertEqual(grown(OPENED), sessions)
+        for kind in ("handshake", "connect", "dns", "udp"):
+            self.assertEqual(grown(TIMEOUTS, kind=kind), 0, f"timeouts{{kind={kind}}}")
+        self.assertEqual(grown("shadowrelay_tcp_connection_duration_seconds_count"), sessions)
+        self.assertGreaterEqual(grown("shadowrelay_tcp_connection_duration_seconds_sum"),
+                                sessions * 1.0, "each session lived at least the idle timeout")
+        self.assertEqual(grown("shadowrelay_data_bytes_total", direction="upload"),
+                         sessions * 1000)
+        self.assertEqual(value(self.last_scrape, ACTIVE), 0)
+
+    def test_private_targets_count_as_target_private(self):
+        dns = Dnsmasq(self, ["--host-record=loopback.test,127.0.0.1"])
+        server = self.start_with_metrics(allow_private=False, extra=["-d", dns.address])
+        local = self.start_local(server, METHOD)
+        echo = self.add_peer(EchoServer())
+        before = self.quiet_baseline()
+        targets = [LOOPBACK, IPV6_LOOPBACK, "10.0.0.1", "loopback.test"]
+        for host in targets:
+            self.closed_without_a_byte(local, host, echo.port, within=5)
+
+        grown = self.settle_and_measure(before, CLOSED, len(targets), "the refusals",
+                                        status="target_private")
+        self.assertEqual(grown(CLOSED, status="target_private"), len(targets))
+        self.assertEqual(grown(CLOSED), len(targets), "closes under another status too")
+        self.assertEqual(echo.accepted, 0, "a private target was connected to")
+        # The name resolved (through dnsmasq): refused for its address, not a DNS failure.
+        self.assertGreaterEqual(dns.queries_for("loopback.test"), 1)
+        self.assertEqual(grown(DNS_QUERIES, result="ok"), 1)
+        self.assertEqual(grown(DNS_QUERIES), 1)
+        self.assertEqual(grown("shadowrelay_data_bytes_total"), 0)
+
+    def test_unresolvable_names_count_as_dns_failed(self):
+        dns = Dnsmasq(self, ["--host-record=echo.test,127.0.0.1"])
+        server = self.start_with_metrics(extra=["-d", dns.address])
+        local = self.start_local(server, METHOD)
+        echo = self.add_peer(EchoServer())
+        before = self.quiet_baseline()
+        # One name that resolves, relayed and closed normally ...
+        with socks5_connect(local, "echo.test", echo.port) as sock:
+            sock.sendall(b"ping")
+            self.assertEqual(recv_exact(sock, 4, "echo through echo.test"), b"ping")
+        # ... then names dnsmasq does not know (NXDOMAIN); the repeated one may come from the
+        # negative cache, which still counts as a lookup with that result.
+        missing = ["missing-1.test", "missing-2.test", "missing-1.test"]
+        for name in missing:
+            self.closed_without_a_byte(local, name, echo.port, within=10)
+
+        grown = self.settle_and_measure(before, CLOSED, len(missing), "the DNS failures",
+                                        status="dns_failed")
+        self.assertEqual(grown(CLOSED, status="dns_failed"), len(missing))
+        self.assertEqual(grown(CLOSED, status="ok"), 1)
+        self.assertEqual(grown(CLOSED), len(missing) + 1, "closes under another status too")
+        self.assertEqual(echo.accepted, 1)
+        for name in set(missing):
+            self.assertGreaterEqual(dns.queries_for(name), 1, f"{name} never reached dnsmasq")
+        self.assertEqual(grown(DNS_QUERIES, result="nxdomain"), len(missing))
+        self.assertEqual(grown(DNS_QUERIES, result="ok"), 1,
+                         "lookups that failed were counted as ok as well")
+        self.assertEqual(grown(DNS_QUERIES), len(missing) + 1)
+        self.assertEqual(grown(TIMEOUTS, kind="dns"), 0)
+
+    def test_closed_and_silent_targets_count_as_target_refused_and_timeout_connect(self):
+        server = self.start_with_metrics(extra=["--connect-timeout", "1"])
+        local = self.start_local(server, METHOD)
+        closed_port = free_port()  # nothing listens there: the connect is refused (RST)
+        # A listener that never accepts, with its accept queue full (backlog 0: one
+        # connection): Linux drops further SYNs, so a connect there neither succeeds nor fails.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(silent.close)
+        silent.bind((LOOPBACK, 0))
+        silent.listen(0)
+        silent_port = silent.getsockname()[1]
+        for _ in range(2):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(filler.close)
+            filler.setblocking(False)
+            filler.connect_ex((LOOPBACK, silent_port))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setblocking(False)
+            probe.connect_ex((LOOPBACK, silent_port))
+            sel = selectors.DefaultSelector()
+            sel.register(probe, selectors.EVENT_WRITE)
+            answered = sel.select(timeout=0.3)
+            sel.close()
+            self.assertEqual(answered, [], "the full listener still answered a SYN")
+        before = self.quiet_baseline()
+
+        self.closed_without_a_byte(local, LOOPBACK, closed_port, within=5)
+        took = self.closed_without_a_byte(local, LOOPBACK, silent_port, within=8)
+        self.assertGreaterEqual(took, 0.9, "closed before the 1 s connect timeout")
+
+        grown = self.settle_and_measure(before, CLOSED, 1, "the connect timeout",
+                                        status="timeout_connect")
+        self.assertEqual(grown(CLOSED, status="target_refused"), 1)
+        self.assertEqual(grown(CLOSED, status="timeout_connect"), 1)
+        self.assertEqual(grown(TIMEOUTS, kind="connect"), 1)
+        self.assertEqual(grown(CLOSED), 2, "closes under another status too")
+        self.assertEqual(grown(TIMEOUTS), 1)
+
+    def test_counters_never_go_backwards_under_1000_connections(self):
+        server = self.start_with_metrics()
+        local = self.start_local(server, METHOD, impl="libev")  # shadowsocks-libev's ss-local
+        echo = self.add_peer(EchoServer(backlog=1024))
+        before = self.quiet_baseline()
+        base_active = value(before, ACTIVE)
+        scraper = Scraper(self.metrics_port)
+        self.addCleanup(scraper.stop)
+        conns = []
+        self.addCleanup(lambda: [c.sock.close() for c in conns])
+        deadline = time.monotonic() + 120
+        request = b"\x05\x01\x00" + socks5_address(LOOPBACK, echo.port)
+        # Opened, used and closed in paced steps, so that the counters move over several of
+        # the workers' publishes (once a second) while the scraper watches: between the end of
+        # the first step and the start of the last of each phase lie more than 1.5 s.
+        batch_size = 100
+        pace = 0.25  # s between batches
+        rounds = 5  # echo rounds on all connections, 2 * pace apart
+        for start in range(0, CONNECTIONS, batch_size):
+            batch = []
+            for i in range(start, start + batch_size):
+                sock = socket.create_connection((LOOPBACK, local), timeout=10)
+                sock.setblocking(False)
+                c = _Conn(i, sock)
+                c.out += b"\x05\x01\x00"
+                c.need = 2
+                batch.append(c)
+                conns.append(c)
+            pump(batch, deadline, f"SOCKS5 greeting of connections {start}..")
+            for c in batch:
+                self.assertEqual(bytes(c.inbuf), b"\x05\x00", f"#{c.index}: method selection")
+                c.inbuf.clear()
+                c.out += request
+                c.need = 10  # ss-local answers with an IPv4 BND.ADDR
+            pump(batch, deadline, f"SOCKS5 CONNECT of connections {start}..")
+            for c in batch:
+                self.assertEqual(bytes(c.inbuf[:3]), b"\x05\x00\x00", f"#{c.index}: CONNECT")
+                c.inbuf.clear()
+            time.sleep(pace)
+        # All open at once; each echoes its own payload, round after round.
+        for round_ in range(rounds):
+            payloads = {}
+            for c in conns:
+                payloads[c.index] = os.urandom(1024)
+                c.out += payloads[c.index]
+                c.need = 1024
+            pump(conns, deadline, f"echo round {round_} on {CONNECTIONS} connections")
+            self.assertEqual([c.index for c in conns if bytes(c.inbuf) != payloads[c.index]], [],
+                             f"wrong echoes in round {round_}")
+            for c in conns:
+                c.inbuf.clear()
+            time.sleep(2 * pace)
+        self.assertEqual(echo.open, CONNECTIONS, "not all connections open at once")
+        wait_until(lambda: value(scrape(self.metrics_port), ACTIVE) >= base_active + CONNECTIONS,
+                   5, f"shadowrelay_tcp_connections_active to reach {CONNECTIONS}")
+        for start in range(0, CONNECTIONS, batch_size):
+            for c in conns[start:start + batch_size]:
+                c.sock.close()
+            time.sleep(pace)
+
+        def drained():
+            text = scrape(self.metrics_port)
+            return (value(text, ACTIVE) == base_active and
+                    value(text, OPENED) == value(text, CLOSED))
+        wait_until(drained, 20, "every session closed and published")
+        time.sleep(4 * 0.05)
+        scraper.stop()
+        after = scrape(self.metrics_port)
+
+        self.assertEqual(scraper.errors, [], "scrapes failed under load")
+        texts = scraper.texts + [after]
+        self.assertGreaterEqual(len(texts), 20, "too few scrapes to judge")
+        for name in (OPENED, CLOSED, "shadowrelay_data_bytes_total"):
+            seen = sorted({value(t, name) for t in texts})
+            self.assertGreaterEqual(len(seen), 3, f"the scrapes hardly saw {name} move: {seen}")
+        regressions = []
+        shapes = []
+        previous = cumulative_series(texts[0])
+        for index, text in enumerate(texts[1:], start=1):
+            current = cumulative_series(text)
+            for key, old in previous.items():
+                new = current.get(key)
+                if new is None or new < old:
+                    regressions.append(f"scrape {index}: {key[0]}{key[1]} {old} -> {new}")
+            shapes += [f"scrape {index}: {p}" for p in histogram_problems(text)]
+            previous = current
+        self.assertEqual(regressions[:20], [], f"{len(regressions)} series went backwards "
+                                               f"over {len(texts)} scrapes")
+        self.assertEqual(shapes[:20], [], "inconsistent histograms")
+        opened = value(after, OPENED) - value(before, OPENED)
+        self.assertGreaterEqual(opened, CONNECTIONS)
+        self.assertEqual(value(after, CLOSED) - value(before, CLOSED), opened)
+        self.assertEqual(value(after, ACTIVE), base_active)
+        self.assertEqual(echo.accepted, CONNECTIONS)
+        by_status = {s: value(after, CLOSED, status=s) - value(before, CLOSED, status=s)
+                     for s in sorted({_labels(m)["status"] for m in re.findall(
+                         CLOSED + r"(\{[^}]*\})", after)})}
+        # Every client read all its echoes and closed: each session ended cleanly.
+        self.assertEqual(by_status.get("ok"), opened, f"closes by status: {by_status}")
+        print(f"  {len(texts)} scrapes, opened +{opened:.0f}, closed by status "
+              f"{ {s: int(n) for s, n in by_status.items() if n} }", file=sys.stderr)
+
 
 if __name__ == "__main__":
-    main()
+    main(min_fds=4 * CONNECTIONS + 512)

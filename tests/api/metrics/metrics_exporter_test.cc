@@ -411,11 +411,11 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
   for (const char* kind : {"handshake", "idle", "connect", "dns", "udp"}) {
     EXPECT_EQ(valueOr(e, "shadowrelay_timeouts_total", {{"kind", kind}}), 0);
   }
-  for (const char* reason : {"open", "replay", "address", "refused", "resolve", "send", "too_big",
-                             "fragment", "foreign"}) {
+  for (const char* reason : {"open", "replay", "address", "refused", "over_quota", "resolve",
+                             "send", "too_big", "fragment", "foreign"}) {
     EXPECT_EQ(valueOr(e, "shadowrelay_udp_dropped_total", {{"reason", reason}}), 0);
   }
-  EXPECT_EQ(e.series("shadowrelay_udp_dropped_total").size(), 9u);
+  EXPECT_EQ(e.series("shadowrelay_udp_dropped_total").size(), 10u);
   for (const char* result : {"ok", "nxdomain", "nodata", "timeout", "server_failure",
                              "invalid_name", "cancelled", "internal"}) {
     EXPECT_EQ(valueOr(e, "shadowrelay_dns_queries_total", {{"result", result}}), 0);

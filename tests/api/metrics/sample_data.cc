@@ -58,6 +58,7 @@ relay::WorkerSample grownSample(size_t worker, uint64_t step) {
   s.udp.dropped_replay = 2 * k;
   s.udp.dropped_address = 3 * k;
   s.udp.dropped_refused = 4 * k;
+  s.udp.dropped_over_quota = 10 * k;
   s.udp.dropped_resolve = 5 * k;
   s.udp.dropped_send = 6 * k;
   s.udp.dropped_too_big = 7 * k;
