@@ -5,7 +5,9 @@
 //   - every object against the Kubernetes / Prometheus Operator schemas (kubernetes-models),
 //     rejecting fields the schema does not know (a misspelt key is silently dropped by a cluster);
 //   - invariants: Service ports and probes point at the container's ports, which match its flags;
-//     the relay binary accepts the rendered config and flags (--check-config); the alert rules
+//     the relay binary accepts the rendered config and flags (--check-config), and run with them
+//     it answers the rendered readiness/liveness probes (gRPC health or GET /metrics, as the
+//     kubelet asks) and exits 0 on SIGTERM within the drain (probe_live.js); the alert rules
 //     pass `promtool check rules` and are deploy/prometheus/alerts.yml's, selecting the job name the
 //     ServiceMonitor gives; the dashboard ConfigMap is deploy/grafana's file byte for byte;
 //     the NetworkPolicy, PDB, HPA and ServiceMonitor select what they should;
@@ -302,7 +304,11 @@ function checkRendering(r, fail) {
   // The relay accepts the rendered config and flags: run the init container's script on the
   // rendered ConfigMap and users Secret, then `shadowrelay server --check-config` with the
   // container's args, paths moved into a temporary directory.
-  checkConfigWithBinary(r, wl, c, secrets, configMaps, fail);
+  const prepared = checkConfigWithBinary(r, wl, c, secrets, configMaps, fail);
+
+  // The probes answer for real: the container's args run, probed as the kubelet would, then
+  // SIGTERM drains and exits 0 (probe_live.js).
+  if (prepared) checkProbesLive(prepared, c, r.values, fail);
 
   // Network policy: relay ports open; control and metrics only from listed peers.
   const np = byKind('NetworkPolicy')[0];
@@ -440,7 +446,28 @@ function checkConfigWithBinary(r, wl, c, secrets, configMaps, fail) {
   const env2 = { PATH: '/usr/bin:/bin', HOME: dir };
   for (const k of ['RUNFILES_DIR', 'TEST_SRCDIR']) if (process.env[k]) env2[k] = process.env[k];
   const br = run(args.relay, argv.concat(['--check-config']), { env: env2 });
-  if (br.status !== 0) fail(`shadowrelay ${argv.join(' ')} --check-config exited ${br.status}: ${(br.stderr || '').trim()}`);
+  if (br.status !== 0) {
+    fail(`shadowrelay ${argv.join(' ')} --check-config exited ${br.status}: ${(br.stderr || '').trim()}`);
+    return null;
+  }
+  return { argv, env: env2 };
+}
+
+function checkProbesLive(prepared, c, values, fail) {
+  const spec = {
+    relay: path.resolve(args.relay),
+    argv: prepared.argv,
+    env: prepared.env,
+    ports: { control: values.controlApi.port, metrics: values.metrics.port, relay: values.relay.port },
+    containerPorts: c.ports,
+    probes: [c.readinessProbe, c.livenessProbe],
+    drainSeconds: values.relay.drainTimeoutSeconds,
+  };
+  const file = fs.mkdtempSync(path.join(tmpRoot, 'probe-')) + '/spec.json';
+  fs.writeFileSync(file, JSON.stringify(spec));
+  const r = run(process.execPath, [path.join(__dirname, 'probe_live.js'), file], { timeout: 90000 });
+  if (r.status !== 0) fail(`live probes: ${(r.stdout || '').trim()} ${(r.stderr || '').trim()}`);
+  else console.log(`  live: ${(r.stdout || '').trim().replace(/\n/g, '; ')}`);
 }
 
 // A self-signed certificate for the TLS value set's --control-tls-* files.
