@@ -1245,13 +1245,18 @@ def grpc_api(port, method, request, token, tls=(), timeout=30):
     return json.loads(out.stdout)
 
 
-def stopped_udp_summary(test, child):
-    """Stops `child` with SIGTERM and returns the counters of its "stopped: udp" line."""
+def stopped_log(test, child):
+    """Stops `child` with SIGTERM (it must exit 0) and returns its whole log."""
     code, killed = child.stop()
     child.exit_code = code
     test.assertFalse(killed, f"{child.name} did not stop on SIGTERM")
     test.assertEqual(code, 0, f"{child.name} exit code {code}:\n{child.log_tail()}")
     with open(child.log_path, encoding="utf-8", errors="replace") as f:
-        match = re.search(r"stopped: udp (.*)", f.read())
+        return f.read()
+
+
+def stopped_udp_summary(test, child):
+    """Stops `child` with SIGTERM and returns the counters of its "stopped: udp" line."""
+    match = re.search(r"stopped: udp (.*)", stopped_log(test, child))
     test.assertIsNotNone(match, f"no UDP summary in the log of {child.name}")
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}

@@ -12,6 +12,7 @@
   * TLS on the control API in the process that loaded the BoringSSL plugin: TLS, mutual TLS,
     plaintext refused; relaying through the plugin's AEADs.
   * `-m METHOD` without `-k`: GetDefaults and CreateUser without a method use it.
+  * No password, generated key or API token reaches the server's log, even with -v.
 
 Every wait is bounded (wait_until, socket timeouts, subprocess timeouts).
 """
@@ -25,8 +26,8 @@ import threading
 import time
 
 from e2e_harness import (LOOPBACK, ApiError, Config, Nginx, RelayTestCase, UdpEcho, curl,
-                         free_port, grpc_api, local_argv, main, nginx, sha256, socks5_connect, stopped_udp_summary,
-                         tool, wait_listening, wait_until)
+                         free_port, grpc_api, local_argv, main, nginx, sha256, socks5_connect,
+                         stopped_log, stopped_udp_summary, tool, wait_listening, wait_until)
 
 TOKEN = "e2e-users-token-0123456789"
 # Traffic reaches the registry once a second (worker sample, then the registry tick): counters
@@ -510,6 +511,32 @@ class DefaultMethodTest(UsersTestCase):
         # The key is bound to that method: the same password with another method gets nothing.
         self.fetch_fails(self.start_local(self.relay_port, "chacha20-ietf-poly1305",
                                           impl="libev", password=got["password"]))
+
+    def test_no_secret_reaches_the_log(self):
+        """Passwords, keys and the API token never appear in the server's log, even verbose,
+        through create, rotation, relaying, a failed authentication and a bad request."""
+        self.start_controlled(extra=["-v"] if not Config.verbose else [])
+        given = "log-test-password-9f8e7d"
+        erin = self.create("erin", "aes-256-gcm", password=given)
+        self.fetch_ok(self.ss_local(erin))
+        rotated = self.call("shadowrelay.v1.UserService/UpdateUser",
+                            {"user": {"name": "erin", "password": ""},
+                             "update_mask": "password"})
+        generated = self.get("erin")["password"]
+        self.assertNotEqual(generated, given, rotated)
+        self.fetch_ok(self.ss_local(self.get("erin")))
+        self.fetch_fails(self.start_local(self.relay_port, "aes-256-gcm", impl="libev",
+                                          password=given))  # the old key: auth failure
+        with self.assertRaises(ApiError):
+            self.call("shadowrelay.v1.UserService/GetUser", {"name": "erin"},
+                      token="wrong-" + TOKEN)
+        with self.assertRaises(ApiError):
+            self.create("bad name!", password="another-secret-5c4b3a")
+        log = stopped_log(self, self.server)
+        self.assertIn("erin", log, "the log is not verbose enough to mean anything")
+        for secret in (given, generated, TOKEN, "another-secret-5c4b3a",
+                       base64.b64encode(given.encode()).decode().rstrip("=")):
+            self.assertNotIn(secret, log)
 
 
 if __name__ == "__main__":
