@@ -119,10 +119,37 @@ function run(cmd, argv, opts = {}) {
   return r;
 }
 
-function render(files) {
-  const argv = ['-chart', args.chart, '-release', RELEASE, '-namespace', NAMESPACE];
+function render(files, extra = []) {
+  const argv = ['-chart', args.chart, '-release', RELEASE, '-namespace', NAMESPACE, ...extra];
   for (const f of files) argv.push('-f', path.join(args.values, f));
   return run(args.render, argv);
+}
+
+// `helm upgrade` keeps the generated control token and default user's password: lookup finds the
+// Secrets of the installed release (helmrender -cluster), while a fresh install draws new ones.
+function checkUpgradeKeepsSecrets() {
+  const errors = [];
+  const secretsOf = (r) => {
+    if (r.status !== 0) { errors.push(`render failed: ${r.stderr}`); return new Map(); }
+    return new Map(JSON.parse(r.stdout).manifests.map((m) => m.object)
+      .filter((o) => o.kind === 'Secret').map((o) => [o.metadata.name, o]));
+  };
+  const token = (s) => b64((s.get(`${RELEASE}-shadowrelay-control-token`) || { data: {} }).data.token || '');
+  const password = (s) => b64((s.get(`${RELEASE}-shadowrelay-users`) || { data: {} }).data['generated-password'] || '');
+  const installed = secretsOf(render([]));
+  const other = secretsOf(render([]));
+  if (!token(installed) || !password(installed)) errors.push('install generated no token or password');
+  if (token(installed) === token(other) || password(installed) === password(other)) {
+    errors.push('two installs drew the same token or password');
+  }
+  const cluster = path.join(fs.mkdtempSync(path.join(tmpRoot, 'cluster-')), 'objects.json');
+  fs.writeFileSync(cluster, JSON.stringify([...installed.values()]));
+  const upgraded = secretsOf(render([], ['-upgrade', '-cluster', cluster]));
+  if (token(upgraded) !== token(installed)) errors.push('upgrade changed the control token');
+  if (password(upgraded) !== password(installed)) errors.push('upgrade changed the default user\'s password');
+  const users = (s) => b64((s.get(`${RELEASE}-shadowrelay-users`) || { data: {} }).data['users.json'] || '');
+  if (users(upgraded) !== users(installed)) errors.push('upgrade changed users.json');
+  return errors;
 }
 
 function flagValue(argv, flag) {
@@ -714,6 +741,12 @@ function main() {
       }
     }
     results.push({ name: 'schema rejects bad values', errors, ms: Date.now() - start });
+  }
+  {
+    const start = Date.now();
+    let errors;
+    try { errors = checkUpgradeKeepsSecrets(); } catch (e) { errors = [`exception: ${e.stack}`]; }
+    results.push({ name: 'upgrade keeps generated secrets', errors, ms: Date.now() - start });
   }
   for (const tc of cases) {
     const start = Date.now();

@@ -2,12 +2,14 @@
 
 // helmrender renders a Helm chart the way `helm template` does, for tests on a machine without
 // helm or a cluster: Go's text/template with sprig's functions plus the Helm built-ins (include,
-// tpl, required, toYaml, fromYaml, toJson, fromJson, lookup answering nothing, .Release, .Chart,
+// tpl, required, toYaml, fromYaml, toJson, fromJson, lookup (answering nothing, or from the
+// objects of -cluster, as a cluster would on `helm upgrade`), .Release, .Chart,
 // .Values, .Capabilities, .Files, .Template). Values are read as Helm reads them (YAML 1.1
 // through JSON, so numbers are float64) and coalesced like Helm's: later -f files win, maps merge,
 // null deletes a chart default.
 //
 //	helmrender -chart DIR [-f values.yaml]... [-release NAME] [-namespace NS] [-kube-version v1.29.0]
+//	           [-upgrade] [-cluster objects.json]
 //
 // Prints JSON: {"values": merged values, "manifests": [{"template", "object"}], "notes": "..."}.
 // On an error (a template's `fail` or `required`, bad YAML) it prints the error and exits 1.
@@ -107,6 +109,7 @@ func main() {
 	kubeVersion := flag.String("kube-version", "v1.29.0", "Kubernetes version of .Capabilities")
 	upgrade := flag.Bool("upgrade", false, ".Release.IsUpgrade instead of IsInstall")
 	raw := flag.Bool("raw", false, "print the rendered text like `helm template` instead of JSON")
+	cluster := flag.String("cluster", "", "JSON list of objects that lookup finds (default: none)")
 	var valueFiles, apiVersions multiFlag
 	flag.Var(&valueFiles, "f", "values file (repeatable; later ones win)")
 	flag.Var(&apiVersions, "api-versions", "extra API versions for .Capabilities.APIVersions (repeatable)")
@@ -114,6 +117,16 @@ func main() {
 	if *chartDir == "" {
 		fmt.Fprintln(os.Stderr, "helmrender: -chart is required")
 		os.Exit(2)
+	}
+	if *cluster != "" {
+		data, err := os.ReadFile(*cluster)
+		if err == nil {
+			err = json.Unmarshal(data, &clusterObjects)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helmrender: -cluster:", err)
+			os.Exit(2)
+		}
 	}
 	out, err := render(*chartDir, valueFiles, *release, *namespace, *kubeVersion, *upgrade,
 		append(append([]string{}, defaultAPIVersions...), apiVersions...))
@@ -368,6 +381,33 @@ func execError(err error) error {
 	return err
 }
 
+// clusterObjects are what lookup finds: none (as `helm template`), or those of -cluster.
+var clusterObjects []map[string]interface{}
+
+// lookup is Helm's: the object named, or {} when there is none; with an empty name, a list
+// {"items": [...]} of the kind in the namespace (every namespace when that is empty too).
+func lookup(apiVersion, kind, namespace, name string) (map[string]interface{}, error) {
+	var items []interface{}
+	for _, o := range clusterObjects {
+		meta, _ := o["metadata"].(map[string]interface{})
+		if o["apiVersion"] != apiVersion || o["kind"] != kind || meta == nil {
+			continue
+		}
+		if namespace != "" && meta["namespace"] != namespace {
+			continue
+		}
+		if name == "" {
+			items = append(items, o)
+		} else if meta["name"] == name {
+			return o, nil
+		}
+	}
+	if name == "" {
+		return map[string]interface{}{"items": items}, nil
+	}
+	return map[string]interface{}{}, nil
+}
+
 func funcMap(root *template.Template) template.FuncMap {
 	f := sprig.TxtFuncMap()
 	delete(f, "env")
@@ -409,9 +449,7 @@ func funcMap(root *template.Template) template.FuncMap {
 		}
 		return val, nil
 	}
-	f["lookup"] = func(apiVersion, kind, namespace, name string) (map[string]interface{}, error) {
-		return map[string]interface{}{}, nil // `helm template`: no cluster
-	}
+	f["lookup"] = lookup
 	f["toYaml"] = func(v interface{}) string {
 		s, err := toYAML(v)
 		if err != nil {
