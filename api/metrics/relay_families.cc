@@ -62,10 +62,12 @@ MetricFamily histogramFamily(std::string name, std::string help, const relay::Fi
 
 size_t index(relay::CloseReason reason) { return static_cast<size_t>(reason); }
 
-/// Users in name order; "" always present. Without per-user labels everybody is "".
+/// Users in name order; "" always present. Without per-user labels everybody is "", deleted
+/// users included (with labels, a deleted user's series simply end).
 std::map<std::string, relay::UserTraffic> usersOf(const relay::WorkerSample& total, bool per_user) {
   std::map<std::string, relay::UserTraffic> users;
   users[""];
+  if (!per_user) users[""].add(total.retired_users);
   for (const auto& [name, traffic] : total.users) {
     users[per_user ? name : std::string()].add(traffic);
   }

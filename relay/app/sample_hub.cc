@@ -16,10 +16,16 @@ api::users::TrafficCounters counters(const UserTraffic& t) {
   return c;
 }
 
-api::users::TrafficCounters minus(const api::users::TrafficCounters& a,
-                                  const api::users::TrafficCounters& b) {
-  return {a.bytes_up - b.bytes_up, a.bytes_down - b.bytes_down,
-          a.tcp_connections - b.tcp_connections, a.udp_packets - b.udp_packets};
+/// The growth from `before` to `now`. A worker drops the entry of a deleted user; when a user of
+/// that name comes back, its counters start again from zero: then all of `now` is new.
+api::users::TrafficCounters growth(const api::users::TrafficCounters& now,
+                                   const api::users::TrafficCounters& before) {
+  if (now.bytes_up < before.bytes_up || now.bytes_down < before.bytes_down ||
+      now.tcp_connections < before.tcp_connections || now.udp_packets < before.udp_packets) {
+    return now;
+  }
+  return {now.bytes_up - before.bytes_up, now.bytes_down - before.bytes_down,
+          now.tcp_connections - before.tcp_connections, now.udp_packets - before.udp_packets};
 }
 
 }  // namespace
@@ -40,10 +46,13 @@ std::vector<api::users::TrafficDelta> SampleHub::takeTrafficDeltas() {
   {
     absl::MutexLock lock(&mu_);
     for (size_t w = 0; w < latest_.size(); ++w) {
-      for (const auto& [name, traffic] : latest_[w].users) {
+      const auto& users = latest_[w].users;
+      // Forget the users the worker has retired (deleted from the table).
+      absl::erase_if(taken_[w], [&users](const auto& entry) { return !users.contains(entry.first); });
+      for (const auto& [name, traffic] : users) {
         if (name.empty()) continue;  // sessions that never identified a user
         UserTraffic& taken = taken_[w][name];
-        const api::users::TrafficCounters delta = minus(counters(traffic), counters(taken));
+        const api::users::TrafficCounters delta = growth(counters(traffic), counters(taken));
         taken = traffic;
         if (delta == api::users::TrafficCounters{}) continue;
         sums[name] += delta;

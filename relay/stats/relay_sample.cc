@@ -66,6 +66,7 @@ void WorkerSample::add(const WorkerSample& o) {
   tcp.add(o.tcp);
   udp.add(o.udp);
   for (const auto& [name, traffic] : o.users) users[name].add(traffic);
+  retired_users.add(o.retired_users);
   connection_bytes.add(o.connection_bytes);
   connection_seconds.add(o.connection_seconds);
   probe_bytes.add(o.probe_bytes);

@@ -85,6 +85,10 @@ struct WorkerSample {
   /// and, with --metrics-per-user=false, everybody.
   /// node_hash_map: sessions and associations keep pointers to their entry.
   absl::node_hash_map<std::string, UserTraffic> users;
+  /// The counters of users deleted from the table (their entries leave `users`, so that the
+  /// user label stays bounded by the users that exist). Folded into "" when the exporter drops
+  /// the user label, so that totals never go backwards.
+  UserTraffic retired_users;
   FixedHistogram connection_bytes{connectionBytesBounds()};      // payload both ways, at close
   FixedHistogram connection_seconds{connectionSecondsBounds()};  // accept to close
   FixedHistogram probe_bytes{probeBytesBounds()};  // bytes a failed handshake sent

@@ -189,6 +189,7 @@ class Worker {
   UserMatcher users_;
   std::vector<std::pair<uint16_t, std::unique_ptr<UdpPort>>> udp_ports_;
   std::optional<Timer> publish_timer_;
+  TimePoint last_publish_{};
 };
 
 }  // namespace shadowrelay::relay

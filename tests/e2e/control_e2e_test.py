@@ -10,11 +10,13 @@ session.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 from e2e_harness import (LOOPBACK, ApiError, Config, Nginx, RelayTestCase, curl, free_port,
                          grpc_api, main, nginx, sha256, socks5_connect, wait_listening,
@@ -300,6 +302,48 @@ class ControlTest(RelayTestCase):
         with self.assertRaises(ApiError) as err:
             api(self.api_port, "shadowrelay.v1.UserService/ListUsers", {}, token="wrong")
         self.assertEqual(err.exception.code, "UNAUTHENTICATED")
+
+    def test_deleted_users_series_end_and_a_new_user_of_that_name_starts_from_zero(self):
+        metrics_port = free_port()
+        self.start_controlled(extra=["--metrics-listen", f"{LOOPBACK}:{metrics_port}"])
+
+        def series(user):
+            """The user's data_bytes_total values by (proto, direction), from a real scrape."""
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{metrics_port}/metrics",
+                                        timeout=10) as r:
+                text = r.read().decode()
+            out = {}
+            for m in re.finditer(r'^shadowrelay_data_bytes_total\{([^}]*)\} (\S+)$', text, re.M):
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+                if labels.get("user") == user:
+                    out[(labels["proto"], labels["direction"])] = float(m.group(2))
+            return out
+
+        def user_down(name):
+            got = api(self.api_port, "shadowrelay.v1.UserService/GetUser", {"name": name})
+            return int(got["traffic"].get("bytes_down") or 0)
+
+        one_fetch = self.nginx.files[Nginx.SMALL][0]
+        gone, kept = self.create("gone", "aes-128-gcm"), self.create("kept", "aes-256-gcm")
+        for _ in range(3):
+            self.fetch_ok(self.ss_local(gone))
+        self.fetch_ok(self.ss_local(kept))
+        wait_until(lambda: series("gone").get(("tcp", "download"), 0) >= 3 * one_fetch, 10,
+                   "gone's three downloads in the scrape")
+        api(self.api_port, "shadowrelay.v1.UserService/DeleteUser", {"name": "gone"})
+        wait_until(lambda: not series("gone"), 5, "gone's series to leave the scrape")
+        self.assertGreaterEqual(series("kept").get(("tcp", "download"), 0), one_fetch)
+
+        # A new user of the same name: counters from zero, in the scrape and in the API (the
+        # old entry's larger totals must not turn the new deltas into an underflow).
+        again = self.create("gone", "chacha20-ietf-poly1305")
+        self.fetch_ok(self.ss_local(again))
+        wait_until(lambda: series("gone").get(("tcp", "download"), 0) >= one_fetch, 10,
+                   "the new gone's download in the scrape")
+        wait_until(lambda: user_down("gone") >= one_fetch, 10, "the new gone's bytes_down")
+        time.sleep(1.5)  # another registry tick: nothing more may arrive
+        self.assertLess(series("gone")[("tcp", "download")], 2 * one_fetch)
+        self.assertLess(user_down("gone"), 2 * one_fetch)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,30 @@ TEST(RelayFamiliesTest, HistogramsBecomeCumulativeWithAnInfBucket) {
   EXPECT_DOUBLE_EQ(h.sample_sum, 1e6 + 40);
 }
 
+TEST(RelayFamiliesTest, RetiredUsersCountOnlyWhenFolded) {
+  relay::WorkerSample s;
+  s.users["a"].tcp_bytes_up = 3;
+  s.retired_users.tcp_bytes_up = 40;  // a deleted user's
+  auto tcpUpload = [](const std::vector<prometheus::MetricFamily>& families,
+                      const std::string& user) -> double {
+    const auto* bytes = find(families, "shadowrelay_data_bytes_total");
+    if (bytes == nullptr) return -1;
+    for (const auto& m : bytes->metric) {
+      if (label(m, "proto") == "tcp" && label(m, "direction") == "upload" &&
+          label(m, "user") == user) {
+        return m.counter.value;
+      }
+    }
+    return -1;
+  };
+  const auto per_user = relayFamilies(s, true);
+  EXPECT_EQ(tcpUpload(per_user, "a"), 3);
+  EXPECT_EQ(tcpUpload(per_user, ""), 0);  // the deleted user's series are gone, not moved
+  EXPECT_EQ(find(per_user, "shadowrelay_data_bytes_total")->metric.size(), 8u);
+  // Folded, the total must not drop when a user is deleted.
+  EXPECT_EQ(tcpUpload(relayFamilies(s, false), ""), 43);
+}
+
 TEST(RelayFamiliesTest, FoldingKeepsTheSumsAndOnlyTheEmptyUser) {
   relay::WorkerSample s;
   s.users["a"].tcp_bytes_up = 3;

@@ -341,6 +341,57 @@ TEST_P(TcpRelayTest, LoopbackTargetRefusedUnlessAllowed) {
   EXPECT_EQ(serverClosed(CloseReason::TargetRefused), 1u);
 }
 
+TEST_P(TcpRelayTest, DeletedUsersLeaveTheSampleAndTheirCountersAreRetired) {
+  start();
+  TargetListener target;
+  std::thread echo([&] {
+    int c = target.acceptOne();
+    if (c < 0) return;
+    uint8_t hello[2];
+    const uint8_t yo[] = {'y', 'o', '!'};
+    if (readExact(c, hello, sizeof(hello))) writeAll(c, yo, sizeof(yo));
+    ::close(c);
+  });
+  int client = socksConnect(local_port_, target.port);
+  ASSERT_GE(client, 0);
+  const uint8_t hi[] = {'h', 'i'};
+  ASSERT_TRUE(writeAll(client, hi, sizeof(hi)));
+  uint8_t reply[3];
+  ASSERT_TRUE(readExact(client, reply, sizeof(reply)));
+  ::close(client);
+  echo.join();
+  const auto deadline = Steady::now() + seconds(3);
+  while (serverClosed(CloseReason::Done) + serverClosed(CloseReason::ClientClosed) == 0 &&
+         Steady::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  const UserTraffic before = onLoop([&] { return server_->sample().users.at("default"); });
+  EXPECT_EQ(before.tcp_connections, 1u);
+  EXPECT_EQ(before.tcp_bytes_up, 2u);
+  EXPECT_EQ(before.tcp_bytes_down, 3u);
+
+  // A table without "default": its entry leaves the sample, its counters go to retired_users.
+  RelayUser other;
+  other.name = "other";
+  other.method = server_env_.credentials.method;
+  other.provider = server_env_.credentials.provider;
+  other.key = crypto::evpBytesToKey("another-password", other.method->key_size);
+  std::vector<RelayUser> users;
+  users.push_back(std::move(other));
+  auto table = std::make_shared<const UserTable>(2, std::move(users), nullptr);
+  const auto [present, retired] = onLoop([&] {
+    server_->setUsers(table);
+    return std::make_pair(server_->sample().users.contains("default"),
+                          server_->sample().retired_users);
+  });
+  EXPECT_FALSE(present);
+  EXPECT_EQ(retired.tcp_connections, 1u);
+  EXPECT_EQ(retired.tcp_bytes_up, 2u);
+  EXPECT_EQ(retired.tcp_bytes_down, 3u);
+  // Sessions without a user ("") are never retired.
+  EXPECT_TRUE(onLoop([&] { return server_->sample().users.contains(""); }));
+}
+
 INSTANTIATE_TEST_SUITE_P(BatchedIo, TcpRelayTest, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "uring" : "plain"; });
 
