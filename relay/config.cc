@@ -660,7 +660,8 @@ std::string usage(Role role) {
       "  --udp-timeout S         UDP association idle timeout (default 300; 30 for port 53)\n"
       "  --udp-max-associations N  UDP association table bound per worker (default 16384)\n"
       "  --crypto-provider auto|openssl|boringssl\n"
-      "  --check-config          validate the configuration and exit\n";
+      "  --check-config          validate the configuration (and the configured users) and\n"
+      "                          exit; writes nothing\n";
   switch (role) {
     case Role::Server:
       return "usage: shadowrelay server [-s ADDR] [-p PORT] (-k PASSWORD | --key B64) [options]\n"

@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
 
   auto add = [&r](User user) -> absl::Status {
     if (absl::Status s = validateUserName(user.name); !s.ok()) {
-      return s;
+      return withUser(user.name, s);
     }
     if (r.users_.count(user.name) != 0) {
       return absl::AlreadyExistsError(absl::StrCat("user \"", user.name, "\" is defined twice"));
@@ -111,7 +111,12 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
     }
     if (loaded->contents.default_method.has_value()) {
       r.persisted_default_ = loaded->contents.default_method;
-      r.default_method_ = *loaded->contents.default_method;
+      if (!r.options_.default_method_given) {
+        r.default_method_ = *loaded->contents.default_method;
+      } else if (*loaded->contents.default_method != r.default_method_) {
+        SR_LOG(Info, "default method %s (given) instead of %s (stored by SetDefaults)",
+               r.default_method_, *loaded->contents.default_method);
+      }
     }
     SR_LOG(Info, "user store %s: %d API users (generation %d)", r.store_->path(),
            loaded->contents.users.size(), r.store_->generation());

@@ -28,8 +28,12 @@ struct RegistryOptions {
   /// --state-dir: where API users are kept. Empty: API users live in memory only.
   std::string state_dir;
   /// Method for new users that name none (-m without -k). A value set through
-  /// setDefaultMethod() is kept in the state directory and wins over this one on restart.
+  /// setDefaultMethod() is kept in the state directory and wins over this one on restart,
+  /// unless default_method_given.
   std::string default_method = "chacha20-ietf-poly1305";
+  /// default_method was given explicitly (-m): it wins over a default kept in the store by
+  /// SetDefaults. Otherwise the stored one wins.
+  bool default_method_given = false;
   /// Users from the configuration file (source Config) and -k/--key (source Default, named
   /// "default"). Read-only through the API; validated by open().
   std::vector<User> configured_users;

@@ -60,10 +60,11 @@ void fail(Role role, absl::string_view message) {
 
 /// A secret kept in <state_dir>/<name>: read, or made by `make` and stored there (0600, written
 /// to a temporary file and renamed, so a crash never leaves half a secret). Errors name the
-/// file, never the secret.
+/// file, never the secret. Without `persist` (--check-config) a missing secret is made but not
+/// stored: checking a configuration writes nothing.
 absl::StatusOr<std::string> loadOrCreateSecret(const std::string& state_dir, absl::string_view name,
                                                const std::function<std::string()>& make,
-                                               bool* created) {
+                                               bool persist, bool* created) {
   const std::string path = absl::StrCat(state_dir, "/", name);
   std::ifstream in(path);
   if (in) {
@@ -73,6 +74,10 @@ absl::StatusOr<std::string> loadOrCreateSecret(const std::string& state_dir, abs
     if (secret.empty()) return absl::DataLossError(absl::StrCat(path, ": empty"));
     *created = false;
     return secret;
+  }
+  if (!persist) {
+    *created = true;
+    return make();
   }
   if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return absl::UnavailableError(
@@ -102,7 +107,11 @@ absl::StatusOr<std::string> loadOrCreateSecret(const std::string& state_dir, abs
 std::string publicHostGuess() {
   ifaddrs* list = nullptr;
   std::string found = "127.0.0.1";
-  if (::getifaddrs(&list) != 0) return found;
+  if (::getifaddrs(&list) != 0) {
+    SR_LOG(Warn, "no interface address for access URLs (getifaddrs: %s): using %s; set "
+                 "--public-host", std::strerror(errno), found);
+    return found;
+  }
   for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
     if (it->ifa_addr == nullptr || it->ifa_addr->sa_family != AF_INET) continue;
     SocketAddress address;
@@ -115,6 +124,10 @@ std::string publicHostGuess() {
     break;
   }
   ::freeifaddrs(list);
+  if (found == "127.0.0.1") {
+    SR_LOG(Warn, "no non-loopback IPv4 address for access URLs: using %s; set --public-host",
+           found);
+  }
   return found;
 }
 
@@ -258,9 +271,11 @@ absl::StatusOr<std::string> controlToken(const Config& config) {
   if (!token.ok() || !token->empty() || config.state_dir.empty()) return token;
   bool created = false;
   auto stored = loadOrCreateSecret(
-      config.state_dir, "control_token", [] { return crypto::randomBase64Key(32); }, &created);
+      config.state_dir, "control_token", [] { return crypto::randomBase64Key(32); },
+      !config.check_only, &created);
   if (stored.ok()) {
-    SR_LOG(Info, "control API token %s %s/control_token", created ? "generated in" : "read from",
+    SR_LOG(Info, "control API token %s %s/control_token",
+           !created ? "read from" : config.check_only ? "would be generated in" : "generated in",
            config.state_dir);
   }
   return stored;
@@ -292,14 +307,16 @@ int runRole(Role role, int argc, const char* const* argv) {
       !config.state_dir.empty()) {
     bool created = false;
     auto password = loadOrCreateSecret(
-        config.state_dir, "password", [] { return crypto::randomBase64Key(24); }, &created);
+        config.state_dir, "password", [] { return crypto::randomBase64Key(24); },
+        !config.check_only, &created);
     if (!password.ok()) {
       fail(role, password.status().message());
       return kExitConfig;
     }
     config.password = *password;
     print_uri = true;
-    SR_LOG(Info, "%s the password in %s/password", created ? "generated" : "using",
+    SR_LOG(Info, "%s the password in %s/password",
+           !created ? "using" : config.check_only ? "would generate" : "generated",
            config.state_dir);
   }
   if (auto status = validateConfig(config); !status.ok()) {
@@ -334,10 +351,7 @@ int runRole(Role role, int argc, const char* const* argv) {
                "the API)");
     return kExitConfig;
   }
-  if (config.check_only) {
-    absl::PrintF("%s\n", describe(config));
-    return 0;
-  }
+
   if (config.mode == Mode::UdpOnly && role == Role::Local) {
     fail(role, "config: mode: local relays UDP through SOCKS5 UDP ASSOCIATE, which needs its TCP "
                "port: use tcp_and_udp (-u), not udp_only (-U)");
@@ -405,8 +419,10 @@ int runRole(Role role, int argc, const char* const* argv) {
   std::unique_ptr<api::users::UserRegistry> registry;
   if (server) {
     api::users::RegistryOptions options;
-    options.state_dir = config.state_dir;
+    // --check-config validates the configured users the same way, without the store.
+    if (!config.check_only) options.state_dir = config.state_dir;
     options.default_method = std::string((*method)->name);
+    options.default_method_given = config.method_given;
     options.configured_users = configuredUsers(config);
     options.shared_port = config.server_port;
     for (const std::string* listen : {&config.control_listen, &config.metrics_listen}) {
@@ -424,6 +440,10 @@ int runRole(Role role, int argc, const char* const* argv) {
       return kExitConfig;
     }
     registry = std::move(*opened);
+  }
+  if (config.check_only) {
+    absl::PrintF("%s\n", describe(config));
+    return 0;
   }
 
   crypto::SaltFilter salt_filter;

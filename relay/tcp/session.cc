@@ -265,7 +265,11 @@ void TcpSession::onEvent(Side side, uint32_t events) {
 void TcpSession::onTimer() {
   if (closed_) return;
   if (connect_phase_ == ConnectPhase::Resolving) {
-    close(CloseReason::ResolveFailed);
+    // The connect deadline covers the lookup too: a name server slower than it is a connect
+    // timeout (counted as one), not a failed lookup.
+    SR_LOG(Debug, "session %d: %s not resolved within the connect timeout", id_,
+           connect_target_->host);
+    close(CloseReason::ConnectTimeout);
     return;
   }
   if (connect_phase_ == ConnectPhase::Connecting) {

@@ -247,6 +247,22 @@ TEST(UserRegistryTest, ApiUsersAndDefaultMethodSurviveRestart) {
   EXPECT_EQ(stored->users[0].name, "alice");
 }
 
+TEST(UserRegistryTest, GivenDefaultMethodWinsOverTheStoredOne) {
+  TempDir dir;
+  {
+    auto r = openRegistry(baseOptions(dir.path()));
+    ASSERT_TRUE(r->setDefaultMethod("xchacha20-ietf-poly1305").ok());
+  }
+  RegistryOptions given = baseOptions(dir.path());
+  given.default_method = "aes-128-gcm";
+  given.default_method_given = true;
+  EXPECT_EQ(openRegistry(given)->defaultMethod(), "aes-128-gcm");
+  // Not given: the stored value is still there and wins.
+  RegistryOptions not_given = baseOptions(dir.path());
+  not_given.default_method = "aes-128-gcm";
+  EXPECT_EQ(openRegistry(not_given)->defaultMethod(), "xchacha20-ietf-poly1305");
+}
+
 TEST(UserRegistryTest, WithoutStateDirUsersLiveInMemory) {
   RegistryOptions o = baseOptions("");
   auto r = openRegistry(o);

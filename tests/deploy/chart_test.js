@@ -646,6 +646,13 @@ const cases = [
       if (!find(r, 'ServiceMonitor') || !find(r, 'PrometheusRule')) fail('ServiceMonitor and PrometheusRule expected');
       const dash = find(r, 'ConfigMap', 'sr-shadowrelay-dashboard');
       if (!dash || dash.metadata.namespace !== 'monitoring') fail('dashboard ConfigMap in namespace monitoring');
+      // Prometheus (namespace monitoring) must get through the NetworkPolicy to /metrics.
+      const np = find(r, 'NetworkPolicy');
+      const metricsPort = r.values.metrics.port;
+      const admits = np && np.spec.ingress.some((rule) => (rule.ports || []).some((p) => p.port === metricsPort)
+        && (rule.from || []).some((p) => p.namespaceSelector && !p.podSelector
+          && (p.namespaceSelector.matchLabels || {})['kubernetes.io/metadata.name'] === 'monitoring'));
+      if (!admits) fail('the NetworkPolicy keeps Prometheus in namespace monitoring away from /metrics');
     },
   },
   {

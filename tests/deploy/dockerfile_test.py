@@ -143,6 +143,10 @@ def build_stage_uses_install_deps_and_bazel():
               f"the build stage installs packages itself instead of through install_deps.sh: {text}")
     check(any(re.search(r"\bbazel build\b.*-c opt.*//relay:shadowrelay", t) for t in instructions(build, "RUN")),
           "the build stage does not run `bazel build -c opt //relay:shadowrelay`")
+    # ./dev test runs the same release build, so CI proves the image's build step.
+    with open(runfile("dev"), encoding="utf-8") as f:
+        check(re.search(r"\bbuild -c opt //relay:shadowrelay\b", f.read()),
+              "./dev test does not run the image's `bazel build -c opt //relay:shadowrelay`")
     check(any(re.search(r"--from=" + re.escape(build["name"] or "0") + r"\s+/out/\s+/", t)
               for t in instructions(runtime_stage(), "COPY")),
           "the runtime stage does not copy the build stage's /out/")

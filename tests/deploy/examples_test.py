@@ -44,6 +44,35 @@ def server_json_loads():
 
 
 @suite.case
+def check_config_refuses_what_the_server_refuses():
+    """--check-config judges the users as the server does (names, duplicates, keys, ports) and
+    names the problem; it writes nothing, not even into a new state directory."""
+    base = load(SERVER)
+    bad = {
+        "a bad user name": ([{"name": "bad name!", "password": "p1"}], "bad name!"),
+        "a user defined twice": ([{"name": "dup", "password": "p1"},
+                                  {"name": "dup", "password": "p2"}], "dup"),
+        "a raw key of the wrong size": ([{"name": "k", "key": "AAAA"}], "k"),
+        "a user port that is the metrics port": ([{"name": "m", "password": "p", "port": 9464}],
+                                                 "9464"),
+    }
+    for what, (users, named) in bad.items():
+        path = os.path.join(suite.tmp, "bad.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(dict(base, users=users), f)
+        r = run([RELAY, "server", "--check-config", "-c", path], timeout=30, cwd=suite.tmp)
+        check(r.returncode != 0, f"--check-config accepted {what}")
+        check(named in r.stderr and "users" in r.stderr,
+              f"--check-config on {what}: the message does not name it: {r.stderr.strip()}")
+    state = os.path.join(suite.tmp, "new-state")
+    r = run([RELAY, "server", "--check-config", "-p", "18388", "--state-dir", state],
+            timeout=30, cwd=suite.tmp)
+    check(r.returncode == 0, f"--check-config --state-dir: rc={r.returncode}\n{r.stderr}")
+    check(not os.path.exists(state) or not os.listdir(state),
+          f"--check-config wrote into the state directory: {os.listdir(state) if os.path.exists(state) else ''}")
+
+
+@suite.case
 def local_json_loads():
     check_config("local", LOCAL)
 
