@@ -173,9 +173,8 @@ bool ServerSession::admit() {
   }
   // Counted as the user's from here on; the limit check follows, so that a refusal is counted
   // under the user too.
-  const bool admits = now->admitsNewSession();
   candidate_.reset();
-  setUser(std::move(now));
+  const bool admits = now->admitsNewSession(setUser(now));
   if (!admits) {
     ++worker_.traffic(user()->name).refused_over_limit;
     SR_LOG(Debug, "session %d: user %s over a limit; refused", id(), user()->name);

@@ -63,13 +63,14 @@ void TcpSession::close(CloseReason reason) {
   worker_.releaseSession(*this);
 }
 
-void TcpSession::setUser(RelayUserPtr user) {
+uint32_t TcpSession::setUser(RelayUserPtr user) {
   user_ = std::move(user);
-  user_->live->tcp_sessions.fetch_add(1, std::memory_order_relaxed);
+  const uint32_t others = user_->live->tcp_sessions.fetch_add(1, std::memory_order_relaxed);
   traffic_ = &worker_.traffic(user_->name);
   ++traffic_->tcp_connections;
   // What the session moved before it knew its user stays under "" (nothing: the server relays
   // only after identification).
+  return others;
 }
 
 void TcpSession::countIn(Side side, size_t n) {

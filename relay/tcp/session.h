@@ -99,8 +99,10 @@ class TcpSession : public DeferredDeletable {
   ssize_t sendSome(Side side, const uint8_t* bytes, size_t n);
 
   /// Server: the session identified `user`; its traffic is counted under its name from now on,
-  /// and it counts against the user's max_connections until it closes.
-  void setUser(RelayUserPtr user);
+  /// and it counts against the user's max_connections until it closes. Returns how many
+  /// sessions of the user were open before this one (one atomic step, so that sessions starting
+  /// at once on several workers cannot all take the last slot).
+  uint32_t setUser(RelayUserPtr user);
   /// Bytes read from or written to a socket, for the worker's counters and this session's.
   void countIn(Side side, size_t n);
   void countOut(Side side, size_t n);

@@ -11,10 +11,9 @@ bool RelayUser::sameKey(const RelayUser& other) const {
   return method == other.method && std::equal(a.begin(), a.end(), b.begin(), b.end());
 }
 
-bool RelayUser::admitsNewSession() const {
+bool RelayUser::admitsNewSession(uint32_t others) const {
   if (!enabled || quota_exceeded) return false;
-  return max_connections == 0 ||
-         live->tcp_sessions.load(std::memory_order_relaxed) < max_connections;
+  return max_connections == 0 || others < max_connections;
 }
 
 UserTable::UserTable(uint64_t generation, std::vector<RelayUser> users, const UserTable* previous)

@@ -39,8 +39,9 @@ struct RelayUser {
 
   /// Same method and key: a live session of `other` may continue under this user.
   bool sameKey(const RelayUser& other) const;
-  /// May a new session start (identified users only)? False over quota or at max_connections.
-  bool admitsNewSession() const;
+  /// May a new session start (identified users only), `others` sessions of the user being open
+  /// besides it? False over quota or at max_connections.
+  bool admitsNewSession(uint32_t others) const;
 };
 
 using RelayUserPtr = std::shared_ptr<const RelayUser>;

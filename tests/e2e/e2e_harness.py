@@ -61,6 +61,7 @@ UDP_ASSOCIATE_REPLY = 0x07
 class Config:
     relay = None  # path to our binary, or None in libev mode
     grpc_call = None  # tests/e2e/grpc_call (control API client), when the test has it
+    reflection_call = None  # tests/e2e/reflection_call (server reflection client), likewise
     tmp = None  # per-run scratch directory
     verbose = False
 
@@ -1088,9 +1089,12 @@ def main(min_fds=1024):
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="pass -v to our binary")
     parser.add_argument("--grpc-call", help="path to tests/e2e/grpc_call (control API tests)")
+    parser.add_argument("--reflection-call", help="path to tests/e2e/reflection_call")
     args = parser.parse_args()
     if args.grpc_call:
         Config.grpc_call = os.path.abspath(args.grpc_call)
+    if args.reflection_call:
+        Config.reflection_call = os.path.abspath(args.reflection_call)
 
     if args.relay != "libev":
         relay = os.path.abspath(args.relay)

@@ -10,6 +10,13 @@ and the DNS query result, with dnsmasq as the server's only name server), closed
 (target_refused) and targets that never answer the SYN (timeout_connect). Under 1000 concurrent
 connections through shadowsocks-libev's ss-local, a thread scrapes /metrics every 50 ms and no
 counter or histogram series may ever go down.
+
+With users of the control API (created through grpc_call) and the UDP relay on: exact TCP and
+UDP payload bytes and datagrams per user through shadowsocks-libev's ss-local and `ss-tunnel
+-u`, the association counters and gauge, shadowrelay_users; with --metrics-per-user=false the
+same totals under user "". A replayed client stream closes as `replay`, an idle association
+expires as timeouts{kind="udp"}, and a name server that never answers gives
+timeouts{kind="dns"}, dns_queries{result="timeout"} and closes as `dns_failed`.
 """
 import os
 import pwd
@@ -23,9 +30,10 @@ import threading
 import time
 import urllib.request
 
-from e2e_harness import (LOOPBACK, Config, EchoServer, RelayTestCase, free_port, main,
-                         recv_exact, scratch_path, socks5_address, socks5_connect, tool,
-                         wait_until)
+from e2e_harness import (LOOPBACK, PASSWORD, Config, EchoServer, RecordingProxy, RelayTestCase,
+                         UdpEcho, echo_roundtrip, free_port, grpc_api, local_argv, main,
+                         recv_exact, scratch_path, socks5_address, socks5_connect,
+                         stopped_udp_summary, tool, wait_listening, wait_until)
 
 METHOD = "chacha20-ietf-poly1305"
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$')
@@ -44,14 +52,15 @@ def scrape(port):
 
 
 def value(text, name, **labels):
-    """Sum of the series of `name` whose labels include `labels` (0 if none)."""
+    """Sum of the series of `name` whose labels include `labels` (0 if none). A label absent
+    from a series matches the value "" (user="": no user, or --metrics-per-user=false)."""
     total = 0.0
     for line in text.splitlines():
         m = _LINE.match(line)
         if not m or m.group(1) != name:
             continue
         got = _labels(m.group(2))
-        if all(got.get(k) == v for k, v in labels.items()):
+        if all(got.get(k, "") == v for k, v in labels.items()):
             total += float(m.group(3))
     return total
 
@@ -253,6 +262,69 @@ CLOSED = "shadowrelay_tcp_connections_closed_total"
 ACTIVE = "shadowrelay_tcp_connections_active"
 TIMEOUTS = "shadowrelay_timeouts_total"
 DNS_QUERIES = "shadowrelay_dns_queries_total"
+DATA = "shadowrelay_data_bytes_total"
+UDP_PACKETS = "shadowrelay_udp_packets_total"
+UDP_ACTIVE = "shadowrelay_udp_associations_active"
+UDP_CREATED = "shadowrelay_udp_associations_created_total"
+UDP_EVICTED = "shadowrelay_udp_associations_evicted_total"
+UDP_DROPPED = "shadowrelay_udp_dropped_total"
+USERS = "shadowrelay_users"
+TOKEN = "e2e-metrics-token-0123456789"  # the control API's bearer token (a file, 0600)
+
+
+def label_values(text, name, label):
+    """The values of `label` over the series of `name` ("" where the label is absent)."""
+    out = set()
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m and m.group(1) == name:
+            out.add(_labels(m.group(2)).get(label, ""))
+    return out
+
+
+def single(text, name):
+    """The value of the one unlabelled series `name`; fails if it is missing."""
+    found = [float(m.group(3)) for m in map(_LINE.match, text.splitlines())
+             if m and m.group(1) == name and not m.group(2)]
+    if len(found) != 1:
+        raise AssertionError(f"{name}: {len(found)} unlabelled series in the scrape, expected 1")
+    return found[0]
+
+
+class SilentDns:
+    """A name server that never answers: a UDP socket on 127.0.0.1 whose thread reads the
+    queries, counts them and drops them, so that every lookup sent there times out (a closed
+    port would answer with ICMP and fail the lookup at once as server_failure)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.queries = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="silent-dns", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                data, _ = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(data) >= 12:  # a DNS header at least
+                self.queries += 1
+
+    @property
+    def address(self):
+        return f"{LOOPBACK}:{self.port}"
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
 
 
 class MetricsTest(RelayTestCase):
@@ -628,6 +700,316 @@ class MetricsTest(RelayTestCase):
         self.assertEqual(by_status.get("ok"), opened, f"closes by status: {by_status}")
         print(f"  {len(texts)} scrapes, opened +{opened:.0f}, closed by status "
               f"{ {s: int(n) for s, n in by_status.items() if n} }", file=sys.stderr)
+
+
+    # ----------------------------------------------------------------------------------------
+    # Users of the control API and the UDP relay; replays; UDP and DNS timeouts
+
+    def start_with_api(self, extra=()):
+        """Our server with -u, the control API (token file) and /metrics on free ports, and no
+        -k: its only users are the ones the test creates. Returns the relay port."""
+        self.require_ours("the control API and the metrics exporter")
+        self.assertIsNotNone(Config.grpc_call, "no --grpc-call (the BUILD entry passes it)")
+        token_file = scratch_path("control-token")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(token_file, 0o600)
+        self.api_port = free_port()
+        self.metrics_port = free_port()
+        self.relay_port = free_port()
+        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", self.relay_port,
+                "--allow-private", "-u", "--control-listen", f"{LOOPBACK}:{self.api_port}",
+                "--control-token-file", token_file,
+                "--metrics-listen", f"{LOOPBACK}:{self.metrics_port}"] + list(extra)
+        if Config.verbose:
+            argv.append("-v")
+        self.server = self.spawn("ours-server-api-metrics", argv, ours=True)
+        wait_listening(self.relay_port, self.server)
+        wait_listening(self.api_port, self.server)
+        return self.relay_port
+
+    def create_user(self, name, method):
+        user = grpc_api(self.api_port, "shadowrelay.v1.UserService/CreateUser",
+                        {"name": name, "method": method}, TOKEN)
+        self.assertEqual((user["name"], user["method"]), (name, method), user)
+        return user
+
+    def ss_tunnel_u(self, server_port, method, password, destination_port, name):
+        """shadowsocks-libev's `ss-tunnel -u` to 127.0.0.1:destination_port; returns a UDP
+        socket connected to it. Its TCP readiness probe opens a TCP session at the server (to
+        the destination port, over TCP): take baselines after it (quiet_baseline)."""
+        port = free_port()
+        argv = local_argv("libev", server_port, port, method, password=password,
+                          tunnel_to=f"{LOOPBACK}:{destination_port}") + ["-u"]
+        tunnel = self.spawn(f"ss-tunnel-u-{name}", argv, ours=False)
+        wait_listening(port, tunnel)  # -u: TCP and UDP on the same port
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind((LOOPBACK, 0))
+        sock.connect((LOOPBACK, port))
+        return sock
+
+    def udp_roundtrips(self, sock, sizes, what):
+        """One datagram of each size through a tunnel; each must come back unchanged."""
+        sock.settimeout(3)
+        for size in sizes:
+            payload = os.urandom(size)
+            sock.send(payload)
+            try:
+                reply = sock.recv(70000)
+            except socket.timeout:
+                reply = None
+            self.assertEqual(reply, payload, f"{what}: the {size}-byte datagram "
+                             f"{'did not come back' if reply is None else 'came back changed'}")
+
+    def traffic_of_two_users(self, per_user):
+        """Two API users of different methods relay known TCP bytes (libev ss-local to an
+        echo) and known datagrams (libev ss-tunnel -u to a UDP echo); every per-user series
+        must grow by exactly that, under the user's name or, without per-user labels, ""."""
+        self.start_with_api([] if per_user else ["--metrics-per-user=false"])
+        self.assertEqual(single(scrape(self.metrics_port), USERS), 0, "users before any")
+        users = {name: self.create_user(name, method) for name, method in
+                 (("alice", "aes-256-gcm"), ("bob", "chacha20-ietf-poly1305"))}
+        self.assertEqual(single(scrape(self.metrics_port), USERS), len(users))
+        echo = self.add_peer(EchoServer())
+        udp_echo = UdpEcho()
+        self.addCleanup(udp_echo.stop)
+        tcp_bytes = {"alice": 100_003, "bob": 65_537}
+        # ss-tunnel's UDP packets stay under 1397 bytes with their header and tag.
+        udp_sizes = {"alice": (1, 100, 512, 900, 1200),
+                     "bob": (7, 64, 333, 1000, 1111, 1200, 50)}
+        clients = {}
+        for name, user in users.items():
+            local = self.start_local(self.relay_port, user["method"], impl="libev",
+                                     password=user["password"])
+            tunnel = self.ss_tunnel_u(self.relay_port, user["method"], user["password"],
+                                      udp_echo.port, name)
+            clients[name] = (local, tunnel)
+        before = self.quiet_baseline()
+        for name, (local, tunnel) in clients.items():
+            with socks5_connect(local, LOOPBACK, echo.port) as sock:
+                echo_roundtrip(sock, os.urandom(tcp_bytes[name]), f"{name}'s TCP echo")
+            self.udp_roundtrips(tunnel, udp_sizes[name], f"{name}'s UDP echo")
+        # One association per ss-tunnel, open while the tunnels run (idle timeout 300 s).
+        wait_until(lambda: value(scrape(self.metrics_port), UDP_ACTIVE) -
+                   value(before, UDP_ACTIVE) >= len(users), 5,
+                   "udp_associations_active to count both tunnels")
+
+        want = {}  # (metric, sorted label items) -> exact growth
+
+        def expect(metric, n, **labels):
+            key = (metric, tuple(sorted(labels.items())))
+            want[key] = want.get(key, 0) + n
+
+        for name in users:
+            who = name if per_user else ""
+            for direction in ("upload", "download"):
+                expect(DATA, tcp_bytes[name], proto="tcp", direction=direction, user=who)
+                expect(DATA, sum(udp_sizes[name]), proto="udp", direction=direction, user=who)
+                expect(UDP_PACKETS, len(udp_sizes[name]), direction=direction, user=who)
+            expect(CLOSED, 1, user=who, status="ok")
+        if per_user:  # nothing of theirs is counted without a user
+            for direction in ("upload", "download"):
+                expect(DATA, 0, direction=direction, user="")
+                expect(UDP_PACKETS, 0, direction=direction, user="")
+            expect(CLOSED, 0, user="")
+
+        def grown_in(text, key):
+            metric, labels = key
+            return value(text, metric, **dict(labels)) - value(before, metric, **dict(labels))
+        wait_until(lambda: all(grown_in(scrape(self.metrics_port), key) >= n
+                               for key, n in want.items()),
+                   10, "every user's bytes and datagrams in the scrape")
+        time.sleep(PUBLISH)  # one publish more, so that a count that overshoots shows
+        after = scrape(self.metrics_port)
+        wrong = [f"{metric}{dict(labels)}: +{grown_in(after, (metric, labels)):.0f}, "
+                 f"expected +{n}" for (metric, labels), n in sorted(want.items())
+                 if grown_in(after, (metric, labels)) != n]
+        self.assertEqual(wrong, [], "series of the users' traffic")
+
+        def grown(metric, **labels):
+            return value(after, metric, **labels) - value(before, metric, **labels)
+        # The totals over the user label, whatever it is.
+        for direction in ("upload", "download"):
+            self.assertEqual(grown(DATA, proto="tcp", direction=direction),
+                             sum(tcp_bytes.values()), f"tcp {direction} over all users")
+            self.assertEqual(grown(DATA, proto="udp", direction=direction),
+                             sum(sum(s) for s in udp_sizes.values()),
+                             f"udp {direction} over all users")
+            self.assertEqual(grown(UDP_PACKETS, direction=direction),
+                             sum(len(s) for s in udp_sizes.values()),
+                             f"udp packets {direction} over all users")
+        self.assertEqual(grown("shadowrelay_tcp_connection_bytes_sum"),
+                         2 * sum(tcp_bytes.values()))
+        self.assertEqual(grown(OPENED), len(users))
+        self.assertEqual(grown(CLOSED), len(users), "closes under another status or user")
+        self.assertEqual(grown(UDP_CREATED), len(users), "one association per ss-tunnel")
+        self.assertEqual(value(after, UDP_ACTIVE) - value(before, UDP_ACTIVE), len(users),
+                         "udp_associations_active while both tunnels run")
+        self.assertEqual(grown(UDP_EVICTED), 0)
+        self.assertEqual(grown(UDP_DROPPED), 0)
+        self.assertEqual(grown(TIMEOUTS), 0)
+        self.assertEqual(single(after, USERS), len(users))
+        self.assertEqual(udp_echo.received, sum(len(s) for s in udp_sizes.values()))
+        self.assertEqual(echo.accepted, len(users))
+        if per_user:
+            for metric in (DATA, UDP_PACKETS, CLOSED):
+                self.assertEqual(label_values(after, metric, "user"), {"", *users}, metric)
+        else:
+            every = set()
+            for line in after.splitlines():
+                m = _LINE.match(line)
+                if m and m.group(2) and "user" in _labels(m.group(2)):
+                    every.add(_labels(m.group(2))["user"])
+            self.assertEqual(every, {""}, "a user label survived --metrics-per-user=false")
+        return after
+
+    def test_per_user_tcp_and_udp_series_of_api_users(self):
+        self.traffic_of_two_users(per_user=True)
+
+    def test_metrics_per_user_false_folds_users_into_one_series(self):
+        self.traffic_of_two_users(per_user=False)
+
+    def test_replayed_client_stream_counts_as_replay(self):
+        server = self.start_with_metrics()  # handshake deadline 1 s
+        echo = self.add_peer(EchoServer())
+        # A real client's stream, recorded by a proxy in front of the server (as in
+        # probing_e2e_test), then sent to the server again, as is, several times.
+        proxy = self.add_peer(RecordingProxy(server))
+        local = self.start_local(proxy.port, METHOD)
+        before = self.quiet_baseline()
+        payload = os.urandom(1000)
+        with socks5_connect(local, LOOPBACK, echo.port) as sock:
+            sock.sendall(payload)
+            self.assertEqual(recv_exact(sock, len(payload), "echo of the original"), payload)
+        # Connection 0 of the proxy is that session (the local's readiness probe stays there).
+        recorded = proxy.recorded(0)
+        self.assertGreater(len(recorded), len(payload), "the recorded client stream")
+        replays = 3
+        for i in range(replays):
+            with socket.create_connection((LOOPBACK, server), timeout=10) as sock:
+                sock.sendall(recorded)
+                got = b""
+                try:
+                    while True:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            break
+                        got += chunk
+                except socket.timeout:
+                    self.fail(f"replay {i}: still open 10 s later (handshake deadline 1 s)")
+                self.assertEqual(got, b"", f"replay {i}: the server answered")
+
+        grown = self.settle_and_measure(before, CLOSED, replays, "the replays", status="replay")
+        self.assertEqual(grown(CLOSED, status="replay"), replays)
+        self.assertEqual(grown(CLOSED, status="replay", user=""), replays,
+                         "a replay was counted under a user")
+        self.assertEqual(grown(CLOSED, status="ok"), 1, "the original session")
+        self.assertEqual(grown(CLOSED), replays + 1, "closes under another status too")
+        self.assertEqual(grown(OPENED), replays + 1)
+        self.assertEqual(grown(TIMEOUTS), 0, "a replay counted as a timeout")
+        self.assertEqual(grown("shadowrelay_probe_bytes_count"), replays)
+        self.assertEqual(grown("shadowrelay_probe_bytes_sum"), replays * len(recorded),
+                         "the probe bytes of the replays")
+        self.assertEqual(grown(DATA, proto="tcp", direction="upload"), len(payload),
+                         "a replay relayed bytes")
+        self.assertEqual(echo.accepted, 1, "a replay reached the target")
+
+    def test_idle_udp_association_expires_as_timeout_udp(self):
+        udp_timeout = 3
+        server = self.start_with_metrics(extra=["-u", "--udp-timeout", str(udp_timeout)])
+        server_child = self.last_child
+        udp_echo = UdpEcho()
+        self.addCleanup(udp_echo.stop)
+        tunnel = self.ss_tunnel_u(server, METHOD, PASSWORD, udp_echo.port, "idle")
+        before = self.quiet_baseline()
+        base_active = value(before, UDP_ACTIVE)
+        self.udp_roundtrips(tunnel, (200,), "the datagram that opens the association")
+        last_use = time.monotonic()
+        # Published once a second; the association lives at least --udp-timeout seconds.
+        wait_until(lambda: value(scrape(self.metrics_port), UDP_ACTIVE) == base_active + 1,
+                   udp_timeout, "the association in udp_associations_active")
+        # Then silence: the table's sweep (once a second) expires it.
+        wait_until(lambda: value(scrape(self.metrics_port), TIMEOUTS, kind="udp") -
+                   value(before, TIMEOUTS, kind="udp") >= 1, udp_timeout + 8,
+                   "timeouts{kind=udp} after the association's idle timeout")
+        idle = time.monotonic() - last_use
+        self.assertGreaterEqual(idle, udp_timeout, f"expired after only {idle:.2f} s idle")
+        print(f"  association expired (in the scrape) {idle:.2f} s after its last datagram",
+              file=sys.stderr)
+        time.sleep(PUBLISH)
+        after = scrape(self.metrics_port)
+
+        def grown(metric, **labels):
+            return value(after, metric, **labels) - value(before, metric, **labels)
+        self.assertEqual(grown(TIMEOUTS, kind="udp"), 1)
+        self.assertEqual(grown(TIMEOUTS), 1, "timeouts of another kind too")
+        self.assertEqual(value(after, UDP_ACTIVE), base_active,
+                         "udp_associations_active back to its baseline")
+        self.assertEqual(grown(UDP_CREATED), 1)
+        self.assertEqual(grown(UDP_EVICTED), 0, "the idle expiry counted as an eviction")
+        for direction in ("upload", "download"):
+            self.assertEqual(grown(UDP_PACKETS, direction=direction), 1, direction)
+            self.assertEqual(grown(DATA, proto="udp", direction=direction), 200, direction)
+        stats = stopped_udp_summary(self, server_child)
+        self.assertEqual(stats["expirations"], 1, stats)
+
+    def test_unanswered_lookup_counts_as_dns_timeout(self):
+        silent = SilentDns()
+        self.addCleanup(silent.stop)
+        # No flag sets the resolver's bound (worker.cc: ResolverOptions defaults, 1500 ms and
+        # 2 tries, 4.5 s with one name server). The session's connect timer also runs while it
+        # resolves and would end it first as dns_failed without a DNS timeout: set it longer.
+        connect_timeout = 15
+        server = self.start_with_metrics(
+            extra=["-d", silent.address, "--connect-timeout", str(connect_timeout)])
+        local = self.start_local(server, METHOD)
+        echo = self.add_peer(EchoServer())
+        before = self.quiet_baseline()
+        took = self.closed_without_a_byte(local, "unanswered.test", echo.port,
+                                          within=connect_timeout + 5)
+        self.assertGreaterEqual(took, 1.5, "closed before the first try could time out")
+        self.assertLess(took, connect_timeout - 1,
+                        "closed by the connect timer, not by the resolver's bound")
+        print(f"  lookup of a silent name server: closed {took:.2f} s after the request",
+              file=sys.stderr)
+
+        grown = self.settle_and_measure(before, TIMEOUTS, 1, "the DNS timeout", kind="dns")
+        self.assertEqual(grown(TIMEOUTS, kind="dns"), 1)
+        self.assertEqual(grown(TIMEOUTS), 1, "timeouts of another kind too")
+        self.assertEqual(grown(DNS_QUERIES, result="timeout"), 1)
+        self.assertEqual(grown(DNS_QUERIES), 1, "the lookup counted under another result too")
+        self.assertEqual(grown("shadowrelay_dns_cache_misses_total"), 1)
+        self.assertEqual(grown("shadowrelay_dns_cache_hits_total"), 0)
+        self.assertEqual(grown("shadowrelay_dns_lookup_duration_seconds_count"), 1)
+        self.assertGreaterEqual(grown("shadowrelay_dns_lookup_duration_seconds_sum"), 1.5)
+        # relay/tcp/session.cc onResolved: any failed lookup closes as ResolveFailed, whose
+        # status is dns_failed (tcp_stats.cc closeStatusLabel).
+        self.assertEqual(grown(CLOSED, status="dns_failed"), 1)
+        self.assertEqual(grown(CLOSED), 1, "closes under another status too")
+        self.assertEqual(grown(OPENED), 1)
+        self.assertGreaterEqual(silent.queries, 2, "the A and AAAA queries never arrived")
+        self.assertEqual(echo.accepted, 0)
+
+    def test_lookup_longer_than_the_connect_timeout_is_a_connect_timeout(self):
+        # The connect deadline covers the lookup: with a silent name server and a connect
+        # timeout shorter than the resolver's bound, the session ends at the connect timeout and
+        # counts as one (a timeout, not an uncounted dns_failed).
+        silent = SilentDns()
+        self.addCleanup(silent.stop)
+        server = self.start_with_metrics(extra=["-d", silent.address, "--connect-timeout", "2"])
+        local = self.start_local(server, METHOD)
+        echo = self.add_peer(EchoServer())
+        before = self.quiet_baseline()
+        took = self.closed_without_a_byte(local, "unanswered.test", echo.port, within=10)
+        self.assertGreaterEqual(took, 1.8, "closed before the connect timeout")
+        self.assertLess(took, 4.4, "closed by the resolver's bound, not the connect timeout")
+        grown = self.settle_and_measure(before, TIMEOUTS, 1, "the connect timeout", kind="connect")
+        self.assertEqual(grown(TIMEOUTS, kind="connect"), 1)
+        self.assertEqual(grown(TIMEOUTS), 1, "timeouts of another kind too")
+        self.assertEqual(grown(CLOSED, status="timeout_connect"), 1)
+        self.assertEqual(grown(CLOSED), 1, "closes under another status too")
+        self.assertEqual(echo.accepted, 0)
 
 
 if __name__ == "__main__":

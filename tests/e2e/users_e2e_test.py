@@ -13,10 +13,21 @@
     plaintext refused; relaying through the plugin's AEADs.
   * `-m METHOD` without `-k`: GetDefaults and CreateUser without a method use it.
   * No password, generated key or API token reaches the server's log, even with -v.
+  * Disabling a user (UpdateUser enabled=false) cuts its running download like a deletion,
+    refuses its new sessions before the target, leaves the port's other users running;
+    re-enabling relays again at once.
+  * A dedicated port with -u: UDP relayed through ss-tunnel -u at once, listed by GetStatus,
+    closed with its user (ICMP port unreachable, bindable again).
+  * Server reflection as grpcurl uses it (reflection_call): the services listed, each one's
+    file and every dependency by name resolve into a DescriptorPool; the token is needed.
+  * Sessions refused over max_connections are counted exactly in
+    shadowrelay_tcp_refused_over_limit_total{user}; limits set with camelCase mask paths.
 
 Every wait is bounded (wait_until, socket timeouts, subprocess timeouts).
 """
 import base64
+import errno
+import json
 import os
 import re
 import socket
@@ -24,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 from e2e_harness import (LOOPBACK, ApiError, Config, Nginx, RelayTestCase, UdpEcho, curl,
                          free_port, grpc_api, local_argv, main, nginx, sha256, socks5_connect,
@@ -33,6 +45,10 @@ TOKEN = "e2e-users-token-0123456789"
 # Traffic reaches the registry once a second (worker sample, then the registry tick): counters
 # and quota decisions follow within about two seconds. Waits allow for slow sanitizer builds.
 TRAFFIC_DEADLINE = 10.0
+# A running session of a disabled (or deleted) user ends once the new table reaches its worker,
+# which is posted before UpdateUser returns; control_e2e_test holds a deletion to 1 s. The
+# slack is for sanitizer builds.
+CUT_DEADLINE = 1.5
 
 
 def api(port, method, request, token=TOKEN, tls=(), timeout=30):
@@ -58,6 +74,7 @@ class ThrottledSource:
         self.port = self.sock.getsockname()[1]
         self.interval = self.CHUNK / rate
         self.seconds = seconds
+        self.accepted = 0  # connections that reached this target
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -70,6 +87,7 @@ class ThrottledSource:
                 continue
             except OSError:
                 return
+            self.accepted += 1
             threading.Thread(target=self._stream, args=(conn,), daemon=True).start()
 
     def _stream(self, conn):
@@ -89,6 +107,25 @@ class ThrottledSource:
         self.thread.join(5)
 
 
+def drain_until_closed(sock, limit):
+    """Reads `sock` until EOF or an error, for at most `limit` s: (bytes read, seconds taken,
+    how it ended: "EOF", the error's name, or "still open")."""
+    start = time.monotonic()
+    got = 0
+    sock.settimeout(0.25)
+    while time.monotonic() - start < limit:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError as e:
+            return got, time.monotonic() - start, type(e).__name__
+        if not data:
+            return got, time.monotonic() - start, "EOF"
+        got += len(data)
+    return got, time.monotonic() - start, "still open"
+
+
 class UsersTestCase(RelayTestCase):
     """Our server with the control API on free ports."""
 
@@ -97,7 +134,7 @@ class UsersTestCase(RelayTestCase):
         self.require_ours("the control API")
         self.api_tls = ()  # grpc_call options for this server's API
 
-    def start_controlled(self, extra=(), name="ours-server-api"):
+    def start_controlled(self, extra=(), name="ours-server-api", metrics_listen="off"):
         """Starts the server (no -k unless in `extra`); returns the relay port."""
         token_file = os.path.join(Config.tmp, f"token-{free_port()}")
         with open(token_file, "w") as f:
@@ -106,7 +143,8 @@ class UsersTestCase(RelayTestCase):
         self.api_port = free_port()
         self.relay_port = free_port()
         argv = [Config.relay, "server", "-s", LOOPBACK, "-p", self.relay_port, "--allow-private",
-                "--metrics-listen", "off", "--control-listen", f"{LOOPBACK}:{self.api_port}",
+                "--metrics-listen", metrics_listen,
+                "--control-listen", f"{LOOPBACK}:{self.api_port}",
                 "--control-token-file", token_file] + list(extra)
         if Config.verbose:
             argv.append("-v")
@@ -133,11 +171,11 @@ class UsersTestCase(RelayTestCase):
         return self.start_local(self.relay_port, user["method"], impl="libev",
                                 password=user["password"])
 
-    def ss_tunnel_u(self, user, echo_port):
-        """shadowsocks-libev's ss-tunnel -u for `user`, forwarding to the UDP echo; a UDP
-        socket that talks to it."""
+    def ss_tunnel_u(self, user, echo_port, server_port=None):
+        """shadowsocks-libev's ss-tunnel -u for `user` (to the shared port unless
+        `server_port`), forwarding to the UDP echo; a UDP socket that talks to it."""
         port = free_port()
-        argv = local_argv("libev", self.relay_port, port, user["method"],
+        argv = local_argv("libev", server_port or self.relay_port, port, user["method"],
                           password=user["password"], tunnel_to=f"{LOOPBACK}:{echo_port}")
         tunnel = self.spawn(f"ss-tunnel-u-{user['name']}", argv + ["-u"], ours=False)
         wait_listening(port, tunnel)  # -u: TCP and UDP on the same port
@@ -169,6 +207,32 @@ class UsersTestCase(RelayTestCase):
         result = curl(nginx().url(Nginx.SMALL), socks5_port=local_port, max_time=5)
         self.assertNotEqual(result.code, 0, f"the fetch should have failed: {result}")
         self.assertEqual(result.body, b"", "bytes came back through a refused session")
+
+    def download(self, local_port, source, at_least, what):
+        """A SOCKS5 session to `source` through ss-local, read until `at_least` bytes came."""
+        sock = socks5_connect(local_port, LOOPBACK, source.port)
+        self.addCleanup(sock.close)
+        sock.settimeout(10)
+        received = 0
+        end = time.monotonic() + 20
+        while received < at_least and time.monotonic() < end:
+            data = sock.recv(65536)
+            self.assertTrue(data, f"{what}: the stream ended after {received} bytes")
+            received += len(data)
+        self.assertGreaterEqual(received, at_least, f"{what}: too slow")
+        return sock
+
+    def assert_no_byte(self, local_port, source, what, wait=2.0):
+        """A new session through ss-local to `source` gets no byte within `wait` s (ss-local
+        answers SOCKS5 before the server decides, so the refusal shows as a silent or closed
+        stream)."""
+        try:
+            sock = socks5_connect(local_port, LOOPBACK, source.port, timeout=10)
+        except (AssertionError, OSError):
+            return  # refused already at the SOCKS5 step
+        with sock:
+            got, took, how = drain_until_closed(sock, wait)
+        self.assertEqual(got, 0, f"{what}: {got} bytes came back ({how} after {took:.2f} s)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,7 +338,7 @@ class QuotaTest(UsersTestCase):
         # Raising the quota lets quinn relay again, at once; the counters are kept.
         raised = self.call("shadowrelay.v1.UserService/UpdateUser",
                            {"user": {"name": "quinn", "limits": {"data_quota_bytes": 64 << 20}},
-                            "update_mask": "limits.data_quota_bytes"})
+                            "update_mask": "limits.dataQuotaBytes"})
         self.assertFalse(raised["quota_exceeded"], raised)
         self.assertEqual(int(raised["limits"]["data_quota_bytes"]), 64 << 20)
         self.assertGreaterEqual(traffic(raised, "bytes_down"), size, raised)
@@ -306,7 +370,7 @@ class QuotaTest(UsersTestCase):
         self.assertEqual(echo.received, 5 + 3, "datagrams over the quota reached the target")
         raised = self.call("shadowrelay.v1.UserService/UpdateUser",
                            {"user": {"name": "uday", "limits": {"data_quota_bytes": 1 << 20}},
-                            "update_mask": "limits.data_quota_bytes"})
+                            "update_mask": "limits.dataQuotaBytes"})
         self.assertFalse(raised["quota_exceeded"], raised)
         self.assertEqual(self.roundtrip(capped, payload, timeout=3), payload,
                          "a datagram once the quota was raised")
@@ -537,6 +601,327 @@ class DefaultMethodTest(UsersTestCase):
         for secret in (given, generated, TOKEN, "another-secret-5c4b3a",
                        base64.b64encode(given.encode()).decode().rstrip("=")):
             self.assertNotIn(secret, log)
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Disabling a user
+
+
+class DisableTest(UsersTestCase):
+    def set_enabled(self, name, enabled):
+        return self.call("shadowrelay.v1.UserService/UpdateUser",
+                         {"user": {"name": name, "enabled": enabled}, "update_mask": "enabled"})
+
+    def test_disabling_cuts_a_running_download_like_deletion(self):
+        self.start_controlled()
+        dana = self.create("dana", "chacha20-ietf-poly1305")
+        dirk = self.create("dirk", "aes-256-gcm")  # the same port, left enabled
+        local = self.ss_local(dana)
+        other = self.ss_local(dirk)
+        source = ThrottledSource(rate=4 << 20, seconds=30)  # runs far beyond this test's cut
+        self.addCleanup(source.stop)
+        sock = self.download(local, source, 1 << 20, "dana's download")
+        bystander = self.download(other, source, 64 << 10, "dirk's download")
+
+        asked = time.monotonic()
+        disabled = self.set_enabled("dana", False)
+        returned = time.monotonic()
+        self.assertFalse(disabled["enabled"], disabled)
+        after, took, how = drain_until_closed(sock, 5.0)
+        print(f"  (dana's download cut {took * 1000:.0f} ms after UpdateUser returned, "
+              f"{(returned - asked) * 1000:.0f} ms call; {how}, {after} bytes after)",
+              file=sys.stderr)
+        self.assertNotEqual(how, "still open",
+                            f"the download still ran 5 s after UpdateUser ({after} bytes)")
+        self.assertLess(took, CUT_DEADLINE,
+                        f"the download ran {took:.2f} s after UpdateUser returned ({how})")
+        # Only dana: dirk's session on the same port goes on.
+        bystander.settimeout(5)
+        got = 0
+        end = time.monotonic() + 10
+        while got < 256 << 10 and time.monotonic() < end:
+            data = bystander.recv(65536)
+            self.assertTrue(data, "disabling dana ended dirk's session")
+            got += len(data)
+        self.assertGreaterEqual(got, 256 << 10)
+
+        accepted = source.accepted
+        self.assert_no_byte(local, source, "a new session of the disabled user")
+        self.assertEqual(source.accepted, accepted, "a session of the disabled user reached "
+                                                    "the target")
+        got = self.get("dana")
+        self.assertFalse(got["enabled"], got)
+        listed = {u["name"]: u for u in
+                  self.call("shadowrelay.v1.UserService/ListUsers")["users"]}
+        self.assertFalse(listed["dana"]["enabled"], listed["dana"])
+        self.assertTrue(listed["dirk"]["enabled"], listed["dirk"])
+
+        # Enabled again: the same key relays at once (no retry).
+        enabled = self.set_enabled("dana", True)
+        self.assertTrue(enabled["enabled"], enabled)
+        self.assertEqual(enabled["password"], dana["password"], "re-enabling changed the key")
+        self.download(local, source, 64 << 10, "dana's download once re-enabled")
+        self.assertEqual(source.accepted, accepted + 1)
+        self.fetch_ok(local)
+        self.assertTrue(self.get("dana")["enabled"])
+
+
+# --------------------------------------------------------------------------------------------
+# 6. A dedicated port with UDP
+
+
+def free_tcp_udp_port():
+    """A port free for TCP and for UDP on LOOPBACK (bounded tries)."""
+    for _ in range(50):
+        port = free_port()
+        if udp_bindable(port):
+            return port
+    raise AssertionError("no port free for both TCP and UDP on loopback")
+
+
+def udp_bindable(port):
+    """True if this process can bind UDP LOOPBACK:port (nobody holds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((LOOPBACK, port))
+            return True
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return False
+            raise
+
+
+def udp_port_refuses(port):
+    """True if a datagram to LOOPBACK:port draws ICMP port unreachable (ECONNREFUSED on the
+    connected socket): no socket is bound there. A live relay port drops the probe silently."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((LOOPBACK, port))
+        s.settimeout(0.2)
+        try:
+            s.send(b"is anybody there")
+            s.recv(1)
+        except ConnectionRefusedError:
+            return True
+        except socket.timeout:
+            return False
+        return False
+
+
+class DedicatedUdpPortTest(UsersTestCase):
+    def test_dedicated_port_relays_udp_at_once_and_closes_with_its_user(self):
+        self.start_controlled(extra=["-u"])
+        echo = UdpEcho()
+        self.addCleanup(echo.stop)
+        port = free_tcp_udp_port()
+        self.assertTrue(udp_port_refuses(port), f"UDP port {port} answered before it was given")
+        password = "uwe-dedicated-udp-password"
+        # The tunnel first, so that the first datagram leaves as soon as CreateUser returns.
+        sock = self.ss_tunnel_u({"name": "uwe", "method": "aes-256-gcm", "password": password},
+                                echo.port, server_port=port)
+        uwe = self.create("uwe", "aes-256-gcm", password=password, port=port)
+        created = time.monotonic()
+        self.assertEqual(uwe["port"], port, uwe)
+        self.assertTrue(uwe["dedicated_port"], uwe)
+        payload = os.urandom(512)
+        self.assertEqual(self.roundtrip(sock, payload, timeout=3), payload,
+                         "the first datagram to the new port (no retry)")
+        first = time.monotonic() - created
+        relayed = 1
+        for size in (1, 100, 900, 1300):
+            payload = os.urandom(size)
+            self.assertEqual(self.roundtrip(sock, payload, timeout=3), payload, f"{size} bytes")
+            relayed += 1
+        self.assertFalse(udp_bindable(port), "the server does not hold the UDP port")
+        # uwe's key opens only on the dedicated port, not on the shared one.
+        shared = self.ss_tunnel_u(uwe, echo.port)
+        self.assertIsNone(self.roundtrip(shared, b"to the shared port", timeout=1),
+                          "a dedicated-port user's datagram came back through the shared port")
+        self.assertEqual(echo.received, relayed)
+
+        listeners = self.call("shadowrelay.v1.ServerService/GetStatus")["listeners"]
+        mine = sorted((l["protocol"], l.get("user", "")) for l in listeners
+                      if int(l["port"]) == port)
+        self.assertEqual(mine, [("tcp", "uwe"), ("udp", "uwe")], listeners)
+        self.assertIn(("udp", ""), [(l["protocol"], l.get("user", "")) for l in listeners
+                                    if int(l["port"]) == self.relay_port], listeners)
+        wait_until(lambda: traffic(self.get("uwe"), "udp_packets") >= 2 * relayed,
+                   TRAFFIC_DEADLINE, f"uwe's udp_packets to reach {2 * relayed}")
+        self.assertEqual(traffic(self.get("uwe"), "udp_packets"), 2 * relayed)
+
+        self.call("shadowrelay.v1.UserService/DeleteUser", {"name": "uwe"})
+        deleted = time.monotonic()
+        wait_until(lambda: udp_port_refuses(port), 5, f"UDP port {port} to close with uwe")
+        closed = time.monotonic() - deleted
+        print(f"  (first datagram back {first * 1000:.0f} ms after CreateUser returned; UDP "
+              f"port closed {closed * 1000:.0f} ms after DeleteUser returned)", file=sys.stderr)
+        self.assertLess(closed, 2.0, f"UDP port {port} closed {closed:.2f} s after DeleteUser")
+        self.assertTrue(udp_bindable(port), f"UDP port {port} still held after DeleteUser")
+        self.assertIsNone(self.roundtrip(sock, b"after the delete", timeout=1),
+                          "a datagram to the closed port came back")
+        self.assertEqual(echo.received, relayed, "a datagram reached the echo after the delete")
+        listeners = self.call("shadowrelay.v1.ServerService/GetStatus")["listeners"]
+        self.assertNotIn(port, [int(l["port"]) for l in listeners], listeners)
+        with self.assertRaises(ApiError) as err:
+            self.get("uwe")
+        self.assertEqual(err.exception.code, "NOT_FOUND")
+
+
+# --------------------------------------------------------------------------------------------
+# 7. Server reflection, as grpcurl uses it
+
+
+class ReflectionTest(UsersTestCase):
+    SERVICES = {"shadowrelay.v1.UserService", "shadowrelay.v1.CipherService",
+                "shadowrelay.v1.ServerService", "grpc.health.v1.Health",
+                "grpc.reflection.v1alpha.ServerReflection"}
+    IMPORTS = {"google/protobuf/timestamp.proto", "google/protobuf/field_mask.proto",
+               "google/protobuf/duration.proto"}
+
+    def reflect(self, token):
+        self.assertIsNotNone(Config.reflection_call,
+                             "run with --reflection-call=PATH (the BUILD file does)")
+        out = subprocess.run([Config.reflection_call, f"{LOOPBACK}:{self.api_port}", token],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode == 3:
+            code, _, message = out.stdout.strip()[len("ERROR "):].partition(": ")
+            raise ApiError(code, message)
+        self.assertEqual(out.returncode, 0, f"reflection_call: {out.stderr}")
+        return json.loads(out.stdout)
+
+    def test_reflection_lists_and_resolves_every_service_like_grpcurl(self):
+        self.start_controlled()
+        got = self.reflect(TOKEN)
+        self.assertEqual(got["errors"], [], "reflection_call could not resolve everything")
+        services = set(got["services"])
+        self.assertEqual(self.SERVICES - services, set(), f"not listed; listed: {services}")
+        self.assertEqual(got["symbol_files"].get("shadowrelay.v1.UserService"),
+                         "shadowrelay/v1/users.proto")
+        for service in sorted(services):
+            with self.subTest(service=service):
+                self.assertIn(service, got["symbol_files"], "no file declares it")
+                methods = got["resolved"].get(service)
+                self.assertTrue(methods, "no methods resolved from the served descriptors")
+                if service in self.SERVICES:
+                    # Names, request and response types and streaming: as compiled from the
+                    # protos the server was built from.
+                    self.assertEqual(methods, got["compiled"].get(service))
+        # Every import was served by name (what grpcurl asks for when it describes a type).
+        by_name = set(got["by_name"])
+        self.assertEqual(self.IMPORTS - by_name, set(), f"served by name: {by_name}")
+        for name, imports in got["dependencies"].items():
+            for dep in imports:
+                self.assertIn(dep, by_name, f"{name} imports {dep}, not served by name")
+        user_service = {m["name"]: m for m in got["resolved"]["shadowrelay.v1.UserService"]}
+        self.assertEqual(user_service["UpdateUser"]["input"], "shadowrelay.v1.UpdateUserRequest")
+
+        # Reflection needs the token like every service but health (README).
+        for token, why in (("-", "no token"), ("wrong-" + TOKEN, "a wrong token")):
+            with self.assertRaises(ApiError, msg=why) as err:
+                self.reflect(token)
+            self.assertEqual(err.exception.code, "UNAUTHENTICATED", why)
+        self.assertEqual(self.call("grpc.health.v1.Health/Check", token="-"),
+                         {"status": "SERVING"})
+
+
+# --------------------------------------------------------------------------------------------
+# 8. Refusals over max_connections in /metrics
+
+
+REFUSED_METRIC = "shadowrelay_tcp_refused_over_limit_total"
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$")
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=5) as r:
+        return r.read().decode("utf-8")
+
+
+def scrape_value(port, name, labels):
+    """The value of the series `name` whose labels include `labels`, from /metrics (text
+    format); None if there is no such series. Fails if several match."""
+    found = []
+    for line in scrape(port).splitlines():
+        match = _SAMPLE.match(line)
+        if not match or match.group(1) != name:
+            continue
+        have = dict(_LABEL.findall(match.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            found.append(float(match.group(3)))
+    if len(found) > 1:
+        raise AssertionError(f"{len(found)} series of {name} match {labels}")
+    return found[0] if found else None
+
+
+class OverLimitMetricsTest(UsersTestCase):
+    REFUSED = 3
+
+    def refused(self):
+        value = scrape_value(self.metrics_port, REFUSED_METRIC, {"user": "ivy"})
+        return 0 if value is None else value
+
+    def test_sessions_refused_over_max_connections_are_counted(self):
+        self.metrics_port = free_port()
+        self.start_controlled(metrics_listen=f"{LOOPBACK}:{self.metrics_port}")
+        wait_listening(self.metrics_port, self.server)
+        ivy = self.create("ivy", "aes-128-gcm")
+        # grpcurl sends a FieldMask as Go's protojson writes it: one string, comma-separated
+        # lowerCamelCase paths ("limits.max_connections" is an error there).
+        limited = self.call("shadowrelay.v1.UserService/UpdateUser",
+                            {"user": {"name": "ivy", "limits": {"max_connections": 1,
+                                                                "data_quota_bytes": 1 << 30}},
+                             "update_mask": "limits.maxConnections,limits.dataQuotaBytes"})
+        self.assertEqual(limited["limits"]["max_connections"], 1, limited)
+        self.assertEqual(int(limited["limits"]["data_quota_bytes"]), 1 << 30, limited)
+        self.assertEqual(self.get("ivy")["limits"], limited["limits"])
+        self.assertIn(f"# TYPE {REFUSED_METRIC} counter", scrape(self.metrics_port))
+        base = self.refused()
+
+        local = self.ss_local(ivy)
+        source = ThrottledSource(rate=1 << 20, seconds=30)
+        self.addCleanup(source.stop)
+        first = self.download(local, source, 16 << 10, "ivy's one allowed session")
+        for i in range(self.REFUSED):
+            self.assert_no_byte(local, source, f"extra session {i} over max_connections 1")
+        self.assertEqual(source.accepted, 1, "a session over the limit reached the target")
+        want = base + self.REFUSED
+        wait_until(lambda: self.refused() >= want, TRAFFIC_DEADLINE,
+                   f"{REFUSED_METRIC}{{user=\"ivy\"}} to reach {want}")
+        self.assertEqual(self.refused(), want)
+
+        # The slot frees with the first session. Until the server has closed it, a new session
+        # is refused (and counted); the admitted one is not.
+        first.close()
+        late = self.admitted_after_refusals(local, source)
+        self.assertEqual(source.accepted, 2)
+        want += late
+        wait_until(lambda: self.refused() >= want, TRAFFIC_DEADLINE,
+                   f"{REFUSED_METRIC}{{user=\"ivy\"}} to reach {want}")
+        end = time.monotonic() + 2.5  # two samples and more: nothing else comes in late
+        while time.monotonic() < end:
+            self.assertEqual(self.refused(), want, f"{late} refused after the first closed")
+            time.sleep(0.25)
+        print(f"  ({REFUSED_METRIC}{{user=\"ivy\"}}: {base:g} -> {want:g}; {self.REFUSED} "
+              f"refused while the first ran, {late} while it was closing)", file=sys.stderr)
+
+    def admitted_after_refusals(self, local, source):
+        """New sessions until one relays (bounded); the number refused (closed, no byte)."""
+        refused = 0
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            sock = socks5_connect(local, LOOPBACK, source.port, timeout=10)
+            self.addCleanup(sock.close)
+            sock.settimeout(5)
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if data:
+                return refused
+            refused += 1
+            time.sleep(0.05)
+        raise AssertionError(f"no session admitted within 10 s of the first closing "
+                             f"({refused} refused)")
 
 
 if __name__ == "__main__":

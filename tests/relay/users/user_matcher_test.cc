@@ -149,14 +149,12 @@ TEST(RelayUser, LimitsAndKeys) {
   RelayUser c = makeUser("c", "aes-256-gcm");
   EXPECT_FALSE(a.sameKey(c));
   a.max_connections = 2;
-  a.live->tcp_sessions = 1;
-  EXPECT_TRUE(a.admitsNewSession());
-  a.live->tcp_sessions = 2;
-  EXPECT_FALSE(a.admitsNewSession());
+  EXPECT_TRUE(a.admitsNewSession(1));
+  EXPECT_FALSE(a.admitsNewSession(2));
   a.max_connections = 0;
-  EXPECT_TRUE(a.admitsNewSession());
+  EXPECT_TRUE(a.admitsNewSession(1000));
   a.quota_exceeded = true;
-  EXPECT_FALSE(a.admitsNewSession());
+  EXPECT_FALSE(a.admitsNewSession(0));
 }
 
 }  // namespace
