@@ -12,7 +12,7 @@
 #include "shadowrelay/v1/ciphers.grpc.pb.h"
 #include "shadowrelay/v1/server.grpc.pb.h"
 #include "tests/api/temp_dir.h"
-#include "tests/api/tls_certs.h"
+#include "tests/testing/tls_certs.h"
 
 namespace shadowrelay::api::control {
 namespace {

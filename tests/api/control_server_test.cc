@@ -25,7 +25,7 @@
 #include "shadowrelay/v1/users.grpc.pb.h"
 #include "tests/api/reflection_client.h"
 #include "tests/api/temp_dir.h"
-#include "tests/api/tls_certs.h"
+#include "tests/testing/tls_certs.h"
 
 namespace shadowrelay::api::control {
 namespace {

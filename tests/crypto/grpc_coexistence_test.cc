@@ -3,60 +3,17 @@
 // BoringSSL provider loaded as a RTLD_DEEPBIND plugin, a TLS gRPC server and client in the same
 // process must still work (without DEEPBIND this crashed in CRYPTO_get_ex_new_index).
 #include <grpcpp/grpcpp.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "crypto/boringssl_provider.h"
 #include "gtest/gtest.h"
 #include "tests/crypto/coexistence.grpc.pb.h"
+#include "tests/testing/tls_certs.h"
 
 namespace shadowrelay::crypto {
 namespace {
 
-struct Pem {
-  std::string cert;
-  std::string key;
-};
-
-std::string bioString(BIO* bio) {
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio, &data);
-  return std::string(data, static_cast<size_t>(len));
-}
-
-// A throwaway self-signed P-256 certificate for "localhost", made with OpenSSL.
-Pem selfSignedCertificate() {
-  EVP_PKEY* pkey = EVP_EC_gen("P-256");
-  X509* x509 = X509_new();
-  X509_set_version(x509, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x509), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x509), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(x509), 3600);
-  X509_set_pubkey(x509, pkey);
-  X509_NAME* name = X509_get_subject_name(x509);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-  X509_set_issuer_name(x509, name);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, x509, x509, nullptr, nullptr, 0);
-  X509_EXTENSION* san =
-      X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
-  X509_add_ext(x509, san, -1);
-  X509_EXTENSION_free(san);
-  X509_sign(x509, pkey, EVP_sha256());
-  BIO* cert_bio = BIO_new(BIO_s_mem());
-  BIO* key_bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(cert_bio, x509);
-  PEM_write_bio_PrivateKey(key_bio, pkey, nullptr, nullptr, 0, nullptr, nullptr);
-  Pem pem{bioString(cert_bio), bioString(key_bio)};
-  BIO_free(cert_bio);
-  BIO_free(key_bio);
-  X509_free(x509);
-  EVP_PKEY_free(pkey);
-  return pem;
+shadowrelay::testing::Pem localhostCertificate() {
+  return shadowrelay::testing::selfSignedCertificate("localhost", "DNS:localhost,IP:127.0.0.1");
 }
 
 class EchoService final : public shadowrelay::test::Echo::Service {
@@ -82,7 +39,7 @@ TEST(GrpcCoexistenceTest, TlsGrpcWorksWithBoringsslPluginLoaded) {
   ASSERT_TRUE(boring.ok()) << boring.status();
   ASSERT_TRUE(boringsslSealWorks(**boring));
 
-  const Pem pem = selfSignedCertificate();
+  const shadowrelay::testing::Pem pem = localhostCertificate();
   ASSERT_FALSE(pem.cert.empty());
   grpc::SslServerCredentialsOptions server_opts;
   server_opts.pem_key_cert_pairs.push_back({pem.key, pem.cert});
@@ -117,7 +74,7 @@ TEST(GrpcCoexistenceTest, TlsGrpcWorksWithBoringsslPluginLoaded) {
   // A client that does not trust the certificate is refused: TLS is really on.
   {
     grpc::SslCredentialsOptions untrusted;
-    untrusted.pem_root_certs = selfSignedCertificate().cert;
+    untrusted.pem_root_certs = localhostCertificate().cert;
     auto bad = shadowrelay::test::Echo::NewStub(grpc::CreateCustomChannel(
         "127.0.0.1:" + std::to_string(port), grpc::SslCredentials(untrusted), args));
     grpc::ClientContext ctx;

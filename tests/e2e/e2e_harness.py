@@ -380,6 +380,21 @@ class RelayTestCase(unittest.TestCase):
         return self._start_role("tunnel", impl, method, lambda port: local_argv(
             impl, server_port, port, method, password, tunnel_to=destination))
 
+    def start_ss_tunnel_u(self, server_port, method, password, destination_port, name):
+        """shadowsocks-libev's `ss-tunnel -u` to LOOPBACK:destination_port; returns a UDP socket
+        connected to it. Its TCP readiness probe opens a TCP session at the server (to the
+        destination port): take counter baselines after it."""
+        port = free_port()
+        argv = local_argv("libev", server_port, port, method, password=password,
+                          tunnel_to=f"{LOOPBACK}:{destination_port}") + ["-u"]
+        tunnel = self.spawn(f"ss-tunnel-u-{name}", argv, ours=False)
+        wait_listening(port, tunnel)  # -u: TCP and UDP on the same port
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind((LOOPBACK, 0))
+        sock.connect((LOOPBACK, port))
+        return sock
+
     def require_ours(self, why):
         if Config.libev_mode():
             self.skipTest(f"our binary only ({why}); running in libev mode")

@@ -33,26 +33,9 @@
 #include "shadowrelay/v1/ciphers.grpc.pb.h"
 #include "shadowrelay/v1/server.grpc.pb.h"
 #include "shadowrelay/v1/users.grpc.pb.h"
+#include "tests/e2e/status_name.h"
 
 namespace {
-
-const char* codeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "OTHER";
-  }
-}
 
 constexpr const char* kUsage =
     "usage: grpc_call [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n"
@@ -180,7 +163,7 @@ int main(int argc, char** argv) {
   bool ok = false;
   cq.Next(&tag, &ok);
   if (!status.ok()) {
-    std::printf("ERROR %s: %s\n", codeName(status.error_code()), status.error_message().c_str());
+    std::printf("ERROR %s: %s\n", shadowrelay::testing::statusCodeName(status.error_code()), status.error_message().c_str());
     return 3;
   }
   std::vector<grpc::Slice> slices;

@@ -31,7 +31,7 @@ import time
 import urllib.request
 
 from e2e_harness import (LOOPBACK, PASSWORD, Config, EchoServer, RecordingProxy, RelayTestCase,
-                         UdpEcho, echo_roundtrip, free_port, grpc_api, local_argv, main,
+                         UdpEcho, echo_roundtrip, free_port, grpc_api, main,
                          recv_exact, scratch_path, socks5_address, socks5_connect,
                          stopped_udp_summary, tool, wait_listening, wait_until)
 
@@ -40,6 +40,20 @@ _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$')
 PUBLISH = 1.2  # s: workers hand their counters to the exporter once a second (worker.cc)
 CONNECTIONS = 1000  # the concurrent load of test_counters_never_go_backwards_under_1000_...
 IPV6_LOOPBACK = "::1"
+
+
+def read_until_closed(sock):
+    """Reads until the peer closes; returns (the bytes read, whether it ended with a reset).
+    socket.timeout propagates."""
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return got, False
+            got += chunk
+    except ConnectionResetError:
+        return got, True
 
 
 def _labels(text):
@@ -368,15 +382,9 @@ class MetricsTest(RelayTestCase):
             sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
             start = time.monotonic()
             sock.settimeout(within)
-            got = b""
             try:
-                while True:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
-            except ConnectionResetError:
-                pass  # closed all the same; what matters is that nothing came back
+                # A reset is a close all the same; what matters is that nothing came back.
+                got, _ = read_until_closed(sock)
             except socket.timeout:
                 self.fail(f"{host}:{port}: the relay did not close within {within} s")
             self.assertEqual(got, b"", f"{host}:{port}: bytes came back through the relay")
@@ -734,21 +742,6 @@ class MetricsTest(RelayTestCase):
         self.assertEqual((user["name"], user["method"]), (name, method), user)
         return user
 
-    def ss_tunnel_u(self, server_port, method, password, destination_port, name):
-        """shadowsocks-libev's `ss-tunnel -u` to 127.0.0.1:destination_port; returns a UDP
-        socket connected to it. Its TCP readiness probe opens a TCP session at the server (to
-        the destination port, over TCP): take baselines after it (quiet_baseline)."""
-        port = free_port()
-        argv = local_argv("libev", server_port, port, method, password=password,
-                          tunnel_to=f"{LOOPBACK}:{destination_port}") + ["-u"]
-        tunnel = self.spawn(f"ss-tunnel-u-{name}", argv, ours=False)
-        wait_listening(port, tunnel)  # -u: TCP and UDP on the same port
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(sock.close)
-        sock.bind((LOOPBACK, 0))
-        sock.connect((LOOPBACK, port))
-        return sock
-
     def udp_roundtrips(self, sock, sizes, what):
         """One datagram of each size through a tunnel; each must come back unchanged."""
         sock.settimeout(3)
@@ -782,7 +775,7 @@ class MetricsTest(RelayTestCase):
         for name, user in users.items():
             local = self.start_local(self.relay_port, user["method"], impl="libev",
                                      password=user["password"])
-            tunnel = self.ss_tunnel_u(self.relay_port, user["method"], user["password"],
+            tunnel = self.start_ss_tunnel_u(self.relay_port, user["method"], user["password"],
                                       udp_echo.port, name)
             clients[name] = (local, tunnel)
         before = self.quiet_baseline()
@@ -889,15 +882,11 @@ class MetricsTest(RelayTestCase):
         for i in range(replays):
             with socket.create_connection((LOOPBACK, server), timeout=10) as sock:
                 sock.sendall(recorded)
-                got = b""
                 try:
-                    while True:
-                        chunk = sock.recv(4096)
-                        if not chunk:
-                            break
-                        got += chunk
+                    got, reset = read_until_closed(sock)
                 except socket.timeout:
                     self.fail(f"replay {i}: still open 10 s later (handshake deadline 1 s)")
+                self.assertFalse(reset, f"replay {i}: reset instead of closed")
                 self.assertEqual(got, b"", f"replay {i}: the server answered")
 
         grown = self.settle_and_measure(before, CLOSED, replays, "the replays", status="replay")
@@ -921,7 +910,7 @@ class MetricsTest(RelayTestCase):
         server_child = self.last_child
         udp_echo = UdpEcho()
         self.addCleanup(udp_echo.stop)
-        tunnel = self.ss_tunnel_u(server, METHOD, PASSWORD, udp_echo.port, "idle")
+        tunnel = self.start_ss_tunnel_u(server, METHOD, PASSWORD, udp_echo.port, "idle")
         before = self.quiet_baseline()
         base_active = value(before, UDP_ACTIVE)
         self.udp_roundtrips(tunnel, (200,), "the datagram that opens the association")

@@ -34,6 +34,7 @@
 #include "shadowrelay/v1/ciphers.grpc.pb.h"
 #include "shadowrelay/v1/server.grpc.pb.h"
 #include "shadowrelay/v1/users.grpc.pb.h"
+#include "tests/e2e/status_name.h"
 #include "tests/api/reflection_client.h"
 
 namespace {
@@ -46,22 +47,6 @@ using shadowrelay::testing::ReflectionClient;
 // naming new files cannot keep this client going.
 constexpr int kMaxRounds = 16;
 constexpr size_t kMaxFiles = 200;
-
-const char* codeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "OTHER";
-  }
-}
 
 class Collector : public pb::DescriptorPool::ErrorCollector {
  public:
@@ -83,7 +68,7 @@ std::vector<std::unique_ptr<pb::Message>> exchange(ReflectionClient& client,
   std::vector<std::unique_ptr<pb::Message>> responses;
   grpc::Status status = client.exchange(requests, &responses);
   if (!status.ok()) {
-    std::printf("ERROR %s: %s\n", codeName(status.error_code()), status.error_message().c_str());
+    std::printf("ERROR %s: %s\n", shadowrelay::testing::statusCodeName(status.error_code()), status.error_message().c_str());
     std::exit(3);
   }
   if (responses.size() != requests.size()) {

@@ -38,7 +38,7 @@ import time
 import urllib.request
 
 from e2e_harness import (LOOPBACK, ApiError, Config, Nginx, RelayTestCase, UdpEcho, curl,
-                         free_port, grpc_api, local_argv, main, nginx, sha256, socks5_connect,
+                         free_port, grpc_api, main, nginx, sha256, socks5_connect,
                          stopped_log, stopped_udp_summary, tool, wait_listening, wait_until)
 
 TOKEN = "e2e-users-token-0123456789"
@@ -174,16 +174,8 @@ class UsersTestCase(RelayTestCase):
     def ss_tunnel_u(self, user, echo_port, server_port=None):
         """shadowsocks-libev's ss-tunnel -u for `user` (to the shared port unless
         `server_port`), forwarding to the UDP echo; a UDP socket that talks to it."""
-        port = free_port()
-        argv = local_argv("libev", server_port or self.relay_port, port, user["method"],
-                          password=user["password"], tunnel_to=f"{LOOPBACK}:{echo_port}")
-        tunnel = self.spawn(f"ss-tunnel-u-{user['name']}", argv + ["-u"], ours=False)
-        wait_listening(port, tunnel)  # -u: TCP and UDP on the same port
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(sock.close)
-        sock.bind((LOOPBACK, 0))
-        sock.connect((LOOPBACK, port))
-        return sock
+        return self.start_ss_tunnel_u(server_port or self.relay_port, user["method"],
+                                      user["password"], echo_port, user["name"])
 
     @staticmethod
     def roundtrip(sock, payload, timeout):
