@@ -216,6 +216,17 @@ class LocalUdpTest(h.RelayTestCase):
                                         extra=["--workers", "1"])
         fd_dir = f"/proc/{self.local.popen.pid}/fd"
 
+        def socket_links():
+            links = {}
+            for fd in os.listdir(fd_dir):
+                try:
+                    link = os.readlink(os.path.join(fd_dir, fd))
+                except FileNotFoundError:
+                    continue
+                if link.startswith("socket:"):
+                    links[int(fd)] = link
+            return links
+
         def sockets():
             """The process's open sockets (other fds, e.g. a sanitizer's files, come and go)."""
             count = 0
@@ -240,17 +251,20 @@ class LocalUdpTest(h.RelayTestCase):
             for i, client in enumerate(clients):
                 payload = f"round {round_} client {i}".encode()
                 self.assertEqual(client.roundtrip(self.echo.port, payload), payload)
-            # Each association holds its control, relay and server sockets: closing the 50 must
-            # free at least 150 (measured as a difference, since an unrelated socket of the
-            # baseline, e.g. a readiness probe's, may go meanwhile).
-            during = sockets()
+            # Every association holds sockets of its own: at least its control connection and
+            # its relay socket (and its server socket, which one association in several runs
+            # under ASan did not show at the moment of counting; see the session note).
+            during = max(sockets() for _ in range(3))
+            self.assertGreaterEqual(during, before + 50 * 2, f"round {round_}: too few sockets")
             for client in clients:
                 client.close()
-            deadline = time.monotonic() + 5
-            while during - sockets() < 50 * 3 and time.monotonic() < deadline:
+            # Closing them frees every one: back to the baseline, round after round.
+            deadline = time.monotonic() + 10
+            while sockets() > before and time.monotonic() < deadline:
                 time.sleep(0.05)
-            self.assertGreaterEqual(during - sockets(), 50 * 3,
-                                    f"round {round_}: closing 50 associations freed too few")
+            self.assertLessEqual(sockets(), before,
+                                 f"round {round_}: sockets left after the associations closed: "
+                                 f"{sorted(socket_links().items())}")
         deadline = time.monotonic() + 5
         while sockets() > before and time.monotonic() < deadline:
             time.sleep(0.05)
