@@ -34,7 +34,7 @@
 #include "relay/log.h"
 #include "relay/net/socket.h"
 #include "relay/ss_uri.h"
-#include "relay/tcp/worker.h"
+#include "relay/worker/worker.h"
 #include "relay/udp/udp_client.h"
 #include "relay/udp/udp_server.h"
 #include "relay/app/sample_hub.h"

@@ -20,7 +20,7 @@
 #include "crypto/providers.h"
 #include "relay/event/worker_pool.h"
 #include "relay/net/socket.h"
-#include "relay/tcp/worker.h"
+#include "relay/worker/worker.h"
 #include "relay/users/user_table.h"
 
 namespace shadowrelay::relay {

@@ -10,7 +10,7 @@
 namespace shadowrelay::relay {
 
 /// Bytes a session must keep between events: output the peer has not taken yet, or a partial
-/// AEAD unit. Sessions move data through the worker's scratch buffers and only park leftovers
+/// AEAD unit. Sessions move data through the host's scratch buffers and only park leftovers
 /// here, so an idle or smoothly flowing connection holds no buffer memory at all: an empty
 /// ByteBuffer owns nothing.
 class ByteBuffer {
@@ -38,6 +38,9 @@ class ByteBuffer {
     begin_ += n;
     if (begin_ >= end_) release();
   }
+
+  /// Empties the buffer and keeps its memory (a partial unit comes again on the next read).
+  void clear() { begin_ = end_ = 0; }
 
   void release() {
     data_.reset();

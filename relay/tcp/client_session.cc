@@ -10,7 +10,7 @@
 #include "relay/event/event_loop.h"
 #include "relay/log.h"
 #include "relay/socks5.h"
-#include "relay/tcp/worker.h"
+#include "relay/tcp/session_host.h"
 
 namespace shadowrelay::relay {
 
@@ -39,9 +39,9 @@ crypto::SocksAddress serverAddress(const Config& config, uint64_t session_id) {
 
 }  // namespace
 
-ClientSession::ClientSession(Worker& worker, Fd client, Front front,
+ClientSession::ClientSession(SessionHost& host, Fd client, Front front,
                              std::optional<crypto::SocksAddress> target)
-    : TcpSession(worker, std::move(client)),
+    : TcpSession(host, std::move(client)),
       front_(front),
       state_(front == Front::Socks5 ? State::Greeting : State::Connecting) {
   if (target) {
@@ -53,10 +53,10 @@ ClientSession::ClientSession(Worker& worker, Fd client, Front front,
 void ClientSession::start() {
   watch(kClient, kReadable);
   if (front_ == Front::Tunnel) {
-    if (!fixed_target_) target_ = *worker_.env().tunnel_target;
+    if (!fixed_target_) target_ = *host_.env().tunnel_target;
     beginConnect();
   } else {
-    timer_.armAt(accepted_at_ + worker_.env().handshake_timeout);
+    timer_.armAt(accepted_at_ + host_.env().handshake_timeout);
   }
 }
 
@@ -69,8 +69,8 @@ void ClientSession::onHandshakeTimer() {
     sendFirst();
   } else if (state_ == State::UdpAssociated) {
     // The association ends after --udp-timeout without a datagram either way.
-    const TimePoint due = udp_->lastActive() + worker_.env().udp_timeout;
-    if (worker_.loop().now() >= due) {
+    const TimePoint due = udp_->lastActive() + host_.env().udp_timeout;
+    if (host_.loop().now() >= due) {
       close(CloseReason::IdleTimeout);
     } else {
       timer_.armAt(due);
@@ -96,7 +96,7 @@ void ClientSession::readClient() {
     }
     return;
   }
-  uint8_t* in = worker_.scratchIn();
+  uint8_t* in = host_.scratchIn();
   ssize_t n = ::recv(sock_[kClient].get(), in, limit - early_.size(), 0);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
@@ -163,7 +163,7 @@ bool ClientSession::advanceSocks() {
       break;
   }
   if (request.command == static_cast<uint8_t>(socks5::Command::UdpAssociate) &&
-      worker_.env().udp_server) {
+      host_.env().udp_server) {
     early_.consume(request.size);
     return associateUdp();
   }
@@ -192,7 +192,7 @@ bool ClientSession::associateUdp() {
     close(CloseReason::ClientClosed);
     return false;
   }
-  auto relay = Socks5UdpRelay::open(worker_, localAddress(fd), client);
+  auto relay = Socks5UdpRelay::open(host_, localAddress(fd), client);
   if (!relay.ok()) {
     SR_LOG(Warn, "session %d: UDP ASSOCIATE: %s", id(), relay.status().message());
     replyAndClose(static_cast<uint8_t>(socks5::Reply::GeneralFailure));
@@ -207,14 +207,14 @@ bool ClientSession::associateUdp() {
          client.toString());
   state_ = State::UdpAssociated;
   early_.release();
-  timer_.armAt(worker_.loop().now() + worker_.env().udp_timeout);
+  timer_.armAt(host_.loop().now() + host_.env().udp_timeout);
   return true;
 }
 
 void ClientSession::readControl() {
   // Nothing is expected on the control connection; whatever comes is read and dropped.
-  uint8_t* in = worker_.scratchIn();
-  const ssize_t n = ::recv(sock_[kClient].get(), in, Worker::kScratchSize, 0);
+  uint8_t* in = host_.scratchIn();
+  const ssize_t n = ::recv(sock_[kClient].get(), in, WorkerContext::kScratchSize, 0);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
   if (n <= 0) close(CloseReason::ClientClosed);
 }
@@ -238,14 +238,14 @@ bool ClientSession::sendToClient(const uint8_t* bytes, size_t n) {
 }
 
 void ClientSession::beginConnect() {
-  first_data_deadline_ = worker_.loop().now() + worker_.env().first_data_wait;
-  server_ = serverAddress(worker_.env().config, id());
-  connectRemote(server_, /*enforce_policy=*/false, worker_.env().config.fast_open);
+  first_data_deadline_ = host_.loop().now() + host_.env().first_data_wait;
+  server_ = serverAddress(host_.env().config, id());
+  connectRemote(server_, /*enforce_policy=*/false, host_.env().config.fast_open);
 }
 
 void ClientSession::onRemoteConnected() {
   connected_ = true;
-  if (!early_.empty() || client_eof_ || worker_.loop().now() >= first_data_deadline_) {
+  if (!early_.empty() || client_eof_ || host_.loop().now() >= first_data_deadline_) {
     sendFirst();
     return;
   }
@@ -255,11 +255,11 @@ void ClientSession::onRemoteConnected() {
 }
 
 void ClientSession::sendFirst() {
-  const Credentials& creds = worker_.env().credentials;
+  const Credentials& creds = host_.env().credentials;
   encoder_.emplace(*creds.method, *creds.provider, creds.master.bytes());
   decoder_.emplace(*creds.method, *creds.provider, creds.master.bytes());
-  uint8_t* plain = worker_.scratchIn();
-  const size_t header = crypto::writeAddress(target_, {plain, Worker::kScratchSize});
+  uint8_t* plain = host_.scratchIn();
+  const size_t header = crypto::writeAddress(target_, {plain, WorkerContext::kScratchSize});
   if (header == 0) {
     close(CloseReason::SocksError);
     return;
@@ -268,13 +268,13 @@ void ClientSession::sendFirst() {
   const size_t total = header + early_.size();
   early_.release();
   crypto::CodecProgress progress;
-  if (!encoder_->encode({plain, total}, {worker_.scratchOut(), Worker::kScratchSize}, &progress)) {
+  if (!encoder_->encode({plain, total}, {host_.scratchOut(), WorkerContext::kScratchSize}, &progress)) {
     close(CloseReason::BadStream);
     return;
   }
   Direction& up = dir_[kUp];
   up.sealer = &*encoder_;
-  up.pending_out.assign(worker_.scratchOut(), progress.produced);
+  up.pending_out.assign(host_.scratchOut(), progress.produced);
   up.eof = client_eof_;
   dir_[kDown].opener = &*decoder_;
   timer_.cancel();

@@ -7,7 +7,7 @@
 #include "crypto/address.h"
 #include "crypto/aead_stream.h"
 #include "relay/tcp/session.h"
-#include "relay/tcp/socks5_udp.h"
+#include "relay/udp/socks5_udp.h"
 
 namespace shadowrelay::relay {
 
@@ -26,7 +26,7 @@ class ClientSession final : public TcpSession {
   enum class Front { Socks5, Tunnel };
 
   /// `target`: Tunnel only, instead of -L (UDP over TCP's magic name).
-  ClientSession(Worker& worker, Fd client, Front front,
+  ClientSession(SessionHost& host, Fd client, Front front,
                 std::optional<crypto::SocksAddress> target = std::nullopt);
   void start() override;
 

@@ -8,7 +8,7 @@
 
 #include "relay/event/event_loop.h"
 #include "relay/log.h"
-#include "relay/tcp/worker.h"
+#include "relay/tcp/session_host.h"
 
 namespace shadowrelay::relay {
 
@@ -21,20 +21,20 @@ constexpr auto kLingerAfterFin = std::chrono::seconds(2);
 constexpr size_t kMaxEarlyPlain = 64 * 1024;
 }  // namespace
 
-ServerSession::ServerSession(Worker& worker, Fd client, const SocketAddress& peer,
+ServerSession::ServerSession(SessionHost& host, Fd client, const SocketAddress& peer,
                              uint16_t user_port)
-    : TcpSession(worker, std::move(client)), client_ip_(ipKey(peer)), user_port_(user_port) {
+    : TcpSession(host, std::move(client)), client_ip_(ipKey(peer)), user_port_(user_port) {
   plain_at_remote_ = true;
 }
 
 void ServerSession::start() {
-  const std::span<const RelayUserPtr> users = worker_.users().candidates(user_port_);
+  const std::span<const RelayUserPtr> users = host_.users().candidates(user_port_);
   if (users.size() == 1) {
     // One user: no trial decryption; its key decodes the stream as it arrives.
     candidate_ = users.front();
     decoder_.emplace(*candidate_->method, *candidate_->provider, candidate_->key.bytes());
   }
-  timer_.armAt(accepted_at_ + worker_.env().handshake_timeout);
+  timer_.armAt(accepted_at_ + host_.env().handshake_timeout);
   watch(kClient, kReadable);
 }
 
@@ -73,13 +73,13 @@ void ServerSession::onHandshakeTimer() {
 
 void ServerSession::readHandshake() {
   Direction& up = dir_[kUp];
-  uint8_t* in = worker_.scratchIn();
+  uint8_t* in = host_.scratchIn();
   size_t have = up.pending_in.size();
   if (have > 0) {
     std::memcpy(in, up.pending_in.data(), have);
     up.pending_in.release();
   }
-  ssize_t n = ::recv(sock_[kClient].get(), in + have, Worker::kReadSize, 0);
+  ssize_t n = ::recv(sock_[kClient].get(), in + have, WorkerContext::kReadSize, 0);
   if (n < 0) {
     if (have > 0) up.pending_in.assign(in, have);
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
@@ -100,12 +100,12 @@ void ServerSession::readHandshake() {
   if (!decoder_ && !identify({in, total})) return;
   crypto::CodecProgress progress;
   const crypto::DecodeStatus status =
-      decoder_->decode({in, total}, {worker_.scratchOut(), Worker::kScratchSize}, &progress);
+      decoder_->decode({in, total}, {host_.scratchOut(), WorkerContext::kScratchSize}, &progress);
   if (status != crypto::DecodeStatus::Ok) {
     if (state_ == State::Connecting) {
       close(CloseReason::BadStream);  // authenticated earlier: a corrupted stream, not a probe
     } else {
-      reject(&worker_.stats().auth_failed, CloseReason::AuthFailed, "first chunk does not open");
+      reject(&host_.stats().auth_failed, CloseReason::AuthFailed, "first chunk does not open");
     }
     return;
   }
@@ -113,7 +113,7 @@ void ServerSession::readHandshake() {
   if (progress.consumed < total) {
     up.pending_in.assign(in + progress.consumed, total - progress.consumed);
   }
-  plain_.append(worker_.scratchOut(), progress.produced);
+  plain_.append(host_.scratchOut(), progress.produced);
   if (state_ == State::Connecting) {
     // Backpressure while connecting: the kernel holds the rest.
     if (plain_.size() >= kMaxEarlyPlain) watch(kClient, 0);
@@ -125,7 +125,7 @@ void ServerSession::readHandshake() {
     case crypto::AddressParse::NeedMore:
       return;
     case crypto::AddressParse::Invalid:
-      reject(&worker_.stats().bad_addresses, CloseReason::BadAddress, "unreadable address");
+      reject(&host_.stats().bad_addresses, CloseReason::BadAddress, "unreadable address");
       return;
     case crypto::AddressParse::Ok:
       break;
@@ -142,12 +142,12 @@ void ServerSession::readHandshake() {
 
 bool ServerSession::identify(std::span<const uint8_t> start) {
   RelayUserPtr user;
-  switch (worker_.users().matchStream(user_port_, client_ip_, start, &user)) {
+  switch (host_.users().matchStream(user_port_, client_ip_, start, &user)) {
     case UserMatcher::Outcome::NeedMore:
       dir_[kUp].pending_in.assign(start.data(), start.size());
       return false;
     case UserMatcher::Outcome::NoMatch:
-      reject(&worker_.stats().auth_failed, CloseReason::AuthFailed, "no user's key opens it");
+      reject(&host_.stats().auth_failed, CloseReason::AuthFailed, "no user's key opens it");
       return false;
     case UserMatcher::Outcome::Matched:
       break;
@@ -162,13 +162,13 @@ bool ServerSession::admit() {
   // The table may have changed since the key was chosen (a user deleted, rotated, disabled or
   // over a limit meanwhile): judge the session by the user as it is now.
   RelayUserPtr now =
-      worker_.users().table() ? worker_.users().table()->findShared(candidate_->name) : nullptr;
+      host_.users().table() ? host_.users().table()->findShared(candidate_->name) : nullptr;
   if (now == nullptr || !now->enabled || !now->sameKey(*candidate_)) {
-    reject(&worker_.stats().auth_failed, CloseReason::AuthFailed, "the user is gone");
+    reject(&host_.stats().auth_failed, CloseReason::AuthFailed, "the user is gone");
     return false;
   }
-  if (!worker_.env().salt_filter->checkAndInsert(decoder_->salt())) {
-    reject(&worker_.stats().replayed_salts, CloseReason::ReplayedSalt, "replayed salt");
+  if (!host_.env().salt_filter->checkAndInsert(decoder_->salt())) {
+    reject(&host_.stats().replayed_salts, CloseReason::ReplayedSalt, "replayed salt");
     return false;
   }
   // Counted as the user's from here on; the limit check follows, so that a refusal is counted
@@ -176,7 +176,7 @@ bool ServerSession::admit() {
   candidate_.reset();
   const bool admits = now->admitsNewSession(setUser(now));
   if (!admits) {
-    ++worker_.traffic(user()->name).refused_over_limit;
+    ++host_.traffic(user()->name).refused_over_limit;
     SR_LOG(Debug, "session %d: user %s over a limit; refused", id(), user()->name);
     close(CloseReason::OverLimit);
     return false;
@@ -190,13 +190,13 @@ void ServerSession::startUot(int version) {
     close(CloseReason::ConnectFailed);
     return;
   }
-  const RelayEnv& env = worker_.env();
+  const RelayEnv& env = host_.env();
   UotServer::Context context;
-  context.loop = &worker_.loop();
-  context.resolver = &worker_.resolver();
+  context.loop = &host_.loop();
+  context.resolver = &host_.resolver();
   context.preference = env.preference;
   context.allow_private = env.config.allow_private;
-  context.stats = &worker_.udpStats();
+  context.stats = &host_.udpStats();
   uot_ = std::make_unique<UotServer>(context, Fd(pair[1]), version);
   SR_LOG(Debug, "session %d: UDP over TCP, version %d", id(), version);
   attachRemote(Fd(pair[0]));
@@ -206,7 +206,7 @@ void ServerSession::onClose() {
   uot_.reset();
   if (!admitted_ || state_ == State::Draining || state_ == State::Closing) {
     // A handshake that failed: what the client sent before the close (outline's tcp_probes).
-    worker_.sample().probe_bytes.observe(static_cast<double>(bytesFromClient()));
+    host_.sample().probe_bytes.observe(static_cast<double>(bytesFromClient()));
   }
 }
 
@@ -222,9 +222,9 @@ void ServerSession::reject(uint64_t* counter, CloseReason reason, const char* wh
 }
 
 void ServerSession::discardInput() {
-  uint8_t* scratch = worker_.scratchIn();
+  uint8_t* scratch = host_.scratchIn();
   for (int i = 0; i < 16; ++i) {
-    ssize_t n = ::recv(sock_[kClient].get(), scratch, Worker::kReadSize, 0);
+    ssize_t n = ::recv(sock_[kClient].get(), scratch, WorkerContext::kReadSize, 0);
     if (n > 0) {
       countIn(kClient, static_cast<size_t>(n));
       continue;
@@ -253,7 +253,7 @@ void ServerSession::finishDrain() {
 
 void ServerSession::onRemoteConnected() {
   encoder_.emplace(*user()->method, *user()->provider, user()->key.bytes());
-  worker_.env().salt_filter->insert(encoder_->salt());
+  host_.env().salt_filter->insert(encoder_->salt());
   Direction& up = dir_[kUp];
   up.opener = &*decoder_;
   if (!plain_.empty()) {

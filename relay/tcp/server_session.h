@@ -33,7 +33,7 @@ namespace shadowrelay::relay {
 class ServerSession final : public TcpSession {
  public:
   /// `peer`: the client's address; `user_port`: the dedicated port accepted on (0: shared).
-  ServerSession(Worker& worker, Fd client, const SocketAddress& peer, uint16_t user_port);
+  ServerSession(SessionHost& host, Fd client, const SocketAddress& peer, uint16_t user_port);
   void start() override;
 
  private:

@@ -9,26 +9,27 @@
 #include "relay/event/event_loop.h"
 #include "relay/log.h"
 #include "relay/target_policy.h"
-#include "relay/tcp/worker.h"
+#include "relay/tcp/session_host.h"
+#include "relay/tcp/session_io_batch.h"
 
 namespace shadowrelay::relay {
 
-TcpSession::TcpSession(Worker& worker, Fd client)
-    : worker_(worker),
-      timer_(worker.loop(), [this] { onTimer(); }),
-      accepted_at_(worker.loop().now()),
-      id_(worker.nextSessionId()),
-      traffic_(&worker.traffic("")),
+TcpSession::TcpSession(SessionHost& host, Fd client)
+    : host_(host),
+      timer_(host.loop(), [this] { onTimer(); }),
+      accepted_at_(host.loop().now()),
+      id_(host.nextSessionId()),
+      traffic_(&host.traffic("")),
       last_active_(accepted_at_) {
   sock_[kClient] = std::move(client);
-  watcher_[kClient].emplace(worker_.loop(), sock_[kClient].get(), 0,
+  watcher_[kClient].emplace(host_.loop(), sock_[kClient].get(), 0,
                             [this](uint32_t events) { onEvent(kClient, events); });
   dir_[kUp].from = kClient;
   dir_[kUp].to = kRemote;
   dir_[kDown].from = kRemote;
   dir_[kDown].to = kClient;
-  ++worker_.stats().accepted;
-  ++worker_.stats().active;
+  ++host_.stats().accepted;
+  ++host_.stats().active;
 }
 
 TcpSession::~TcpSession() = default;
@@ -48,25 +49,25 @@ void TcpSession::close(CloseReason reason) {
   dir_[kDown].pending_in.release();
   dir_[kDown].pending_out.release();
   onClose();
-  TcpStats& stats = worker_.stats();
+  TcpStats& stats = host_.stats();
   ++stats.closed[static_cast<size_t>(reason)];
   --stats.active;
   ++traffic_->closed[static_cast<size_t>(reason)];
   if (relaying_) {
-    WorkerSample& sample = worker_.sample();
+    WorkerSample& sample = host_.sample();
     sample.connection_bytes.observe(static_cast<double>(payloadUp() + payloadDown()));
     sample.connection_seconds.observe(
-        std::chrono::duration<double>(worker_.loop().now() - accepted_at_).count());
+        std::chrono::duration<double>(host_.loop().now() - accepted_at_).count());
   }
   if (user_ != nullptr) user_->live->tcp_sessions.fetch_sub(1, std::memory_order_relaxed);
   SR_LOG(Debug, "session %d closed: %s", id_, closeReasonName(reason));
-  worker_.releaseSession(*this);
+  host_.releaseSession(*this);
 }
 
 uint32_t TcpSession::setUser(RelayUserPtr user) {
   user_ = std::move(user);
   const uint32_t others = user_->live->tcp_sessions.fetch_add(1, std::memory_order_relaxed);
-  traffic_ = &worker_.traffic(user_->name);
+  traffic_ = &host_.traffic(user_->name);
   ++traffic_->tcp_connections;
   // What the session moved before it knew its user stays under "" (nothing: the server relays
   // only after identification).
@@ -75,11 +76,11 @@ uint32_t TcpSession::setUser(RelayUserPtr user) {
 
 void TcpSession::countIn(Side side, size_t n) {
   if (side == kClient) {
-    worker_.stats().bytes_from_clients += n;
+    host_.stats().bytes_from_clients += n;
     from_client_ += n;
     if (!plain_at_remote_) traffic_->tcp_bytes_up += n;
   } else {
-    worker_.stats().bytes_from_remotes += n;
+    host_.stats().bytes_from_remotes += n;
     from_remote_ += n;
     if (plain_at_remote_) traffic_->tcp_bytes_down += n;
   }
@@ -87,11 +88,11 @@ void TcpSession::countIn(Side side, size_t n) {
 
 void TcpSession::countOut(Side side, size_t n) {
   if (side == kClient) {
-    worker_.stats().bytes_to_clients += n;
+    host_.stats().bytes_to_clients += n;
     to_client_ += n;
     if (!plain_at_remote_) traffic_->tcp_bytes_down += n;
   } else {
-    worker_.stats().bytes_to_remotes += n;
+    host_.stats().bytes_to_remotes += n;
     to_remote_ += n;
     if (plain_at_remote_) traffic_->tcp_bytes_up += n;
   }
@@ -109,10 +110,10 @@ void TcpSession::connectRemote(const crypto::SocksAddress& target, bool enforce_
   enforce_policy_ = enforce_policy;
   fast_open_ = fast_open;
   connect_phase_ = ConnectPhase::Resolving;
-  timer_.armAfter(worker_.env().connect_timeout);
+  timer_.armAfter(host_.env().connect_timeout);
   if (target.type == crypto::SocksAddress::Type::Domain) {
-    resolve_ = worker_.resolver().resolve(
-        target.host, worker_.env().preference,
+    resolve_ = host_.resolver().resolve(
+        target.host, host_.env().preference,
         [this](dns::ResolveResult result) { onResolved(std::move(result)); });
     return;
   }
@@ -135,7 +136,7 @@ void TcpSession::onResolved(dns::ResolveResult result) {
     close(CloseReason::ResolveFailed);
     return;
   }
-  const bool allow_all = !enforce_policy_ || worker_.env().config.allow_private;
+  const bool allow_all = !enforce_policy_ || host_.env().config.allow_private;
   for (const dns::IpAddress& ip : result.addresses) {
     sockaddr_storage storage{};
     ip.toSockaddr(connect_target_->port, &storage);
@@ -155,7 +156,7 @@ void TcpSession::onResolved(dns::ResolveResult result) {
 
 void TcpSession::attachRemote(Fd fd) {
   sock_[kRemote] = std::move(fd);
-  watcher_[kRemote].emplace(worker_.loop(), sock_[kRemote].get(), kWritable,
+  watcher_[kRemote].emplace(host_.loop(), sock_[kRemote].get(), kWritable,
                             [this](uint32_t events) { onEvent(kRemote, events); });
   onRemoteConnected();
 }
@@ -167,12 +168,12 @@ void TcpSession::connectNext() {
     const dns::IpAddress& ip = candidates_[next_candidate_++];
     SocketAddress address;
     address.len = ip.toSockaddr(connect_target_->port, &address.storage);
-    const int fd = connectNonBlocking(address, fast_open_, worker_.env().config.no_delay);
+    const int fd = connectNonBlocking(address, fast_open_, host_.env().config.no_delay);
     if (fd >= 0) {
       sock_[kRemote] = Fd(fd);
-      watcher_[kRemote].emplace(worker_.loop(), fd, kWritable,
+      watcher_[kRemote].emplace(host_.loop(), fd, kWritable,
                                 [this](uint32_t events) { onEvent(kRemote, events); });
-      timer_.armAfter(worker_.env().connect_timeout);
+      timer_.armAfter(host_.env().connect_timeout);
       return;
     }
     SR_LOG(Debug, "session %d: connect %s: %s", id_, address.toString(), std::strerror(-fd));
@@ -210,7 +211,7 @@ ssize_t TcpSession::sendSome(Side side, const uint8_t* bytes, size_t n) {
     ssize_t w = ::send(sock_[side].get(), bytes, n, MSG_NOSIGNAL);
     if (w >= 0) {
       countOut(side, static_cast<size_t>(w));
-      if (w > 0) last_active_ = worker_.loop().now();
+      if (w > 0) last_active_ = host_.loop().now();
       return w;
     }
     // EINPROGRESS: a fast-open connect without a cookie yet; the data waits for writability.
@@ -221,8 +222,8 @@ ssize_t TcpSession::sendSome(Side side, const uint8_t* bytes, size_t n) {
 
 void TcpSession::startRelay() {
   relaying_ = true;
-  last_active_ = worker_.loop().now();
-  timer_.armAfter(worker_.env().idle_timeout);
+  last_active_ = host_.loop().now();
+  timer_.armAfter(host_.env().idle_timeout);
   for (Direction& d : dir_) {
     if (!d.pending_out.empty()) {
       if (!flush(d)) return;
@@ -247,11 +248,13 @@ void TcpSession::onEvent(Side side, uint32_t events) {
   Direction& from = dir_[side == kClient ? kUp : kDown];
   Direction& to = dir_[side == kClient ? kDown : kUp];
   if ((events & kWritable) && !to.pending_out.empty() && !to.send_queued) {
-    worker_.queueSend(*this, side == kClient ? kDown : kUp);
+    to.send_queued = true;
+    host_.ioBatch().queueSend(*this, side == kClient ? kDown : kUp);
   }
   if ((events & (kReadable | kClosed)) && !from.eof && from.pending_out.empty() &&
       !from.recv_queued) {
-    worker_.queueRecv(*this, side == kClient ? kUp : kDown);
+    from.recv_queued = true;
+    host_.ioBatch().queueRecv(*this, side == kClient ? kUp : kDown);
   }
   if ((events & kClosed) && from.eof) {
     // Nothing left to read here; an error reported on the socket ends the session.
@@ -286,9 +289,9 @@ void TcpSession::onTimer() {
     onHandshakeTimer();
     return;
   }
-  const auto idle = worker_.env().idle_timeout;
+  const auto idle = host_.env().idle_timeout;
   const TimePoint due = last_active_ + idle;
-  if (worker_.loop().now() >= due) {
+  if (host_.loop().now() >= due) {
     close(CloseReason::IdleTimeout);
   } else {
     timer_.armAt(due);  // lazy idle timer: re-armed only when it fires
@@ -299,16 +302,46 @@ bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, uint8_t* o
                            size_t* produced) {
   crypto::CodecProgress progress;
   if (d.sealer != nullptr) {
-    if (!d.sealer->encode({in, n}, {out, Worker::kScratchSize}, &progress)) return false;
+    if (!d.sealer->encode({in, n}, {out, WorkerContext::kScratchSize}, &progress)) return false;
     *produced = progress.produced;
     return progress.consumed == n;
   }
-  if (d.opener->decode({in, n}, {out, Worker::kScratchSize}, &progress) !=
+  if (d.opener->decode({in, n}, {out, WorkerContext::kScratchSize}, &progress) !=
       crypto::DecodeStatus::Ok) {
     return false;
   }
   if (progress.consumed < n) d.pending_in.assign(in + progress.consumed, n - progress.consumed);
   *produced = progress.produced;
+  return true;
+}
+
+int TcpSession::takeRecv(uint8_t dir, uint8_t* buf, size_t* have) {
+  Direction& d = dir_[dir];
+  d.recv_queued = false;
+  *have = 0;
+  if (closed_ || d.eof || !d.pending_out.empty()) return -1;
+  *have = d.pending_in.size();
+  if (*have > 0) {
+    std::memcpy(buf, d.pending_in.data(), *have);
+    d.pending_in.clear();  // keeps its capacity for the next partial unit
+  }
+  return sock_[d.from].get();
+}
+
+int TcpSession::takeSend(uint8_t dir, bool from_pending, const uint8_t** data, size_t* len) {
+  Direction& d = dir_[dir];
+  if (from_pending) {
+    d.send_queued = false;
+    *data = d.pending_out.data();
+    *len = d.pending_out.size();
+  }
+  if (closed_ || *len == 0) return -1;
+  return sock_[d.to].get();
+}
+
+bool TcpSession::joinBatch() {
+  if (in_batch_) return false;
+  in_batch_ = true;
   return true;
 }
 
@@ -327,7 +360,7 @@ void TcpSession::onRecvDone(uint8_t dir, uint8_t* buf, size_t have, long result,
     d.eof = true;  // a partial unit left in a truncated stream is dropped
     return;
   }
-  last_active_ = worker_.loop().now();
+  last_active_ = host_.loop().now();
   countIn(d.from, static_cast<size_t>(result));
   if (!transform(d, buf, have + static_cast<size_t>(result), out, out_len)) {
     close(CloseReason::BadStream);
@@ -344,7 +377,7 @@ void TcpSession::onSendDone(uint8_t dir, const uint8_t* data, size_t len, bool f
   }
   const size_t taken = result > 0 ? static_cast<size_t>(result) : 0;
   if (taken > 0) {
-    last_active_ = worker_.loop().now();
+    last_active_ = host_.loop().now();
     countOut(d.to, taken);
   }
   if (from_pending) {

@@ -7,8 +7,8 @@
 //   client ◀─dir_[kDown]── remote      local/tunnel: up seals, down opens
 //
 // Subclasses run the handshake (SOCKS5, or the server's first chunk, resolve and connect), then
-// call startRelay(). From there this class moves bytes: read into a worker buffer, transform,
-// write (the worker batches the reads and writes of a loop iteration: relay/net/io_batch.h);
+// call startRelay(). From there this class moves bytes: read into a host buffer, transform,
+// write (the host batches the reads and writes of a loop iteration: session_io_batch.h);
 // only what the peer does not take is parked in the session (ByteBuffer), and
 // while anything is parked the source is not read (backpressure: at most one read's worth of
 // unsent bytes per direction). EOF is forwarded per direction with shutdown(SHUT_WR).
@@ -33,18 +33,18 @@
 
 namespace shadowrelay::relay {
 
-class Worker;
+class SessionHost;
 
 class TcpSession : public DeferredDeletable {
  public:
-  TcpSession(Worker& worker, Fd client);
+  TcpSession(SessionHost& host, Fd client);
   ~TcpSession() override;
   TcpSession(const TcpSession&) = delete;
   TcpSession& operator=(const TcpSession&) = delete;
 
-  /// Begins the handshake; called once after the worker registered the session.
+  /// Begins the handshake; called once after the host registered the session.
   virtual void start() = 0;
-  /// Closes both sockets and hands the session to the worker for deferred deletion.
+  /// Closes both sockets and hands the session to the host for deferred deletion.
   /// Idempotent; nothing of the session runs afterwards.
   void close(CloseReason reason);
   bool closed() const { return closed_; }
@@ -54,6 +54,23 @@ class TcpSession : public DeferredDeletable {
   size_t bufferedBytes() const;
   /// The user this session speaks for (server, once identified); null otherwise.
   const RelayUserPtr& user() const { return user_; }
+
+  // The relay phase's reads and writes, run by the host's SessionIoBatch at the end of a loop
+  // iteration; each result is reported back here, then afterBatch() runs once per session.
+  /// A queued receive of `dir` is due: the socket to read, with the partial unit kept from the
+  /// last read copied to the front of `buf` (`*have` bytes). -1: nothing to read now.
+  int takeRecv(uint8_t dir, uint8_t* buf, size_t* have);
+  /// `result`: bytes read or -errno. Transformed bytes to send go to `out` (`*out_len`).
+  void onRecvDone(uint8_t dir, uint8_t* buf, size_t have, long result, uint8_t* out,
+                  size_t* out_len);
+  /// A send of `dir` is due: the socket to write; with `from_pending`, `*data` and `*len` are
+  /// set to the parked output. -1: nothing to send now.
+  int takeSend(uint8_t dir, bool from_pending, const uint8_t** data, size_t* len);
+  /// `result`: bytes written or -errno; what the socket did not take is parked.
+  void onSendDone(uint8_t dir, const uint8_t* data, size_t len, bool from_pending, long result);
+  /// Whether the session joined the current batch now (false: it already had).
+  bool joinBatch();
+  void afterBatch();
 
  protected:
   enum Side : uint8_t { kClient = 0, kRemote = 1 };
@@ -68,7 +85,7 @@ class TcpSession : public DeferredDeletable {
     ByteBuffer pending_out;  // transformed bytes the sink has not taken yet
     bool eof = false;        // the source reached EOF
     bool shut = false;       // shutdown(SHUT_WR) sent to the sink
-    bool recv_queued = false;  // in the worker's I/O batch
+    bool recv_queued = false;  // in the host's SessionIoBatch
     bool send_queued = false;
   };
 
@@ -103,7 +120,7 @@ class TcpSession : public DeferredDeletable {
   /// sessions of the user were open before this one (one atomic step, so that sessions starting
   /// at once on several workers cannot all take the last slot).
   uint32_t setUser(RelayUserPtr user);
-  /// Bytes read from or written to a socket, for the worker's counters and this session's.
+  /// Bytes read from or written to a socket, for the host's counters and this session's.
   void countIn(Side side, size_t n);
   void countOut(Side side, size_t n);
   /// Payload bytes: upload is client to target, download target to client (plaintext).
@@ -112,7 +129,7 @@ class TcpSession : public DeferredDeletable {
   /// Bytes the client sent (as read from its socket).
   uint64_t bytesFromClient() const { return from_client_; }
 
-  Worker& worker_;
+  SessionHost& host_;
   /// Server sessions: the plaintext is on the remote side (the client side is sealed).
   bool plain_at_remote_ = false;
   Fd sock_[2];
@@ -122,16 +139,6 @@ class TcpSession : public DeferredDeletable {
   TimePoint accepted_at_;
 
  private:
-  friend class Worker;  // runs the batched receives and sends of the relay phase
-
-  // The relay phase's I/O goes through Worker's batch (relay/net/io_batch.h): events queue a
-  // receive or a send, the worker performs them all at the end of the loop iteration and
-  // reports each result here, then calls afterBatch() once per session touched.
-  void onRecvDone(uint8_t dir, uint8_t* buf, size_t have, long result, uint8_t* out,
-                  size_t* out_len);
-  void onSendDone(uint8_t dir, const uint8_t* data, size_t len, bool from_pending, long result);
-  void afterBatch();
-
   enum class ConnectPhase : uint8_t { None, Resolving, Connecting };
 
   void onEvent(Side side, uint32_t events);
@@ -143,7 +150,7 @@ class TcpSession : public DeferredDeletable {
   bool flush(Direction& d);
   void finishIfDone(Direction& d);
   void updateInterest();
-  /// Seals or opens `n` bytes of `in` into `out` (Worker::kScratchSize bytes).
+  /// Seals or opens `n` bytes of `in` into `out` (WorkerContext::kScratchSize bytes).
   bool transform(Direction& d, const uint8_t* in, size_t n, uint8_t* out, size_t* produced);
 
   const uint64_t id_;
@@ -157,7 +164,7 @@ class TcpSession : public DeferredDeletable {
   bool relaying_ = false;
   bool closed_ = false;
   RelayUserPtr user_;
-  UserTraffic* traffic_;  // the user's entry of the worker's sample ("" without a user)
+  UserTraffic* traffic_;  // the user's entry of the host's sample ("" without a user)
   uint64_t from_client_ = 0;
   uint64_t to_client_ = 0;
   uint64_t from_remote_ = 0;

@@ -9,7 +9,7 @@
 
 #include "relay/event/event_loop.h"
 #include "relay/log.h"
-#include "relay/tcp/worker.h"
+#include "relay/context/worker_context.h"
 
 namespace shadowrelay::relay {
 
@@ -22,7 +22,7 @@ constexpr size_t kRecvBatch = 16;    // datagrams per recvmmsg
 constexpr size_t kSlot = kHeaderRoom + kMaxDatagram + 1;
 }  // namespace
 
-UdpTunnel::UdpTunnel(Worker& worker, Fd socket, const SocketAddress& server,
+UdpTunnel::UdpTunnel(WorkerContext& worker, Fd socket, const SocketAddress& server,
                      const crypto::SocksAddress& destination, size_t max_associations)
     : worker_(worker),
       socket_(std::move(socket)),

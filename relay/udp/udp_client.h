@@ -21,12 +21,12 @@
 
 namespace shadowrelay::relay {
 
-class Worker;
+class WorkerContext;
 
 class UdpTunnel final : public UdpPort {
  public:
   /// `socket`: the bound local UDP socket; `server`: the Shadowsocks server's address.
-  UdpTunnel(Worker& worker, Fd socket, const SocketAddress& server,
+  UdpTunnel(WorkerContext& worker, Fd socket, const SocketAddress& server,
             const crypto::SocksAddress& destination, size_t max_associations);
   ~UdpTunnel() override;
   UdpTunnel(const UdpTunnel&) = delete;
@@ -43,7 +43,7 @@ class UdpTunnel final : public UdpPort {
   /// --udp-over-tcp: a new association is a UoT stream through a tunnel session to the server.
   UdpAssociationTable::Entry* addStream(const std::string& key, const SocketAddress& from);
 
-  Worker& worker_;
+  WorkerContext& worker_;
   Fd socket_;
   const SocketAddress server_;
   IoWatcher watcher_;

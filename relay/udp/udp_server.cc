@@ -16,7 +16,7 @@
 #include "relay/event/event_loop.h"
 #include "relay/log.h"
 #include "relay/target_policy.h"
-#include "relay/tcp/worker.h"
+#include "relay/context/worker_context.h"
 
 namespace shadowrelay::relay {
 
@@ -38,7 +38,7 @@ constexpr auto kDnsIdleTimeout = std::chrono::seconds(30);
 
 }  // namespace
 
-UdpServer::UdpServer(Worker& worker, Fd socket, size_t max_associations, uint16_t user_port)
+UdpServer::UdpServer(WorkerContext& worker, Fd socket, size_t max_associations, uint16_t user_port)
     : worker_(worker),
       socket_(std::move(socket)),
       watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onReadable(); }),

@@ -27,13 +27,13 @@
 
 namespace shadowrelay::relay {
 
-class Worker;
+class WorkerContext;
 
 class UdpServer final : public UdpPort {
  public:
   /// `user_port`: the dedicated port this socket serves (0: the shared port); its users come
   /// from the worker's table.
-  UdpServer(Worker& worker, Fd socket, size_t max_associations, uint16_t user_port = 0);
+  UdpServer(WorkerContext& worker, Fd socket, size_t max_associations, uint16_t user_port = 0);
   ~UdpServer() override;
   UdpServer(const UdpServer&) = delete;
   UdpServer& operator=(const UdpServer&) = delete;
@@ -59,7 +59,7 @@ class UdpServer final : public UdpPort {
                const SocketAddress& target, const uint8_t* payload, size_t len);
   void onReply(UdpAssociation& association);
 
-  Worker& worker_;
+  WorkerContext& worker_;
   Fd socket_;
   IoWatcher watcher_;
   const uint16_t user_port_;

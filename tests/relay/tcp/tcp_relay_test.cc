@@ -23,7 +23,7 @@
 #include "gtest/gtest.h"
 #include "relay/event/event_loop.h"
 #include "relay/net/socket.h"
-#include "relay/tcp/worker.h"
+#include "relay/worker/worker.h"
 
 namespace shadowrelay::relay {
 namespace {

@@ -25,13 +25,13 @@
 
 namespace shadowrelay::relay {
 
-class Worker;
+class WorkerContext;
 
 class Socks5UdpRelay {
  public:
   /// Binds the relay socket on `local` (the control connection's local address; its port is
   /// ignored) for datagrams from `client`'s IP. Error: the socket could not be made or bound.
-  static absl::StatusOr<std::unique_ptr<Socks5UdpRelay>> open(Worker& worker,
+  static absl::StatusOr<std::unique_ptr<Socks5UdpRelay>> open(WorkerContext& worker,
                                                               const SocketAddress& local,
                                                               const SocketAddress& client);
   ~Socks5UdpRelay();
@@ -44,7 +44,7 @@ class Socks5UdpRelay {
   TimePoint lastActive() const { return last_active_; }
 
  private:
-  Socks5UdpRelay(Worker& worker, Fd socket, const SocketAddress& bound,
+  Socks5UdpRelay(WorkerContext& worker, Fd socket, const SocketAddress& bound,
                  const SocketAddress& client);
   void onClientReadable();
   void onServerReadable();
@@ -55,7 +55,7 @@ class Socks5UdpRelay {
   bool ensureStream(const crypto::SocksAddress& first_destination);
   void onStreamDatagram(const crypto::SocksAddress& source, std::span<const uint8_t> payload);
 
-  Worker& worker_;
+  WorkerContext& worker_;
   UdpStats& stats_;
   Fd socket_;
   const SocketAddress bound_;

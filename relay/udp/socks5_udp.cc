@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "relay/tcp/socks5_udp.h"
+#include "relay/udp/socks5_udp.h"
 
 #include <sys/socket.h>
 
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "relay/event/event_loop.h"
 #include "relay/socks5.h"
-#include "relay/tcp/worker.h"
+#include "relay/context/worker_context.h"
 
 namespace shadowrelay::relay {
 
@@ -19,7 +19,7 @@ using udp::kPacketsPerEvent;
 constexpr size_t kSocksHeader = 3;  // RSV RSV FRAG in front of the address
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Socks5UdpRelay>> Socks5UdpRelay::open(Worker& worker,
+absl::StatusOr<std::unique_ptr<Socks5UdpRelay>> Socks5UdpRelay::open(WorkerContext& worker,
                                                                      const SocketAddress& local,
                                                                      const SocketAddress& client) {
   SocketAddress bind_to = unmapped(local);
@@ -35,7 +35,7 @@ absl::StatusOr<std::unique_ptr<Socks5UdpRelay>> Socks5UdpRelay::open(Worker& wor
       new Socks5UdpRelay(worker, std::move(*fd), bound, unmapped(client)));
 }
 
-Socks5UdpRelay::Socks5UdpRelay(Worker& worker, Fd socket, const SocketAddress& bound,
+Socks5UdpRelay::Socks5UdpRelay(WorkerContext& worker, Fd socket, const SocketAddress& bound,
                                const SocketAddress& client)
     : worker_(worker),
       stats_(worker.udpStats()),
@@ -90,7 +90,7 @@ void Socks5UdpRelay::onStreamDatagram(const crypto::SocksAddress& source,
   std::memset(out, 0, kSocksHeader);
   const size_t address = crypto::writeAddress(source, {out + kSocksHeader, 300});
   if (address == 0 || peer_.len == 0 ||
-      kSocksHeader + address + payload.size() > Worker::kScratchSize) {
+      kSocksHeader + address + payload.size() > WorkerContext::kScratchSize) {
     ++stats_.dropped_address;
     return;
   }
@@ -112,7 +112,7 @@ void Socks5UdpRelay::onClientReadable() {
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     SocketAddress from;
     from.len = sizeof(from.storage);
-    const ssize_t n = ::recvfrom(socket_.get(), in, Worker::kScratchSize, 0, from.get(),
+    const ssize_t n = ::recvfrom(socket_.get(), in, WorkerContext::kScratchSize, 0, from.get(),
                                  &from.len);
     if (n < 0) return;
     if (!sameIp(from, client_)) {
@@ -151,7 +151,7 @@ void Socks5UdpRelay::onClientReadable() {
       continue;
     }
     const size_t sealed = codec_.seal(creds.master.bytes(), {in + kSocksHeader, plain_len},
-                                      {out, Worker::kScratchSize});
+                                      {out, WorkerContext::kScratchSize});
     if (sealed == 0 || ::send(server_socket_.get(), out, sealed, 0) < 0) {
       ++stats_.dropped_send;
       continue;
@@ -166,7 +166,7 @@ void Socks5UdpRelay::onServerReadable() {
   const Credentials& creds = worker_.env().credentials;
   uint8_t* packet = worker_.scratchIn();
   for (int i = 0; i < kPacketsPerEvent; ++i) {
-    const ssize_t n = ::recv(server_socket_.get(), packet, Worker::kScratchSize, 0);
+    const ssize_t n = ::recv(server_socket_.get(), packet, WorkerContext::kScratchSize, 0);
     if (n < 0) return;
     auto reply = openReply(codec_, creds.master.bytes(), packet, static_cast<size_t>(n), stats_);
     if (!reply) continue;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "relay/tcp/worker.h"
+#include "relay/worker/worker.h"
 
 #include <sys/socket.h>
 
@@ -105,11 +105,11 @@ Worker::Worker(EventLoop& loop, const RelayEnv& env, size_t index)
       index_(index),
       scratch_in_(std::make_unique_for_overwrite<uint8_t[]>(kScratchSize)),
       scratch_out_(std::make_unique_for_overwrite<uint8_t[]>(kScratchSize)),
+      io_batch_(loop, env.io_uring),
       // Session ids are unique across workers: the worker index in the top bits.
       next_session_id_((static_cast<uint64_t>(index) << 48) + 1) {}
 
 Worker::~Worker() {
-  *alive_ = false;  // a runBatch() deferred on the loop must not run after this
   listeners_.clear();
   publish_timer_.reset();
   udp_ports_.clear();
@@ -239,109 +239,6 @@ void Worker::releaseSession(TcpSession& session) {
   if (publish_timer_ && loop_.now() - last_publish_ >= kPublishOnCloseInterval) publishSample();
 }
 
-void Worker::touch(TcpSession& session) {
-  if (!session.in_batch_) {
-    session.in_batch_ = true;
-    touched_.push_back(&session);
-  }
-}
-
-void Worker::queueRecv(TcpSession& session, uint8_t dir) {
-  session.dir_[dir].recv_queued = true;
-  recv_ops_.push_back({&session, dir});
-  touch(session);
-  scheduleBatch();
-}
-
-void Worker::queueSend(TcpSession& session, uint8_t dir) {
-  session.dir_[dir].send_queued = true;
-  send_ops_.push_back({&session, dir, nullptr, 0, true});
-  touch(session);
-  scheduleBatch();
-}
-
-void Worker::scheduleBatch() {
-  if (batch_scheduled_) return;
-  batch_scheduled_ = true;
-  // Runs after this iteration's callbacks, before its deferred deletions: every queued
-  // session is still allocated (closed ones are skipped).
-  loop_.defer([this, alive = alive_] {
-    if (*alive) runBatch();
-  });
-}
-
-uint8_t* Worker::poolBuffer(std::vector<std::unique_ptr<uint8_t[]>>& pool, size_t i) {
-  while (pool.size() <= i) pool.push_back(std::make_unique_for_overwrite<uint8_t[]>(kScratchSize));
-  return pool[i].get();
-}
-
-void Worker::runBatch() {
-  batch_scheduled_ = false;
-  if (!io_) io_ = std::make_unique<IoBatch>(env_.io_uring);  // on the loop thread
-  // Swap with kept vectors (not fresh ones): no allocation per loop iteration.
-  std::vector<RecvOp>& recvs = recv_running_;
-  recvs.clear();
-  recvs.swap(recv_ops_);
-  const size_t chunk = io_->capacity();
-  for (size_t first = 0; first < recvs.size(); first += chunk) {
-    const size_t n = std::min(chunk, recvs.size() - first);
-    have_.assign(n, 0);
-    for (size_t k = 0; k < n; ++k) {
-      const RecvOp& op = recvs[first + k];
-      TcpSession::Direction& d = op.session->dir_[op.dir];
-      d.recv_queued = false;
-      if (op.session->closed_ || d.eof || !d.pending_out.empty()) continue;
-      uint8_t* buf = poolBuffer(in_pool_, k);
-      const size_t have = d.pending_in.size();
-      if (have > 0) {
-        std::memcpy(buf, d.pending_in.data(), have);
-        d.pending_in.release();
-      }
-      have_[k] = have;
-      io_->addRecv(op.session->sock_[d.from].get(), buf + have, kReadSize, k);
-    }
-    for (const IoBatch::Completion& c : io_->run()) {
-      const size_t k = static_cast<size_t>(c.token);
-      const RecvOp& op = recvs[first + k];
-      uint8_t* out = poolBuffer(out_pool_, k);
-      size_t produced = 0;
-      op.session->onRecvDone(op.dir, in_pool_[k].get(), have_[k], c.result, out, &produced);
-      if (produced > 0) send_ops_.push_back({op.session, op.dir, out, produced, false});
-    }
-    runSends();  // before the next chunk reuses the output buffers
-  }
-  runSends();  // flushes queued by writable events
-  std::vector<TcpSession*>& touched = touched_running_;
-  touched.clear();
-  touched.swap(touched_);
-  for (TcpSession* session : touched) session->afterBatch();
-}
-
-void Worker::runSends() {
-  std::vector<SendOp>& sends = send_running_;
-  sends.clear();
-  sends.swap(send_ops_);
-  const size_t chunk = io_->capacity();
-  for (size_t first = 0; first < sends.size(); first += chunk) {
-    const size_t n = std::min(chunk, sends.size() - first);
-    for (size_t k = 0; k < n; ++k) {
-      SendOp& op = sends[first + k];
-      TcpSession::Direction& d = op.session->dir_[op.dir];
-      if (op.from_pending) {
-        d.send_queued = false;
-        op.data = d.pending_out.data();
-        op.len = d.pending_out.size();
-      }
-      if (op.session->closed_ || op.len == 0) continue;
-      io_->addSend(op.session->sock_[d.to].get(), op.data, op.len, first + k);
-    }
-    for (const IoBatch::Completion& c : io_->run()) {
-      const SendOp& op = sends[static_cast<size_t>(c.token)];
-      op.session->onSendDone(op.dir, op.data, op.len, op.from_pending, c.result);
-    }
-  }
-}
-
 void Worker::onAccepted(Fd fd, const SocketAddress& peer, uint16_t user_port) {
   if (env_.config.no_delay) setNoDelay(fd.get());
   std::unique_ptr<TcpSession> session;
@@ -356,14 +253,15 @@ void Worker::onAccepted(Fd fd, const SocketAddress& peer, uint16_t user_port) {
       session = std::make_unique<ClientSession>(*this, std::move(fd), ClientSession::Front::Tunnel);
       break;
   }
-  TcpSession* raw = session.get();
-  sessions_.emplace(raw->id(), std::move(session));
-  raw->start();
+  adopt(std::move(session));
 }
 
 void Worker::startStream(Fd fd, const crypto::SocksAddress& target) {
-  auto session = std::make_unique<ClientSession>(*this, std::move(fd),
-                                                 ClientSession::Front::Tunnel, target);
+  adopt(std::make_unique<ClientSession>(*this, std::move(fd), ClientSession::Front::Tunnel,
+                                        target));
+}
+
+void Worker::adopt(std::unique_ptr<TcpSession> session) {
   TcpSession* raw = session.get();
   sessions_.emplace(raw->id(), std::move(session));
   raw->start();

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// What every worker reads and nobody writes after start-up.
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+
+#include "crypto/address.h"
+#include "crypto/aead.h"
+#include "crypto/key_derivation.h"
+#include "crypto/method.h"
+#include "crypto/salt_filter.h"
+#include "dns/dns_cache.h"
+#include "dns/resolver.h"
+#include "relay/config.h"
+#include "relay/net/socket.h"
+#include "relay/stats/relay_sample.h"
+
+namespace shadowrelay::relay {
+
+/// The key a client (local, tunnel) speaks with. The server's keys are its users (UserTable).
+struct Credentials {
+  const crypto::MethodInfo* method = nullptr;
+  const crypto::AeadProvider* provider = nullptr;
+  crypto::MasterKey master;
+};
+
+/// Owned by the runtime that starts the workers; outlives them. Read-only on the workers.
+struct RelayEnv {
+  Config config;
+  Credentials credentials;
+  crypto::SaltFilter* salt_filter = nullptr;  // server: client and own salts
+  dns::DnsCache* dns_cache = nullptr;
+  dns::AddressPreference preference = dns::AddressPreference::Ipv4First;
+  std::optional<crypto::SocksAddress> tunnel_target;  // tunnel: -L
+  std::chrono::milliseconds first_data_wait{50};      // local/tunnel: bundle the first data
+  std::chrono::seconds idle_timeout{300};
+  std::chrono::seconds handshake_timeout{60};
+  std::chrono::seconds connect_timeout{10};
+  bool io_uring = true;  // batch the relay's reads and writes through io_uring when available
+  std::chrono::seconds udp_timeout{300};    // --udp-timeout; 30 s for port 53 targets
+  size_t udp_max_associations = 16384;      // --udp-max-associations
+  std::optional<SocketAddress> udp_server;  // local -u: the server's UDP address
+  /// Receives each worker's counters once a second (the metrics exporter); may be null.
+  RelayObserver* observer = nullptr;
+};
+
+}  // namespace shadowrelay::relay
