@@ -68,7 +68,7 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
         return withUser(user.name, s);
       }
     }
-    Entry entry{std::move(user), *std::move(key), r.next_revision_++};
+    Entry entry{std::move(user), *std::move(key)};
     std::string name = entry.user.name;
     r.users_.emplace(std::move(name), std::move(entry));
     return absl::OkStatus();
@@ -161,26 +161,29 @@ bool UserRegistry::mergeTrafficLocked(Table& table) const {
   return newer;
 }
 
-UserSnapshotPtr UserRegistry::buildSnapshotLocked() {
-  std::vector<SnapshotUser> users;
+relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
+  std::vector<relay::RelayUser> users;
   users.reserve(users_.size());
   for (const auto& [name, entry] : users_) {
     const User& u = entry.user;
-    SnapshotUser s;
-    s.name = u.name;
-    s.method = *crypto::findMethod(u.method);  // validated when the entry was made
-    s.key = entry.key;
-    s.port = u.port;
-    s.enabled = u.enabled;
-    s.quota_exceeded = u.quotaExceeded();
-    s.limits = u.limits;
-    s.revision = entry.revision;
-    users.push_back(std::move(s));
+    relay::RelayUser r;
+    r.name = u.name;
+    r.method = *crypto::findMethod(u.method);  // validated when the entry was made
+    r.provider = options_.providers != nullptr ? &options_.providers->providerFor(*r.method)
+                                               : nullptr;
+    r.key = entry.key;
+    r.port = u.port;
+    r.enabled = u.enabled;
+    r.quota_exceeded = u.quotaExceeded();
+    r.max_connections = u.limits.max_connections;
+    users.push_back(std::move(r));
   }
-  return std::make_shared<const UserSnapshot>(++snapshot_generation_, std::move(users));
+  // Users also in the current table keep its UserLive (their open connection count).
+  return std::make_shared<const relay::UserTable>(++snapshot_generation_, std::move(users),
+                                                  snapshot_.get());
 }
 
-void UserRegistry::publish(const UserSnapshotPtr& snapshot) {
+void UserRegistry::publish(const relay::UserTablePtr& snapshot) {
   for (const auto& [id, subscriber] : subscribers_) {
     subscriber(snapshot);
   }
@@ -210,7 +213,7 @@ absl::Status UserRegistry::commit(Table table, std::optional<std::string> persis
   if (absl::Status s = persist(table, persisted_default); !s.ok()) {
     return s;
   }
-  UserSnapshotPtr snapshot;
+  relay::UserTablePtr snapshot;
   {
     absl::MutexLock lock(&mu_);
     // addTraffic() may have counted since `table` was copied: keep the newer counters, and
@@ -283,12 +286,7 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
       return absl::FailedPreconditionError(absl::StrCat("port ", user.port, ": ", s.message()));
     }
   }
-  uint64_t revision;
-  {
-    absl::MutexLock lock(&mu_);
-    revision = next_revision_++;
-  }
-  table.emplace(user.name, Entry{user, *std::move(key), revision});
+  table.emplace(user.name, Entry{user, *std::move(key)});
   if (absl::Status s = commit(std::move(table), std::move(persisted_default), true); !s.ok()) {
     return s;
   }
@@ -383,10 +381,6 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   if (user == entry.user) {
     return user;  // nothing changed: no write, no new snapshot
   }
-  {
-    absl::MutexLock lock(&mu_);
-    entry.revision = next_revision_++;
-  }
   entry.user = user;
   entry.key = *std::move(key);
   if (absl::Status s = commit(std::move(table), std::move(persisted_default), true); !s.ok()) {
@@ -457,7 +451,7 @@ void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
   }
   if (quota_changed) {
     absl::MutexLock write(&write_mu_);
-    UserSnapshotPtr snapshot;
+    relay::UserTablePtr snapshot;
     {
       absl::MutexLock lock(&mu_);
       snapshot_ = buildSnapshotLocked();
@@ -492,7 +486,7 @@ absl::Status UserRegistry::flush() {
   return absl::OkStatus();
 }
 
-UserSnapshotPtr UserRegistry::snapshot() const {
+relay::UserTablePtr UserRegistry::snapshot() const {
   absl::ReaderMutexLock lock(&mu_);
   return snapshot_;
 }
@@ -500,7 +494,7 @@ UserSnapshotPtr UserRegistry::snapshot() const {
 uint64_t UserRegistry::subscribe(Subscriber subscriber) {
   absl::MutexLock write(&write_mu_);
   const uint64_t id = next_subscriber_++;
-  UserSnapshotPtr current = snapshot();
+  relay::UserTablePtr current = snapshot();
   subscriber(current);
   subscribers_.emplace(id, std::move(subscriber));
   return id;

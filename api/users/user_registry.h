@@ -18,9 +18,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "api/users/user.h"
-#include "api/users/user_snapshot.h"
 #include "api/users/user_store.h"
 #include "crypto/key_derivation.h"
+#include "crypto/providers.h"
+#include "relay/users/user_table.h"
 
 namespace shadowrelay::api::users {
 
@@ -45,6 +46,9 @@ struct RegistryOptions {
   /// whose message is passed on (as FAILED_PRECONDITION). Called by create() while changes are
   /// serialised: it must not change the registry.
   std::function<absl::Status(uint16_t port)> port_check;
+  /// Gives each user of the published tables its AEAD provider. Null: users carry none (the
+  /// table is not for relaying, e.g. --check-config). Must outlive the registry.
+  const crypto::CryptoProviders* providers = nullptr;
   /// The clock for creation times.
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -79,7 +83,8 @@ struct TrafficDelta {
 };
 
 /// The users of the server: configured ones (read-only) and API ones (persisted in the state
-/// directory). Every change publishes a new immutable UserSnapshot to the subscribers.
+/// directory). Every change publishes a new immutable relay::UserTable (what the workers read)
+/// to the subscribers.
 ///
 /// Thread-safe. Changes are serialised; each one is written to disk before it is applied, so a
 /// change that returns OK survives a crash, and one that fails leaves nothing changed.
@@ -117,11 +122,11 @@ class UserRegistry {
   /// Writes the traffic counters if they changed since the last write.
   absl::Status flush();
 
-  /// The current snapshot (never null).
-  UserSnapshotPtr snapshot() const;
+  /// The current table (never null).
+  relay::UserTablePtr snapshot() const;
 
-  using Subscriber = std::function<void(const UserSnapshotPtr&)>;
-  /// Calls `subscriber` at once with the current snapshot, then with every new one, in
+  using Subscriber = std::function<void(const relay::UserTablePtr&)>;
+  /// Calls `subscriber` at once with the current table, then with every new one, in
   /// generation order, on the thread that made the change. A subscriber must be quick (post to
   /// the workers and return) and must not change the registry; it may call the const methods.
   /// @return an id for unsubscribe().
@@ -136,7 +141,6 @@ class UserRegistry {
   struct Entry {
     User user;
     crypto::MasterKey key;
-    uint64_t revision = 0;
   };
   using Table = std::map<std::string, Entry, std::less<>>;
 
@@ -156,8 +160,8 @@ class UserRegistry {
   /// Copies into `table` the traffic counted since it was copied from users_.
   /// @return true if an API user's counters were newer (so still unsaved).
   bool mergeTrafficLocked(Table& table) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  UserSnapshotPtr buildSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void publish(const UserSnapshotPtr& snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  relay::UserTablePtr buildSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void publish(const relay::UserTablePtr& snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   const RegistryOptions options_;
   std::unique_ptr<UserStore> store_;  // null without a state directory
@@ -168,9 +172,8 @@ class UserRegistry {
   Table users_ ABSL_GUARDED_BY(mu_);
   std::string default_method_ ABSL_GUARDED_BY(mu_);
   std::optional<std::string> persisted_default_ ABSL_GUARDED_BY(mu_);
-  UserSnapshotPtr snapshot_ ABSL_GUARDED_BY(mu_);
+  relay::UserTablePtr snapshot_ ABSL_GUARDED_BY(mu_);
   uint64_t snapshot_generation_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t next_revision_ ABSL_GUARDED_BY(mu_) = 1;
   bool traffic_dirty_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(write_mu_);
   uint64_t next_subscriber_ ABSL_GUARDED_BY(write_mu_) = 1;

@@ -430,6 +430,7 @@ int runRole(Role role, int argc, const char* const* argv) {
         options.reserved_ports.push_back(reserved);
       }
     }
+    options.providers = providers->get();
     options.port_check = [&server_users_ptr](uint16_t user_port) {
       return server_users_ptr != nullptr ? server_users_ptr->checkPort(user_port)
                                          : absl::OkStatus();
@@ -553,7 +554,7 @@ int runRole(Role role, int argc, const char* const* argv) {
     plan.tcp = tcp;
     plan.udp = udp_port;
     plan.options = listen_options;
-    server_users = std::make_unique<ServerUsers>(*registry, **providers, pool, workers, plan);
+    server_users = std::make_unique<ServerUsers>(*registry, pool, workers, plan);
     server_users_ptr = server_users.get();
     server_users->start();
   }

@@ -7,31 +7,9 @@
 
 namespace shadowrelay::relay {
 
-UserTablePtr buildUserTable(const api::users::UserSnapshot& snapshot,
-                            const crypto::CryptoProviders& providers, const UserTable* previous) {
-  std::vector<RelayUser> users;
-  users.reserve(snapshot.size());
-  for (const api::users::SnapshotUser& from : snapshot.users()) {
-    if (from.method == nullptr) continue;
-    RelayUser user;
-    user.name = from.name;
-    user.method = from.method;
-    user.provider = &providers.providerFor(*from.method);
-    user.key = from.key;
-    user.port = from.port;
-    user.enabled = from.enabled;
-    user.quota_exceeded = from.quota_exceeded;
-    user.max_connections = from.limits.max_connections;
-    users.push_back(std::move(user));
-  }
-  return std::make_shared<const UserTable>(snapshot.generation(), std::move(users), previous);
-}
-
-ServerUsers::ServerUsers(api::users::UserRegistry& registry,
-                         const crypto::CryptoProviders& providers, WorkerPool& pool,
+ServerUsers::ServerUsers(api::users::UserRegistry& registry, WorkerPool& pool,
                          std::vector<std::unique_ptr<Worker>>& workers, ListenPlan plan)
     : registry_(registry),
-      providers_(providers),
       pool_(pool),
       workers_(workers),
       plan_(std::move(plan)) {}
@@ -40,7 +18,7 @@ ServerUsers::~ServerUsers() { stop(); }
 
 void ServerUsers::start() {
   subscription_ =
-      registry_.subscribe([this](const api::users::UserSnapshotPtr& s) { apply(s); });
+      registry_.subscribe([this](const UserTablePtr& table) { apply(table); });
 }
 
 void ServerUsers::stop() {
@@ -127,9 +105,8 @@ bool ServerUsers::openPort(uint16_t port) {
   return true;
 }
 
-void ServerUsers::apply(const api::users::UserSnapshotPtr& snapshot) {
+void ServerUsers::apply(const UserTablePtr& table) {
   absl::MutexLock lock(&mu_);
-  UserTablePtr table = buildUserTable(*snapshot, providers_, table_.get());
   table_ = table;
   // In order on every loop: the table first, then the ports it names.
   pool_.runOnEach([this, table](EventLoop&, size_t i) { workers_[i]->setUsers(table); });

@@ -16,19 +16,12 @@
 #include "absl/synchronization/mutex.h"
 #include "api/control/relay_status.h"
 #include "api/users/user_registry.h"
-#include "api/users/user_snapshot.h"
-#include "crypto/providers.h"
 #include "relay/event/worker_pool.h"
 #include "relay/net/socket.h"
 #include "relay/worker/worker.h"
 #include "relay/users/user_table.h"
 
 namespace shadowrelay::relay {
-
-/// The table the workers read, built from the registry's snapshot. Users whose method has no
-/// provider are left out (logged).
-UserTablePtr buildUserTable(const api::users::UserSnapshot& snapshot,
-                            const crypto::CryptoProviders& providers, const UserTable* previous);
 
 /// Where and how the server listens.
 struct ListenPlan {
@@ -41,8 +34,7 @@ struct ListenPlan {
 class ServerUsers {
  public:
   /// `workers` must have been created (and stay) on `pool`'s loops.
-  ServerUsers(api::users::UserRegistry& registry, const crypto::CryptoProviders& providers,
-              WorkerPool& pool, std::vector<std::unique_ptr<Worker>>& workers, ListenPlan plan);
+  ServerUsers(api::users::UserRegistry& registry, WorkerPool& pool, std::vector<std::unique_ptr<Worker>>& workers, ListenPlan plan);
   /// Unsubscribes (stop()).
   ~ServerUsers();
   ServerUsers(const ServerUsers&) = delete;
@@ -62,12 +54,11 @@ class ServerUsers {
   UserTablePtr table() const;
 
  private:
-  void apply(const api::users::UserSnapshotPtr& snapshot);
+  void apply(const UserTablePtr& table);
   /// Binds `port` for every worker and hands the sockets over. False if a bind failed.
   bool openPort(uint16_t port);
 
   api::users::UserRegistry& registry_;
-  const crypto::CryptoProviders& providers_;
   WorkerPool& pool_;
   std::vector<std::unique_ptr<Worker>>& workers_;
   const ListenPlan plan_;

@@ -151,8 +151,8 @@ TEST(UserRegistryTest, PortCheckHookAndSharedPort) {
 TEST(UserRegistryTest, SnapshotsArePublishedInOrderWithDerivedKeys) {
   TempDir dir;
   auto r = openRegistry(baseOptions(dir.path()));
-  std::vector<UserSnapshotPtr> seen;
-  const uint64_t id = r->subscribe([&seen](const UserSnapshotPtr& s) { seen.push_back(s); });
+  std::vector<relay::UserTablePtr> seen;
+  const uint64_t id = r->subscribe([&seen](const relay::UserTablePtr& s) { seen.push_back(s); });
   ASSERT_EQ(seen.size(), 1u);  // the current one, at once
   EXPECT_EQ(seen[0]->generation(), 1u);
   EXPECT_EQ(seen[0]->size(), 2u);
@@ -162,15 +162,14 @@ TEST(UserRegistryTest, SnapshotsArePublishedInOrderWithDerivedKeys) {
   ASSERT_TRUE(r->create(alice).ok());
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[1]->generation(), 2u);
-  const SnapshotUser* a = seen[1]->find("alice");
+  const relay::RelayUser* a = seen[1]->find("alice");
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(a->method->name, "aes-256-gcm");
   EXPECT_TRUE(keyEquals(a->key, crypto::evpBytesToKey("pw", 32)));
   EXPECT_EQ(a->port, 9400);
   EXPECT_EQ(seen[1]->dedicatedPorts(), (std::vector<uint16_t>{9100, 9400}));
-  EXPECT_EQ(seen[1]->admittedOnPort(0).size(), 1u);  // "default"
+  EXPECT_EQ(seen[1]->onPort(0).size(), 1u);          // "default"
   EXPECT_EQ(seen[0]->find("alice"), nullptr);        // old snapshots never change
-  const uint64_t revision = a->revision;
 
   UserUpdate rotate;
   rotate.password = "";  // generate
@@ -178,8 +177,10 @@ TEST(UserRegistryTest, SnapshotsArePublishedInOrderWithDerivedKeys) {
   ASSERT_TRUE(rotated.ok());
   EXPECT_NE(rotated->password, "pw");
   ASSERT_EQ(seen.size(), 3u);
-  const SnapshotUser* a2 = seen[2]->find("alice");
-  EXPECT_GT(a2->revision, revision);
+  const relay::RelayUser* a2 = seen[2]->find("alice");
+  EXPECT_FALSE(a2->sameKey(*a));
+  EXPECT_FALSE(seen[2]->keeps(*a));  // sessions of the old key end
+  EXPECT_EQ(a2->live, a->live);      // the connection count carries over
   EXPECT_TRUE(keyEquals(a2->key, crypto::evpBytesToKey(rotated->password, 32)));
 
   UserUpdate same;
@@ -191,8 +192,8 @@ TEST(UserRegistryTest, SnapshotsArePublishedInOrderWithDerivedKeys) {
   disable.enabled = false;
   ASSERT_TRUE(r->update("alice", disable).ok());
   ASSERT_EQ(seen.size(), 4u);
-  EXPECT_FALSE(seen[3]->find("alice")->admits());
-  EXPECT_TRUE(seen[3]->admittedOnPort(9400).empty());
+  EXPECT_FALSE(seen[3]->find("alice")->admitsNewSession(0));
+  EXPECT_TRUE(seen[3]->onPort(9400).empty());
 
   UserUpdate to_key;
   to_key.key = crypto::randomBase64Key(32);
@@ -320,8 +321,8 @@ TEST(UserRegistryTest, CorruptStoreIsAnErrorNamingTheFile) {
 TEST(UserRegistryTest, FailedWriteChangesNothing) {
   TempDir dir;
   auto r = openRegistry(baseOptions(dir.path()));
-  std::vector<UserSnapshotPtr> seen;
-  r->subscribe([&seen](const UserSnapshotPtr& s) { seen.push_back(s); });
+  std::vector<relay::UserTablePtr> seen;
+  r->subscribe([&seen](const relay::UserTablePtr& s) { seen.push_back(s); });
   // A directory where the temporary file goes makes every save fail.
   std::filesystem::create_directory(dir.file("users.json.tmp"));
   auto made = r->create(newUser("alice"));
@@ -342,8 +343,8 @@ TEST(UserRegistryTest, TrafficAccumulatesPersistsAndEnforcesQuota) {
     NewUser n = newUser("alice");
     n.limits.data_quota_bytes = 1000;
     ASSERT_TRUE(r->create(n).ok());
-    std::vector<UserSnapshotPtr> seen;
-    r->subscribe([&seen](const UserSnapshotPtr& s) { seen.push_back(s); });
+    std::vector<relay::UserTablePtr> seen;
+    r->subscribe([&seen](const relay::UserTablePtr& s) { seen.push_back(s); });
 
     r->addTraffic("alice", {400, 100, 1, 0});
     r->addTraffic("nobody", {1, 1, 1, 1});  // ignored
@@ -355,14 +356,14 @@ TEST(UserRegistryTest, TrafficAccumulatesPersistsAndEnforcesQuota) {
     r->addTraffic(batch);
     ASSERT_EQ(seen.size(), 2u);  // alice reached 1000 bytes
     EXPECT_TRUE(seen[1]->find("alice")->quota_exceeded);
-    EXPECT_FALSE(seen[1]->find("alice")->admits());
+    EXPECT_FALSE(seen[1]->find("alice")->admitsNewSession(0));
     EXPECT_TRUE(r->get("alice")->quotaExceeded());
 
     UserUpdate raise;
     raise.data_quota_bytes = 5000;
     ASSERT_TRUE(r->update("alice", raise).ok());
     ASSERT_EQ(seen.size(), 3u);
-    EXPECT_TRUE(seen[2]->find("alice")->admits());
+    EXPECT_TRUE(seen[2]->find("alice")->admitsNewSession(0));
     ASSERT_TRUE(r->flush().ok());
   }
   auto r = openRegistry(baseOptions(dir.path()));
@@ -380,7 +381,7 @@ TEST(UserRegistryTest, ConcurrentChangesPublishEveryGenerationOnce) {
   auto r = openRegistry(baseOptions(dir.path()));
   absl::Mutex mu;
   std::vector<uint64_t> generations;
-  r->subscribe([&](const UserSnapshotPtr& s) {
+  r->subscribe([&](const relay::UserTablePtr& s) {
     absl::MutexLock lock(&mu);
     generations.push_back(s->generation());
   });
