@@ -1,19 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "relay/config.h"
 
+#include <algorithm>
+#include <cstring>
 #include <fstream>
-#include <functional>
-#include <map>
 #include <sstream>
+#include <type_traits>
+#include <utility>
+#include <variant>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/types/span.h"
 #include "crypto/method.h"
 #include "nlohmann/json.hpp"
+#include "relay/config_options.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -32,20 +38,37 @@ absl::StatusOr<uint16_t> parsePort(absl::string_view text) {
   return static_cast<uint16_t>(port);
 }
 
-absl::StatusOr<int> parsePositive(absl::string_view text, int max) {
+absl::StatusOr<int> parseNumber(absl::string_view text, int min, int max) {
   int v = 0;
-  if (!absl::SimpleAtoi(text, &v) || v < 1 || v > max) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not a number in 1..", max));
+  if (!absl::SimpleAtoi(text, &v) || v < min || v > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" is not a number in ", min, "..", max));
   }
   return v;
 }
 
+absl::StatusOr<bool> parseBool(absl::string_view text) {
+  if (text == "true") return true;
+  if (text == "false") return false;
+  return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not true or false"));
+}
+
+constexpr std::pair<Mode, absl::string_view> kModes[] = {
+    {Mode::TcpOnly, "tcp_only"}, {Mode::TcpAndUdp, "tcp_and_udp"}, {Mode::UdpOnly, "udp_only"}};
+
 absl::StatusOr<Mode> parseMode(absl::string_view text) {
-  if (text == "tcp_only") return Mode::TcpOnly;
-  if (text == "tcp_and_udp") return Mode::TcpAndUdp;
-  if (text == "udp_only") return Mode::UdpOnly;
+  for (const auto& [mode, name] : kModes) {
+    if (text == name) return mode;
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("\"", text, "\" is not one of tcp_only, tcp_and_udp, udp_only"));
+}
+
+absl::string_view modeName(Mode mode) {
+  for (const auto& [m, name] : kModes) {
+    if (m == mode) return name;
+  }
+  return "?";
 }
 
 // JSON values may be numbers or numeric strings (libev accepts both for ports).
@@ -55,20 +78,19 @@ absl::StatusOr<std::string> scalarText(const json& v) {
   return absl::InvalidArgumentError("must be a string or an integer");
 }
 
-absl::StatusOr<bool> boolValue(const json& v) {
-  if (v.is_boolean()) return v.get<bool>();
-  return absl::InvalidArgumentError("must be true or false");
-}
-
 // "users": [{"name": ..., "password" | "key": ..., "method": ..., "port": ...}]. Errors name the
 // entry, e.g. "users[2].port: ...".
 absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
-  if (!v.is_array()) return absl::InvalidArgumentError("must be a list of {name, password, method}");
+  if (!v.is_array()) {
+    return absl::InvalidArgumentError("must be a list of {name, password, method}");
+  }
   users->clear();
   for (size_t i = 0; i < v.size(); ++i) {
     const json& entry = v[i];
     const std::string where = absl::StrCat("users[", i, "]");
-    if (!entry.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, ": not an object"));
+    if (!entry.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": not an object"));
+    }
     ConfigUser user;
     for (auto it = entry.begin(); it != entry.end(); ++it) {
       const std::string& key = it.key();
@@ -85,7 +107,9 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
       } else if (key == "port") {
         auto t = scalarText(it.value());
         auto p = t.ok() ? parsePort(*t) : absl::StatusOr<uint16_t>(t.status());
-        if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ".port: ", p.status().message()));
+        if (!p.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ".port: ", p.status().message()));
+        }
         user.port = *p;
       } else {
         return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": unknown key"));
@@ -101,7 +125,111 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
   return absl::OkStatus();
 }
 
-absl::Status applyJson(const std::string& path, Config& c) {
+bool isBool(const OptionSpec& o) { return std::holds_alternative<bool Config::*>(o.field); }
+
+template <typename Field, typename T>
+absl::Status assign(Field& field, absl::StatusOr<T> value) {
+  if (!value.ok()) return value.status();
+  field = *std::move(value);
+  return absl::OkStatus();
+}
+
+// A flag's text into a field, one overload per OptionField type.
+absl::Status setText(const OptionSpec&, std::string& field, absl::string_view text) {
+  field = std::string(text);
+  return absl::OkStatus();
+}
+absl::Status setText(const OptionSpec&, uint16_t& field, absl::string_view text) {
+  return assign(field, parsePort(text));
+}
+absl::Status setText(const OptionSpec& o, int& field, absl::string_view text) {
+  return assign(field, parseNumber(text, o.min, o.max));
+}
+absl::Status setText(const OptionSpec&, bool& field, absl::string_view text) {
+  return assign(field, parseBool(text));
+}
+absl::Status setText(const OptionSpec&, Mode& field, absl::string_view text) {
+  return assign(field, parseMode(text));
+}
+absl::Status setText(const OptionSpec&, std::optional<HostPort>& field, absl::string_view text) {
+  return assign(field, parseHostPort(text));
+}
+// Appends: a repeated flag adds to the list (applyFlag clears the file's list first).
+absl::Status setText(const OptionSpec&, std::vector<std::string>& field, absl::string_view text) {
+  field.emplace_back(text);
+  return absl::OkStatus();
+}
+absl::Status setText(const OptionSpec& o, std::vector<ConfigUser>&, absl::string_view) {
+  return absl::InvalidArgumentError(absl::StrCat("only in the config file (\"", o.name, "\")"));
+}
+
+// A JSON value into a field: numbers may be integers or numeric strings (libev accepts both for
+// ports); the other text forms must be strings.
+template <typename T>
+absl::Status setJson(const OptionSpec& o, T& field, const json& v) {
+  if constexpr (std::is_same_v<T, uint16_t> || std::is_same_v<T, int>) {
+    auto text = scalarText(v);
+    if (!text.ok()) return text.status();
+    return setText(o, field, *text);
+  } else {
+    if (!v.is_string()) return absl::InvalidArgumentError("must be a string");
+    return setText(o, field, v.get<std::string>());
+  }
+}
+absl::Status setJson(const OptionSpec&, bool& field, const json& v) {
+  if (!v.is_boolean()) return absl::InvalidArgumentError("must be true or false");
+  field = v.get<bool>();
+  return absl::OkStatus();
+}
+// A string or a non-empty list of strings; replaces the list.
+absl::Status setJson(const OptionSpec&, std::vector<std::string>& field, const json& v) {
+  field.clear();
+  if (v.is_string()) {
+    field.push_back(v.get<std::string>());
+    return absl::OkStatus();
+  }
+  if (!v.is_array() || v.empty()) {
+    return absl::InvalidArgumentError("must be a string or a non-empty list of strings");
+  }
+  for (const json& entry : v) {
+    if (!entry.is_string()) return absl::InvalidArgumentError("list entries must be strings");
+    field.push_back(entry.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+absl::Status setJson(const OptionSpec&, std::vector<ConfigUser>& field, const json& v) {
+  return parseUsers(v, &field);
+}
+
+void noteSet(const OptionSpec& o, OptionSource from, Config& c) {
+  if (o.given != nullptr) c.*o.given = true;
+  c.option_sources[o.name] = from;
+}
+
+absl::Status applyFlag(const OptionSpec& o, absl::string_view text, Config& c) {
+  if (auto* list = std::get_if<std::vector<std::string> Config::*>(&o.field);
+      list != nullptr && optionSource(c, o.name) != OptionSource::Flag) {
+    (c.**list).clear();  // the flags' list replaces the file's
+  }
+  absl::Status s = std::visit([&](auto member) { return setText(o, c.*member, text); }, o.field);
+  if (s.ok()) noteSet(o, OptionSource::Flag, c);
+  return s;
+}
+
+absl::Status applyJson(const OptionSpec& o, const json& v, Config& c) {
+  absl::Status s = std::visit([&](auto member) { return setJson(o, c.*member, v); }, o.field);
+  if (s.ok()) noteSet(o, OptionSource::File, c);
+  return s;
+}
+
+const OptionSpec* findSetting(absl::string_view key) {
+  for (const OptionSpec& o : optionTable()) {
+    if (o.kind == OptionKind::Setting && key == o.name) return &o;
+  }
+  return nullptr;
+}
+
+absl::Status applyJsonFile(const std::string& path, Config& c) {
   std::ifstream in(path);
   if (!in) {
     return absl::InvalidArgumentError(absl::StrCat("config file ", path, ": cannot be read"));
@@ -113,358 +241,228 @@ absl::Status applyJson(const std::string& path, Config& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("config file ", path, ": not a JSON object (syntax error)"));
   }
-  using Setter = std::function<absl::Status(const json&)>;
-  auto str = [](std::string& field) -> Setter {
-    return [&field](const json& v) -> absl::Status {
-      if (!v.is_string()) return absl::InvalidArgumentError("must be a string");
-      field = v.get<std::string>();
-      return absl::OkStatus();
-    };
-  };
-  auto port = [](uint16_t& field) -> Setter {
-    return [&field](const json& v) -> absl::Status {
-      auto t = scalarText(v);
-      if (!t.ok()) return t.status();
-      auto p = parsePort(*t);
-      if (!p.ok()) return p.status();
-      field = *p;
-      return absl::OkStatus();
-    };
-  };
-  auto number = [](int& field, int max) -> Setter {
-    return [&field, max](const json& v) -> absl::Status {
-      auto t = scalarText(v);
-      if (!t.ok()) return t.status();
-      auto n = parsePositive(*t, max);
-      if (!n.ok()) return n.status();
-      field = *n;
-      return absl::OkStatus();
-    };
-  };
-  auto boolean = [](bool& field) -> Setter {
-    return [&field](const json& v) -> absl::Status {
-      auto b = boolValue(v);
-      if (!b.ok()) return b.status();
-      field = *b;
-      return absl::OkStatus();
-    };
-  };
-  const std::map<std::string, Setter> setters = {
-      {"server",
-       [&c](const json& v) -> absl::Status {
-         c.server_hosts.clear();
-         if (v.is_string()) {
-           c.server_hosts.push_back(v.get<std::string>());
-           return absl::OkStatus();
-         }
-         if (!v.is_array() || v.empty()) {
-           return absl::InvalidArgumentError("must be a string or a non-empty list of strings");
-         }
-         for (const json& h : v) {
-           if (!h.is_string()) return absl::InvalidArgumentError("list entries must be strings");
-           c.server_hosts.push_back(h.get<std::string>());
-         }
-         return absl::OkStatus();
-       }},
-      {"server_port", port(c.server_port)},
-      {"password", str(c.password)},
-      {"key", str(c.key)},
-      {"method",
-       [&c](const json& v) -> absl::Status {
-         if (!v.is_string()) return absl::InvalidArgumentError("must be a string");
-         c.method = v.get<std::string>();
-         c.method_given = true;
-         return absl::OkStatus();
-       }},
-      {"timeout", number(c.timeout_seconds, 86400 * 7)},
-      {"local_address", str(c.local_address)},
-      {"local_port", port(c.local_port)},
-      {"mode",
-       [&c](const json& v) -> absl::Status {
-         if (!v.is_string()) return absl::InvalidArgumentError("must be a string");
-         auto m = parseMode(v.get<std::string>());
-         if (!m.ok()) return m.status();
-         c.mode = *m;
-         return absl::OkStatus();
-       }},
-      {"nameserver", str(c.nameserver)},
-      {"ipv6_first", boolean(c.ipv6_first)},
-      {"fast_open", boolean(c.fast_open)},
-      {"no_delay", boolean(c.no_delay)},
-      {"reuse_port", boolean(c.reuse_port)},
-      {"workers", number(c.workers, 1024)},
-      {"handshake_timeout", number(c.handshake_timeout_seconds, 3600)},
-      {"connect_timeout", number(c.connect_timeout_seconds, 3600)},
-      {"drain_timeout", number(c.drain_timeout_seconds, 3600)},
-      {"udp_timeout", number(c.udp_timeout_seconds, 86400)},
-      {"udp_max_associations", number(c.udp_max_associations, 1000000)},
-      {"udp_over_tcp", boolean(c.udp_over_tcp)},
-      {"allow_private", boolean(c.allow_private)},
-      {"crypto_provider", str(c.crypto_provider)},
-      {"state_dir", str(c.state_dir)},
-      {"control_listen",
-       [&c](const json& v) -> absl::Status {
-         if (!v.is_string()) return absl::InvalidArgumentError("must be a string host:port or off");
-         c.control_listen = v.get<std::string>();
-         c.control_listen_given = true;
-         return absl::OkStatus();
-       }},
-      {"control_token_file", str(c.control_token_file)},
-      {"control_tls_cert", str(c.control_tls_cert)},
-      {"control_tls_key", str(c.control_tls_key)},
-      {"control_tls_client_ca", str(c.control_tls_client_ca)},
-      {"public_host", str(c.public_host)},
-      {"metrics_listen",
-       [&c](const json& v) -> absl::Status {
-         if (!v.is_string()) return absl::InvalidArgumentError("must be a string host:port or off");
-         c.metrics_listen = v.get<std::string>();
-         c.metrics_listen_given = true;
-         return absl::OkStatus();
-       }},
-      {"metrics_per_user", boolean(c.metrics_per_user)},
-      {"users", [&c](const json& v) { return parseUsers(v, &c.users); }},
-      {"tunnel_address",
-       [&c](const json& v) -> absl::Status {
-         if (!v.is_string()) return absl::InvalidArgumentError("must be a string host:port");
-         auto hp = parseHostPort(v.get<std::string>());
-         if (!hp.ok()) return hp.status();
-         c.tunnel_destination = *hp;
-         return absl::OkStatus();
-       }},
-  };
   for (auto it = doc.begin(); it != doc.end(); ++it) {
-    auto setter = setters.find(it.key());
-    if (setter == setters.end()) {
-      return fieldError(path, it.key(), "unknown key");
-    }
-    if (absl::Status s = setter->second(it.value()); !s.ok()) {
+    const OptionSpec* option = findSetting(it.key());
+    if (option == nullptr) return fieldError(path, it.key(), "unknown key");
+    if (absl::Status s = applyJson(*option, it.value(), c); !s.ok()) {
       return fieldError(path, it.key(), s.message());
     }
   }
   return absl::OkStatus();
 }
 
-struct FlagSpec {
-  const char* short_name;  // may be null
-  const char* long_name;   // may be null
-  bool takes_value;
-  std::function<absl::Status(Config&, absl::string_view)> apply;
+bool flagIs(const char* flag, absl::string_view name) { return flag != nullptr && name == flag; }
+
+struct FlagMatch {
+  const OptionSpec* option = nullptr;
+  const char* implied = nullptr;  // the value the flag itself stands for (-u, --no-x)
 };
 
-std::vector<FlagSpec> flagSpecs() {
-  return {
-      {"-s", "--server", true,
-       [](Config& c, absl::string_view v) {
-         c.server_hosts.emplace_back(v);
-         return absl::OkStatus();
-       }},
-      {"-p", "--server-port", true,
-       [](Config& c, absl::string_view v) {
-         auto p = parsePort(v);
-         if (!p.ok()) return p.status();
-         c.server_port = *p;
-         return absl::OkStatus();
-       }},
-      {"-k", "--password", true,
-       [](Config& c, absl::string_view v) {
-         c.password = std::string(v);
-         return absl::OkStatus();
-       }},
-      {nullptr, "--key", true,
-       [](Config& c, absl::string_view v) {
-         c.key = std::string(v);
-         return absl::OkStatus();
-       }},
-      {"-m", "--method", true,
-       [](Config& c, absl::string_view v) {
-         c.method = std::string(v);
-         c.method_given = true;
-         return absl::OkStatus();
-       }},
-      {"-t", "--timeout", true,
-       [](Config& c, absl::string_view v) {
-         auto n = parsePositive(v, 86400 * 7);
-         if (!n.ok()) return n.status();
-         c.timeout_seconds = *n;
-         return absl::OkStatus();
-       }},
-      {"-l", "--local-port", true,
-       [](Config& c, absl::string_view v) {
-         auto p = parsePort(v);
-         if (!p.ok()) return p.status();
-         c.local_port = *p;
-         return absl::OkStatus();
-       }},
-      {"-b", "--local-address", true,
-       [](Config& c, absl::string_view v) {
-         c.local_address = std::string(v);
-         return absl::OkStatus();
-       }},
-      {"-L", "--tunnel", true,
-       [](Config& c, absl::string_view v) {
-         auto hp = parseHostPort(v);
-         if (!hp.ok()) return hp.status();
-         c.tunnel_destination = *hp;
-         return absl::OkStatus();
-       }},
-      {"-u", nullptr, false,
-       [](Config& c, absl::string_view) {
-         c.mode = Mode::TcpAndUdp;
-         return absl::OkStatus();
-       }},
-      {"-U", nullptr, false,
-       [](Config& c, absl::string_view) {
-         c.mode = Mode::UdpOnly;
-         return absl::OkStatus();
-       }},
-      {"-d", "--nameserver", true,
-       [](Config& c, absl::string_view v) {
-         c.nameserver = std::string(v);
-         return absl::OkStatus();
-       }},
-      {"-6", nullptr, false,
-       [](Config& c, absl::string_view) {
-         c.ipv6_first = true;
-         return absl::OkStatus();
-       }},
-      {"-v", "--verbose", false,
-       [](Config& c, absl::string_view) {
-         c.verbose = true;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--fast-open", false,
-       [](Config& c, absl::string_view) {
-         c.fast_open = true;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--no-delay", false,
-       [](Config& c, absl::string_view) {
-         c.no_delay = true;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--reuse-port", false,
-       [](Config& c, absl::string_view) {
-         c.reuse_port = true;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--udp-over-tcp", false,
-       [](Config& c, absl::string_view) {
-         c.udp_over_tcp = true;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--workers", true,
-       [](Config& c, absl::string_view v) {
-         auto n = parsePositive(v, 1024);
-         if (!n.ok()) return n.status();
-         c.workers = *n;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--handshake-timeout", true,
-       [](Config& c, absl::string_view v) {
-         auto n = parsePositive(v, 3600);
-         if (!n.ok()) return n.status();
-         c.handshake_timeout_seconds = *n;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--connect-timeout", true,
-       [](Config& c, absl::string_view v) {
-         auto n = parsePositive(v, 3600);
-         if (!n.ok()) return n.status();
-         c.connect_timeout_seconds = *n;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--udp-timeout", true,
-       [](Config& c, absl::string_view v) {
-         auto n = parsePositive(v, 86400);
-         if (!n.ok()) return n.status();
-         c.udp_timeout_seconds = *n;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--udp-max-associations", true,
-       [](Config& c, absl::string_view v) {
-         auto n = parsePositive(v, 1000000);
-         if (!n.ok()) return n.status();
-         c.udp_max_associations = *n;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--drain-timeout", true,
-       [](Config& c, absl::string_view v) {
-         auto n = parsePositive(v, 3600);
-         if (!n.ok()) return n.status();
-         c.drain_timeout_seconds = *n;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--allow-private", false,
-       [](Config& c, absl::string_view) {
-         c.allow_private = true;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--crypto-provider", true,
-       [](Config& c, absl::string_view v) {
-         c.crypto_provider = std::string(v);
-         return absl::OkStatus();
-       }},
-      {nullptr, "--state-dir", true,
-       [](Config& c, absl::string_view v) {
-         c.state_dir = std::string(v);
-         return absl::OkStatus();
-       }},
-      {nullptr, "--control-listen", true,
-       [](Config& c, absl::string_view v) {
-         c.control_listen = std::string(v);
-         c.control_listen_given = true;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--control-token-file", true,
-       [](Config& c, absl::string_view v) {
-         c.control_token_file = std::string(v);
-         return absl::OkStatus();
-       }},
-      {nullptr, "--control-tls-cert", true,
-       [](Config& c, absl::string_view v) {
-         c.control_tls_cert = std::string(v);
-         return absl::OkStatus();
-       }},
-      {nullptr, "--control-tls-key", true,
-       [](Config& c, absl::string_view v) {
-         c.control_tls_key = std::string(v);
-         return absl::OkStatus();
-       }},
-      {nullptr, "--control-tls-client-ca", true,
-       [](Config& c, absl::string_view v) {
-         c.control_tls_client_ca = std::string(v);
-         return absl::OkStatus();
-       }},
-      {nullptr, "--public-host", true,
-       [](Config& c, absl::string_view v) {
-         c.public_host = std::string(v);
-         return absl::OkStatus();
-       }},
-      {nullptr, "--metrics-listen", true,
-       [](Config& c, absl::string_view v) {
-         c.metrics_listen = std::string(v);
-         c.metrics_listen_given = true;
-         return absl::OkStatus();
-       }},
-      {nullptr, "--metrics-per-user", true,
-       [](Config& c, absl::string_view v) {
-         if (v != "true" && v != "false") {
-           return absl::InvalidArgumentError("must be true or false (--metrics-per-user=false)");
-         }
-         c.metrics_per_user = v == "true";
-         return absl::OkStatus();
-       }},
-      {nullptr, "--check-config", false,
-       [](Config& c, absl::string_view) {
-         c.check_only = true;
-         return absl::OkStatus();
-       }},
-      {"-h", "--help", false,
-       [](Config& c, absl::string_view) {
-         c.help = true;
-         return absl::OkStatus();
-       }},
-  };
+FlagMatch findFlag(absl::string_view name) {
+  for (const OptionSpec& o : optionTable()) {
+    if (flagIs(o.short_flag, name) || flagIs(o.long_flag, name)) return {&o};
+    for (const FlagAlias& alias : o.aliases) {
+      if (flagIs(alias.flag, name)) return {&o, alias.value};
+    }
+  }
+  if (absl::StartsWith(name, "--no-")) {
+    const FlagMatch positive = findFlag(absl::StrCat("--", name.substr(5)));
+    if (positive.option != nullptr && positive.implied == nullptr && isBool(*positive.option)) {
+      return {positive.option, "false"};
+    }
+  }
+  return {};
+}
+
+struct FlagUse {
+  const OptionSpec* option;
+  std::string name;  // as written, without "=value"
+  std::string value;
+};
+
+// argv in order: "-x VALUE", "--xx VALUE" or "--xx=VALUE"; booleans as kBooleanRule says.
+absl::StatusOr<std::vector<FlagUse>> readFlags(Role role, int argc, const char* const* argv) {
+  std::vector<FlagUse> uses;
+  for (int i = 0; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    absl::string_view name = arg;
+    std::optional<absl::string_view> inline_value;
+    if (const size_t eq = arg.find('='); absl::StartsWith(arg, "--") && eq != arg.npos) {
+      name = arg.substr(0, eq);
+      inline_value = arg.substr(eq + 1);
+    }
+    const FlagMatch match = findFlag(name);
+    if (match.option == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown option \"", arg, "\" (see shadowrelay ", roleName(role), " --help)"));
+    }
+    FlagUse use{match.option, std::string(name), ""};
+    if (match.implied != nullptr) {
+      if (inline_value) {
+        return absl::InvalidArgumentError(absl::StrCat("option ", name, " takes no value"));
+      }
+      use.value = match.implied;
+    } else if (inline_value) {
+      use.value = std::string(*inline_value);
+    } else if (isBool(*match.option)) {
+      const bool word = i + 1 < argc && parseBool(argv[i + 1]).ok();
+      use.value = word ? argv[++i] : "true";
+    } else if (i + 1 < argc) {
+      use.value = argv[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("option ", name, " needs a value"));
+    }
+    uses.push_back(std::move(use));
+  }
+  return uses;
+}
+
+// Applies the flags that name the config file (`config_file`), or all the others.
+absl::Status applyFlags(absl::Span<const FlagUse> flags, bool config_file, Config& c) {
+  for (const FlagUse& flag : flags) {
+    if ((flag.option->kind == OptionKind::ConfigFile) != config_file) continue;
+    if (absl::Status s = applyFlag(*flag.option, flag.value, c); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("option ", flag.name, ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Config's defaults for `role`: the server listens on -s/-p and serves metrics and the control
+// API unless told otherwise; local and tunnel serve neither.
+Config roleDefaults(Role role) {
+  Config c;
+  c.role = role;
+  if (role == Role::Server) {
+    c.local_address = "";
+    c.metrics_listen = kDefaultMetricsListen;
+  } else {
+    c.metrics_listen = kListenOff;
+    c.control_listen = kListenOff;
+  }
+  return c;
+}
+
+constexpr char kNone[] = "(none)";
+
+std::string unsetText(const OptionSpec& o) { return o.unset != nullptr ? o.unset : kNone; }
+
+std::string hostPortText(const HostPort& hp) {
+  return absl::StrContains(hp.host, ':') ? absl::StrCat("[", hp.host, "]:", hp.port)
+                                         : absl::StrCat(hp.host, ":", hp.port);
+}
+
+// A field as --help and the check report print it, one overload per OptionField type.
+std::string fieldText(const OptionSpec& o, const std::string& v) {
+  return v.empty() ? unsetText(o) : v;
+}
+std::string fieldText(const OptionSpec&, uint16_t v) { return absl::StrCat(v); }
+std::string fieldText(const OptionSpec& o, int v) {
+  return v == 0 && o.unset != nullptr ? o.unset : absl::StrCat(v);
+}
+std::string fieldText(const OptionSpec&, bool v) { return v ? "true" : "false"; }
+std::string fieldText(const OptionSpec&, Mode v) { return std::string(modeName(v)); }
+std::string fieldText(const OptionSpec& o, const std::optional<HostPort>& v) {
+  return v ? hostPortText(*v) : unsetText(o);
+}
+std::string fieldText(const OptionSpec& o, const std::vector<std::string>& v) {
+  return v.empty() ? unsetText(o) : absl::StrJoin(v, ",");
+}
+// Names, methods and ports; never a user's password or key.
+std::string fieldText(const OptionSpec& o, const std::vector<ConfigUser>& users) {
+  if (users.empty()) return unsetText(o);
+  return absl::StrJoin(users, ", ", [](std::string* out, const ConfigUser& u) {
+    std::vector<std::string> notes;
+    if (!u.method.empty()) notes.push_back(u.method);
+    if (u.port != 0) notes.push_back(absl::StrCat("port ", u.port));
+    absl::StrAppend(out, u.name);
+    if (!notes.empty()) absl::StrAppend(out, " (", absl::StrJoin(notes, ", "), ")");
+  });
+}
+
+// Secrets (string fields) as "(set)" or "(not set)".
+std::string valueText(const OptionSpec& o, const Config& c) {
+  if (o.secret) {
+    const auto* text = std::get_if<std::string Config::*>(&o.field);
+    return text != nullptr && (c.**text).empty() ? "(not set)" : "(set)";
+  }
+  return std::visit([&](auto member) { return fieldText(o, c.*member); }, o.field);
+}
+
+// By OptionSource.
+constexpr absl::string_view kSourceNames[] = {"default", "config file", "flag"};
+
+constexpr size_t kHelpColumn = 32;
+constexpr size_t kHelpWidth = 100;
+
+constexpr char kBooleanRule[] =
+    "A boolean flag alone turns its option on (--fast-open, -6); --fast-open=false,\n"
+    "--fast-open false and --no-fast-open turn it off (--no-reuse-port: one shared socket).\n";
+
+// An option's flags as --help shows them: "-u, -U, --mode MODE"; "(config file)" if none.
+std::string flagColumn(const OptionSpec& o) {
+  std::vector<absl::string_view> flags;
+  if (o.short_flag != nullptr) flags.push_back(o.short_flag);
+  for (const FlagAlias& alias : o.aliases) {
+    if (alias.flag != nullptr) flags.push_back(alias.flag);
+  }
+  if (o.long_flag != nullptr) flags.push_back(o.long_flag);
+  if (flags.empty()) return "(config file)";
+  std::string column = absl::StrJoin(flags, ", ");
+  if (o.value_name != nullptr) absl::StrAppend(&column, " ", o.value_name);
+  return column;
+}
+
+// Appends `text` from kHelpColumn, wrapped at kHelpWidth; `out` ends in column `column`.
+void appendWrapped(std::string& out, size_t column, absl::string_view text) {
+  for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+    if (column > kHelpColumn && column + 1 + word.size() > kHelpWidth) {
+      absl::StrAppend(&out, "\n", std::string(kHelpColumn, ' '));
+      column = kHelpColumn;
+    } else if (column > kHelpColumn) {
+      out += ' ';
+      ++column;
+    }
+    absl::StrAppend(&out, word);
+    column += word.size();
+  }
+  out += '\n';
+}
+
+// One option of --help: flags, what it does, its default for the role and its JSON key.
+std::string helpEntry(const OptionSpec& o, const Config& defaults) {
+  std::string out = absl::StrCat("  ", flagColumn(o));
+  if (out.size() >= kHelpColumn) {  // too wide: the text starts on the next line
+    out += '\n';
+    out.append(kHelpColumn, ' ');
+  } else {
+    out.resize(kHelpColumn, ' ');
+  }
+  const bool server_text = defaults.role == Role::Server && o.server_help != nullptr;
+  std::string text = server_text ? o.server_help : o.help;
+  if (o.kind == OptionKind::Setting) {
+    if (std::string d = valueText(o, defaults); !o.secret && d != kNone) {
+      absl::StrAppend(&text, " (default: ", d, ")");
+    }
+    absl::StrAppend(&text, " [", o.name, "]");
+  }
+  appendWrapped(out, kHelpColumn, text);
+  return out;
+}
+
+// The first line of --help; the options follow it.
+absl::string_view synopsis(Role role) {
+  switch (role) {
+    case Role::Server:
+      return "usage: shadowrelay server [-s ADDR]... [-p PORT] (-k PASSWORD | --key BASE64 | "
+             "--state-dir DIR)\n                          [options]\n";
+    case Role::Local:
+      return "usage: shadowrelay local -s SERVER -p PORT (-k PASSWORD | --key BASE64) [options]\n";
+    case Role::Tunnel:
+      return "usage: shadowrelay tunnel -s SERVER -p PORT (-k PASSWORD | --key BASE64) "
+             "-L HOST:PORT [options]\n";
+  }
+  return "";
 }
 
 // "host:port" (port 0: any free port), "unix:/path" (control API) or "off".
@@ -520,84 +518,21 @@ absl::StatusOr<HostPort> parseHostPort(absl::string_view text) {
 }
 
 absl::StatusOr<Config> parseConfig(Role role, int argc, const char* const* argv) {
-  Config c;
-  c.role = role;
-  if (role == Role::Server) {
-    c.local_address = "";
-    c.metrics_listen = kDefaultMetricsListen;
-  } else {
-    c.metrics_listen = kListenOff;
-    c.control_listen = kListenOff;
-  }
-  // Pass 1: find -c so the file is applied before the flags.
-  for (int i = 0; i < argc; ++i) {
-    const absl::string_view a = argv[i];
-    if ((a == "-c" || a == "--config") && i + 1 < argc) {
-      c.config_file = argv[i + 1];
-    } else if (absl::StartsWith(a, "--config=")) {
-      c.config_file = std::string(a.substr(9));
-    }
-  }
+  auto flags = readFlags(role, argc, argv);
+  if (!flags.ok()) return flags.status();
+  Config c = roleDefaults(role);
+  // The file named by -c first, then the other flags over it, in their order.
+  if (absl::Status s = applyFlags(*flags, /*config_file=*/true, c); !s.ok()) return s;
   if (!c.config_file.empty()) {
-    if (absl::Status s = applyJson(c.config_file, c); !s.ok()) {
-      return s;
-    }
+    if (absl::Status s = applyJsonFile(c.config_file, c); !s.ok()) return s;
   }
-  // Pass 2: flags override the file. "-s" given on the command line replaces the file's list.
-  bool servers_from_flags = false;
-  const std::vector<FlagSpec> specs = flagSpecs();
-  for (int i = 0; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    if (a == "-c" || a == "--config") {
-      ++i;
-      continue;
-    }
-    if (absl::StartsWith(a, "--config=")) {
-      continue;
-    }
-    absl::string_view name = a;
-    std::optional<std::string> inline_value;
-    if (absl::StartsWith(a, "--")) {
-      const size_t eq = a.find('=');
-      if (eq != absl::string_view::npos) {
-        name = a.substr(0, eq);
-        inline_value = std::string(a.substr(eq + 1));
-      }
-    }
-    const FlagSpec* spec = nullptr;
-    for (const FlagSpec& s : specs) {
-      if ((s.short_name != nullptr && name == s.short_name) ||
-          (s.long_name != nullptr && name == s.long_name)) {
-        spec = &s;
-        break;
-      }
-    }
-    if (spec == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown option \"", a, "\" (see shadowrelay ", roleName(role), " --help)"));
-    }
-    std::string value;
-    if (spec->takes_value) {
-      if (inline_value) {
-        value = *inline_value;
-      } else if (i + 1 < argc) {
-        value = argv[++i];
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat("option ", name, " needs a value"));
-      }
-    } else if (inline_value) {
-      return absl::InvalidArgumentError(absl::StrCat("option ", name, " takes no value"));
-    }
-    if (spec->short_name != nullptr && absl::string_view(spec->short_name) == "-s" &&
-        !servers_from_flags) {
-      c.server_hosts.clear();
-      servers_from_flags = true;
-    }
-    if (absl::Status s = spec->apply(c, value); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("option ", name, ": ", s.message()));
-    }
-  }
+  if (absl::Status s = applyFlags(*flags, /*config_file=*/false, c); !s.ok()) return s;
   return c;
+}
+
+OptionSource optionSource(const Config& c, absl::string_view name) {
+  const auto it = c.option_sources.find(name);
+  return it == c.option_sources.end() ? OptionSource::Default : it->second;
 }
 
 absl::Status validateConfig(const Config& c) {
@@ -639,69 +574,59 @@ absl::Status validateConfig(const Config& c) {
   if (c.udp_over_tcp && c.mode == Mode::TcpOnly) {
     return fieldError("config", "udp_over_tcp", "needs the UDP relay on (-u, or mode)");
   }
+  if (c.dns_min_ttl_seconds > c.dns_max_ttl_seconds) {
+    return fieldError(
+        "config", "dns_min_ttl",
+        absl::StrCat(c.dns_min_ttl_seconds, " is above dns_max_ttl (", c.dns_max_ttl_seconds, ")"));
+  }
   return absl::OkStatus();
 }
 
 std::string usage(Role role) {
-  std::string common =
-      "  -c FILE                 JSON config (shadowsocks keys); flags override it\n"
-      "  -m METHOD               aes-128-gcm, aes-192-gcm, aes-256-gcm,\n"
-      "                          chacha20-ietf-poly1305 (default), xchacha20-ietf-poly1305\n"
-      "  -k PASSWORD             password (EVP_BytesToKey); or --key BASE64 for a raw key\n"
-      "  -t SECONDS              idle timeout (default 300)\n"
-      "  -u / -U                 TCP and UDP / UDP only\n"
-      "  -d SERVERS              name servers, e.g. 1.1.1.1,127.0.0.1:5353\n"
-      "  -6                      prefer IPv6 when resolving\n"
-      "  -v                      verbose logging\n"
-      "  --fast-open --no-delay --reuse-port\n"
-      "  --workers N             worker threads (default: one per CPU)\n"
-      "  --handshake-timeout S   (default 60)  --connect-timeout S (default 10)\n"
-      "  --drain-timeout S       graceful-stop deadline (default 10)\n"
-      "  --udp-timeout S         UDP association idle timeout (default 300; 30 for port 53)\n"
-      "  --udp-max-associations N  UDP association table bound per worker (default 16384)\n"
-      "  --crypto-provider auto|openssl|boringssl\n"
-      "  --check-config          validate the configuration (and the configured users) and\n"
-      "                          exit; writes nothing\n";
-  switch (role) {
-    case Role::Server:
-      return "usage: shadowrelay server [-s ADDR] [-p PORT] (-k PASSWORD | --key B64) [options]\n"
-             "  -s ADDR                 listen address (repeatable; default 0.0.0.0)\n"
-             "  -p PORT                 listen port (default 8388)\n"
-             "  --allow-private         allow loopback/private/link-local targets\n"
-             "  --state-dir DIR         where a generated key, the API's users and the control\n"
-             "                          token are kept\n"
-             "  --control-listen ADDR   gRPC control API (default 127.0.0.1:50051; off)\n"
-             "  --control-token-file F  its bearer token (or $SHADOWRELAY_CONTROL_TOKEN; default:\n"
-             "                          generated in the state directory)\n"
-             "  --control-tls-cert F --control-tls-key F [--control-tls-client-ca F]\n"
-             "  --public-host HOST      host of the users' ss:// URLs\n"
-             "  --metrics-listen ADDR   Prometheus /metrics (default 127.0.0.1:9464; off)\n"
-             "  --metrics-per-user=false  no user label on the metrics\n" +
-             common;
-    case Role::Local:
-      return "usage: shadowrelay local -s SERVER -p PORT (-k PASSWORD | --key B64) [-b ADDR] [-l "
-             "PORT] [options]\n"
-             "  -s/-p                   the Shadowsocks server\n"
-             "  -b ADDR -l PORT         SOCKS5 listen address (default 127.0.0.1:1080)\n"
-             "  --udp-over-tcp          with -u: carry UDP inside TCP streams (sing-box UoT v2)\n"
-             "  --metrics-listen ADDR   Prometheus /metrics (default off)\n" +
-             common;
-    case Role::Tunnel:
-      return "usage: shadowrelay tunnel -s SERVER -p PORT -k PASSWORD -L HOST:PORT [-b ADDR] [-l "
-             "PORT] [options]\n"
-             "  -L HOST:PORT            the fixed destination, reached through the server\n"
-             "  --udp-over-tcp          with -u/-U: carry UDP inside TCP streams (UoT v2)\n" +
-             common;
+  const Config defaults = roleDefaults(role);
+  std::string out = absl::StrCat(
+      synopsis(role), "Options (in brackets: the key in the JSON file; flags override it):\n");
+  for (const OptionSpec& o : optionTable()) {
+    if (appliesTo(o, role)) absl::StrAppend(&out, helpEntry(o, defaults));
   }
-  return common;
+  absl::StrAppend(&out, kBooleanRule);
+  return out;
+}
+
+std::string checkReport(const Config& c) {
+  std::vector<const OptionSpec*> shown;
+  std::vector<absl::string_view> ignored;  // set, but not for this role
+  size_t width = 0;
+  for (const OptionSpec& o : optionTable()) {
+    if (o.kind == OptionKind::Command) continue;
+    if (appliesTo(o, c.role)) {
+      shown.push_back(&o);
+      width = std::max(width, std::strlen(o.name));
+    } else if (optionSource(c, o.name) != OptionSource::Default) {
+      ignored.push_back(o.name);
+    }
+  }
+  std::string out = absl::StrCat("shadowrelay ", roleName(c.role),
+                                 ": options in effect (value, then where it came from)\n");
+  for (const OptionSpec* o : shown) {
+    const auto source = static_cast<size_t>(optionSource(c, o->name));
+    absl::StrAppendFormat(&out, "  %-*s  %s  (%s)\n", static_cast<int>(width), o->name,
+                          valueText(*o, c), kSourceNames[source]);
+  }
+  if (!ignored.empty()) {
+    absl::StrAppend(&out, "  ignored by ", roleName(c.role), ": ", absl::StrJoin(ignored, ", "),
+                    "\n");
+  }
+  return out;
 }
 
 std::string describe(const Config& c) {
-  return absl::StrCat(roleName(c.role), " method=", c.method,
-                      " servers=", absl::StrJoin(c.server_hosts, ","), " port=", c.server_port,
-                      c.role == Role::Server ? "" : absl::StrCat(" local=", c.local_address, ":", c.local_port),
-                      " timeout=", c.timeout_seconds, "s secret=",
-                      c.key.empty() ? (c.password.empty() ? "none" : "password") : "key");
+  return absl::StrCat(
+      roleName(c.role), " method=", c.method, " servers=", absl::StrJoin(c.server_hosts, ","),
+      " port=", c.server_port,
+      c.role == Role::Server ? "" : absl::StrCat(" local=", c.local_address, ":", c.local_port),
+      " timeout=", c.timeout_seconds,
+      "s secret=", c.key.empty() ? (c.password.empty() ? "none" : "password") : "key");
 }
 
 }  // namespace shadowrelay::relay

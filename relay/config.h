@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "dns/dns_cache.h"
 
 namespace shadowrelay::relay {
 
@@ -27,12 +31,23 @@ struct ConfigUser {
   std::string key;     // base64, instead of a password
   std::string method;  // empty: the config's method
   uint16_t port = 0;   // a dedicated port; 0: the shared port
+  bool operator==(const ConfigUser&) const = default;
 };
 
 inline constexpr char kListenOff[] = "off";
 
-/// Everything a role needs, after the JSON file (-c) and then the flags were applied.
-/// Holds secrets: never log it whole (see describe()).
+/// Where an option's value came from.
+enum class OptionSource { Default, File, Flag };
+
+/// A default of dns::DnsCache::Options, in whole seconds.
+inline int dnsCacheDefaultSeconds(std::chrono::milliseconds dns::DnsCache::Options::*ttl) {
+  return static_cast<int>(
+      std::chrono::duration_cast<std::chrono::seconds>(dns::DnsCache::Options{}.*ttl).count());
+}
+
+/// Everything a role needs, after the JSON file (-c) and then the flags were applied. The member
+/// initializers are the defaults; the options that set the fields are declared in
+/// relay/config_options.cc. Holds secrets: never log it whole (see describe()).
 struct Config {
   Role role = Role::Server;
   std::vector<std::string> server_hosts;  // "server": a string or a list
@@ -78,15 +93,25 @@ struct Config {
   std::string metrics_listen;
   bool metrics_listen_given = false;
   bool metrics_per_user = true;
+  // The DNS cache (dns::DnsCache::Options), with its defaults.
+  int dns_cache_size = static_cast<int>(dns::DnsCache::Options{}.capacity);  // 0: no cache
+  int dns_min_ttl_seconds = dnsCacheDefaultSeconds(&dns::DnsCache::Options::min_ttl);
+  int dns_max_ttl_seconds = dnsCacheDefaultSeconds(&dns::DnsCache::Options::max_ttl);
+  int dns_negative_ttl_seconds = dnsCacheDefaultSeconds(&dns::DnsCache::Options::negative_ttl);
+  // Where each option set by the file or a flag came from, by option name (its JSON key).
+  std::map<std::string, OptionSource, std::less<>> option_sources;
 };
 
 inline constexpr char kDefaultMetricsListen[] = "127.0.0.1:9464";
 
 /// Parses `argv` (after the role word) for `role`: the JSON file named by -c first, then the flags
-/// on top. Errors name the field or flag, e.g. "config.json: server_port: must be 1..65535".
+/// on top, in order ("-x V", "--xx V", "--xx=V"; booleans as usage() says). Options of the other
+/// roles are accepted and ignored (one file may serve several roles). Errors name the field or
+/// flag, e.g. "config.json: server_port: must be 1..65535". Records where each value came from.
 absl::StatusOr<Config> parseConfig(Role role, int argc, const char* const* argv);
 
-/// Checks cross-field rules (a secret is present, the method exists, a tunnel has -L, ...).
+/// Checks cross-field rules (a secret is present, the method exists, a tunnel has -L, the DNS
+/// cache's min TTL is at most its max TTL, ...).
 absl::Status validateConfig(const Config& config);
 
 /// Parses "host:port", "[v6]:port" or "v6literal" is refused; port required.
@@ -96,5 +121,10 @@ std::string usage(Role role);
 absl::string_view roleName(Role role);
 /// A one-line summary without secrets.
 std::string describe(const Config& config);
+/// Default, unless the file or a flag set the option named `name` (its JSON key).
+OptionSource optionSource(const Config& config, absl::string_view name);
+/// The --check-config report: every option of the role with its effective value and where it
+/// came from, one a line; secrets appear as "(set)", never their value.
+std::string checkReport(const Config& config);
 
 }  // namespace shadowrelay::relay

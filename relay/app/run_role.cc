@@ -443,7 +443,7 @@ int runRole(Role role, int argc, const char* const* argv) {
     registry = std::move(*opened);
   }
   if (config.check_only) {
-    absl::PrintF("%s\n", describe(config));
+    absl::PrintF("%s", checkReport(config));
     return 0;
   }
 

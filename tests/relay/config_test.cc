@@ -1,15 +1,33 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "relay/config.h"
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "dns/dns_cache.h"
 #include "gtest/gtest.h"
+#include "relay/config_options.h"
 
 namespace shadowrelay::relay {
 namespace {
 
 absl::StatusOr<Config> parse(Role role, std::vector<const char*> args) {
   return parseConfig(role, static_cast<int>(args.size()), args.data());
+}
+
+absl::StatusOr<Config> parseStrings(Role role, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  return parse(role, argv);
 }
 
 std::string writeFile(const std::string& name, const std::string& text) {
@@ -120,5 +138,365 @@ TEST(ConfigTest, DescribeHasNoSecrets) {
   EXPECT_EQ(describe(*c).find("hunter2"), std::string::npos);
 }
 
+// ---- The option table (relay/config_options.cc) drives the tests below: a new option is
+// covered without a new test.
+
+Role firstRole(const OptionSpec& o) {
+  for (Role role : {Role::Server, Role::Local, Role::Tunnel}) {
+    if (appliesTo(o, role)) return role;
+  }
+  return Role::Server;
+}
+
+bool sameValue(const OptionSpec& o, const Config& a, const Config& b) {
+  return std::visit([&](auto member) { return a.*member == b.*member; }, o.field);
+}
+
+std::vector<std::string> flagsOf(const OptionSpec& o) {
+  std::vector<std::string> flags;
+  if (o.short_flag != nullptr) flags.push_back(o.short_flag);
+  if (o.long_flag != nullptr) flags.push_back(o.long_flag);
+  for (const FlagAlias& alias : o.aliases) {
+    if (alias.flag != nullptr) flags.push_back(alias.flag);
+  }
+  return flags;
+}
+
+/// A value unlike the role's default, as JSON and as a flag's text.
+struct Sample {
+  std::string json;
+  std::string text;
+};
+
+struct SampleFor {
+  const OptionSpec& o;
+  const Config& defaults;
+  Sample operator()(std::string Config::*) const { return {"\"sample-text\"", "sample-text"}; }
+  Sample operator()(uint16_t Config::*m) const {
+    const std::string port = defaults.*m == 4321 ? "4322" : "4321";
+    return {port, port};
+  }
+  Sample operator()(int Config::*m) const {
+    const std::string n = absl::StrCat(defaults.*m == o.max ? o.min : o.max);
+    return {n, n};
+  }
+  Sample operator()(bool Config::*m) const {
+    return defaults.*m ? Sample{"false", "false"} : Sample{"true", "true"};
+  }
+  Sample operator()(Mode Config::*) const { return {"\"udp_only\"", "udp_only"}; }
+  Sample operator()(std::optional<HostPort> Config::*) const {
+    return {"\"example.com:53\"", "example.com:53"};
+  }
+  Sample operator()(std::vector<std::string> Config::*) const {
+    return {R"(["h1.test", "h2.test"])", "h1.test"};
+  }
+  Sample operator()(std::vector<ConfigUser> Config::*) const {
+    return {R"([{"name": "u1", "password": "p1", "port": 9001}])", ""};
+  }
+};
+
+Sample sampleFor(const OptionSpec& o, const Config& defaults) {
+  return std::visit(SampleFor{o, defaults}, o.field);
+}
+
+TEST(OptionTableTest, EveryEntryIsComplete) {
+  std::set<std::string> names;
+  std::set<std::string> flags;
+  for (const OptionSpec& o : optionTable()) {
+    SCOPED_TRACE(o.name);
+    EXPECT_TRUE(names.insert(o.name).second) << "the name is used twice";
+    EXPECT_NE(std::string(o.help), "");
+    EXPECT_NE(o.roles, 0);
+    const bool boolean = std::holds_alternative<bool Config::*>(o.field);
+    const bool users = std::holds_alternative<std::vector<ConfigUser> Config::*>(o.field);
+    EXPECT_EQ(flagsOf(o).empty(), users) << "every option but the users list has a flag";
+    EXPECT_EQ(o.value_name == nullptr, boolean || users) << "a value name iff a flag takes one";
+    if (std::holds_alternative<int Config::*>(o.field)) {
+      EXPECT_LT(o.min, o.max);
+    }
+    if (o.secret) {
+      EXPECT_TRUE(std::holds_alternative<std::string Config::*>(o.field));
+    }
+    if (o.kind != OptionKind::Setting) {
+      EXPECT_EQ(o.roles, kAllRoles);
+    }
+    for (const std::string& flag : flagsOf(o)) {
+      EXPECT_TRUE(flags.insert(flag).second) << flag << " is used twice";
+    }
+    if (boolean && o.long_flag != nullptr) {
+      EXPECT_TRUE(flags.insert(absl::StrCat("--no-", o.long_flag + 2)).second);
+    }
+  }
+}
+
+TEST(OptionTableTest, EveryJsonKeyParsesFromAFile) {
+  for (const OptionSpec& o : optionTable()) {
+    if (o.kind != OptionKind::Setting) continue;
+    SCOPED_TRACE(o.name);
+    const Role role = firstRole(o);
+    const Config defaults = *parse(role, {});
+    const Sample sample = sampleFor(o, defaults);
+    const std::string path =
+        writeFile("one-key.json", absl::StrCat("{\"", o.name, "\": ", sample.json, "}"));
+    auto c = parse(role, {"-c", path.c_str()});
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_FALSE(sameValue(o, *c, defaults)) << sample.json << " left the default";
+    EXPECT_EQ(optionSource(*c, o.name), OptionSource::File);
+    EXPECT_EQ(optionSource(defaults, o.name), OptionSource::Default);
+  }
+}
+
+TEST(OptionTableTest, EveryFlagParsesFromArgv) {
+  const std::string empty_file = writeFile("empty.json", "{}");
+  for (const OptionSpec& o : optionTable()) {
+    const Role role = firstRole(o);
+    const Config defaults = *parse(role, {});
+    Sample sample = sampleFor(o, defaults);
+    if (o.kind == OptionKind::ConfigFile) sample.text = empty_file;
+    std::vector<std::vector<std::string>> forms;
+    for (const char* flag : {o.short_flag, o.long_flag}) {
+      if (flag == nullptr) continue;
+      forms.push_back({flag, sample.text});
+      if (absl::StartsWith(flag, "--")) forms.push_back({absl::StrCat(flag, "=", sample.text)});
+      if (sample.text == "true") forms.push_back({flag});
+    }
+    if (sample.text == "false" && o.long_flag != nullptr) {
+      forms.push_back({absl::StrCat("--no-", o.long_flag + 2)});
+    }
+    for (const FlagAlias& alias : o.aliases) {
+      if (alias.flag != nullptr) forms.push_back({alias.flag});
+    }
+    for (const std::vector<std::string>& argv : forms) {
+      SCOPED_TRACE(absl::StrJoin(argv, " "));
+      auto c = parseStrings(role, argv);
+      ASSERT_TRUE(c.ok()) << c.status();
+      EXPECT_FALSE(sameValue(o, *c, defaults)) << "left the default";
+      EXPECT_EQ(optionSource(*c, o.name), OptionSource::Flag);
+    }
+  }
+}
+
+TEST(OptionTableTest, BooleanFlagForms) {
+  struct Case {
+    std::vector<std::string> argv;
+    bool want;
+  };
+  for (const OptionSpec& o : optionTable()) {
+    if (o.kind != OptionKind::Setting || !std::holds_alternative<bool Config::*>(o.field)) {
+      continue;
+    }
+    const std::string flag = o.long_flag;
+    const std::string no = absl::StrCat("--no-", flag.substr(2));
+    const bool Config::*field = std::get<bool Config::*>(o.field);
+    for (const Case& k : std::vector<Case>{
+             {{flag}, true},
+             {{flag + "=true"}, true},
+             {{flag, "true"}, true},
+             {{flag + "=false"}, false},
+             {{flag, "false"}, false},
+             {{no}, false},
+             {{no, flag}, true},
+             {{flag, no}, false},
+             {{flag, "-t", "5"}, true},
+         }) {
+      SCOPED_TRACE(absl::StrJoin(k.argv, " "));
+      auto c = parseStrings(firstRole(o), k.argv);
+      ASSERT_TRUE(c.ok()) << c.status();
+      EXPECT_EQ((*c).*field, k.want);
+    }
+    auto bad = parseStrings(firstRole(o), {flag + "=yes"});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().message(),
+              absl::StrCat("option ", flag, ": \"yes\" is not true or false"));
+    bad = parseStrings(firstRole(o), {no + "=true"});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().message(), absl::StrCat("option ", no, " takes no value"));
+  }
+}
+
+TEST(OptionTableTest, ReusePortCanBeTurnedOff) {
+  EXPECT_TRUE(parse(Role::Server, {})->reuse_port);
+  EXPECT_FALSE(parse(Role::Server, {"--no-reuse-port"})->reuse_port);
+  EXPECT_FALSE(parse(Role::Server, {"--reuse-port=false"})->reuse_port);
+  const std::string path = writeFile("reuse.json", R"({"reuse_port": false})");
+  EXPECT_FALSE(parse(Role::Server, {"-c", path.c_str()})->reuse_port);
+  EXPECT_TRUE(parse(Role::Server, {"-c", path.c_str(), "--reuse-port"})->reuse_port);
+  // The short booleans turn on; -6 is --ipv6-first.
+  EXPECT_TRUE(parse(Role::Local, {"-6"})->ipv6_first);
+  EXPECT_FALSE(parse(Role::Local, {"-6", "--no-ipv6-first"})->ipv6_first);
+  // Unchanged: --metrics-per-user=false and --metrics-per-user false.
+  EXPECT_FALSE(parse(Role::Server, {"--metrics-per-user=false"})->metrics_per_user);
+  EXPECT_FALSE(parse(Role::Server, {"--metrics-per-user", "false"})->metrics_per_user);
+}
+
+// The options column of a --help line ("  -u, -U, --mode MODE   text"): its flags.
+std::vector<std::string> helpLineFlags(absl::string_view line) {
+  std::vector<std::string> flags;
+  if (!absl::StartsWith(line, "  -")) return flags;
+  const absl::string_view column = line.substr(2, line.find("  ", 2) - 2);
+  for (absl::string_view token : absl::StrSplit(column, absl::ByAnyChar(", "), absl::SkipEmpty())) {
+    if (absl::StartsWith(token, "-")) flags.emplace_back(token);
+  }
+  return flags;
+}
+
+int countOf(absl::string_view text, absl::string_view what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != text.npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(OptionTableTest, HelpListsEachOptionOnceForItsRoles) {
+  for (Role role : {Role::Server, Role::Local, Role::Tunnel}) {
+    const std::string help = usage(role);
+    SCOPED_TRACE(help);
+    std::vector<std::vector<std::string>> lines;
+    for (absl::string_view line : absl::StrSplit(help, '\n')) {
+      EXPECT_LE(line.size(), 100u) << line;
+      lines.push_back(helpLineFlags(line));
+    }
+    for (const OptionSpec& o : optionTable()) {
+      const int want = appliesTo(o, role) ? 1 : 0;
+      for (const std::string& flag : flagsOf(o)) {
+        int n = 0;
+        for (const auto& flags : lines) n += std::count(flags.begin(), flags.end(), flag);
+        EXPECT_EQ(n, want) << flag << " for " << roleName(role);
+      }
+      if (o.kind == OptionKind::Setting) {
+        EXPECT_EQ(countOf(help, absl::StrCat("[", o.name, "]")), want) << o.name;
+      }
+    }
+    EXPECT_TRUE(absl::StrContains(help, "--no-")) << "the boolean rule is not explained";
+  }
+  EXPECT_TRUE(absl::StrContains(usage(Role::Server), "(default: 8388) [server_port]"));
+  EXPECT_TRUE(absl::StrContains(usage(Role::Server), "(default: true) [reuse_port]"));
+}
+
+TEST(CheckReportTest, EveryOptionWithItsSourceAndNoSecret) {
+  const std::string path = writeFile("report.json", R"({
+    "server_port": 8400, "method": "aes-256-gcm", "local_port": 1090,
+    "users": [{"name": "alice", "password": "alice-secret-pw", "port": 9001},
+              {"name": "bob", "key": "Ym9iLXNlY3JldC1rZXktYmFzZTY0LTMyLWJ5dGVzISE="}]})");
+  auto c = parse(Role::Server, {"-c", path.c_str(), "-k", "hunter2-secret", "-t", "60"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string report = checkReport(*c);
+  SCOPED_TRACE(report);
+  for (const char* secret : {"hunter2", "alice-secret", "Ym9i"}) {
+    EXPECT_FALSE(absl::StrContains(report, secret)) << secret;
+  }
+  for (const OptionSpec& o : optionTable()) {
+    if (o.kind == OptionKind::Command) continue;
+    int lines = 0;
+    for (absl::string_view line : absl::StrSplit(report, '\n')) {
+      lines += absl::StartsWith(line, absl::StrCat("  ", o.name, " ")) ? 1 : 0;
+    }
+    EXPECT_EQ(lines, appliesTo(o, Role::Server) ? 1 : 0) << o.name;
+  }
+  EXPECT_TRUE(absl::StrContains(report, "  password  "));
+  EXPECT_TRUE(absl::StrContains(report, "(set)  (flag)"));
+  EXPECT_TRUE(absl::StrContains(report, "  key  ") || absl::StrContains(report, "(not set)"));
+  EXPECT_TRUE(absl::StrContains(report, "8400  (config file)"));
+  EXPECT_TRUE(absl::StrContains(report, "60  (flag)"));
+  EXPECT_TRUE(absl::StrContains(report, "16384  (default)"));
+  EXPECT_TRUE(absl::StrContains(report, "alice (port 9001), bob  (config file)"));
+  EXPECT_TRUE(absl::StrContains(report, "ignored by server: local_port")) << "local only";
+}
+
+TEST(ConfigTest, DnsCacheKnobs) {
+  const Config defaults = *parse(Role::Server, {});
+  const dns::DnsCache::Options cache;
+  EXPECT_EQ(defaults.dns_cache_size, static_cast<int>(cache.capacity));
+  EXPECT_EQ(std::chrono::seconds(defaults.dns_min_ttl_seconds), cache.min_ttl);
+  EXPECT_EQ(std::chrono::seconds(defaults.dns_max_ttl_seconds), cache.max_ttl);
+  EXPECT_EQ(std::chrono::seconds(defaults.dns_negative_ttl_seconds), cache.negative_ttl);
+  EXPECT_TRUE(validateConfig(defaults).ok());
+
+  const std::string path = writeFile("dns.json", R"({"dns_cache_size": 0, "dns_min_ttl": 0,
+    "dns_max_ttl": "3600", "dns_negative_ttl": 0})");
+  auto c = parse(Role::Server, {"-c", path.c_str(), "--dns-negative-ttl=30"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->dns_cache_size, 0);
+  EXPECT_EQ(c->dns_min_ttl_seconds, 0);
+  EXPECT_EQ(c->dns_max_ttl_seconds, 3600);
+  EXPECT_EQ(c->dns_negative_ttl_seconds, 30);
+  EXPECT_TRUE(validateConfig(*c).ok());
+
+  c = parse(Role::Server, {"--dns-min-ttl", "60", "--dns-max-ttl", "60"});
+  EXPECT_TRUE(validateConfig(*c).ok()) << "min == max is a fixed TTL";
+  c = parse(Role::Server, {"--dns-min-ttl", "600", "--dns-max-ttl", "60"});
+  EXPECT_EQ(validateConfig(*c).message(), "config: dns_min_ttl: 600 is above dns_max_ttl (60)");
+
+  auto bad = parse(Role::Server, {"--dns-cache-size=-1"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "option --dns-cache-size: \"-1\" is not a number in 0..10000000");
+  const std::string bad_path = writeFile("dns-bad.json", R"({"dns_max_ttl": "soon"})");
+  bad = parse(Role::Server, {"-c", bad_path.c_str()});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            absl::StrCat(bad_path, ": dns_max_ttl: \"soon\" is not a number in 0..604800"));
+}
+
+TEST(ConfigTest, UnknownKeysAndFlagsErrorAsBefore) {
+  struct Case {
+    std::vector<std::string> argv;
+    std::string want;
+  };
+  for (const Case& k : std::vector<Case>{
+           {{"--bogus"}, "unknown option \"--bogus\" (see shadowrelay server --help)"},
+           {{"--bogus=1"}, "unknown option \"--bogus=1\" (see shadowrelay server --help)"},
+           {{"--no-server"}, "unknown option \"--no-server\" (see shadowrelay server --help)"},
+           {{"-u=1"}, "unknown option \"-u=1\" (see shadowrelay server --help)"},
+           {{"-p"}, "option -p needs a value"},
+           {{"-s", "a", "--server-port"}, "option --server-port needs a value"},
+           {{"-c"}, "option -c needs a value"},
+           {{"-p", "0"}, "option -p: \"0\" is not a port (1..65535)"},
+           {{"--workers=0"}, "option --workers: \"0\" is not a number in 1..1024"},
+           {{"-t", "x"}, "option -t: \"x\" is not a number in 1..604800"},
+           {{"--mode", "both"},
+            "option --mode: \"both\" is not one of tcp_only, tcp_and_udp, udp_only"},
+           {{"-L", "nocolon"},
+            "option -L: \"nocolon\" is not host:port (write IPv6 as [addr]:port)"},
+       }) {
+    SCOPED_TRACE(absl::StrJoin(k.argv, " "));
+    auto c = parseStrings(Role::Server, k.argv);
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.status().message(), k.want);
+  }
+  const std::string path = writeFile("unknown.json", R"({"plugin": "obfs-server"})");
+  auto c = parse(Role::Server, {"-c", path.c_str()});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), absl::StrCat(path, ": plugin: unknown key"));
+  // Flag-only options are no JSON keys.
+  for (const char* key : {"config", "help", "check_config"}) {
+    const std::string p = writeFile("flag-only.json", absl::StrCat("{\"", key, "\": true}"));
+    c = parse(Role::Server, {"-c", p.c_str()});
+    ASSERT_FALSE(c.ok()) << key;
+    EXPECT_EQ(c.status().message(), absl::StrCat(p, ": ", key, ": unknown key"));
+  }
+}
+
+TEST(ConfigTest, UsersListErrorsNameTheEntry) {
+  const std::string path = writeFile("users.json", R"({"users": [
+    {"name": "a", "password": "p"}, {"name": "b", "password": "p"},
+    {"name": "c", "password": "p", "port": 0}]})");
+  auto c = parse(Role::Server, {"-c", path.c_str()});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            absl::StrCat(path, ": users: users[2].port: \"0\" is not a port (1..65535)"));
+}
+
+TEST(ConfigTest, FlagsOverrideTheFileWhereverMinusCStands) {
+  const std::string path = writeFile("order.json", R"({"server_port": 8400, "server": "a.test"})");
+  auto c = parse(Role::Local, {"-p", "9000", "-s", "b.test", "-c", path.c_str(), "-s", "c.test"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server_port, 9000);
+  EXPECT_EQ(c->server_hosts, (std::vector<std::string>{"b.test", "c.test"}));
+  c = parseStrings(Role::Local, {"--config=" + path});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server_hosts, std::vector<std::string>{"a.test"});
+}
+
 }  // namespace
 }  // namespace shadowrelay::relay
+
