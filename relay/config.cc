@@ -30,10 +30,11 @@ absl::Status fieldError(absl::string_view where, absl::string_view field, absl::
   return absl::InvalidArgumentError(absl::StrCat(where, ": ", field, ": ", what));
 }
 
-absl::StatusOr<uint16_t> parsePort(absl::string_view text) {
+absl::StatusOr<uint16_t> parsePort(absl::string_view text, int min = 1) {
   int port = 0;
-  if (!absl::SimpleAtoi(text, &port) || port < 1 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not a port (1..65535)"));
+  if (!absl::SimpleAtoi(text, &port) || port < min || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" is not a port (", min, "..65535)"));
   }
   return static_cast<uint16_t>(port);
 }
@@ -139,8 +140,10 @@ absl::Status setText(const OptionSpec&, std::string& field, absl::string_view te
   field = std::string(text);
   return absl::OkStatus();
 }
+// Listen ports may be 0 (any free port: the server logs the one it got); a server to reach may
+// not (validateConfig).
 absl::Status setText(const OptionSpec&, uint16_t& field, absl::string_view text) {
-  return assign(field, parsePort(text));
+  return assign(field, parsePort(text, /*min=*/0));
 }
 absl::Status setText(const OptionSpec& o, int& field, absl::string_view text) {
   return assign(field, parseNumber(text, o.min, o.max));
@@ -151,8 +154,8 @@ absl::Status setText(const OptionSpec&, bool& field, absl::string_view text) {
 absl::Status setText(const OptionSpec&, Mode& field, absl::string_view text) {
   return assign(field, parseMode(text));
 }
-absl::Status setText(const OptionSpec&, std::optional<HostPort>& field, absl::string_view text) {
-  return assign(field, parseHostPort(text));
+absl::Status setText(const OptionSpec&, std::optional<Endpoint>& field, absl::string_view text) {
+  return assign(field, Endpoint::parse(text));
 }
 // Appends: a repeated flag adds to the list (applyFlag clears the file's list first).
 absl::Status setText(const OptionSpec&, std::vector<std::string>& field, absl::string_view text) {
@@ -347,11 +350,6 @@ constexpr char kNone[] = "(none)";
 
 std::string unsetText(const OptionSpec& o) { return o.unset != nullptr ? o.unset : kNone; }
 
-std::string hostPortText(const HostPort& hp) {
-  return absl::StrContains(hp.host, ':') ? absl::StrCat("[", hp.host, "]:", hp.port)
-                                         : absl::StrCat(hp.host, ":", hp.port);
-}
-
 // A field as --help and the check report print it, one overload per OptionField type.
 std::string fieldText(const OptionSpec& o, const std::string& v) {
   return v.empty() ? unsetText(o) : v;
@@ -362,8 +360,8 @@ std::string fieldText(const OptionSpec& o, int v) {
 }
 std::string fieldText(const OptionSpec&, bool v) { return v ? "true" : "false"; }
 std::string fieldText(const OptionSpec&, Mode v) { return std::string(modeName(v)); }
-std::string fieldText(const OptionSpec& o, const std::optional<HostPort>& v) {
-  return v ? hostPortText(*v) : unsetText(o);
+std::string fieldText(const OptionSpec& o, const std::optional<Endpoint>& v) {
+  return v ? v->toString() : unsetText(o);
 }
 std::string fieldText(const OptionSpec& o, const std::vector<std::string>& v) {
   return v.empty() ? unsetText(o) : absl::StrJoin(v, ",");
@@ -470,9 +468,7 @@ absl::Status checkListen(const std::string& listen) {
   if (listen.empty() || listen == kListenOff || absl::StartsWith(listen, "unix:")) {
     return absl::OkStatus();
   }
-  std::string probe = listen;
-  if (absl::EndsWith(probe, ":0")) probe.back() = '1';  // parsePort refuses 0
-  return parseHostPort(probe).status();
+  return Endpoint::parse(listen, Endpoint::Port::AnyOrZero).status();
 }
 
 }  // namespace
@@ -487,34 +483,6 @@ absl::string_view roleName(Role role) {
       return "tunnel";
   }
   return "?";
-}
-
-absl::StatusOr<HostPort> parseHostPort(absl::string_view text) {
-  HostPort hp;
-  absl::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == absl::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not [ipv6]:port"));
-    }
-    hp.host = std::string(text.substr(1, close - 1));
-    port_text = text.substr(close + 2);
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == absl::string_view::npos || colon == 0 ||
-        text.substr(0, colon).find(':') != absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("\"", text, "\" is not host:port (write IPv6 as [addr]:port)"));
-    }
-    hp.host = std::string(text.substr(0, colon));
-    port_text = text.substr(colon + 1);
-  }
-  auto port = parsePort(port_text);
-  if (!port.ok() || hp.host.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not host:port"));
-  }
-  hp.port = *port;
-  return hp;
 }
 
 absl::StatusOr<Config> parseConfig(Role role, int argc, const char* const* argv) {
@@ -563,6 +531,9 @@ absl::Status validateConfig(const Config& c) {
   }
   if (c.role != Role::Server && c.server_hosts.empty()) {
     return fieldError("config", "server", "missing (give -s HOST)");
+  }
+  if (c.role != Role::Server && c.server_port == 0) {
+    return fieldError("config", "server_port", "the server to reach needs a port (1..65535)");
   }
   if (c.role == Role::Tunnel && !c.tunnel_destination) {
     return fieldError("config", "tunnel_address", "missing (give -L host:port)");

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "relay/net/endpoint.h"
 #include "dns/dns_cache.h"
 
 namespace shadowrelay::relay {
@@ -18,11 +19,7 @@ namespace shadowrelay::relay {
 enum class Role { Server, Local, Tunnel };
 enum class Mode { TcpOnly, TcpAndUdp, UdpOnly };
 
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-  bool operator==(const HostPort&) const = default;
-};
+inline constexpr char kShadowrelayVersion[] = "0.1.0";
 
 /// A user from the config file's "users" list (read-only through the control API).
 struct ConfigUser {
@@ -73,7 +70,7 @@ struct Config {
   bool udp_over_tcp = false;            // local/tunnel: --udp-over-tcp, "udp_over_tcp"
   bool allow_private = false;
   std::string crypto_provider = "auto";
-  std::optional<HostPort> tunnel_destination;  // -L, "tunnel_address"
+  std::optional<Endpoint> tunnel_destination;  // -L, "tunnel_address"
   bool verbose = false;
   std::string state_dir;
   std::string config_file;
@@ -114,8 +111,6 @@ absl::StatusOr<Config> parseConfig(Role role, int argc, const char* const* argv)
 /// cache's min TTL is at most its max TTL, ...).
 absl::Status validateConfig(const Config& config);
 
-/// Parses "host:port", "[v6]:port" or "v6literal" is refused; port required.
-absl::StatusOr<HostPort> parseHostPort(absl::string_view text);
 
 std::string usage(Role role);
 absl::string_view roleName(Role role);

@@ -8,13 +8,16 @@
 #include "absl/synchronization/mutex.h"
 #include "crypto/method.h"
 #include "crypto/providers.h"
-#include "relay/app/run_role.h"
+#include "api/app/server_runtime.h"
 #include "relay/config.h"
+#include "relay/log.h"
 #include "relay/resolve/resolve_command.h"
 
 namespace {
 
 constexpr const char* kVersion = shadowrelay::relay::kShadowrelayVersion;
+
+using shadowrelay::relay::Role;
 
 void printUsage(FILE* out) {
   absl::FPrintF(out,
@@ -60,6 +63,34 @@ int runCiphers(int argc, char** argv) {
   return 0;
 }
 
+/// `shadowrelay server|local|tunnel [options]`: the configuration (exit 2 naming the field when
+/// it is wrong), then the runtime until SIGINT/SIGTERM and its drain (exit 0).
+int runRole(Role role, int argc, const char* const* argv) {
+  namespace app = shadowrelay::api::app;
+  const auto name = shadowrelay::relay::roleName(role);
+  auto config = shadowrelay::relay::parseConfig(role, argc, argv);
+  if (!config.ok()) {
+    absl::FPrintF(stderr, "shadowrelay %s: %s\n", name, config.status().message());
+    absl::FPrintF(stderr, "Run `shadowrelay %s --help` for the options.\n", name);
+    return app::kExitConfig;
+  }
+  if (config->help) {
+    absl::PrintF("%s", shadowrelay::relay::usage(role));
+    return 0;
+  }
+  if (config->verbose) shadowrelay::relay::log::setLevel(shadowrelay::relay::log::Level::Debug);
+  const bool check_only = config->check_only;
+  app::ServerRuntime runtime(*std::move(config));
+  if (absl::Status status = runtime.start(); !status.ok()) {
+    absl::FPrintF(stderr, "shadowrelay %s: %s\n", name, status.message());
+    runtime.stop();
+    return app::exitCodeFor(status);
+  }
+  if (!check_only) runtime.run();
+  runtime.stop();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,10 +120,8 @@ int main(int argc, char** argv) {
     return shadowrelay::relay::runResolveCommand(argc - 1, argv + 1);
   }
   if (cmd == "server" || cmd == "local" || cmd == "tunnel") {
-    const auto role = cmd == "server"  ? shadowrelay::relay::Role::Server
-                      : cmd == "local" ? shadowrelay::relay::Role::Local
-                                       : shadowrelay::relay::Role::Tunnel;
-    return shadowrelay::relay::runRole(role, argc - 2, argv + 2);
+    const Role role = cmd == "server" ? Role::Server : cmd == "local" ? Role::Local : Role::Tunnel;
+    return runRole(role, argc - 2, argv + 2);
   }
   absl::FPrintF(stderr, "shadowrelay: unknown command '%s'\n", cmd);
   printUsage(stderr);

@@ -268,7 +268,8 @@ void ClientSession::sendFirst() {
   const size_t total = header + early_.size();
   early_.release();
   crypto::CodecProgress progress;
-  if (!encoder_->encode({plain, total}, {host_.scratchOut(), WorkerContext::kScratchSize}, &progress)) {
+  if (!encoder_->encode({plain, total}, {host_.scratchOut(), WorkerContext::kScratchSize},
+                        &progress)) {
     close(CloseReason::BadStream);
     return;
   }

@@ -73,7 +73,7 @@ TEST(ConfigTest, JsonFileThenFlagsOverride) {
   EXPECT_EQ(c->local_port, 1090);
   EXPECT_EQ(c->mode, Mode::UdpOnly);
   EXPECT_TRUE(c->no_delay);
-  EXPECT_EQ(c->tunnel_destination, (HostPort{"example.com", 53}));
+  EXPECT_EQ(c->tunnel_destination, (Endpoint{"example.com", 53}));
   EXPECT_TRUE(validateConfig(*c).ok());
 }
 
@@ -119,18 +119,28 @@ TEST(ConfigTest, ValidationNamesTheField) {
   EXPECT_NE(std::string(s.message()).find("tunnel_address"), std::string::npos) << s;
   auto bad_flag = parse(Role::Server, {"--bogus"});
   EXPECT_FALSE(bad_flag.ok());
-  auto bad_port = parse(Role::Server, {"-p", "0"});
+  auto bad_port = parse(Role::Server, {"-p", "70000"});
   ASSERT_FALSE(bad_port.ok());
   EXPECT_NE(std::string(bad_port.status().message()).find("-p"), std::string::npos);
+  // Port 0: a listener on any free port (the server logs it), but never the server to reach.
+  auto any_port = parse(Role::Server, {"-p", "0", "-k", "x"});
+  ASSERT_TRUE(any_port.ok()) << any_port.status();
+  EXPECT_TRUE(validateConfig(*any_port).ok());
+  auto local_any = parse(Role::Local, {"-s", "1.2.3.4", "-p", "0", "-l", "0", "-k", "x"});
+  ASSERT_TRUE(local_any.ok()) << local_any.status();
+  s = validateConfig(*local_any);
+  EXPECT_EQ(s.message(), "config: server_port: the server to reach needs a port (1..65535)");
   EXPECT_FALSE(parse(Role::Server, {"-p"}).ok());
 }
 
-TEST(ConfigTest, HostPortForms) {
-  EXPECT_EQ(*parseHostPort("example.com:80"), (HostPort{"example.com", 80}));
-  EXPECT_EQ(*parseHostPort("[::1]:53"), (HostPort{"::1", 53}));
-  EXPECT_FALSE(parseHostPort("::1:53").ok());
-  EXPECT_FALSE(parseHostPort("host:").ok());
-  EXPECT_FALSE(parseHostPort(":80").ok());
+TEST(ConfigTest, EndpointForms) {
+  EXPECT_EQ(*Endpoint::parse("example.com:80"), (Endpoint{"example.com", 80}));
+  EXPECT_EQ(*Endpoint::parse("[::1]:53"), (Endpoint{"::1", 53}));
+  EXPECT_FALSE(Endpoint::parse("::1:53").ok());
+  EXPECT_FALSE(Endpoint::parse("host:").ok());
+  EXPECT_FALSE(Endpoint::parse(":80").ok());
+  EXPECT_FALSE(Endpoint::parse("host:0").ok());
+  EXPECT_EQ(Endpoint::parse("host:0", Endpoint::Port::AnyOrZero)->port, 0);
 }
 
 TEST(ConfigTest, DescribeHasNoSecrets) {
@@ -184,7 +194,7 @@ struct SampleFor {
     return defaults.*m ? Sample{"false", "false"} : Sample{"true", "true"};
   }
   Sample operator()(Mode Config::*) const { return {"\"udp_only\"", "udp_only"}; }
-  Sample operator()(std::optional<HostPort> Config::*) const {
+  Sample operator()(std::optional<Endpoint> Config::*) const {
     return {"\"example.com:53\"", "example.com:53"};
   }
   Sample operator()(std::vector<std::string> Config::*) const {
@@ -450,7 +460,7 @@ TEST(ConfigTest, UnknownKeysAndFlagsErrorAsBefore) {
            {{"-p"}, "option -p needs a value"},
            {{"-s", "a", "--server-port"}, "option --server-port needs a value"},
            {{"-c"}, "option -c needs a value"},
-           {{"-p", "0"}, "option -p: \"0\" is not a port (1..65535)"},
+           {{"-p", "65536"}, "option -p: \"65536\" is not a port (0..65535)"},
            {{"--workers=0"}, "option --workers: \"0\" is not a number in 1..1024"},
            {{"-t", "x"}, "option -t: \"x\" is not a number in 1..604800"},
            {{"--mode", "both"},

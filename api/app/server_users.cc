@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "relay/app/server_users.h"
+#include "api/app/server_users.h"
 
 #include "absl/strings/str_cat.h"
 #include "relay/log.h"
+#include "relay/net/endpoint.h"
 #include "relay/udp/udp_server.h"
 
-namespace shadowrelay::relay {
+namespace shadowrelay::api::app {
 
-ServerUsers::ServerUsers(api::users::UserRegistry& registry, WorkerPool& pool,
-                         std::vector<std::unique_ptr<Worker>>& workers, ListenPlan plan)
+ServerUsers::ServerUsers(users::UserRegistry& registry, relay::WorkerPool& pool,
+                         std::vector<std::unique_ptr<relay::Worker>>& workers, ListenPlan plan)
     : registry_(registry),
       pool_(pool),
       workers_(workers),
@@ -18,7 +19,7 @@ ServerUsers::~ServerUsers() { stop(); }
 
 void ServerUsers::start() {
   subscription_ =
-      registry_.subscribe([this](const UserTablePtr& table) { apply(table); });
+      registry_.subscribe([this](const relay::UserTablePtr& table) { apply(table); });
 }
 
 void ServerUsers::stop() {
@@ -26,18 +27,17 @@ void ServerUsers::stop() {
   subscription_ = 0;
 }
 
-UserTablePtr ServerUsers::table() const {
+relay::UserTablePtr ServerUsers::table() const {
   absl::MutexLock lock(&mu_);
   return table_;
 }
 
-std::vector<api::control::ListenerStatus> ServerUsers::dedicatedListeners() const {
-  std::vector<api::control::ListenerStatus> out;
+std::vector<control::ListenerStatus> ServerUsers::dedicatedListeners() const {
+  std::vector<control::ListenerStatus> out;
   absl::MutexLock lock(&mu_);
   for (const auto& [port, user] : open_ports_) {
-    for (const SocketAddress& address : plan_.addresses) {
-      std::string host = address.toString();
-      host = host.substr(0, host.rfind(':'));
+    for (const relay::SocketAddress& address : plan_.addresses) {
+      const std::string host = relay::Endpoint::fromSocketAddress(address).host;
       if (plan_.tcp) out.push_back({host, port, "tcp", user});
       if (plan_.udp) out.push_back({host, port, "udp", user});
     }
@@ -50,15 +50,15 @@ absl::Status ServerUsers::checkPort(uint16_t port) const {
     absl::MutexLock lock(&mu_);
     if (open_ports_.contains(port)) return absl::OkStatus();  // ours already (same user)
   }
-  for (SocketAddress address : plan_.addresses) {
+  for (relay::SocketAddress address : plan_.addresses) {
     address.setPort(port);
     if (plan_.tcp) {
-      ListenOptions options = plan_.options;
+      relay::ListenOptions options = plan_.options;
       options.reuse_port = false;  // a probe: fails if anybody holds the port
-      if (auto fd = listenTcp(address, options); !fd.ok()) return fd.status();
+      if (auto fd = relay::listenTcp(address, options); !fd.ok()) return fd.status();
     }
     if (plan_.udp) {
-      if (auto fd = bindUdp(address, /*reuse_port=*/false); !fd.ok()) return fd.status();
+      if (auto fd = relay::bindUdp(address, /*reuse_port=*/false); !fd.ok()) return fd.status();
     }
   }
   return absl::OkStatus();
@@ -68,15 +68,15 @@ bool ServerUsers::openPort(uint16_t port) {
   const size_t n = workers_.size();
   // Per worker: its TCP listeners and UDP sockets (SO_REUSEPORT: the kernel spreads the
   // connections and each peer's datagrams over the workers).
-  auto tcp = std::make_shared<std::vector<std::vector<Fd>>>(n);
-  auto udp = std::make_shared<std::vector<std::vector<Fd>>>(n);
-  for (SocketAddress address : plan_.addresses) {
+  auto tcp = std::make_shared<std::vector<std::vector<relay::Fd>>>(n);
+  auto udp = std::make_shared<std::vector<std::vector<relay::Fd>>>(n);
+  for (relay::SocketAddress address : plan_.addresses) {
     address.setPort(port);
     for (size_t i = 0; i < n; ++i) {
       if (plan_.tcp) {
-        ListenOptions options = plan_.options;
+        relay::ListenOptions options = plan_.options;
         options.reuse_port = true;
-        auto fd = listenTcp(address, options);
+        auto fd = relay::listenTcp(address, options);
         if (!fd.ok()) {
           SR_LOG(Warn, "dedicated port %d: %s", port, fd.status().message());
           return false;
@@ -84,7 +84,7 @@ bool ServerUsers::openPort(uint16_t port) {
         (*tcp)[i].push_back(std::move(*fd));
       }
       if (plan_.udp) {
-        auto fd = bindUdp(address, /*reuse_port=*/true);
+        auto fd = relay::bindUdp(address, /*reuse_port=*/true);
         if (!fd.ok()) {
           SR_LOG(Warn, "dedicated port %d: %s", port, fd.status().message());
           return false;
@@ -93,11 +93,11 @@ bool ServerUsers::openPort(uint16_t port) {
       }
     }
   }
-  pool_.runOnEach([this, port, tcp, udp](EventLoop&, size_t i) {
-    Worker& worker = *workers_[i];
-    for (Fd& fd : (*tcp)[i]) worker.addListener(std::move(fd), port);
-    for (Fd& fd : (*udp)[i]) {
-      worker.addUdpPort(std::make_unique<UdpServer>(worker, std::move(fd),
+  pool_.runOnEach([this, port, tcp, udp](relay::EventLoop&, size_t i) {
+    relay::Worker& worker = *workers_[i];
+    for (relay::Fd& fd : (*tcp)[i]) worker.addListener(std::move(fd), port);
+    for (relay::Fd& fd : (*udp)[i]) {
+      worker.addUdpPort(std::make_unique<relay::UdpServer>(worker, std::move(fd),
                                                     worker.env().udp_max_associations, port),
                         port);
     }
@@ -105,11 +105,11 @@ bool ServerUsers::openPort(uint16_t port) {
   return true;
 }
 
-void ServerUsers::apply(const UserTablePtr& table) {
+void ServerUsers::apply(const relay::UserTablePtr& table) {
   absl::MutexLock lock(&mu_);
   table_ = table;
   // In order on every loop: the table first, then the ports it names.
-  pool_.runOnEach([this, table](EventLoop&, size_t i) { workers_[i]->setUsers(table); });
+  pool_.runOnEach([this, table](relay::EventLoop&, size_t i) { workers_[i]->setUsers(table); });
   std::map<uint16_t, std::string> wanted;
   for (uint16_t port : table->dedicatedPorts()) {
     wanted[port] = table->onPort(port).front()->name;
@@ -120,7 +120,7 @@ void ServerUsers::apply(const UserTablePtr& table) {
       continue;
     }
     const uint16_t port = it->first;
-    pool_.runOnEach([this, port](EventLoop&, size_t i) { workers_[i]->closePort(port); });
+    pool_.runOnEach([this, port](relay::EventLoop&, size_t i) { workers_[i]->closePort(port); });
     SR_LOG(Info, "dedicated port %d closed (user %s)", port, it->second);
     it = open_ports_.erase(it);
   }
@@ -136,4 +136,4 @@ void ServerUsers::apply(const UserTablePtr& table) {
   }
 }
 
-}  // namespace shadowrelay::relay
+}  // namespace shadowrelay::api::app

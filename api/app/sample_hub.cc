@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "relay/app/sample_hub.h"
+#include "api/app/sample_hub.h"
 
 #include <map>
 
-namespace shadowrelay::relay {
+namespace shadowrelay::api::app {
 
 namespace {
 
-api::users::TrafficCounters counters(const UserTraffic& t) {
-  api::users::TrafficCounters c;
+users::TrafficCounters counters(const relay::UserTraffic& t) {
+  users::TrafficCounters c;
   c.bytes_up = t.tcp_bytes_up + t.udp_bytes_up;
   c.bytes_down = t.tcp_bytes_down + t.udp_bytes_down;
   c.tcp_connections = t.tcp_connections;
@@ -18,8 +18,8 @@ api::users::TrafficCounters counters(const UserTraffic& t) {
 
 /// The growth from `before` to `now`. A worker drops the entry of a deleted user; when a user of
 /// that name comes back, its counters start again from zero: then all of `now` is new.
-api::users::TrafficCounters growth(const api::users::TrafficCounters& now,
-                                   const api::users::TrafficCounters& before) {
+users::TrafficCounters growth(const users::TrafficCounters& now,
+                                   const users::TrafficCounters& before) {
   if (now.bytes_up < before.bytes_up || now.bytes_down < before.bytes_down ||
       now.tcp_connections < before.tcp_connections || now.udp_packets < before.udp_packets) {
     return now;
@@ -30,10 +30,10 @@ api::users::TrafficCounters growth(const api::users::TrafficCounters& now,
 
 }  // namespace
 
-SampleHub::SampleHub(size_t workers, RelayObserver* next)
+SampleHub::SampleHub(size_t workers, relay::RelayObserver* next)
     : next_(next), latest_(workers), taken_(workers) {}
 
-void SampleHub::publish(size_t worker, const WorkerSample& sample) {
+void SampleHub::publish(size_t worker, const relay::WorkerSample& sample) {
   {
     absl::MutexLock lock(&mu_);
     if (worker < latest_.size()) latest_[worker] = sample;
@@ -41,25 +41,26 @@ void SampleHub::publish(size_t worker, const WorkerSample& sample) {
   if (next_ != nullptr) next_->publish(worker, sample);
 }
 
-std::vector<api::users::TrafficDelta> SampleHub::takeTrafficDeltas() {
-  std::map<std::string, api::users::TrafficCounters> sums;
+std::vector<users::TrafficDelta> SampleHub::takeTrafficDeltas() {
+  std::map<std::string, users::TrafficCounters> sums;
   {
     absl::MutexLock lock(&mu_);
     for (size_t w = 0; w < latest_.size(); ++w) {
       const auto& users = latest_[w].users;
       // Forget the users the worker has retired (deleted from the table).
-      absl::erase_if(taken_[w], [&users](const auto& entry) { return !users.contains(entry.first); });
+      absl::erase_if(taken_[w],
+                     [&users](const auto& entry) { return !users.contains(entry.first); });
       for (const auto& [name, traffic] : users) {
         if (name.empty()) continue;  // sessions that never identified a user
-        UserTraffic& taken = taken_[w][name];
-        const api::users::TrafficCounters delta = growth(counters(traffic), counters(taken));
+        relay::UserTraffic& taken = taken_[w][name];
+        const users::TrafficCounters delta = growth(counters(traffic), counters(taken));
         taken = traffic;
-        if (delta == api::users::TrafficCounters{}) continue;
+        if (delta == users::TrafficCounters{}) continue;
         sums[name] += delta;
       }
     }
   }
-  std::vector<api::users::TrafficDelta> out;
+  std::vector<users::TrafficDelta> out;
   out.reserve(sums.size());
   for (auto& [name, delta] : sums) out.push_back({name, delta});
   return out;
@@ -68,15 +69,15 @@ std::vector<api::users::TrafficDelta> SampleHub::takeTrafficDeltas() {
 uint64_t SampleHub::activeTcpSessions() const {
   absl::MutexLock lock(&mu_);
   uint64_t total = 0;
-  for (const WorkerSample& s : latest_) total += s.tcp_active;
+  for (const relay::WorkerSample& s : latest_) total += s.tcp_active;
   return total;
 }
 
 uint64_t SampleHub::udpAssociations() const {
   absl::MutexLock lock(&mu_);
   uint64_t total = 0;
-  for (const WorkerSample& s : latest_) total += s.udp_associations_active;
+  for (const relay::WorkerSample& s : latest_) total += s.udp_associations_active;
   return total;
 }
 
-}  // namespace shadowrelay::relay
+}  // namespace shadowrelay::api::app

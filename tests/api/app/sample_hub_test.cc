@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "relay/app/sample_hub.h"
+#include "api/app/sample_hub.h"
 
 #include <map>
 #include <string>
@@ -7,12 +7,14 @@
 
 #include "gtest/gtest.h"
 
-namespace shadowrelay::relay {
+namespace shadowrelay::api::app {
+using relay::WorkerSample;
+
 namespace {
 
-std::map<std::string, api::users::TrafficCounters> byName(
-    const std::vector<api::users::TrafficDelta>& deltas) {
-  std::map<std::string, api::users::TrafficCounters> out;
+std::map<std::string, users::TrafficCounters> byName(
+    const std::vector<users::TrafficDelta>& deltas) {
+  std::map<std::string, users::TrafficCounters> out;
   for (const auto& d : deltas) out[d.name] = d.delta;
   return out;
 }
@@ -68,4 +70,4 @@ TEST(SampleHubTest, RetiredUsersAreForgotten) {
 }
 
 }  // namespace
-}  // namespace shadowrelay::relay
+}  // namespace shadowrelay::api::app

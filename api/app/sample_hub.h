@@ -15,29 +15,29 @@
 #include "api/users/user_registry.h"
 #include "relay/stats/relay_sample.h"
 
-namespace shadowrelay::relay {
+namespace shadowrelay::api::app {
 
-class SampleHub final : public RelayObserver {
+class SampleHub final : public relay::RelayObserver {
  public:
   /// `next` (may be null, e.g. without metrics) also receives every sample.
-  SampleHub(size_t workers, RelayObserver* next);
+  SampleHub(size_t workers, relay::RelayObserver* next);
 
   /// Thread-safe; called by the workers.
-  void publish(size_t worker, const WorkerSample& sample) override;
+  void publish(size_t worker, const relay::WorkerSample& sample) override;
 
   /// The traffic of each user since the previous call, over all workers; users without traffic
   /// are left out. For the registry (UserRegistry::addTraffic).
-  std::vector<api::users::TrafficDelta> takeTrafficDeltas();
+  std::vector<users::TrafficDelta> takeTrafficDeltas();
   /// Gauges summed over the workers' latest samples.
   uint64_t activeTcpSessions() const;
   uint64_t udpAssociations() const;
 
  private:
-  RelayObserver* const next_;
+  relay::RelayObserver* const next_;
   mutable absl::Mutex mu_;
-  std::vector<WorkerSample> latest_ ABSL_GUARDED_BY(mu_);
+  std::vector<relay::WorkerSample> latest_ ABSL_GUARDED_BY(mu_);
   /// Per worker: the traffic already handed out by takeTrafficDeltas().
-  std::vector<absl::flat_hash_map<std::string, UserTraffic>> taken_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::flat_hash_map<std::string, relay::UserTraffic>> taken_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace shadowrelay::relay
+}  // namespace shadowrelay::api::app

@@ -21,20 +21,21 @@
 #include "relay/worker/worker.h"
 #include "relay/users/user_table.h"
 
-namespace shadowrelay::relay {
+namespace shadowrelay::api::app {
 
 /// Where and how the server listens.
 struct ListenPlan {
-  std::vector<SocketAddress> addresses;
+  std::vector<relay::SocketAddress> addresses;
   bool tcp = true;
   bool udp = false;
-  ListenOptions options;
+  relay::ListenOptions options;
 };
 
 class ServerUsers {
  public:
   /// `workers` must have been created (and stay) on `pool`'s loops.
-  ServerUsers(api::users::UserRegistry& registry, WorkerPool& pool, std::vector<std::unique_ptr<Worker>>& workers, ListenPlan plan);
+  ServerUsers(users::UserRegistry& registry, relay::WorkerPool& pool,
+              std::vector<std::unique_ptr<relay::Worker>>& workers, ListenPlan plan);
   /// Unsubscribes (stop()).
   ~ServerUsers();
   ServerUsers(const ServerUsers&) = delete;
@@ -50,23 +51,23 @@ class ServerUsers {
   /// every listen address. For RegistryOptions::port_check.
   absl::Status checkPort(uint16_t port) const;
   /// The dedicated ports open now, with their users.
-  std::vector<api::control::ListenerStatus> dedicatedListeners() const;
-  UserTablePtr table() const;
+  std::vector<control::ListenerStatus> dedicatedListeners() const;
+  relay::UserTablePtr table() const;
 
  private:
-  void apply(const UserTablePtr& table);
+  void apply(const relay::UserTablePtr& table);
   /// Binds `port` for every worker and hands the sockets over. False if a bind failed.
   bool openPort(uint16_t port);
 
-  api::users::UserRegistry& registry_;
-  WorkerPool& pool_;
-  std::vector<std::unique_ptr<Worker>>& workers_;
+  users::UserRegistry& registry_;
+  relay::WorkerPool& pool_;
+  std::vector<std::unique_ptr<relay::Worker>>& workers_;
   const ListenPlan plan_;
   uint64_t subscription_ = 0;
 
   mutable absl::Mutex mu_;
-  UserTablePtr table_ ABSL_GUARDED_BY(mu_);
+  relay::UserTablePtr table_ ABSL_GUARDED_BY(mu_);
   std::map<uint16_t, std::string> open_ports_ ABSL_GUARDED_BY(mu_);  // port -> user
 };
 
-}  // namespace shadowrelay::relay
+}  // namespace shadowrelay::api::app

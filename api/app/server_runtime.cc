@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "api/app/server_runtime.h"
+
+#include <fcntl.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "api/app/state_dir.h"
+#include "api/control/bearer_auth.h"
+#include "crypto/key_derivation.h"
+#include "crypto/method.h"
+#include "relay/event/event_loop.h"
+#include "relay/event/signal_watcher.h"
+#include "relay/event/timer.h"
+#include "relay/log.h"
+#include "relay/net/endpoint.h"
+#include "relay/ss_uri.h"
+#include "relay/stats/tcp_stats.h"
+#include "relay/stats/udp_stats.h"
+#include "relay/udp/udp_client.h"
+#include "relay/udp/udp_server.h"
+
+namespace shadowrelay::api::app {
+
+using relay::Config;
+using relay::EventLoop;
+using relay::Fd;
+using relay::Role;
+using relay::SocketAddress;
+
+namespace {
+
+absl::Status configError(absl::string_view message) {
+  return absl::InvalidArgumentError(message);
+}
+
+absl::Status runtimeError(absl::string_view message) { return absl::UnavailableError(message); }
+
+/// The users of the config file ("users") and of -k/--key ("default"), for the registry.
+std::vector<users::User> configuredUsers(const Config& config) {
+  std::vector<users::User> out;
+  for (const relay::ConfigUser& from : config.users) {
+    users::User user;
+    user.name = from.name;
+    user.method = from.method.empty() ? config.method : from.method;
+    user.password = from.password;
+    user.key = from.key;
+    user.port = from.port == config.server_port ? 0 : from.port;
+    user.source = users::UserSource::Config;
+    out.push_back(std::move(user));
+  }
+  if (!config.password.empty() || !config.key.empty()) {
+    users::User user;
+    user.name = "default";
+    user.method = config.method;
+    user.password = config.password;
+    user.key = config.key;
+    user.source = users::UserSource::Default;
+    out.push_back(std::move(user));
+  }
+  return out;
+}
+
+/// The port of a "host:port" listen setting (0 for "off", unix sockets and port 0).
+uint16_t listenPort(const std::string& listen) {
+  auto endpoint = relay::Endpoint::parse(listen, relay::Endpoint::Port::AnyOrZero);
+  return endpoint.ok() ? endpoint->port : 0;
+}
+
+std::vector<std::string> addressTexts(const std::vector<SocketAddress>& addresses) {
+  std::vector<std::string> out;
+  for (const SocketAddress& address : addresses) out.push_back(address.toString());
+  return out;
+}
+
+}  // namespace
+
+int exitCodeFor(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kInvalidArgument ? kExitConfig : kExitRuntime;
+}
+
+/// Drives the graceful stop from the main thread's loop.
+class ServerRuntime::Supervisor {
+ public:
+  Supervisor(EventLoop& main, ServerRuntime& runtime, std::chrono::seconds drain)
+      : main_(main), runtime_(runtime), drain_(drain), poll_(main, [this] { poll(); }) {}
+
+  void onStopSignal(int signo) {
+    if (draining_) {
+      SR_LOG(Info, "signal %d again: closing every session now", signo);
+      finish();
+      return;
+    }
+    draining_ = true;
+    deadline_ = main_.now() + drain_;
+    SR_LOG(Info, "signal %d: no longer accepting; draining sessions for up to %d s", signo,
+           static_cast<int>(drain_.count()));
+    runtime_.pool_->runOnEachAndWait(
+        [this](EventLoop&, size_t i) { runtime_.workers_[i]->stopAccepting(); });
+    poll();
+  }
+
+ private:
+  void poll() {
+    auto open = std::make_shared<std::atomic<size_t>>(0);
+    runtime_.pool_->runOnEachAndWait(
+        [this, open](EventLoop&, size_t i) { *open += runtime_.workers_[i]->sessionCount(); });
+    if (*open == 0 || main_.now() >= deadline_) {
+      if (*open > 0) SR_LOG(Info, "drain deadline: closing %d sessions", *open);
+      finish();
+      return;
+    }
+    poll_.armAfter(std::chrono::milliseconds(100));
+  }
+
+  void finish() {
+    poll_.cancel();
+    runtime_.pool_->runOnEachAndWait(
+        [this](EventLoop&, size_t i) { runtime_.workers_[i]->closeAllSessions(); });
+    main_.stop();
+  }
+
+  EventLoop& main_;
+  ServerRuntime& runtime_;
+  const std::chrono::seconds drain_;
+  relay::Timer poll_;
+  bool draining_ = false;
+  relay::TimePoint deadline_;
+};
+
+ServerRuntime::ServerRuntime(Config config) {
+  env_.config = std::move(config);
+  server_ = config_.role == Role::Server;
+  tcp_ = config_.mode != relay::Mode::UdpOnly;
+  udp_ = config_.mode != relay::Mode::TcpOnly;
+  // local -u has no shared UDP port: each SOCKS5 UDP ASSOCIATE binds a socket of its own.
+  udp_port_ = udp_ && config_.role != Role::Local;
+}
+
+ServerRuntime::~ServerRuntime() { stop(); }
+
+absl::Status ServerRuntime::start() {
+  started_ = true;
+  if (absl::Status s = loadSecrets(); !s.ok()) return s;
+  if (absl::Status s = prepareEnv(); !s.ok()) return s;
+  if (server_) {
+    if (absl::Status s = openRegistry(); !s.ok()) return s;
+  }
+  if (config_.check_only) {
+    absl::PrintF("%s", relay::checkReport(config_));
+    return absl::OkStatus();
+  }
+  if (absl::Status s = resolveUdpServer(); !s.ok()) return s;
+  salt_filter_ = std::make_unique<crypto::SaltFilter>();
+  dns::DnsCache::Options cache;
+  cache.capacity = static_cast<size_t>(config_.dns_cache_size);
+  cache.min_ttl = std::chrono::seconds(config_.dns_min_ttl_seconds);
+  cache.max_ttl = std::chrono::seconds(config_.dns_max_ttl_seconds);
+  cache.negative_ttl = std::chrono::seconds(config_.dns_negative_ttl_seconds);
+  dns_cache_ = std::make_unique<dns::DnsCache>(cache);
+  env_.salt_filter = salt_filter_.get();
+  env_.dns_cache = dns_cache_.get();
+
+  relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
+  std::signal(SIGPIPE, SIG_IGN);
+  const uint64_t files = relay::raiseFileLimit();
+
+  pool_ = std::make_unique<relay::WorkerPool>(static_cast<size_t>(config_.workers));
+  if (absl::Status s = startExporter(); !s.ok()) return s;
+  hub_ = std::make_unique<SampleHub>(pool_->size(), exporter_.get());
+  env_.observer = hub_.get();
+  if (absl::Status s = bindListeners(); !s.ok()) return s;
+  if (absl::Status s = startWorkers(); !s.ok()) return s;
+  started_at_ = absl::Now();
+  if (control_wanted_) {
+    if (absl::Status s = startControl(); !s.ok()) return s;
+  }
+
+  SR_LOG(Info, "%s listening on %s%s%s (%d workers, %s, open files %d)",
+         relay::roleName(config_.role), absl::StrJoin(addressTexts(addresses_), " "),
+         tcp_ ? " tcp" : "", udp_ ? (udp_port_ ? " udp" : " udp-associate") : "",
+         static_cast<int>(pool_->size()),
+         server_ ? absl::StrCat(registry_->size(), " users")
+                 : absl::StrCat(config_.method, ", ", env_.credentials.provider->name()),
+         static_cast<int>(files));
+  SR_LOG(Info, "%s", readyLine());
+  if (print_uri_) {
+    absl::PrintF("%s\n", relay::makeSsUri(config_.method, config_.password, public_host_,
+                                          addresses_.front().port(), "shadowrelay"));
+    std::fflush(stdout);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::loadSecrets() {
+  Config& config = env_.config;
+  // The server's embedded default: with a state directory and no user at all, a password is
+  // generated once, kept there, and the ss:// URI printed.
+  if (server_ && config.password.empty() && config.key.empty() && config.users.empty() &&
+      !config.state_dir.empty()) {
+    bool created = false;
+    auto password = loadOrCreateSecret(
+        config.state_dir, "password", [] { return crypto::randomBase64Key(24); },
+        !config.check_only, &created);
+    if (!password.ok()) return configError(password.status().message());
+    config.password = *password;
+    print_uri_ = true;
+    SR_LOG(Info, "%s the password in %s/password",
+           !created ? "using" : config.check_only ? "would generate" : "generated",
+           config.state_dir);
+  }
+  if (absl::Status status = relay::validateConfig(config); !status.ok()) {
+    return configError(status.message());
+  }
+  // The control API needs a token; without one it stays off unless it was asked for.
+  control_wanted_ = server_ && config.control_listen != relay::kListenOff;
+  if (control_wanted_) {
+    auto token = control::loadControlToken(config.control_token_file,
+                                           std::getenv(control::kControlTokenEnv));
+    if (token.ok() && token->empty() && !config.state_dir.empty()) {
+      bool created = false;
+      token = loadOrCreateSecret(
+          config.state_dir, "control_token", [] { return crypto::randomBase64Key(32); },
+          !config.check_only, &created);
+      if (token.ok()) {
+        SR_LOG(Info, "control API token %s %s/control_token",
+               !created ? "read from"
+               : config.check_only ? "would be generated in"
+                                   : "generated in",
+               config.state_dir);
+      }
+    }
+    if (!token.ok()) {
+      return configError(absl::StrCat("config: control_token_file: ", token.status().message()));
+    }
+    control_token_ = *token;
+    if (control_token_.empty()) {
+      if (config.control_listen_given) {
+        return configError(
+            "config: control_listen: the control API needs a token (give "
+            "--control-token-file FILE, $SHADOWRELAY_CONTROL_TOKEN or --state-dir DIR)");
+      }
+      control_wanted_ = false;
+      SR_LOG(Info, "control API off: no token (give --control-token-file, "
+                   "$SHADOWRELAY_CONTROL_TOKEN or --state-dir)");
+    }
+  }
+  if (server_ && config.password.empty() && config.key.empty() && config.users.empty() &&
+      !control_wanted_) {
+    return configError(
+        "config: password: missing (give -k PASSWORD, --key BASE64, users in the config file, "
+        "--state-dir DIR to generate one, or a control token to add users through the API)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::prepareEnv() {
+  const Config& config = config_;
+  if (config.mode == relay::Mode::UdpOnly && config.role == Role::Local) {
+    return configError(
+        "config: mode: local relays UDP through SOCKS5 UDP ASSOCIATE, which needs its TCP "
+        "port: use tcp_and_udp (-u), not udp_only (-U)");
+  }
+  auto choice = crypto::parseProviderChoice(config.crypto_provider);
+  if (!choice.ok()) return configError(choice.status().message());
+  auto providers = crypto::CryptoProviders::create(*choice);
+  if (!providers.ok()) return configError(providers.status().message());
+  providers_ = std::move(*providers);
+  const crypto::MethodInfo* method = *crypto::findMethod(config.method);  // validated
+  if (!server_) {
+    auto master = crypto::masterKeyFor(*method, config.password, config.key);
+    if (!master.ok()) return configError(absl::StrCat("config: key: ", master.status().message()));
+    env_.credentials.method = method;
+    env_.credentials.provider = &providers_->providerFor(*method);
+    env_.credentials.master = std::move(*master);
+  }
+  env_.idle_timeout = std::chrono::seconds(config.timeout_seconds);
+  env_.handshake_timeout = std::chrono::seconds(config.handshake_timeout_seconds);
+  env_.connect_timeout = std::chrono::seconds(config.connect_timeout_seconds);
+  env_.preference =
+      config.ipv6_first ? dns::AddressPreference::Ipv6First : dns::AddressPreference::Ipv4First;
+  // SHADOWRELAY_IO_URING=0 turns the batched io_uring I/O off (plain recv/send per event).
+  const char* uring = std::getenv("SHADOWRELAY_IO_URING");
+  env_.io_uring = uring == nullptr || std::strcmp(uring, "0") != 0;
+  env_.udp_timeout = std::chrono::seconds(config.udp_timeout_seconds);
+  env_.udp_max_associations = static_cast<size_t>(config.udp_max_associations);
+  if (config.tunnel_destination) env_.tunnel_target = config.tunnel_destination->socksAddress();
+
+  std::vector<std::string> hosts;
+  uint16_t port = 0;
+  if (server_) {
+    hosts = config.server_hosts.empty() ? std::vector<std::string>{"0.0.0.0"}
+                                        : config.server_hosts;
+    port = config.server_port;
+  } else {
+    hosts = {config.local_address};
+    port = config.local_port;
+  }
+  auto addresses = relay::resolveAtStartup(hosts, port);
+  if (!addresses.ok()) {
+    return configError(absl::StrCat("server: ", addresses.status().message()));
+  }
+  addresses_ = std::move(*addresses);
+  public_host_ = config.public_host;
+  if (public_host_.empty()) {
+    public_host_ = hosts.front();
+    if (public_host_ == "0.0.0.0" || public_host_ == "::") public_host_ = publicHostGuess();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::resolveUdpServer() {
+  // tunnel -u and local -u: the server's address for the UDP associations, resolved once.
+  if (!udp_ || server_) return absl::OkStatus();
+  auto resolved = relay::resolveAtStartup({config_.server_hosts.front()}, config_.server_port);
+  if (!resolved.ok() || resolved->empty()) {
+    return configError(resolved.ok() ? "server: no address"
+                                     : absl::StrCat("server: ", resolved.status().message()));
+  }
+  env_.udp_server = resolved->front();
+  return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::openRegistry() {
+  users::RegistryOptions options;
+  // --check-config validates the configured users the same way, without the store.
+  if (!config_.check_only) options.state_dir = config_.state_dir;
+  options.default_method = std::string((*crypto::findMethod(config_.method))->name);
+  options.default_method_given = config_.method_given;
+  options.configured_users = configuredUsers(config_);
+  options.shared_port = config_.server_port;
+  for (const std::string* listen : {&config_.control_listen, &config_.metrics_listen}) {
+    if (const uint16_t reserved = listenPort(*listen); reserved != 0) {
+      options.reserved_ports.push_back(reserved);
+    }
+  }
+  options.providers = providers_.get();
+  // A dedicated port must be bindable; before the workers run, nothing is checked.
+  options.port_check = [this](uint16_t user_port) {
+    return server_users_ != nullptr ? server_users_->checkPort(user_port) : absl::OkStatus();
+  };
+  auto opened = users::UserRegistry::open(std::move(options));
+  if (!opened.ok()) return configError(absl::StrCat("users: ", opened.status().message()));
+  registry_ = std::move(*opened);
+  return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::startExporter() {
+  if (config_.metrics_listen == relay::kListenOff) return absl::OkStatus();
+  metrics::MetricsOptions options;
+  options.listen = config_.metrics_listen;
+  options.workers = pool_->size();
+  options.per_user = config_.metrics_per_user;
+  options.version = relay::kShadowrelayVersion;
+  options.crypto_provider =
+      std::string(providers_->providerFor(**crypto::findMethod(config_.method)).name());
+  users::UserRegistry* registry = registry_.get();
+  options.users_count = [registry] { return registry != nullptr ? registry->size() : size_t{0}; };
+  auto started = metrics::MetricsExporter::start(std::move(options));
+  if (started.ok()) {
+    exporter_ = std::move(*started);
+    SR_LOG(Info, "metrics on http://%s/metrics", exporter_->address());
+  } else if (config_.metrics_listen_given) {
+    return runtimeError(absl::StrCat("metrics_listen: ", started.status().message()));
+  } else {
+    SR_LOG(Warn, "metrics not served: %s (set --metrics-listen)", started.status().message());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::bindListeners() {
+  // On this thread, before the workers run, so that a bind error ends start-up cleanly. Port 0
+  // takes the port the first socket got, for every worker and for UDP too.
+  const size_t n = pool_->size();
+  tcp_fds_.clear();
+  tcp_fds_.resize(n);
+  udp_fds_.clear();
+  udp_fds_.resize(n);
+  relay::ListenOptions options;
+  options.reuse_port = config_.reuse_port;
+  options.fast_open = config_.fast_open;
+  for (SocketAddress& address : addresses_) {
+    Fd shared;
+    for (size_t i = 0; tcp_ && i < n; ++i) {
+      if (config_.reuse_port || i == 0) {
+        auto fd = relay::listenTcp(address, options);
+        if (!fd.ok()) return runtimeError(fd.status().message());
+        if (address.port() == 0) address.setPort(relay::localAddress(fd->get()).port());
+        if (config_.reuse_port) {
+          tcp_fds_[i].push_back(std::move(*fd));
+          continue;
+        }
+        shared = std::move(*fd);
+      }
+      tcp_fds_[i].push_back(Fd(::fcntl(shared.get(), F_DUPFD_CLOEXEC, 0)));
+    }
+    for (size_t i = 0; udp_port_ && i < n; ++i) {
+      // SO_REUSEPORT: the kernel hashes each client's datagrams to one worker, so its
+      // association lives on one loop.
+      auto fd = relay::bindUdp(address, /*reuse_port=*/true);
+      if (!fd.ok()) return runtimeError(fd.status().message());
+      if (address.port() == 0) address.setPort(relay::localAddress(fd->get()).port());
+      udp_fds_[i].push_back(std::move(*fd));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::startWorkers() {
+  const size_t n = pool_->size();
+  pool_->start();
+  workers_.resize(n);
+  std::vector<absl::Status> init(n);
+  pool_->runOnEachAndWait([&](EventLoop& loop, size_t i) {
+    relay::log::setThreadName(absl::StrCat("worker-", i));
+    workers_[i] = std::make_unique<relay::Worker>(loop, env_, i);
+    init[i] = workers_[i]->init();
+  });
+  for (const absl::Status& status : init) {
+    if (!status.ok()) return runtimeError(absl::StrCat("resolver: ", status.message()));
+  }
+  // The users reach every worker (posted first, so before any connection is accepted).
+  if (server_) {
+    ListenPlan plan;
+    plan.addresses = addresses_;
+    plan.tcp = tcp_;
+    plan.udp = udp_port_;
+    plan.options.reuse_port = config_.reuse_port;
+    plan.options.fast_open = config_.fast_open;
+    server_users_ = std::make_unique<ServerUsers>(*registry_, *pool_, workers_, plan);
+    server_users_->start();
+  }
+  pool_->runOnEachAndWait([&](EventLoop&, size_t i) {
+    relay::Worker& worker = *workers_[i];
+    for (Fd& fd : tcp_fds_[i]) worker.addListener(std::move(fd));
+    for (Fd& fd : udp_fds_[i]) {
+      if (server_) {
+        worker.addUdpPort(
+            std::make_unique<relay::UdpServer>(worker, std::move(fd), env_.udp_max_associations));
+      } else {
+        worker.addUdpPort(std::make_unique<relay::UdpTunnel>(
+            worker, std::move(fd), *env_.udp_server, *env_.tunnel_target,
+            env_.udp_max_associations));
+      }
+    }
+  });
+  tcp_fds_.clear();
+  udp_fds_.clear();
+  return absl::OkStatus();
+}
+
+control::RelayStatus ServerRuntime::status() const {
+  control::RelayStatus status;
+  status.version = relay::kShadowrelayVersion;
+  status.uptime = absl::Now() - started_at_;
+  status.workers = static_cast<uint32_t>(pool_->size());
+  for (const SocketAddress& address : addresses_) {
+    const std::string host = relay::Endpoint::fromSocketAddress(address).host;
+    if (tcp_) status.listeners.push_back({host, address.port(), "tcp", ""});
+    if (udp_port_) status.listeners.push_back({host, address.port(), "udp", ""});
+  }
+  for (auto& listener : server_users_->dedicatedListeners()) {
+    status.listeners.push_back(std::move(listener));
+  }
+  status.active_tcp_sessions = hub_->activeTcpSessions();
+  status.udp_associations = hub_->udpAssociations();
+  return status;
+}
+
+absl::Status ServerRuntime::startControl() {
+  control::ControlServerOptions options;
+  options.listen = config_.control_listen;
+  options.token = control_token_;
+  options.tls_cert_file = config_.control_tls_cert;
+  options.tls_key_file = config_.control_tls_key;
+  options.tls_client_ca_file = config_.control_tls_client_ca;
+  options.public_host = public_host_;
+  options.providers = providers_.get();
+  options.status = [this] { return status(); };
+  auto started = control::ControlServer::start(std::move(options), *registry_);
+  if (started.ok()) {
+    control_ = std::move(*started);  // ControlServer::start logged it
+  } else if (config_.control_listen_given) {
+    return runtimeError(absl::StrCat("control_listen: ", started.status().message()));
+  } else {
+    SR_LOG(Warn, "control API not started: %s (set --control-listen)",
+           started.status().message());
+  }
+  return absl::OkStatus();
+}
+
+std::string ServerRuntime::readyLine() const {
+  std::string line = absl::StrCat("ready: ", relay::roleName(config_.role));
+  for (const SocketAddress& address : addresses_) {
+    if (tcp_) absl::StrAppend(&line, " tcp=", address.toString());
+    if (udp_port_) absl::StrAppend(&line, " udp=", address.toString());
+  }
+  if (control_) absl::StrAppend(&line, " control=", control_->address());
+  if (exporter_) absl::StrAppend(&line, " metrics=", exporter_->address());
+  return line;
+}
+
+void ServerRuntime::forwardTraffic() {
+  const auto deltas = hub_->takeTrafficDeltas();
+  if (!deltas.empty()) registry_->addTraffic(deltas);
+}
+
+void ServerRuntime::run() {
+  EventLoop main_loop;
+  Supervisor supervisor(main_loop, *this, std::chrono::seconds(config_.drain_timeout_seconds));
+  auto signals = relay::SignalWatcher::stopAndReload(
+      main_loop, [&supervisor](int signo) { supervisor.onStopSignal(signo); },
+      [] { SR_LOG(Info, "SIGHUP: nothing to reload (users change through the control API)"); });
+  // Traffic reaches the registry once a second (data quotas, the API's counters); the
+  // registry writes its counters to disk every 30 s and at exit.
+  int ticks = 0;
+  std::optional<relay::Timer> traffic;
+  if (registry_) {
+    traffic.emplace(main_loop, [&] {
+      forwardTraffic();
+      if (++ticks % 30 == 0) {
+        if (auto status = registry_->flush(); !status.ok()) {
+          SR_LOG(Warn, "users: %s", status.message());
+        }
+      }
+      traffic->armAfter(std::chrono::seconds(1));
+    });
+    traffic->armAfter(std::chrono::seconds(1));
+  }
+  main_loop.run();
+}
+
+void ServerRuntime::stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  // Bottom of the member list first.
+  if (control_) control_->shutdown();
+  control_.reset();
+  if (server_users_) server_users_->stop();
+  relay::TcpStats tcp_total;
+  relay::UdpStats udp_total;
+  if (pool_) {
+    // Each worker fills its own slot (the callbacks run concurrently); the sums are made here.
+    const size_t n = pool_->size();
+    std::vector<relay::TcpStats> tcp(n);
+    std::vector<relay::UdpStats> udp(n);
+    if (!workers_.empty()) {
+      pool_->runOnEachAndWait([&](EventLoop&, size_t i) {
+        if (workers_[i]) {
+          workers_[i]->closeUdp();
+          workers_[i]->publishSample();  // the last traffic, for the registry
+          tcp[i].add(workers_[i]->stats());
+          udp[i].add(workers_[i]->udpTotals());
+        }
+        workers_[i].reset();
+      });
+    }
+    pool_->stop();
+    for (size_t i = 0; i < n; ++i) {
+      tcp_total.add(tcp[i]);
+      udp_total.add(udp[i]);
+    }
+  }
+  if (registry_ && hub_) {
+    forwardTraffic();
+    if (auto status = registry_->flush(); !status.ok()) SR_LOG(Warn, "users: %s", status.message());
+  }
+  server_users_.reset();
+  workers_.clear();
+  tcp_fds_.clear();
+  udp_fds_.clear();
+  pool_.reset();
+  hub_.reset();
+  exporter_.reset();
+  if (config_.check_only || !env_.observer) return;  // nothing ran
+  SR_LOG(Info, "stopped: tcp %s", tcp_total.summary());
+  // UDP over TCP counts here too, also on a server without -u.
+  if (udp_ || udp_total.associations > 0) SR_LOG(Info, "stopped: udp %s", udp_total.summary());
+}
+
+}  // namespace shadowrelay::api::app

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The composition root of `shadowrelay server|local|tunnel`: it builds the crypto providers,
+// the user registry, the metrics exporter, the workers and their listeners, the user wiring and
+// the control API, runs the main thread's supervisor loop, and takes it all down again. The
+// members are declared in start order; stop() tears them down in the reverse order.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "api/app/sample_hub.h"
+#include "api/app/server_users.h"
+#include "api/control/control_server.h"
+#include "api/metrics/metrics_exporter.h"
+#include "api/users/user_registry.h"
+#include "crypto/providers.h"
+#include "crypto/salt_filter.h"
+#include "dns/dns_cache.h"
+#include "relay/config.h"
+#include "relay/context/relay_env.h"
+#include "relay/event/worker_pool.h"
+#include "relay/net/socket.h"
+#include "relay/worker/worker.h"
+
+namespace shadowrelay::api::app {
+
+/// Process exit codes of a role.
+inline constexpr int kExitConfig = 2;   // the configuration is wrong (the message names the field)
+inline constexpr int kExitRuntime = 1;  // something could not start (a port in use, ...)
+
+/// The exit code for an error of ServerRuntime::start(): kExitConfig for INVALID_ARGUMENT.
+int exitCodeFor(const absl::Status& status);
+
+/// Owns every part of a running role. Not thread-safe: start(), run() and stop() belong to the
+/// main thread.
+class ServerRuntime {
+ public:
+  explicit ServerRuntime(relay::Config config);
+  /// stop(), if start() ran.
+  ~ServerRuntime();
+  ServerRuntime(const ServerRuntime&) = delete;
+  ServerRuntime& operator=(const ServerRuntime&) = delete;
+
+  /// Validates the configuration and starts everything: listeners bound (port 0 picks a free
+  /// one), workers running, users published, metrics and the control API serving; then logs one
+  /// line "ready: tcp=ADDR udp=ADDR control=ADDR metrics=ADDR" (the parts that run). With
+  /// --check-config it validates only and writes nothing. Errors: INVALID_ARGUMENT for the
+  /// configuration, others for what could not start; stop() undoes what had started.
+  absl::Status start();
+  /// The main loop: relays until SIGINT/SIGTERM, then drains (stop accepting, sessions finish up
+  /// to --drain-timeout; a second signal ends them at once). Call after start() succeeded.
+  void run();
+  /// Takes everything down in reverse start order and logs the totals. Idempotent.
+  void stop();
+
+  /// After start(): the address of each TCP listener's port (one per listen address).
+  const std::vector<relay::SocketAddress>& boundAddresses() const { return addresses_; }
+
+ private:
+  class Supervisor;
+
+  absl::Status loadSecrets();
+  absl::Status prepareEnv();
+  absl::Status resolveUdpServer();
+  absl::Status openRegistry();
+  absl::Status startExporter();
+  absl::Status bindListeners();
+  absl::Status startWorkers();
+  absl::Status startControl();
+  /// The traffic of the workers to the registry (data quotas, the API's counters).
+  void forwardTraffic();
+  control::RelayStatus status() const;
+  std::string readyLine() const;
+
+  relay::RelayEnv env_;
+  const relay::Config& config_ = env_.config;
+  bool server_ = false;
+  bool tcp_ = false;
+  bool udp_ = false;       // UDP relayed at all (local -u: through SOCKS5 associations)
+  bool udp_port_ = false;  // a shared UDP port (server -u, tunnel -u)
+  bool print_uri_ = false;
+  bool control_wanted_ = false;
+  std::string control_token_;
+  std::string public_host_;
+  std::vector<relay::SocketAddress> addresses_;
+  absl::Time started_at_;
+  bool started_ = false;
+  bool stopped_ = false;
+
+  // Start order. stop() releases them from the bottom up.
+  std::unique_ptr<crypto::CryptoProviders> providers_;
+  std::unique_ptr<crypto::SaltFilter> salt_filter_;
+  std::unique_ptr<dns::DnsCache> dns_cache_;
+  std::unique_ptr<users::UserRegistry> registry_;
+  std::unique_ptr<metrics::MetricsExporter> exporter_;
+  std::unique_ptr<SampleHub> hub_;
+  std::unique_ptr<relay::WorkerPool> pool_;
+  std::vector<std::vector<relay::Fd>> tcp_fds_;  // per worker, until the worker takes them
+  std::vector<std::vector<relay::Fd>> udp_fds_;
+  std::vector<std::unique_ptr<relay::Worker>> workers_;  // made and freed on their loops
+  std::unique_ptr<ServerUsers> server_users_;
+  std::unique_ptr<control::ControlServer> control_;
+};
+
+}  // namespace shadowrelay::api::app

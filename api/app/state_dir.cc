@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "api/app/state_dir.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "relay/log.h"
+#include "relay/net/endpoint.h"
+
+namespace shadowrelay::api::app {
+
+absl::StatusOr<std::string> loadOrCreateSecret(const std::string& state_dir, absl::string_view name,
+                                               const std::function<std::string()>& make,
+                                               bool persist, bool* created) {
+  const std::string path = absl::StrCat(state_dir, "/", name);
+  std::ifstream in(path);
+  if (in) {
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string secret(absl::StripAsciiWhitespace(text.str()));
+    if (secret.empty()) return absl::DataLossError(absl::StrCat(path, ": empty"));
+    *created = false;
+    return secret;
+  }
+  if (!persist) {
+    *created = true;
+    return make();
+  }
+  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::UnavailableError(
+        absl::StrCat("state_dir ", state_dir, ": cannot create: ", std::strerror(errno)));
+  }
+  std::string secret = make();
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("state_dir ", state_dir, ": cannot write: ", std::strerror(errno)));
+  }
+  const std::string line = secret + "\n";
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                  ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return absl::UnavailableError(absl::StrCat("state_dir ", state_dir, ": cannot store ", name));
+  }
+  *created = true;
+  return secret;
+}
+
+std::string publicHostGuess() {
+  if (std::optional<std::string> found = relay::firstNonLoopbackIpv4()) return *found;
+  SR_LOG(Warn, "no non-loopback IPv4 address for access URLs: using 127.0.0.1; set --public-host");
+  return "127.0.0.1";
+}
+
+}  // namespace shadowrelay::api::app
