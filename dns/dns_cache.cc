@@ -2,33 +2,29 @@
 #include "dns/dns_cache.h"
 
 #include <algorithm>
-#include <list>
 #include <string>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "absl/synchronization/mutex.h"
+#include "relay/base/lru.h"
 
 namespace shadowrelay::dns {
 
 class DnsCache::Shard {
  public:
-  explicit Shard(size_t capacity) : capacity_(capacity) {}
+  explicit Shard(size_t capacity) : capacity_(capacity), lru_(capacity) {}
 
   std::optional<Entry> find(absl::string_view name, Clock::time_point now) {
     absl::MutexLock lock(&mutex_);
-    auto it = index_.find(name);
-    if (it == index_.end()) {
+    const Node* node = lru_.find(name);
+    if (node == nullptr) {
       return std::nullopt;
     }
-    auto node = it->second;
     if (node->entry.expires_at <= now) {
-      index_.erase(it);
-      lru_.erase(node);
+      lru_.erase(name);
       return std::nullopt;
     }
-    lru_.splice(lru_.begin(), lru_, node);
     return node->entry;
   }
 
@@ -37,34 +33,16 @@ class DnsCache::Shard {
       return;
     }
     absl::MutexLock lock(&mutex_);
-    auto it = index_.find(name);
-    if (it != index_.end()) {
-      it->second->entry = std::move(entry);
-      lru_.splice(lru_.begin(), lru_, it->second);
-      return;
-    }
-    while (lru_.size() >= capacity_) {
-      index_.erase(absl::string_view(lru_.back().name));
-      lru_.pop_back();
-    }
-    lru_.push_front(Node{std::string(name), std::move(entry)});
-    // The key views the node's own string: list nodes never move.
-    index_.emplace(absl::string_view(lru_.front().name), lru_.begin());
+    lru_.insert(Node{std::string(name), std::move(entry)});
   }
 
   void erase(absl::string_view name) {
     absl::MutexLock lock(&mutex_);
-    auto it = index_.find(name);
-    if (it != index_.end()) {
-      auto node = it->second;
-      index_.erase(it);
-      lru_.erase(node);
-    }
+    lru_.erase(name);
   }
 
   void clear() {
     absl::MutexLock lock(&mutex_);
-    index_.clear();
     lru_.clear();
   }
 
@@ -79,11 +57,9 @@ class DnsCache::Shard {
     Entry entry;
   };
 
-  const size_t capacity_;
+  const size_t capacity_;  // 0: caching is off (lru_ would hold one)
   mutable absl::Mutex mutex_;
-  std::list<Node> lru_ ABSL_GUARDED_BY(mutex_);  // Most recently used first.
-  absl::flat_hash_map<absl::string_view, std::list<Node>::iterator> index_
-      ABSL_GUARDED_BY(mutex_);
+  relay::Lru<&Node::name, absl::Hash<absl::string_view>> lru_ ABSL_GUARDED_BY(mutex_);
 };
 
 DnsCache::DnsCache() : DnsCache(Options{}) {}

@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "api/app/state_dir.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "relay/base/durable_file.h"
 #include "relay/log.h"
 #include "relay/net/endpoint.h"
 
@@ -40,19 +39,9 @@ absl::StatusOr<std::string> loadOrCreateSecret(const std::string& state_dir, abs
         absl::StrCat("state_dir ", state_dir, ": cannot create: ", std::strerror(errno)));
   }
   std::string secret = make();
-  const std::string tmp = absl::StrCat(path, ".tmp");
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::UnavailableError(
-        absl::StrCat("state_dir ", state_dir, ": cannot write: ", std::strerror(errno)));
-  }
-  const std::string line = secret + "\n";
-  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                  ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return absl::UnavailableError(absl::StrCat("state_dir ", state_dir, ": cannot store ", name));
+  if (absl::Status s = relay::writeFileDurably(path, secret + "\n", 0600); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("state_dir ", state_dir, ": cannot store ", name,
+                                               ": ", s.message()));
   }
   *created = true;
   return secret;

@@ -2,12 +2,16 @@
 #include "api/metrics/relay_families.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <utility>
 
-#include "dns/resolver.h"  // through //relay/stats (see BUILD.bazel)
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "relay/stats/metric_families.h"
+#include "relay/stats/stats_macros.h"
 #include "relay/stats/tcp_stats.h"
 #include "relay/stats/udp_stats.h"
 
@@ -20,31 +24,41 @@ using prometheus::MetricFamily;
 using prometheus::MetricType;
 using Labels = std::vector<ClientMetric::Label>;
 
-MetricFamily family(std::string name, std::string help, MetricType type) {
+MetricType typeOf(relay::MetricType type) {
+  switch (type) {
+    case relay::MetricType::Counter:
+      break;
+    case relay::MetricType::Gauge:
+      return MetricType::Gauge;
+    case relay::MetricType::Histogram:
+      return MetricType::Histogram;
+  }
+  return MetricType::Counter;
+}
+
+MetricFamily family(relay::Metric metric) {
+  const relay::MetricFamilyInfo& info = relay::metricFamily(metric);
   MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
+  f.name = std::string(info.name);
+  f.help = std::string(info.help);
+  f.type = typeOf(info.type);
   return f;
 }
 
-void addCounter(MetricFamily& f, Labels labels, uint64_t value) {
+/// A counter or a gauge, by the family's type.
+void addValue(MetricFamily& f, Labels labels, uint64_t value) {
   ClientMetric m;
   m.label = std::move(labels);
-  m.counter.value = static_cast<double>(value);
-  f.metric.push_back(std::move(m));
-}
-
-void addGauge(MetricFamily& f, Labels labels, uint64_t value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = static_cast<double>(value);
+  if (f.type == MetricType::Gauge) {
+    m.gauge.value = static_cast<double>(value);
+  } else {
+    m.counter.value = static_cast<double>(value);
+  }
   f.metric.push_back(std::move(m));
 }
 
 /// Prometheus buckets are cumulative and end with +Inf; FixedHistogram's are per bucket.
-MetricFamily histogramFamily(std::string name, std::string help, const relay::FixedHistogram& h) {
-  MetricFamily f = family(std::move(name), std::move(help), MetricType::Histogram);
+void addHistogram(MetricFamily& f, const relay::FixedHistogram& h) {
   ClientMetric m;
   const auto bounds = h.bounds();
   const auto& buckets = h.buckets();
@@ -57,7 +71,28 @@ MetricFamily histogramFamily(std::string name, std::string help, const relay::Fi
   m.histogram.sample_count = cumulative;  // == h.count(); the +Inf bucket must equal it
   m.histogram.sample_sum = h.sum();
   f.metric.push_back(std::move(m));
-  return f;
+}
+
+/// The series of every field of `stats` that feeds `metric`: its fixed labels, then `extra`.
+template <typename Stats>
+void addFields(MetricFamily& f, relay::Metric metric, const Stats& stats, const Labels& extra) {
+  for (const relay::FieldSpec<Stats>& spec : Stats::fields()) {
+    if (spec.metric != metric) continue;
+    Labels labels;
+    for (absl::string_view pair : absl::StrSplit(spec.labels, ',', absl::SkipEmpty())) {
+      const std::pair<std::string, std::string> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+      labels.push_back({kv.first, kv.second});
+    }
+    labels.insert(labels.end(), extra.begin(), extra.end());
+    addValue(f, std::move(labels), stats.*spec.member);
+  }
+}
+
+template <typename Stats>
+void addHistograms(MetricFamily& f, relay::Metric metric, const Stats& stats) {
+  for (const relay::HistogramSpec<Stats>& spec : Stats::histograms()) {
+    if (spec.metric == metric) addHistogram(f, stats.*spec.member);
+  }
 }
 
 size_t index(relay::CloseReason reason) { return static_cast<size_t>(reason); }
@@ -72,6 +107,46 @@ std::map<std::string, relay::UserTraffic> usersOf(const relay::WorkerSample& tot
     users[per_user ? name : std::string()].add(traffic);
   }
   return users;
+}
+
+/// The series that are not fields of their own: sessions closed by status (a view of the close
+/// reasons), the TCP and DNS timeouts, lookups by result. Before the fields' series.
+void addDerived(MetricFamily& f, relay::Metric metric, const relay::WorkerSample& total,
+                const std::map<std::string, relay::UserTraffic>& users) {
+  switch (metric) {
+    case relay::Metric::TcpConnectionsClosed: {
+      const auto& statuses = closeStatuses();
+      for (const auto& [user, t] : users) {
+        std::vector<uint64_t> by_status(statuses.size(), 0);
+        for (size_t r = 0; r < t.closed.size(); ++r) {
+          const std::string label = relay::closeStatusLabel(static_cast<relay::CloseReason>(r));
+          const auto it = std::find(statuses.begin(), statuses.end(), label);
+          by_status[static_cast<size_t>(it - statuses.begin())] += t.closed[r];
+        }
+        for (size_t s = 0; s < statuses.size(); ++s) {
+          addValue(f, {{"user", user}, {"status", statuses[s]}}, by_status[s]);
+        }
+      }
+      break;
+    }
+    case relay::Metric::Timeouts: {
+      const auto& closed = total.tcp.closed;
+      addValue(f, {{"kind", "handshake"}}, closed[index(relay::CloseReason::HandshakeTimeout)]);
+      addValue(f, {{"kind", "idle"}}, closed[index(relay::CloseReason::IdleTimeout)]);
+      addValue(f, {{"kind", "connect"}}, closed[index(relay::CloseReason::ConnectTimeout)]);
+      addValue(f, {{"kind", "dns"}},
+               total.dns.results[static_cast<size_t>(relay::DnsOutcome::Timeout)]);
+      break;  // kind="udp" is UdpStats::expirations
+    }
+    case relay::Metric::DnsQueries:
+      for (size_t i = 0; i < total.dns.results.size(); ++i) {
+        addValue(f, {{"result", relay::dnsOutcomeLabel(static_cast<relay::DnsOutcome>(i))}},
+                 total.dns.results[i]);
+      }
+      break;
+    default:
+      break;
+  }
 }
 
 }  // namespace
@@ -93,192 +168,22 @@ const std::vector<std::string>& closeStatuses() {
 std::vector<prometheus::MetricFamily> relayFamilies(const relay::WorkerSample& total,
                                                     bool per_user) {
   const auto users = usersOf(total, per_user);
-  const auto& tcp = total.tcp;
-  const auto& udp = total.udp;
   std::vector<MetricFamily> out;
-
-  // Traffic.
-  {
-    MetricFamily f = family("shadowrelay_data_bytes_total",
-                            "Payload bytes relayed, by protocol (tcp, udp), direction (upload: "
-                            "client to target, download: target to client) and user.",
-                            MetricType::Counter);
-    for (const auto& [user, t] : users) {
-      addCounter(f, {{"proto", "tcp"}, {"direction", "upload"}, {"user", user}}, t.tcp_bytes_up);
-      addCounter(f, {{"proto", "tcp"}, {"direction", "download"}, {"user", user}},
-                 t.tcp_bytes_down);
-      addCounter(f, {{"proto", "udp"}, {"direction", "upload"}, {"user", user}}, t.udp_bytes_up);
-      addCounter(f, {{"proto", "udp"}, {"direction", "download"}, {"user", user}},
-                 t.udp_bytes_down);
+  for (size_t i = 1; i < static_cast<size_t>(relay::Metric::kCount); ++i) {
+    const auto metric = static_cast<relay::Metric>(i);
+    MetricFamily f = family(metric);
+    addDerived(f, metric, total, users);
+    addFields(f, metric, total.tcp, {});
+    addFields(f, metric, total.udp, {});
+    addFields(f, metric, total.dns, {});
+    addFields(f, metric, total, {});
+    for (const auto& [user, traffic] : users) {
+      addFields(f, metric, traffic, {{"user", user}});
     }
+    addHistograms(f, metric, total.dns);
+    addHistograms(f, metric, total);
     out.push_back(std::move(f));
   }
-
-  // TCP sessions.
-  {
-    MetricFamily f = family("shadowrelay_tcp_connections_opened_total",
-                            "TCP connections accepted from clients.", MetricType::Counter);
-    addCounter(f, {}, tcp.accepted);
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f = family(
-        "shadowrelay_tcp_connections_closed_total",
-        "TCP sessions closed, by user (\"\": no user identified, e.g. probes) and status: ok, "
-        "auth_failed, replay, timeout_handshake, timeout_idle, timeout_connect, dns_failed, "
-        "target_refused, target_private, error.",
-        MetricType::Counter);
-    const auto& statuses = closeStatuses();
-    for (const auto& [user, t] : users) {
-      std::vector<uint64_t> by_status(statuses.size(), 0);
-      for (size_t r = 0; r < t.closed.size(); ++r) {
-        const std::string label = relay::closeStatusLabel(static_cast<relay::CloseReason>(r));
-        const auto it = std::find(statuses.begin(), statuses.end(), label);
-        by_status[static_cast<size_t>(it - statuses.begin())] += t.closed[r];
-      }
-      for (size_t s = 0; s < statuses.size(); ++s) {
-        addCounter(f, {{"user", user}, {"status", statuses[s]}}, by_status[s]);
-      }
-    }
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f =
-        family("shadowrelay_tcp_connections_active", "TCP sessions open now.", MetricType::Gauge);
-    addGauge(f, {}, total.tcp_active);
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f = family("shadowrelay_tcp_refused_over_limit_total",
-                            "TCP sessions refused because their user was over a limit "
-                            "(max_connections or data quota), by user.",
-                            MetricType::Counter);
-    for (const auto& [user, t] : users) {
-      addCounter(f, {{"user", user}}, t.refused_over_limit);
-    }
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f = family("shadowrelay_tcp_accept_errors_total",
-                            "Failed accept() calls (EMFILE, ENFILE, ENOBUFS, ...): the process "
-                            "ran out of file descriptors or memory.",
-                            MetricType::Counter);
-    addCounter(f, {}, tcp.accept_errors);
-    out.push_back(std::move(f));
-  }
-  out.push_back(histogramFamily("shadowrelay_tcp_connection_bytes",
-                                "Payload bytes of one TCP session, both directions, at its close.",
-                                total.connection_bytes));
-  out.push_back(histogramFamily("shadowrelay_tcp_connection_duration_seconds",
-                                "Lifetime of one TCP session, accept to close.",
-                                total.connection_seconds));
-  out.push_back(histogramFamily("shadowrelay_probe_bytes",
-                                "Bytes a client sent before its handshake failed (no key opened "
-                                "it, replayed salt or bad address): the size of probes.",
-                                total.probe_bytes));
-
-  // Timeouts of every layer.
-  {
-    MetricFamily f = family(
-        "shadowrelay_timeouts_total",
-        "Timeouts by kind: handshake (client too slow to authenticate), idle (no byte moved "
-        "for the timeout), connect (target did not answer), dns (no name server answered), udp "
-        "(idle UDP association expired).",
-        MetricType::Counter);
-    addCounter(f, {{"kind", "handshake"}}, tcp.closed[index(relay::CloseReason::HandshakeTimeout)]);
-    addCounter(f, {{"kind", "idle"}}, tcp.closed[index(relay::CloseReason::IdleTimeout)]);
-    addCounter(f, {{"kind", "connect"}}, tcp.closed[index(relay::CloseReason::ConnectTimeout)]);
-    addCounter(f, {{"kind", "dns"}},
-               total.dns.results[static_cast<size_t>(dns::ResolveStatus::Timeout)]);
-    addCounter(f, {{"kind", "udp"}}, udp.expirations);
-    out.push_back(std::move(f));
-  }
-
-  // UDP.
-  {
-    MetricFamily f =
-        family("shadowrelay_udp_associations_active",
-               "UDP associations (client address to upstream socket) open now.", MetricType::Gauge);
-    addGauge(f, {}, total.udp_associations_active);
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f = family("shadowrelay_udp_associations_created_total",
-                            "UDP associations created.", MetricType::Counter);
-    addCounter(f, {}, udp.associations);
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f = family("shadowrelay_udp_associations_evicted_total",
-                            "UDP associations evicted because the association table was full.",
-                            MetricType::Counter);
-    addCounter(f, {}, udp.evictions);
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f = family("shadowrelay_udp_packets_total",
-                            "UDP datagrams relayed, by direction (upload: client to target, "
-                            "download: target to client) and user.",
-                            MetricType::Counter);
-    for (const auto& [user, t] : users) {
-      addCounter(f, {{"direction", "upload"}, {"user", user}}, t.udp_packets_up);
-      addCounter(f, {{"direction", "download"}, {"user", user}}, t.udp_packets_down);
-    }
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f = family(
-        "shadowrelay_udp_dropped_total",
-        "UDP datagrams dropped, by reason: open (too short or no key opened it), replay, "
-        "address (bad target address), refused (private target), over_quota (the user is over "
-        "its data quota), resolve, send (a send failed), too_big, fragment (SOCKS5 FRAG), "
-        "foreign (SOCKS5: not from the client's IP).",
-        MetricType::Counter);
-    const std::pair<const char*, uint64_t> reasons[] = {
-        {"open", udp.dropped_open},       {"replay", udp.dropped_replay},
-        {"address", udp.dropped_address}, {"refused", udp.dropped_refused},
-        {"over_quota", udp.dropped_over_quota},
-        {"resolve", udp.dropped_resolve}, {"send", udp.dropped_send},
-        {"too_big", udp.dropped_too_big}, {"fragment", udp.dropped_fragment},
-        {"foreign", udp.dropped_foreign},
-    };
-    for (const auto& [reason, value] : reasons) {
-      addCounter(f, {{"reason", reason}}, value);
-    }
-    out.push_back(std::move(f));
-  }
-
-  // DNS.
-  {
-    MetricFamily f = family("shadowrelay_dns_queries_total",
-                            "Host name lookups by result (cache answers included): ok, "
-                            "nxdomain, nodata, timeout, server_failure, invalid_name, cancelled, "
-                            "internal.",
-                            MetricType::Counter);
-    for (size_t i = 0; i < total.dns.results.size(); ++i) {
-      const auto status = static_cast<dns::ResolveStatus>(i);
-      addCounter(f, {{"result", std::string(dns::toString(status))}}, total.dns.results[i]);
-    }
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f = family("shadowrelay_dns_cache_hits_total",
-                            "Lookups answered from the DNS cache (positive or negative entry).",
-                            MetricType::Counter);
-    addCounter(f, {}, total.dns.cache_hits);
-    out.push_back(std::move(f));
-  }
-  {
-    MetricFamily f =
-        family("shadowrelay_dns_cache_misses_total",
-               "Lookups the DNS cache could not answer (a query was sent).", MetricType::Counter);
-    addCounter(f, {}, total.dns.cache_misses);
-    out.push_back(std::move(f));
-  }
-  out.push_back(histogramFamily("shadowrelay_dns_lookup_duration_seconds",
-                                "Duration of DNS lookups that went to a name server (cache "
-                                "answers excluded).",
-                                total.dns.lookup_seconds));
   return out;
 }
 

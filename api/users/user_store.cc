@@ -18,6 +18,7 @@
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "nlohmann/json.hpp"
+#include "relay/base/durable_file.h"
 
 namespace shadowrelay::api::users {
 namespace {
@@ -215,49 +216,6 @@ absl::StatusOr<StoreContents> decodeBody(const json& body) {
     c.users.push_back(*std::move(user));
   }
   return c;
-}
-
-absl::Status writeAll(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return posixError("cannot write", path, errno);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status writeFileDurably(const std::string& path, absl::string_view data) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return posixError("cannot create", path, errno);
-  }
-  absl::Status s = writeAll(fd, data, path);
-  if (s.ok() && ::fsync(fd) != 0) {
-    s = posixError("cannot fsync", path, errno);
-  }
-  if (::close(fd) != 0 && s.ok()) {
-    s = posixError("cannot close", path, errno);
-  }
-  return s;
-}
-
-absl::Status fsyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return posixError("cannot open directory", dir, errno);
-  }
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) {
-    return posixError("cannot fsync directory", dir, err);
-  }
-  return absl::OkStatus();
 }
 
 // ENOENT -> nullopt.
@@ -463,10 +421,10 @@ absl::Status UserStore::save(const StoreContents& contents) {
   }
   const std::string main_path = path();
   const std::string prev_path = previousPath();
-  const std::string tmp_path = file(kTempFileName);
-  if (absl::Status s = writeFileDurably(tmp_path, *text); !s.ok()) {
-    ::unlink(tmp_path.c_str());
-    return s;
+  // users.json.tmp (kTempFileName), removed on every early return below.
+  auto staged = relay::StagedFile::write(main_path, *text, 0600);
+  if (!staged.ok()) {
+    return staged.status();
   }
   if (main_is_good_) {
     // Keep the current good generation as the previous one. users.json never disappears.
@@ -491,12 +449,12 @@ absl::Status UserStore::save(const StoreContents& contents) {
       return posixError("cannot rename " + main_path + " to", corrupt_path, errno);
     }
   }
-  if (::rename(tmp_path.c_str(), main_path.c_str()) != 0) {
-    return posixError("cannot rename " + tmp_path + " to", main_path, errno);
+  absl::Status committed = staged->commit();
+  if (staged->committed()) {  // renamed: only the directory fsync may have failed
+    main_is_good_ = true;
+    generation_ = next.generation;
   }
-  main_is_good_ = true;
-  generation_ = next.generation;
-  return fsyncDir(dir_);
+  return committed;
 }
 
 }  // namespace shadowrelay::api::users

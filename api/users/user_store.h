@@ -32,9 +32,9 @@ absl::StatusOr<StoreContents> decodeStore(absl::string_view text);
 /// The user store in a state directory: `users.json`, the previous good generation in
 /// `users.json.prev`, and a lock file so that two processes never share a directory.
 ///
-/// save() is atomic and durable: the new text goes to `users.json.tmp` (fsync), the current
-/// good `users.json` is hard-linked to `users.json.prev`, the temporary file is renamed over
-/// `users.json`, and the directory is fsync'ed. A crash at any point (kill -9 included) leaves a
+/// save() is atomic and durable (relay::StagedFile): the new text goes to `users.json.tmp`
+/// (fsync), the current good `users.json` is hard-linked to `users.json.prev`, the temporary file
+/// is renamed over `users.json`, and the directory is fsync'ed. A crash at any point (kill -9 included) leaves a
 /// complete `users.json`; a file damaged by other means falls back to `users.json.prev`.
 /// Not thread-safe: UserRegistry serialises the calls.
 class UserStore {

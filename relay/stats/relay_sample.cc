@@ -43,23 +43,44 @@ void FixedHistogram::add(const FixedHistogram& other) {
   count_ += other.count_;
 }
 
+SR_STATS_DEFINE_FIELDS(UserTraffic, SR_USER_TRAFFIC)
+SR_STATS_DEFINE_FIELDS(DnsSample, SR_DNS_SAMPLE)
+SR_STATS_DEFINE_HISTOGRAMS(DnsSample, SR_DNS_SAMPLE)
+SR_STATS_DEFINE_FIELDS(WorkerSample, SR_WORKER_SAMPLE)
+SR_STATS_DEFINE_HISTOGRAMS(WorkerSample, SR_WORKER_SAMPLE)
+
 void UserTraffic::add(const UserTraffic& o) {
-  tcp_bytes_up += o.tcp_bytes_up;
-  tcp_bytes_down += o.tcp_bytes_down;
-  udp_bytes_up += o.udp_bytes_up;
-  udp_bytes_down += o.udp_bytes_down;
-  udp_packets_up += o.udp_packets_up;
-  udp_packets_down += o.udp_packets_down;
-  tcp_connections += o.tcp_connections;
-  refused_over_limit += o.refused_over_limit;
-  for (size_t i = 0; i < closed.size(); ++i) closed[i] += o.closed[i];
+  addFields(*this, o);
+  addEach(closed, o.closed);
+}
+
+const char* dnsOutcomeLabel(DnsOutcome outcome) {
+  switch (outcome) {
+    case DnsOutcome::Ok:
+      return "ok";
+    case DnsOutcome::NxDomain:
+      return "nxdomain";
+    case DnsOutcome::NoData:
+      return "nodata";
+    case DnsOutcome::Timeout:
+      return "timeout";
+    case DnsOutcome::ServerFailure:
+      return "server_failure";
+    case DnsOutcome::InvalidName:
+      return "invalid_name";
+    case DnsOutcome::Cancelled:
+      return "cancelled";
+    case DnsOutcome::Internal:
+    case DnsOutcome::kCount:
+      break;
+  }
+  return "internal";
 }
 
 void DnsSample::add(const DnsSample& o) {
-  for (size_t i = 0; i < results.size(); ++i) results[i] += o.results[i];
-  cache_hits += o.cache_hits;
-  cache_misses += o.cache_misses;
-  lookup_seconds.add(o.lookup_seconds);
+  addEach(results, o.results);
+  addFields(*this, o);
+  addHistograms(*this, o);
 }
 
 void WorkerSample::add(const WorkerSample& o) {
@@ -67,12 +88,9 @@ void WorkerSample::add(const WorkerSample& o) {
   udp.add(o.udp);
   for (const auto& [name, traffic] : o.users) users[name].add(traffic);
   retired_users.add(o.retired_users);
-  connection_bytes.add(o.connection_bytes);
-  connection_seconds.add(o.connection_seconds);
-  probe_bytes.add(o.probe_bytes);
   dns.add(o.dns);
-  tcp_active += o.tcp_active;
-  udp_associations_active += o.udp_associations_active;
+  addFields(*this, o);
+  addHistograms(*this, o);
 }
 
 }  // namespace shadowrelay::relay

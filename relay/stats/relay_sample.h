@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/container/node_hash_map.h"
-#include "dns/resolver.h"
+#include "relay/stats/stats_macros.h"
 #include "relay/stats/tcp_stats.h"
 #include "relay/stats/udp_stats.h"
 
@@ -49,33 +49,77 @@ std::span<const double> connectionSecondsBounds();  // 0.1 s .. 4 h
 std::span<const double> probeBytesBounds();         // 0 .. 64 KiB
 std::span<const double> dnsSecondsBounds();         // 1 ms .. 10 s
 
+// UserTraffic's counters (stats_macros.h); the exporter adds the label user="<name>".
+#define SR_USER_TRAFFIC(FIELD, HISTOGRAM)                                                    \
+  FIELD(tcp_bytes_up, "tcp_bytes_up", DataBytes, "proto=tcp,direction=upload") /* payload */ \
+  FIELD(tcp_bytes_down, "tcp_bytes_down", DataBytes, "proto=tcp,direction=download")         \
+  FIELD(udp_bytes_up, "udp_bytes_up", DataBytes, "proto=udp,direction=upload")               \
+  FIELD(udp_bytes_down, "udp_bytes_down", DataBytes, "proto=udp,direction=download")         \
+  FIELD(udp_packets_up, "udp_packets_up", UdpPackets, "direction=upload")                    \
+  FIELD(udp_packets_down, "udp_packets_down", UdpPackets, "direction=download")              \
+  /* Sessions that identified this user. */                                                  \
+  FIELD(tcp_connections, "tcp_connections", None, "")                                        \
+  /* Sessions refused because the user was over a limit (max_connections or data quota). */  \
+  FIELD(refused_over_limit, "refused_over_limit", TcpRefusedOverLimit, "")
+
 /// One user's traffic as one worker saw it.
 struct UserTraffic {
-  uint64_t tcp_bytes_up = 0;  // payload, client to target
-  uint64_t tcp_bytes_down = 0;
-  uint64_t udp_bytes_up = 0;
-  uint64_t udp_bytes_down = 0;
-  uint64_t udp_packets_up = 0;
-  uint64_t udp_packets_down = 0;
-  uint64_t tcp_connections = 0;  // sessions that identified this user
-  /// Sessions refused because the user was over a limit (max_connections or data quota).
-  uint64_t refused_over_limit = 0;
+  SR_STATS_MEMBERS(SR_USER_TRAFFIC)
   /// Closed sessions by CloseReason (map to the status label with closeStatusLabel()).
   std::array<uint64_t, static_cast<size_t>(CloseReason::kCount)> closed{};
 
   void add(const UserTraffic& other);
+  static std::span<const FieldSpec<UserTraffic>> fields();
 };
+
+/// How a host name lookup ended, as the stats count it: the relay's mirror of
+/// dns::ResolveStatus (relay/stats depends on nothing of dns; relay/dns_adapter maps one to the
+/// other).
+enum class DnsOutcome : uint8_t {
+  Ok,
+  NxDomain,
+  NoData,
+  Timeout,
+  ServerFailure,
+  InvalidName,
+  Cancelled,
+  Internal,
+  kCount,
+};
+
+/// "ok", "nxdomain", "nodata", "timeout", "server_failure", "invalid_name", "cancelled",
+/// "internal": the `result` label of shadowrelay_dns_queries_total.
+const char* dnsOutcomeLabel(DnsOutcome outcome);
+
+// DnsSample's counters (stats_macros.h).
+#define SR_DNS_SAMPLE(FIELD, HISTOGRAM)                   \
+  FIELD(cache_hits, "cache_hits", DnsCacheHits, "")       \
+  FIELD(cache_misses, "cache_misses", DnsCacheMisses, "") \
+  /* c-ares lookups only */                               \
+  HISTOGRAM(lookup_seconds, dnsSecondsBounds, DnsLookupDuration)
 
 /// DNS as one worker's resolver saw it.
 struct DnsSample {
-  /// Lookups completed by ResolveStatus (cache answers included).
-  std::array<uint64_t, 8> results{};
-  uint64_t cache_hits = 0;
-  uint64_t cache_misses = 0;
-  FixedHistogram lookup_seconds{dnsSecondsBounds()};  // c-ares lookups only
+  /// Lookups completed, by DnsOutcome (cache answers included).
+  std::array<uint64_t, static_cast<size_t>(DnsOutcome::kCount)> results{};
+  SR_STATS_MEMBERS(SR_DNS_SAMPLE)
 
   void add(const DnsSample& other);
+  static std::span<const FieldSpec<DnsSample>> fields();
+  static std::span<const HistogramSpec<DnsSample>> histograms();
 };
+
+// WorkerSample's own gauges and histograms (stats_macros.h). The gauges are the value when the
+// copy was made.
+#define SR_WORKER_SAMPLE(FIELD, HISTOGRAM)                                      \
+  /* Payload both ways, at close. */                                            \
+  HISTOGRAM(connection_bytes, connectionBytesBounds, TcpConnectionBytes)        \
+  /* Accept to close. */                                                        \
+  HISTOGRAM(connection_seconds, connectionSecondsBounds, TcpConnectionDuration) \
+  /* Bytes a failed handshake sent. */                                          \
+  HISTOGRAM(probe_bytes, probeBytesBounds, ProbeBytes)                          \
+  FIELD(tcp_active, "tcp_active", TcpConnectionsActive, "")                     \
+  FIELD(udp_associations_active, "udp_associations_active", UdpAssociationsActive, "")
 
 /// Everything one worker counted since it started. Copyable; loop-thread only while live.
 struct WorkerSample {
@@ -89,15 +133,12 @@ struct WorkerSample {
   /// user label stays bounded by the users that exist). Folded into "" when the exporter drops
   /// the user label, so that totals never go backwards.
   UserTraffic retired_users;
-  FixedHistogram connection_bytes{connectionBytesBounds()};      // payload both ways, at close
-  FixedHistogram connection_seconds{connectionSecondsBounds()};  // accept to close
-  FixedHistogram probe_bytes{probeBytesBounds()};  // bytes a failed handshake sent
   DnsSample dns;
-  // Gauges: the value when the copy was made.
-  uint64_t tcp_active = 0;
-  uint64_t udp_associations_active = 0;
+  SR_STATS_MEMBERS(SR_WORKER_SAMPLE)
 
   void add(const WorkerSample& other);
+  static std::span<const FieldSpec<WorkerSample>> fields();
+  static std::span<const HistogramSpec<WorkerSample>> histograms();
 };
 
 /// Receives the workers' samples. Implemented by the metrics exporter (api/metrics); called on

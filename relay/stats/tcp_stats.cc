@@ -81,31 +81,24 @@ const char* closeStatusLabel(CloseReason reason) {
   return "error";
 }
 
+SR_STATS_DEFINE_FIELDS(TcpStats, SR_TCP_STATS)
+
 void TcpStats::add(const TcpStats& o) {
-  accepted += o.accepted;
-  active += o.active;
-  accept_errors += o.accept_errors;
-  auth_failed += o.auth_failed;
-  replayed_salts += o.replayed_salts;
-  bad_addresses += o.bad_addresses;
-  bytes_from_clients += o.bytes_from_clients;
-  bytes_to_clients += o.bytes_to_clients;
-  bytes_from_remotes += o.bytes_from_remotes;
-  bytes_to_remotes += o.bytes_to_remotes;
-  for (size_t i = 0; i < closed.size(); ++i) closed[i] += o.closed[i];
+  addFields(*this, o);
+  addEach(closed, o.closed);
 }
 
 std::string TcpStats::summary() const {
-  std::string out = absl::StrCat("accepted=", accepted, " active=", active,
-                                 " accept_errors=", accept_errors, " auth_failed=", auth_failed,
-                                 " replayed_salts=", replayed_salts,
-                                 " bad_addresses=", bad_addresses, " closed{");
+  std::string out = summarizeFields(*this);
+  out += " closed{";
+  bool first = true;
   for (size_t i = 0; i < closed.size(); ++i) {
     if (closed[i] == 0) continue;
-    absl::StrAppend(&out, closeReasonName(static_cast<CloseReason>(i)), "=", closed[i], " ");
+    absl::StrAppend(&out, first ? "" : " ", closeReasonName(static_cast<CloseReason>(i)), "=",
+                    closed[i]);
+    first = false;
   }
-  absl::StrAppend(&out, "} bytes client>", bytes_from_clients, " >client", bytes_to_clients,
-                  " remote>", bytes_from_remotes, " >remote", bytes_to_remotes);
+  out += "}";
   return out;
 }
 

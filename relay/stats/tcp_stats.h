@@ -2,8 +2,12 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+
+#include "relay/stats/stats_macros.h"
 
 namespace shadowrelay::relay {
 
@@ -36,24 +40,31 @@ const char* closeReasonName(CloseReason reason);
 /// target_refused, target_private, error.
 const char* closeStatusLabel(CloseReason reason);
 
+// TcpStats's counters (stats_macros.h). The socket byte counts are as read from and written to
+// the sockets: ciphertext on the client side of a server.
+#define SR_TCP_STATS(FIELD, HISTOGRAM)                                                 \
+  FIELD(accepted, "accepted", TcpConnectionsOpened, "")                                \
+  FIELD(active, "active", None, "")                                                    \
+  FIELD(accept_errors, "accept_errors", TcpAcceptErrors, "") /* EMFILE, ENFILE, ... */ \
+  FIELD(auth_failed, "auth_failed", None, "")                /* no key opened it */    \
+  FIELD(replayed_salts, "replayed_salts", None, "")                                    \
+  FIELD(bad_addresses, "bad_addresses", None, "")                                      \
+  FIELD(bytes_from_clients, "bytes_from_clients", None, "")                            \
+  FIELD(bytes_to_clients, "bytes_to_clients", None, "")                                \
+  FIELD(bytes_from_remotes, "bytes_from_remotes", None, "")                            \
+  FIELD(bytes_to_remotes, "bytes_to_remotes", None, "")
+
 /// Plain per-worker counters, written by the worker's loop only (ARCHITECTURE.md: no shared
 /// atomics on the hot path). Summed across workers when read.
 struct TcpStats {
-  uint64_t accepted = 0;
-  uint64_t active = 0;
-  uint64_t accept_errors = 0;        // EMFILE/ENFILE and other accept failures
-  uint64_t auth_failed = 0;          // first chunk did not open
-  uint64_t replayed_salts = 0;
-  uint64_t bad_addresses = 0;
-  uint64_t bytes_from_clients = 0;   // as read from the client socket (ciphertext on server)
-  uint64_t bytes_to_clients = 0;
-  uint64_t bytes_from_remotes = 0;
-  uint64_t bytes_to_remotes = 0;
+  SR_STATS_MEMBERS(SR_TCP_STATS)
   std::array<uint64_t, static_cast<size_t>(CloseReason::kCount)> closed{};
 
   void add(const TcpStats& other);
-  /// "accepted=.. active=.. closed{done=..,...} bytes ..." for the log.
+  /// "accepted=.. active=.. ... bytes_to_remotes=.. closed{done=.. ...}" for the log; closed{}
+  /// lists the reasons that happened.
   std::string summary() const;
+  static std::span<const FieldSpec<TcpStats>> fields();
 };
 
 }  // namespace shadowrelay::relay

@@ -2,31 +2,45 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
+
+#include "relay/stats/stats_macros.h"
 
 namespace shadowrelay::relay {
 
+// UdpStats's counters (stats_macros.h). The keys of summary() are read by tests/e2e and
+// tests/bench/udp_bench.py.
+#define SR_UDP_STATS(FIELD, HISTOGRAM)                                                       \
+  FIELD(packets_in, "packets_in", None, "")   /* from peers, opened and forwarded */         \
+  FIELD(packets_out, "packets_out", None, "") /* back to peers */                            \
+  FIELD(bytes_in, "bytes_in", None, "")                                                      \
+  FIELD(bytes_out, "bytes_out", None, "")                                                    \
+  FIELD(dropped_open, "dropped.open", UdpDropped, "reason=open") /* short or did not open */ \
+  FIELD(dropped_replay, "dropped.replay", UdpDropped, "reason=replay")                       \
+  FIELD(dropped_address, "dropped.address", UdpDropped, "reason=address")                    \
+  FIELD(dropped_refused, "dropped.refused", UdpDropped, "reason=refused") /* private */      \
+  FIELD(dropped_over_quota, "dropped.over_quota", UdpDropped, "reason=over_quota")           \
+  FIELD(dropped_resolve, "dropped.resolve", UdpDropped, "reason=resolve")                    \
+  FIELD(dropped_send, "dropped.send", UdpDropped, "reason=send") /* far side or peer */      \
+  /* Larger than a UDP datagram can carry. */                                                \
+  FIELD(dropped_too_big, "dropped.too_big", UdpDropped, "reason=too_big")                    \
+  /* SOCKS5: FRAG != 0 (fragments are not reassembled). */                                   \
+  FIELD(dropped_fragment, "dropped.fragment", UdpDropped, "reason=fragment")                 \
+  /* SOCKS5: not from the associating client's IP. */                                        \
+  FIELD(dropped_foreign, "dropped.foreign", UdpDropped, "reason=foreign")                    \
+  FIELD(associations, "associations", UdpAssociationsCreated, "")                            \
+  FIELD(evictions, "evictions", UdpAssociationsEvicted, "")                                  \
+  FIELD(expirations, "expirations", Timeouts, "kind=udp")
+
 struct UdpStats {
-  uint64_t packets_in = 0;         // from peers, opened and forwarded
-  uint64_t packets_out = 0;        // back to peers
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
-  uint64_t dropped_open = 0;       // too short or did not open
-  uint64_t dropped_replay = 0;
-  uint64_t dropped_address = 0;
-  uint64_t dropped_refused = 0;    // private target
-  uint64_t dropped_over_quota = 0; // the user is over its data quota
-  uint64_t dropped_resolve = 0;
-  uint64_t dropped_send = 0;       // a send failed (far side or peer)
-  uint64_t dropped_too_big = 0;    // larger than a UDP datagram can carry
-  uint64_t dropped_fragment = 0;   // SOCKS5: FRAG != 0 (fragments are not reassembled)
-  uint64_t dropped_foreign = 0;    // SOCKS5: not from the associating client's IP
-  uint64_t associations = 0;       // created
-  uint64_t evictions = 0;
-  uint64_t expirations = 0;
+  SR_STATS_MEMBERS(SR_UDP_STATS)
 
   void add(const UdpStats& other);
+  /// "packets_in=.. packets_out=.. bytes_in=.. bytes_out=.. dropped{open=.. ...} associations=..
+  /// evictions=.. expirations=.." for the log.
   std::string summary() const;
+  static std::span<const FieldSpec<UdpStats>> fields();
 };
 
 }  // namespace shadowrelay::relay

@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// A bounded map with least-recently-used eviction and per-entry idle expiry: the shape of the
-// UDP relay's association (NAT) tables, where an unbounded table is how other relays run out of
-// file descriptors. Values own their resources (an association owns its socket), so evicting
-// or expiring an entry releases them. Single-threaded (one table per worker loop).
+// A bounded map with least-recently-used eviction (relay/base/lru.h) and per-entry idle expiry:
+// the shape of the UDP relay's association (NAT) tables, where an unbounded table is how other
+// relays run out of file descriptors. Values own their resources (an association owns its
+// socket), so evicting or expiring an entry releases them. Single-threaded (one table per worker
+// loop).
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "relay/base/lru.h"
 
 namespace shadowrelay::relay {
 
@@ -32,64 +32,39 @@ class LruTable {
 
   /// `capacity` ≥ 1 entries at most; inserting into a full table evicts the least recently
   /// used entry first.
-  explicit LruTable(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+  explicit LruTable(size_t capacity) : lru_(capacity) {}
 
-  size_t size() const { return index_.size(); }
-  size_t capacity() const { return capacity_; }
-  uint64_t evictions() const { return evictions_; }
+  size_t size() const { return lru_.size(); }
+  size_t capacity() const { return lru_.capacity(); }
+  uint64_t evictions() const { return lru_.evictions(); }
   uint64_t expirations() const { return expirations_; }
 
   /// The entry for `key`, marked as used at `now`; null if absent.
   Entry* touch(const Key& key, TimePoint now) {
-    auto it = index_.find(key);
-    if (it == index_.end()) return nullptr;
-    order_.splice(order_.begin(), order_, it->second);
-    it->second->last_used = now;
-    return &*it->second;
+    Entry* entry = lru_.find(key);
+    if (entry != nullptr) entry->last_used = now;
+    return entry;
   }
 
   /// The entry for `key` without changing its recency; null if absent.
-  Entry* peek(const Key& key) {
-    auto it = index_.find(key);
-    return it == index_.end() ? nullptr : &*it->second;
-  }
+  Entry* peek(const Key& key) { return lru_.peek(key); }
 
   /// Inserts (or replaces) `key`, most recently used, idle for at most `idle_timeout`.
   Entry& insert(Key key, Value value, TimePoint now, Duration idle_timeout) {
-    erase(key);
-    if (index_.size() >= capacity_) {
-      index_.erase(order_.back().key);
-      order_.pop_back();
-      ++evictions_;
-    }
-    order_.push_front(Entry{std::move(key), std::move(value), now, idle_timeout});
-    index_.emplace(order_.front().key, order_.begin());
-    return order_.front();
+    return lru_.insert(Entry{std::move(key), std::move(value), now, idle_timeout});
   }
 
-  bool erase(const Key& key) {
-    auto it = index_.find(key);
-    if (it == index_.end()) return false;
-    order_.erase(it->second);
-    index_.erase(it);
-    return true;
-  }
+  bool erase(const Key& key) { return lru_.erase(key); }
 
   /// Removes entries idle longer than their timeout, oldest first, looking at most at
   /// `max_checks` entries. Entries more recent than `now - shortest_timeout` are never expired,
   /// so the walk stops there. Returns how many expired.
   size_t expire(TimePoint now, Duration shortest_timeout, size_t max_checks = 1024) {
-    size_t removed = 0;
-    auto it = order_.end();
-    for (size_t checked = 0; checked < max_checks && it != order_.begin(); ++checked) {
-      --it;
-      if (now - it->last_used < shortest_timeout) break;
-      if (now - it->last_used >= it->idle_timeout) {
-        index_.erase(it->key);
-        it = order_.erase(it);
-        ++removed;
-      }
-    }
+    using Sweep = typename Order::Sweep;
+    const size_t removed = lru_.sweepOldest(max_checks, [&](const Entry& e) {
+      if (now - e.last_used < shortest_timeout) return Sweep::Stop;
+      return now - e.last_used >= e.idle_timeout ? Sweep::Erase : Sweep::Keep;
+    });
     expirations_ += removed;
     return removed;
   }
@@ -97,15 +72,12 @@ class LruTable {
   /// Least recently used first.
   template <typename Fn>
   void forEachOldestFirst(Fn fn) const {
-    for (auto it = order_.rbegin(); it != order_.rend(); ++it) fn(*it);
+    lru_.forEachOldestFirst(fn);
   }
 
  private:
-  using Order = std::list<Entry>;
-  const size_t capacity_;
-  Order order_;  // most recently used at the front
-  absl::flat_hash_map<Key, typename Order::iterator, Hash> index_;
-  uint64_t evictions_ = 0;
+  using Order = Lru<&Entry::key, Hash>;
+  Order lru_;
   uint64_t expirations_ = 0;
 };
 

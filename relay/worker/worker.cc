@@ -9,6 +9,7 @@
 
 #include "dns/cares_resolver.h"
 #include "dns/resolver_observer.h"
+#include "relay/dns_adapter/dns_outcome.h"
 #include "relay/dns_adapter/loop_event_driver.h"
 #include "relay/log.h"
 #include "relay/tcp/client_session.h"
@@ -89,13 +90,15 @@ class Worker::DnsObserver final : public dns::ResolverObserver {
   explicit DnsObserver(DnsSample& dns) : dns_(dns) {}
   void onCacheHit() override { ++dns_.cache_hits; }
   void onCacheMiss() override { ++dns_.cache_misses; }
-  void onFailure(dns::ResolveStatus kind) override { ++dns_.results[static_cast<size_t>(kind)]; }
-  void onSuccess() override { ++dns_.results[static_cast<size_t>(dns::ResolveStatus::Ok)]; }
+  void onFailure(dns::ResolveStatus kind) override { count(dnsOutcomeOf(kind)); }
+  void onSuccess() override { count(DnsOutcome::Ok); }
   void onLookupLatency(std::chrono::nanoseconds latency) override {
     dns_.lookup_seconds.observe(std::chrono::duration<double>(latency).count());
   }
 
  private:
+  void count(DnsOutcome outcome) { ++dns_.results[static_cast<size_t>(outcome)]; }
+
   DnsSample& dns_;
 };
 

@@ -110,8 +110,8 @@ relay::WorkerSample workerZero() {
   s.connection_seconds.observe(0.05);  // le 0.1
   s.probe_bytes.observe(0);            // le 0
   s.probe_bytes.observe(50);           // le 50
-  s.dns.results[static_cast<size_t>(dns::ResolveStatus::Ok)] = 9;
-  s.dns.results[static_cast<size_t>(dns::ResolveStatus::Timeout)] = 2;
+  s.dns.results[static_cast<size_t>(relay::DnsOutcome::Ok)] = 9;
+  s.dns.results[static_cast<size_t>(relay::DnsOutcome::Timeout)] = 2;
   s.dns.cache_hits = 6;
   s.dns.cache_misses = 5;
   s.dns.lookup_seconds.observe(0.004);  // le 0.005
@@ -151,8 +151,8 @@ relay::WorkerSample workerOne() {
   s.connection_bytes.observe(5e9);  // +Inf only
   s.connection_seconds.observe(20000);
   s.probe_bytes.observe(70000);
-  s.dns.results[static_cast<size_t>(dns::ResolveStatus::Ok)] = 1;
-  s.dns.results[static_cast<size_t>(dns::ResolveStatus::NxDomain)] = 4;
+  s.dns.results[static_cast<size_t>(relay::DnsOutcome::Ok)] = 1;
+  s.dns.results[static_cast<size_t>(relay::DnsOutcome::NxDomain)] = 4;
   s.dns.cache_hits = 1;
   s.dns.lookup_seconds.observe(0.3);  // le 0.5
   s.udp.dropped_open = 2;

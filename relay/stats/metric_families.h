@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// The /metrics families the relay's stats feed, each declared once: name, type and help. Every
+// stats field names the family it feeds (stats_macros.h); api/metrics emits the families in this
+// order. The names, labels and helps are an interface: deploy/ dashboards and alert rules, the
+// README and tests query them.
+
+#include <cstdint>
+
+#include "absl/strings/string_view.h"
+
+namespace shadowrelay::relay {
+
+enum class MetricType : uint8_t { Counter, Gauge, Histogram };
+
+// FAMILY(id, name, type, help). `id` becomes a Metric enumerator.
+#define SR_RELAY_METRIC_FAMILIES(FAMILY)                                                         \
+  FAMILY(DataBytes, "shadowrelay_data_bytes_total", Counter,                                     \
+         "Payload bytes relayed, by protocol (tcp, udp), direction (upload: client to target, "  \
+         "download: target to client) and user.")                                                \
+  FAMILY(TcpConnectionsOpened, "shadowrelay_tcp_connections_opened_total", Counter,              \
+         "TCP connections accepted from clients.")                                               \
+  FAMILY(TcpConnectionsClosed, "shadowrelay_tcp_connections_closed_total", Counter,              \
+         "TCP sessions closed, by user (\"\": no user identified, e.g. probes) and status: ok, " \
+         "auth_failed, replay, timeout_handshake, timeout_idle, timeout_connect, dns_failed, "   \
+         "target_refused, target_private, error.")                                               \
+  FAMILY(TcpConnectionsActive, "shadowrelay_tcp_connections_active", Gauge,                      \
+         "TCP sessions open now.")                                                               \
+  FAMILY(TcpRefusedOverLimit, "shadowrelay_tcp_refused_over_limit_total", Counter,               \
+         "TCP sessions refused because their user was over a limit "                             \
+         "(max_connections or data quota), by user.")                                            \
+  FAMILY(TcpAcceptErrors, "shadowrelay_tcp_accept_errors_total", Counter,                        \
+         "Failed accept() calls (EMFILE, ENFILE, ENOBUFS, ...): the process "                    \
+         "ran out of file descriptors or memory.")                                               \
+  FAMILY(TcpConnectionBytes, "shadowrelay_tcp_connection_bytes", Histogram,                      \
+         "Payload bytes of one TCP session, both directions, at its close.")                     \
+  FAMILY(TcpConnectionDuration, "shadowrelay_tcp_connection_duration_seconds", Histogram,        \
+         "Lifetime of one TCP session, accept to close.")                                        \
+  FAMILY(ProbeBytes, "shadowrelay_probe_bytes", Histogram,                                       \
+         "Bytes a client sent before its handshake failed (no key opened "                       \
+         "it, replayed salt or bad address): the size of probes.")                               \
+  FAMILY(Timeouts, "shadowrelay_timeouts_total", Counter,                                        \
+         "Timeouts by kind: handshake (client too slow to authenticate), idle (no byte moved "   \
+         "for the timeout), connect (target did not answer), dns (no name server answered), "    \
+         "udp (idle UDP association expired).")                                                  \
+  FAMILY(UdpAssociationsActive, "shadowrelay_udp_associations_active", Gauge,                    \
+         "UDP associations (client address to upstream socket) open now.")                       \
+  FAMILY(UdpAssociationsCreated, "shadowrelay_udp_associations_created_total", Counter,          \
+         "UDP associations created.")                                                            \
+  FAMILY(UdpAssociationsEvicted, "shadowrelay_udp_associations_evicted_total", Counter,          \
+         "UDP associations evicted because the association table was full.")                     \
+  FAMILY(UdpPackets, "shadowrelay_udp_packets_total", Counter,                                   \
+         "UDP datagrams relayed, by direction (upload: client to target, "                       \
+         "download: target to client) and user.")                                                \
+  FAMILY(UdpDropped, "shadowrelay_udp_dropped_total", Counter,                                   \
+         "UDP datagrams dropped, by reason: open (too short or no key opened it), replay, "      \
+         "address (bad target address), refused (private target), over_quota (the user is "      \
+         "over its data quota), resolve, send (a send failed), too_big, fragment (SOCKS5 "       \
+         "FRAG), foreign (SOCKS5: not from the client's IP).")                                   \
+  FAMILY(DnsQueries, "shadowrelay_dns_queries_total", Counter,                                   \
+         "Host name lookups by result (cache answers included): ok, nxdomain, nodata, "          \
+         "timeout, server_failure, invalid_name, cancelled, internal.")                          \
+  FAMILY(DnsCacheHits, "shadowrelay_dns_cache_hits_total", Counter,                              \
+         "Lookups answered from the DNS cache (positive or negative entry).")                    \
+  FAMILY(DnsCacheMisses, "shadowrelay_dns_cache_misses_total", Counter,                          \
+         "Lookups the DNS cache could not answer (a query was sent).")                           \
+  FAMILY(DnsLookupDuration, "shadowrelay_dns_lookup_duration_seconds", Histogram,                \
+         "Duration of DNS lookups that went to a name server (cache answers excluded).")
+
+/// A family of SR_RELAY_METRIC_FAMILIES, in its order after None (a field only the log shows).
+enum class Metric : uint8_t {
+  None,
+#define SR_METRIC_ENUMERATOR(id, name, type, help) id,
+  SR_RELAY_METRIC_FAMILIES(SR_METRIC_ENUMERATOR)
+#undef SR_METRIC_ENUMERATOR
+      kCount,
+};
+
+struct MetricFamilyInfo {
+  absl::string_view name;
+  MetricType type;
+  absl::string_view help;
+};
+
+/// The declaration of `metric`, which must be neither None nor kCount.
+const MetricFamilyInfo& metricFamily(Metric metric);
+
+}  // namespace shadowrelay::relay

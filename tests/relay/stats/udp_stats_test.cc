@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/stats/udp_stats.h"
+
+#include "gtest/gtest.h"
+
+namespace shadowrelay::relay {
+namespace {
+
+UdpStats numbered(uint64_t scale) {
+  UdpStats s;
+  uint64_t v = 1;
+  for (const auto& f : UdpStats::fields()) s.*f.member = scale * v++;
+  return s;
+}
+
+TEST(UdpStatsTest, AddSumsEveryField) {
+  UdpStats a = numbered(1);
+  a.add(numbered(100));
+  uint64_t v = 1;
+  for (const auto& f : UdpStats::fields()) {
+    EXPECT_EQ(a.*f.member, 101 * v++) << f.key;
+  }
+}
+
+// tests/e2e and tests/bench/udp_bench.py parse this line (README.md shows it).
+TEST(UdpStatsTest, SummaryKeepsItsFormat) {
+  EXPECT_EQ(numbered(1).summary(),
+            "packets_in=1 packets_out=2 bytes_in=3 bytes_out=4 dropped{open=5 replay=6 "
+            "address=7 refused=8 over_quota=9 resolve=10 send=11 too_big=12 fragment=13 "
+            "foreign=14} associations=15 evictions=16 expirations=17");
+}
+
+}  // namespace
+}  // namespace shadowrelay::relay
