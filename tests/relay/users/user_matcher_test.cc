@@ -7,25 +7,14 @@
 #include <vector>
 
 #include "crypto/aead_stream.h"
-#include "crypto/key_derivation.h"
-#include "crypto/method.h"
-#include "crypto/openssl_aead.h"
 #include "gtest/gtest.h"
+#include "tests/testing/test_users.h"
 
 namespace shadowrelay::relay {
 namespace {
 
-RelayUser makeUser(const std::string& name, const char* method_name, uint16_t port = 0,
-                   bool enabled = true) {
-  RelayUser user;
-  user.name = name;
-  user.method = *crypto::findMethod(method_name);
-  user.provider = &crypto::opensslProvider();
-  user.key = crypto::evpBytesToKey("password-of-" + name, user.method->key_size);
-  user.port = port;
-  user.enabled = enabled;
-  return user;
-}
+using testing::makeTable;
+using testing::makeUser;
 
 /// The first bytes a client of `user` sends: salt and a sealed chunk of "hello".
 std::vector<uint8_t> streamStart(const RelayUser& user) {
@@ -39,11 +28,6 @@ std::vector<uint8_t> streamStart(const RelayUser& user) {
   return out;
 }
 
-UserTablePtr table(uint64_t generation, std::vector<RelayUser> users,
-                   const UserTable* previous = nullptr) {
-  return std::make_shared<const UserTable>(generation, std::move(users), previous);
-}
-
 std::vector<RelayUser> fourUsers() {
   std::vector<RelayUser> users;
   users.push_back(makeUser("alice", "aes-256-gcm"));
@@ -55,7 +39,7 @@ std::vector<RelayUser> fourUsers() {
 
 TEST(UserMatcher, FindsEachUserOfThePortWhateverItsMethod) {
   UserMatcher matcher;
-  matcher.setTable(table(1, fourUsers()));
+  matcher.setTable(makeTable(fourUsers()));
   ASSERT_EQ(matcher.candidates(0).size(), 3u);
   for (const char* name : {"alice", "bob", "carol"}) {
     const RelayUser* user = matcher.table()->find(name);
@@ -76,7 +60,7 @@ TEST(UserMatcher, FindsEachUserOfThePortWhateverItsMethod) {
 
 TEST(UserMatcher, UnknownKeyIsNoMatchAndShortInputNeedsMore) {
   UserMatcher matcher;
-  matcher.setTable(table(1, fourUsers()));
+  matcher.setTable(makeTable(fourUsers()));
   RelayUser stranger = makeUser("mallory", "aes-256-gcm");
   RelayUserPtr found;
   EXPECT_EQ(matcher.matchStream(0, "x", streamStart(stranger), &found),
@@ -95,9 +79,10 @@ TEST(UserMatcher, UnknownKeyIsNoMatchAndShortInputNeedsMore) {
 
 TEST(UserMatcher, ClientHintAndRecencyCutTheTrials) {
   std::vector<RelayUser> many;
-  for (int i = 0; i < 50; ++i) many.push_back(makeUser("u" + std::to_string(100 + i), "aes-128-gcm"));
+  for (int i = 0; i < 50; ++i)
+    many.push_back(makeUser("u" + std::to_string(100 + i), "aes-128-gcm"));
   UserMatcher matcher;
-  matcher.setTable(table(1, std::move(many)));
+  matcher.setTable(makeTable(std::move(many)));
   const auto last = streamStart(*matcher.table()->find("u149"));  // last in name order
   RelayUserPtr found;
   uint64_t before = matcher.trials();
@@ -118,7 +103,7 @@ TEST(UserMatcher, ClientHintAndRecencyCutTheTrials) {
 
 TEST(UserMatcher, DisabledUsersAreNotCandidatesAndSwapsKeepTheOrder) {
   UserMatcher matcher;
-  UserTablePtr first = table(1, fourUsers());
+  UserTablePtr first = makeTable(fourUsers());
   matcher.setTable(first);
   RelayUserPtr found;
   const auto carol = streamStart(*first->find("carol"));
@@ -128,9 +113,11 @@ TEST(UserMatcher, DisabledUsersAreNotCandidatesAndSwapsKeepTheOrder) {
 
   // alice disabled, bob removed: carol keeps her place and her live counters.
   std::vector<RelayUser> users;
-  users.push_back(makeUser("alice", "aes-256-gcm", 0, /*enabled=*/false));
+  RelayUser disabled = makeUser("alice", "aes-256-gcm");
+  disabled.enabled = false;
+  users.push_back(std::move(disabled));
   users.push_back(makeUser("carol", "aes-128-gcm"));
-  UserTablePtr second = table(2, std::move(users), first.get());
+  UserTablePtr second = makeTable(std::move(users), 2, first.get());
   matcher.setTable(second);
   ASSERT_EQ(matcher.candidates(0).size(), 1u);
   EXPECT_EQ(second->find("carol")->live, live);

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: Apache-2.0
+// ServerSession on a real Worker and EventLoop driven on the test thread: a reference SIP004
+// client (tests/testing/reference_client.h) on a loopback socket, loopback targets, and the
+// worker's counters. What each handshake outcome sends back, and how it is counted.
+#include "relay/tcp/server_session.h"
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/address.h"
+#include "crypto/method.h"
+#include "crypto/salt_filter.h"
+#include "dns/dns_cache.h"
+#include "gtest/gtest.h"
+#include "relay/context/relay_env.h"
+#include "relay/event/event_loop.h"
+#include "relay/net/socket.h"
+#include "relay/stats/tcp_stats.h"
+#include "relay/worker/worker.h"
+#include "tests/testing/hex.h"
+#include "tests/testing/loopback.h"
+#include "tests/testing/reference_client.h"
+#include "tests/testing/run_loop.h"
+#include "tests/testing/test_users.h"
+
+namespace shadowrelay::relay {
+namespace {
+
+using shadowrelay::testing::bytesOf;
+using std::chrono::seconds;
+using testing::acceptWithin;
+using testing::addressBytes;
+using testing::chunkWireSize;
+using testing::concat;
+using testing::connectLoopback;
+using testing::kSettleIterations;
+using testing::listenLoopback;
+using testing::loopbackTarget;
+using testing::makeTable;
+using testing::makeUser;
+using testing::portOf;
+using testing::readAtLeast;
+using testing::readAvailable;
+using testing::readSettled;
+using testing::ReferenceStream;
+using testing::runIterations;
+using testing::runUntil;
+using testing::sendBytes;
+using testing::sendText;
+using testing::tryAccept;
+using testing::waitForEof;
+
+class ServerSessionTest : public ::testing::Test {
+ protected:
+  ServerSessionTest() {
+    env_.config.role = Role::Server;
+    env_.config.allow_private = true;        // the targets are on loopback
+    env_.config.nameserver = "127.0.0.1:1";  // never asked: every target is a literal
+    env_.salt_filter = &salt_filter_;
+    env_.dns_cache = &dns_cache_;
+    env_.handshake_timeout = seconds(1);
+    env_.connect_timeout = seconds(3);
+    env_.io_uring = false;
+  }
+
+  void start(std::vector<RelayUser> users) {
+    worker_ = std::make_unique<Worker>(loop_, env_, 0);
+    ASSERT_TRUE(worker_->init().ok());
+    table_ = makeTable(std::move(users));
+    worker_->setUsers(table_);
+    worker_->addListener(listenLoopback());
+    port_ = worker_->listenPortForTest();
+    ASSERT_NE(port_, 0);
+  }
+
+  const RelayUser& user(const std::string& name) { return *table_->find(name); }
+  ReferenceStream streamOf(const RelayUser& who) {
+    return ReferenceStream(*who.method, *who.provider, who.key.bytes());
+  }
+  // What a client sends first: the address header of the loopback target behind `listener`,
+  // then `data`, sealed by `stream`.
+  static std::vector<uint8_t> request(ReferenceStream& stream, const Fd& listener,
+                                      const std::string& data) {
+    return stream.seal(concat(addressBytes(loopbackTarget(portOf(listener.get()))), bytesOf(data)));
+  }
+  // The wire size of a stream's first chunk of `payload` bytes (all users here: aes-128-gcm).
+  static size_t firstChunk(size_t payload) {
+    return chunkWireSize(**crypto::findMethod("aes-128-gcm"), payload, /*first=*/true);
+  }
+  uint64_t closed(CloseReason reason) {
+    return worker_->stats().closed[static_cast<size_t>(reason)];
+  }
+
+  crypto::SaltFilter salt_filter_{10'000};
+  dns::DnsCache dns_cache_;
+  RelayEnv env_;
+  EventLoop loop_;
+  UserTablePtr table_;
+  std::unique_ptr<Worker> worker_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(ServerSessionTest, RelaysBothWaysForAReferenceClient) {
+  start({makeUser("alice")});
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  ReferenceStream stream = streamOf(user("alice"));
+  const std::vector<uint8_t> hello = request(stream, target, "hello");
+  ASSERT_EQ(hello.size(), firstChunk(7 + 5));
+  ASSERT_TRUE(sendBytes(client.get(), hello));
+
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  std::vector<uint8_t> at_target;
+  ASSERT_TRUE(readAtLeast(loop_, upstream.get(), 5, &at_target));
+  ASSERT_TRUE(sendText(upstream.get(), "world!"));
+  std::vector<uint8_t> at_client;
+  // The reply: the server's salt, one length header and "world!" sealed.
+  ASSERT_TRUE(readAtLeast(loop_, client.get(), firstChunk(6), &at_client));
+  runIterations(loop_, kSettleIterations);
+  readAvailable(upstream.get(), &at_target);
+  readAvailable(client.get(), &at_client);
+
+  EXPECT_EQ(at_target, bytesOf("hello"));  // the address header is not forwarded
+  ASSERT_EQ(at_client.size(), firstChunk(6));
+  ASSERT_TRUE(stream.open(at_client));
+  EXPECT_EQ(stream.openedText(), "world!");
+  const TcpStats& stats = worker_->stats();
+  EXPECT_EQ(stats.accepted, 1u);
+  EXPECT_EQ(stats.active, 1u);
+  EXPECT_EQ(stats.bytes_from_clients, hello.size());
+  EXPECT_EQ(stats.bytes_to_remotes, 5u);
+  EXPECT_EQ(stats.bytes_from_remotes, 6u);
+  EXPECT_EQ(stats.bytes_to_clients, at_client.size());
+  const UserTraffic& traffic = worker_->sample().users.at("alice");
+  EXPECT_EQ(traffic.tcp_connections, 1u);
+  EXPECT_EQ(traffic.tcp_bytes_up, 5u);
+  EXPECT_EQ(traffic.tcp_bytes_down, 6u);
+
+  // EOF each way: the client's reaches the target, the target's ends the session.
+  ::shutdown(client.get(), SHUT_WR);
+  ASSERT_TRUE(waitForEof(loop_, upstream.get(), &at_target));
+  upstream.reset();
+  ASSERT_TRUE(waitForEof(loop_, client.get(), &at_client));
+  EXPECT_TRUE(runUntil(loop_, [&] { return worker_->sessionCount() == 0; }));
+  EXPECT_EQ(closed(CloseReason::Done), 1u);
+  EXPECT_EQ(worker_->stats().active, 0u);
+}
+
+TEST_F(ServerSessionTest, ParsesAnAddressHeaderSplitAcrossChunks) {
+  start({makeUser("alice")});
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  ReferenceStream stream = streamOf(user("alice"));
+  stream.setMaxPayload(3);  // 7 header bytes in three chunks, the data in two more
+  const std::vector<uint8_t> plain =
+      concat(addressBytes(loopbackTarget(portOf(target.get()))), bytesOf("hello"));
+  // One chunk per write, the loop running in between: every read ends inside the header.
+  for (size_t off = 0; off < plain.size(); off += 3) {
+    const size_t n = std::min<size_t>(3, plain.size() - off);
+    ASSERT_TRUE(sendBytes(client.get(), stream.seal({plain.data() + off, n})));
+    runIterations(loop_, 2);
+  }
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  EXPECT_EQ(readSettled(loop_, upstream.get(), 5), bytesOf("hello"));
+  EXPECT_EQ(worker_->stats().bad_addresses, 0u);
+}
+
+TEST_F(ServerSessionTest, IdentifiesTheUserAmongSeveralOnThePort) {
+  start({makeUser("alice"), makeUser("bob", "chacha20-ietf-poly1305"), makeUser("carol")});
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  ReferenceStream stream = streamOf(user("bob"));
+  ASSERT_TRUE(sendBytes(client.get(), request(stream, target, "hi")));
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  std::vector<uint8_t> at_target;
+  ASSERT_TRUE(readAtLeast(loop_, upstream.get(), 2, &at_target));
+  EXPECT_EQ(at_target, bytesOf("hi"));
+  const auto& users = worker_->sample().users;
+  ASSERT_TRUE(users.contains("bob"));
+  EXPECT_EQ(users.at("bob").tcp_connections, 1u);
+  EXPECT_EQ(users.at("bob").tcp_bytes_up, 2u);
+  EXPECT_FALSE(users.contains("alice"));
+  EXPECT_FALSE(users.contains("carol"));
+}
+
+TEST_F(ServerSessionTest, WrongKeyGetsNoByteAndAFinAtTheHandshakeDeadline) {
+  start({makeUser("alice")});
+  Fd target = listenLoopback();
+  const RelayUser mallory = makeUser("mallory");
+  ReferenceStream stream = streamOf(mallory);
+  const auto started = Clock::now();
+  Fd client = connectLoopback(port_);
+  ASSERT_TRUE(sendBytes(client.get(), request(stream, target, "hello")));
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->stats().auth_failed == 1; }));
+
+  // Rejected, but the client hears nothing: the connection stays open, and what it sends
+  // meanwhile is read and dropped.
+  std::vector<uint8_t> at_client;
+  runIterations(loop_, kSettleIterations);
+  EXPECT_TRUE(readAvailable(client.get(), &at_client));
+  ASSERT_TRUE(sendBytes(client.get(), std::vector<uint8_t>(300, 0x41)));
+
+  // Then the FIN, not before the deadline counted from accept.
+  ASSERT_TRUE(waitForEof(loop_, client.get(), &at_client));
+  EXPECT_GE(Clock::now() - started, env_.handshake_timeout);
+  EXPECT_TRUE(at_client.empty()) << at_client.size() << " bytes sent back";
+  EXPECT_FALSE(tryAccept(target.get()).valid());  // no connect was made
+
+  // The client closes in turn; the session ends as the auth failure it was.
+  client.reset();
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->sessionCount() == 0; }));
+  EXPECT_EQ(closed(CloseReason::AuthFailed), 1u);
+  EXPECT_EQ(worker_->stats().bytes_to_clients, 0u);
+  EXPECT_EQ(worker_->stats().bytes_to_remotes, 0u);
+  EXPECT_EQ(worker_->stats().bytes_from_clients, firstChunk(7 + 5) + 300);
+}
+
+TEST_F(ServerSessionTest, BadAddressHeaderIsCountedAndClosed) {
+  start({makeUser("alice")});
+  Fd client = connectLoopback(port_);
+  ReferenceStream stream = streamOf(user("alice"));
+  // ATYP 0x05 does not exist.
+  const std::vector<uint8_t> bad = {0x05, 127, 0, 0, 1, 0x1F, 0x90, 'x'};
+  ASSERT_TRUE(sendBytes(client.get(), stream.seal(bad)));
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->stats().bad_addresses == 1; }));
+  std::vector<uint8_t> at_client;
+  runIterations(loop_, kSettleIterations);
+  EXPECT_TRUE(readAvailable(client.get(), &at_client));  // still open, drained
+  EXPECT_EQ(worker_->sessionCount(), 1u);
+  // The client gives up before the deadline: the session closes at once.
+  client.reset();
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->sessionCount() == 0; }));
+  EXPECT_EQ(closed(CloseReason::BadAddress), 1u);
+  EXPECT_EQ(worker_->stats().auth_failed, 0u);
+  EXPECT_TRUE(at_client.empty());
+}
+
+TEST_F(ServerSessionTest, PrivateTargetIsRefusedWithoutAllowPrivate) {
+  env_.config.allow_private = false;
+  start({makeUser("alice")});
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  ReferenceStream stream = streamOf(user("alice"));
+  ASSERT_TRUE(sendBytes(client.get(), request(stream, target, "hello")));
+  std::vector<uint8_t> at_client;
+  ASSERT_TRUE(waitForEof(loop_, client.get(), &at_client));
+  EXPECT_TRUE(at_client.empty());
+  EXPECT_EQ(closed(CloseReason::TargetRefused), 1u);
+  EXPECT_FALSE(tryAccept(target.get()).valid());
+  EXPECT_EQ(worker_->stats().bytes_to_remotes, 0u);
+}
+
+TEST_F(ServerSessionTest, ReplayedSaltIsRejected) {
+  start({makeUser("alice")});
+  Fd target = listenLoopback();
+  const std::vector<uint8_t> salt(16, 0x5A);
+  const std::vector<uint8_t> plain =
+      concat(addressBytes(loopbackTarget(portOf(target.get()))), bytesOf("once"));
+  const RelayUser& alice = user("alice");
+  ReferenceStream first(*alice.method, *alice.provider, alice.key.bytes(), salt);
+  ReferenceStream replay(*alice.method, *alice.provider, alice.key.bytes(), salt);
+  const std::vector<uint8_t> wire = first.seal(plain);
+  ASSERT_EQ(replay.seal(plain), wire);
+
+  Fd client1 = connectLoopback(port_);
+  ASSERT_TRUE(sendBytes(client1.get(), wire));
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  Fd client2 = connectLoopback(port_);
+  ASSERT_TRUE(sendBytes(client2.get(), wire));
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->stats().replayed_salts == 1; }));
+  runIterations(loop_, kSettleIterations);
+  EXPECT_FALSE(tryAccept(target.get()).valid());  // one connect only
+  client2.reset();
+  ASSERT_TRUE(runUntil(loop_, [&] { return closed(CloseReason::ReplayedSalt) == 1; }));
+  EXPECT_EQ(worker_->stats().auth_failed, 0u);
+}
+
+TEST_F(ServerSessionTest, UserAtMaxConnectionsIsRefusedAndCounted) {
+  RelayUser limited = makeUser("alice");
+  limited.max_connections = 1;
+  start({std::move(limited)});
+  Fd target = listenLoopback();
+  const auto open = [&](const char* data) {
+    Fd client = connectLoopback(port_);
+    ReferenceStream stream = streamOf(user("alice"));
+    EXPECT_TRUE(sendBytes(client.get(), request(stream, target, data)));
+    return client;
+  };
+
+  Fd first = open("1");
+  Fd first_upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(first_upstream.valid());
+  EXPECT_EQ(user("alice").live->tcp_sessions.load(), 1u);
+
+  Fd second = open("2");
+  std::vector<uint8_t> at_second;
+  ASSERT_TRUE(waitForEof(loop_, second.get(), &at_second));
+  EXPECT_TRUE(at_second.empty());
+  EXPECT_EQ(closed(CloseReason::OverLimit), 1u);
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_over_limit, 1u);
+  EXPECT_FALSE(tryAccept(target.get()).valid());
+  EXPECT_EQ(user("alice").live->tcp_sessions.load(), 1u);
+
+  // The first session still relays; once it ends, a new one is admitted.
+  std::vector<uint8_t> at_target;
+  ASSERT_TRUE(readAtLeast(loop_, first_upstream.get(), 1, &at_target));
+  EXPECT_EQ(at_target, bytesOf("1"));
+  first.reset();
+  first_upstream.reset();
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->sessionCount() == 0; }));
+  EXPECT_EQ(user("alice").live->tcp_sessions.load(), 0u);
+  Fd third = open("3");
+  Fd third_upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(third_upstream.valid());
+  EXPECT_EQ(closed(CloseReason::OverLimit), 1u);
+}
+
+}  // namespace
+}  // namespace shadowrelay::relay

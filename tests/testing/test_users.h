@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Users, user tables and client credentials for tests.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "relay/context/relay_env.h"
+#include "relay/users/user_table.h"
+
+namespace shadowrelay::relay::testing {
+
+/// An enabled user of `method_name` (OpenSSL) whose key is EVP_BytesToKey("password-of-" + name).
+RelayUser makeUser(const std::string& name, const char* method_name = "aes-128-gcm",
+                   uint16_t port = 0);
+/// An immutable table of `users`.
+UserTablePtr makeTable(std::vector<RelayUser> users, uint64_t generation = 1,
+                       const UserTable* previous = nullptr);
+
+/// What a client (local, tunnel) speaks with: `method_name` (OpenSSL), EVP_BytesToKey(password).
+Credentials makeCredentials(const std::string& password, const char* method_name = "aes-128-gcm");
+
+}  // namespace shadowrelay::relay::testing
