@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "api/control/control_server.h"
 
-#include <arpa/inet.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -9,18 +8,22 @@
 #include <grpcpp/security/server_credentials.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "api/control/bearer_auth.h"
 #include "api/control/cipher_service.h"
 #include "api/control/server_service.h"
 #include "api/control/user_service.h"
 #include "grpc/health/v1/health.pb.h"
+#include "dns/ip_address.h"
 #include "relay/log.h"
+#include "relay/net/endpoint.h"
 
 namespace shadowrelay::api::control {
 namespace {
@@ -93,40 +96,18 @@ bool isLoopbackListenAddress(absl::string_view listen) {
   if (absl::StartsWith(listen, "unix:") || absl::StartsWith(listen, "unix-abstract:")) {
     return true;
   }
-  absl::string_view host = listen;
-  if (absl::StartsWith(host, "ipv4:")) {
-    host.remove_prefix(5);
-  } else if (absl::StartsWith(host, "ipv6:")) {
-    host.remove_prefix(5);
-  }
-  if (absl::StartsWith(host, "[")) {
-    const size_t close = host.find(']');
-    if (close == absl::string_view::npos) {
-      return false;
-    }
-    host = host.substr(1, close - 1);
-  } else {
-    const size_t colon = host.rfind(':');
-    if (colon != absl::string_view::npos) {
-      host = host.substr(0, colon);
-    }
-  }
-  if (host == "localhost") {
-    return true;
-  }
-  const std::string h(host);
-  in_addr v4{};
-  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
-    if (IN6_IS_ADDR_LOOPBACK(&v6)) {
-      return true;
-    }
-    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
-  }
-  return false;
+  absl::string_view host_port = listen;
+  if (!absl::ConsumePrefix(&host_port, "ipv4:")) absl::ConsumePrefix(&host_port, "ipv6:");
+  const auto endpoint = relay::Endpoint::parse(host_port, relay::Endpoint::Port::AnyOrZero);
+  if (!endpoint.ok()) return false;
+  if (endpoint->host == "localhost") return true;
+  const std::optional<dns::IpAddress> ip = endpoint->ip();
+  if (!ip) return false;
+  if (ip->isV4()) return ip->data()[0] == 127;
+  static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  static constexpr uint8_t kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  if (std::memcmp(ip->data(), kLoopback6, 16) == 0) return true;
+  return std::memcmp(ip->data(), kMappedPrefix, 12) == 0 && ip->data()[12] == 127;
 }
 
 ControlServer::ControlServer() = default;
@@ -184,8 +165,10 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(ControlServe
   if (unix_socket) {
     server->address_ = options.listen;
   } else {
-    const size_t colon = options.listen.rfind(':');
-    server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
+    // AddListeningPort accepted the address, so it parses; port 0 became the one it got.
+    auto endpoint = relay::Endpoint::parse(options.listen, relay::Endpoint::Port::AnyOrZero);
+    endpoint->port = static_cast<uint16_t>(server->port_);
+    server->address_ = endpoint->toString();
   }
   SR_LOG(Info, "control API on %s (%s, %s)", server->address_,
          options.tls_cert_file.empty()        ? "plaintext"

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "api/metrics/metrics_exporter.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,12 +13,16 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "api/metrics/process_collector.h"
 #include "api/metrics/relay_families.h"
+#include "dns/ip_address.h"
+#include "relay/net/endpoint.h"
+#include "relay/net/socket.h"
 #include "prometheus/collectable.h"
 #include "prometheus/exposer.h"
 #include "prometheus/metric_family.h"
@@ -29,111 +31,74 @@ namespace shadowrelay::api::metrics {
 
 namespace {
 
-struct ListenAddress {
-  int family = AF_INET;
-  std::string host;  // numeric, without brackets
-  uint16_t port = 0;
-
-  std::string text() const {
-    return family == AF_INET6 ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
-  }
-};
+/// "1.2.3.4:80" or "[::1]:80".
+std::string text(const relay::SocketAddress& address) {
+  return relay::Endpoint::fromSocketAddress(address).toString();
+}
 
 absl::Status badListen(absl::string_view listen, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("metrics-listen \"", listen, "\": ", why));
 }
 
-absl::StatusOr<ListenAddress> parseListen(absl::string_view listen) {
-  ListenAddress out;
-  absl::string_view host;
-  absl::string_view port = listen;
-  if (absl::ConsumePrefix(&port, "[")) {
-    const size_t end = port.find("]:");
-    if (end == absl::string_view::npos) {
-      return badListen(listen, "expected [IPv6]:port");
-    }
-    out.family = AF_INET6;
-    host = port.substr(0, end);
-    port.remove_prefix(end + 2);
-  } else if (const size_t colon = port.rfind(':'); colon != absl::string_view::npos) {
-    host = port.substr(0, colon);
-    port.remove_prefix(colon + 1);
+absl::StatusOr<relay::SocketAddress> parseListen(absl::string_view listen) {
+  // ":port" and "port" alone: every IPv4 interface.
+  std::string spelled(listen);
+  if (spelled.find(':') == std::string::npos) {
+    spelled = absl::StrCat("0.0.0.0:", spelled);
+  } else if (spelled.front() == ':') {
+    spelled = absl::StrCat("0.0.0.0", spelled);
   }
-  int number = -1;
-  if (!absl::SimpleAtoi(port, &number) || number < 0 || number > 65535) {
+  auto endpoint = relay::Endpoint::parse(spelled, relay::Endpoint::Port::AnyOrZero);
+  if (!endpoint.ok()) {
     return badListen(listen, "expected host:port, [IPv6]:port or a port number");
   }
-  out.port = static_cast<uint16_t>(number);
-  if (out.family == AF_INET && host.empty()) {
-    host = "0.0.0.0";
-  } else if (out.family == AF_INET && host == "localhost") {
-    host = "127.0.0.1";
+  if (endpoint->host == "localhost") endpoint->host = "127.0.0.1";
+  const std::optional<dns::IpAddress> ip = endpoint->ip();
+  if (!ip) {
+    return badListen(listen, absl::StartsWith(listen, "[") ? "not an IPv6 address"
+                                                           : "the host must be an IP address");
   }
-  out.host = std::string(host);
-  unsigned char buf[sizeof(in6_addr)];
-  if (inet_pton(out.family, out.host.c_str(), buf) != 1) {
-    return badListen(
-        listen, out.family == AF_INET6 ? "not an IPv6 address" : "the host must be an IP address");
-  }
-  return out;
-}
-
-socklen_t toSockaddr(const ListenAddress& address, sockaddr_storage& storage) {
-  if (address.family == AF_INET6) {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(address.port);
-    inet_pton(AF_INET6, address.host.c_str(), &sin6->sin6_addr);
-    return sizeof(*sin6);
-  }
-  auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
-  sin->sin_family = AF_INET;
-  sin->sin_port = htons(address.port);
-  inet_pton(AF_INET, address.host.c_str(), &sin->sin_addr);
-  return sizeof(*sin);
+  return relay::socketAddressOf(*ip, endpoint->port);
 }
 
 /// civetweb reports a failed bind only as "null context", so try the bind first to name the
 /// reason (EADDRINUSE, EADDRNOTAVAIL, EACCES). Port 0 always binds.
-absl::Status checkBindable(const ListenAddress& address) {
-  if (address.port == 0) {
+absl::Status checkBindable(const relay::SocketAddress& address) {
+  if (address.port() == 0) {
     return absl::OkStatus();
   }
-  const int fd = socket(address.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     const int err = errno;
     return absl::UnavailableError(
-        absl::StrCat("metrics-listen ", address.text(), ": socket: ", std::strerror(err)));
+        absl::StrCat("metrics-listen ", text(address), ": socket: ", std::strerror(err)));
   }
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as civetweb does
-  sockaddr_storage storage{};
-  const socklen_t length = toSockaddr(address, storage);
-  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&storage), length);
+  const int rc = bind(fd, address.get(), address.len);
   const int err = errno;
   close(fd);
   if (rc != 0) {
     return absl::UnavailableError(
-        absl::StrCat("metrics-listen ", address.text(), ": cannot listen: ", std::strerror(err)));
+        absl::StrCat("metrics-listen ", text(address), ": cannot listen: ", std::strerror(err)));
   }
   return absl::OkStatus();
 }
 
 /// Connects to `address` (the wildcard address through loopback) and closes at once.
-void poke(const ListenAddress& address) {
-  ListenAddress target = address;
+void poke(const relay::SocketAddress& address) {
+  relay::Endpoint target = relay::Endpoint::fromSocketAddress(address);
   if (target.host == "0.0.0.0") {
     target.host = "127.0.0.1";
   } else if (target.host == "::") {
     target.host = "::1";
   }
-  const int fd = socket(target.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const relay::SocketAddress to = relay::socketAddressOf(*target.ip(), target.port);
+  const int fd = socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     return;
   }
-  sockaddr_storage storage{};
-  const socklen_t length = toSockaddr(target, storage);
-  connect(fd, reinterpret_cast<const sockaddr*>(&storage), length);
+  connect(fd, to.get(), to.len);
   close(fd);
 }
 
@@ -220,12 +185,12 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::start(MetricsO
   // prometheus-cpp throws (CivetException) when civetweb cannot start, e.g. a lost bind race.
   try {
     exporter->exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", address->text(), "num_threads", "2"});
+        std::vector<std::string>{"listening_ports", text(*address), "num_threads", "2"});
   } catch (const std::exception& e) {
     // Debian's civetweb is built without IPv6 (mg_check_feature(8) == 0): name that first.
     return absl::UnavailableError(absl::StrCat(
-        "metrics-listen ", address->text(), ": cannot listen: ",
-        address->family == AF_INET6 ? "this civetweb has no IPv6 support (use an IPv4 address); "
+        "metrics-listen ", text(*address), ": cannot listen: ",
+        address->family() == AF_INET6 ? "this civetweb has no IPv6 support (use an IPv4 address); "
                                     : "",
         e.what()));
   }
@@ -234,12 +199,12 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::start(MetricsO
   const std::vector<int> ports = exporter->exposer_->GetListeningPorts();
   if (ports.empty() || ports.front() <= 0 || ports.front() > 65535) {
     return absl::UnavailableError(
-        absl::StrCat("metrics-listen ", address->text(), ": no listening port"));
+        absl::StrCat("metrics-listen ", text(*address), ": no listening port"));
   }
   exporter->port_ = static_cast<uint16_t>(ports.front());
-  ListenAddress bound = *address;
-  bound.port = exporter->port_;
-  exporter->address_ = bound.text();
+  relay::SocketAddress bound = *address;
+  bound.setPort(exporter->port_);
+  exporter->address_ = text(bound);
   return exporter;
 }
 

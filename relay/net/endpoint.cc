@@ -14,6 +14,14 @@
 #include "absl/strings/str_cat.h"
 
 namespace shadowrelay::relay {
+namespace {
+
+std::optional<dns::IpAddress> ipOfSocket(const SocketAddress& address) {
+  return dns::IpAddress::fromSockaddr(reinterpret_cast<const sockaddr*>(&address.storage),
+                                      address.len);
+}
+
+}  // namespace
 
 absl::StatusOr<Endpoint> Endpoint::parse(absl::string_view text, Port rule) {
   Endpoint out;
@@ -48,8 +56,7 @@ absl::StatusOr<Endpoint> Endpoint::parse(absl::string_view text, Port rule) {
 Endpoint Endpoint::fromSocketAddress(const SocketAddress& address) {
   Endpoint out;
   out.port = address.port();
-  if (auto ip = dns::IpAddress::fromSockaddr(
-          reinterpret_cast<const sockaddr*>(&address.storage), address.len)) {
+  if (auto ip = ipOfSocket(address)) {
     out.host = ip->toString();
   }
   return out;
@@ -81,22 +88,56 @@ SocketAddress socketAddressOf(const dns::IpAddress& ip, uint16_t port) {
   return out;
 }
 
+SocketAddress socketAddressOf(const crypto::SocksAddress& target) {
+  return socketAddressOf(ipOf(target), target.port);
+}
+
 crypto::SocksAddress socksAddressOf(const SocketAddress& address) {
-  if (address.family() == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
-    std::array<uint8_t, 4> ip{};
-    std::memcpy(ip.data(), &v4->sin_addr, 4);
-    return crypto::SocksAddress::ipv4(ip, ntohs(v4->sin_port));
+  const SocketAddress plain = unmapped(address);
+  const auto ip = ipOfSocket(plain);
+  if (!ip) return crypto::SocksAddress{};
+  if (ip->isV4()) {
+    return crypto::SocksAddress::ipv4({ip->data()[0], ip->data()[1], ip->data()[2], ip->data()[3]},
+                                      plain.port());
   }
+  std::array<uint8_t, 16> bytes{};
+  std::memcpy(bytes.data(), ip->data(), 16);
+  return crypto::SocksAddress::ipv6(bytes, plain.port());
+}
+
+SocketAddress asV6(const SocketAddress& address) {
+  if (address.family() != AF_INET) return address;
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
+  SocketAddress out;
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
+  v6->sin6_family = AF_INET6;
+  v6->sin6_port = v4->sin_port;
+  v6->sin6_addr.s6_addr[10] = 0xff;
+  v6->sin6_addr.s6_addr[11] = 0xff;
+  std::memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
+  out.len = sizeof(sockaddr_in6);
+  return out;
+}
+
+SocketAddress unmapped(const SocketAddress& address) {
+  if (address.family() != AF_INET6) return address;
   const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
-  if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-    std::array<uint8_t, 4> ip{};
-    std::memcpy(ip.data(), &v6->sin6_addr.s6_addr[12], 4);
-    return crypto::SocksAddress::ipv4(ip, ntohs(v6->sin6_port));
-  }
-  std::array<uint8_t, 16> ip{};
-  std::memcpy(ip.data(), &v6->sin6_addr, 16);
-  return crypto::SocksAddress::ipv6(ip, ntohs(v6->sin6_port));
+  if (!IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return address;
+  SocketAddress out;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
+  v4->sin_family = AF_INET;
+  v4->sin_port = v6->sin6_port;
+  std::memcpy(&v4->sin_addr, &v6->sin6_addr.s6_addr[12], 4);
+  out.len = sizeof(sockaddr_in);
+  return out;
+}
+
+bool sameIp(const SocketAddress& a, const SocketAddress& b) {
+  const SocketAddress x = unmapped(a);
+  const SocketAddress y = unmapped(b);
+  const auto ip_x = ipOfSocket(x);
+  const auto ip_y = ipOfSocket(y);
+  return ip_x && ip_y && *ip_x == *ip_y;
 }
 
 absl::StatusOr<std::vector<SocketAddress>> resolveAtStartup(const std::vector<std::string>& hosts,

@@ -45,8 +45,16 @@ struct Endpoint {
 dns::IpAddress ipOf(const crypto::SocksAddress& address);
 /// `ip` and `port` as a socket address.
 SocketAddress socketAddressOf(const dns::IpAddress& ip, uint16_t port);
+/// An IPv4 or IPv6 address header as a socket address (`target.type` must not be Domain).
+SocketAddress socketAddressOf(const crypto::SocksAddress& target);
 /// The address header of a socket address; an IPv4-mapped IPv6 address becomes IPv4.
 crypto::SocksAddress socksAddressOf(const SocketAddress& address);
+/// `address` as a destination for an AF_INET6 dual-stack socket (IPv4 becomes ::ffff:a.b.c.d).
+SocketAddress asV6(const SocketAddress& address);
+/// An IPv4-mapped IPv6 address as plain IPv4; anything else unchanged.
+SocketAddress unmapped(const SocketAddress& address);
+/// Whether two addresses have the same IP (ports ignored; IPv4-mapped equals IPv4).
+bool sameIp(const SocketAddress& a, const SocketAddress& b);
 
 /// The socket addresses of `hosts` with `port`: IP literals as given, names through getaddrinfo.
 /// Blocks: for start-up only. The error names the host.

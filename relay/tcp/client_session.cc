@@ -9,6 +9,7 @@
 #include "dns/ip_address.h"
 #include "relay/event/event_loop.h"
 #include "relay/log.h"
+#include "relay/net/endpoint.h"
 #include "relay/socks5.h"
 #include "relay/tcp/session_host.h"
 
@@ -23,18 +24,7 @@ constexpr size_t kMaxEarlyData = crypto::kMaxChunkPayload;
 
 crypto::SocksAddress serverAddress(const Config& config, uint64_t session_id) {
   const std::string& host = config.server_hosts[session_id % config.server_hosts.size()];
-  auto ip = dns::IpAddress::parse(host);
-  if (ip && ip->isV4()) {
-    std::array<uint8_t, 4> bytes{};
-    std::memcpy(bytes.data(), ip->data(), 4);
-    return crypto::SocksAddress::ipv4(bytes, config.server_port);
-  }
-  if (ip) {
-    std::array<uint8_t, 16> bytes{};
-    std::memcpy(bytes.data(), ip->data(), 16);
-    return crypto::SocksAddress::ipv6(bytes, config.server_port);
-  }
-  return crypto::SocksAddress::domain(host, config.server_port);
+  return Endpoint{host, config.server_port}.socksAddress();
 }
 
 }  // namespace
@@ -201,7 +191,7 @@ bool ClientSession::associateUdp() {
   udp_ = std::move(*relay);
   uint8_t reply[32];
   const size_t size =
-      socks5::writeReply(socks5::Reply::Succeeded, socksAddressOf(udp_->bound().storage), reply);
+      socks5::writeReply(socks5::Reply::Succeeded, socksAddressOf(udp_->bound()), reply);
   if (!sendToClient(reply, size)) return false;
   SR_LOG(Debug, "session %d: UDP association on %s for %s", id(), udp_->bound().toString(),
          client.toString());

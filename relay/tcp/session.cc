@@ -8,6 +8,7 @@
 
 #include "relay/event/event_loop.h"
 #include "relay/log.h"
+#include "relay/net/endpoint.h"
 #include "relay/target_policy.h"
 #include "relay/tcp/session_host.h"
 #include "relay/tcp/session_io_batch.h"
@@ -119,12 +120,7 @@ void TcpSession::connectRemote(const crypto::SocksAddress& target, bool enforce_
   }
   dns::ResolveResult literal;
   literal.status = dns::ResolveStatus::Ok;
-  if (target.type == crypto::SocksAddress::Type::IPv4) {
-    literal.addresses.push_back(
-        dns::IpAddress::v4({target.ip[0], target.ip[1], target.ip[2], target.ip[3]}));
-  } else {
-    literal.addresses.push_back(dns::IpAddress::v6(target.ip));
-  }
+  literal.addresses.push_back(ipOf(target));
   onResolved(std::move(literal));
 }
 
@@ -138,9 +134,7 @@ void TcpSession::onResolved(dns::ResolveResult result) {
   }
   const bool allow_all = !enforce_policy_ || host_.env().config.allow_private;
   for (const dns::IpAddress& ip : result.addresses) {
-    sockaddr_storage storage{};
-    ip.toSockaddr(connect_target_->port, &storage);
-    if (allow_all || isPublicUnicast(reinterpret_cast<const sockaddr*>(&storage))) {
+    if (allow_all || isPublicUnicast(socketAddressOf(ip, connect_target_->port).get())) {
       candidates_.push_back(ip);
     }
   }
@@ -166,8 +160,7 @@ void TcpSession::connectNext() {
   sock_[kRemote].reset();
   while (next_candidate_ < candidates_.size()) {
     const dns::IpAddress& ip = candidates_[next_candidate_++];
-    SocketAddress address;
-    address.len = ip.toSockaddr(connect_target_->port, &address.storage);
+    const SocketAddress address = socketAddressOf(ip, connect_target_->port);
     const int fd = connectNonBlocking(address, fast_open_, host_.env().config.no_delay);
     if (fd >= 0) {
       sock_[kRemote] = Fd(fd);

@@ -5,16 +5,6 @@
 
 namespace shadowrelay::relay {
 
-SocketAddress socketAddressOf(const crypto::SocksAddress& target) {
-  const dns::IpAddress ip =
-      target.type == crypto::SocksAddress::Type::IPv4
-          ? dns::IpAddress::v4({target.ip[0], target.ip[1], target.ip[2], target.ip[3]})
-          : dns::IpAddress::v6(target.ip);
-  SocketAddress to;
-  to.len = ip.toSockaddr(target.port, &to.storage);
-  return to;
-}
-
 DatagramRouter::DatagramRouter(dns::Resolver& resolver, dns::AddressPreference preference,
                                size_t max_pending)
     : resolver_(resolver), preference_(preference), max_pending_(max_pending) {}
@@ -30,7 +20,7 @@ DatagramRouter::Lookup DatagramRouter::lookup(const crypto::SocksAddress& target
   auto cached = resolver_.resolveCached(target.host, preference_);
   if (!cached) return Lookup::NeedQuery;
   if (!cached->ok()) return Lookup::Failed;
-  to->len = cached->addresses.front().toSockaddr(target.port, &to->storage);
+  *to = socketAddressOf(cached->addresses.front(), target.port);
   return Lookup::Now;
 }
 
@@ -46,7 +36,7 @@ bool DatagramRouter::queue(const crypto::SocksAddress& target, std::span<const u
        data = std::move(data)](dns::ResolveResult result) {
         if (result.ok()) {
           SocketAddress to;
-          to.len = result.addresses.front().toSockaddr(port, &to.storage);
+          to = socketAddressOf(result.addresses.front(), port);
           deliver(to, {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
         } else {
           on_failed();

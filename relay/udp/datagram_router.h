@@ -13,6 +13,7 @@
 
 #include "crypto/address.h"
 #include "dns/resolver.h"
+#include "relay/net/endpoint.h"
 #include "relay/net/socket.h"
 
 namespace shadowrelay::relay {
@@ -46,8 +47,5 @@ class DatagramRouter {
   const size_t max_pending_;
   std::list<Pending> pending_;
 };
-
-/// The socket address of an IP-literal SOCKS address (not for names).
-SocketAddress socketAddressOf(const crypto::SocksAddress& target);
 
 }  // namespace shadowrelay::relay

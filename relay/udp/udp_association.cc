@@ -57,66 +57,6 @@ Fd openRelaySocket(int* family) {
   return Fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 }
 
-SocketAddress asV6(const SocketAddress& address) {
-  if (address.family() != AF_INET) return address;
-  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
-  SocketAddress out;
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.storage);
-  v6->sin6_family = AF_INET6;
-  v6->sin6_port = v4->sin_port;
-  v6->sin6_addr.s6_addr[10] = 0xff;
-  v6->sin6_addr.s6_addr[11] = 0xff;
-  std::memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
-  out.len = sizeof(sockaddr_in6);
-  return out;
-}
-
-SocketAddress unmapped(const SocketAddress& address) {
-  if (address.family() != AF_INET6) return address;
-  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
-  if (!IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return address;
-  SocketAddress out;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
-  v4->sin_family = AF_INET;
-  v4->sin_port = v6->sin6_port;
-  std::memcpy(&v4->sin_addr, &v6->sin6_addr.s6_addr[12], 4);
-  out.len = sizeof(sockaddr_in);
-  return out;
-}
-
-bool sameIp(const SocketAddress& a, const SocketAddress& b) {
-  const SocketAddress x = unmapped(a);
-  const SocketAddress y = unmapped(b);
-  if (x.family() != y.family()) return false;
-  if (x.family() == AF_INET) {
-    return std::memcmp(&reinterpret_cast<const sockaddr_in*>(&x.storage)->sin_addr,
-                       &reinterpret_cast<const sockaddr_in*>(&y.storage)->sin_addr, 4) == 0;
-  }
-  if (x.family() == AF_INET6) {
-    return std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&x.storage)->sin6_addr,
-                       &reinterpret_cast<const sockaddr_in6*>(&y.storage)->sin6_addr, 16) == 0;
-  }
-  return false;
-}
-
-crypto::SocksAddress socksAddressOf(const sockaddr_storage& address) {
-  if (address.ss_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
-    std::array<uint8_t, 4> ip{};
-    std::memcpy(ip.data(), &v4->sin_addr, 4);
-    return crypto::SocksAddress::ipv4(ip, ntohs(v4->sin_port));
-  }
-  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address);
-  if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-    std::array<uint8_t, 4> ip{};
-    std::memcpy(ip.data(), &v6->sin6_addr.s6_addr[12], 4);
-    return crypto::SocksAddress::ipv4(ip, ntohs(v6->sin6_port));
-  }
-  std::array<uint8_t, 16> ip{};
-  std::memcpy(ip.data(), &v6->sin6_addr, 16);
-  return crypto::SocksAddress::ipv6(ip, ntohs(v6->sin6_port));
-}
-
 UdpAssociationTable::UdpAssociationTable(EventLoop& loop, size_t capacity,
                                          Clock::duration shortest_timeout, UdpStats& stats)
     : loop_(loop),

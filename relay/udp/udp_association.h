@@ -18,6 +18,7 @@
 #include "crypto/udp_codec.h"
 #include "relay/event/io_watcher.h"
 #include "relay/event/timer.h"
+#include "relay/net/endpoint.h"
 #include "relay/net/socket.h"
 #include "relay/udp/lru_table.h"
 #include "relay/stats/relay_sample.h"
@@ -66,14 +67,6 @@ std::optional<OpenedReply> openReply(crypto::UdpCodec& codec, std::span<const ui
 /// A non-blocking socket for sending datagrams anywhere: dual-stack AF_INET6 (IPv4 through
 /// mapped addresses), or AF_INET on hosts without IPv6. `*family` says which; invalid on error.
 Fd openRelaySocket(int* family);
-/// `address` as a destination for an AF_INET6 dual-stack socket (IPv4 becomes ::ffff:a.b.c.d).
-SocketAddress asV6(const SocketAddress& address);
-/// An IPv4-mapped IPv6 address as plain IPv4; anything else unchanged.
-SocketAddress unmapped(const SocketAddress& address);
-/// Whether two addresses have the same IP (ports ignored; IPv4-mapped equals IPv4).
-bool sameIp(const SocketAddress& a, const SocketAddress& b);
-/// The Shadowsocks/SOCKS5 address header of a socket address (IPv4-mapped written as IPv4).
-crypto::SocksAddress socksAddressOf(const sockaddr_storage& address);
 
 /// Associations of one UDP port on one loop: at most `capacity` (least recently used evicted),
 /// each expiring after its idle timeout (checked once a second). Counts into `stats`.

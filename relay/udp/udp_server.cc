@@ -201,11 +201,11 @@ void UdpServer::onReply(UdpAssociation& association) {
   const RelayUser& user = *association.user;
   crypto::UdpCodec& codec = codecFor(user);
   for (int i = 0; i < kPacketsPerEvent; ++i) {
-    sockaddr_storage from{};
-    socklen_t from_len = sizeof(from);
+    SocketAddress from;
+    from.len = sizeof(from.storage);
     uint8_t* data = buf_.get() + kHeaderRoom;
-    const ssize_t n = ::recvfrom(association.fd.get(), data, kMaxDatagram, 0,
-                                 reinterpret_cast<sockaddr*>(&from), &from_len);
+    const ssize_t n = ::recvfrom(association.fd.get(), data, kMaxDatagram, 0, from.get(),
+                                 &from.len);
     if (n < 0) return;
     const crypto::SocksAddress source = socksAddressOf(from);
     const size_t header = source.size();

@@ -87,10 +87,10 @@ void UotServer::onReplies() {
   UdpStats& stats = *context_.stats;
   uint8_t* buf = replyBuffer();
   for (int i = 0; i < kRepliesPerEvent && channel_; ++i) {
-    sockaddr_storage from{};
-    socklen_t from_len = sizeof(from);
-    const ssize_t n = ::recvfrom(socket_.get(), buf, udp::kMaxDatagram, 0,
-                                 reinterpret_cast<sockaddr*>(&from), &from_len);
+    SocketAddress from;
+    from.len = sizeof(from.storage);
+    const ssize_t n = ::recvfrom(socket_.get(), buf, udp::kMaxDatagram, 0, from.get(),
+                                 &from.len);
     if (n < 0) return;
     const size_t len = static_cast<size_t>(n);
     if (!channel_->send(socksAddressOf(from), {buf, len})) {

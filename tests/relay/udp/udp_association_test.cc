@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The association table of a UDP port (LRU bound and idle expiry, counted into UdpStats) on a
 // loop driven by the test, and the address helpers and reply opener the UDP ports share.
+#include "relay/net/endpoint.h"
 #include "relay/udp/udp_association.h"
 
 #include <netinet/in.h>
@@ -36,8 +37,6 @@ using testing::concat;
 using testing::loopbackAddress;
 using testing::runUntil;
 using testing::sealDatagram;
-
-SocketAddress address(const char* ip, uint16_t port) { return *parseSocketAddress(ip, port); }
 
 class UdpAssociationTableTest : public ::testing::Test {
  protected:
@@ -124,34 +123,6 @@ TEST(UdpAddressTest, PeerKeysDifferByPortAndIp) {
   EXPECT_EQ(udpPeerKey(loopbackAddress(1)), udpPeerKey(loopbackAddress(1)));
   EXPECT_NE(udpPeerKey(loopbackAddress(1)), udpPeerKey(loopbackAddress(2)));
   EXPECT_NE(udpPeerKey(loopbackAddress(1)), udpPeerKey(loopbackAddress(1, "127.0.0.2")));
-}
-
-TEST(UdpAddressTest, MappedAddressesRoundTripAndCompareByIp) {
-  const SocketAddress v4 = address("192.0.2.7", 5300);
-  const SocketAddress mapped = asV6(v4);
-  EXPECT_EQ(mapped.family(), AF_INET6);
-  EXPECT_EQ(mapped.toString(), "[::ffff:192.0.2.7]:5300");
-  EXPECT_EQ(unmapped(mapped).toString(), "192.0.2.7:5300");
-  EXPECT_EQ(unmapped(v4).toString(), v4.toString());
-  const SocketAddress v6 = address("2001:db8::1", 53);
-  EXPECT_EQ(asV6(v6).toString(), v6.toString());
-  EXPECT_EQ(unmapped(v6).toString(), v6.toString());
-
-  EXPECT_TRUE(sameIp(v4, mapped));
-  EXPECT_TRUE(sameIp(v4, address("192.0.2.7", 1)));  // ports do not matter
-  EXPECT_FALSE(sameIp(v4, address("192.0.2.8", 5300)));
-  EXPECT_FALSE(sameIp(v4, v6));
-}
-
-TEST(UdpAddressTest, SocksAddressOfWritesMappedAsIpv4) {
-  EXPECT_EQ(socksAddressOf(asV6(address("192.0.2.7", 53)).storage),
-            crypto::SocksAddress::ipv4({192, 0, 2, 7}, 53));
-  EXPECT_EQ(socksAddressOf(address("192.0.2.7", 80).storage),
-            crypto::SocksAddress::ipv4({192, 0, 2, 7}, 80));
-  std::array<uint8_t, 16> v6{0x20, 0x01, 0x0d, 0xb8};
-  v6[15] = 1;
-  EXPECT_EQ(socksAddressOf(address("2001:db8::1", 443).storage),
-            crypto::SocksAddress::ipv6(v6, 443));
 }
 
 class OpenReplyTest : public ::testing::Test {
