@@ -71,15 +71,18 @@ const HashKey& hashKey() {
   return key;
 }
 
-void hashes(std::span<const uint8_t> salt, uint64_t* h1, uint64_t* h2) {
+SaltFilter::Hashes keyedHashes(std::span<const uint8_t> salt) {
   const absl::string_view view(reinterpret_cast<const char*>(salt.data()), salt.size());
-  *h1 = absl::HashOf(hashKey().a, view);
-  *h2 = absl::HashOf(view, hashKey().b) | 1;  // odd: the k probes never collapse to one
+  return {absl::HashOf(hashKey().a, view), absl::HashOf(view, hashKey().b)};
 }
 
 }  // namespace
 
-SaltFilter::SaltFilter(size_t capacity, double fp_rate, size_t shards) {
+SaltFilter::SaltFilter(size_t capacity, double fp_rate, size_t shards)
+    : SaltFilter(capacity, fp_rate, shards, &keyedHashes) {}
+
+SaltFilter::SaltFilter(size_t capacity, double fp_rate, size_t shards, HashFunction hash)
+    : hash_(hash) {
   shards = std::max<size_t>(1, shards);
   const size_t half = std::max<size_t>(1, capacity / 2 / shards);
   const double ln2 = std::log(2.0);
@@ -93,6 +96,12 @@ SaltFilter::SaltFilter(size_t capacity, double fp_rate, size_t shards) {
 
 SaltFilter::~SaltFilter() = default;
 
+SaltFilter::Hashes SaltFilter::hashPair(std::span<const uint8_t> salt) const {
+  Hashes h = hash_(salt);
+  h.h2 |= 1;  // odd: the k probes never collapse to one
+  return h;
+}
+
 SaltFilter::Shard& SaltFilter::shardFor(std::span<const uint8_t> salt) const {
   uint32_t prefix = 0;
   std::memcpy(&prefix, salt.data(), std::min<size_t>(sizeof(prefix), salt.size()));
@@ -100,27 +109,21 @@ SaltFilter::Shard& SaltFilter::shardFor(std::span<const uint8_t> salt) const {
 }
 
 bool SaltFilter::contains(std::span<const uint8_t> salt) const {
-  uint64_t h1;
-  uint64_t h2;
-  hashes(salt, &h1, &h2);
+  const auto [h1, h2] = hashPair(salt);
   Shard& s = shardFor(salt);
   absl::MutexLock lock(&s.mu);
   return s.test(h1, h2, hashes_);
 }
 
 void SaltFilter::insert(std::span<const uint8_t> salt) {
-  uint64_t h1;
-  uint64_t h2;
-  hashes(salt, &h1, &h2);
+  const auto [h1, h2] = hashPair(salt);
   Shard& s = shardFor(salt);
   absl::MutexLock lock(&s.mu);
   s.add(h1, h2, hashes_);
 }
 
 bool SaltFilter::checkAndInsert(std::span<const uint8_t> salt) {
-  uint64_t h1;
-  uint64_t h2;
-  hashes(salt, &h1, &h2);
+  const auto [h1, h2] = hashPair(salt);
   Shard& s = shardFor(salt);
   absl::MutexLock lock(&s.mu);
   if (s.test(h1, h2, hashes_)) {

@@ -25,8 +25,20 @@ class SaltFilter {
   static constexpr size_t kDefaultCapacity = 1'000'000;
   static constexpr double kDefaultFpRate = 1e-9;
 
+  /// The two 64-bit hashes of a salt that place its bits (double hashing).
+  struct Hashes {
+    uint64_t h1;
+    uint64_t h2;
+  };
+  using HashFunction = Hashes (*)(std::span<const uint8_t> salt);
+
+  /// Hashes salts with a key drawn at random once per process, so that nobody can precompute
+  /// salts that collide.
   explicit SaltFilter(size_t capacity = kDefaultCapacity, double fp_rate = kDefaultFpRate,
                       size_t shards = 16);
+  /// With `hash` instead: tests give a fixed one, so that which salts collide, and so the
+  /// false positives they count, are the same every run.
+  SaltFilter(size_t capacity, double fp_rate, size_t shards, HashFunction hash);
   ~SaltFilter();
 
   /// True if `salt` may have been seen (then it is not inserted again).
@@ -40,8 +52,10 @@ class SaltFilter {
 
  private:
   struct Shard;
+  Hashes hashPair(std::span<const uint8_t> salt) const;
   Shard& shardFor(std::span<const uint8_t> salt) const;
 
+  HashFunction hash_;
   size_t hashes_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };

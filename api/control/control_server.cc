@@ -79,7 +79,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> makeCredentials(
     // Plain InsecureServerCredentials cannot carry an AuthMetadataProcessor (gRPC asserts).
     // XdsServerCredentials used outside an xDS server serves exactly as its fallback (here:
     // plaintext) and does run the processor, so every service, reflection included, is
-    // covered by one check (tests/api/control_server_test.cc proves both).
+    // covered by one check (tests/api/control/control_server_test.cc proves both).
     creds = grpc::XdsServerCredentials(grpc::InsecureServerCredentials());
   } else {
     creds = grpc::InsecureServerCredentials();

@@ -115,6 +115,22 @@ prometheus::MetricFamily gaugeFamily(std::string name, std::string help,
   return f;
 }
 
+/// shadowrelay_worker_publishes_total{worker}: one series per worker, from 0.
+prometheus::MetricFamily publishesFamily(const std::vector<uint64_t>& counts) {
+  prometheus::MetricFamily f;
+  f.name = "shadowrelay_worker_publishes_total";
+  f.help =
+      "Samples each worker handed to the exporter (every second and on closes); a worker whose "
+      "count stops growing is stuck.";
+  f.type = prometheus::MetricType::Counter;
+  for (size_t worker = 0; worker < counts.size(); ++worker) {
+    f.metric.emplace_back();
+    f.metric.back().label = {{"worker", absl::StrCat(worker)}};
+    f.metric.back().counter.value = static_cast<double>(counts[worker]);
+  }
+  return f;
+}
+
 }  // namespace
 
 /// Builds the shadowrelay_* families at scrape time from the exporter's samples.
@@ -135,6 +151,8 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
                                 "Users the server accepts (configured and API users).", {},
                                 static_cast<double>(options.users_count())));
     }
+    // Read before the samples: a scrape never counts a publish whose sample it lacks.
+    out.push_back(publishesFamily(exporter_.publishCounts()));
     auto relay = relayFamilies(exporter_.total(), options.per_user);
     out.insert(out.end(), std::make_move_iterator(relay.begin()),
                std::make_move_iterator(relay.end()));
@@ -146,7 +164,7 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
 };
 
 MetricsExporter::MetricsExporter(MetricsOptions options)
-    : options_(std::move(options)), samples_(options_.workers) {}
+    : options_(std::move(options)), samples_(options_.workers), publishes_(options_.workers) {}
 
 MetricsExporter::~MetricsExporter() {
   // civetweb's accept thread polls its sockets in 2 s quanta and only then sees the stop flag;
@@ -214,8 +232,10 @@ void MetricsExporter::publish(size_t worker, const relay::WorkerSample& sample) 
     absl::MutexLock lock(&mutex_);
     if (worker >= samples_.size()) {
       samples_.resize(worker + 1);
+      publishes_.resize(worker + 1);
     }
     samples_[worker].swap(copy);
+    ++publishes_[worker];
   }
   // The worker's previous sample is freed here, outside the lock.
 }
@@ -229,6 +249,11 @@ relay::WorkerSample MetricsExporter::total() const {
     }
   }
   return sum;
+}
+
+std::vector<uint64_t> MetricsExporter::publishCounts() const {
+  absl::MutexLock lock(&mutex_);
+  return publishes_;
 }
 
 }  // namespace shadowrelay::api::metrics

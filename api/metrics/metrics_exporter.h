@@ -65,6 +65,9 @@ class MetricsExporter final : public relay::RelayObserver {
 
   /// The sum of every worker's latest sample: what a scrape reports. Thread-safe.
   relay::WorkerSample total() const;
+  /// publish() calls so far per worker (index = worker), also exported as
+  /// shadowrelay_worker_publishes_total. Thread-safe.
+  std::vector<uint64_t> publishCounts() const;
 
  private:
   class RelayCollector;
@@ -75,6 +78,8 @@ class MetricsExporter final : public relay::RelayObserver {
   mutable absl::Mutex mutex_;
   /// Index = worker. Null until that worker's first publish().
   std::vector<std::unique_ptr<relay::WorkerSample>> samples_ ABSL_GUARDED_BY(mutex_);
+  /// Index = worker: its publish() calls.
+  std::vector<uint64_t> publishes_ ABSL_GUARDED_BY(mutex_);
   std::shared_ptr<prometheus::Collectable> relay_collector_;
   std::shared_ptr<prometheus::Collectable> process_collector_;
   /// Declared last: destroyed first, so no scrape runs while the rest goes away.

@@ -31,15 +31,16 @@ class LoopFdWatch final : public dns::FdWatch {
 
 class LoopTimer final : public dns::DriverTimer {
  public:
-  LoopTimer(EventLoop& loop, Timer::Callback cb) : timer_(loop, std::move(cb)) {}
+  LoopTimer(EventLoop& loop, Timer::Callback cb) : loop_(loop), timer_(loop, std::move(cb)) {}
   void armAfter(std::chrono::nanoseconds delay) override {
-    // From the real time rather than the loop's cached now(): c-ares computed `delay` from its
-    // own clock reading, and firing early would only cost a spurious wakeup.
-    timer_.armAt(Clock::now() + std::chrono::duration_cast<Clock::duration>(delay));
+    // From the clock read now rather than the loop's cached now(): c-ares computed `delay` from
+    // its own clock reading, and firing early would only cost a spurious wakeup.
+    timer_.armAt(loop_.readClock() + std::chrono::duration_cast<Clock::duration>(delay));
   }
   void cancel() override { timer_.cancel(); }
 
  private:
+  EventLoop& loop_;
   Timer timer_;
 };
 

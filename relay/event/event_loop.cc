@@ -74,7 +74,7 @@ EventLoop::EventLoop(EventLoopOptions options)
       epoll_fd_(createEpoll()),
       wakeup_fd_(createEventFd()),
       owner_(std::this_thread::get_id()),
-      now_(Clock::now()) {
+      now_(readClock()) {
   events_.resize(options_.initial_events == 0 ? 1 : options_.initial_events);
   epoll_event ev{};
   ev.events = EPOLLIN;  // Level-triggered in both modes: drainWakeup() reads it empty anyway.
@@ -335,7 +335,7 @@ int EventLoop::computeTimeoutMs(int max_wait_ms) const {
   }
   int timeout = max_wait_ms;
   if (!timers_.empty()) {
-    const auto left = timers_.earliestDeadline() - Clock::now();
+    const auto left = timers_.earliestDeadline() - readClock();
     int ms = 0;
     if (left.count() > 0) {
       // Round up: waking early would only cost a spurious iteration.

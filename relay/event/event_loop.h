@@ -26,6 +26,8 @@ struct EventLoopOptions {
   TriggerMode trigger_mode = TriggerMode::Level;
   /// epoll_wait batch size; doubles (up to 4096) whenever a batch comes back full.
   size_t initial_events = 128;
+  /// Null: the real steady clock. Otherwise the loop's time, which must outlive the loop.
+  const TimeSource* time_source = nullptr;
 };
 
 /// Plain counters written by the loop thread only; read them there or after run() returned.
@@ -80,7 +82,12 @@ class EventLoop {
 
   /// Cached: refreshed after each epoll_wait. Loop thread only.
   TimePoint now() const { return now_; }
-  void updateTime() { now_ = Clock::now(); }
+  void updateTime() { now_ = readClock(); }
+  /// The loop's clock read now (not the cached now()): Clock::now() unless
+  /// EventLoopOptions::time_source is set.
+  TimePoint readClock() const {
+    return options_.time_source == nullptr ? Clock::now() : options_.time_source->now();
+  }
 
   bool isInLoopThread() const {
     return owner_.load(std::memory_order_relaxed) == std::this_thread::get_id();

@@ -3,8 +3,9 @@
 
 #include <sys/socket.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "dns/cares_resolver.h"
@@ -26,10 +27,18 @@ constexpr int kAcceptsPerEvent = 64;
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 // How often a worker hands its counters to the metrics exporter (a closed session's bytes are
 // visible within this, plus the scrape).
-constexpr auto kPublishInterval = std::chrono::seconds(1);
+constexpr auto kPublishInterval = std::chrono::milliseconds(1000);
 // A session's close also hands the counters over, at most this often (a copy of the sample
 // costs about a microsecond per user on the worker's loop).
 constexpr auto kPublishOnCloseInterval = std::chrono::milliseconds(250);
+
+/// SHADOWRELAY_PUBLISH_INTERVAL_MS=N (10..60000) instead of kPublishInterval: tests that wait
+/// for publishes (tests/e2e/metrics_e2e_test) wait less.
+std::chrono::milliseconds publishInterval() {
+  const char* value = std::getenv("SHADOWRELAY_PUBLISH_INTERVAL_MS");
+  const long n = value != nullptr ? std::strtol(value, nullptr, 10) : 0;
+  return n >= 10 && n <= 60'000 ? std::chrono::milliseconds(n) : kPublishInterval;
+}
 }  // namespace
 
 /// One listening socket on one worker's loop.
@@ -130,11 +139,12 @@ absl::Status Worker::init() {
   if (!resolver.ok()) return resolver.status();
   resolver_ = std::move(*resolver);
   if (env_.observer != nullptr) {
-    publish_timer_.emplace(loop_, [this] {
+    const std::chrono::milliseconds interval = publishInterval();
+    publish_timer_.emplace(loop_, [this, interval] {
       publishSample();
-      publish_timer_->armAfter(kPublishInterval);
+      publish_timer_->armAfter(interval);
     });
-    publish_timer_->armAfter(kPublishInterval);
+    publish_timer_->armAfter(interval);
   }
   return absl::OkStatus();
 }

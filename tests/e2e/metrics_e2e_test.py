@@ -37,7 +37,10 @@ from e2e_harness import (LOOPBACK, PASSWORD, Config, EchoServer, RecordingProxy,
 
 METHOD = "chacha20-ietf-poly1305"
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$')
-PUBLISH = 1.2  # s: workers hand their counters to the exporter once a second (worker.cc)
+# Workers hand their counters to the exporter once a second (relay/worker/worker.cc); the servers
+# started here do it every 50 ms. Nothing waits for an interval: tests wait for publishes, counted
+# by shadowrelay_worker_publishes_total.
+os.environ["SHADOWRELAY_PUBLISH_INTERVAL_MS"] = "50"
 CONNECTIONS = 1000  # the concurrent load of test_counters_never_go_backwards_under_1000_...
 IPV6_LOOPBACK = "::1"
 
@@ -283,6 +286,7 @@ UDP_CREATED = "shadowrelay_udp_associations_created_total"
 UDP_EVICTED = "shadowrelay_udp_associations_evicted_total"
 UDP_DROPPED = "shadowrelay_udp_dropped_total"
 USERS = "shadowrelay_users"
+PUBLISHES = "shadowrelay_worker_publishes_total"
 TOKEN = "e2e-metrics-token-0123456789"  # the control API's bearer token (a file, 0600)
 
 
@@ -293,6 +297,16 @@ def label_values(text, name, label):
         m = _LINE.match(line)
         if m and m.group(1) == name:
             out.add(_labels(m.group(2)).get(label, ""))
+    return out
+
+
+def publishes(text):
+    """{worker label: publishes} of a scrape."""
+    out = {}
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m and m.group(1) == PUBLISHES:
+            out[_labels(m.group(2)).get("worker", "")] = float(m.group(3))
     return out
 
 
@@ -350,26 +364,47 @@ class MetricsTest(RelayTestCase):
                                  + list(extra))
         return port
 
+    def published_since(self, since, what):
+        """Waits until every worker has published 3 times more than the scrape `since` shows,
+        and returns the scrape that shows it. A loop iteration publishes at most twice (on a
+        close, at most every 250 ms, and on its timer), so the third publish comes from an
+        iteration that began after `since` was taken: it has seen whatever had reached the
+        server's sockets by then. A scrape reads the counts before the samples, so its samples
+        are at least that recent."""
+        base = publishes(since)
+        self.assertTrue(base, f"no {PUBLISHES} series in the scrape")
+        last = [since]
+
+        def grown():
+            last[0] = scrape(self.metrics_port)
+            now = publishes(last[0])
+            return all(now.get(w, 0) >= n + 3 for w, n in base.items())
+        wait_until(grown, 10, f"3 publishes of every worker ({what})")
+        return last[0]
+
     def quiet_baseline(self):
         """A scrape taken once every session so far (the readiness probes) is closed and
         published: counts after it belong to the test alone."""
-        time.sleep(PUBLISH)
-        last = [None]
+        last = [scrape(self.metrics_port)]
 
         def settled():
-            last[0] = scrape(self.metrics_port)
+            last[0] = self.published_since(last[0], "the readiness probes")
             return (value(last[0], ACTIVE) == 0 and
                     value(last[0], OPENED) == value(last[0], CLOSED))
-        wait_until(settled, 5, "every session opened before the test closed and published")
+        wait_until(settled, 20, "every session opened before the test closed and published")
         return last[0]
 
     def settle_and_measure(self, before, name, expected, what, **labels):
-        """Waits until `name{labels}` grew by `expected`, one publish more so that a count that
-        would overshoot shows, and returns a function measuring growth since `before`."""
-        wait_until(lambda: value(scrape(self.metrics_port), name, **labels) -
-                   value(before, name, **labels) >= expected, 8, what)
-        time.sleep(PUBLISH)
-        after = scrape(self.metrics_port)
+        """Waits until `name{labels}` grew by `expected`, then for every worker to publish
+        after that, so that a count that would overshoot shows, and returns a function
+        measuring growth since `before`."""
+        reached = [None]
+
+        def grown():
+            reached[0] = scrape(self.metrics_port)
+            return value(reached[0], name, **labels) - value(before, name, **labels) >= expected
+        wait_until(grown, 8, what)
+        after = self.published_since(reached[0], f"after {what}")
         self.last_scrape = after
         return lambda n, **want: value(after, n, **want) - value(before, n, **want)
 
@@ -397,8 +432,7 @@ class MetricsTest(RelayTestCase):
         local = self.start_local(server, METHOD)
         echo = EchoServer()
         self.addCleanup(echo.stop)
-        time.sleep(1.2)  # the readiness probes' closes reach the exporter first
-        before = scrape(self.metrics_port)
+        before = self.quiet_baseline()
         n = 100_003
         payload = os.urandom(n)
         sock = socks5_connect(local, LOOPBACK, echo.port)
@@ -413,8 +447,7 @@ class MetricsTest(RelayTestCase):
 
         def grown(name, **labels):
             return value(scrape(self.metrics_port), name, **labels) - value(before, name, **labels)
-        # Visible within 2 s of the close (workers publish once a second).
-        wait_until(lambda: grown("shadowrelay_tcp_connection_bytes_count") >= 1, 3,
+        wait_until(lambda: grown("shadowrelay_tcp_connection_bytes_count") >= 1, 10,
                    "the closed session in the per-connection histogram")
         self.assertEqual(grown("shadowrelay_data_bytes_total", proto="tcp", direction="upload"), n)
         self.assertEqual(grown("shadowrelay_data_bytes_total", proto="tcp", direction="download"), n)
@@ -452,11 +485,14 @@ class MetricsTest(RelayTestCase):
         local = self.start_local(server, METHOD)
         echo = EchoServer()
         self.addCleanup(echo.stop)
+        before = self.quiet_baseline()
         sock = socks5_connect(local, LOOPBACK, echo.port)
         sock.sendall(b"x" * 1000)
         sock.recv(1000)
         sock.close()
-        time.sleep(1.5)
+        # A scrape with the session in it: its bytes, its close and both histograms.
+        wait_until(lambda: value(scrape(self.metrics_port), CLOSED) - value(before, CLOSED) >= 1,
+                   10, "the session's close in the scrape")
         text = scrape(self.metrics_port)
         path = os.path.join(Config.tmp, "scrape.txt")
         with open(path, "w") as f:
@@ -491,17 +527,16 @@ class MetricsTest(RelayTestCase):
             payload = os.urandom(1000)
             sock.sendall(payload)
             self.assertEqual(recv_exact(sock, len(payload), f"echo of session {i}"), payload)
-            socks.append((sock, time.monotonic()))
+            socks.append(sock)
         # Silence from here on: the server ends each session after 1 s without a byte (-t 1),
-        # which reaches the client as an EOF through the local.
-        for i, (sock, last_byte) in enumerate(socks):
-            sock.settimeout(max(0.1, last_byte + 8 - time.monotonic()))
+        # which reaches the client as an EOF through the local. That it was not earlier shows
+        # in the server's own durations below, not in the client's clock.
+        for i, sock in enumerate(socks):
+            sock.settimeout(10)  # a bound for a hang only
             try:
                 self.assertEqual(sock.recv(1), b"", f"session {i}: a byte after the echo")
             except socket.timeout:
-                self.fail(f"session {i} still open 8 s after its last byte (-t 1)")
-            idle = time.monotonic() - last_byte
-            self.assertGreaterEqual(idle, 0.9, f"session {i} closed after only {idle:.2f} s idle")
+                self.fail(f"session {i} still open 10 s after its last byte (-t 1)")
 
         grown = self.settle_and_measure(before, CLOSED, sessions, "the idle closes",
                                         status="timeout_idle")
@@ -512,8 +547,11 @@ class MetricsTest(RelayTestCase):
         for kind in ("handshake", "connect", "dns", "udp"):
             self.assertEqual(grown(TIMEOUTS, kind=kind), 0, f"timeouts{{kind={kind}}}")
         self.assertEqual(grown("shadowrelay_tcp_connection_duration_seconds_count"), sessions)
+        # Measured by the server from accept to close: at least the idle timeout each.
         self.assertGreaterEqual(grown("shadowrelay_tcp_connection_duration_seconds_sum"),
                                 sessions * 1.0, "each session lived at least the idle timeout")
+        self.assertEqual(grown("shadowrelay_tcp_connection_duration_seconds_bucket", le="0.5"), 0,
+                         "a session closed within 0.5 s")
         self.assertEqual(grown("shadowrelay_data_bytes_total", direction="upload"),
                          sessions * 1000)
         self.assertEqual(value(self.last_scrape, ACTIVE), 0)
@@ -672,7 +710,8 @@ class MetricsTest(RelayTestCase):
             return (value(text, ACTIVE) == base_active and
                     value(text, OPENED) == value(text, CLOSED))
         wait_until(drained, 20, "every session closed and published")
-        time.sleep(4 * 0.05)
+        seen = len(scraper.texts)
+        wait_until(lambda: len(scraper.texts) >= seen + 4, 10, "4 scrapes more after the drain")
         scraper.stop()
         after = scrape(self.metrics_port)
 
@@ -813,8 +852,8 @@ class MetricsTest(RelayTestCase):
         wait_until(lambda: all(grown_in(scrape(self.metrics_port), key) >= n
                                for key, n in want.items()),
                    10, "every user's bytes and datagrams in the scrape")
-        time.sleep(PUBLISH)  # one publish more, so that a count that overshoots shows
-        after = scrape(self.metrics_port)
+        # Every worker publishes after that, so that a count that overshoots shows.
+        after = self.published_since(scrape(self.metrics_port), "after the users' traffic")
         wrong = [f"{metric}{dict(labels)}: +{grown_in(after, (metric, labels)):.0f}, "
                  f"expected +{n}" for (metric, labels), n in sorted(want.items())
                  if grown_in(after, (metric, labels)) != n]
@@ -915,19 +954,18 @@ class MetricsTest(RelayTestCase):
         base_active = value(before, UDP_ACTIVE)
         self.udp_roundtrips(tunnel, (200,), "the datagram that opens the association")
         last_use = time.monotonic()
-        # Published once a second; the association lives at least --udp-timeout seconds.
+        # The association lives at least --udp-timeout seconds: it shows as active first (this
+        # waits for the publish, not for the timeout).
         wait_until(lambda: value(scrape(self.metrics_port), UDP_ACTIVE) == base_active + 1,
-                   udp_timeout, "the association in udp_associations_active")
+                   10, "the association in udp_associations_active")
         # Then silence: the table's sweep (once a second) expires it.
         wait_until(lambda: value(scrape(self.metrics_port), TIMEOUTS, kind="udp") -
-                   value(before, TIMEOUTS, kind="udp") >= 1, udp_timeout + 8,
+                   value(before, TIMEOUTS, kind="udp") >= 1, udp_timeout + 10,
                    "timeouts{kind=udp} after the association's idle timeout")
-        idle = time.monotonic() - last_use
-        self.assertGreaterEqual(idle, udp_timeout, f"expired after only {idle:.2f} s idle")
-        print(f"  association expired (in the scrape) {idle:.2f} s after its last datagram",
-              file=sys.stderr)
-        time.sleep(PUBLISH)
-        after = scrape(self.metrics_port)
+        print(f"  association expired (in the scrape) {time.monotonic() - last_use:.2f} s after "
+              f"its last datagram", file=sys.stderr)
+        reached = scrape(self.metrics_port)
+        after = self.published_since(reached, "after the expiry")
 
         def grown(metric, **labels):
             return value(after, metric, **labels) - value(before, metric, **labels)
@@ -957,15 +995,14 @@ class MetricsTest(RelayTestCase):
         before = self.quiet_baseline()
         took = self.closed_without_a_byte(local, "unanswered.test", echo.port,
                                           within=connect_timeout + 5)
+        # Timed from before the request: the server's lookup began after it.
         self.assertGreaterEqual(took, 1.5, "closed before the first try could time out")
-        self.assertLess(took, connect_timeout - 1,
-                        "closed by the connect timer, not by the resolver's bound")
         print(f"  lookup of a silent name server: closed {took:.2f} s after the request",
               file=sys.stderr)
 
         grown = self.settle_and_measure(before, TIMEOUTS, 1, "the DNS timeout", kind="dns")
         self.assertEqual(grown(TIMEOUTS, kind="dns"), 1)
-        self.assertEqual(grown(TIMEOUTS), 1, "timeouts of another kind too")
+        self.assertEqual(grown(TIMEOUTS), 1, "timeouts of another kind too (the connect timer?)")
         self.assertEqual(grown(DNS_QUERIES, result="timeout"), 1)
         self.assertEqual(grown(DNS_QUERIES), 1, "the lookup counted under another result too")
         self.assertEqual(grown("shadowrelay_dns_cache_misses_total"), 1)
@@ -991,8 +1028,9 @@ class MetricsTest(RelayTestCase):
         echo = self.add_peer(EchoServer())
         before = self.quiet_baseline()
         took = self.closed_without_a_byte(local, "unanswered.test", echo.port, within=10)
+        # Timed from before the request: the server's connect timer started after it. Which
+        # timer ended the session, the counters below tell.
         self.assertGreaterEqual(took, 1.8, "closed before the connect timeout")
-        self.assertLess(took, 4.4, "closed by the resolver's bound, not the connect timeout")
         grown = self.settle_and_measure(before, TIMEOUTS, 1, "the connect timeout", kind="connect")
         self.assertEqual(grown(TIMEOUTS, kind="connect"), 1)
         self.assertEqual(grown(TIMEOUTS), 1, "timeouts of another kind too")

@@ -35,7 +35,7 @@
 #include "shadowrelay/v1/server.grpc.pb.h"
 #include "shadowrelay/v1/users.grpc.pb.h"
 #include "tests/e2e/status_name.h"
-#include "tests/api/reflection_client.h"
+#include "tests/api/control/reflection_client.h"
 
 namespace {
 

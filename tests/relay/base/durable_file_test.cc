@@ -10,7 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
-#include "tests/api/temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace shadowrelay::relay {
 namespace {

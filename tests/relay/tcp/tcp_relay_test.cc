@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <string>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "relay/event/event_loop.h"
 #include "relay/net/socket.h"
 #include "relay/worker/worker.h"
+#include "tests/testing/manual_clock.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -178,11 +180,28 @@ class TcpRelayTest : public ::testing::TestWithParam<bool> {  // io_uring on/off
     return onLoop([&] { return server_->stats().closed[static_cast<size_t>(reason)]; });
   }
 
+  // Moves the loop's time on by `by` and returns once the loop has run a whole iteration at the
+  // new time: every timer due by then has fired.
+  void advanceClock(std::chrono::nanoseconds by) {
+    onLoop([&] {
+      clock_.advance(by);
+      return 0;
+    });
+    onLoop([] { return 0; });  // posted after the advance: runs after the next timer pass
+  }
+
+  uint64_t authFailed() {
+    return onLoop([&] { return server_->stats().auth_failed; });
+  }
+
   crypto::SaltFilter salt_filter_{10'000};
   dns::DnsCache dns_cache_;
   RelayEnv server_env_;
   RelayEnv local_env_;
-  EventLoop loop_;
+  // The loop's time: it moves only when a test calls advanceClock(), so the deadlines below are
+  // met exactly, however slow the machine.
+  shadowrelay::testing::ManualClock clock_;
+  EventLoop loop_{EventLoopOptions{.time_source = &clock_}};
   std::unique_ptr<Worker> server_;
   std::unique_ptr<Worker> local_;
   std::thread thread_;
@@ -192,11 +211,23 @@ class TcpRelayTest : public ::testing::TestWithParam<bool> {  // io_uring on/off
 
 uint8_t patternByte(size_t i) { return static_cast<uint8_t>((i * 7 + 3) % 251); }
 
+// Polls `done` until it holds; false only if it never did within a bound meant for hangs, not
+// for timing (the test fails then).
+bool eventually(const std::function<bool()>& done) {
+  const auto limit = Steady::now() + seconds(30);
+  while (!done()) {
+    if (Steady::now() >= limit) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
 TEST_P(TcpRelayTest, SlowReaderParksAtMostOneReadPerDirection) {
   start();
   TargetListener target;
   constexpr size_t kTotal = 48u << 20;
   std::atomic<size_t> written{0};
+  std::atomic<bool> stalled{false};
   std::thread writer([&] {
     int c = target.acceptOne();
     if (c < 0) return;
@@ -209,7 +240,12 @@ TEST_P(TcpRelayTest, SlowReaderParksAtMostOneReadPerDirection) {
     std::vector<uint8_t> block(64 << 10);
     for (size_t off = 0; off < kTotal; off += block.size()) {
       for (size_t i = 0; i < block.size(); ++i) block[i] = patternByte(off + i);
-      if (!writeAll(c, block.data(), block.size())) break;
+      // Non-blocking first, to tell the test when the relays have stopped taking bytes: the
+      // socket then takes less than a block.
+      const ssize_t w = ::send(c, block.data(), block.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      const size_t sent = w > 0 ? static_cast<size_t>(w) : 0;
+      if (sent < block.size()) stalled = true;
+      if (!writeAll(c, block.data() + sent, block.size() - sent)) break;
       written += block.size();
     }
     ::close(c);
@@ -218,8 +254,10 @@ TEST_P(TcpRelayTest, SlowReaderParksAtMostOneReadPerDirection) {
   ASSERT_GE(client, 0);
   const uint8_t hello[] = {'h', 'i'};
   ASSERT_TRUE(writeAll(client, hello, sizeof(hello)));
-  // The client does not read: the kernel buffers fill, then the relays must stop reading.
-  std::this_thread::sleep_for(milliseconds(1500));
+  // The client does not read: the kernel buffers fill, then the relays must stop reading, until
+  // the target's sends block. The bound below holds at every instant; this is when it matters.
+  EXPECT_TRUE(eventually([&] { return stalled.load(); }))
+      << "the target never had to wait; written " << written.load();
   const size_t parked_server = onLoop([&] { return server_->bufferedBytes(); });
   const size_t parked_local = onLoop([&] { return local_->bufferedBytes(); });
   EXPECT_LT(written.load(), kTotal) << "the target was never slowed down";
@@ -268,22 +306,23 @@ TEST_P(TcpRelayTest, HalfCloseIsForwardedAndTheReplyStillArrives) {
   EXPECT_EQ(reply, "read 300000");
   ::close(client);
   // Both directions ended with EOF: the server session finished as Done.
-  const auto deadline = Steady::now() + seconds(3);
-  while (serverClosed(CloseReason::Done) == 0 && Steady::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  EXPECT_TRUE(eventually([&] { return serverClosed(CloseReason::Done) > 0; }));
   EXPECT_EQ(serverClosed(CloseReason::Done), 1u);
 }
 
-TEST_P(TcpRelayTest, IdleSessionsAreClosed) {
+// Nothing is relayed for the idle timeout: the server closes the session at that deadline on
+// its clock, not a tick earlier, and the close reaches the client through the local as an EOF.
+TEST_P(TcpRelayTest, IdleSessionsAreClosedAtTheirDeadline) {
   server_env_.idle_timeout = seconds(1);
   start();
   TargetListener target;
+  std::promise<void> got_x;
   std::thread holder([&] {
     int c = target.acceptOne();
     if (c < 0) return;
     uint8_t buf[16];
     // Reads the 'x', then waits until the relay closes the connection.
+    if (::recv(c, buf, sizeof(buf), 0) > 0) got_x.set_value();
     for (int i = 0; i < 4 && ::recv(c, buf, sizeof(buf), 0) > 0; ++i) {
     }
     ::close(c);
@@ -292,34 +331,47 @@ TEST_P(TcpRelayTest, IdleSessionsAreClosed) {
   ASSERT_GE(client, 0);
   const uint8_t hello[] = {'x'};
   ASSERT_TRUE(writeAll(client, hello, 1));
-  const auto start_time = Steady::now();
+  // Every byte so far moved at the clock's one reading: the session's last activity.
+  if (got_x.get_future().wait_for(seconds(30)) != std::future_status::ready) {
+    ADD_FAILURE() << "the 'x' never reached the target";
+    ::close(client);
+    holder.join();
+    return;
+  }
   uint8_t buf[16];
-  const ssize_t r = ::recv(client, buf, sizeof(buf), 0);
-  const auto waited = Steady::now() - start_time;
-  holder.join();
-  EXPECT_EQ(r, 0);
-  EXPECT_GE(waited, milliseconds(900));
-  EXPECT_LT(waited, seconds(4));
+  advanceClock(seconds(1) - milliseconds(1));
+  EXPECT_EQ(serverClosed(CloseReason::IdleTimeout), 0u) << "closed before the idle timeout";
+  EXPECT_EQ(::recv(client, buf, sizeof(buf), MSG_DONTWAIT), -1) << "the client saw a close";
+  advanceClock(milliseconds(1));
   EXPECT_EQ(serverClosed(CloseReason::IdleTimeout), 1u);
+  EXPECT_EQ(::recv(client, buf, sizeof(buf), 0), 0);  // blocking, 5 s SO_RCVTIMEO
+  holder.join();
   ::close(client);
 }
 
+// A wrong key is counted at once, then the connection is read and discarded until the
+// handshake deadline (1 s from accept), which ends it with a FIN, not an RST.
 TEST_P(TcpRelayTest, WrongKeyIsDrainedUntilTheDeadlineThenFin) {
   start();
   int probe = connectBlocking(server_port_);
   ASSERT_GE(probe, 0);
   std::vector<uint8_t> junk(300);
   for (size_t i = 0; i < junk.size(); ++i) junk[i] = patternByte(i);
-  const auto start_time = Steady::now();
+  ASSERT_TRUE(writeAll(probe, junk.data(), junk.size()));
+  ASSERT_TRUE(eventually([&] { return authFailed() > 0; }));
+  ASSERT_EQ(authFailed(), 1u);
+  advanceClock(seconds(1) - milliseconds(1));
+  // Still draining: more bytes are taken without a word.
   ASSERT_TRUE(writeAll(probe, junk.data(), junk.size()));
   uint8_t buf[16];
   errno = 0;
+  EXPECT_EQ(::recv(probe, buf, sizeof(buf), MSG_DONTWAIT), -1) << "closed before the deadline";
+  EXPECT_EQ(errno, EAGAIN);
+  advanceClock(milliseconds(1));
+  errno = 0;
   const ssize_t r = ::recv(probe, buf, sizeof(buf), 0);
-  const auto waited = Steady::now() - start_time;
   EXPECT_EQ(r, 0) << "expected a FIN, got " << r << " errno " << std::strerror(errno);
-  EXPECT_GE(waited, milliseconds(900));  // handshake deadline is 1 s from accept
-  EXPECT_LT(waited, seconds(3));
-  EXPECT_EQ(onLoop([&] { return server_->stats().auth_failed; }), 1u);
+  EXPECT_EQ(authFailed(), 1u);
   ::close(probe);
 }
 
@@ -334,10 +386,7 @@ TEST_P(TcpRelayTest, LoopbackTargetRefusedUnlessAllowed) {
   uint8_t buf[16];
   EXPECT_LE(::recv(client, buf, sizeof(buf), 0), 0);
   ::close(client);
-  const auto deadline = Steady::now() + seconds(3);
-  while (serverClosed(CloseReason::TargetRefused) == 0 && Steady::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  EXPECT_TRUE(eventually([&] { return serverClosed(CloseReason::TargetRefused) > 0; }));
   EXPECT_EQ(serverClosed(CloseReason::TargetRefused), 1u);
 }
 
@@ -360,11 +409,9 @@ TEST_P(TcpRelayTest, DeletedUsersLeaveTheSampleAndTheirCountersAreRetired) {
   ASSERT_TRUE(readExact(client, reply, sizeof(reply)));
   ::close(client);
   echo.join();
-  const auto deadline = Steady::now() + seconds(3);
-  while (serverClosed(CloseReason::Done) + serverClosed(CloseReason::ClientClosed) == 0 &&
-         Steady::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  EXPECT_TRUE(eventually([&] {
+    return serverClosed(CloseReason::Done) + serverClosed(CloseReason::ClientClosed) > 0;
+  }));
   const UserTraffic before = onLoop([&] { return server_->sample().users.at("default"); });
   EXPECT_EQ(before.tcp_connections, 1u);
   EXPECT_EQ(before.tcp_bytes_up, 2u);

@@ -10,7 +10,7 @@
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "gtest/gtest.h"
-#include "tests/api/temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace shadowrelay::api::users {
 namespace {

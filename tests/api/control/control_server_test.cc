@@ -23,8 +23,8 @@
 #include "shadowrelay/v1/ciphers.grpc.pb.h"
 #include "shadowrelay/v1/server.grpc.pb.h"
 #include "shadowrelay/v1/users.grpc.pb.h"
-#include "tests/api/reflection_client.h"
-#include "tests/api/temp_dir.h"
+#include "tests/api/control/reflection_client.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/tls_certs.h"
 
 namespace shadowrelay::api::control {

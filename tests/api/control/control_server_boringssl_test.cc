@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 #include "shadowrelay/v1/ciphers.grpc.pb.h"
 #include "shadowrelay/v1/server.grpc.pb.h"
-#include "tests/api/temp_dir.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/tls_certs.h"
 
 namespace shadowrelay::api::control {

@@ -15,7 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/api/temp_dir.h"
+#include "tests/testing/temp_dir.h"
 
 namespace shadowrelay::api::users {
 namespace {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "tests/api/reflection_client.h"
+#include "tests/api/control/reflection_client.h"
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/text_format.h>
