@@ -170,19 +170,4 @@ bool AeadStreamEncoder::encode(std::span<const uint8_t> in, std::span<uint8_t> o
   return true;
 }
 
-bool firstLengthOpens(const MethodInfo& method, const AeadProvider& provider,
-                      std::span<const uint8_t> master, std::span<const uint8_t> stream_head) {
-  if (stream_head.size() < method.salt_size + kLengthUnitSize) {
-    return false;
-  }
-  AeadPtr aead = cipherForSalt(method, provider, master, stream_head.first(method.salt_size));
-  if (aead == nullptr) {
-    return false;
-  }
-  const std::array<uint8_t, kMaxNonceSize> zero{};
-  uint8_t length[2];
-  return aead->open({zero.data(), method.nonce_size}, {},
-                    stream_head.subspan(method.salt_size, kLengthUnitSize), length);
-}
-
 }  // namespace shadowrelay::crypto

@@ -58,7 +58,6 @@ class AeadStreamDecoder {
   size_t nextUnitSize() const;
   /// True once the first length header authenticated (the key is right).
   bool authenticated() const { return authenticated_; }
-  bool hasSalt() const { return aead_ != nullptr; }
   std::span<const uint8_t> salt() const { return {salt_.data(), method_.salt_size}; }
   const MethodInfo& method() const { return method_; }
 
@@ -86,7 +85,6 @@ class AeadStreamEncoder {
   bool encode(std::span<const uint8_t> in, std::span<uint8_t> out, CodecProgress* progress);
 
   std::span<const uint8_t> salt() const { return {salt_.data(), method_.salt_size}; }
-  bool saltSent() const { return salt_sent_; }
   bool valid() const { return aead_ != nullptr; }
   void setMaxPayloadForTest(size_t n) { max_payload_ = n; }
 
@@ -101,10 +99,5 @@ class AeadStreamEncoder {
   size_t max_payload_ = kMaxChunkPayload;
   bool salt_sent_ = false;
 };
-
-/// Trial decryption for many users on one port: does `master` open the first length header of
-/// `stream_head` (salt | 18 bytes)?
-bool firstLengthOpens(const MethodInfo& method, const AeadProvider& provider,
-                      std::span<const uint8_t> master, std::span<const uint8_t> stream_head);
 
 }  // namespace shadowrelay::crypto

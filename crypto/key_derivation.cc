@@ -93,9 +93,8 @@ constexpr size_t kSha1Size = 20;
 constexpr size_t kSha1Block = 64;
 
 /// HMAC-SHA1 through EVP_MAC on a kept context whose digest is set once: the fallback of
-/// HmacSha1. EVP_KDF "HKDF" and EVP_Q_mac look SHA-1 and HMAC up again on every call (a fetch,
-/// allocations and locks: 8% of the relay's CPU per new connection, measured with perf);
-/// re-keying a kept context does not.
+/// HmacSha1. EVP_KDF "HKDF" and EVP_Q_mac fetch SHA-1 and HMAC again on every call; re-keying
+/// a kept context does not (docs/PERFORMANCE.md, "Why the code is as it is").
 class EvpHmacSha1 {
  public:
   EvpHmacSha1() {
@@ -148,10 +147,8 @@ struct Sha1Functions {
   }
 };
 
-/// HMAC-SHA1 (RFC 2104) written on SHA-1's provider functions with one kept digest context.
-/// EVP_MAC_init re-creates HMAC's digest contexts on every new key and EVP wraps each update:
-/// with EvpHmacSha1 the four session subkeys of a proxied connection took 4.1% of the relay's
-/// CPU in the wrk Connection: close bench, 1.5% with this (perf).
+/// HMAC-SHA1 (RFC 2104) written on SHA-1's provider functions with one kept digest context:
+/// EVP_MAC_init re-creates HMAC's digest contexts on every new key (docs/PERFORMANCE.md).
 class DirectHmacSha1 {
  public:
   explicit DirectHmacSha1(const Sha1Functions& functions)

@@ -9,9 +9,8 @@
 namespace shadowrelay::crypto {
 
 /// Random bytes handed out from a buffer that OpenSSL's RAND_bytes refills kSize bytes at a
-/// time. OpenSSL 3 takes locks and calls getpid() (its fork check) on every RAND_bytes call:
-/// about 2 µs per call on a PVM guest, 3% of the relay's CPU per new connection when every salt
-/// was one call; here one call serves 128 salts of 32 bytes.
+/// time: one call serves 128 salts of 32 bytes (RAND_bytes takes locks and calls getpid() every
+/// time; docs/PERFORMANCE.md, "Why the code is as it is").
 ///
 /// For public values only (salts): bytes wait in memory until they are handed out, so secrets
 /// (keys) still come from randomBytes(). A fork() child discards what its parent buffered (a

@@ -205,9 +205,6 @@ int EventLoop::epollCtl(int op, const IoWatcher& watcher) {
   if (watcher.interest_ & kWritable) {
     ev.events |= EPOLLOUT;
   }
-  if (options_.trigger_mode == TriggerMode::Edge) {
-    ev.events |= EPOLLET;
-  }
   ev.data.u64 = (uint64_t{slots_[watcher.slot_].generation} << 32) | watcher.slot_;
   ++stats_.epoll_ctl_calls;
   return ::epoll_ctl(epoll_fd_, op, watcher.fd_, &ev) == 0 ? 0 : errno;

@@ -23,7 +23,6 @@ struct epoll_event;
 namespace shadowrelay::relay {
 
 struct EventLoopOptions {
-  TriggerMode trigger_mode = TriggerMode::Level;
   /// epoll_wait batch size; doubles (up to 4096) whenever a batch comes back full.
   size_t initial_events = 128;
   /// Null: the real steady clock. Otherwise the loop's time, which must outlive the loop.
@@ -95,7 +94,6 @@ class EventLoop {
   /// Aborts in debug builds when called off the loop thread.
   void assertInLoopThread() const;
 
-  TriggerMode triggerMode() const { return options_.trigger_mode; }
   const EventLoopStats& stats() const { return stats_; }
   size_t watcherCount() const { return watcher_count_; }
   size_t armedTimerCount() const { return timers_.size(); }

@@ -26,9 +26,5 @@ enum IoEvents : uint32_t {
   kClosed = 4,  // EPOLLERR | EPOLLHUP: reported whenever the watcher is in epoll; not an interest.
 };
 
-/// How a loop registers its fds. Level is the default (docs/REACTOR.md has the measurement).
-/// Under Edge, a callback must consume until EAGAIN; changing interest re-arms the fd (the kernel
-/// re-reports current readiness on EPOLL_CTL_MOD).
-enum class TriggerMode { Level, Edge };
 
 }  // namespace shadowrelay::relay

@@ -2,10 +2,9 @@
 #pragma once
 // Batched socket I/O: many recv()/send() calls submitted with one system call.
 //
-// On this project's VMs a system call costs ~1.7 us before it does any work (measured: null
-// syscall loop, docs/PERFORMANCE.md), so a relay that makes one recv and one send per event
-// spends much of its time entering the kernel. The relay's loop still learns readiness from
-// epoll; what it then reads and writes in one loop iteration goes through an IoBatch: with
+// A system call's fixed cost dominates small relays (docs/PERFORMANCE.md, "Why the code is as it
+// is"). The relay's loop still learns readiness from epoll; what it then reads and writes in one
+// loop iteration goes through an IoBatch: with
 // io_uring (liburing), all receives of the iteration are one io_uring_enter, all sends another.
 // Where io_uring is unavailable (old kernel, seccomp, kernel.io_uring_disabled), the same API
 // makes the plain calls one by one.

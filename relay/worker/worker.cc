@@ -56,12 +56,7 @@ class Worker::Listener {
 
  private:
   void onReadable() {
-    // Until EAGAIN, although the last accept4 finds nothing on most wake-ups (0.18 per
-    // connection and relay in the wrk Connection: close bench): measured, the alternatives on a
-    // level-triggered loop cost more. One accept per readiness event left the other queued
-    // connections to later iterations (+1.6 epoll_wait per connection for -0.37 accept4);
-    // draining only when the listener was ready in the previous iteration too saved 0.09
-    // accept4 and cost 0.14 epoll_wait.
+    // Until EAGAIN or kAcceptsPerEvent (docs/PERFORMANCE.md, "Why the code is as it is").
     for (int i = 0; i < kAcceptsPerEvent; ++i) {
       SocketAddress peer;
       peer.len = sizeof(peer.storage);

@@ -235,16 +235,5 @@ TEST(AeadStreamTest, RandomInputIsRejectedWithoutOverread) {
   }
 }
 
-TEST(AeadStreamTest, FirstLengthOpensTellsUsersApart) {
-  const MethodInfo& m = method("aes-128-gcm");
-  const AeadProvider& p = *allProviders()[0];
-  AeadStreamEncoder enc(m, p, evpBytesToKey("alice", 16).bytes());
-  std::vector<uint8_t> wire = encodeAll(enc, bytesOf("payload"));
-  EXPECT_TRUE(firstLengthOpens(m, p, evpBytesToKey("alice", 16).bytes(), wire));
-  EXPECT_FALSE(firstLengthOpens(m, p, evpBytesToKey("bob", 16).bytes(), wire));
-  EXPECT_FALSE(firstLengthOpens(m, p, evpBytesToKey("alice", 16).bytes(),
-                                std::span<const uint8_t>(wire).first(33)));
-}
-
 }  // namespace
 }  // namespace shadowrelay::crypto
