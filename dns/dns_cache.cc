@@ -7,7 +7,7 @@
 
 #include "absl/hash/hash.h"
 #include "absl/synchronization/mutex.h"
-#include "relay/base/lru.h"
+#include "dns/lru.h"
 
 namespace shadowrelay::dns {
 
@@ -59,7 +59,7 @@ class DnsCache::Shard {
 
   const size_t capacity_;  // 0: caching is off (lru_ would hold one)
   mutable absl::Mutex mutex_;
-  relay::Lru<&Node::name, absl::Hash<absl::string_view>> lru_ ABSL_GUARDED_BY(mutex_);
+  Lru<&Node::name, absl::Hash<absl::string_view>> lru_ ABSL_GUARDED_BY(mutex_);
 };
 
 DnsCache::DnsCache() : DnsCache(Options{}) {}

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// A bounded map with least-recently-used eviction (relay/base/lru.h) and per-entry idle expiry:
+// A bounded map with least-recently-used eviction (dns/lru.h) and per-entry idle expiry:
 // the shape of the UDP relay's association (NAT) tables, where an unbounded table is how other
 // relays run out of file descriptors. Values own their resources (an association owns its
 // socket), so evicting or expiring an entry releases them. Single-threaded (one table per worker
@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "absl/hash/hash.h"
-#include "relay/base/lru.h"
+#include "dns/lru.h"
 
 namespace shadowrelay::relay {
 
@@ -76,7 +76,7 @@ class LruTable {
   }
 
  private:
-  using Order = Lru<&Entry::key, Hash>;
+  using Order = dns::Lru<&Entry::key, Hash>;
   Order lru_;
   uint64_t expirations_ = 0;
 };

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "relay/base/lru.h"
+#include "dns/lru.h"
 
 #include <memory>
 #include <string>
@@ -9,7 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 
-namespace shadowrelay::relay {
+namespace shadowrelay::dns {
 namespace {
 
 struct Item {
@@ -158,4 +158,4 @@ TEST(LruTest, EvictedAndErasedElementsAreReleased) {
 }
 
 }  // namespace
-}  // namespace shadowrelay::relay
+}  // namespace shadowrelay::dns

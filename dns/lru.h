@@ -15,7 +15,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 
-namespace shadowrelay::relay {
+namespace shadowrelay::dns {
 
 template <auto KeyMember>
 struct LruKeyMember;
@@ -162,4 +162,4 @@ class Lru {
   uint64_t evictions_ = 0;
 };
 
-}  // namespace shadowrelay::relay
+}  // namespace shadowrelay::dns
