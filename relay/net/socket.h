@@ -72,7 +72,9 @@ struct ListenOptions {
 /// A bound, listening, non-blocking TCP socket. The error names the address.
 absl::StatusOr<Fd> listenTcp(const SocketAddress& address, const ListenOptions& options);
 
-/// A bound non-blocking UDP socket (SO_REUSEPORT when asked). The error names the address.
+/// A bound non-blocking UDP socket. SO_REUSEPORT when asked (it may join the same user's
+/// SO_REUSEPORT sockets on that port); never SO_REUSEADDR, with which a bind, even port 0's
+/// pick, may share the port of another SO_REUSEADDR socket. The error names the address.
 absl::StatusOr<Fd> bindUdp(const SocketAddress& address, bool reuse_port);
 
 /// Starts a non-blocking connect. Returns the socket (connect in progress or done) or -errno.
