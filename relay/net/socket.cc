@@ -136,6 +136,8 @@ absl::StatusOr<Fd> bindUdp(const SocketAddress& address, bool reuse_port) {
   return fd;
 }
 
+void openReusePortGroup(int fd) { setFlag(fd, SOL_SOCKET, SO_REUSEPORT); }
+
 int connectNonBlocking(const SocketAddress& address, bool fast_open, bool no_delay) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) return -errno;

@@ -77,6 +77,10 @@ absl::StatusOr<Fd> listenTcp(const SocketAddress& address, const ListenOptions& 
 /// pick, may share the port of another SO_REUSEADDR socket. The error names the address.
 absl::StatusOr<Fd> bindUdp(const SocketAddress& address, bool reuse_port);
 
+/// Sets SO_REUSEPORT on a socket bound without it: later SO_REUSEPORT sockets of this user may
+/// then bind its port and share its datagrams (a group whose first bind was exclusive).
+void openReusePortGroup(int fd);
+
 /// Starts a non-blocking connect. Returns the socket (connect in progress or done) or -errno.
 /// With `fast_open`, TCP_FASTOPEN_CONNECT defers the SYN to the first write, which carries data.
 int connectNonBlocking(const SocketAddress& address, bool fast_open, bool no_delay);
