@@ -379,38 +379,62 @@ absl::Status ServerRuntime::startExporter() {
 
 absl::Status ServerRuntime::bindListeners() {
   // On this thread, before the workers run, so that a bind error ends start-up cleanly. Port 0
-  // takes the port the first socket got, for every worker and for UDP too.
+  // takes the port the first socket got, for every worker and for UDP too. The kernel picks it
+  // for the first protocol only: when the port TCP got is taken for UDP, another is picked.
+  constexpr int kAnyPortAttempts = 16;
   const size_t n = pool_->size();
   tcp_fds_.clear();
   tcp_fds_.resize(n);
   udp_fds_.clear();
   udp_fds_.resize(n);
+  for (SocketAddress& address : addresses_) {
+    const bool any_port = address.port() == 0;
+    absl::Status status;
+    for (int attempt = 0; attempt < (any_port ? kAnyPortAttempts : 1); ++attempt) {
+      if (any_port) address.setPort(0);
+      status = bindAddress(address);
+      if (status.ok()) break;
+    }
+    if (!status.ok()) return runtimeError(status.message());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::bindAddress(SocketAddress& address) {
+  const size_t n = pool_->size();
+  std::vector<Fd> tcp;
+  std::vector<Fd> udp;
   relay::ListenOptions options;
   options.reuse_port = config_.reuse_port;
   options.fast_open = config_.fast_open;
-  for (SocketAddress& address : addresses_) {
-    Fd shared;
-    for (size_t i = 0; tcp_ && i < n; ++i) {
-      if (config_.reuse_port || i == 0) {
-        auto fd = relay::listenTcp(address, options);
-        if (!fd.ok()) return runtimeError(fd.status().message());
-        if (address.port() == 0) address.setPort(relay::localAddress(fd->get()).port());
-        if (config_.reuse_port) {
-          tcp_fds_[i].push_back(std::move(*fd));
-          continue;
-        }
-        shared = std::move(*fd);
-      }
-      tcp_fds_[i].push_back(Fd(::fcntl(shared.get(), F_DUPFD_CLOEXEC, 0)));
-    }
-    for (size_t i = 0; udp_port_ && i < n; ++i) {
-      // SO_REUSEPORT: the kernel hashes each client's datagrams to one worker, so its
-      // association lives on one loop.
-      auto fd = relay::bindUdp(address, /*reuse_port=*/true);
-      if (!fd.ok()) return runtimeError(fd.status().message());
+  Fd shared;
+  for (size_t i = 0; tcp_ && i < n; ++i) {
+    if (config_.reuse_port || i == 0) {
+      auto fd = relay::listenTcp(address, options);
+      if (!fd.ok()) return fd.status();
       if (address.port() == 0) address.setPort(relay::localAddress(fd->get()).port());
-      udp_fds_[i].push_back(std::move(*fd));
+      if (config_.reuse_port) {
+        tcp.push_back(std::move(*fd));
+        continue;
+      }
+      shared = std::move(*fd);
     }
+    tcp.push_back(Fd(::fcntl(shared.get(), F_DUPFD_CLOEXEC, 0)));
+  }
+  for (size_t i = 0; udp_port_ && i < n; ++i) {
+    // SO_REUSEPORT: the kernel hashes each client's datagrams to one worker, so its
+    // association lives on one loop. The first socket binds without it, so that the bind fails
+    // if anybody holds the port (port 0: gets a port nobody holds), rather than joining another
+    // process's SO_REUSEPORT sockets there; the workers after it join it.
+    auto fd = relay::bindUdp(address, /*reuse_port=*/i > 0);
+    if (!fd.ok()) return fd.status();
+    if (i == 0 && n > 1) relay::openReusePortGroup(fd->get());
+    if (address.port() == 0) address.setPort(relay::localAddress(fd->get()).port());
+    udp.push_back(std::move(*fd));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (tcp_) tcp_fds_[i].push_back(std::move(tcp[i]));
+    if (udp_port_) udp_fds_[i].push_back(std::move(udp[i]));
   }
   return absl::OkStatus();
 }

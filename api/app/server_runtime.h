@@ -70,6 +70,9 @@ class ServerRuntime {
   absl::Status openRegistry();
   absl::Status startExporter();
   absl::Status bindListeners();
+  /// The sockets of one listen address for every worker, appended to tcp_fds_ and udp_fds_
+  /// only if all of them bound. Port 0 becomes the port they got.
+  absl::Status bindAddress(relay::SocketAddress& address);
   absl::Status startWorkers();
   absl::Status startControl();
   /// The traffic of the workers to the registry (data quotas, the API's counters).

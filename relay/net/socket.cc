@@ -125,7 +125,9 @@ absl::StatusOr<Fd> listenTcp(const SocketAddress& address, const ListenOptions& 
 absl::StatusOr<Fd> bindUdp(const SocketAddress& address, bool reuse_port) {
   Fd fd(::socket(address.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP));
   if (!fd.valid()) return sysError("socket for", address, errno);
-  setFlag(fd.get(), SOL_SOCKET, SO_REUSEADDR);
+  // No SO_REUSEADDR: on UDP it lets two sockets bind the same address and port (the one bound
+  // last takes the unicast datagrams), and a bind to port 0 skips the ports such sockets hold,
+  // so a fresh socket could get, and steal, a port somebody is using.
   if (reuse_port) setFlag(fd.get(), SOL_SOCKET, SO_REUSEPORT);
   if (address.family() == AF_INET6) setFlag(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY);
   if (::bind(fd.get(), address.get(), address.len) != 0) {
@@ -133,6 +135,8 @@ absl::StatusOr<Fd> bindUdp(const SocketAddress& address, bool reuse_port) {
   }
   return fd;
 }
+
+void openReusePortGroup(int fd) { setFlag(fd, SOL_SOCKET, SO_REUSEPORT); }
 
 int connectNonBlocking(const SocketAddress& address, bool fast_open, bool no_delay) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);

@@ -72,8 +72,14 @@ struct ListenOptions {
 /// A bound, listening, non-blocking TCP socket. The error names the address.
 absl::StatusOr<Fd> listenTcp(const SocketAddress& address, const ListenOptions& options);
 
-/// A bound non-blocking UDP socket (SO_REUSEPORT when asked). The error names the address.
+/// A bound non-blocking UDP socket. SO_REUSEPORT when asked (it may join the same user's
+/// SO_REUSEPORT sockets on that port); never SO_REUSEADDR, with which a bind, even port 0's
+/// pick, may share the port of another SO_REUSEADDR socket. The error names the address.
 absl::StatusOr<Fd> bindUdp(const SocketAddress& address, bool reuse_port);
+
+/// Sets SO_REUSEPORT on a socket bound without it: later SO_REUSEPORT sockets of this user may
+/// then bind its port and share its datagrams (a group whose first bind was exclusive).
+void openReusePortGroup(int fd);
 
 /// Starts a non-blocking connect. Returns the socket (connect in progress or done) or -errno.
 /// With `fast_open`, TCP_FASTOPEN_CONNECT defers the SYN to the first write, which carries data.

@@ -6,7 +6,8 @@ A user created through the API relays at once; users of different methods share 
 deleted user's download is cut within a second and its new connections fail; users survive a
 restart and a kill -9 in the middle of API writes; API calls run concurrently with traffic; a
 dedicated port opens with its user and closes with it; max_connections refuses the extra
-session.
+session. Port 0 for the relay (TCP and UDP), the API and /metrics: the ready line names four
+addresses, and each of them works.
 """
 import json
 import os
@@ -18,9 +19,9 @@ import threading
 import time
 import urllib.request
 
-from e2e_harness import (LOOPBACK, ApiError, Config, Nginx, RelayTestCase, curl, free_port,
-                         grpc_api, main, nginx, sha256, socks5_connect, wait_listening,
-                         wait_until)
+from e2e_harness import (LOOPBACK, PASSWORD, ApiError, Config, Nginx, RelayTestCase, UdpEcho,
+                         curl, free_port, grpc_api, main, nginx, parse_ready_line, scratch_path,
+                         sha256, socks5_connect, wait_listening, wait_until)
 
 TOKEN = "e2e-control-token-0123456789"
 
@@ -70,29 +71,28 @@ class ControlTest(RelayTestCase):
         self.nginx = nginx()
 
     def start_controlled(self, state_dir=None, extra=(), users_config=None):
-        """Our server with the API on a free port; returns (relay port, API port)."""
+        """Our server with the API, both on port 0; sets self.relay_port and self.api_port
+        from its ready line and returns the relay port."""
         self.require_ours("the control API")
-        token_file = os.path.join(Config.tmp, f"token-{free_port()}")
+        token_file = scratch_path("control-token")
         with open(token_file, "w") as f:
             f.write(TOKEN + "\n")
-        self.api_port = free_port()
-        args = ["--control-listen", f"{LOOPBACK}:{self.api_port}",
-                "--control-token-file", token_file]
+        args = ["--control-listen", f"{LOOPBACK}:0", "--control-token-file", token_file]
         if state_dir:
             args += ["--state-dir", state_dir]
         if users_config is not None:
-            path = os.path.join(Config.tmp, f"users-{free_port()}.json")
+            path = scratch_path("users.json")
             with open(path, "w") as f:
                 json.dump({"users": users_config}, f)
             args += ["-c", path]
-        port = free_port()
-        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", port, "--allow-private",
-                "--metrics-listen", "off"] + args + list(extra)
-        self.server = self.spawn("ours-server-api", argv, ours=True)
-        wait_listening(port, self.server)
-        wait_listening(self.api_port, self.server)
-        self.relay_port = port
-        return port
+        if not any(str(arg).startswith("--metrics-listen") for arg in extra):
+            args += ["--metrics-listen", "off"]
+        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", 0, "--allow-private"] + args + \
+            list(extra)
+        self.server = self.start_ours("ours-server-api", argv)
+        self.relay_port = self.server.ready.port
+        self.api_port = self.server.ready.control[1]
+        return self.relay_port
 
     def create(self, name, method=None, port=None, **fields):
         request = {"name": name}
@@ -180,7 +180,7 @@ class ControlTest(RelayTestCase):
         self.assertEqual(err.exception.code, "NOT_FOUND")
 
     def test_users_survive_restart_and_kill_9_during_writes(self):
-        state = os.path.join(Config.tmp, f"state-{free_port()}")
+        state = scratch_path("state")
         self.start_controlled(state_dir=state)
         frank = self.create("frank", "aes-128-gcm")
         self.server.stop()
@@ -249,7 +249,7 @@ class ControlTest(RelayTestCase):
 
     def test_dedicated_port_opens_and_closes_with_its_user(self):
         self.start_controlled()
-        port = free_port()
+        port = free_port()  # CreateUser names the port: a probed one
         heidi = self.create("heidi", "aes-256-gcm", port=port)
         self.assertEqual(heidi["port"], port)
         wait_listening(port, self.server)
@@ -304,8 +304,8 @@ class ControlTest(RelayTestCase):
         self.assertEqual(err.exception.code, "UNAUTHENTICATED")
 
     def test_deleted_users_series_end_and_a_new_user_of_that_name_starts_from_zero(self):
-        metrics_port = free_port()
-        self.start_controlled(extra=["--metrics-listen", f"{LOOPBACK}:{metrics_port}"])
+        self.start_controlled(extra=["--metrics-listen", f"{LOOPBACK}:0"])
+        metrics_port = self.server.ready.metrics[1]
 
         def series(user):
             """The user's data_bytes_total values by (proto, direction), from a real scrape."""
@@ -344,6 +344,65 @@ class ControlTest(RelayTestCase):
         time.sleep(1.5)  # another registry tick: nothing more may arrive
         self.assertLess(series("gone")[("tcp", "download")], 2 * one_fetch)
         self.assertLess(user_down("gone"), 2 * one_fetch)
+
+
+class ReadyLineTest(RelayTestCase):
+    """Every listener on port 0: the server's one ready line names what it bound."""
+
+    def test_port_zero_everywhere_names_four_working_addresses(self):
+        self.require_ours("port 0 and the ready line")
+        token_file = scratch_path("control-token")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        method = "aes-256-gcm"
+        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", 0, "-u", "-k", PASSWORD,
+                "-m", method, "--allow-private", "--control-listen", f"{LOOPBACK}:0",
+                "--control-token-file", token_file, "--metrics-listen", f"{LOOPBACK}:0"]
+        server = self.start_ours("ours-server-port-0", argv)
+        ready = server.ready
+        self.assertEqual(ready.role, "server", ready)
+        self.assertEqual(len(ready.tcp), 1, ready)
+        self.assertEqual(len(ready.udp), 1, ready)
+        addresses = {"tcp": ready.tcp[0], "udp": ready.udp[0], "control": ready.control,
+                     "metrics": ready.metrics}
+        for name, address in addresses.items():
+            self.assertIsInstance(address, tuple, f"{name}: {ready}")
+            self.assertEqual(address[0], LOOPBACK, f"{name}: {ready}")
+            self.assertNotEqual(address[1], 0, f"{name}: {ready}")
+        # Four distinct (protocol, address) pairs: UDP on the TCP port, the API and /metrics on
+        # ports of their own.
+        self.assertEqual(ready.tcp, ready.udp, "UDP is not on the TCP port")
+        ports = {name: address[1] for name, address in addresses.items()}
+        self.assertEqual(len({ports["tcp"], ports["control"], ports["metrics"]}), 3, ready)
+        with open(server.log_path, encoding="utf-8", errors="replace") as f:
+            lines = [line for line in f if parse_ready_line(line) is not None]
+        self.assertEqual(len(lines), 1, f"ready lines: {lines}")
+
+        # TCP: a download through shadowsocks-libev's ss-local.
+        web = nginx()
+        local = self.start_local(ports["tcp"], method, impl="libev")
+        result = curl(web.url(Nginx.SMALL), socks5_port=local, max_time=20)
+        self.assertEqual(result.code, 0, f"curl failed: {result}")
+        self.assertEqual(sha256(result.body), web.files[Nginx.SMALL][1], f"{result}")
+        # UDP: a datagram there and back through ss-tunnel -u.
+        echo = UdpEcho()
+        self.addCleanup(echo.stop)
+        sock = self.start_ss_tunnel_u(ports["udp"], method, PASSWORD, echo.port, "port-0")
+        sock.settimeout(3)
+        payload = os.urandom(600)
+        sock.send(payload)
+        try:
+            self.assertEqual(sock.recv(70000), payload, "the datagram came back changed")
+        except socket.timeout:
+            self.fail(f"no answer within 3 s through the UDP port {ports['udp']}")
+        # /metrics answers.
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{ports['metrics']}/metrics",
+                                    timeout=10) as response:
+            self.assertEqual(response.status, 200)
+            self.assertIn("shadowrelay_", response.read().decode())
+        # The control API's health check answers (it needs no token).
+        self.assertEqual(api(ports["control"], "grpc.health.v1.Health/Check", {}, token="-"),
+                         {"status": "SERVING"})
 
 
 if __name__ == "__main__":

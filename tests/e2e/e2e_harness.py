@@ -6,7 +6,10 @@ What is here:
     ss-server/ss-local/ss-tunnel stand in for ours; used to validate the harness itself);
   * child processes that die with the harness (PR_SET_PDEATHSIG), are stopped after every test
     and, for our binary, must exit 0 on SIGTERM (so sanitizer reports fail the test);
-  * free loopback ports, readiness by poll-connect with a deadline;
+  * ports: our binary binds port 0 for every listener and names what it bound on its one
+    `ready:` line (api/app/server_runtime.cc readyLine()), which the harness reads from the
+    process's log; third-party peers (shadowsocks-libev, nginx, dnsmasq), which cannot report
+    a port, get a probed free port and readiness by poll-connect, both with a deadline;
   * a shared nginx serving generated files, curl, a raw SOCKS5 client, small Python TCP peers
     (EOF-then-reply, echo, a recording proxy);
   * `main()`: runs the module's unittest cases and writes one JUnit <testcase> per case to
@@ -49,7 +52,7 @@ METHODS = (
 PASSWORD = "e2e-correct-horse"
 WRONG_PASSWORD = "e2e-wrong-horse"
 
-READY_DEADLINE = 10.0  # a started process must accept on its port within this
+READY_DEADLINE = 10.0  # a started process must be ready (log its ready line, or accept) by this
 STOP_DEADLINE = 15.0  # SIGTERM to exit (ASan's leak check at exit is slow)
 LOOPBACK = "127.0.0.1"
 
@@ -85,7 +88,13 @@ def tool(name):
 
 
 def free_port():
-    """A TCP port the OS considers free on 127.0.0.1 (bound to 0, read, closed)."""
+    """A TCP port the OS considers free on 127.0.0.1 (bound to 0, read, closed).
+
+    Racy by nature (the port is free when probed, not when used), so only for peers that need
+    a fixed number because they cannot report what they bound: shadowsocks-libev's ss-server,
+    ss-local and ss-tunnel (and our binary's stand-in in libev mode), nginx, dnsmasq, and a
+    port that has to be named before it exists (a config file, a dedicated user port). Our
+    binary listens on port 0 and says where on its ready line (Child.wait_ready)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
         return s.getsockname()[1]
@@ -101,7 +110,8 @@ def ipv6_loopback_available():
 
 
 def free_port_both_families():
-    """A port free on 127.0.0.1 and on ::1 (when IPv6 loopback exists)."""
+    """A port free on 127.0.0.1 and on ::1 (when IPv6 loopback exists), for nginx, which
+    cannot report a port it bound."""
     if not ipv6_loopback_available():
         return free_port(), False
     for _ in range(50):
@@ -163,8 +173,71 @@ def scratch_path(name):
     return os.path.join(Config.tmp, f"{_next_id():03d}-{name}")
 
 
+# The line our binary logs once every listener is bound (api/app/server_runtime.cc readyLine()):
+#   <timestamp> I main: ready: <role> tcp=ADDR udp=ADDR ... control=ADDR metrics=ADDR
+# a tcp=/udp= pair per listen address (only the protocols it relays there), control= and
+# metrics= when they run; ADDR is 127.0.0.1:40001 or [::1]:40001.
+_READY_LINE = re.compile(r"^\S+ I main: ready: (\S+)((?: \w+=\S+)*)$")
+_READY_ADDRESS = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d+)$")
+
+
+class Ready:
+    """What one of our processes said on its ready line. Each address is (host, port), or the
+    text as logged when it is not host:port (a unix: control socket)."""
+
+    def __init__(self, line, role, tcp, udp, control, metrics):
+        self.line = line
+        self.role = role
+        self.tcp = tcp  # [(host, port)] in listen-address order
+        self.udp = udp
+        self.control = control  # (host, port), or None when it does not run
+        self.metrics = metrics
+
+    @property
+    def port(self):
+        """The port of the first listen address (TCP, or UDP for a UDP-only tunnel/server)."""
+        return (self.tcp or self.udp)[0][1]
+
+    def __repr__(self):
+        return f"Ready({self.line!r})"
+
+
+def _ready_address(text):
+    match = _READY_ADDRESS.match(text)
+    if not match:
+        return text
+    return (match.group(1) or match.group(2), int(match.group(3)))
+
+
+def parse_ready_line(line):
+    """A Ready for our binary's ready line, None for any other line. A malformed ready line
+    (an unknown key, a port that is not a number) fails: the format is an interface."""
+    match = _READY_LINE.match(line.rstrip("\r\n"))
+    if not match:
+        return None
+    fields = {"tcp": [], "udp": [], "control": [], "metrics": []}
+    for item in match.group(2).split():
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise AssertionError(f"ready line with an unknown key {key!r}: {line!r}")
+        fields[key].append(_ready_address(value))
+    for key in ("tcp", "udp"):
+        if any(not isinstance(a, tuple) for a in fields[key]):
+            raise AssertionError(f"ready line with a {key}= that is not host:port: {line!r}")
+    if len(fields["control"]) > 1 or len(fields["metrics"]) > 1:
+        raise AssertionError(f"ready line with control= or metrics= twice: {line!r}")
+    if not fields["tcp"] and not fields["udp"]:
+        raise AssertionError(f"ready line without a listener: {line!r}")
+    return Ready(line.rstrip("\r\n"), match.group(1), fields["tcp"], fields["udp"],
+                 (fields["control"] or [None])[0], (fields["metrics"] or [None])[0])
+
+
 class Child:
-    """A process whose stdout+stderr go to a log file in the scratch directory."""
+    """A process whose stdout+stderr go to a log file in the scratch directory.
+
+    The child writes the file itself (no pipe: it never blocks on a reader and no line is
+    lost), so stopped_log() and log_tail() read everything it said; wait_ready() reads the
+    ready line from the same file."""
 
     def __init__(self, name, argv, ours):
         self.name = name
@@ -173,6 +246,8 @@ class Child:
         self.log_path = scratch_path(re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".log")
         self.stopped_by_test = False
         self.exit_code = None
+        self.ready = None  # our binary's Ready, once wait_ready() saw it
+        self._scanned = 0  # bytes of the log wait_ready() has looked at
         with open(self.log_path, "wb") as log:
             log.write(("$ " + " ".join(self.argv) + "\n").encode())
             log.flush()
@@ -199,6 +274,40 @@ class Child:
 
     def describe(self):
         return f"{self.name} (pid {self.pid}, log {self.log_path})"
+
+    def _scan_for_ready(self):
+        """The ready line among the complete lines logged since the last scan, or None."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self._scanned)
+            data = f.read()
+        complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits
+        self._scanned += len(complete)
+        for line in complete.decode("utf-8", "replace").splitlines():
+            ready = parse_ready_line(line)
+            if ready is not None:
+                return ready
+        return None
+
+    def wait_ready(self, deadline=READY_DEADLINE):
+        """Our binary's ready line (a Ready: the ports it bound, port 0 included), read from its
+        log within `deadline` s; fails early, with the log's tail, if the process exits first."""
+        if self.ready is not None:
+            return self.ready
+        end = time.monotonic() + deadline
+        while True:
+            exited = self.popen.poll()  # before the scan: a line logged before exiting counts
+            self.ready = self._scan_for_ready()
+            if self.ready is not None:
+                return self.ready
+            if exited is not None:
+                raise AssertionError(
+                    f"{self.describe()} exited with {exited} before its ready line; its "
+                    f"output:\n{self.log_tail()}")
+            if time.monotonic() > end:
+                raise AssertionError(
+                    f"{self.describe()} logged no ready line within {deadline:.0f} s; its "
+                    f"output:\n{self.log_tail()}")
+            time.sleep(0.02)
 
     def signal(self, sig):
         if self.popen.poll() is None:
@@ -356,15 +465,32 @@ class RelayTestCase(unittest.TestCase):
             parts.append(f"--- {child.describe()} ---\n{child.log_tail()}")
         return "\n".join(parts)
 
-    # Roles. Each returns the port it listens on, after it accepts connections.
+    # Roles. Each returns the port it listens on, once it is ready.
+
+    def start_ours(self, name, argv):
+        """Starts our binary (`argv` binds port 0 for every listener) and waits for its ready
+        line; returns the child, whose .ready names what it bound. Also self.last_child."""
+        child = self.spawn(name, argv, ours=True)
+        child.wait_ready()
+        self.last_child = child
+        return child
+
+    def start_process(self, name, impl, make_argv):
+        """Starts our binary or, `impl` "libev" or in libev mode, shadowsocks-libev's program;
+        `make_argv(port)` is its argv listening on `port`. Ours gets port 0 and is ready when it
+        logs the port it bound; libev cannot say, so it gets a probed free port and is ready
+        when that accepts. Returns the port (a UDP-only tunnel's is UDP); the process is
+        self.last_child, for tests that signal it themselves."""
+        if _resolve_impl(impl) == "ours":
+            return self.start_ours(name, make_argv(0)).ready.port
+        port = free_port()  # libev reports no port: a probed one (racy, but the only way)
+        child = self.spawn(name, make_argv(port), ours=False)
+        wait_listening(port, child)
+        self.last_child = child
+        return port
 
     def _start_role(self, role, impl, method, make_argv):
-        port = free_port()
-        impl = _resolve_impl(impl)
-        child = self.spawn(f"{impl}-{role}-{method}", make_argv(port), ours=impl == "ours")
-        wait_listening(port, child)
-        self.last_child = child  # for tests that signal it themselves
-        return port
+        return self.start_process(f"{_resolve_impl(impl)}-{role}-{method}", impl, make_argv)
 
     def start_server(self, method, impl="ours", password=PASSWORD, allow_private=True,
                      handshake_timeout=None, drain_timeout=None, extra=()):
@@ -372,19 +498,20 @@ class RelayTestCase(unittest.TestCase):
             impl, port, method, password, allow_private, handshake_timeout, drain_timeout,
             extra))
 
-    def start_local(self, server_port, method, impl="ours", password=PASSWORD):
+    def start_local(self, server_port, method, impl="ours", password=PASSWORD, extra=()):
         return self._start_role("local", impl, method, lambda port: local_argv(
-            impl, server_port, port, method, password))
+            impl, server_port, port, method, password) + list(extra))
 
-    def start_tunnel(self, server_port, method, destination, impl="ours", password=PASSWORD):
+    def start_tunnel(self, server_port, method, destination, impl="ours", password=PASSWORD,
+                     extra=()):
         return self._start_role("tunnel", impl, method, lambda port: local_argv(
-            impl, server_port, port, method, password, tunnel_to=destination))
+            impl, server_port, port, method, password, tunnel_to=destination) + list(extra))
 
     def start_ss_tunnel_u(self, server_port, method, password, destination_port, name):
         """shadowsocks-libev's `ss-tunnel -u` to LOOPBACK:destination_port; returns a UDP socket
         connected to it. Its TCP readiness probe opens a TCP session at the server (to the
         destination port): take counter baselines after it."""
-        port = free_port()
+        port = free_port()  # ss-tunnel reports no port: a probed one
         argv = local_argv("libev", server_port, port, method, password=password,
                           tunnel_to=f"{LOOPBACK}:{destination_port}") + ["-u"]
         tunnel = self.spawn(f"ss-tunnel-u-{name}", argv, ours=False)
@@ -425,7 +552,7 @@ class Nginx:
             with open(os.path.join(www, name), "wb") as f:
                 f.write(data)
             self.files[name] = (size, sha256(data))
-        self.port, self.ipv6 = free_port_both_families()
+        self.port, self.ipv6 = free_port_both_families()  # nginx reports no port
         self.access_log = os.path.join(self.dir, "access.log")
         listens = f"listen {LOOPBACK}:{self.port};"
         if self.ipv6:

@@ -33,7 +33,7 @@ import urllib.request
 from e2e_harness import (LOOPBACK, PASSWORD, Config, EchoServer, RecordingProxy, RelayTestCase,
                          UdpEcho, echo_roundtrip, free_port, grpc_api, main,
                          recv_exact, scratch_path, socks5_address, socks5_connect,
-                         stopped_udp_summary, tool, wait_listening, wait_until)
+                         stopped_udp_summary, tool, wait_until)
 
 METHOD = "chacha20-ietf-poly1305"
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$')
@@ -136,6 +136,7 @@ def histogram_problems(text):
 
 
 def free_udp_port():
+    """A UDP port free on LOOPBACK when probed, for dnsmasq (it cannot report what it bound)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((LOOPBACK, 0))
         return s.getsockname()[1]
@@ -358,10 +359,9 @@ class SilentDns:
 class MetricsTest(RelayTestCase):
     def start_with_metrics(self, allow_private=True, extra=()):
         self.require_ours("the metrics exporter")
-        self.metrics_port = free_port()
         port = self.start_server(METHOD, handshake_timeout=1, allow_private=allow_private,
-                                 extra=["--metrics-listen", f"{LOOPBACK}:{self.metrics_port}"]
-                                 + list(extra))
+                                 extra=["--metrics-listen", f"{LOOPBACK}:0"] + list(extra))
+        self.metrics_port = self.last_child.ready.metrics[1]
         return port
 
     def published_since(self, since, what):
@@ -610,7 +610,8 @@ class MetricsTest(RelayTestCase):
     def test_closed_and_silent_targets_count_as_target_refused_and_timeout_connect(self):
         server = self.start_with_metrics(extra=["--connect-timeout", "1"])
         local = self.start_local(server, METHOD)
-        closed_port = free_port()  # nothing listens there: the connect is refused (RST)
+        # A port nothing listens on (probed: it is the point): the connect is refused (RST).
+        closed_port = free_port()
         # A listener that never accepts, with its accept queue full (backlog 0: one
         # connection): Linux drops further SYNs, so a connect there neither succeeds nor fails.
         silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -753,7 +754,7 @@ class MetricsTest(RelayTestCase):
     # Users of the control API and the UDP relay; replays; UDP and DNS timeouts
 
     def start_with_api(self, extra=()):
-        """Our server with -u, the control API (token file) and /metrics on free ports, and no
+        """Our server with -u, the control API (token file) and /metrics, all on port 0, and no
         -k: its only users are the ones the test creates. Returns the relay port."""
         self.require_ours("the control API and the metrics exporter")
         self.assertIsNotNone(Config.grpc_call, "no --grpc-call (the BUILD entry passes it)")
@@ -761,18 +762,17 @@ class MetricsTest(RelayTestCase):
         with open(token_file, "w") as f:
             f.write(TOKEN + "\n")
         os.chmod(token_file, 0o600)
-        self.api_port = free_port()
-        self.metrics_port = free_port()
-        self.relay_port = free_port()
-        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", self.relay_port,
-                "--allow-private", "-u", "--control-listen", f"{LOOPBACK}:{self.api_port}",
+        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", 0,
+                "--allow-private", "-u", "--control-listen", f"{LOOPBACK}:0",
                 "--control-token-file", token_file,
-                "--metrics-listen", f"{LOOPBACK}:{self.metrics_port}"] + list(extra)
+                "--metrics-listen", f"{LOOPBACK}:0"] + list(extra)
         if Config.verbose:
             argv.append("-v")
-        self.server = self.spawn("ours-server-api-metrics", argv, ours=True)
-        wait_listening(self.relay_port, self.server)
-        wait_listening(self.api_port, self.server)
+        self.server = self.start_ours("ours-server-api-metrics", argv)
+        ready = self.server.ready
+        self.relay_port = ready.port
+        self.api_port = ready.control[1]
+        self.metrics_port = ready.metrics[1]
         return self.relay_port
 
     def create_user(self, name, method):

@@ -239,12 +239,10 @@ class UotTest(h.RelayTestCase):
 
     def test_our_tunnel_over_tcp(self):
         port = self.start_tcp_only_server()
-        tunnel_port = h.free_port()
-        argv = h.local_argv("ours", port, tunnel_port, METHOD,
-                            tunnel_to=f"127.0.0.1:{self.echo.port}") + ["-U", "--udp-over-tcp"]
-        tunnel = self.spawn("ours-tunnel-uot", argv, ours=True)
-        time.sleep(0.3)  # UDP only: nothing to connect to; give it time to bind
-        self.assertIsNone(tunnel.popen.poll(), tunnel.log_tail())
+        # UDP only: the ready line names its UDP port (there is no TCP listener).
+        tunnel_port = self.start_tunnel(port, METHOD, f"127.0.0.1:{self.echo.port}",
+                                        extra=["-U", "--udp-over-tcp"])
+        self.assertEqual(self.last_child.ready.tcp, [], self.last_child.ready)
         socks = []
         for flow in range(3):  # three senders: three streams
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -261,10 +259,8 @@ class UotTest(h.RelayTestCase):
 
     def test_our_local_over_tcp(self):
         port = self.start_tcp_only_server()
-        local_port = h.free_port()
-        argv = h.local_argv("ours", port, local_port, METHOD) + ["-u", "--udp-over-tcp"]
-        local = self.spawn("ours-local-uot", argv, ours=True)
-        h.wait_listening(local_port, local)
+        local_port = self.start_local(port, METHOD, extra=["-u", "--udp-over-tcp"])
+        local = self.last_child
         client = SocksUdp(local_port)
         self.addCleanup(client.close)
         for size in (1, 1200, 32 << 10):
@@ -282,7 +278,7 @@ class UotTest(h.RelayTestCase):
         self.assertEqual(server_stats["associations"], 1, server_stats)
 
     def test_flag_rejected_on_the_server(self):
-        argv = h.server_argv("ours", h.free_port(), METHOD) + ["--udp-over-tcp"]
+        argv = h.server_argv("ours", 0, METHOD) + ["--udp-over-tcp"]
         child = self.spawn("server-uot-flag", argv, ours=True)
         code = child.wait(10)
         child.exit_code = code

@@ -38,8 +38,8 @@ import time
 import urllib.request
 
 from e2e_harness import (LOOPBACK, ApiError, Config, Nginx, RelayTestCase, UdpEcho, curl,
-                         free_port, grpc_api, main, nginx, sha256, socks5_connect,
-                         stopped_log, stopped_udp_summary, tool, wait_listening, wait_until)
+                         free_port, grpc_api, main, nginx, scratch_path, sha256, socks5_connect,
+                         stopped_log, stopped_udp_summary, tool, wait_until)
 
 TOKEN = "e2e-users-token-0123456789"
 # Traffic reaches the registry once a second (worker sample, then the registry tick): counters
@@ -127,7 +127,7 @@ def drain_until_closed(sock, limit):
 
 
 class UsersTestCase(RelayTestCase):
-    """Our server with the control API on free ports."""
+    """Our server with the control API, every listener on port 0."""
 
     def setUp(self):
         super().setUp()
@@ -135,22 +135,24 @@ class UsersTestCase(RelayTestCase):
         self.api_tls = ()  # grpc_call options for this server's API
 
     def start_controlled(self, extra=(), name="ours-server-api", metrics_listen="off"):
-        """Starts the server (no -k unless in `extra`); returns the relay port."""
-        token_file = os.path.join(Config.tmp, f"token-{free_port()}")
+        """Starts the server (no -k unless in `extra`); sets self.relay_port and self.api_port
+        (and self.metrics_port with /metrics on) from its ready line; returns the relay port."""
+        token_file = scratch_path("control-token")
         with open(token_file, "w") as f:
             f.write(TOKEN + "\n")
         os.chmod(token_file, 0o600)
-        self.api_port = free_port()
-        self.relay_port = free_port()
-        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", self.relay_port, "--allow-private",
+        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", 0, "--allow-private",
                 "--metrics-listen", metrics_listen,
-                "--control-listen", f"{LOOPBACK}:{self.api_port}",
+                "--control-listen", f"{LOOPBACK}:0",
                 "--control-token-file", token_file] + list(extra)
         if Config.verbose:
             argv.append("-v")
-        self.server = self.spawn(name, argv, ours=True)
-        wait_listening(self.relay_port, self.server)
-        wait_listening(self.api_port, self.server)
+        self.server = self.start_ours(name, argv)
+        ready = self.server.ready
+        self.relay_port = ready.port
+        self.api_port = ready.control[1]
+        if ready.metrics is not None:
+            self.metrics_port = ready.metrics[1]
         return self.relay_port
 
     def call(self, method, request=None, **kwargs):
@@ -460,7 +462,7 @@ def boringssl_plugin():
 class ControlTlsTest(UsersTestCase):
     def setUp(self):
         super().setUp()
-        self.pki = make_pki(os.path.join(Config.tmp, f"pki-{free_port()}"))
+        self.pki = make_pki(scratch_path("pki"))
 
     def tls(self, client=None, server_name="localhost"):
         """grpc_call options: trust our CA; present `client`'s certificate if given."""
@@ -663,7 +665,8 @@ class DisableTest(UsersTestCase):
 
 
 def free_tcp_udp_port():
-    """A port free for TCP and for UDP on LOOPBACK (bounded tries)."""
+    """A port free for TCP and for UDP on LOOPBACK (bounded tries): a dedicated user port, which
+    CreateUser names before the server opens it, and ss-tunnel needs to know."""
     for _ in range(50):
         port = free_port()
         if udp_bindable(port):
@@ -704,7 +707,7 @@ class DedicatedUdpPortTest(UsersTestCase):
         self.start_controlled(extra=["-u"])
         echo = UdpEcho()
         self.addCleanup(echo.stop)
-        port = free_tcp_udp_port()
+        port = free_tcp_udp_port()  # CreateUser names the port: a probed one
         self.assertTrue(udp_port_refuses(port), f"UDP port {port} answered before it was given")
         password = "uwe-dedicated-udp-password"
         # The tunnel first, so that the first datagram leaves as soon as CreateUser returns.
@@ -853,9 +856,7 @@ class OverLimitMetricsTest(UsersTestCase):
         return 0 if value is None else value
 
     def test_sessions_refused_over_max_connections_are_counted(self):
-        self.metrics_port = free_port()
-        self.start_controlled(metrics_listen=f"{LOOPBACK}:{self.metrics_port}")
-        wait_listening(self.metrics_port, self.server)
+        self.start_controlled(metrics_listen=f"{LOOPBACK}:0")  # sets self.metrics_port
         ivy = self.create("ivy", "aes-128-gcm")
         # grpcurl sends a FieldMask as Go's protojson writes it: one string, comma-separated
         # lowerCamelCase paths ("limits.max_connections" is an error there).
