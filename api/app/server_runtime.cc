@@ -392,7 +392,7 @@ absl::Status ServerRuntime::bindListeners() {
     absl::Status status;
     for (int attempt = 0; attempt < (any_port ? kAnyPortAttempts : 1); ++attempt) {
       if (any_port) address.setPort(0);
-      status = bindAddress(address);
+      status = bindAddress(address, any_port);
       if (status.ok()) break;
     }
     if (!status.ok()) return runtimeError(status.message());
@@ -400,7 +400,7 @@ absl::Status ServerRuntime::bindListeners() {
   return absl::OkStatus();
 }
 
-absl::Status ServerRuntime::bindAddress(SocketAddress& address) {
+absl::Status ServerRuntime::bindAddress(SocketAddress& address, bool any_port) {
   const size_t n = pool_->size();
   std::vector<Fd> tcp;
   std::vector<Fd> udp;
@@ -423,12 +423,13 @@ absl::Status ServerRuntime::bindAddress(SocketAddress& address) {
   }
   for (size_t i = 0; udp_port_ && i < n; ++i) {
     // SO_REUSEPORT: the kernel hashes each client's datagrams to one worker, so its
-    // association lives on one loop. The first socket binds without it, so that the bind fails
-    // if anybody holds the port (port 0: gets a port nobody holds), rather than joining another
-    // process's SO_REUSEPORT sockets there; the workers after it join it.
-    auto fd = relay::bindUdp(address, /*reuse_port=*/i > 0);
+    // association lives on one loop. With port 0 (or --no-reuse-port) the first socket binds
+    // without it, so that it gets a port nobody holds rather than joining another process's
+    // sockets there; the workers after it join it. A given port is shared as TCP's is.
+    const bool exclusive_first = any_port || !config_.reuse_port;
+    auto fd = relay::bindUdp(address, /*reuse_port=*/i > 0 || !exclusive_first);
     if (!fd.ok()) return fd.status();
-    if (i == 0 && n > 1) relay::openReusePortGroup(fd->get());
+    if (i == 0 && n > 1 && exclusive_first) relay::openReusePortGroup(fd->get());
     if (address.port() == 0) address.setPort(relay::localAddress(fd->get()).port());
     udp.push_back(std::move(*fd));
   }

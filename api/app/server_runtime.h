@@ -72,7 +72,7 @@ class ServerRuntime {
   absl::Status bindListeners();
   /// The sockets of one listen address for every worker, appended to tcp_fds_ and udp_fds_
   /// only if all of them bound. Port 0 becomes the port they got.
-  absl::Status bindAddress(relay::SocketAddress& address);
+  absl::Status bindAddress(relay::SocketAddress& address, bool any_port);
   absl::Status startWorkers();
   absl::Status startControl();
   /// The traffic of the workers to the registry (data quotas, the API's counters).
