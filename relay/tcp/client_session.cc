@@ -72,7 +72,7 @@ void ClientSession::onHandshakeTimer() {
 
 void ClientSession::readClient() {
   if (state_ == State::UdpAssociated) {
-    readControl();
+    queueClientRead();  // the control connection: whatever comes is dropped
     return;
   }
   const bool socks = state_ == State::Greeting || state_ == State::Request;
@@ -86,10 +86,19 @@ void ClientSession::readClient() {
     }
     return;
   }
-  uint8_t* in = host_.scratchIn();
-  ssize_t n = ::recv(sock_[kClient].get(), in, limit - early_.size(), 0);
+  queueClientRead(limit - early_.size());
+}
+
+void ClientSession::onClientRead(uint8_t* data, size_t have, long n) {
+  if (state_ == State::UdpAssociated) {
+    // Nothing is expected on the control connection; EOF or an error ends the association.
+    if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR || n > 0) return;
+    close(CloseReason::ClientClosed);
+    return;
+  }
+  const bool socks = state_ == State::Greeting || state_ == State::Request;
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR) return;
     close(CloseReason::ClientClosed);
     return;
   }
@@ -104,7 +113,7 @@ void ClientSession::readClient() {
     return;
   }
   countIn(kClient, static_cast<size_t>(n));
-  early_.append(in, static_cast<size_t>(n));
+  early_.append(data + have, static_cast<size_t>(n));
   if (socks) {
     advanceSocks();
   } else if (state_ == State::WaitingData) {
@@ -199,14 +208,6 @@ bool ClientSession::associateUdp() {
   early_.release();
   timer_.armAt(host_.loop().now() + host_.env().udp_timeout);
   return true;
-}
-
-void ClientSession::readControl() {
-  // Nothing is expected on the control connection; whatever comes is read and dropped.
-  uint8_t* in = host_.scratchIn();
-  const ssize_t n = ::recv(sock_[kClient].get(), in, WorkerContext::kScratchSize, 0);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-  if (n <= 0) close(CloseReason::ClientClosed);
 }
 
 void ClientSession::onClose() { udp_.reset(); }

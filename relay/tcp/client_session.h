@@ -38,14 +38,14 @@ class ClientSession final : public TcpSession {
   void onRemoteConnected() override;
   void onClose() override;
 
+  /// Queues a read of the client (SOCKS5 messages, then the first data) up to the limits.
   void readClient();
+  void onClientRead(uint8_t* data, size_t have, long result) override;
   /// Parses what early_ holds in the Greeting/Request states. False when the session closed.
   bool advanceSocks();
   void replyAndClose(uint8_t reply_code);
   /// UDP ASSOCIATE: opens the relay socket and replies with its address. False when closed.
   bool associateUdp();
-  /// The control connection of a UDP association: EOF or an error ends the association.
-  void readControl();
   bool sendToClient(const uint8_t* bytes, size_t n);
   void beginConnect();
   void sendFirst();

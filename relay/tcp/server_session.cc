@@ -39,17 +39,18 @@ void ServerSession::start() {
 }
 
 void ServerSession::onHandshakeEvent(Side side, uint32_t /*events*/) {
-  if (side == kRemote) return;
+  if (side == kClient) queueClientRead();
+}
+
+void ServerSession::onClientRead(uint8_t* data, size_t have, long result) {
   switch (state_) {
     case State::Handshake:
-      readHandshake();
+    case State::Connecting:  // early data, kept in plain_ up to kMaxEarlyPlain
+      onHandshakeBytes(data, have, result);
       break;
     case State::Draining:
     case State::Closing:
-      discardInput();
-      break;
-    case State::Connecting:
-      readHandshake();  // early data, kept in plain_ up to kMaxEarlyPlain
+      onDiscarded(result);
       break;
   }
 }
@@ -71,18 +72,11 @@ void ServerSession::onHandshakeTimer() {
   }
 }
 
-void ServerSession::readHandshake() {
+void ServerSession::onHandshakeBytes(uint8_t* in, size_t have, long n) {
   Direction& up = dir_[kUp];
-  uint8_t* in = host_.scratchIn();
-  size_t have = up.pending_in.size();
-  if (have > 0) {
-    std::memcpy(in, up.pending_in.data(), have);
-    up.pending_in.release();
-  }
-  ssize_t n = ::recv(sock_[kClient].get(), in + have, WorkerContext::kReadSize, 0);
   if (n < 0) {
     if (have > 0) up.pending_in.assign(in, have);
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR) return;
     close(CloseReason::ClientClosed);
     return;
   }
@@ -217,35 +211,28 @@ void ServerSession::reject(uint64_t* counter, CloseReason reason, const char* wh
   state_ = State::Draining;
   dir_[kUp].pending_in.release();
   plain_.release();
-  // The deadline stays where accept put it: a probe learns nothing from the timing.
-  discardInput();
+  // The deadline stays where accept put it: a probe learns nothing from the timing. What the
+  // client sends meanwhile is read and dropped (onDiscarded) as its socket reports it.
+  queueClientRead();
 }
 
-void ServerSession::discardInput() {
-  uint8_t* scratch = host_.scratchIn();
-  for (int i = 0; i < 16; ++i) {
-    ssize_t n = ::recv(sock_[kClient].get(), scratch, WorkerContext::kReadSize, 0);
-    if (n > 0) {
-      countIn(kClient, static_cast<size_t>(n));
-      continue;
-    }
-    if (n == 0) {
-      // The client gave up first: our FIN answers its FIN, and nothing is left unread.
-      close(drain_reason_);
-      return;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    close(drain_reason_);
+void ServerSession::onDiscarded(long n) {
+  if (n > 0) {
+    countIn(kClient, static_cast<size_t>(n));
+    dir_[kUp].pending_in.clear();  // nothing is kept while draining
     return;
   }
+  if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR) return;
+  // 0: the client gave up first: our FIN answers its FIN, and nothing is left unread. An
+  // error ends it the same way.
+  close(drain_reason_);
 }
 
 void ServerSession::finishDrain() {
   // Deadline: read what is queued, send FIN, keep discarding briefly, then close. close() with
   // unread data would send an RST, which tells a prober more than a FIN does.
   state_ = State::Closing;
-  discardInput();
-  if (closed()) return;
+  queueClientRead();  // what is queued is read at the end of this iteration
   ::shutdown(sock_[kClient].get(), SHUT_WR);
   timer_.armAfter(kLingerAfterFin);
   watch(kClient, kReadable);

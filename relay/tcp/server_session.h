@@ -42,14 +42,17 @@ class ServerSession final : public TcpSession {
   void onHandshakeEvent(Side side, uint32_t events) override;
   void onHandshakeTimer() override;
 
-  void readHandshake();
+  void onClientRead(uint8_t* data, size_t have, long result) override;
+  /// The first chunk(s): identify the user, open the address header, keep early data.
+  void onHandshakeBytes(uint8_t* data, size_t have, long result);
   /// Several users on the port: tries their keys on the buffered start of the stream. False
   /// when the session must wait for more bytes or was rejected.
   bool identify(std::span<const uint8_t> start);
   /// The first chunk authenticated for user_: limits and replay checks. False if closed.
   bool admit();
   void reject(uint64_t* counter, CloseReason reason, const char* why);
-  void discardInput();
+  /// Draining a rejected client: bytes counted and dropped; EOF or an error closes.
+  void onDiscarded(long result);
   void finishDrain();
   void onRemoteConnected() override;
   void onClose() override;

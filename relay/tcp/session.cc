@@ -308,11 +308,20 @@ bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, uint8_t* o
   return true;
 }
 
-int TcpSession::takeRecv(uint8_t dir, uint8_t* buf, size_t* have) {
+void TcpSession::queueClientRead(size_t limit) {
+  Direction& up = dir_[kUp];
+  if (closed_ || up.recv_queued) return;
+  client_read_limit_ = limit;
+  up.recv_queued = true;
+  host_.ioBatch().queueRecv(*this, kUp);
+}
+
+int TcpSession::takeRecv(uint8_t dir, uint8_t* buf, size_t* have, size_t* want) {
   Direction& d = dir_[dir];
   d.recv_queued = false;
   *have = 0;
-  if (closed_ || d.eof || !d.pending_out.empty()) return -1;
+  *want = relaying_ ? WorkerContext::kReadSize : client_read_limit_;
+  if (closed_ || d.eof || *want == 0 || (relaying_ && !d.pending_out.empty())) return -1;
   *have = d.pending_in.size();
   if (*have > 0) {
     std::memcpy(buf, d.pending_in.data(), *have);
@@ -342,6 +351,10 @@ void TcpSession::onRecvDone(uint8_t dir, uint8_t* buf, size_t have, long result,
                             size_t* out_len) {
   *out_len = 0;
   if (closed_) return;
+  if (!relaying_) {
+    onClientRead(buf, have, result);
+    return;
+  }
   Direction& d = dir_[dir];
   if (result < 0) {
     if (have > 0) d.pending_in.assign(buf, have);
@@ -382,7 +395,7 @@ void TcpSession::onSendDone(uint8_t dir, const uint8_t* data, size_t len, bool f
 
 void TcpSession::afterBatch() {
   in_batch_ = false;
-  if (closed_) return;
+  if (closed_ || !relaying_) return;  // the handshake sets its own interest
   for (Direction& d : dir_) {
     finishIfDone(d);
     if (closed_) return;

@@ -21,6 +21,7 @@
 #include "crypto/aead_stream.h"
 #include "dns/ip_address.h"
 #include "dns/resolver.h"
+#include "relay/context/worker_context.h"
 #include "relay/event/deferred_deletable.h"
 #include "relay/event/event_types.h"
 #include "relay/event/io_watcher.h"
@@ -57,10 +58,12 @@ class TcpSession : public DeferredDeletable {
 
   // The relay phase's reads and writes, run by the host's SessionIoBatch at the end of a loop
   // iteration; each result is reported back here, then afterBatch() runs once per session.
-  /// A queued receive of `dir` is due: the socket to read, with the partial unit kept from the
-  /// last read copied to the front of `buf` (`*have` bytes). -1: nothing to read now.
-  int takeRecv(uint8_t dir, uint8_t* buf, size_t* have);
-  /// `result`: bytes read or -errno. Transformed bytes to send go to `out` (`*out_len`).
+  /// A queued receive of `dir` is due: the socket to read and at most how much (`*want`), with
+  /// the partial unit kept from the last read copied to the front of `buf` (`*have` bytes).
+  /// -1: nothing to read now.
+  int takeRecv(uint8_t dir, uint8_t* buf, size_t* have, size_t* want);
+  /// `result`: bytes read, 0 at EOF, or -errno. Relaying: transformed bytes to send go to `out`
+  /// (`*out_len`); before startRelay(), the bytes go to onClientRead().
   void onRecvDone(uint8_t dir, uint8_t* buf, size_t have, long result, uint8_t* out,
                   size_t* out_len);
   /// A send of `dir` is due: the socket to write; with `from_pending`, `*data` and `*len` are
@@ -91,6 +94,14 @@ class TcpSession : public DeferredDeletable {
 
   /// Handshake-phase events of either socket (before startRelay()).
   virtual void onHandshakeEvent(Side side, uint32_t events) = 0;
+  /// Reads the client socket (at most `limit` bytes) with the loop iteration's other reads: every
+  /// read of a session goes through the host's SessionIoBatch. The bytes come to onClientRead(),
+  /// or, once startRelay() ran meanwhile, to the relay. No-op while a read is queued.
+  void queueClientRead(size_t limit = WorkerContext::kReadSize);
+  /// Before startRelay(): the result of queueClientRead(). `data` holds what was kept in
+  /// dir_[kUp].pending_in (`have` bytes) followed by what was read; `result` is the number read,
+  /// 0 at EOF, or -errno (EAGAIN included). The subclass counts the bytes (countIn).
+  virtual void onClientRead(uint8_t* data, size_t have, long result) = 0;
   /// The session timer fired before startRelay() (handshake, connect, first-data deadlines).
   virtual void onHandshakeTimer() = 0;
 
@@ -170,6 +181,7 @@ class TcpSession : public DeferredDeletable {
   uint64_t from_remote_ = 0;
   uint64_t to_remote_ = 0;
   bool in_batch_ = false;
+  size_t client_read_limit_ = WorkerContext::kReadSize;  // of the queued handshake-phase read
   TimePoint last_active_;
 };
 

@@ -62,9 +62,10 @@ void SessionIoBatch::run() {
     for (size_t k = 0; k < n; ++k) {
       const RecvOp& op = recvs[first + k];
       uint8_t* buf = poolBuffer(in_pool_, k);
-      const int fd = op.session->takeRecv(op.dir, buf, &have_[k]);
+      size_t want = 0;
+      const int fd = op.session->takeRecv(op.dir, buf, &have_[k], &want);
       if (fd < 0) continue;
-      io_->addRecv(fd, buf + have_[k], WorkerContext::kReadSize, k);
+      io_->addRecv(fd, buf + have_[k], want, k);
     }
     for (const IoBatch::Completion& c : io_->run()) {
       const size_t k = static_cast<size_t>(c.token);
