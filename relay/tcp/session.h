@@ -7,8 +7,9 @@
 //   client ◀─dir_[kDown]── remote      local/tunnel: up seals, down opens
 //
 // Subclasses run the handshake (SOCKS5, or the server's first chunk, resolve and connect), then
-// call startRelay(). From there this class moves bytes: read into a host buffer, transform,
-// write (the host batches the reads and writes of a loop iteration: session_io_batch.h);
+// call startRelay(). Every read, in the handshake too, goes through the host's batch of the loop
+// iteration (session_io_batch.h). From startRelay() on this class moves bytes: read into a batch
+// buffer, transform, write (batched as well; the handshake's few writes are direct);
 // only what the peer does not take is parked in the session (ByteBuffer), and
 // while anything is parked the source is not read (backpressure: at most one read's worth of
 // unsent bytes per direction). EOF is forwarded per direction with shutdown(SHUT_WR).
