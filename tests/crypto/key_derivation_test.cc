@@ -153,7 +153,9 @@ constexpr const char* kPsk16 = "AAECAwQFBgcICQoLDA0ODw==";
 constexpr const char* kPsk32 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 constexpr const char* kUpsk16 = "//79/Pv6+fj39vX08/Lx8A==";
 
-std::vector<uint8_t> bytes(const MasterKey& key) { return {key.bytes().begin(), key.bytes().end()}; }
+std::vector<uint8_t> bytes(const MasterKey& key) {
+  return {key.bytes().begin(), key.bytes().end()};
+}
 
 TEST(KeyDerivationTest, PskIsStandardBase64OfExactlyTheKeySize) {
   const MethodInfo& aes128 = method2022("2022-blake3-aes-128-gcm");
