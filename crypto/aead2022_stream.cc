@@ -26,8 +26,7 @@ size_t randomPaddingLength() {
 
 // ---- Aead2022StreamDecoder ----
 
-Aead2022StreamDecoder::Aead2022StreamDecoder(const MethodInfo& method,
-                                             const AeadProvider& provider,
+Aead2022StreamDecoder::Aead2022StreamDecoder(const MethodInfo& method, const AeadProvider& provider,
                                              std::span<const uint8_t> psk, bool request,
                                              const UserKeyLookup* users,
                                              std::span<const uint8_t> request_salt)
@@ -65,8 +64,8 @@ size_t Aead2022StreamDecoder::fixedHeaderSize() const {
 size_t Aead2022StreamDecoder::nextUnitSize() const {
   switch (stage_) {
     case Stage::Header:
-      return method_.salt_size + (users_ != nullptr ? kIdentityHeaderSize : 0) +
-             fixedHeaderSize() + kTagSize;
+      return method_.salt_size + (users_ != nullptr ? kIdentityHeaderSize : 0) + fixedHeaderSize() +
+             kTagSize;
     case Stage::Length:
       return kLengthUnitSize;
     case Stage::VariableHeader:
@@ -223,12 +222,9 @@ Aead2022StreamEncoder::Aead2022StreamEncoder(const MethodInfo& method, bool requ
   }
 }
 
-Aead2022StreamEncoder Aead2022StreamEncoder::request(const MethodInfo& method,
-                                                     const AeadProvider& provider,
-                                                     std::span<const MasterKey> keys,
-                                                     const SocksAddress& target,
-                                                     std::optional<size_t> padding,
-                                                     std::span<const uint8_t> salt) {
+Aead2022StreamEncoder Aead2022StreamEncoder::request(
+    const MethodInfo& method, const AeadProvider& provider, std::span<const MasterKey> keys,
+    const SocksAddress& target, std::optional<size_t> padding, std::span<const uint8_t> salt) {
   Aead2022StreamEncoder enc(method, /*request=*/true, salt);
   enc.target_ = target;
   if (padding) {
@@ -242,8 +238,8 @@ Aead2022StreamEncoder Aead2022StreamEncoder::request(const MethodInfo& method,
     const IdentityBlockOut eih(enc.identity_headers_.data() + i * kIdentityHeaderSize,
                                kIdentityHeaderSize);
     if (keys[i].size() != method.key_size ||
-        !sealTcpIdentityHeader(provider, keys[i].bytes(), enc.salt(),
-                               userHash(keys[i + 1].bytes()), eih)) {
+        !sealTcpIdentityHeader(provider, keys[i].bytes(), enc.salt(), userHash(keys[i + 1].bytes()),
+                               eih)) {
       return enc;
     }
   }
@@ -313,9 +309,8 @@ bool Aead2022StreamEncoder::encode(std::span<const uint8_t> in, std::span<uint8_
   return true;
 }
 
-bool Aead2022StreamEncoder::encodeRequestHeader(std::span<const uint8_t> in,
-                                                std::span<uint8_t> out, uint64_t now,
-                                                CodecProgress* progress) {
+bool Aead2022StreamEncoder::encodeRequestHeader(std::span<const uint8_t> in, std::span<uint8_t> out,
+                                                uint64_t now, CodecProgress* progress) {
   const size_t padding = padding_ ? *padding_ : (in.empty() ? randomPaddingLength() : 0);
   if (padding == 0 && in.empty()) {
     return true;  // a header needs padding or payload (§2.4): wait for data
@@ -343,8 +338,7 @@ bool Aead2022StreamEncoder::encodeRequestHeader(std::span<const uint8_t> in,
   }
   std::memcpy(out.data(), salt_.data(), method_.salt_size);
   if (!identity_headers_.empty()) {
-    std::memcpy(out.data() + method_.salt_size, identity_headers_.data(),
-                identity_headers_.size());
+    std::memcpy(out.data() + method_.salt_size, identity_headers_.data(), identity_headers_.size());
   }
   uint8_t fixed[kRequestFixedSize];
   fixed[0] = kClientHeaderType;
@@ -367,8 +361,7 @@ bool Aead2022StreamEncoder::encodeResponseHeader(std::span<const uint8_t> in,
   if (in.empty() || out.size() < payload_at + 1 + kTagSize) {
     return true;
   }
-  const size_t payload =
-      std::min({in.size(), max_payload_, out.size() - payload_at - kTagSize});
+  const size_t payload = std::min({in.size(), max_payload_, out.size() - payload_at - kTagSize});
   std::memcpy(out.data(), salt_.data(), salt_size);
   std::array<uint8_t, 1 + 8 + kMaxSaltSize + 2> fixed;
   fixed[0] = kServerHeaderType;

@@ -125,8 +125,7 @@ class Aead2022StreamEncoder {
   /// bytes when the header goes out without payload and not at all otherwise (§2.4); 0 never
   /// pads, so the header then waits for the first payload byte. `salt` empty: a random salt.
   static Aead2022StreamEncoder request(const MethodInfo& method, const AeadProvider& provider,
-                                       std::span<const MasterKey> keys,
-                                       const SocksAddress& target,
+                                       std::span<const MasterKey> keys, const SocksAddress& target,
                                        std::optional<size_t> padding = std::nullopt,
                                        std::span<const uint8_t> salt = {});
   /// Server side: the response to the request with `request_salt`, keyed with the user's PSK.

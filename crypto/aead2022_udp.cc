@@ -104,8 +104,8 @@ void Udp2022Sealer::setNonceForTest(std::span<const uint8_t> nonce) {
 
 size_t Udp2022Sealer::packetSize(const PacketHeader2022& header, size_t payload_size) const {
   const bool xchacha = usesXChaChaPackets(method_);
-  const size_t prefix = xchacha ? kXChaChaNonceSize
-                                : kSeparateHeaderSize + next_hashes_.size() * kIdentityHeaderSize;
+  const size_t prefix =
+      xchacha ? kXChaChaNonceSize : kSeparateHeaderSize + next_hashes_.size() * kIdentityHeaderSize;
   return prefix + fixedBodySize(xchacha, header.type) + header.padding + header.address.size() +
          payload_size + kTagSize;
 }
@@ -136,12 +136,11 @@ size_t Udp2022Sealer::seal(const PacketHeader2022& header, std::span<const uint8
     } else {
       saltBytes(out.first(kXChaChaNonceSize));  // public, like a salt
     }
-    const size_t body = writeBody(header, xchacha, payload, header.address.size(),
-                                  out.data() + kXChaChaNonceSize);
+    const size_t body =
+        writeBody(header, xchacha, payload, header.address.size(), out.data() + kXChaChaNonceSize);
     const std::span<const uint8_t> nonce = out.first(kXChaChaNonceSize);
-    if (body == 0 ||
-        !aead_->seal(nonce, {}, {out.data() + kXChaChaNonceSize, body},
-                     out.data() + kXChaChaNonceSize)) {
+    if (body == 0 || !aead_->seal(nonce, {}, {out.data() + kXChaChaNonceSize, body},
+                                  out.data() + kXChaChaNonceSize)) {
       return 0;
     }
     return size;
@@ -239,9 +238,9 @@ Status2022 Udp2022Opener::openAes(std::span<const uint8_t> packet, std::span<uin
   std::span<const uint8_t> key = psk_.bytes();
   UserHash user{};
   if (users_ != nullptr) {
-    const std::optional<UserHash> hash = openUdpIdentityHeader(
-        *header_cipher_, plain_header,
-        packet.subspan(kSeparateHeaderSize).first<kIdentityHeaderSize>());
+    const std::optional<UserHash> hash =
+        openUdpIdentityHeader(*header_cipher_, plain_header,
+                              packet.subspan(kSeparateHeaderSize).first<kIdentityHeaderSize>());
     if (!hash) {
       return Status2022::CryptoError;
     }

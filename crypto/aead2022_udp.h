@@ -38,10 +38,10 @@ struct PacketHeader2022 {
   uint8_t type = kClientHeaderType;  // kClientHeaderType or kServerHeaderType
   SessionId session_id{};            // the sender's session
   uint64_t packet_id = 0;
-  uint64_t timestamp = 0;            // Unix seconds
-  SessionId client_session_id{};     // server packets: the client session answered
-  size_t padding = 0;                // bytes of zero padding (sealing), or found (opening)
-  SocksAddress address;              // client: the destination; server: the reply's source
+  uint64_t timestamp = 0;         // Unix seconds
+  SessionId client_session_id{};  // server packets: the client session answered
+  size_t padding = 0;             // bytes of zero padding (sealing), or found (opening)
+  SocksAddress address;           // client: the destination; server: the reply's source
 };
 
 /// Seals 2022 UDP packets with one key list. Reuses its ciphers across packets (the AES body
@@ -85,9 +85,9 @@ class Udp2022Sealer {
 /// What Udp2022Opener::open found.
 struct OpenedPacket2022 {
   Status2022 status = Status2022::Ok;
-  PacketHeader2022 header;            // valid when status is Ok
-  std::span<const uint8_t> payload;   // inside `out`
-  std::optional<UserHash> user;       // the user an identity header named
+  PacketHeader2022 header;           // valid when status is Ok
+  std::span<const uint8_t> payload;  // inside `out`
+  std::optional<UserHash> user;      // the user an identity header named
 };
 
 /// Opens 2022 UDP packets for one receiver key. Not thread-safe; one per loop (or session).

@@ -45,8 +45,8 @@ std::optional<UserHash> openTcpIdentityHeader(const AeadProvider& provider,
   return hash;
 }
 
-bool sealUdpIdentityHeader(BlockCipher& ipsk, IdentityBlock separate_header,
-                           const UserHash& next, IdentityBlockOut out) {
+bool sealUdpIdentityHeader(BlockCipher& ipsk, IdentityBlock separate_header, const UserHash& next,
+                           IdentityBlockOut out) {
   std::array<uint8_t, kIdentityHeaderSize> mixed;
   xorInto(next, separate_header, mixed);
   return ipsk.encrypt(mixed, out);

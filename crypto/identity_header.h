@@ -36,8 +36,8 @@ std::optional<UserHash> openTcpIdentityHeader(const AeadProvider& provider,
 
 /// The UDP identity header naming `next`; `ipsk` is keyed with the hop's iPSK and
 /// `separate_header` is the packet's plaintext separate header (session ID || packet ID).
-bool sealUdpIdentityHeader(BlockCipher& ipsk, IdentityBlock separate_header,
-                           const UserHash& next, IdentityBlockOut out);
+bool sealUdpIdentityHeader(BlockCipher& ipsk, IdentityBlock separate_header, const UserHash& next,
+                           IdentityBlockOut out);
 
 /// The user hash in a UDP identity header (see sealUdpIdentityHeader).
 std::optional<UserHash> openUdpIdentityHeader(BlockCipher& ipsk, IdentityBlock separate_header,

@@ -229,19 +229,19 @@ TEST(Aead2022StreamTest, ResponseDecoderReadsSharedVectorForEverySplit) {
 TEST(Aead2022StreamTest, FirstUnitIsTheDetectionPreventionReadSize) {
   const AeadProvider& p = opensslProvider();
   UserKeyTable users;
-  EXPECT_EQ(Aead2022StreamDecoder::request(method("2022-blake3-aes-128-gcm"), p, kPsk16)
-                .nextUnitSize(),
-            43u);
-  EXPECT_EQ(Aead2022StreamDecoder::request(method("2022-blake3-aes-256-gcm"), p, kPsk32)
-                .nextUnitSize(),
-            59u);
+  EXPECT_EQ(
+      Aead2022StreamDecoder::request(method("2022-blake3-aes-128-gcm"), p, kPsk16).nextUnitSize(),
+      43u);
+  EXPECT_EQ(
+      Aead2022StreamDecoder::request(method("2022-blake3-aes-256-gcm"), p, kPsk32).nextUnitSize(),
+      59u);
   EXPECT_EQ(Aead2022StreamDecoder::request(method("2022-blake3-aes-128-gcm"), p, kPsk16, &users)
                 .nextUnitSize(),
             59u);
-  EXPECT_EQ(Aead2022StreamDecoder::response(method("2022-blake3-aes-256-gcm"), p, kPsk32,
-                                            range(0, 32))
-                .nextUnitSize(),
-            91u);
+  EXPECT_EQ(
+      Aead2022StreamDecoder::response(method("2022-blake3-aes-256-gcm"), p, kPsk32, range(0, 32))
+          .nextUnitSize(),
+      91u);
 }
 
 // ---- Timestamps, tampering, truncation, sticky errors ----
@@ -341,10 +341,12 @@ TEST(Aead2022StreamTest, TypedErrorsForBadHeaders) {
     return std::vector<std::vector<uint8_t>>{fixedHeader(0, kTs, variable.size()), variable};
   };
   const std::vector<Case> cases = {
-      {"type 1 on a request", {fixedHeader(1, kTs, 9), cat({ipv4, be16(0), {'x'}})},
+      {"type 1 on a request",
+       {fixedHeader(1, kTs, 9), cat({ipv4, be16(0), {'x'}})},
        Status2022::BadType},
       {"type 7", {fixedHeader(7, kTs, 9), cat({ipv4, be16(0), {'x'}})}, Status2022::BadType},
-      {"31 s old", {fixedHeader(0, kTs - 31, 9), cat({ipv4, be16(0), {'x'}})},
+      {"31 s old",
+       {fixedHeader(0, kTs - 31, 9), cat({ipv4, be16(0), {'x'}})},
        Status2022::StaleTimestamp},
       {"H = 0", {fixedHeader(0, kTs, 0)}, Status2022::BadLength},
       {"H = 6", {fixedHeader(0, kTs, 6)}, Status2022::BadLength},
@@ -353,8 +355,7 @@ TEST(Aead2022StreamTest, TypedErrorsForBadHeaders) {
        Status2022::BadAddress},
       {"empty host", request(unhex("03 00 0050 0000 7878")), Status2022::BadAddress},
       {"no padding length", request(ipv4), Status2022::BadHeader},
-      {"padding past the header", request(cat({ipv4, be16(10), {0, 0, 0}})),
-       Status2022::BadHeader},
+      {"padding past the header", request(cat({ipv4, be16(10), {0, 0, 0}})), Status2022::BadHeader},
       {"neither padding nor payload", request(cat({ipv4, be16(0)})), Status2022::BadHeader},
   };
   for (const AeadProvider* p : allProviders()) {
@@ -372,9 +373,9 @@ TEST(Aead2022StreamTest, TypedErrorsForBadHeaders) {
     std::vector<uint8_t> fixed = cat({{0}, unhex("000000006553f100"), salt, be16(1)});
     auto dec = Aead2022StreamDecoder::response(m, *p, kPsk16, salt);
     std::vector<uint8_t> plain;
-    EXPECT_EQ(decodeSplit(dec, sealUnits(m, *p, kPsk16, range(0x40, 16), {fixed, {'x'}}), {},
-                          &plain),
-              Status2022::BadType);
+    EXPECT_EQ(
+        decodeSplit(dec, sealUnits(m, *p, kPsk16, range(0x40, 16), {fixed, {'x'}}), {}, &plain),
+        Status2022::BadType);
   }
 }
 
@@ -385,10 +386,15 @@ TEST(Aead2022StreamTest, PaddingOnlyHeaderEmptyChunksAndAnErrorAfterData) {
   const std::vector<uint8_t> salt = range(0x10, 16);
   const std::vector<uint8_t> variable = unhex("01 7f000001 1f90 0003 000000");
   for (const AeadProvider* p : allProviders()) {
-    const std::vector<uint8_t> wire =
-        sealUnits(m, *p, kPsk16, salt,
-                  {fixedHeader(0, kTs, variable.size()), variable, be16(0), {}, be16(3),
-                   bytesOf("abc"), be16(2), bytesOf("de")});
+    const std::vector<uint8_t> wire = sealUnits(m, *p, kPsk16, salt,
+                                                {fixedHeader(0, kTs, variable.size()),
+                                                 variable,
+                                                 be16(0),
+                                                 {},
+                                                 be16(3),
+                                                 bytesOf("abc"),
+                                                 be16(2),
+                                                 bytesOf("de")});
     for (const std::vector<size_t>& cuts : everySplit(wire.size())) {
       auto dec = Aead2022StreamDecoder::request(m, *p, kPsk16);
       std::vector<uint8_t> plain;
@@ -424,10 +430,10 @@ TEST(Aead2022StreamTest, IdentityHeaderRequestMatchesVectorAndFindsTheUser) {
     // salt | EIH (vectors.txt: TCP EIH) | the request keyed with the uPSK's session subkey.
     EXPECT_EQ(hex({wire.data(), 16}), hex(salt));
     EXPECT_EQ(hex({wire.data() + 16, 16}), "5ab8fe05371fe01e73004fda29f18e1c");
-    const std::vector<uint8_t> by_upsk = sealUnits(
-        m, *p, kUpsk, salt,
-        {unhex("00 000000006553f100 0023"),
-         cat({unhex("030b6578616d706c652e636f6d0050 0000"), bytesOf(kGet)})});
+    const std::vector<uint8_t> by_upsk =
+        sealUnits(m, *p, kUpsk, salt,
+                  {unhex("00 000000006553f100 0023"),
+                   cat({unhex("030b6578616d706c652e636f6d0050 0000"), bytesOf(kGet)})});
     EXPECT_EQ(hex({wire.data() + 32, wire.size() - 32}),
               hex({by_upsk.data() + 16, by_upsk.size() - 16}));
     for (const std::vector<size_t>& cuts : everySplit(wire.size())) {
@@ -491,8 +497,7 @@ TEST(Aead2022StreamTest, IdentityHeaderChainForRelays) {
   }
   // ChaCha has no identity headers.
   EXPECT_FALSE(Aead2022StreamEncoder::request(method("2022-blake3-chacha20-poly1305"),
-                                              opensslProvider(), keys({ipsk_a, upsk}),
-                                              exampleCom())
+                                              opensslProvider(), keys({ipsk_a, upsk}), exampleCom())
                    .valid());
 }
 

@@ -109,8 +109,8 @@ TEST(Aead2022UdpTest, AesClientPacketMatchesSharedVectorAndOpens) {
     ASSERT_TRUE(sealer.valid());
     EXPECT_EQ(hex(sealAll(sealer, vectorHeader(), bytesOf("hello"))), kAesPacket);
     // The same body sealed by hand with the vector's subkey and nonce.
-    const std::vector<uint8_t> by_hand = craftAesPacket(
-        *p, kPsk16, unhex("0102030405060708 0000000000000000"), unhex(kAesBody));
+    const std::vector<uint8_t> by_hand =
+        craftAesPacket(*p, kPsk16, unhex("0102030405060708 0000000000000000"), unhex(kAesBody));
     EXPECT_EQ(hex(by_hand), kAesPacket);
 
     Udp2022Opener opener(m, *p, kPsk16, kClientHeaderType);
@@ -178,7 +178,9 @@ TEST(Aead2022UdpTest, IdentityHeaderPacketMatchesSharedVectorsAndFindsTheUser) {
     std::vector<uint8_t> body_ct(unhex(kAesBody).size() + kTagSize);
     ASSERT_TRUE(body->seal(unhex("050607080000000000000000"), {}, unhex(kAesBody), body_ct.data()));
     EXPECT_EQ(hex(packet),
-              "18ba69bb4661fee5a7cc9ec1a731e278" "fc75266e5be59a6ca2ff5517b80bad7d" + hex(body_ct));
+              "18ba69bb4661fee5a7cc9ec1a731e278"
+              "fc75266e5be59a6ca2ff5517b80bad7d" +
+                  hex(body_ct));
 
     Udp2022Opener server(m, *p, kPsk16, kClientHeaderType, &users);
     ASSERT_TRUE(server.valid());
