@@ -10,6 +10,7 @@
 #include "crypto/key_derivation.h"
 #include "gtest/gtest.h"
 #include "tests/crypto/decode_in_pieces.h"
+#include "tests/crypto/vectors2022.h"
 #include "tests/testing/hex.h"
 #include "tests/testing/providers.h"
 
@@ -19,23 +20,17 @@ namespace {
 using testing::allProviders;
 using testing::bytesOf;
 using testing::hex;
+using testing::kPsk16;
+using testing::kPsk32;
 using testing::range;
 using testing::unhex;
 
-constexpr uint64_t kTs = 1700000000;  // 0x6553f100
+constexpr uint64_t kTs = testing::kTs2022;
 const char* const kGet = "GET / HTTP/1.0\r\n\r\n";
 const char* const kOk = "HTTP/1.0 200 OK\r\n\r\n";
-const std::vector<uint8_t> kPsk16 = range(0, 16);
-const std::vector<uint8_t> kPsk32 = range(0, 32);
-const std::vector<uint8_t> kUpsk = unhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0");
-
-const MethodInfo& method(const char* name) { return **findAnyMethod(name); }
-
-std::vector<MasterKey> keys(std::initializer_list<std::vector<uint8_t>> list) {
-  std::vector<MasterKey> out;
-  for (const auto& k : list) out.emplace_back(k);
-  return out;
-}
+const std::vector<uint8_t>& kUpsk = testing::kUpsk16;
+constexpr auto& method = testing::method2022;
+constexpr auto& keys = testing::keyList;
 
 SocksAddress exampleCom() { return SocksAddress::domain("example.com", 80); }
 

@@ -8,6 +8,7 @@
 
 #include "crypto/key_derivation.h"
 #include "gtest/gtest.h"
+#include "tests/crypto/vectors2022.h"
 #include "tests/testing/hex.h"
 #include "tests/testing/providers.h"
 
@@ -17,13 +18,15 @@ namespace {
 using testing::allProviders;
 using testing::bytesOf;
 using testing::hex;
+using testing::kPsk16;
+using testing::kPsk32;
 using testing::range;
 using testing::unhex;
 
-constexpr uint64_t kTs = 1700000000;
-const std::vector<uint8_t> kPsk16 = range(0, 16);
-const std::vector<uint8_t> kPsk32 = range(0, 32);
-const std::vector<uint8_t> kUpsk = unhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0");
+constexpr uint64_t kTs = testing::kTs2022;
+const std::vector<uint8_t>& kUpsk = testing::kUpsk16;
+constexpr auto& method = testing::method2022;
+constexpr auto& keys = testing::keyList;
 
 // vectors.txt: "UDP client packet, PSK16, session_id 0102030405060708, packet_id 0, to
 // 8.8.8.8:53 'hello'": separate header ct | body ct+tag.
@@ -37,14 +40,6 @@ const char* const kChaChaPacket =
     "e3053f4596138e6badecb8b2243e16319accdafd781445";
 // The body plaintext of the AES packet: type 0 | ts | P = 0 | 8.8.8.8:53 | "hello".
 const char* const kAesBody = "00 000000006553f100 0000 01080808080035 68656c6c6f";
-
-const MethodInfo& method(const char* name) { return **findAnyMethod(name); }
-
-std::vector<MasterKey> keys(std::initializer_list<std::vector<uint8_t>> list) {
-  std::vector<MasterKey> out;
-  for (const auto& k : list) out.emplace_back(k);
-  return out;
-}
 
 SessionId session(const std::string& hex_text) {
   SessionId id{};

@@ -7,6 +7,7 @@
 #include <array>
 
 #include "gtest/gtest.h"
+#include "tests/crypto/vectors2022.h"
 #include "tests/testing/hex.h"
 #include "tests/testing/providers.h"
 
@@ -18,8 +19,8 @@ using testing::hex;
 using testing::range;
 using testing::unhex;
 
-const std::vector<uint8_t> kIpsk = range(0, 16);
-const std::vector<uint8_t> kUpsk = unhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0");
+const std::vector<uint8_t>& kIpsk = testing::kPsk16;
+const std::vector<uint8_t>& kUpsk = testing::kUpsk16;
 const std::vector<uint8_t> kSalt = range(0x10, 16);
 const std::vector<uint8_t> kSeparateHeader = unhex("01020304050607080000000000000000");
 

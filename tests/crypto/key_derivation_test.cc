@@ -7,6 +7,7 @@
 
 #include "crypto/method.h"
 #include "gtest/gtest.h"
+#include "tests/crypto/vectors2022.h"
 #include "tests/testing/hex.h"
 
 namespace shadowrelay::crypto {
@@ -147,7 +148,7 @@ TEST(KeyDerivationTest, Blake3DeriveKeyPublicVectors) {
 
 // ---- Shadowsocks 2022 (PROTOCOL.md §2.2, §2.3, §2.7; values from vectors.txt §4) ----
 
-const MethodInfo& method2022(const char* name) { return **findAnyMethod(name); }
+using testing::method2022;
 
 constexpr const char* kPsk16 = "AAECAwQFBgcICQoLDA0ODw==";
 constexpr const char* kPsk32 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
