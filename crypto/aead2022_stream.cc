@@ -133,29 +133,39 @@ Status2022 Aead2022StreamDecoder::decode(std::span<const uint8_t> in, std::span<
   return status;
 }
 
+Status2022 Aead2022StreamDecoder::keySession(std::span<const uint8_t> identity_header) {
+  const std::span<const uint8_t> psk(psk_.data(), method_.key_size);
+  std::span<const uint8_t> session_psk = psk;
+  Status2022 status = Status2022::Ok;
+  if (users_ != nullptr) {
+    const std::optional<UserHash> hash = openTcpIdentityHeader(
+        provider_, psk, salt(), identity_header.first<kIdentityHeaderSize>());
+    session_psk = hash ? users_->userKey(*hash) : std::span<const uint8_t>();
+    if (!hash) {
+      status = Status2022::CryptoError;
+    } else if (session_psk.size() != method_.key_size) {
+      status = Status2022::UnknownUser;
+    } else {
+      user_ = *hash;
+    }
+  }
+  if (status == Status2022::Ok &&
+      !keySession2022(method_, provider_, session_psk, salt(), aead_)) {
+    status = Status2022::CryptoError;
+  }
+  psk_.fill(0);  // whatever happened: the stream is keyed now, or dead
+  return status;
+}
+
 Status2022 Aead2022StreamDecoder::openHeader(std::span<const uint8_t> unit, uint64_t now) {
   const size_t salt_size = method_.salt_size;
   std::memcpy(salt_.data(), unit.data(), salt_size);
   size_t pos = salt_size;
-  const std::span<const uint8_t> psk(psk_.data(), method_.key_size);
-  std::span<const uint8_t> session_psk = psk;
-  if (users_ != nullptr) {
-    const std::optional<UserHash> hash = openTcpIdentityHeader(
-        provider_, psk, salt(), unit.subspan(pos).first<kIdentityHeaderSize>());
-    if (!hash) {
-      return Status2022::CryptoError;
-    }
-    session_psk = users_->userKey(*hash);
-    if (session_psk.size() != method_.key_size) {
-      return Status2022::UnknownUser;
-    }
-    user_ = *hash;
-    pos += kIdentityHeaderSize;
+  if (const Status2022 keyed = keySession(unit.subspan(pos)); keyed != Status2022::Ok) {
+    return keyed;
   }
-  const bool keyed = keySession2022(method_, provider_, session_psk, salt(), aead_);
-  psk_.fill(0);
-  if (!keyed) {
-    return Status2022::CryptoError;
+  if (users_ != nullptr) {
+    pos += kIdentityHeaderSize;
   }
   std::array<uint8_t, 1 + 8 + kMaxSaltSize + 2> fixed;
   if (!aead_->open(nonce_, {}, unit.subspan(pos), fixed.data())) {

@@ -95,6 +95,9 @@ class Aead2022StreamDecoder {
                         std::span<const uint8_t> psk, bool request, const UserKeyLookup* users,
                         std::span<const uint8_t> request_salt);
 
+  /// Keys aead_ from the salt (and, with users, the identity header at the start of
+  /// `identity_header`); wipes psk_ whatever the outcome.
+  Status2022 keySession(std::span<const uint8_t> identity_header);
   Status2022 openHeader(std::span<const uint8_t> unit, uint64_t now);
   Status2022 openVariableHeader(std::span<const uint8_t> unit, uint8_t* out, size_t* produced);
   size_t fixedHeaderSize() const;
