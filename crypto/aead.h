@@ -33,7 +33,25 @@ class Aead {
 
 using AeadPtr = std::unique_ptr<Aead>;
 
-/// A crypto library that can create Aead instances. Thread-safe (const after construction).
+/// A keyed AES block cipher for single 16-byte blocks: no mode, no padding, no IV (what
+/// PROTOCOL.md calls AES-ECB). Shadowsocks 2022 uses it for the UDP separate header and the
+/// SIP023 identity headers (§2.5, §2.7). Not thread-safe. `out` may alias `in` exactly.
+class BlockCipher {
+ public:
+  static constexpr size_t kBlockSize = 16;
+  using InBlock = std::span<const uint8_t, kBlockSize>;
+  using OutBlock = std::span<uint8_t, kBlockSize>;
+
+  virtual ~BlockCipher() = default;
+  /// @return false only if the library failed.
+  virtual bool encrypt(InBlock in, OutBlock out) = 0;
+  virtual bool decrypt(InBlock in, OutBlock out) = 0;
+};
+
+using BlockCipherPtr = std::unique_ptr<BlockCipher>;
+
+/// A crypto library that can create Aead and AES block instances. Thread-safe (const after
+/// construction).
 class AeadProvider {
  public:
   virtual ~AeadProvider() = default;
@@ -41,6 +59,9 @@ class AeadProvider {
   virtual bool supports(AeadAlgorithm algorithm) const = 0;
   /// @return nullptr if the algorithm is unsupported or the key size is wrong.
   virtual AeadPtr create(AeadAlgorithm algorithm, std::span<const uint8_t> key) const = 0;
+  /// AES-128, -192 or -256 by the key's size (16, 24 or 32 bytes), for single blocks.
+  /// @return nullptr for another key size or if the library failed.
+  virtual BlockCipherPtr createAes(std::span<const uint8_t> key) const = 0;
 };
 
 }  // namespace shadowrelay::crypto

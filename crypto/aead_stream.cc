@@ -43,6 +43,36 @@ void incrementNonce(std::span<uint8_t> nonce) {
   }
 }
 
+bool sealChunks(Aead& aead, std::span<uint8_t> nonce, size_t max_payload,
+                std::span<const uint8_t> in, std::span<uint8_t> out, CodecProgress* progress) {
+  *progress = {};
+  size_t r = 0;
+  size_t w = 0;
+  while (r < in.size()) {
+    const size_t room = out.size() - w;
+    if (room < kLengthUnitSize + 1 + kTagSize) {
+      break;
+    }
+    const size_t len =
+        std::min({in.size() - r, max_payload, room - kLengthUnitSize - kTagSize});
+    const uint8_t length[2] = {static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)};
+    if (!aead.seal(nonce, {}, length, out.data() + w)) {
+      return false;
+    }
+    incrementNonce(nonce);
+    w += kLengthUnitSize;
+    if (!aead.seal(nonce, {}, in.subspan(r, len), out.data() + w)) {
+      return false;
+    }
+    incrementNonce(nonce);
+    w += len + kTagSize;
+    r += len;
+  }
+  progress->consumed = r;
+  progress->produced = w;
+  return true;
+}
+
 AeadStreamDecoder::AeadStreamDecoder(const MethodInfo& method, const AeadProvider& provider,
                                      std::span<const uint8_t> master)
     : method_(method), provider_(provider) {
@@ -143,30 +173,13 @@ bool AeadStreamEncoder::encode(std::span<const uint8_t> in, std::span<uint8_t> o
     w = method_.salt_size;
     salt_sent_ = true;
   }
-  const std::span<const uint8_t> nonce(nonce_.data(), method_.nonce_size);
-  size_t r = 0;
-  while (r < in.size()) {
-    const size_t room = out.size() - w;
-    if (room < kLengthUnitSize + 1 + kTagSize) {
-      break;
-    }
-    const size_t len =
-        std::min({in.size() - r, max_payload_, room - kLengthUnitSize - kTagSize});
-    const uint8_t length[2] = {static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)};
-    if (!aead_->seal(nonce, {}, length, out.data() + w)) {
-      return false;
-    }
-    incrementNonce(nonce_);
-    w += kLengthUnitSize;
-    if (!aead_->seal(nonce, {}, in.subspan(r, len), out.data() + w)) {
-      return false;
-    }
-    incrementNonce(nonce_);
-    w += len + kTagSize;
-    r += len;
+  CodecProgress chunks;
+  if (!sealChunks(*aead_, {nonce_.data(), method_.nonce_size}, max_payload_, in,
+                  out.subspan(w), &chunks)) {
+    return false;
   }
-  progress->consumed = r;
-  progress->produced = w;
+  progress->consumed = chunks.consumed;
+  progress->produced = w + chunks.produced;
   return true;
 }
 

@@ -31,6 +31,12 @@ enum class DecodeStatus { Ok, AuthFailed, BadLength, CryptoError };
 /// Increments a little-endian counter of any length (libsodium sodium_increment).
 void incrementNonce(std::span<uint8_t> nonce);
 
+/// Seals `in` as chunks of at most `max_payload` bytes, each Seal(be16 L) | Seal(payload), into
+/// `out`, advancing `nonce` after every seal; stops when a chunk of one byte no longer fits.
+/// Shared by the SIP004 and 2022 encoders. @return false on a crypto library failure.
+bool sealChunks(Aead& aead, std::span<uint8_t> nonce, size_t max_payload,
+                std::span<const uint8_t> in, std::span<uint8_t> out, CodecProgress* progress);
+
 /// Bytes a stream must have before streamOpensWith() can answer: salt and first length header.
 inline size_t streamProbeSize(const MethodInfo& method) { return method.salt_size + kLengthUnitSize; }
 

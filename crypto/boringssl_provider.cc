@@ -45,6 +45,25 @@ class BoringsslAead final : public Aead {
   void* ctx_;
 };
 
+class BoringsslAes final : public BlockCipher {
+ public:
+  BoringsslAes(const ShadowrelayBoringsslApi* api, void* ctx) : api_(api), ctx_(ctx) {}
+  ~BoringsslAes() override { api_->aes_destroy(ctx_); }
+  BoringsslAes(const BoringsslAes&) = delete;
+  BoringsslAes& operator=(const BoringsslAes&) = delete;
+
+  bool encrypt(InBlock in, OutBlock out) override {
+    return api_->aes_encrypt(ctx_, in.data(), out.data()) == 1;
+  }
+  bool decrypt(InBlock in, OutBlock out) override {
+    return api_->aes_decrypt(ctx_, in.data(), out.data()) == 1;
+  }
+
+ private:
+  const ShadowrelayBoringsslApi* api_;
+  void* ctx_;
+};
+
 class BoringsslProvider final : public AeadProvider {
  public:
   explicit BoringsslProvider(const ShadowrelayBoringsslApi* api) : api_(api) {}
@@ -58,6 +77,13 @@ class BoringsslProvider final : public AeadProvider {
       return nullptr;
     }
     return std::make_unique<BoringsslAead>(api_, ctx);
+  }
+  BlockCipherPtr createAes(std::span<const uint8_t> key) const override {
+    void* ctx = api_->aes_create(key.data(), key.size());
+    if (ctx == nullptr) {
+      return nullptr;
+    }
+    return std::make_unique<BoringsslAes>(api_, ctx);
   }
 
  private:

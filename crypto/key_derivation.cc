@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "blake3.h"
 #include "crypto/openssl_dispatch.h"
 
@@ -53,19 +54,30 @@ MasterKey evpBytesToKey(absl::string_view password, size_t key_len) {
   return key;
 }
 
-absl::StatusOr<MasterKey> decodeBase64Key(absl::string_view text, const MethodInfo& method) {
+namespace {
+
+// The key that `text` decodes to (standard base64, or URL-safe too when `url_safe_too`; padding
+// optional), which must be method.key_size bytes; the decoded copy is wiped. Errors start with
+// `field`.
+absl::StatusOr<MasterKey> keyFromBase64(absl::string_view text, bool url_safe_too,
+                                        const MethodInfo& method, absl::string_view field) {
   std::string decoded;
-  const bool urlsafe = text.find_first_of("-_") != absl::string_view::npos;
-  const bool ok = urlsafe ? absl::WebSafeBase64Unescape(text, &decoded)
-                          : absl::Base64Unescape(text, &decoded);
+  const bool url_safe = url_safe_too && text.find_first_of("-_") != absl::string_view::npos;
+  const bool ok = url_safe ? absl::WebSafeBase64Unescape(text, &decoded)
+                           : absl::Base64Unescape(text, &decoded);
   if (!ok || text.empty()) {
-    return absl::InvalidArgumentError("key: not valid base64");
+    OPENSSL_cleanse(decoded.data(), decoded.size());
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, url_safe_too ? ": not valid base64" : ": not valid base64 (A-Z a-z 0-9 + /)"));
   }
   if (decoded.size() != method.key_size) {
     const size_t got = decoded.size();
     OPENSSL_cleanse(decoded.data(), decoded.size());
-    return absl::InvalidArgumentError(absl::StrCat("key: decodes to ", got, " bytes but ",
-                                                   method.name, " needs ", method.key_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": decodes to ", got, " bytes but ", method.name, " needs ",
+                     method.key_size, " (", (method.key_size + 2) / 3 * 4,
+                     " base64 characters, e.g. from `openssl rand -base64 ", method.key_size,
+                     "`)"));
   }
   MasterKey key(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(decoded.data()),
                                          decoded.size()));
@@ -73,10 +85,54 @@ absl::StatusOr<MasterKey> decodeBase64Key(absl::string_view text, const MethodIn
   return key;
 }
 
+}  // namespace
+
+absl::StatusOr<MasterKey> decodeBase64Key(absl::string_view text, const MethodInfo& method) {
+  return keyFromBase64(text, /*url_safe_too=*/true, method, "key");
+}
+
+absl::StatusOr<MasterKey> decodePsk(absl::string_view text, const MethodInfo& method) {
+  if (text.find(':') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "PSK: a list of keys (iPSK:...:uPSK) where one key is expected");
+  }
+  return keyFromBase64(text, /*url_safe_too=*/false, method, "PSK");
+}
+
+absl::StatusOr<std::vector<MasterKey>> parsePskList(absl::string_view text,
+                                                    const MethodInfo& method) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  if (parts.size() > 1 && !usesSeparateHeader(method)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PSK: identity headers (iPSK:...:uPSK) exist only for the 2022 AES methods, not ",
+        method.name));
+  }
+  std::vector<MasterKey> keys;
+  keys.reserve(parts.size());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    absl::StatusOr<MasterKey> key = decodePsk(parts[i], method);
+    if (!key.ok()) {
+      if (parts.size() == 1) return key.status();
+      const char* role = i + 1 == parts.size() ? "uPSK" : "iPSK";
+      return absl::InvalidArgumentError(absl::StrCat("key ", i + 1, " of ", parts.size(), " (",
+                                                     role, "): ", key.status().message()));
+    }
+    keys.push_back(*std::move(key));
+  }
+  return keys;
+}
+
 absl::StatusOr<MasterKey> masterKeyFor(const MethodInfo& method, absl::string_view password,
                                        absl::string_view base64_key) {
   if (!base64_key.empty() && !password.empty()) {
     return absl::InvalidArgumentError("password and key: give one, not both");
+  }
+  if (method.edition == Edition::Aead2022) {
+    if (password.empty() && base64_key.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("password: missing (", method.name, " takes a base64 PSK)"));
+    }
+    return decodePsk(password.empty() ? base64_key : password, method);
   }
   if (!base64_key.empty()) {
     return decodeBase64Key(base64_key, method);
@@ -317,6 +373,41 @@ void blake3DeriveKey(absl::string_view context, std::span<const uint8_t> materia
   blake3_hasher_init_derive_key(&hasher, ctx.c_str());
   blake3_hasher_update(&hasher, material.data(), material.size());
   blake3_hasher_finalize(&hasher, out.data(), out.size());
+}
+
+namespace {
+
+// BLAKE3 derive_key(context, a || b): first out.size() bytes. `context` is a string literal.
+void deriveKey(const char* context, std::span<const uint8_t> a, std::span<const uint8_t> b,
+               std::span<uint8_t> out) {
+  blake3_hasher hasher;
+  blake3_hasher_init_derive_key(&hasher, context);
+  blake3_hasher_update(&hasher, a.data(), a.size());
+  blake3_hasher_update(&hasher, b.data(), b.size());
+  blake3_hasher_finalize(&hasher, out.data(), out.size());
+  OPENSSL_cleanse(&hasher, sizeof(hasher));
+}
+
+}  // namespace
+
+void sessionSubkey2022(std::span<const uint8_t> psk, std::span<const uint8_t> salt,
+                       std::span<uint8_t> out) {
+  deriveKey("shadowsocks 2022 session subkey", psk, salt, out);
+}
+
+void identitySubkey(std::span<const uint8_t> ipsk, std::span<const uint8_t> salt,
+                    std::span<uint8_t> out) {
+  deriveKey("shadowsocks 2022 identity subkey", ipsk, salt, out);
+}
+
+UserHash userHash(std::span<const uint8_t> psk) {
+  UserHash out;
+  blake3_hasher hasher;
+  blake3_hasher_init(&hasher);
+  blake3_hasher_update(&hasher, psk.data(), psk.size());
+  blake3_hasher_finalize(&hasher, out.data(), out.size());
+  OPENSSL_cleanse(&hasher, sizeof(hasher));
+  return out;
 }
 
 void randomBytes(std::span<uint8_t> out) {

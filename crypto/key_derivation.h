@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -37,7 +38,19 @@ MasterKey evpBytesToKey(absl::string_view password, size_t key_len);
 /// length must equal the method's key size.
 absl::StatusOr<MasterKey> decodeBase64Key(absl::string_view text, const MethodInfo& method);
 
-/// The master key from exactly one of `password` (EVP_BytesToKey) or `base64_key`.
+/// A 2022 pre-shared key (PROTOCOL.md §2.2): standard base64 (A-Z a-z 0-9 + /, padding optional)
+/// of exactly method.key_size bytes. The error names the expected length. No password stretching.
+absl::StatusOr<MasterKey> decodePsk(absl::string_view text, const MethodInfo& method);
+
+/// A SIP023 key list "iPSK_1:...:iPSK_k:uPSK" (§2.7), each part as decodePsk; a single PSK is a
+/// list of one. The last key is the user's. More than one key only for methods with identity
+/// headers (usesSeparateHeader(): the AES methods).
+absl::StatusOr<std::vector<MasterKey>> parsePskList(absl::string_view text,
+                                                    const MethodInfo& method);
+
+/// The master key from exactly one of `password` or `base64_key`. 2017 methods: the password
+/// through EVP_BytesToKey, the key as decodeBase64Key. 2022 methods: either one is the PSK, as
+/// decodePsk (the password is the key; nothing is stretched).
 absl::StatusOr<MasterKey> masterKeyFor(const MethodInfo& method, absl::string_view password,
                                        absl::string_view base64_key);
 
@@ -52,6 +65,20 @@ bool sessionSubkey(std::span<const uint8_t> master, std::span<const uint8_t> sal
 /// BLAKE3 derive_key(context, material), first out.size() bytes (SIP022 §2.3).
 void blake3DeriveKey(absl::string_view context, std::span<const uint8_t> material,
                      std::span<uint8_t> out);
+
+/// The 2022 session subkey (§2.3): BLAKE3 derive_key("shadowsocks 2022 session subkey",
+/// psk || salt), out.size() bytes (the key size). `salt` is the TCP salt or the UDP session ID.
+void sessionSubkey2022(std::span<const uint8_t> psk, std::span<const uint8_t> salt,
+                       std::span<uint8_t> out);
+
+/// The SIP023 identity subkey of a TCP stream (§2.7): BLAKE3 derive_key("shadowsocks 2022
+/// identity subkey", ipsk || salt), out.size() bytes (the key size).
+void identitySubkey(std::span<const uint8_t> ipsk, std::span<const uint8_t> salt,
+                    std::span<uint8_t> out);
+
+/// What a SIP023 identity header carries: BLAKE3(PSK)[0..16].
+using UserHash = std::array<uint8_t, 16>;
+UserHash userHash(std::span<const uint8_t> psk);
 
 /// A fresh random key of `size` bytes as standard base64 (for generated user keys).
 std::string randomBase64Key(size_t size);

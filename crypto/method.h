@@ -18,7 +18,14 @@ inline constexpr size_t kMaxKeySize = 32;
 inline constexpr size_t kMaxNonceSize = 24;
 inline constexpr size_t kMaxSaltSize = 32;
 
-/// One Shadowsocks method (PROTOCOL.md §1.1). Salt size always equals key size.
+/// The protocol generation a method belongs to: SIP004 "AEAD-2017" (PROTOCOL.md §1) or SIP022
+/// "Shadowsocks 2022" (§2). They differ in the key (EVP_BytesToKey or a base64 PSK), the subkey
+/// (HKDF-SHA1 or BLAKE3), the TCP headers and the whole UDP format.
+enum class Edition { Aead2017, Aead2022 };
+
+/// One Shadowsocks method (PROTOCOL.md §1.1, §2.1). Salt size always equals key size.
+/// `algorithm` and `nonce_size` are the TCP AEAD's; a 2022 ChaCha method's UDP packets use
+/// XChaCha20-Poly1305 with a 24-byte nonce instead (usesXChaChaPackets()).
 struct MethodInfo {
   absl::string_view name;
   AeadAlgorithm algorithm;
@@ -27,17 +34,37 @@ struct MethodInfo {
   size_t nonce_size;
   size_t tag_size;
   bool recommended;
+  Edition edition = Edition::Aead2017;
 };
 
-/// All supported SIP004 methods, in a stable order.
+/// The SIP004 (2017) methods, in a stable order: the methods the relay serves until the 2022
+/// edition is wired into it (issue 14). Every entry has edition Aead2017.
 std::span<const MethodInfo> allMethods();
 
-/// Looks a method up by name (case-insensitive; IANA names such as AEAD_AES_128_GCM accepted).
-/// The error names the supported methods.
+/// Every method of both editions: allMethods() first, then the 2022 methods.
+std::span<const MethodInfo> methodTable();
+
+/// Looks a method of allMethods() up by name (case-insensitive; IANA names such as
+/// AEAD_AES_128_GCM accepted). The error names the supported methods, and says so when the name
+/// is a 2022 method.
 absl::StatusOr<const MethodInfo*> findMethod(absl::string_view name);
 
-/// "aes-128-gcm, aes-192-gcm, ..." for messages.
+/// Looks a method of either edition up by name (case-insensitive, IANA names as above).
+absl::StatusOr<const MethodInfo*> findAnyMethod(absl::string_view name);
+
+/// "aes-128-gcm, aes-192-gcm, ..." (the methods of allMethods()) for messages.
 std::string supportedMethodList();
+
+/// 2022 methods whose UDP packets start with an AES-encrypted separate header (the AES-GCM
+/// methods, §2.5); only these carry SIP023 identity headers (§2.7). False for 2017 methods.
+inline bool usesSeparateHeader(const MethodInfo& m) {
+  return m.edition == Edition::Aead2022 && m.algorithm != AeadAlgorithm::ChaCha20Poly1305;
+}
+
+/// 2022 methods whose UDP packets are XChaCha20-Poly1305 with the PSK (§2.6).
+inline bool usesXChaChaPackets(const MethodInfo& m) {
+  return m.edition == Edition::Aead2022 && m.algorithm == AeadAlgorithm::ChaCha20Poly1305;
+}
 
 absl::string_view algorithmName(AeadAlgorithm algorithm);
 

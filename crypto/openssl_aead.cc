@@ -366,6 +366,46 @@ const CipherFunctions* directFunctions(AeadAlgorithm algorithm) {
   return entry.usable ? &*entry.functions : nullptr;
 }
 
+/// AES-{128,192,256}-ECB with padding off: each update of one block is one block operation.
+class OpensslAes final : public BlockCipher {
+ public:
+  OpensslAes() : enc_(EVP_CIPHER_CTX_new()), dec_(EVP_CIPHER_CTX_new()) {}
+  ~OpensslAes() override {
+    EVP_CIPHER_CTX_free(enc_);  // clears the key schedules
+    EVP_CIPHER_CTX_free(dec_);
+  }
+  OpensslAes(const OpensslAes&) = delete;
+  OpensslAes& operator=(const OpensslAes&) = delete;
+
+  bool init(std::span<const uint8_t> key) {
+    static EVP_CIPHER* const kEcb128 = EVP_CIPHER_fetch(nullptr, "AES-128-ECB", nullptr);
+    static EVP_CIPHER* const kEcb192 = EVP_CIPHER_fetch(nullptr, "AES-192-ECB", nullptr);
+    static EVP_CIPHER* const kEcb256 = EVP_CIPHER_fetch(nullptr, "AES-256-ECB", nullptr);
+    const EVP_CIPHER* ecb = key.size() == 16   ? kEcb128
+                            : key.size() == 24 ? kEcb192
+                            : key.size() == 32 ? kEcb256
+                                               : nullptr;
+    return ecb != nullptr && enc_ != nullptr && dec_ != nullptr &&
+           EVP_EncryptInit_ex(enc_, ecb, nullptr, key.data(), nullptr) == 1 &&
+           EVP_CIPHER_CTX_set_padding(enc_, 0) == 1 &&
+           EVP_DecryptInit_ex(dec_, ecb, nullptr, key.data(), nullptr) == 1 &&
+           EVP_CIPHER_CTX_set_padding(dec_, 0) == 1;
+  }
+
+  bool encrypt(InBlock in, OutBlock out) override { return update(enc_, in, out); }
+  bool decrypt(InBlock in, OutBlock out) override { return update(dec_, in, out); }
+
+ private:
+  static bool update(EVP_CIPHER_CTX* ctx, InBlock in, OutBlock out) {
+    int len = 0;
+    return EVP_CipherUpdate(ctx, out.data(), &len, in.data(), kBlockSize) == 1 &&
+           len == static_cast<int>(kBlockSize);
+  }
+
+  EVP_CIPHER_CTX* enc_;
+  EVP_CIPHER_CTX* dec_;
+};
+
 inline uint32_t rotl(uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
 
 inline void quarterRound(uint32_t& a, uint32_t& b, uint32_t& c, uint32_t& d) {
@@ -441,6 +481,14 @@ AeadPtr OpensslProvider::create(AeadAlgorithm algorithm, std::span<const uint8_t
     return nullptr;
   }
   return aead;
+}
+
+BlockCipherPtr OpensslProvider::createAes(std::span<const uint8_t> key) const {
+  auto aes = std::make_unique<OpensslAes>();
+  if (!aes->init(key)) {
+    return nullptr;
+  }
+  return aes;
 }
 
 const AeadProvider& opensslProvider() {

@@ -22,6 +22,8 @@ class OpensslProvider final : public AeadProvider {
   absl::string_view name() const override { return "openssl"; }
   bool supports(AeadAlgorithm algorithm) const override;
   AeadPtr create(AeadAlgorithm algorithm, std::span<const uint8_t> key) const override;
+  /// AES-ECB through EVP_CIPHER_CTX (one context per direction, padding off).
+  BlockCipherPtr createAes(std::span<const uint8_t> key) const override;
   /// True when create() returns an Aead that calls the provider functions directly.
   bool direct(AeadAlgorithm algorithm) const;
 

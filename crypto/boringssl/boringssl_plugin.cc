@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The BoringSSL AEAD plugin: built as its own shared object against android-libboringssl.
 #include <openssl/aead.h>
+#include <openssl/aes.h>
 #include <openssl/crypto.h>
 
 #include <new>
@@ -93,8 +94,60 @@ int open(void* p, const uint8_t* nonce, size_t nonce_len, const uint8_t* aad, si
                            aad, aad_len);
 }
 
+struct AesKeys {
+  AES_KEY encrypt;
+  AES_KEY decrypt;
+};
+
+void* aesCreate(const uint8_t* key, size_t key_len) {
+  if (key_len != 16 && key_len != 24 && key_len != 32) {
+    return nullptr;
+  }
+  auto* k = new (std::nothrow) AesKeys;
+  if (k == nullptr) {
+    return nullptr;
+  }
+  const unsigned bits = static_cast<unsigned>(key_len * 8);
+  if (AES_set_encrypt_key(key, bits, &k->encrypt) != 0 ||
+      AES_set_decrypt_key(key, bits, &k->decrypt) != 0) {
+    OPENSSL_cleanse(k, sizeof(*k));
+    delete k;
+    return nullptr;
+  }
+  return k;
+}
+
+void aesDestroy(void* p) {
+  auto* k = static_cast<AesKeys*>(p);
+  if (k != nullptr) {
+    OPENSSL_cleanse(k, sizeof(*k));
+    delete k;
+  }
+}
+
+int aesEncrypt(void* p, const uint8_t* in, uint8_t* out) {
+  AES_encrypt(in, out, &static_cast<AesKeys*>(p)->encrypt);
+  return 1;
+}
+
+int aesDecrypt(void* p, const uint8_t* in, uint8_t* out) {
+  AES_decrypt(in, out, &static_cast<AesKeys*>(p)->decrypt);
+  return 1;
+}
+
 constexpr ShadowrelayBoringsslApi kApi = {
-    SHADOWRELAY_BORINGSSL_API_VERSION, libraryVersion, supports, create, rekey, destroy, seal, open,
+    SHADOWRELAY_BORINGSSL_API_VERSION,
+    libraryVersion,
+    supports,
+    create,
+    rekey,
+    destroy,
+    seal,
+    open,
+    aesCreate,
+    aesDestroy,
+    aesEncrypt,
+    aesDecrypt,
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Published known-answer vectors and cross-provider checks for every AEAD provider.
+#include <algorithm>
+#include <array>
 #include <random>
 
 #include "crypto/aead.h"
@@ -228,6 +230,73 @@ TEST(AeadProviderTest, DirectAndEvpPathsAgree) {
     ASSERT_TRUE(direct->seal(nonce, {}, plain, a.data()));
     ASSERT_TRUE(evp->seal(nonce, {}, plain, b.data()));
     EXPECT_EQ(a, b);
+  }
+}
+
+// One AES block (no mode): FIPS-197 Appendix C and the Shadowsocks 2022 blocks of
+// PROTOCOL.md §2.8 (UDP separate header and SIP023 UDP identity header, both keyed with PSK16).
+TEST(AeadProviderTest, AesBlockKnownAnswersBothWaysAndInPlace) {
+  struct Block {
+    const char* source;
+    std::string key, plain, cipher;
+  };
+  const std::vector<Block> blocks = {
+      {"FIPS-197 C.1 AES-128", "000102030405060708090a0b0c0d0e0f",
+       "00112233445566778899aabbccddeeff", "69c4e0d86a7b0430d8cdb78070b4c55a"},
+      {"FIPS-197 C.2 AES-192", "000102030405060708090a0b0c0d0e0f1011121314151617",
+       "00112233445566778899aabbccddeeff", "dda97ca4864cdfe06eaf70a0ec0d7191"},
+      {"FIPS-197 C.3 AES-256", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+       "00112233445566778899aabbccddeeff", "8ea2b7ca516745bfeafc49904b496089"},
+      {"2022 UDP separate header", "000102030405060708090a0b0c0d0e0f",
+       "01020304050607080000000000000000", "18ba69bb4661fee5a7cc9ec1a731e278"},
+      {"SIP023 UDP identity header", "000102030405060708090a0b0c0d0e0f",
+       "9a48482a8c27192c036becf02bed2372", "fc75266e5be59a6ca2ff5517b80bad7d"},
+  };
+  for (const AeadProvider* provider : providersUnderTest()) {
+    for (const Block& b : blocks) {
+      SCOPED_TRACE(label(provider) + ": " + b.source);
+      BlockCipherPtr aes = provider->createAes(unhex(b.key));
+      ASSERT_NE(aes, nullptr);
+      std::vector<uint8_t> plain = unhex(b.plain);
+      std::array<uint8_t, 16> out{};
+      ASSERT_TRUE(aes->encrypt(BlockCipher::InBlock(plain.data(), 16), out));
+      EXPECT_EQ(hex(out), b.cipher);
+      std::array<uint8_t, 16> back{};
+      ASSERT_TRUE(aes->decrypt(out, back));
+      EXPECT_EQ(hex(back), b.plain);
+      // In place, both ways, twice (no state carried between blocks).
+      std::array<uint8_t, 16> buf{};
+      std::copy(plain.begin(), plain.end(), buf.begin());
+      for (int round = 0; round < 2; ++round) {
+        ASSERT_TRUE(aes->encrypt(buf, buf));
+        EXPECT_EQ(hex(buf), b.cipher);
+        ASSERT_TRUE(aes->decrypt(buf, buf));
+        EXPECT_EQ(hex(buf), b.plain);
+      }
+    }
+  }
+}
+
+TEST(AeadProviderTest, AesBlockRejectsOtherKeySizesAndProvidersAgree) {
+  std::mt19937 rng(5);
+  const auto providers = providersUnderTest();
+  for (const AeadProvider* p : providers) {
+    for (size_t bad : {0u, 15u, 17u, 31u, 33u}) {
+      EXPECT_EQ(p->createAes(std::vector<uint8_t>(bad, 1)), nullptr) << label(p) << " " << bad;
+    }
+  }
+  for (size_t key_len : {16u, 24u, 32u}) {
+    std::vector<uint8_t> key(key_len);
+    for (auto& x : key) x = static_cast<uint8_t>(rng());
+    std::array<uint8_t, 16> block{};
+    for (auto& x : block) x = static_cast<uint8_t>(rng());
+    std::array<uint8_t, 16> first{};
+    ASSERT_TRUE(providers[0]->createAes(key)->encrypt(block, first));
+    for (const AeadProvider* p : providers) {
+      std::array<uint8_t, 16> out{};
+      ASSERT_TRUE(p->createAes(key)->encrypt(block, out));
+      EXPECT_EQ(out, first) << label(p) << " " << key_len;
+    }
   }
 }
 

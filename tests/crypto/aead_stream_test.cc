@@ -5,6 +5,7 @@
 
 #include "crypto/key_derivation.h"
 #include "gtest/gtest.h"
+#include "tests/crypto/decode_in_pieces.h"
 #include "tests/testing/hex.h"
 #include "tests/testing/providers.h"
 
@@ -19,31 +20,17 @@ using testing::unhex;
 
 const MethodInfo& method(const char* name) { return **findMethod(name); }
 
-// Feeds `wire` to the decoder in pieces cut at `splits`, keeping unconsumed bytes as a real
-// caller would. Returns the plaintext, or the first error.
+// Feeds `wire` to the decoder in pieces cut at `splits` (decode_in_pieces.h). Returns the
+// plaintext, or the first error.
 DecodeStatus decodeSplit(AeadStreamDecoder& dec, const std::vector<uint8_t>& wire,
                          const std::vector<size_t>& splits, std::vector<uint8_t>* plain,
                          size_t out_cap = kMaxChunkPayload) {
-  std::vector<uint8_t> pending;
-  size_t pos = 0;
-  auto feed = [&](size_t upto) -> DecodeStatus {
-    pending.insert(pending.end(), wire.begin() + pos, wire.begin() + upto);
-    pos = upto;
-    while (true) {
-      std::vector<uint8_t> out(out_cap);
-      CodecProgress p;
-      DecodeStatus s = dec.decode(pending, out, &p);
-      if (s != DecodeStatus::Ok) return s;
-      plain->insert(plain->end(), out.begin(), out.begin() + p.produced);
-      pending.erase(pending.begin(), pending.begin() + p.consumed);
-      if (p.consumed == 0) return DecodeStatus::Ok;
-    }
-  };
-  for (size_t cut : splits) {
-    DecodeStatus s = feed(cut);
-    if (s != DecodeStatus::Ok) return s;
-  }
-  return feed(wire.size());
+  return testing::decodeInPieces(
+      wire, splits, out_cap, DecodeStatus::Ok,
+      [&](std::span<const uint8_t> in, std::span<uint8_t> out, CodecProgress* p) {
+        return dec.decode(in, out, p);
+      },
+      plain);
 }
 
 std::vector<uint8_t> encodeAll(AeadStreamEncoder& enc, const std::vector<uint8_t>& plain) {

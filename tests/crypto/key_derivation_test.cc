@@ -7,11 +7,13 @@
 
 #include "crypto/method.h"
 #include "gtest/gtest.h"
+#include "tests/crypto/vectors2022.h"
 #include "tests/testing/hex.h"
 
 namespace shadowrelay::crypto {
 namespace {
 
+using testing::bytesOf;
 using testing::hex;
 using testing::range;
 using testing::unhex;
@@ -142,6 +144,142 @@ TEST(KeyDerivationTest, Blake3DeriveKeyPublicVectors) {
   psk_salt.insert(psk_salt.end(), salt.begin(), salt.end());
   blake3DeriveKey("shadowsocks 2022 session subkey", psk_salt, sub16);
   EXPECT_EQ(hex(sub16), "bc32fb8d5205f7b84f9691dfb9f04ff3");
+}
+
+// ---- Shadowsocks 2022 (PROTOCOL.md §2.2, §2.3, §2.7; values from vectors.txt §4) ----
+
+using testing::method2022;
+
+constexpr const char* kPsk16 = "AAECAwQFBgcICQoLDA0ODw==";
+constexpr const char* kPsk32 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+constexpr const char* kUpsk16 = "//79/Pv6+fj39vX08/Lx8A==";
+
+std::vector<uint8_t> bytes(const MasterKey& key) {
+  return {key.bytes().begin(), key.bytes().end()};
+}
+
+TEST(KeyDerivationTest, PskIsStandardBase64OfExactlyTheKeySize) {
+  const MethodInfo& aes128 = method2022("2022-blake3-aes-128-gcm");
+  const MethodInfo& aes256 = method2022("2022-blake3-aes-256-gcm");
+  auto psk16 = decodePsk(kPsk16, aes128);
+  ASSERT_TRUE(psk16.ok()) << psk16.status();
+  EXPECT_EQ(hex(psk16->bytes()), "000102030405060708090a0b0c0d0e0f");
+  auto psk32 = decodePsk(kPsk32, aes256);
+  ASSERT_TRUE(psk32.ok()) << psk32.status();
+  EXPECT_EQ(bytes(*psk32), range(0, 32));
+  auto upsk = decodePsk(kUpsk16, aes128);
+  ASSERT_TRUE(upsk.ok()) << upsk.status();
+  EXPECT_EQ(hex(upsk->bytes()), "fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0");
+  EXPECT_EQ(hex(decodePsk("AAECAwQFBgcICQoLDA0ODw", aes128)->bytes()),  // padding optional
+            "000102030405060708090a0b0c0d0e0f");
+  // A 32-byte key for a 16-byte method and the other way round: the error names the length.
+  for (const auto& [text, m, want] :
+       {std::tuple{kPsk32, &aes128, "needs 16 (24 base64 characters"},
+        std::tuple{kPsk16, &aes256, "needs 32 (44 base64 characters"}}) {
+    auto wrong = decodePsk(text, *m);
+    ASSERT_FALSE(wrong.ok());
+    const std::string msg(wrong.status().message());
+    EXPECT_NE(msg.find(want), std::string::npos) << msg;
+    EXPECT_NE(msg.find(std::string(m->name)), std::string::npos) << msg;
+  }
+  EXPECT_FALSE(decodePsk("AAECAwQFBgcICQoLDA0O", aes128).ok());   // 15 bytes
+  EXPECT_FALSE(decodePsk("-_79_Pv6-fj39vX08_Lx8A", aes128).ok());  // URL-safe alphabet
+  EXPECT_FALSE(decodePsk("", aes128).ok());
+  EXPECT_FALSE(decodePsk("not base64 !!", aes128).ok());
+  auto list = decodePsk(std::string(kPsk16) + ":" + kUpsk16, aes128);
+  ASSERT_FALSE(list.ok());
+  EXPECT_NE(list.status().message().find("iPSK"), std::string::npos);
+}
+
+TEST(KeyDerivationTest, PskListParsesIpskThenUpsk) {
+  const MethodInfo& aes128 = method2022("2022-blake3-aes-128-gcm");
+  auto one = parsePskList(kPsk16, aes128);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ(bytes((*one)[0]), range(0, 16));
+  auto three = parsePskList(std::string(kUpsk16) + ":" + kPsk16 + ":" + kUpsk16, aes128);
+  ASSERT_TRUE(three.ok()) << three.status();
+  ASSERT_EQ(three->size(), 3u);
+  EXPECT_EQ(hex((*three)[0].bytes()), "fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0");
+  EXPECT_EQ(bytes((*three)[1]), range(0, 16));
+  EXPECT_EQ(hex((*three)[2].bytes()), "fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0");
+  // Which key is wrong, and why.
+  auto bad = parsePskList(std::string(kPsk16) + ":" + kPsk32, aes128);
+  ASSERT_FALSE(bad.ok());
+  const std::string msg(bad.status().message());
+  EXPECT_NE(msg.find("key 2 of 2 (uPSK)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("needs 16"), std::string::npos) << msg;
+  EXPECT_FALSE(parsePskList(std::string(kPsk16) + "::" + kUpsk16, aes128).ok());
+  EXPECT_FALSE(parsePskList(std::string(kPsk16) + ":", aes128).ok());
+  EXPECT_FALSE(parsePskList("", aes128).ok());
+  // No identity headers for ChaCha (§2.6).
+  const MethodInfo& chacha = method2022("2022-blake3-chacha20-poly1305");
+  EXPECT_TRUE(parsePskList(kPsk32, chacha).ok());
+  auto chacha_list = parsePskList(std::string(kPsk32) + ":" + kPsk32, chacha);
+  ASSERT_FALSE(chacha_list.ok());
+  EXPECT_NE(chacha_list.status().message().find("AES"), std::string::npos);
+}
+
+// §2.2: "No EVP_BytesToKey or any other password stretching is allowed".
+TEST(KeyDerivationTest, MasterKeyFor2022MethodsIsThePskNeverEvpBytesToKey) {
+  const MethodInfo& m = method2022("2022-blake3-aes-256-gcm");
+  auto from_password = masterKeyFor(m, kPsk32, "");
+  ASSERT_TRUE(from_password.ok()) << from_password.status();
+  EXPECT_EQ(bytes(*from_password), range(0, 32));
+  auto from_key = masterKeyFor(m, "", kPsk32);
+  ASSERT_TRUE(from_key.ok()) << from_key.status();
+  EXPECT_EQ(bytes(*from_key), range(0, 32));
+  EXPECT_FALSE(masterKeyFor(m, "foobar", "").ok());
+  EXPECT_FALSE(masterKeyFor(m, "", "").ok());
+  EXPECT_FALSE(masterKeyFor(m, kPsk32, kPsk32).ok());
+}
+
+TEST(KeyDerivationTest, SessionSubkey2022SharedVectors) {
+  std::vector<uint8_t> sub16(16);
+  sessionSubkey2022(range(0, 16), range(0x10, 16), sub16);  // aes-128 TCP, client salt
+  EXPECT_EQ(hex(sub16), "bc32fb8d5205f7b84f9691dfb9f04ff3");
+  sessionSubkey2022(range(0, 16), range(0x40, 16), sub16);  // aes-128 TCP, server salt
+  EXPECT_EQ(hex(sub16), "80e542bc94fbfe0078a6469c1e09a7cf");
+  sessionSubkey2022(range(0, 16), unhex("0102030405060708"), sub16);  // UDP session ID
+  EXPECT_EQ(hex(sub16), "b8473b44792f673ee36a405dfa755cc4");
+  std::vector<uint8_t> upsk = unhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0");
+  sessionSubkey2022(upsk, unhex("0102030405060708"), sub16);  // SIP023 UDP body key
+  EXPECT_EQ(hex(sub16), "fe38e988e2835b762419032647148386");
+  std::vector<uint8_t> sub32(32);
+  sessionSubkey2022(range(0, 32), range(0x20, 32), sub32);  // aes-256 and chacha20 TCP
+  EXPECT_EQ(hex(sub32), "374fca03e4dae7f998fd7e59c1edfcc8e3197f4db1c19ca1671be3b66a92ddda");
+}
+
+// The public vectors of §2.8 (Zmax0/urban-spork AEAD2022TestCase), through our own base64.
+TEST(KeyDerivationTest, Blake3PublicVectorsThroughThe2022Functions) {
+  const MethodInfo& m = method2022("2022-blake3-aes-256-gcm");
+  auto key = decodePsk("Lc3tTx0BY6ZJ/fCwOx3JvF0I/anhwJBO5p2+FA5Vce4=", m);
+  auto salt = decodePsk("3oFO0VyLyGI4nFN0M9P+62vPND/L6v8IingaPJWTbJA=", m);
+  auto want = decodePsk("EdNE+4U8dVnHT0+poAFDK2bdlwfrHT61sUNr9WYPh+E=", m);
+  ASSERT_TRUE(key.ok() && salt.ok() && want.ok());
+  std::vector<uint8_t> out(32);
+  sessionSubkey2022(key->bytes(), salt->bytes(), out);
+  EXPECT_EQ(out, bytes(*want));
+  EXPECT_EQ(hex(out), "11d344fb853c7559c74f4fa9a001432b66dd9707eb1d3eb5b1436bf5660f87e1");
+  auto want2 = decodePsk("nb91ZIjdNzFcPmGRS3Lg7m+muVqat549+RSDluyVN4c=", m);
+  ASSERT_TRUE(want2.ok());
+  identitySubkey(bytesOf("Personal search-enabled assistant for programmers"), {}, out);
+  EXPECT_EQ(out, bytes(*want2));
+}
+
+TEST(KeyDerivationTest, IdentitySubkeyAndUserHashSharedVectors) {
+  std::vector<uint8_t> id16(16);
+  identitySubkey(range(0, 16), range(0x10, 16), id16);
+  EXPECT_EQ(hex(id16), "c6929b0d4d713bf21148dfc4f34dd083");
+  EXPECT_EQ(hex(userHash(unhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0"))),
+            "9b4a4b2e89211e24036becf02bed2372");
+  // The identity context is not the session context, and the salt takes part.
+  std::vector<uint8_t> session16(16);
+  sessionSubkey2022(range(0, 16), range(0x10, 16), session16);
+  EXPECT_NE(id16, session16);
+  std::vector<uint8_t> other_salt(16);
+  identitySubkey(range(0, 16), range(0x11, 16), other_salt);
+  EXPECT_NE(id16, other_salt);
 }
 
 }  // namespace
