@@ -161,6 +161,7 @@ absl::Status ServerRuntime::start() {
   }
   if (absl::Status s = resolveUdpServer(); !s.ok()) return s;
   salt_filter_ = std::make_unique<crypto::SaltFilter>();
+  salt_store_2022_ = std::make_unique<crypto::SaltStore2022>();
   dns::DnsCache::Options cache;
   cache.capacity = static_cast<size_t>(config_.dns_cache_size);
   cache.min_ttl = std::chrono::seconds(config_.dns_min_ttl_seconds);
@@ -168,6 +169,7 @@ absl::Status ServerRuntime::start() {
   cache.negative_ttl = std::chrono::seconds(config_.dns_negative_ttl_seconds);
   dns_cache_ = std::make_unique<dns::DnsCache>(cache);
   env_.salt_filter = salt_filter_.get();
+  env_.salt_store_2022 = salt_store_2022_.get();
   env_.dns_cache = dns_cache_.get();
 
   relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
