@@ -16,8 +16,7 @@ void SaltStore2022::expireLocked(uint64_t current) {
   }
 }
 
-SaltStore2022::Result SaltStore2022::checkAndInsert(std::span<const uint8_t> salt,
-                                                    uint64_t now) {
+SaltStore2022::Result SaltStore2022::checkAndInsert(std::span<const uint8_t> salt, uint64_t now) {
   Key key{};
   const size_t n = std::min(salt.size(), kMaxSaltSize);
   std::memcpy(key.data(), salt.data(), n);

@@ -93,7 +93,7 @@ TEST(SaltStore2022Test, AtTheCapNewSaltsAreRefusedNotInsertedUntilABucketExpires
     ASSERT_EQ(store.checkAndInsert(salt(i), kT0 + i / 20), Result::Fresh) << i;
   }
   EXPECT_EQ(store.checkAndInsert(salt(1000), kT0 + 5), Result::Full);
-  EXPECT_EQ(store.checkAndInsert(salt(1000), kT0 + 5), Result::Full);  // not inserted
+  EXPECT_EQ(store.checkAndInsert(salt(1000), kT0 + 5), Result::Full);   // not inserted
   EXPECT_EQ(store.checkAndInsert(salt(3), kT0 + 5), Result::Replayed);  // replays still caught
   EXPECT_EQ(store.size(), 100u);
   // Nothing live is evicted: 60 s on, every salt is still known.

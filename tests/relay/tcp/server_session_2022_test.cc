@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "crypto/address.h"
 #include "crypto/aead2022.h"
 #include "crypto/aead2022_stream.h"
-#include "crypto/address.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "crypto/openssl_aead.h"
@@ -39,12 +39,6 @@ namespace {
 
 using shadowrelay::testing::bytesOf;
 using std::chrono::seconds;
-
-uint64_t wallNow() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
 
 class ServerSession2022Test : public ::testing::TestWithParam<const char*> {
  protected:
@@ -105,7 +99,7 @@ class ServerSession2022Test : public ::testing::TestWithParam<const char*> {
         crypto::keySession2022(*method_, crypto::opensslProvider(), psk_.bytes(), salt, aead));
     uint8_t fixed[11];
     fixed[0] = type;
-    crypto::storeBe64(fixed + 1, wallNow());
+    crypto::storeBe64(fixed + 1, loop_.unixSeconds());
     crypto::storeBe16(fixed + 9, static_cast<uint16_t>(variable.size()));
     std::vector<uint8_t> wire = salt;
     std::vector<uint8_t> nonce(12, 0);
@@ -129,7 +123,7 @@ class ServerSession2022Test : public ::testing::TestWithParam<const char*> {
     ASSERT_TRUE(runUntil(loop_, [&] { return counter == 1; }));
     std::vector<uint8_t> at_client;
     runIterations(loop_, kSettleIterations);
-    EXPECT_TRUE(readAvailable(client.get(), &at_client));  // still open
+    EXPECT_TRUE(readAvailable(client.get(), &at_client));                   // still open
     ASSERT_TRUE(sendBytes(client.get(), std::vector<uint8_t>(100, 0x41)));  // drained
     ASSERT_TRUE(waitForEof(loop_, client.get(), &at_client));
     EXPECT_GE(Clock::now() - started, env_.handshake_timeout);
@@ -157,7 +151,7 @@ TEST_P(ServerSession2022Test, RelaysBothWaysWithWholeChunksOfUpTo0xFFFF) {
   Fd target = listenLoopback();
   Fd client = connectLoopback(port_);
   crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
-  ASSERT_TRUE(sendBytes(client.get(), encode(enc, "hello", wallNow())));
+  ASSERT_TRUE(sendBytes(client.get(), encode(enc, "hello", loop_.unixSeconds())));
   Fd upstream = acceptWithin(loop_, target.get());
   ASSERT_TRUE(upstream.valid());
   std::vector<uint8_t> at_target;
@@ -180,7 +174,7 @@ TEST_P(ServerSession2022Test, RelaysBothWaysWithWholeChunksOfUpTo0xFFFF) {
     readAvailable(client.get(), &wire);
     std::vector<uint8_t> out(wire.size() + 1);
     crypto::CodecProgress progress;
-    EXPECT_EQ(dec.decode(wire, out, wallNow(), &progress), crypto::Status2022::Ok);
+    EXPECT_EQ(dec.decode(wire, out, loop_.unixSeconds(), &progress), crypto::Status2022::Ok);
     opened.append(out.begin(), out.begin() + static_cast<long>(progress.produced));
     wire.erase(wire.begin(), wire.begin() + static_cast<long>(progress.consumed));
     return opened.size() >= big.size();
@@ -196,7 +190,7 @@ TEST_P(ServerSession2022Test, PaddingWithoutPayloadIsAccepted) {
   Fd target = listenLoopback();
   Fd client = connectLoopback(port_);
   crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
-  ASSERT_TRUE(sendBytes(client.get(), encode(enc, "", wallNow())));  // padded 1..900
+  ASSERT_TRUE(sendBytes(client.get(), encode(enc, "", loop_.unixSeconds())));  // padded 1..900
   Fd upstream = acceptWithin(loop_, target.get());
   ASSERT_TRUE(upstream.valid());
   ASSERT_TRUE(sendBytes(client.get(), encode(enc, "later", 0)));
@@ -208,7 +202,7 @@ TEST_P(ServerSession2022Test, FirstUnitArrivingInPiecesStillOpens) {
   Fd target = listenLoopback();
   Fd client = connectLoopback(port_);
   crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
-  const std::vector<uint8_t> wire = encode(enc, "piecewise", wallNow());
+  const std::vector<uint8_t> wire = encode(enc, "piecewise", loop_.unixSeconds());
   for (size_t i = 0; i < wire.size(); i += 7) {
     const size_t n = std::min<size_t>(7, wire.size() - i);
     ASSERT_TRUE(sendBytes(client.get(), std::span<const uint8_t>(wire).subspan(i, n)));
@@ -222,7 +216,7 @@ TEST_P(ServerSession2022Test, WrongKeyGetsNoByteAndAFinAtTheDeadline) {
   start();
   Fd target = listenLoopback();
   crypto::Aead2022StreamEncoder enc = encoder(wrong_psk_, target);
-  expectProbeHandling(encode(enc, "hello", wallNow()), worker_->stats().auth_failed,
+  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().auth_failed,
                       CloseReason::AuthFailed, target);
   EXPECT_EQ(worker_->stats().bytes_to_clients, 0u);
   EXPECT_EQ(salt_store_.size(), 0u);  // nothing unauthenticated is stored
@@ -232,8 +226,8 @@ TEST_P(ServerSession2022Test, StaleTimestampIsRejectedLikeAProbe) {
   start();
   Fd target = listenLoopback();
   crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
-  expectProbeHandling(encode(enc, "hello", wallNow() - 120), worker_->stats().replayed_salts,
-                      CloseReason::StaleTimestamp, target);
+  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds() - 120),
+                      worker_->stats().replayed_salts, CloseReason::StaleTimestamp, target);
   EXPECT_EQ(salt_store_.size(), 0u);
   EXPECT_EQ(worker_->stats().auth_failed, 0u);
 }
@@ -242,7 +236,7 @@ TEST_P(ServerSession2022Test, ReplayedRequestIsRejectedLikeAProbe) {
   start();
   Fd target = listenLoopback();
   crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
-  const std::vector<uint8_t> wire = encode(enc, "once", wallNow());
+  const std::vector<uint8_t> wire = encode(enc, "once", loop_.unixSeconds());
   Fd client1 = connectLoopback(port_);
   ASSERT_TRUE(sendBytes(client1.get(), wire));
   Fd upstream = acceptWithin(loop_, target.get());
@@ -254,10 +248,10 @@ TEST_P(ServerSession2022Test, ReplayedRequestIsRejectedLikeAProbe) {
 TEST_P(ServerSession2022Test, ReflectedTypeIsRejected) {
   start();
   Fd target = listenLoopback();
-  const std::vector<uint8_t> variable = concat(
-      addressBytes(loopbackTarget(portOf(target.get()))), std::vector<uint8_t>{0, 0, 'x'});
-  expectProbeHandling(handMade(crypto::kServerHeaderType, variable),
-                      worker_->stats().auth_failed, CloseReason::AuthFailed, target);
+  const std::vector<uint8_t> variable =
+      concat(addressBytes(loopbackTarget(portOf(target.get()))), std::vector<uint8_t>{0, 0, 'x'});
+  expectProbeHandling(handMade(crypto::kServerHeaderType, variable), worker_->stats().auth_failed,
+                      CloseReason::AuthFailed, target);
 }
 
 TEST_P(ServerSession2022Test, NeitherPaddingNorPayloadIsRejected) {
@@ -265,8 +259,8 @@ TEST_P(ServerSession2022Test, NeitherPaddingNorPayloadIsRejected) {
   Fd target = listenLoopback();
   const std::vector<uint8_t> variable =
       concat(addressBytes(loopbackTarget(portOf(target.get()))), std::vector<uint8_t>{0, 0});
-  expectProbeHandling(handMade(crypto::kClientHeaderType, variable),
-                      worker_->stats().bad_addresses, CloseReason::BadAddress, target);
+  expectProbeHandling(handMade(crypto::kClientHeaderType, variable), worker_->stats().bad_addresses,
+                      CloseReason::BadAddress, target);
 }
 
 TEST_P(ServerSession2022Test, ASaltStoreAtItsCapRefusesNewSessions) {
@@ -275,7 +269,7 @@ TEST_P(ServerSession2022Test, ASaltStoreAtItsCapRefusesNewSessions) {
   start();
   Fd target = listenLoopback();
   crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
-  expectProbeHandling(encode(enc, "hello", wallNow()), worker_->stats().replayed_salts,
+  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().replayed_salts,
                       CloseReason::ReplayedSalt, target);
 }
 
