@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
+#include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "nlohmann/json.hpp"
 #include "relay/config_options.h"
@@ -503,8 +504,38 @@ OptionSource optionSource(const Config& c, absl::string_view name) {
   return it == c.option_sources.end() ? OptionSource::Default : it->second;
 }
 
+namespace {
+
+// Shadowsocks 2022 (issue 14 part 2): TCP only, one PSK per port (the -k/--key default user).
+absl::Status validate2022(const Config& c, const crypto::MethodInfo& method) {
+  if (!c.users.empty()) {
+    return fieldError("config", "users",
+                      absl::StrCat(method.name, " serves one PSK per port for now (-k/--key); "
+                                                "users are 2017 methods only (issue 14)"));
+  }
+  if (c.mode != Mode::TcpOnly) {
+    return fieldError("config", "mode",
+                      absl::StrCat("UDP (-u/-U) with ", method.name,
+                                   " is not supported yet: TCP only (tcp_only) for 2022 methods"));
+  }
+  if (c.password.empty() && c.key.empty()) {
+    return fieldError("config", "password",
+                      absl::StrCat("missing: ", method.name, " needs -k with a base64 PSK of ",
+                                   method.key_size, " bytes"));
+  }
+  if (!c.password.empty() && !c.key.empty()) return absl::OkStatus();  // reported below
+  const bool from_key = c.password.empty();
+  auto psk = crypto::decodePsk(from_key ? c.key : c.password, method);
+  if (!psk.ok()) {
+    return fieldError("config", from_key ? "key" : "password", psk.status().message());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status validateConfig(const Config& c) {
-  auto method = crypto::findMethod(c.method);
+  auto method = crypto::findAnyMethod(c.method);
   if (!method.ok()) {
     return fieldError("config", "method", method.status().message());
   }
@@ -516,6 +547,9 @@ absl::Status validateConfig(const Config& c) {
     if (auto m = crypto::findMethod(c.users[i].method); !m.ok()) {
       return fieldError("config", absl::StrCat("users[", i, "].method"), m.status().message());
     }
+  }
+  if ((*method)->edition == crypto::Edition::Aead2022) {
+    if (absl::Status s = validate2022(c, **method); !s.ok()) return s;
   }
   if (absl::Status s = checkListen(c.control_listen); !s.ok()) {
     return fieldError("config", "control_listen", s.message());

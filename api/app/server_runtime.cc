@@ -161,6 +161,7 @@ absl::Status ServerRuntime::start() {
   }
   if (absl::Status s = resolveUdpServer(); !s.ok()) return s;
   salt_filter_ = std::make_unique<crypto::SaltFilter>();
+  salt_store_2022_ = std::make_unique<crypto::SaltStore2022>();
   dns::DnsCache::Options cache;
   cache.capacity = static_cast<size_t>(config_.dns_cache_size);
   cache.min_ttl = std::chrono::seconds(config_.dns_min_ttl_seconds);
@@ -168,6 +169,7 @@ absl::Status ServerRuntime::start() {
   cache.negative_ttl = std::chrono::seconds(config_.dns_negative_ttl_seconds);
   dns_cache_ = std::make_unique<dns::DnsCache>(cache);
   env_.salt_filter = salt_filter_.get();
+  env_.salt_store_2022 = salt_store_2022_.get();
   env_.dns_cache = dns_cache_.get();
 
   relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
@@ -275,7 +277,7 @@ absl::Status ServerRuntime::prepareEnv() {
   auto providers = crypto::CryptoProviders::create(*choice);
   if (!providers.ok()) return configError(providers.status().message());
   providers_ = std::move(*providers);
-  const crypto::MethodInfo* method = *crypto::findMethod(config.method);  // validated
+  const crypto::MethodInfo* method = *crypto::findAnyMethod(config.method);  // validated
   if (!server_) {
     auto master = crypto::masterKeyFor(*method, config.password, config.key);
     if (!master.ok()) return configError(absl::StrCat("config: key: ", master.status().message()));
@@ -334,7 +336,7 @@ absl::Status ServerRuntime::openRegistry() {
   users::RegistryOptions options;
   // --check-config validates the configured users the same way, without the store.
   if (!config_.check_only) options.state_dir = config_.state_dir;
-  options.default_method = std::string((*crypto::findMethod(config_.method))->name);
+  options.default_method = std::string((*crypto::findAnyMethod(config_.method))->name);
   options.default_method_given = config_.method_given;
   options.configured_users = configuredUsers(config_);
   options.shared_port = config_.server_port;
@@ -362,7 +364,7 @@ absl::Status ServerRuntime::startExporter() {
   options.per_user = config_.metrics_per_user;
   options.version = relay::kShadowrelayVersion;
   options.crypto_provider =
-      std::string(providers_->providerFor(**crypto::findMethod(config_.method)).name());
+      std::string(providers_->providerFor(**crypto::findAnyMethod(config_.method)).name());
   users::UserRegistry* registry = registry_.get();
   options.users_count = [registry] { return registry != nullptr ? registry->size() : size_t{0}; };
   auto started = metrics::MetricsExporter::start(std::move(options));

@@ -20,6 +20,7 @@
 #include "api/users/user_registry.h"
 #include "crypto/providers.h"
 #include "crypto/salt_filter.h"
+#include "crypto/salt_store_2022.h"
 #include "dns/dns_cache.h"
 #include "relay/config.h"
 #include "relay/context/relay_env.h"
@@ -98,6 +99,7 @@ class ServerRuntime {
   // Start order. stop() releases them from the bottom up.
   std::unique_ptr<crypto::CryptoProviders> providers_;
   std::unique_ptr<crypto::SaltFilter> salt_filter_;
+  std::unique_ptr<crypto::SaltStore2022> salt_store_2022_;
   std::unique_ptr<dns::DnsCache> dns_cache_;
   std::unique_ptr<users::UserRegistry> registry_;
   std::unique_ptr<metrics::MetricsExporter> exporter_;

@@ -15,12 +15,32 @@ absl::Status withUser(absl::string_view name, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("user \"", name, "\": ", s.message()));
 }
 
-absl::StatusOr<const crypto::MethodInfo*> methodOrInvalid(absl::string_view name) {
-  auto method = crypto::findMethod(name);
+/// A method for a user. 2022 methods serve only the single default user (-k/--key) of the
+/// shared port for now (issue 14 part 2): any other user with one is FAILED_PRECONDITION.
+absl::StatusOr<const crypto::MethodInfo*> methodOrInvalid(absl::string_view name,
+                                                          bool default_user = false) {
+  auto method = crypto::findAnyMethod(name);
   if (!method.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("method: ", method.status().message()));
   }
+  if ((*method)->edition == crypto::Edition::Aead2022 && !default_user) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "method: ", (*method)->name,
+        " serves only the single default user (-k/--key) for now; users take the methods ",
+        crypto::supportedMethodList()));
+  }
   return *method;
+}
+
+/// A 2022 default user is the only user of the server for now.
+template <typename Table>
+bool serves2022(const Table& table) {
+  for (const auto& [name, entry] : table) {
+    if (crypto::findAnyMethod(entry.user.method).value()->edition == crypto::Edition::Aead2022) {
+      return true;
+    }
+  }
+  return false;
 }
 
 absl::Status readOnly(const User& u) {
@@ -33,7 +53,7 @@ absl::Status readOnly(const User& u) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions options) {
-  auto default_method = methodOrInvalid(options.default_method);
+  auto default_method = methodOrInvalid(options.default_method, /*default_user=*/true);
   if (!default_method.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("default ", default_method.status().message()));
   }
@@ -51,11 +71,17 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
     if (r.users_.count(user.name) != 0) {
       return absl::AlreadyExistsError(absl::StrCat("user \"", user.name, "\" is defined twice"));
     }
-    auto method = methodOrInvalid(user.method);
+    auto method = methodOrInvalid(user.method, user.source == UserSource::Default);
     if (!method.ok()) {
       return withUser(user.name, method.status());
     }
     user.method = std::string((*method)->name);
+    if (!r.users_.empty() && ((*method)->edition == crypto::Edition::Aead2022 ||
+                              serves2022(r.users_))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "user \"", user.name, "\": a 2022 method serves one user (-k/--key) for now; "
+          "no other users beside it"));
+    }
     auto key = crypto::masterKeyFor(**method, user.password, user.key);
     if (!key.ok()) {
       return withUser(user.name, key.status());
@@ -168,7 +194,7 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     const User& u = entry.user;
     relay::RelayUser r;
     r.name = u.name;
-    r.method = *crypto::findMethod(u.method);  // validated when the entry was made
+    r.method = *crypto::findAnyMethod(u.method);  // validated when the entry was made
     r.provider = options_.providers != nullptr ? &options_.providers->providerFor(*r.method)
                                                : nullptr;
     r.key = entry.key;
@@ -247,6 +273,10 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
     absl::ReaderMutexLock lock(&mu_);
     if (users_.count(request.name) != 0) {
       return absl::AlreadyExistsError(absl::StrCat("user \"", request.name, "\" already exists"));
+    }
+    if (serves2022(users_)) {
+      return absl::FailedPreconditionError(
+          "the server's user has a 2022 method, which serves one user (-k/--key) for now");
     }
     default_method = default_method_;
   }
@@ -350,7 +380,7 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
     }
     user.method = std::string((*method)->name);
   }
-  const crypto::MethodInfo* method = *crypto::findMethod(user.method);
+  const crypto::MethodInfo* method = *crypto::findAnyMethod(user.method);
   const bool new_key = update.key.has_value() && !update.key->empty();
   if (new_key) {
     if (update.password.has_value() && !update.password->empty()) {

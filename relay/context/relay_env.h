@@ -11,6 +11,7 @@
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "crypto/salt_filter.h"
+#include "crypto/salt_store_2022.h"
 #include "dns/dns_cache.h"
 #include "dns/resolver.h"
 #include "relay/config.h"
@@ -30,7 +31,8 @@ struct Credentials {
 struct RelayEnv {
   Config config;
   Credentials credentials;
-  crypto::SaltFilter* salt_filter = nullptr;  // server: client and own salts
+  crypto::SaltFilter* salt_filter = nullptr;  // server: client and own salts (2017 methods)
+  crypto::SaltStore2022* salt_store_2022 = nullptr;  // server: 2022 request salts (exact)
   dns::DnsCache* dns_cache = nullptr;
   dns::AddressPreference preference = dns::AddressPreference::Ipv4First;
   std::optional<crypto::SocksAddress> tunnel_target;  // tunnel: -L

@@ -23,8 +23,11 @@ class WorkerContext {
  public:
   /// Reads per event and the largest read: four full AEAD chunks of payload.
   static constexpr size_t kReadSize = 4 * 0x3FFF;
-  /// Bytes of each scratch buffer: a read plus one sealed chunk's growth.
+  /// Bytes of each scratch buffer: a read plus one sealed chunk's growth. It also holds a whole
+  /// Shadowsocks 2022 chunk (0xFFFF + 2 tags + length): after a 2022 partial unit the read is cut
+  /// to what is left (TcpSession::takeRecv), so the 2017 sizes stay as they are.
   static constexpr size_t kScratchSize = kReadSize + 0x3FFF + 256;
+  static_assert(kScratchSize >= 2 + 0xFFFF + 2 * 16 + 4096, "a 2022 chunk and a read of 4 KiB");
 
   virtual ~WorkerContext() = default;
 

@@ -69,6 +69,18 @@ uint32_t toIoEvents(uint32_t epoll_events) {
 
 EventLoop::EventLoop() : EventLoop(EventLoopOptions{}) {}
 
+uint64_t EventLoop::unixSeconds() const {
+  using std::chrono::system_clock;
+  const system_clock::time_point wall =
+      options_.time_source == nullptr
+          ? system_clock::now()
+          : wall_at_start_ + std::chrono::duration_cast<system_clock::duration>(
+                                 options_.time_source->now() - steady_at_start_);
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(wall.time_since_epoch()).count();
+  return seconds < 0 ? 0 : static_cast<uint64_t>(seconds);
+}
+
 EventLoop::EventLoop(EventLoopOptions options)
     : options_(options),
       epoll_fd_(createEpoll()),

@@ -88,6 +88,11 @@ class EventLoop {
     return options_.time_source == nullptr ? Clock::now() : options_.time_source->now();
   }
 
+  /// The wall clock in Unix seconds (Shadowsocks 2022 header timestamps), read when asked (the
+  /// relay of 2017 streams never does). With a time_source: the wall clock at construction
+  /// advanced by the source's time since then, so tests move it with their manual clock.
+  uint64_t unixSeconds() const;
+
   bool isInLoopThread() const {
     return owner_.load(std::memory_order_relaxed) == std::this_thread::get_id();
   }
@@ -135,6 +140,8 @@ class EventLoop {
   std::atomic<bool> stop_requested_{false};
   bool running_ = false;
   TimePoint now_;
+  const std::chrono::system_clock::time_point wall_at_start_ = std::chrono::system_clock::now();
+  const TimePoint steady_at_start_ = now_;
   EventLoopStats stats_;
 
   std::vector<epoll_event> events_;

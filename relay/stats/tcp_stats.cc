@@ -41,6 +41,8 @@ const char* closeReasonName(CloseReason reason) {
       return "over_limit";
     case CloseReason::Revoked:
       return "revoked";
+    case CloseReason::StaleTimestamp:
+      return "stale_timestamp";
     case CloseReason::kCount:
       break;
   }
@@ -58,6 +60,7 @@ const char* closeStatusLabel(CloseReason reason) {
     case CloseReason::BadAddress:  // a probe, as far as the server can tell
       return "auth_failed";
     case CloseReason::ReplayedSalt:
+    case CloseReason::StaleTimestamp:  // an old recording played again, most likely
       return "replay";
     case CloseReason::HandshakeTimeout:
       return "timeout_handshake";

@@ -30,6 +30,7 @@ enum class CloseReason : uint8_t {
   Shutdown,          // closed by a graceful stop's deadline
   OverLimit,         // the user is at max_connections or over its data quota
   Revoked,           // the user was deleted, disabled or given a new key
+  StaleTimestamp,    // 2022: the header's timestamp is more than 30 s off; drained, then FIN
   kCount,
 };
 

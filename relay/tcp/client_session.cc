@@ -247,6 +247,10 @@ void ClientSession::onRemoteConnected() {
 
 void ClientSession::sendFirst() {
   const Credentials& creds = host_.env().credentials;
+  if (creds.method->edition == crypto::Edition::Aead2022) {
+    sendFirst2022();
+    return;
+  }
   encoder_.emplace(*creds.method, *creds.provider, creds.master.bytes());
   decoder_.emplace(*creds.method, *creds.provider, creds.master.bytes());
   uint8_t* plain = host_.scratchIn();
@@ -264,13 +268,39 @@ void ClientSession::sendFirst() {
     close(CloseReason::BadStream);
     return;
   }
-  Direction& up = dir_[kUp];
-  up.sealer = &*encoder_;
-  up.pending_out.assign(host_.scratchOut(), progress.produced);
-  up.eof = client_eof_;
+  dir_[kUp].sealer = &*encoder_;
   dir_[kDown].opener = &*decoder_;
+  relayFirst(progress.produced);
+}
+
+void ClientSession::relayFirst(size_t sealed) {
+  Direction& up = dir_[kUp];
+  up.pending_out.assign(host_.scratchOut(), sealed);
+  up.eof = client_eof_;
   timer_.cancel();
-  startRelay();  // its first flush is the one write of salt, address and first data
+  startRelay();  // its first flush is the one write of the salt, the headers and first data
+}
+
+void ClientSession::sendFirst2022() {
+  const Credentials& creds = host_.env().credentials;
+  // Padding: nullopt pads with 1..900 random bytes exactly when no first data is bundled.
+  encoder2022_.emplace(crypto::Aead2022StreamEncoder::request(
+      *creds.method, *creds.provider, std::span<const crypto::MasterKey>(&creds.master, 1),
+      target_));
+  crypto::CodecProgress progress;
+  if (!encoder2022_->valid() ||
+      !encoder2022_->encode(early_.span(), {host_.scratchOut(), WorkerContext::kScratchSize},
+                            host_.loop().unixSeconds(), &progress) ||
+      progress.consumed != early_.size()) {
+    close(CloseReason::BadStream);
+    return;
+  }
+  early_.release();
+  decoder2022_.emplace(crypto::Aead2022StreamDecoder::response(
+      *creds.method, *creds.provider, creds.master.bytes(), encoder2022_->salt()));
+  dir_[kUp].sealer2022 = &*encoder2022_;
+  dir_[kDown].opener2022 = &*decoder2022_;
+  relayFirst(progress.produced);
 }
 
 }  // namespace shadowrelay::relay

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "crypto/address.h"
+#include "crypto/aead2022_stream.h"
 #include "crypto/aead_stream.h"
 #include "relay/tcp/session.h"
 #include "relay/udp/socks5_udp.h"
@@ -21,6 +22,11 @@ namespace shadowrelay::relay {
 /// The server connection is opened while the application sends its first data; the salt, the
 /// address header and that data leave in one write (no extra round trip). If the application
 /// stays silent for first_data_wait after the server is reached, the address goes alone.
+///
+/// 2022 methods (PROTOCOL.md §2.4): the salt, the fixed and variable headers (address, and
+/// 1..900 random bytes of padding when no data came within first_data_wait) and the first data
+/// leave in that one write; the response's type, timestamp (±30 s) and echoed request salt are
+/// checked, and a mismatch ends the session (BadStream).
 class ClientSession final : public TcpSession {
  public:
   enum class Front { Socks5, Tunnel };
@@ -49,6 +55,9 @@ class ClientSession final : public TcpSession {
   bool sendToClient(const uint8_t* bytes, size_t n);
   void beginConnect();
   void sendFirst();
+  void sendFirst2022();
+  /// The first `sealed` bytes (in scratchOut()) are ready, the transforms set: relay.
+  void relayFirst(size_t sealed);
 
   const Front front_;
   State state_;
@@ -61,6 +70,8 @@ class ClientSession final : public TcpSession {
   crypto::SocksAddress server_;
   std::optional<crypto::AeadStreamEncoder> encoder_;
   std::optional<crypto::AeadStreamDecoder> decoder_;
+  std::optional<crypto::Aead2022StreamEncoder> encoder2022_;
+  std::optional<crypto::Aead2022StreamDecoder> decoder2022_;
   std::unique_ptr<Socks5UdpRelay> udp_;
 };
 

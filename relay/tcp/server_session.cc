@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -32,14 +33,30 @@ void ServerSession::start() {
   if (users.size() == 1) {
     // One user: no trial decryption; its key decodes the stream as it arrives.
     candidate_ = users.front();
-    decoder_.emplace(*candidate_->method, *candidate_->provider, candidate_->key.bytes());
+    if (candidate_->method->edition == crypto::Edition::Aead2022) {
+      decoder2022_.emplace(crypto::Aead2022StreamDecoder::request(
+          *candidate_->method, *candidate_->provider, candidate_->key.bytes()));
+    } else {
+      decoder_.emplace(*candidate_->method, *candidate_->provider, candidate_->key.bytes());
+    }
   }
   timer_.armAt(accepted_at_ + host_.env().handshake_timeout);
   watch(kClient, kReadable);
 }
 
 void ServerSession::onHandshakeEvent(Side side, uint32_t /*events*/) {
-  if (side == kClient) queueClientRead();
+  if (side == kClient) queueClientRead(handshakeReadLimit());
+}
+
+size_t ServerSession::handshakeReadLimit() const {
+  if (!decoder2022_ || state_ != State::Handshake || decoder2022_->authenticated()) {
+    // A 2022 partial unit of up to a whole 0xFFFF chunk: takeRecv() cuts the read to what the
+    // buffer holds after it (a 2017 partial unit always leaves kReadSize).
+    return WorkerContext::kReadSize;
+  }
+  // Before authentication exactly the first unit (salt + fixed header), never a byte more
+  // (§2.4): what is still missing of it after the kept partial unit.
+  return decoder2022_->nextUnitSize() - dir_[kUp].pending_in.size();
 }
 
 void ServerSession::onClientRead(uint8_t* data, size_t have, long result) {
@@ -91,6 +108,10 @@ void ServerSession::onHandshakeBytes(uint8_t* in, size_t have, long n) {
   }
   countIn(kClient, static_cast<size_t>(n));
   const size_t total = have + static_cast<size_t>(n);
+  if (decoder2022_) {
+    decodeHandshake2022(in, total);
+    return;
+  }
   if (!decoder_ && !identify({in, total})) return;
   crypto::CodecProgress progress;
   const crypto::DecodeStatus status =
@@ -104,15 +125,7 @@ void ServerSession::onHandshakeBytes(uint8_t* in, size_t have, long n) {
     return;
   }
   if (decoder_->authenticated() && !admitted_ && !admit()) return;
-  if (progress.consumed < total) {
-    up.pending_in.assign(in + progress.consumed, total - progress.consumed);
-  }
-  plain_.append(host_.scratchOut(), progress.produced);
-  if (state_ == State::Connecting) {
-    // Backpressure while connecting: the kernel holds the rest.
-    if (plain_.size() >= kMaxEarlyPlain) watch(kClient, 0);
-    return;
-  }
+  if (!keepDecoded(in, total, progress)) return;
   if (plain_.empty()) return;
   size_t consumed = 0;
   switch (crypto::parseAddress(plain_.span(), &target_, &consumed)) {
@@ -125,6 +138,66 @@ void ServerSession::onHandshakeBytes(uint8_t* in, size_t have, long n) {
       break;
   }
   plain_.consume(consumed);
+  startTarget();
+}
+
+bool ServerSession::keepDecoded(const uint8_t* in, size_t total,
+                                const crypto::CodecProgress& progress) {
+  if (progress.consumed < total) {
+    dir_[kUp].pending_in.assign(in + progress.consumed, total - progress.consumed);
+  }
+  plain_.append(host_.scratchOut(), progress.produced);
+  if (state_ != State::Connecting) return true;
+  // Backpressure while connecting: the kernel holds the rest.
+  if (plain_.size() >= kMaxEarlyPlain) watch(kClient, 0);
+  return false;
+}
+
+void ServerSession::decodeHandshake2022(const uint8_t* in, size_t total) {
+  crypto::Aead2022StreamDecoder& decoder = *decoder2022_;
+  const size_t first = decoder.nextUnitSize();
+  if (!decoder.authenticated() && total < first) {
+    dir_[kUp].pending_in.assign(in, total);  // the rest of the first unit is still on its way
+    return;
+  }
+  crypto::CodecProgress progress;
+  const uint64_t now = decoder.authenticated() ? 0 : host_.loop().unixSeconds();
+  const crypto::Status2022 status = decoder.decode(
+      {in, total}, {host_.scratchOut(), WorkerContext::kScratchSize}, now, &progress);
+  if (status != crypto::Status2022::Ok) {
+    if (state_ == State::Connecting) {
+      SR_LOG(Debug, "session %d: 2022 stream: %s", id(), crypto::statusName(status));
+      close(CloseReason::BadStream);
+    } else {
+      reject2022(status);
+    }
+    return;
+  }
+  if (decoder.authenticated() && !admitted_ && !admit()) return;
+  if (!keepDecoded(in, total, progress)) return;
+  if (!decoder.headerComplete()) return;
+  target_ = decoder.requestHeader().target;
+  startTarget();
+}
+
+void ServerSession::reject2022(crypto::Status2022 status) {
+  TcpStats& stats = host_.stats();
+  const char* why = crypto::statusName(status).data();  // NUL-terminated literals
+  switch (status) {
+    case crypto::Status2022::StaleTimestamp:
+      reject(&stats.replayed_salts, CloseReason::StaleTimestamp, why);
+      return;
+    case crypto::Status2022::BadAddress:
+    case crypto::Status2022::BadHeader:
+      reject(&stats.bad_addresses, CloseReason::BadAddress, why);
+      return;
+    default:  // auth_failed, bad_type, bad_length, ...: the key does not open it as a request
+      reject(&stats.auth_failed, CloseReason::AuthFailed, why);
+      return;
+  }
+}
+
+void ServerSession::startTarget() {
   state_ = State::Connecting;
   if (const int version = uot::versionOf(target_)) {
     startUot(version);
@@ -161,7 +234,20 @@ bool ServerSession::admit() {
     reject(&host_.stats().auth_failed, CloseReason::AuthFailed, "the user is gone");
     return false;
   }
-  if (!host_.env().salt_filter->checkAndInsert(decoder_->salt())) {
+  if (decoder2022_) {
+    // §2.4: after the header opened and its timestamp passed, the exact store (not the filter).
+    crypto::SaltStore2022* store = host_.env().salt_store_2022;
+    const auto seen = store != nullptr ? store->checkAndInsert(decoder2022_->salt(),
+                                                               host_.loop().unixSeconds())
+                                       : crypto::SaltStore2022::Result::Full;
+    if (seen != crypto::SaltStore2022::Result::Fresh) {
+      reject(&host_.stats().replayed_salts, CloseReason::ReplayedSalt,
+             seen == crypto::SaltStore2022::Result::Replayed
+                 ? "replayed salt"
+                 : "salt store full (2022 connections refused until salts expire)");
+      return false;
+    }
+  } else if (!host_.env().salt_filter->checkAndInsert(decoder_->salt())) {
     reject(&host_.stats().replayed_salts, CloseReason::ReplayedSalt, "replayed salt");
     return false;
   }
@@ -239,6 +325,22 @@ void ServerSession::finishDrain() {
 }
 
 void ServerSession::onRemoteConnected() {
+  if (decoder2022_) {
+    encoder2022_.emplace(crypto::Aead2022StreamEncoder::response(
+        *user()->method, *user()->provider, user()->key.bytes(), decoder2022_->salt()));
+    if (!encoder2022_->valid()) {
+      close(CloseReason::BadStream);
+      return;
+    }
+    dir_[kUp].opener2022 = &*decoder2022_;
+    if (!plain_.empty()) {
+      dir_[kUp].pending_out.assign(plain_.data(), plain_.size());
+      plain_.release();
+    }
+    dir_[kDown].sealer2022 = &*encoder2022_;
+    startRelay();
+    return;
+  }
   encoder_.emplace(*user()->method, *user()->provider, user()->key.bytes());
   host_.env().salt_filter->insert(encoder_->salt());
   Direction& up = dir_[kUp];

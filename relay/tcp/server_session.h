@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "crypto/address.h"
+#include "crypto/aead2022_stream.h"
 #include "crypto/aead_stream.h"
 #include "dns/ip_address.h"
 #include "dns/resolver.h"
@@ -30,6 +31,16 @@ namespace shadowrelay::relay {
 /// With one user on the port its key decodes the stream from the first byte. With several, the
 /// salt and the first length header are buffered and tried with each user's key (UserMatcher)
 /// before decoding starts. An identified user over a limit is refused (counted) and closed.
+///
+/// Shadowsocks 2022 (PROTOCOL.md §2.4; one user on the port, the -k default): the first read is
+/// exactly the decoder's first unit (salt + fixed header; queueClientRead() with what is
+/// missing of it); its type and timestamp (±30 s of the loop's wall clock) are checked, then
+/// the salt against the exact 60 s store shared by the workers (RelayEnv::salt_store_2022,
+/// never the Bloom filter); the variable header carries the address, padding and initial
+/// payload (neither padding nor payload: rejected). Every rejection is the probe handling above
+/// (nothing sent, drain, FIN at the deadline), counted (a stale timestamp: replayed_salts,
+/// close reason stale_timestamp). The response is the server salt, the fixed header (type 1,
+/// timestamp, request salt, length) and the first data, then chunks of up to 0xFFFF bytes.
 class ServerSession final : public TcpSession {
  public:
   /// `peer`: the client's address; `user_port`: the dedicated port accepted on (0: shared).
@@ -45,6 +56,18 @@ class ServerSession final : public TcpSession {
   void onClientRead(uint8_t* data, size_t have, long result) override;
   /// The first chunk(s): identify the user, open the address header, keep early data.
   void onHandshakeBytes(uint8_t* data, size_t have, long result);
+  /// How much the next handshake-phase read of the client may take: kReadSize, or for a 2022
+  /// stream before authentication exactly what is missing of the first unit.
+  size_t handshakeReadLimit() const;
+  /// 2022: decodes the `total` bytes at `in` (the kept partial unit, then what was read).
+  void decodeHandshake2022(const uint8_t* in, size_t total);
+  /// After a decode of `in`: keeps the partial unit and the opened bytes. False while
+  /// connecting (the early data waits in plain_), true when the handshake goes on.
+  bool keepDecoded(const uint8_t* in, size_t total, const crypto::CodecProgress& progress);
+  /// A 2022 decoder's error before the relay: which probe it counts as.
+  void reject2022(crypto::Status2022 status);
+  /// The address is known (2017: parsed from plain_; 2022: the variable header): connect.
+  void startTarget();
   /// Several users on the port: tries their keys on the buffered start of the stream. False
   /// when the session must wait for more bytes or was rejected.
   bool identify(std::span<const uint8_t> start);
@@ -65,6 +88,8 @@ class ServerSession final : public TcpSession {
   RelayUserPtr candidate_;  // whose key decodes the stream; becomes user() once admitted
   std::optional<crypto::AeadStreamDecoder> decoder_;
   std::optional<crypto::AeadStreamEncoder> encoder_;
+  std::optional<crypto::Aead2022StreamDecoder> decoder2022_;  // 2022 method: instead of decoder_
+  std::optional<crypto::Aead2022StreamEncoder> encoder2022_;
   bool admitted_ = false;
   CloseReason drain_reason_ = CloseReason::AuthFailed;
   ByteBuffer plain_;  // opened client bytes: the address header, then early data

@@ -293,6 +293,9 @@ void TcpSession::onTimer() {
 
 bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, uint8_t* out,
                            size_t* produced) {
+  if (d.sealer2022 != nullptr || d.opener2022 != nullptr) {
+    return transform2022(d, in, n, out, produced);
+  }
   crypto::CodecProgress progress;
   if (d.sealer != nullptr) {
     if (!d.sealer->encode({in, n}, {out, WorkerContext::kScratchSize}, &progress)) return false;
@@ -301,6 +304,30 @@ bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, uint8_t* o
   }
   if (d.opener->decode({in, n}, {out, WorkerContext::kScratchSize}, &progress) !=
       crypto::DecodeStatus::Ok) {
+    return false;
+  }
+  if (progress.consumed < n) d.pending_in.assign(in + progress.consumed, n - progress.consumed);
+  *produced = progress.produced;
+  return true;
+}
+
+bool TcpSession::transform2022(Direction& d, const uint8_t* in, size_t n, uint8_t* out,
+                               size_t* produced) {
+  crypto::CodecProgress progress;
+  if (d.sealer2022 != nullptr) {
+    // The wall clock only for the header's timestamp (the first write).
+    const uint64_t now = d.sealer2022->headerSent() ? 0 : host_.loop().unixSeconds();
+    if (!d.sealer2022->encode({in, n}, {out, WorkerContext::kScratchSize}, now, &progress)) {
+      return false;
+    }
+    *produced = progress.produced;
+    return progress.consumed == n;
+  }
+  const uint64_t now = d.opener2022->authenticated() ? 0 : host_.loop().unixSeconds();
+  const crypto::Status2022 status =
+      d.opener2022->decode({in, n}, {out, WorkerContext::kScratchSize}, now, &progress);
+  if (status != crypto::Status2022::Ok) {
+    SR_LOG(Debug, "session %d: 2022 stream: %s", id_, crypto::statusName(status));
     return false;
   }
   if (progress.consumed < n) d.pending_in.assign(in + progress.consumed, n - progress.consumed);
@@ -326,6 +353,9 @@ int TcpSession::takeRecv(uint8_t dir, uint8_t* buf, size_t* have, size_t* want) 
   if (*have > 0) {
     std::memcpy(buf, d.pending_in.data(), *have);
     d.pending_in.clear();  // keeps its capacity for the next partial unit
+    // A SIP004 partial unit is under 0x3FFF + 34 bytes: kReadSize always fits after it. A 2022
+    // one can be a whole 0xFFFF chunk: read less then (the buffer holds the chunk and tags).
+    if (*have + *want > WorkerContext::kScratchSize) *want = WorkerContext::kScratchSize - *have;
   }
   return sock_[d.from].get();
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "crypto/address.h"
+#include "crypto/aead2022_stream.h"
 #include "crypto/aead_stream.h"
 #include "dns/ip_address.h"
 #include "dns/resolver.h"
@@ -61,7 +62,8 @@ class TcpSession : public DeferredDeletable {
   // iteration; each result is reported back here, then afterBatch() runs once per session.
   /// A queued receive of `dir` is due: the socket to read and at most how much (`*want`), with
   /// the partial unit kept from the last read copied to the front of `buf` (`*have` bytes).
-  /// -1: nothing to read now.
+  /// `*want` is less than asked when a 2022 stream's partial unit, up to a whole 0xFFFF chunk,
+  /// leaves less of the buffer. -1: nothing to read now.
   int takeRecv(uint8_t dir, uint8_t* buf, size_t* have, size_t* want);
   /// `result`: bytes read, 0 at EOF, or -errno. Relaying: transformed bytes to send go to `out`
   /// (`*out_len`); before startRelay(), the bytes go to onClientRead().
@@ -83,8 +85,11 @@ class TcpSession : public DeferredDeletable {
   struct Direction {
     Side from = kClient;
     Side to = kRemote;
+    // One transform per direction: a SIP004 sealer or opener, or (2022 methods) a 2022 one.
     crypto::AeadStreamEncoder* sealer = nullptr;
     crypto::AeadStreamDecoder* opener = nullptr;
+    crypto::Aead2022StreamEncoder* sealer2022 = nullptr;
+    crypto::Aead2022StreamDecoder* opener2022 = nullptr;
     ByteBuffer pending_in;   // opener: the partial unit read so far
     ByteBuffer pending_out;  // transformed bytes the sink has not taken yet
     bool eof = false;        // the source reached EOF
@@ -164,6 +169,7 @@ class TcpSession : public DeferredDeletable {
   void updateInterest();
   /// Seals or opens `n` bytes of `in` into `out` (WorkerContext::kScratchSize bytes).
   bool transform(Direction& d, const uint8_t* in, size_t n, uint8_t* out, size_t* produced);
+  bool transform2022(Direction& d, const uint8_t* in, size_t n, uint8_t* out, size_t* produced);
 
   const uint64_t id_;
   ConnectPhase connect_phase_ = ConnectPhase::None;

@@ -133,6 +133,31 @@ TEST(ConfigTest, ValidationNamesTheField) {
   EXPECT_FALSE(parse(Role::Server, {"-p"}).ok());
 }
 
+TEST(ConfigTest, Shadowsocks2022TakesOneBase64PskOverTcp) {
+  const char* psk16 = "AAECAwQFBgcICQoLDA0ODw==";
+  for (Role role : {Role::Server, Role::Local, Role::Tunnel}) {
+    auto c = parse(role, {"-s", "1.2.3.4", "-p", "8388", "-L", "5.6.7.8:53", "-m",
+                          "2022-blake3-aes-128-gcm", "-k", psk16});
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(validateConfig(*c).ok()) << validateConfig(*c);
+  }
+  auto expectError = [](std::vector<const char*> args, const std::string& message) {
+    auto c = parse(Role::Server, std::move(args));
+    ASSERT_TRUE(c.ok()) << c.status();
+    const absl::Status s = validateConfig(*c);
+    EXPECT_NE(std::string(s.message()).find(message), std::string::npos) << s;
+  };
+  expectError({"-m", "2022-blake3-aes-256-gcm", "-k", psk16},
+              "config: password: PSK: decodes to 16 bytes but 2022-blake3-aes-256-gcm needs 32");
+  expectError({"-m", "2022-blake3-aes-128-gcm", "-k", "no base64!"},
+              "config: password: PSK: not valid base64");
+  expectError({"-m", "2022-blake3-aes-128-gcm", "--key", "AAEC"},
+              "config: key: PSK: decodes to 3 bytes");
+  expectError({"-m", "2022-blake3-aes-128-gcm", "-k", psk16, "-u"},
+              "config: mode: UDP (-u/-U) with 2022-blake3-aes-128-gcm is not supported yet");
+  expectError({"-m", "2022-blake3-aes-128-gcm"}, "config: password: missing");
+}
+
 TEST(ConfigTest, EndpointForms) {
   EXPECT_EQ(*Endpoint::parse("example.com:80"), (Endpoint{"example.com", 80}));
   EXPECT_EQ(*Endpoint::parse("[::1]:53"), (Endpoint{"::1", 53}));

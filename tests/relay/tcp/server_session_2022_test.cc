@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: Apache-2.0
+// ServerSession with a Shadowsocks 2022 method (PROTOCOL.md §2.4) on a real Worker and
+// EventLoop: the client is the crypto layer's 2022 request encoder and response decoder (checked
+// against the §2.8 vectors in tests/crypto), or headers sealed here by hand for what that
+// encoder never sends. Every rejection: no byte back, no connect, a FIN at the deadline.
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/address.h"
+#include "crypto/aead2022.h"
+#include "crypto/aead2022_stream.h"
+#include "crypto/key_derivation.h"
+#include "crypto/method.h"
+#include "crypto/openssl_aead.h"
+#include "crypto/salt_store_2022.h"
+#include "dns/dns_cache.h"
+#include "gtest/gtest.h"
+#include "relay/context/relay_env.h"
+#include "relay/event/event_loop.h"
+#include "relay/net/socket.h"
+#include "relay/stats/tcp_stats.h"
+#include "relay/tcp/server_session.h"
+#include "relay/worker/worker.h"
+#include "tests/testing/hex.h"
+#include "tests/testing/loopback.h"
+#include "tests/testing/reference_client.h"
+#include "tests/testing/run_loop.h"
+#include "tests/testing/test_users.h"
+
+// In the tests' namespace: the loopback and loop helpers unqualified.
+namespace shadowrelay::relay::testing {
+namespace {
+
+using shadowrelay::testing::bytesOf;
+using std::chrono::seconds;
+
+class ServerSession2022Test : public ::testing::TestWithParam<const char*> {
+ protected:
+  ServerSession2022Test() {
+    env_.config.role = Role::Server;
+    env_.config.allow_private = true;
+    env_.config.nameserver = "127.0.0.1:1";
+    env_.salt_filter = nullptr;  // the Bloom filter is never used for 2022: a use would crash
+    env_.salt_store_2022 = &salt_store_;
+    env_.dns_cache = &dns_cache_;
+    env_.handshake_timeout = seconds(1);
+    env_.connect_timeout = seconds(3);
+    env_.io_uring = false;
+    method_ = *crypto::findAnyMethod(GetParam());
+    std::vector<uint8_t> psk(method_->key_size);
+    for (size_t i = 0; i < psk.size(); ++i) psk[i] = static_cast<uint8_t>(i);
+    psk_ = crypto::MasterKey(psk);
+    for (size_t i = 0; i < psk.size(); ++i) psk[i] = static_cast<uint8_t>(0xF0 - i);
+    wrong_psk_ = crypto::MasterKey(psk);
+  }
+
+  void start() {
+    worker_ = std::make_unique<Worker>(loop_, env_, 0);
+    ASSERT_TRUE(worker_->init().ok());
+    RelayUser user;
+    user.name = "alice";
+    user.method = method_;
+    user.provider = &crypto::opensslProvider();
+    user.key = psk_;
+    table_ = makeTable({std::move(user)});
+    worker_->setUsers(table_);
+    worker_->addListener(listenLoopback());
+    port_ = worker_->listenPortForTest();
+    ASSERT_NE(port_, 0);
+  }
+
+  crypto::Aead2022StreamEncoder encoder(const crypto::MasterKey& key, const Fd& target,
+                                        std::span<const uint8_t> salt = {}) {
+    return crypto::Aead2022StreamEncoder::request(
+        *method_, crypto::opensslProvider(), std::span<const crypto::MasterKey>(&key, 1),
+        loopbackTarget(portOf(target.get())), std::nullopt, salt);
+  }
+  static std::vector<uint8_t> encode(crypto::Aead2022StreamEncoder& enc, const std::string& data,
+                                     uint64_t now) {
+    std::vector<uint8_t> out(enc.maxEncodedSize(data.size()));
+    crypto::CodecProgress progress;
+    EXPECT_TRUE(enc.encode(bytesOf(data), out, now, &progress));
+    EXPECT_EQ(progress.consumed, data.size());
+    out.resize(progress.produced);
+    return out;
+  }
+  // Request headers sealed here: `type` and the variable header `variable` as given.
+  std::vector<uint8_t> handMade(uint8_t type, std::span<const uint8_t> variable) {
+    std::vector<uint8_t> salt(method_->salt_size);
+    crypto::randomBytes(salt);
+    crypto::AeadPtr aead;
+    EXPECT_TRUE(
+        crypto::keySession2022(*method_, crypto::opensslProvider(), psk_.bytes(), salt, aead));
+    uint8_t fixed[11];
+    fixed[0] = type;
+    crypto::storeBe64(fixed + 1, loop_.unixSeconds());
+    crypto::storeBe16(fixed + 9, static_cast<uint16_t>(variable.size()));
+    std::vector<uint8_t> wire = salt;
+    std::vector<uint8_t> nonce(12, 0);
+    const size_t at = wire.size();
+    wire.resize(at + 11 + 16 + variable.size() + 16);
+    EXPECT_TRUE(aead->seal(nonce, {}, fixed, wire.data() + at));
+    nonce[0] = 1;
+    EXPECT_TRUE(aead->seal(nonce, {}, variable, wire.data() + at + 27));
+    return wire;
+  }
+  uint64_t closed(CloseReason reason) {
+    return worker_->stats().closed[static_cast<size_t>(reason)];
+  }
+  // The client sent `wire`, was rejected (`counter` went to 1): it hears nothing, no connect
+  // is made, and the FIN comes at the handshake deadline, not before.
+  void expectProbeHandling(const std::vector<uint8_t>& wire, const uint64_t& counter,
+                           CloseReason reason, const Fd& target) {
+    const auto started = Clock::now();
+    Fd client = connectLoopback(port_);
+    ASSERT_TRUE(sendBytes(client.get(), wire));
+    ASSERT_TRUE(runUntil(loop_, [&] { return counter == 1; }));
+    std::vector<uint8_t> at_client;
+    runIterations(loop_, kSettleIterations);
+    EXPECT_TRUE(readAvailable(client.get(), &at_client));                   // still open
+    ASSERT_TRUE(sendBytes(client.get(), std::vector<uint8_t>(100, 0x41)));  // drained
+    ASSERT_TRUE(waitForEof(loop_, client.get(), &at_client));
+    EXPECT_GE(Clock::now() - started, env_.handshake_timeout);
+    EXPECT_TRUE(at_client.empty()) << at_client.size() << " bytes sent back";
+    EXPECT_FALSE(tryAccept(target.get()).valid());
+    client.reset();
+    ASSERT_TRUE(runUntil(loop_, [&] { return closed(reason) == 1; }));
+  }
+
+  const crypto::MethodInfo* method_ = nullptr;
+  crypto::MasterKey psk_;
+  crypto::MasterKey wrong_psk_;
+  crypto::SaltStore2022 salt_store_;
+  dns::DnsCache dns_cache_;
+  RelayEnv env_;
+  EventLoop loop_;
+  UserTablePtr table_;
+  std::unique_ptr<Worker> worker_;
+  uint16_t port_ = 0;
+};
+
+TEST_P(ServerSession2022Test, RelaysBothWaysWithWholeChunksOfUpTo0xFFFF) {
+  start();
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
+  ASSERT_TRUE(sendBytes(client.get(), encode(enc, "hello", loop_.unixSeconds())));
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  std::vector<uint8_t> at_target;
+  ASSERT_TRUE(readAtLeast(loop_, upstream.get(), 5, &at_target));
+  EXPECT_EQ(at_target, bytesOf("hello"));  // the initial payload, no header
+
+  // 200,000 bytes each way: the client's in one 0xFFFF chunk after another.
+  std::string big(200'000, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + i / 256);
+  ASSERT_TRUE(sendBytes(client.get(), encode(enc, big, 0)));
+  ASSERT_TRUE(readAtLeast(loop_, upstream.get(), 5 + big.size(), &at_target));
+  EXPECT_EQ(std::string(at_target.begin() + 5, at_target.end()), big);
+
+  ASSERT_TRUE(sendText(upstream.get(), big));
+  crypto::Aead2022StreamDecoder dec = crypto::Aead2022StreamDecoder::response(
+      *method_, crypto::opensslProvider(), psk_.bytes(), enc.salt());
+  std::vector<uint8_t> wire;
+  std::string opened;
+  ASSERT_TRUE(runUntil(loop_, [&] {
+    readAvailable(client.get(), &wire);
+    std::vector<uint8_t> out(wire.size() + 1);
+    crypto::CodecProgress progress;
+    EXPECT_EQ(dec.decode(wire, out, loop_.unixSeconds(), &progress), crypto::Status2022::Ok);
+    opened.append(out.begin(), out.begin() + static_cast<long>(progress.produced));
+    wire.erase(wire.begin(), wire.begin() + static_cast<long>(progress.consumed));
+    return opened.size() >= big.size();
+  }));
+  EXPECT_TRUE(dec.authenticated());  // type 1, fresh timestamp, our salt echoed
+  EXPECT_EQ(opened, big);
+  EXPECT_EQ(salt_store_.size(), 1u);
+  EXPECT_EQ(worker_->stats().auth_failed, 0u);
+}
+
+TEST_P(ServerSession2022Test, PaddingWithoutPayloadIsAccepted) {
+  start();
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
+  ASSERT_TRUE(sendBytes(client.get(), encode(enc, "", loop_.unixSeconds())));  // padded 1..900
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  ASSERT_TRUE(sendBytes(client.get(), encode(enc, "later", 0)));
+  EXPECT_EQ(readSettled(loop_, upstream.get(), 5), bytesOf("later"));
+}
+
+TEST_P(ServerSession2022Test, FirstUnitArrivingInPiecesStillOpens) {
+  start();
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
+  const std::vector<uint8_t> wire = encode(enc, "piecewise", loop_.unixSeconds());
+  for (size_t i = 0; i < wire.size(); i += 7) {
+    const size_t n = std::min<size_t>(7, wire.size() - i);
+    ASSERT_TRUE(sendBytes(client.get(), std::span<const uint8_t>(wire).subspan(i, n)));
+    runIterations(loop_, 2);
+  }
+  Fd upstream = acceptWithin(loop_, target.get());
+  EXPECT_EQ(readSettled(loop_, upstream.get(), 9), bytesOf("piecewise"));
+}
+
+TEST_P(ServerSession2022Test, WrongKeyGetsNoByteAndAFinAtTheDeadline) {
+  start();
+  Fd target = listenLoopback();
+  crypto::Aead2022StreamEncoder enc = encoder(wrong_psk_, target);
+  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().auth_failed,
+                      CloseReason::AuthFailed, target);
+  EXPECT_EQ(worker_->stats().bytes_to_clients, 0u);
+  EXPECT_EQ(salt_store_.size(), 0u);  // nothing unauthenticated is stored
+}
+
+TEST_P(ServerSession2022Test, StaleTimestampIsRejectedLikeAProbe) {
+  start();
+  Fd target = listenLoopback();
+  crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
+  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds() - 120),
+                      worker_->stats().replayed_salts, CloseReason::StaleTimestamp, target);
+  EXPECT_EQ(salt_store_.size(), 0u);
+  EXPECT_EQ(worker_->stats().auth_failed, 0u);
+}
+
+TEST_P(ServerSession2022Test, ReplayedRequestIsRejectedLikeAProbe) {
+  start();
+  Fd target = listenLoopback();
+  crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
+  const std::vector<uint8_t> wire = encode(enc, "once", loop_.unixSeconds());
+  Fd client1 = connectLoopback(port_);
+  ASSERT_TRUE(sendBytes(client1.get(), wire));
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  expectProbeHandling(wire, worker_->stats().replayed_salts, CloseReason::ReplayedSalt, target);
+  EXPECT_EQ(salt_store_.size(), 1u);
+}
+
+TEST_P(ServerSession2022Test, ReflectedTypeIsRejected) {
+  start();
+  Fd target = listenLoopback();
+  const std::vector<uint8_t> variable =
+      concat(addressBytes(loopbackTarget(portOf(target.get()))), std::vector<uint8_t>{0, 0, 'x'});
+  expectProbeHandling(handMade(crypto::kServerHeaderType, variable), worker_->stats().auth_failed,
+                      CloseReason::AuthFailed, target);
+}
+
+TEST_P(ServerSession2022Test, NeitherPaddingNorPayloadIsRejected) {
+  start();
+  Fd target = listenLoopback();
+  const std::vector<uint8_t> variable =
+      concat(addressBytes(loopbackTarget(portOf(target.get()))), std::vector<uint8_t>{0, 0});
+  expectProbeHandling(handMade(crypto::kClientHeaderType, variable), worker_->stats().bad_addresses,
+                      CloseReason::BadAddress, target);
+}
+
+TEST_P(ServerSession2022Test, ASaltStoreAtItsCapRefusesNewSessions) {
+  crypto::SaltStore2022 full(0);
+  env_.salt_store_2022 = &full;
+  start();
+  Fd target = listenLoopback();
+  crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
+  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().replayed_salts,
+                      CloseReason::ReplayedSalt, target);
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, ServerSession2022Test,
+                         ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm",
+                                           "2022-blake3-chacha20-poly1305"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (c == '-') c = '_';
+                           }
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace shadowrelay::relay::testing
