@@ -25,6 +25,7 @@
 #include "relay/stats/tcp_stats.h"
 #include "relay/tcp/client_session.h"
 #include "relay/worker/worker.h"
+#include "tests/relay/tcp/client_worker.h"
 #include "tests/testing/hex.h"
 #include "tests/testing/loopback.h"
 #include "tests/testing/run_loop.h"
@@ -60,13 +61,7 @@ class ClientSession2022Test : public ::testing::TestWithParam<const char*> {
   }
 
   void start() {
-    env_.config.server_hosts = {"127.0.0.1"};
-    env_.config.server_port = portOf(server_.get());
-    worker_ = std::make_unique<Worker>(loop_, env_, 0);
-    ASSERT_TRUE(worker_->init().ok());
-    worker_->addListener(listenLoopback());
-    port_ = worker_->listenPortForTest();
-    ASSERT_NE(port_, 0);
+    ASSERT_NO_FATAL_FAILURE(startClientWorker(loop_, env_, server_, &worker_, &port_));
   }
 
   const crypto::MethodInfo& method() const { return *env_.credentials.method; }
