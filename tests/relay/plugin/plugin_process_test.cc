@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -91,9 +92,12 @@ TEST(PluginProcessTest, AnExitIsRestartedWithBackoffAndCounted) {
   ASSERT_TRUE(eventually([&] { return (*process)->restarts() >= 4; }));
   (*process)->stop();
   const uint64_t restarts = (*process)->restarts();
-  // Every run started was a run of the script, each restart after an exit.
-  std::string lines = readFile(runs);
-  EXPECT_EQ(static_cast<uint64_t>(std::count(lines.begin(), lines.end(), '\n')), restarts + 1);
+  // Every run started was a run of the script, each restart after an exit; the last run may
+  // have been stopped before it wrote its line.
+  const std::string lines = readFile(runs);
+  const auto written = static_cast<uint64_t>(std::count(lines.begin(), lines.end(), '\n'));
+  EXPECT_GE(written, restarts);
+  EXPECT_LE(written, restarts + 1);
   EXPECT_GE((*process)->exits(), restarts);
   // The backoff grows to its bound: at most 20+40+80+80... ms apart, never a busy loop.
   EXPECT_LT(restarts, 200u);
@@ -118,7 +122,9 @@ TEST(PluginProcessTest, StopSendsSigtermToTheGroup) {
   EXPECT_LT(std::chrono::steady_clock::now() - before, milliseconds(4000));  // no SIGKILL wait
   EXPECT_EQ(readFile(marker), "term\n");
   EXPECT_TRUE(processGone(pid));
-  EXPECT_TRUE(::kill(-pid, 0) != 0 && errno == ESRCH) << "a process of its group is left";
+  // Helpers SIGKILLed with it are reaped by whoever inherits them: allow for that.
+  EXPECT_TRUE(eventually([pid] { return ::kill(-pid, 0) != 0 && errno == ESRCH; }))
+      << "a process of its group is left";
   EXPECT_EQ((*process)->restarts(), 0u);  // a stop is not an exit to restart from
 }
 
@@ -135,7 +141,9 @@ TEST(PluginProcessTest, SigkillAfterTheBoundWhenSigtermIsIgnored) {
   EXPECT_GE(took, milliseconds(250));  // it waited for kill_after (300 ms)
   EXPECT_LT(took, milliseconds(3000));
   EXPECT_TRUE(processGone(pid));
-  EXPECT_TRUE(::kill(-pid, 0) != 0 && errno == ESRCH) << "a process of its group is left";
+  // Helpers SIGKILLed with it are reaped by whoever inherits them: allow for that.
+  EXPECT_TRUE(eventually([pid] { return ::kill(-pid, 0) != 0 && errno == ESRCH; }))
+      << "a process of its group is left";
 }
 
 TEST(PluginProcessTest, AProgramThatCannotRunExitsWith127AndIsRetried) {
