@@ -37,9 +37,8 @@ Udp2022Server::Udp2022Server(WorkerContext& worker, Fd socket, size_t max_associ
       user_port_(user_port),
       table_(worker.loop(), max_associations,
              std::max<std::chrono::steady_clock::duration>(
-                 kMinSessionLifetime,
-                 std::min<std::chrono::steady_clock::duration>(kDnsIdleTimeout,
-                                                               worker.env().udp_timeout)),
+                 kMinSessionLifetime, std::min<std::chrono::steady_clock::duration>(
+                                          kDnsIdleTimeout, worker.env().udp_timeout)),
              stats_),
       plain_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram)),
       reply_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram)),
@@ -54,15 +53,14 @@ std::chrono::steady_clock::duration Udp2022Server::idleTimeout(uint16_t target_p
   // As for 2017 (30 s after a DNS query), but never below the session's minimum lifetime.
   const std::chrono::steady_clock::duration wanted =
       target_port == 53 ? std::chrono::steady_clock::duration(kDnsIdleTimeout)
-                          : std::chrono::steady_clock::duration(worker_.env().udp_timeout);
+                        : std::chrono::steady_clock::duration(worker_.env().udp_timeout);
   return std::max<std::chrono::steady_clock::duration>(wanted, kMinSessionLifetime);
 }
 
 void Udp2022Server::onReadable() {
-  receiveDatagrams(socket_.get(), batch_.get(), kRecvSlot, 0, recv_batch_,
-                   [this](const SocketAddress& from, uint8_t* packet, size_t n) {
-                     onPacket(from, packet, n);
-                   });
+  receiveDatagrams(
+      socket_.get(), batch_.get(), kRecvSlot, 0, recv_batch_,
+      [this](const SocketAddress& from, uint8_t* packet, size_t n) { onPacket(from, packet, n); });
 }
 
 const RelayUserPtr& Udp2022Server::portUser() {
@@ -75,7 +73,8 @@ const RelayUserPtr& Udp2022Server::portUser() {
   const RelayUserPtr& user = users.front();
   if (user != port_user_) {  // first packet, or a new table: key the codecs for it
     opener_.emplace(*user->method, *user->provider, user->key.bytes(), crypto::kClientHeaderType);
-    sealer_.emplace(*user->method, *user->provider, std::span<const crypto::MasterKey>(&user->key, 1));
+    sealer_.emplace(*user->method, *user->provider,
+                    std::span<const crypto::MasterKey>(&user->key, 1));
     port_user_ = user;
   }
   return port_user_;
@@ -190,8 +189,8 @@ void Udp2022Server::onReply(UdpAssociation& association) {
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     SocketAddress from;
     from.len = sizeof(from.storage);
-    const ssize_t n = ::recvfrom(association.fd.get(), reply_.get(), kMaxDatagram, 0,
-                                 from.get(), &from.len);
+    const ssize_t n =
+        ::recvfrom(association.fd.get(), reply_.get(), kMaxDatagram, 0, from.get(), &from.len);
     if (n < 0) return;
     if (!sealable) {
       ++stats_.dropped_send;

@@ -25,10 +25,10 @@ namespace shadowrelay::relay {
 /// The server's half of one client session. Created only for a packet that opened and
 /// validated; the window moves only for such packets too.
 struct Udp2022ServerSession {
-  crypto::SessionId client_id{};   // the table key: replies echo it
-  crypto::SessionId server_id{};   // ours, random; never the client's
-  uint64_t next_packet_id = 0;     // of our replies
-  crypto::PacketIdWindow window;   // the client's packet IDs
+  crypto::SessionId client_id{};  // the table key: replies echo it
+  crypto::SessionId server_id{};  // ours, random; never the client's
+  uint64_t next_packet_id = 0;    // of our replies
+  crypto::PacketIdWindow window;  // the client's packet IDs
 };
 
 /// Counts a packet that did not open or validate (`status` not Ok) under its drop reason:
@@ -72,8 +72,8 @@ class Udp2022ClientSession {
   /// packet from bodyOffset() on) and checks it: tag, type 1, timestamp, our client session ID,
   /// a server session we take, a packet ID its window has not seen. A failure counts into
   /// `stats` (open, stale_timestamp, address, session, replayed_packet_id) and returns nullopt.
-  std::optional<Reply> open(std::span<const uint8_t> packet, std::span<uint8_t> out,
-                            uint64_t now, UdpStats& stats);
+  std::optional<Reply> open(std::span<const uint8_t> packet, std::span<uint8_t> out, uint64_t now,
+                            UdpStats& stats);
 
  private:
   struct ServerSide {

@@ -54,7 +54,7 @@ TEST(PacketIdWindowTest, RefusesIdsOlderThanTheWindow) {
   const uint64_t top = 10 * kWindow;
   ASSERT_TRUE(window.accept(top));
   EXPECT_TRUE(window.check(top - kWindow + 1));  // the oldest it still covers
-  EXPECT_FALSE(window.check(top - kWindow));      // one older: refused, never seen or not
+  EXPECT_FALSE(window.check(top - kWindow));     // one older: refused, never seen or not
   EXPECT_FALSE(window.accept(top - kWindow));
   EXPECT_FALSE(window.accept(0));
   EXPECT_TRUE(window.accept(top - kWindow + 1));

@@ -22,6 +22,7 @@
 #include "relay/stats/udp_stats.h"
 #include "tests/testing/hex.h"
 #include "tests/testing/loopback.h"
+#include "tests/testing/methods2022.h"
 #include "tests/testing/reference_client.h"
 #include "tests/testing/run_loop.h"
 #include "tests/testing/test_users.h"
@@ -35,12 +36,6 @@ namespace {
 using shadowrelay::testing::bytesOf;
 using std::chrono::seconds;
 
-crypto::MasterKey keyOf(size_t size, uint8_t seed) {
-  std::vector<uint8_t> key(size);
-  for (size_t i = 0; i < size; ++i) key[i] = static_cast<uint8_t>(seed + i);
-  return crypto::MasterKey(key);
-}
-
 class Udp2022ServerTest : public ::testing::TestWithParam<const char*> {
  protected:
   Udp2022ServerTest() {
@@ -48,7 +43,7 @@ class Udp2022ServerTest : public ::testing::TestWithParam<const char*> {
     env_.config.nameserver = "127.0.0.1:1";  // never asked: every target is a literal
     env_.udp_timeout = seconds(60);
     method_ = *crypto::findAnyMethod(GetParam());
-    psk_ = keyOf(method_->key_size, 0);
+    psk_ = shadowrelay::testing::sequentialKey(method_->key_size, 0);
   }
 
   void start(size_t max_associations = 16) {
@@ -66,9 +61,9 @@ class Udp2022ServerTest : public ::testing::TestWithParam<const char*> {
   }
 
   /// A client packet of `session` to `target`, sealed with `key` (default: the port's PSK).
-  std::vector<uint8_t> packet(const crypto::SessionId& session, uint64_t packet_id,
-                              uint16_t target, const std::string& payload,
-                              int64_t skew = 0, const crypto::MasterKey* key = nullptr) {
+  std::vector<uint8_t> packet(const crypto::SessionId& session, uint64_t packet_id, uint16_t target,
+                              const std::string& payload, int64_t skew = 0,
+                              const crypto::MasterKey* key = nullptr) {
     crypto::Udp2022Sealer sealer(*method_, crypto::opensslProvider(),
                                  std::span<const crypto::MasterKey>(key ? key : &psk_, 1));
     crypto::PacketHeader2022 header;
@@ -110,16 +105,8 @@ class Udp2022ServerTest : public ::testing::TestWithParam<const char*> {
   const crypto::SessionId session_{1, 2, 3, 4, 5, 6, 7, 8};
 };
 
-INSTANTIATE_TEST_SUITE_P(Methods, Udp2022ServerTest,
-                         ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm",
-                                           "2022-blake3-chacha20-poly1305"),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& c : name) {
-                             if (c == '-') c = '_';
-                           }
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Methods, Udp2022ServerTest, shadowrelay::testing::methods2022(),
+                         shadowrelay::testing::methodParamName);
 
 TEST_P(Udp2022ServerTest, AnswersUnderItsOwnSessionAndCounter) {
   start();
@@ -127,8 +114,8 @@ TEST_P(Udp2022ServerTest, AnswersUnderItsOwnSessionAndCounter) {
   crypto::SessionId server_session{};
   for (uint64_t id = 0; id < 3; ++id) {
     const std::string payload = "ping " + std::to_string(id);
-    ASSERT_TRUE(sendDatagram(client.get(), packet(session_, id, echo_.port(), payload),
-                             server_address_));
+    ASSERT_TRUE(
+        sendDatagram(client.get(), packet(session_, id, echo_.port(), payload), server_address_));
     std::vector<uint8_t> got;
     const crypto::OpenedPacket2022 opened = reply(client, &got);
     EXPECT_EQ(got, bytesOf(payload));
@@ -162,13 +149,11 @@ TEST_P(Udp2022ServerTest, ASessionThatMovesKeepsItsAssociation) {
   start();
   Fd a = bindUdpLoopback();
   Fd b = bindUdpLoopback();
-  ASSERT_TRUE(sendDatagram(a.get(), packet(session_, 0, echo_.port(), "from a"),
-                           server_address_));
+  ASSERT_TRUE(sendDatagram(a.get(), packet(session_, 0, echo_.port(), "from a"), server_address_));
   std::vector<uint8_t> got;
   const crypto::OpenedPacket2022 first = reply(a, &got);
   const SocketAddress outbound = echo_.lastSender();
-  ASSERT_TRUE(sendDatagram(b.get(), packet(session_, 1, echo_.port(), "from b"),
-                           server_address_));
+  ASSERT_TRUE(sendDatagram(b.get(), packet(session_, 1, echo_.port(), "from b"), server_address_));
   const crypto::OpenedPacket2022 second = reply(b, &got);
   EXPECT_EQ(got, bytesOf("from b"));
   EXPECT_EQ(second.header.session_id, first.header.session_id);
@@ -191,8 +176,8 @@ TEST_P(Udp2022ServerTest, AReplayFromElsewhereIsDroppedAndMovesNothing) {
   EXPECT_EQ(awaitDatagram(loop_, target.get(), &outbound), bytesOf("five"));
   // The same bytes, and the same packet ID sealed anew, from b: both replays.
   ASSERT_TRUE(sendDatagram(b.get(), first, server_address_));
-  ASSERT_TRUE(sendDatagram(b.get(), packet(session_, 5, portOf(target.get()), "again"),
-                           server_address_));
+  ASSERT_TRUE(
+      sendDatagram(b.get(), packet(session_, 5, portOf(target.get()), "again"), server_address_));
   ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_replayed_packet == 2; }));
   runIterations(loop_, kSettleIterations);
   EXPECT_FALSE(datagramWaiting(target.get()));
@@ -203,8 +188,8 @@ TEST_P(Udp2022ServerTest, AReplayFromElsewhereIsDroppedAndMovesNothing) {
   EXPECT_EQ(got, bytesOf("late"));
   EXPECT_FALSE(datagramWaiting(b.get()));
   // An older ID inside the window is new.
-  ASSERT_TRUE(sendDatagram(a.get(), packet(session_, 2, portOf(target.get()), "two"),
-                           server_address_));
+  ASSERT_TRUE(
+      sendDatagram(a.get(), packet(session_, 2, portOf(target.get()), "two"), server_address_));
   EXPECT_EQ(awaitDatagram(loop_, target.get()), bytesOf("two"));
   EXPECT_EQ(stats().packets_in, 2u);
 }
@@ -212,26 +197,25 @@ TEST_P(Udp2022ServerTest, AReplayFromElsewhereIsDroppedAndMovesNothing) {
 TEST_P(Udp2022ServerTest, StaleWrongKeyAndJunkAreDroppedUnansweredAndMoveNoWindow) {
   start();
   Fd client = bindUdpLoopback();
-  const crypto::MasterKey wrong = keyOf(method_->key_size, 0x80);
-  ASSERT_TRUE(sendDatagram(client.get(), packet(session_, 0, echo_.port(), "old", -120),
-                           server_address_));
-  ASSERT_TRUE(sendDatagram(client.get(), packet(session_, 1, echo_.port(), "new", 120),
-                           server_address_));
+  const crypto::MasterKey wrong = shadowrelay::testing::sequentialKey(method_->key_size, 0x80);
+  ASSERT_TRUE(
+      sendDatagram(client.get(), packet(session_, 0, echo_.port(), "old", -120), server_address_));
+  ASSERT_TRUE(
+      sendDatagram(client.get(), packet(session_, 1, echo_.port(), "new", 120), server_address_));
   ASSERT_TRUE(sendDatagram(client.get(), packet(session_, 2, echo_.port(), "x", 0, &wrong),
                            server_address_));
   ASSERT_TRUE(sendDatagram(client.get(), std::vector<uint8_t>(10, 0x42), server_address_));
   ASSERT_TRUE(sendDatagram(client.get(), std::vector<uint8_t>(200, 0x42), server_address_));
-  ASSERT_TRUE(runUntil(loop_, [&] {
-    return stats().dropped_stale == 2 && stats().dropped_open == 3;
-  }));
+  ASSERT_TRUE(
+      runUntil(loop_, [&] { return stats().dropped_stale == 2 && stats().dropped_open == 3; }));
   runIterations(loop_, kSettleIterations);
   EXPECT_TRUE(echo_.received().empty());
   EXPECT_FALSE(datagramWaiting(client.get()));
   EXPECT_EQ(stats().associations, 0u);
   // None of them moved a window: their packet IDs are new.
   for (uint64_t id = 0; id < 3; ++id) {
-    ASSERT_TRUE(sendDatagram(client.get(), packet(session_, id, echo_.port(), "ok"),
-                             server_address_));
+    ASSERT_TRUE(
+        sendDatagram(client.get(), packet(session_, id, echo_.port(), "ok"), server_address_));
     std::vector<uint8_t> got;
     reply(client, &got);
   }
@@ -262,7 +246,8 @@ TEST_P(Udp2022ServerTest, ASessionOutlivesAShortUdpTimeoutForItsReplayWindow) {
   std::vector<uint8_t> got;
   reply(client, &got);
   // Past the 1 s timeout and two sweeps of the table.
-  runUntil(loop_, [] { return false; }, std::chrono::milliseconds(2300));
+  runUntil(
+      loop_, [] { return false; }, std::chrono::milliseconds(2300));
   EXPECT_EQ(stats().expirations, 0u);
   EXPECT_EQ(server_->associationCount(), 1u);
   ASSERT_TRUE(sendDatagram(client.get(), once, server_address_));

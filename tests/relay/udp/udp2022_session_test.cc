@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "relay/stats/udp_stats.h"
 #include "tests/testing/hex.h"
+#include "tests/testing/methods2022.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -24,17 +25,11 @@ using shadowrelay::testing::bytesOf;
 
 constexpr uint64_t kNow = 1'700'000'000;
 
-crypto::MasterKey keyOf(size_t size, uint8_t seed) {
-  std::vector<uint8_t> key(size);
-  for (size_t i = 0; i < size; ++i) key[i] = static_cast<uint8_t>(seed + i);
-  return crypto::MasterKey(key);
-}
-
 class Udp2022ClientSessionTest : public ::testing::TestWithParam<const char*> {
  protected:
   Udp2022ClientSessionTest()
       : method_(**crypto::findAnyMethod(GetParam())),
-        psk_(keyOf(method_.key_size, 0)),
+        psk_(shadowrelay::testing::sequentialKey(method_.key_size, 0)),
         session_(method_, crypto::opensslProvider(), psk_) {}
 
   /// A server packet of server session `server` answering `client`.
@@ -75,16 +70,8 @@ class Udp2022ClientSessionTest : public ::testing::TestWithParam<const char*> {
   const crypto::SessionId server_c_{0xC, 0xC, 0xC, 0xC, 0xC, 0xC, 0xC, 0xC};
 };
 
-INSTANTIATE_TEST_SUITE_P(Methods, Udp2022ClientSessionTest,
-                         ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm",
-                                           "2022-blake3-chacha20-poly1305"),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& c : name) {
-                             if (c == '-') c = '_';
-                           }
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Methods, Udp2022ClientSessionTest, shadowrelay::testing::methods2022(),
+                         shadowrelay::testing::methodParamName);
 
 TEST_P(Udp2022ClientSessionTest, SealsOneSessionCountingFromZero) {
   ASSERT_TRUE(session_.valid());
@@ -128,9 +115,9 @@ TEST_P(Udp2022ClientSessionTest, DropsWhatIsNotAValidReplyToIt) {
   EXPECT_EQ(open(serverPacket(server_a_, 2, session_.id(), "ahead", kNow + 120)), std::nullopt);
   EXPECT_EQ(stats_.dropped_stale, 2u);
   // A client packet (type 0) reflected back at us.
-  EXPECT_EQ(open(serverPacket(server_a_, 3, session_.id(), "reflected", kNow,
-                              crypto::kClientHeaderType)),
-            std::nullopt);
+  EXPECT_EQ(
+      open(serverPacket(server_a_, 3, session_.id(), "reflected", kNow, crypto::kClientHeaderType)),
+      std::nullopt);
   std::vector<uint8_t> tampered = serverPacket(server_a_, 4, session_.id(), "tampered");
   tampered.back() ^= 1;
   EXPECT_EQ(open(tampered), std::nullopt);
