@@ -15,13 +15,15 @@
 // replayed_packet_id, address, ...), never answered. The table is bounded
 // (--udp-max-associations, least recently used evicted) and a session idle for the timeout
 // expires, never sooner than kMinSessionLifetime: a packet stays fresh for up to 60 s, and a
-// session forgotten sooner would let its replay in as a new one.
+// session forgotten sooner would let its replay in as a new one. Known gap: a session evicted
+// from a full table loses its window with it, so its packets of the last minute, replayed, would
+// start it again (once each); the table's bound is what keeps eviction rare.
 //
 // One socket for the whole port, on one worker (ServerRuntime binds it so): the kernel spreads a
 // SO_REUSEPORT group by 4-tuple, so after a client's source port changes its packets could reach
 // another worker, which would not know the session (and cannot be steered by it: the session ID
-// is encrypted). The cost is that 2022 UDP uses one core; docs/PERFORMANCE.md has the numbers
-// and the alternative (a session directory shared by the workers with hand-off).
+// is encrypted). The cost is that 2022 UDP uses one core; docs/PERFORMANCE.md says more, with
+// the alternative (a session directory shared by the workers, with hand-off).
 //
 // Whose packet this is, is decided in one place (userOf): today the port's one PSK (the server's
 // -k default user). SIP023 identity headers plug their lookup in there.
@@ -51,8 +53,7 @@ class Udp2022Server final : public UdpPort {
       std::chrono::seconds(2 * 30 + 1);  // 2 x kMaxTimestampSkew, and the second it rounds
 
   /// `user_port`: the dedicated port this socket serves (0: the shared port).
-  Udp2022Server(WorkerContext& worker, Fd socket, size_t max_associations,
-                uint16_t user_port = 0);
+  Udp2022Server(WorkerContext& worker, Fd socket, size_t max_associations, uint16_t user_port = 0);
   ~Udp2022Server() override;
   Udp2022Server(const Udp2022Server&) = delete;
   Udp2022Server& operator=(const Udp2022Server&) = delete;
