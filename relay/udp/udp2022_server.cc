@@ -119,12 +119,15 @@ void Udp2022Server::onPacket(const SocketAddress& from, const uint8_t* packet, s
 UdpAssociation* Udp2022Server::admit(const SocketAddress& from, const RelayUserPtr& user,
                                      const crypto::PacketHeader2022& header) {
   const std::string key = sessionKey(header.session_id);
-  UdpAssociationTable::Entry* entry = table_.find(key);
-  if (entry != nullptr && !entry->value->server2022->window.accept(header.packet_id)) {
-    ++stats_.dropped_replayed_packet;
-    return nullptr;
-  }
-  if (entry == nullptr) {
+  // Peeked, not touched: a replay must not keep a session alive either.
+  UdpAssociationTable::Entry* entry = table_.peek(key);
+  if (entry != nullptr) {
+    if (!entry->value->server2022->window.accept(header.packet_id)) {
+      ++stats_.dropped_replayed_packet;
+      return nullptr;
+    }
+    table_.touch(*entry->value);
+  } else {
     int family = AF_UNSPEC;
     Fd fd = openRelaySocket(&family);
     if (!fd.valid()) {
