@@ -15,6 +15,8 @@ BUILD_PKGS=(
 # Real peers and tools used by the tests (ARCHITECTURE.md: no mocks where the real thing runs).
 TEST_PKGS=(
   python3 python3-cryptography dnsmasq-base shadowsocks-libev nginx-light curl prometheus openssl iproute2 procps
+  # tests/e2e/plugin_e2e_test: SIP003 plugins (obfs-server/obfs-local, ss-v2ray-plugin).
+  simple-obfs shadowsocks-v2ray-plugin
   # tests/deploy: the chart renderer (Go text/template + sprig, offline from Debian) and systemd-analyze.
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev systemd
 )

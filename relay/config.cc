@@ -528,6 +528,25 @@ absl::Status validate2022(const Config& c, const crypto::MethodInfo& method) {
   return absl::OkStatus();
 }
 
+// SIP003: one plugin in front of (server) or behind (client) one address, for TCP only.
+absl::Status validatePlugin(const Config& c) {
+  if (c.plugin.empty()) {
+    if (!c.plugin_opts.empty()) return fieldError("config", "plugin_opts", "needs a plugin");
+    return absl::OkStatus();
+  }
+  if (c.mode == Mode::UdpOnly) {
+    return fieldError("config", "plugin",
+                      "a plugin carries TCP only; with udp_only (-U) there is nothing to carry");
+  }
+  if (c.server_hosts.size() > 1) {
+    return fieldError("config", "server",
+                      c.role == Role::Server
+                          ? "a plugin listens on one address: give one -s with --plugin"
+                          : "a plugin connects to one server: give one -s with --plugin");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status validateConfig(const Config& c) {
@@ -575,6 +594,7 @@ absl::Status validateConfig(const Config& c) {
   if (c.udp_over_tcp && c.mode == Mode::TcpOnly) {
     return fieldError("config", "udp_over_tcp", "needs the UDP relay on (-u, or mode)");
   }
+  if (absl::Status s = validatePlugin(c); !s.ok()) return s;
   if (c.dns_min_ttl_seconds > c.dns_max_ttl_seconds) {
     return fieldError(
         "config", "dns_min_ttl",

@@ -71,6 +71,8 @@ struct Config {
   bool allow_private = false;
   std::string crypto_provider = "auto";
   std::optional<Endpoint> tunnel_destination;  // -L, "tunnel_address"
+  std::string plugin;       // SIP003 plugin program (--plugin, "plugin"); empty: none
+  std::string plugin_opts;  // its SS_PLUGIN_OPTIONS (--plugin-opts, "plugin_opts")
   bool verbose = false;
   std::string state_dir;
   int replay_filter_save_seconds = 60;  // --replay-filter-save-interval (with --state-dir)

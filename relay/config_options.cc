@@ -78,6 +78,15 @@ constexpr OptionSpec kOptions[] = {
     {.name = "dns_negative_ttl", .long_flag = "--dns-negative-ttl", .value_name = "SECONDS",
      .field = &Config::dns_negative_ttl_seconds, .min = 0, .max = kWeek,
      .help = "how long NXDOMAIN and no-address answers are cached (0: not cached)"},
+    {.name = "plugin", .long_flag = "--plugin", .value_name = "NAME", .field = &Config::plugin,
+     .help = "SIP003 plugin program (in PATH, or a path), e.g. obfs-local or ss-v2ray-plugin: TCP "
+             "to the server goes through it, UDP does not",
+     .server_help = "SIP003 plugin program (in PATH, or a path), e.g. obfs-server or "
+                    "ss-v2ray-plugin: it listens on the public port and passes TCP to us on "
+                    "loopback; UDP keeps the public port"},
+    {.name = "plugin_opts", .long_flag = "--plugin-opts", .value_name = "OPTS",
+     .field = &Config::plugin_opts, .secret = true,
+     .help = "the plugin's options (SS_PLUGIN_OPTIONS), e.g. obfs=http;obfs-host=example.com"},
     {.name = "fast_open", .long_flag = "--fast-open", .field = &Config::fast_open,
      .help = "TCP Fast Open"},
     {.name = "no_delay", .long_flag = "--no-delay", .field = &Config::no_delay,

@@ -24,11 +24,14 @@ std::string percentEncode(absl::string_view text) {
 }
 
 std::string makeSsUri(absl::string_view method, absl::string_view password, absl::string_view host,
-                      uint16_t port, absl::string_view tag) {
+                      uint16_t port, absl::string_view tag, absl::string_view plugin) {
   std::string userinfo = absl::WebSafeBase64Escape(absl::StrCat(method, ":", password));
   const bool v6 = host.find(':') != absl::string_view::npos;
   std::string uri = absl::StrCat("ss://", userinfo, "@", v6 ? "[" : "", host, v6 ? "]" : "", ":",
                                  port);
+  if (!plugin.empty()) {
+    absl::StrAppend(&uri, "/?plugin=", percentEncode(plugin));
+  }
   if (!tag.empty()) {
     absl::StrAppend(&uri, "#", percentEncode(tag));
   }

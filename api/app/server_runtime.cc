@@ -156,6 +156,9 @@ absl::Status ServerRuntime::start() {
   started_ = true;
   if (absl::Status s = loadSecrets(); !s.ok()) return s;
   if (absl::Status s = prepareEnv(); !s.ok()) return s;
+  auto plugin = relay::Sip003Plugin::create(config_, addresses_, udp_port_);
+  if (!plugin.ok()) return plugin.status();
+  plugin_ = std::move(*plugin);
   if (server_) {
     if (absl::Status s = openRegistry(); !s.ok()) return s;
   }
@@ -188,6 +191,7 @@ absl::Status ServerRuntime::start() {
   hub_ = std::make_unique<SampleHub>(pool_->size(), exporter_.get());
   env_.observer = hub_.get();
   if (absl::Status s = bindListeners(); !s.ok()) return s;
+  if (absl::Status s = startPlugin(); !s.ok()) return s;
   if (absl::Status s = startWorkers(); !s.ok()) return s;
   started_at_ = absl::Now();
   if (control_wanted_) {
@@ -204,7 +208,8 @@ absl::Status ServerRuntime::start() {
   SR_LOG(Info, "%s", readyLine());
   if (print_uri_) {
     absl::PrintF("%s\n", relay::makeSsUri(config_.method, config_.password, public_host_,
-                                          addresses_.front().port(), "shadowrelay"));
+                                          addresses_.front().port(), "shadowrelay",
+                                          plugin_ ? plugin_->uriParameter() : ""));
     std::fflush(stdout);
   }
   return absl::OkStatus();
@@ -372,6 +377,10 @@ absl::Status ServerRuntime::startExporter() {
   options.version = relay::kShadowrelayVersion;
   options.crypto_provider =
       std::string(providers_->providerFor(**crypto::findAnyMethod(config_.method)).name());
+  if (plugin_) {
+    options.plugin = plugin_->name();
+    options.plugin_restarts = [count = plugin_->restartCounter()] { return count->load(); };
+  }
   users::UserRegistry* registry = registry_.get();
   options.users_count = [registry] { return registry != nullptr ? registry->size() : size_t{0}; };
   auto started = metrics::MetricsExporter::start(std::move(options));
@@ -417,11 +426,13 @@ absl::Status ServerRuntime::bindAddress(SocketAddress& address, bool any_port) {
   options.reuse_port = config_.reuse_port;
   options.fast_open = config_.fast_open;
   Fd shared;
+  // A server's --plugin listens on `address`; our TCP listener goes behind it, on loopback.
+  SocketAddress& tcp_address = plugin_ && server_ ? plugin_->relayListen() : address;
   for (size_t i = 0; tcp_ && i < n; ++i) {
     if (config_.reuse_port || i == 0) {
-      auto fd = relay::listenTcp(address, options);
+      auto fd = relay::listenTcp(tcp_address, options);
       if (!fd.ok()) return fd.status();
-      if (address.port() == 0) address.setPort(relay::localAddress(fd->get()).port());
+      if (tcp_address.port() == 0) tcp_address.setPort(relay::localAddress(fd->get()).port());
       if (config_.reuse_port) {
         tcp.push_back(std::move(*fd));
         continue;
@@ -497,6 +508,15 @@ absl::Status ServerRuntime::startWorkers() {
   tcp_fds_.clear();
   udp_fds_.clear();
   return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::startPlugin() {
+  if (!plugin_) return absl::OkStatus();
+  if (!server_) {  // TCP reaches the server through the plugin; UDP keeps env_.udp_server
+    env_.config.server_hosts = {plugin_->relayConnect().host};
+    env_.config.server_port = plugin_->relayConnect().port;
+  }
+  return plugin_->start();
 }
 
 control::RelayStatus ServerRuntime::status() const {
@@ -633,6 +653,7 @@ void ServerRuntime::stop() {
   // After the workers: the salts of the drained sessions are in.
   if (replay_filters_) saveReplayFilters();
   server_users_.reset();
+  plugin_.reset();  // SIGTERM, then SIGKILL: after the sessions it carried
   workers_.clear();
   tcp_fds_.clear();
   udp_fds_.clear();

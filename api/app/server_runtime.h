@@ -26,6 +26,7 @@
 #include "relay/context/relay_env.h"
 #include "relay/event/worker_pool.h"
 #include "relay/net/socket.h"
+#include "relay/plugin/sip003_plugin.h"
 #include "relay/worker/worker.h"
 
 namespace shadowrelay::api::app {
@@ -49,7 +50,8 @@ class ServerRuntime {
 
   /// Validates the configuration and starts everything: listeners bound (port 0 picks a free
   /// one), workers running, users published, metrics and the control API serving; then logs one
-  /// line "ready: tcp=ADDR udp=ADDR control=ADDR metrics=ADDR" (the parts that run). With
+  /// line "ready: tcp=ADDR udp=ADDR control=ADDR metrics=ADDR" (the parts that run; with a
+  /// server's --plugin, tcp= is the plugin's public port, once it listens). With
   /// --check-config it validates only and writes nothing. Errors: INVALID_ARGUMENT for the
   /// configuration, others for what could not start; stop() undoes what had started.
   absl::Status start();
@@ -75,6 +77,8 @@ class ServerRuntime {
   /// only if all of them bound. Port 0 becomes the port they got.
   absl::Status bindAddress(relay::SocketAddress& address, bool any_port);
   absl::Status startWorkers();
+  /// After bindListeners(): a client's TCP goes to the plugin from here on; then it starts.
+  absl::Status startPlugin();
   absl::Status startControl();
   /// Saves the replay filters to the state directory (a warning if that fails).
   void saveReplayFilters();
@@ -110,6 +114,7 @@ class ServerRuntime {
   std::unique_ptr<relay::WorkerPool> pool_;
   std::vector<std::vector<relay::Fd>> tcp_fds_;  // per worker, until the worker takes them
   std::vector<std::vector<relay::Fd>> udp_fds_;
+  std::unique_ptr<relay::Sip003Plugin> plugin_;  // --plugin
   std::vector<std::unique_ptr<relay::Worker>> workers_;  // made and freed on their loops
   std::unique_ptr<ServerUsers> server_users_;
   std::unique_ptr<control::ControlServer> control_;

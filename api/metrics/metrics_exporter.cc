@@ -115,6 +115,16 @@ prometheus::MetricFamily gaugeFamily(std::string name, std::string help,
   return f;
 }
 
+/// One series, like gaugeFamily(), as a counter.
+prometheus::MetricFamily counterFamily(std::string name, std::string help,
+                                       std::vector<prometheus::ClientMetric::Label> labels,
+                                       double value) {
+  prometheus::MetricFamily f = gaugeFamily(std::move(name), std::move(help), std::move(labels), 0);
+  f.type = prometheus::MetricType::Counter;
+  f.metric.back().counter.value = value;
+  return f;
+}
+
 /// shadowrelay_worker_publishes_total{worker}: one series per worker, from 0.
 prometheus::MetricFamily publishesFamily(const std::vector<uint64_t>& counts) {
   prometheus::MetricFamily f;
@@ -150,6 +160,12 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
       out.push_back(gaugeFamily("shadowrelay_users",
                                 "Users the server accepts (configured and API users).", {},
                                 static_cast<double>(options.users_count())));
+    }
+    if (options.plugin_restarts) {
+      out.push_back(counterFamily("shadowrelay_plugin_restarts_total",
+                                  "Times the SIP003 plugin was started again after it exited.",
+                                  {{"plugin", options.plugin}},
+                                  static_cast<double>(options.plugin_restarts())));
     }
     // Read before the samples: a scrape never counts a publish whose sample it lacks.
     out.push_back(publishesFamily(exporter_.publishCounts()));

@@ -37,6 +37,10 @@ struct MetricsOptions {
   /// The shadowrelay_users gauge; called on the HTTP server's threads at each scrape, so it must
   /// be thread-safe. Unset: the gauge is not exported.
   std::function<size_t()> users_count;
+  /// shadowrelay_plugin_restarts_total{plugin}: the SIP003 plugin's name and restart count
+  /// (called at each scrape: thread-safe). Unset: not exported.
+  std::string plugin;
+  std::function<uint64_t()> plugin_restarts;
 
   bool enabled() const { return listen != kMetricsListenOff; }
 };

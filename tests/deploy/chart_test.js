@@ -656,6 +656,20 @@ const cases = [
     },
   },
   {
+    // relay.plugin and relay.pluginOpts reach the config file; the live probes run the plugin.
+    name: 'plugin',
+    files: ['plugin.yaml'],
+    expect(r, fail) {
+      const cm = find(r, 'ConfigMap', 'sr-shadowrelay-config');
+      const config = cm && JSON.parse(cm.data['config.json']);
+      if (!config || config.plugin !== 'obfs-server' || config.plugin_opts !== 'obfs=http') fail(`plugin keys in config.json: ${cm && cm.data['config.json']}`);
+      const svc = find(r, 'Service', 'sr-shadowrelay');
+      if (!['TCP', 'UDP'].every((p) => svc.spec.ports.some((x) => x.port === 8388 && x.protocol === p))) fail('8388 TCP (the plugin) and UDP (the relay) expected');
+      const plain = find(JSON.parse(render([]).stdout), 'ConfigMap', 'sr-shadowrelay-config');
+      if (!plain || 'plugin' in JSON.parse(plain.data['config.json'])) fail('plugin key without relay.plugin');
+    },
+  },
+  {
     name: 'replicas-with-persistence-fails',
     files: ['replicas-persistence.yaml'],
     failsWith: 'cannot be combined with persistence.enabled=true',
@@ -683,6 +697,7 @@ const badValues = [
   { name: 'port as string', values: { relay: { port: '8388' } } },
   { name: 'unknown method', values: { users: [{ name: 'a', password: 'p', method: 'rc4-md5' }] } },
   { name: 'bad service type', values: { service: { type: 'External' } } },
+  { name: 'plugin as list', values: { relay: { plugin: ['obfs-server'] } } },
 ];
 
 function runCase(tc, schema) {

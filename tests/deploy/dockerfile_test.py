@@ -286,6 +286,26 @@ def default_command_is_accepted():
     check(r.returncode == 0, f"shadowrelay {' '.join(argv)} --check-config: rc={r.returncode} {r.stderr}")
 
 
+# The SIP003 plugins the image carries (README: Plugins), by package and program.
+PLUGIN_PACKAGES = {"simple-obfs": "obfs-server", "shadowsocks-v2ray-plugin": "ss-v2ray-plugin"}
+
+
+@suite.case
+def plugin_packages_installed_and_their_programs_accepted():
+    pkgs = runtime_packages()
+    state = os.path.join(suite.tmp, "plugin-state")
+    os.makedirs(state, mode=0o700)
+    for package, program in PLUGIN_PACKAGES.items():
+        check(package in pkgs, f"the runtime stage does not install {package}")
+        r = run(["dpkg", "-L", package])
+        check(f"/usr/bin/{program}" in r.stdout.split(), f"{package} has no /usr/bin/{program}")
+        # The default command with the plugin, as an operator adds it (found in PATH).
+        argv = [a if a != "/var/lib/shadowrelay" else state for a in default_command()]
+        r = run([RELAY] + argv + ["--plugin", program, "--check-config"], timeout=30,
+                env=clean_env(PATH="/usr/bin:/bin"))
+        check(r.returncode == 0, f"--plugin {program} --check-config: rc={r.returncode} {r.stderr}")
+
+
 class _MetricsHandler(http.server.BaseHTTPRequestHandler):
     status = 200
 

@@ -176,7 +176,8 @@ def scratch_path(name):
 # The line our binary logs once every listener is bound (api/app/server_runtime.cc readyLine()):
 #   <timestamp> I main: ready: <role> tcp=ADDR udp=ADDR ... control=ADDR metrics=ADDR
 # a tcp=/udp= pair per listen address (only the protocols it relays there), control= and
-# metrics= when they run; ADDR is 127.0.0.1:40001 or [::1]:40001.
+# metrics= when they run; ADDR is 127.0.0.1:40001 or [::1]:40001. With a server's --plugin
+# (SIP003), tcp= is the plugin's public port, logged once the plugin listens: where clients go.
 _READY_LINE = re.compile(r"^\S+ I main: ready: (\S+)((?: \w+=\S+)*)$")
 _READY_ADDRESS = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d+)$")
 

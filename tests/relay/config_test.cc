@@ -87,7 +87,7 @@ TEST(ConfigTest, BadConfigNamesTheField) {
            {R"({"server_port": "http"})", "server_port"},
            {R"({"password": 5})", "password"},
            {R"({"mode": "both"})", "mode"},
-           {R"({"plugin": "obfs-server"})", "plugin: unknown key"},
+           {R"({"no_such_key": "x"})", "no_such_key: unknown key"},
            {R"({"timeout": -1})", "timeout"},
            {R"({"server": []})", "server"},
            {R"({"server": 1})", "server"},
@@ -131,6 +131,44 @@ TEST(ConfigTest, ValidationNamesTheField) {
   s = validateConfig(*local_any);
   EXPECT_EQ(s.message(), "config: server_port: the server to reach needs a port (1..65535)");
   EXPECT_FALSE(parse(Role::Server, {"-p"}).ok());
+}
+
+TEST(ConfigTest, PluginFlagsAndKeys) {
+  const std::string file = writeFile(
+      "plugin.json", R"({"plugin": "obfs-server", "plugin_opts": "obfs=tls;failover=1.2.3.4:443"})");
+  auto c = parse(Role::Server, {"-c", file.c_str(), "-k", "x"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->plugin, "obfs-server");
+  EXPECT_EQ(c->plugin_opts, "obfs=tls;failover=1.2.3.4:443");
+  EXPECT_TRUE(validateConfig(*c).ok());
+  // The options may carry a plugin's secret (kcptun's key): the report hides them.
+  const std::string report = checkReport(*c);
+  EXPECT_TRUE(absl::StrContains(report, "obfs-server")) << report;
+  EXPECT_FALSE(absl::StrContains(report, "obfs=tls")) << report;
+  c = parse(Role::Local, {"-s", "1.2.3.4", "-p", "443", "-k", "x", "--plugin", "ss-v2ray-plugin",
+                          "--plugin-opts", "tls;host=example.com"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->plugin, "ss-v2ray-plugin");
+  EXPECT_EQ(c->plugin_opts, "tls;host=example.com");
+  EXPECT_TRUE(validateConfig(*c).ok());
+}
+
+TEST(ConfigTest, PluginRulesNameTheField) {
+  auto c = parse(Role::Local, {"-s", "1.2.3.4", "-p", "1", "-k", "x", "--plugin-opts", "obfs=http"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(validateConfig(*c).message(), "config: plugin_opts: needs a plugin");
+  c = parse(Role::Server, {"-k", "x", "--plugin", "obfs-server", "-U"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(absl::StartsWith(validateConfig(*c).message(), "config: plugin: "))
+      << validateConfig(*c);
+  c = parse(Role::Server, {"-k", "x", "--plugin", "obfs-server", "-s", "127.0.0.1", "-s", "::1"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(absl::StartsWith(validateConfig(*c).message(), "config: server: "))
+      << validateConfig(*c);
+  // UDP beside the plugin is fine: it keeps the real port.
+  c = parse(Role::Server, {"-k", "x", "--plugin", "obfs-server", "-u"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(validateConfig(*c).ok());
 }
 
 TEST(ConfigTest, Shadowsocks2022TakesOneBase64PskOverTcpAndUdp) {
@@ -508,10 +546,10 @@ TEST(ConfigTest, UnknownKeysAndFlagsErrorAsBefore) {
     ASSERT_FALSE(c.ok());
     EXPECT_EQ(c.status().message(), k.want);
   }
-  const std::string path = writeFile("unknown.json", R"({"plugin": "obfs-server"})");
+  const std::string path = writeFile("unknown.json", R"({"no_such_key": "obfs-server"})");
   auto c = parse(Role::Server, {"-c", path.c_str()});
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), absl::StrCat(path, ": plugin: unknown key"));
+  EXPECT_EQ(c.status().message(), absl::StrCat(path, ": no_such_key: unknown key"));
   // Flag-only options are no JSON keys.
   for (const char* key : {"config", "help", "check_config"}) {
     const std::string p = writeFile("flag-only.json", absl::StrCat("{\"", key, "\": true}"));

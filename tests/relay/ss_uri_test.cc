@@ -13,6 +13,16 @@ TEST(SsUriTest, Sip002Base64urlUserinfoWithoutPadding) {
             "ss://YWVzLTEyOC1nY206dGVzdA@192.168.100.1:8888#Example1");
 }
 
+TEST(SsUriTest, PluginQueryAsSip002Shows) {
+  // SIP002's own example: plugin=obfs-local%3Bobfs%3Dhttp, after a "/".
+  EXPECT_EQ(makeSsUri("rc4-md5", "passwd", "192.168.100.1", 8888, "Example2",
+                      "obfs-local;obfs=http"),
+            "ss://cmM0LW1kNTpwYXNzd2Q@192.168.100.1:8888/?plugin=obfs-local%3Bobfs%3Dhttp"
+            "#Example2");
+  EXPECT_EQ(makeSsUri("rc4-md5", "passwd", "192.168.100.1", 8888, "", "obfs-local"),
+            "ss://cmM0LW1kNTpwYXNzd2Q@192.168.100.1:8888/?plugin=obfs-local");
+}
+
 TEST(SsUriTest, Ipv6HostAndTagEncoding) {
   const std::string uri = makeSsUri("chacha20-ietf-poly1305", "p@ss:w/rd?", "2001:db8::1", 443,
                                     "my server");
