@@ -171,6 +171,10 @@ absl::Status ServerRuntime::start() {
   env_.salt_filter = salt_filter_.get();
   env_.salt_store_2022 = salt_store_2022_.get();
   env_.dns_cache = dns_cache_.get();
+  if (server_ && !config_.allow_private) {
+    host_addresses_ = relay::HostAddresses::watch();
+    env_.host_addresses = host_addresses_.get();
+  }
 
   relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
   std::signal(SIGPIPE, SIG_IGN);

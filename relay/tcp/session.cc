@@ -132,14 +132,14 @@ void TcpSession::onResolved(dns::ResolveResult result) {
     close(CloseReason::ResolveFailed);
     return;
   }
-  const bool allow_all = !enforce_policy_ || host_.env().config.allow_private;
+  const TargetPolicy policy = host_.env().targetPolicy();
   for (const dns::IpAddress& ip : result.addresses) {
-    if (allow_all || isPublicUnicast(socketAddressOf(ip, connect_target_->port).get())) {
+    if (!enforce_policy_ || policy.allows(socketAddressOf(ip, connect_target_->port).get())) {
       candidates_.push_back(ip);
     }
   }
   if (candidates_.empty()) {
-    SR_LOG(Debug, "session %d: target %s refused (not public unicast)", id_,
+    SR_LOG(Debug, "session %d: target %s refused (not public unicast, or this host)", id_,
            connect_target_->toString());
     close(CloseReason::TargetRefused);
     return;
