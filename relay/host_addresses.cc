@@ -11,9 +11,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <utility>
 
+#include "absl/strings/str_join.h"
 #include "relay/log.h"
 
 namespace shadowrelay::relay {
@@ -142,6 +146,14 @@ void HostAddresses::run(int netlink_fd) {
 
 void HostAddresses::refresh() { replace(readInterfaces()); }
 
+std::string HostAddresses::textOf(const Key& key) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(key.data(), kMapped, sizeof(kMapped)) == 0) {
+    return dns::IpAddress::v4({key[12], key[13], key[14], key[15]}).toString();
+  }
+  return dns::IpAddress::v6(key).toString();
+}
+
 HostAddresses::Set HostAddresses::setOf(const std::vector<dns::IpAddress>& addresses) {
   Set set;
   for (const dns::IpAddress& ip : addresses) {
@@ -158,16 +170,25 @@ HostAddresses::Set HostAddresses::setOf(const std::vector<dns::IpAddress>& addre
 }
 
 void HostAddresses::replace(const std::vector<dns::IpAddress>& addresses) {
-  auto next = std::make_shared<const Set>(setOf(addresses));
-  size_t count = 0;
+  std::shared_ptr<const Set> next = std::make_shared<const Set>(setOf(addresses));
+  std::shared_ptr<const Set> previous;
   {
     absl::MutexLock lock(&mutex_);
     if (*next == *set_) return;
-    set_ = std::move(next);
-    count = set_->size();
+    previous = std::exchange(set_, next);
     generation_.fetch_add(1, std::memory_order_release);
   }
-  SR_LOG(Debug, "host addresses changed: %d now refused as targets", count);
+  if (!log::enabled(log::Level::Debug)) return;
+  std::vector<std::string> changes;
+  for (const Key& key : *next) {
+    if (!previous->contains(key)) changes.push_back("+" + textOf(key));
+  }
+  for (const Key& key : *previous) {
+    if (!next->contains(key)) changes.push_back("-" + textOf(key));
+  }
+  std::sort(changes.begin(), changes.end());
+  SR_LOG(Debug, "host addresses (refused as targets): %d, %s", next->size(),
+         absl::StrJoin(changes, " "));
 }
 
 size_t HostAddresses::size() const {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -56,6 +57,7 @@ class HostAddresses {
   using Set = absl::flat_hash_set<Key>;
 
   static Set setOf(const std::vector<dns::IpAddress>& addresses);
+  static std::string textOf(const Key& key);
   void startWatching();
   void run(int netlink_fd);
   void refresh();

@@ -93,7 +93,7 @@ class OwnAddressTest(h.RelayTestCase):
         local_port = self.start_pair(server_extra=["-v"])
         ip("addr", "add", f"{LATE4}/32", "dev", LINK)
         self.addCleanup(ip, "addr", "del", f"{LATE4}/32", "dev", LINK)
-        h.wait_until(lambda: "host addresses changed" in open(self.server.log_path).read(), 5,
+        h.wait_until(lambda: f"+{LATE4}" in open(self.server.log_path).read(), 5,
                      "the server to see the new address (netlink)")
         self.assertFalse(self.relayed(local_port, LATE4, self.echo.port),
                          f"{LATE4}, added after start, was relayed")
