@@ -85,6 +85,7 @@ struct Config {
   std::string control_tls_cert;
   std::string control_tls_key;
   std::string control_tls_client_ca;
+  bool control_insecure_plaintext = false;  // a token in plaintext off loopback is allowed
   std::string public_host;  // host of the ss:// access URLs
   // Prometheus /metrics: on by default for the server, off for local and tunnel.
   std::string metrics_listen;

@@ -108,6 +108,10 @@ constexpr OptionSpec kOptions[] = {
     {.name = "control_tls_client_ca", .long_flag = "--control-tls-client-ca",
      .value_name = "FILE", .roles = kServer, .field = &Config::control_tls_client_ca,
      .help = "CA that client certificates must chain to (mutual TLS)"},
+    {.name = "control_insecure_plaintext", .long_flag = "--control-insecure-plaintext",
+     .roles = kServer, .field = &Config::control_insecure_plaintext,
+     .help = "allow the bearer token in plaintext on a non-loopback control address (no TLS); "
+             "refused without it"},
     {.name = "public_host", .long_flag = "--public-host", .value_name = "HOST", .roles = kServer,
      .field = &Config::public_host, .help = "host of the users' ss:// URLs",
      .unset = "the listen address, or a guess"},

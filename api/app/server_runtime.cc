@@ -18,6 +18,7 @@
 #include "api/control/bearer_auth.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
+#include "relay/base/secret_file.h"
 #include "relay/event/event_loop.h"
 #include "relay/event/signal_watcher.h"
 #include "relay/event/timer.h"
@@ -209,6 +210,13 @@ absl::Status ServerRuntime::start() {
 
 absl::Status ServerRuntime::loadSecrets() {
   Config& config = env_.config;
+  // The state directory holds secrets (the password, the control token, the users' keys):
+  // 0700 whatever it was, before anything is read from it or written to it.
+  if (server_ && !config.state_dir.empty() && !config.check_only) {
+    auto note = relay::makePrivateDirectory(config.state_dir, "state_dir");
+    if (!note.ok()) return runtimeError(note.status().message());
+    if (!note->empty()) SR_LOG(Warn, "%s", *note);
+  }
   // The server's embedded default: with a state directory and no user at all, a password is
   // generated once, kept there, and the ss:// URI printed.
   if (server_ && config.password.empty() && config.key.empty() && config.users.empty() &&
@@ -249,6 +257,12 @@ absl::Status ServerRuntime::loadSecrets() {
       return configError(absl::StrCat("config: control_token_file: ", token.status().message()));
     }
     control_token_ = *token;
+    const bool tls = !config.control_tls_cert.empty() || !config.control_tls_key.empty();
+    if (absl::Status s = control::checkControlTransport(config.control_listen, tls,
+                                                        config.control_insecure_plaintext);
+        !s.ok() && !control_token_.empty()) {
+      return configError(s.message());
+    }
     if (control_token_.empty()) {
       if (config.control_listen_given) {
         return configError(
@@ -514,6 +528,7 @@ absl::Status ServerRuntime::startControl() {
   options.tls_cert_file = config_.control_tls_cert;
   options.tls_key_file = config_.control_tls_key;
   options.tls_client_ca_file = config_.control_tls_client_ca;
+  options.insecure_plaintext = config_.control_insecure_plaintext;
   options.public_host = public_host_;
   options.providers = providers_.get();
   options.status = [this] { return status(); };
