@@ -118,6 +118,11 @@ constexpr OptionSpec kOptions[] = {
     {.name = "metrics_listen", .long_flag = "--metrics-listen", .value_name = "ADDR",
      .field = &Config::metrics_listen, .given = &Config::metrics_listen_given,
      .help = "Prometheus /metrics: host:port or off"},
+    {.name = "metrics_token_file", .long_flag = "--metrics-token-file", .value_name = "FILE",
+     .field = &Config::metrics_token_file,
+     .help = "a bearer token that GET /metrics must carry (\"Authorization: Bearer TOKEN\"); "
+             "the file must not be readable by group or others",
+     .unset = "no token"},
     {.name = "metrics_per_user", .long_flag = "--metrics-per-user", .roles = kServer,
      .field = &Config::metrics_per_user, .help = "a user label on the metrics"},
     {.name = "verbose", .short_flag = "-v", .long_flag = "--verbose", .field = &Config::verbose,

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "api/app/state_dir.h"
 #include "api/control/bearer_auth.h"
+#include "api/control/bearer_token.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "relay/base/secret_file.h"
@@ -274,6 +275,13 @@ absl::Status ServerRuntime::loadSecrets() {
                    "$SHADOWRELAY_CONTROL_TOKEN or --state-dir)");
     }
   }
+  if (!config.metrics_token_file.empty()) {
+    auto token = control::loadBearerToken(config.metrics_token_file, "metrics-token-file");
+    if (!token.ok()) {
+      return configError(absl::StrCat("config: metrics_token_file: ", token.status().message()));
+    }
+    metrics_token_ = *std::move(token);
+  }
   if (server_ && config.password.empty() && config.key.empty() && config.users.empty() &&
       !control_wanted_) {
     return configError(
@@ -378,6 +386,7 @@ absl::Status ServerRuntime::startExporter() {
   if (config_.metrics_listen == relay::kListenOff) return absl::OkStatus();
   metrics::MetricsOptions options;
   options.listen = config_.metrics_listen;
+  options.token = metrics_token_;
   options.workers = pool_->size();
   options.per_user = config_.metrics_per_user;
   options.version = relay::kShadowrelayVersion;
@@ -388,7 +397,8 @@ absl::Status ServerRuntime::startExporter() {
   auto started = metrics::MetricsExporter::start(std::move(options));
   if (started.ok()) {
     exporter_ = std::move(*started);
-    SR_LOG(Info, "metrics on http://%s/metrics", exporter_->address());
+    SR_LOG(Info, "metrics on http://%s/metrics (%s)", exporter_->address(),
+           metrics_token_.empty() ? "no token" : "bearer token");
   } else if (config_.metrics_listen_given) {
     return runtimeError(absl::StrCat("metrics_listen: ", started.status().message()));
   } else {

@@ -91,6 +91,7 @@ class ServerRuntime {
   bool print_uri_ = false;
   bool control_wanted_ = false;
   std::string control_token_;
+  std::string metrics_token_;
   std::string public_host_;
   std::vector<relay::SocketAddress> addresses_;
   absl::Time started_at_;
