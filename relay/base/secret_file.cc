@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "relay/base/durable_file.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -39,22 +40,6 @@ std::string parentOf(const std::string& dir) {
   return parent.string();
 }
 
-absl::Status fsyncDirectory(const std::string& dir, absl::string_view what) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::InternalError(
-        absl::StrCat(what, " ", dir, ": cannot open: ", std::strerror(errno)));
-  }
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) {
-    return absl::InternalError(
-        absl::StrCat(what, " ", dir, ": cannot fsync: ", std::strerror(err)));
-  }
-  return absl::OkStatus();
-}
-
 /// mkdir -p for `dir`'s parents, then `dir` itself 0700; the parent is fsynced after.
 absl::Status createPrivate(const std::string& dir, absl::string_view what) {
   const std::string parent = parentOf(dir);
@@ -68,7 +53,10 @@ absl::Status createPrivate(const std::string& dir, absl::string_view what) {
     return absl::InternalError(
         absl::StrCat(what, " ", dir, ": cannot create: ", std::strerror(errno)));
   }
-  return fsyncDirectory(parent, what);
+  if (absl::Status s = fsyncDirectory(parent); !s.ok()) {
+    return absl::InternalError(absl::StrCat(what, " ", dir, ": ", s.message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
