@@ -100,7 +100,7 @@ prometheus::MetricFamily publishesFamily(const std::vector<uint64_t>& counts) {
 /// Builds the shadowrelay_* families at scrape time from the exporter's samples.
 class MetricsExporter::RelayCollector final : public prometheus::Collectable {
  public:
-  /// `exporter` owns this collector and outlives every scrape (its Exposer goes first).
+  /// `exporter` owns this collector and outlives every scrape (its HTTP server stops first).
   explicit RelayCollector(const MetricsExporter& exporter) : exporter_(exporter) {}
 
   // prometheus::Collectable
