@@ -506,17 +506,13 @@ OptionSource optionSource(const Config& c, absl::string_view name) {
 
 namespace {
 
-// Shadowsocks 2022 (issue 14 part 2): TCP only, one PSK per port (the -k/--key default user).
+// Shadowsocks 2022 (issue 14 parts 2 and 3): TCP, UDP and UDP over TCP, one PSK per port (the
+// -k/--key default user).
 absl::Status validate2022(const Config& c, const crypto::MethodInfo& method) {
   if (!c.users.empty()) {
     return fieldError("config", "users",
                       absl::StrCat(method.name, " serves one PSK per port for now (-k/--key); "
                                                 "users are 2017 methods only (issue 14)"));
-  }
-  if (c.mode != Mode::TcpOnly) {
-    return fieldError("config", "mode",
-                      absl::StrCat("UDP (-u/-U) with ", method.name,
-                                   " is not supported yet: TCP only (tcp_only) for 2022 methods"));
   }
   if (c.password.empty() && c.key.empty()) {
     return fieldError("config", "password",

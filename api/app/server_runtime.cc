@@ -28,6 +28,7 @@
 #include "relay/ss_uri.h"
 #include "relay/stats/tcp_stats.h"
 #include "relay/stats/udp_stats.h"
+#include "relay/udp/udp2022_server.h"
 #include "relay/udp/udp_client.h"
 #include "relay/udp/udp_server.h"
 
@@ -146,6 +147,9 @@ ServerRuntime::ServerRuntime(Config config) {
   udp_ = config_.mode != relay::Mode::TcpOnly;
   // local -u has no shared UDP port: each SOCKS5 UDP ASSOCIATE binds a socket of its own.
   udp_port_ = udp_ && config_.role != Role::Local;
+  const auto method = crypto::findAnyMethod(config_.method);
+  udp2022_ = server_ && udp_port_ && method.ok() &&
+             (*method)->edition == crypto::Edition::Aead2022;
 }
 
 ServerRuntime::~ServerRuntime() { stop(); }
@@ -162,7 +166,11 @@ absl::Status ServerRuntime::start() {
     return absl::OkStatus();
   }
   if (absl::Status s = resolveUdpServer(); !s.ok()) return s;
-  salt_filter_ = std::make_unique<crypto::SaltFilter>();
+  if (server_) {
+    replay_filters_ = ReplayFilters::open(config_.state_dir);
+    env_.salt_filter = &replay_filters_->tcp();
+    env_.udp_salt_filter = &replay_filters_->udp();
+  }
   salt_store_2022_ = std::make_unique<crypto::SaltStore2022>();
   dns::DnsCache::Options cache;
   cache.capacity = static_cast<size_t>(config_.dns_cache_size);
@@ -170,7 +178,6 @@ absl::Status ServerRuntime::start() {
   cache.max_ttl = std::chrono::seconds(config_.dns_max_ttl_seconds);
   cache.negative_ttl = std::chrono::seconds(config_.dns_negative_ttl_seconds);
   dns_cache_ = std::make_unique<dns::DnsCache>(cache);
-  env_.salt_filter = salt_filter_.get();
   env_.salt_store_2022 = salt_store_2022_.get();
   env_.dns_cache = dns_cache_.get();
   if (server_ && !config_.allow_private) {
@@ -451,21 +458,25 @@ absl::Status ServerRuntime::bindAddress(SocketAddress& address, bool any_port) {
     }
     tcp.push_back(Fd(::fcntl(shared.get(), F_DUPFD_CLOEXEC, 0)));
   }
-  for (size_t i = 0; udp_port_ && i < n; ++i) {
+  // A 2022 server port is one socket, on the first worker, held by nobody else: its sessions
+  // are keyed by session ID, which the kernel's SO_REUSEPORT hash (by 4-tuple) cannot follow
+  // when a client's source port changes (relay/udp/udp2022_server.h; docs/PERFORMANCE.md).
+  const size_t udp_sockets = udp2022_ ? 1 : n;
+  for (size_t i = 0; udp_port_ && i < udp_sockets; ++i) {
     // SO_REUSEPORT: the kernel hashes each client's datagrams to one worker, so its
     // association lives on one loop. With port 0 (or --no-reuse-port) the first socket binds
     // without it, so that it gets a port nobody holds rather than joining another process's
     // sockets there; the workers after it join it. A given port is shared as TCP's is.
-    const bool exclusive_first = any_port || !config_.reuse_port;
+    const bool exclusive_first = any_port || !config_.reuse_port || udp2022_;
     auto fd = relay::bindUdp(address, /*reuse_port=*/i > 0 || !exclusive_first);
     if (!fd.ok()) return fd.status();
-    if (i == 0 && n > 1 && exclusive_first) relay::openReusePortGroup(fd->get());
+    if (i == 0 && udp_sockets > 1 && exclusive_first) relay::openReusePortGroup(fd->get());
     if (address.port() == 0) address.setPort(relay::localAddress(fd->get()).port());
     udp.push_back(std::move(*fd));
   }
   for (size_t i = 0; i < n; ++i) {
     if (tcp_) tcp_fds_[i].push_back(std::move(tcp[i]));
-    if (udp_port_) udp_fds_[i].push_back(std::move(udp[i]));
+    if (i < udp.size()) udp_fds_[i].push_back(std::move(udp[i]));
   }
   return absl::OkStatus();
 }
@@ -498,7 +509,10 @@ absl::Status ServerRuntime::startWorkers() {
     relay::Worker& worker = *workers_[i];
     for (Fd& fd : tcp_fds_[i]) worker.addListener(std::move(fd));
     for (Fd& fd : udp_fds_[i]) {
-      if (server_) {
+      if (udp2022_) {
+        worker.addUdpPort(std::make_unique<relay::Udp2022Server>(worker, std::move(fd),
+                                                                 env_.udp_max_associations));
+      } else if (server_) {
         worker.addUdpPort(
             std::make_unique<relay::UdpServer>(worker, std::move(fd), env_.udp_max_associations));
       } else {
@@ -565,6 +579,12 @@ std::string ServerRuntime::readyLine() const {
   return line;
 }
 
+void ServerRuntime::saveReplayFilters() {
+  if (absl::Status s = replay_filters_->save(); !s.ok()) {
+    SR_LOG(Warn, "replay filter not saved: %s", s.message());
+  }
+}
+
 void ServerRuntime::forwardTraffic() {
   const auto deltas = hub_->takeTrafficDeltas();
   if (!deltas.empty()) registry_->addTraffic(deltas);
@@ -591,6 +611,15 @@ void ServerRuntime::run() {
       traffic->armAfter(std::chrono::seconds(1));
     });
     traffic->armAfter(std::chrono::seconds(1));
+  }
+  std::optional<relay::Timer> save_filters;
+  if (replay_filters_ && replay_filters_->persistent()) {
+    const auto every = std::chrono::seconds(config_.replay_filter_save_seconds);
+    save_filters.emplace(main_loop, [&] {
+      saveReplayFilters();
+      save_filters->armAfter(every);
+    });
+    save_filters->armAfter(every);
   }
   main_loop.run();
 }
@@ -630,6 +659,8 @@ void ServerRuntime::stop() {
     forwardTraffic();
     if (auto status = registry_->flush(); !status.ok()) SR_LOG(Warn, "users: %s", status.message());
   }
+  // After the workers: the salts of the drained sessions are in.
+  if (replay_filters_) saveReplayFilters();
   server_users_.reset();
   workers_.clear();
   tcp_fds_.clear();

@@ -13,13 +13,13 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "api/app/replay_filters.h"
 #include "api/app/sample_hub.h"
 #include "api/app/server_users.h"
 #include "api/control/control_server.h"
 #include "api/metrics/metrics_exporter.h"
 #include "api/users/user_registry.h"
 #include "crypto/providers.h"
-#include "crypto/salt_filter.h"
 #include "crypto/salt_store_2022.h"
 #include "dns/dns_cache.h"
 #include "relay/config.h"
@@ -77,6 +77,8 @@ class ServerRuntime {
   absl::Status bindAddress(relay::SocketAddress& address, bool any_port);
   absl::Status startWorkers();
   absl::Status startControl();
+  /// Saves the replay filters to the state directory (a warning if that fails).
+  void saveReplayFilters();
   /// The traffic of the workers to the registry (data quotas, the API's counters).
   void forwardTraffic();
   control::RelayStatus status() const;
@@ -88,6 +90,7 @@ class ServerRuntime {
   bool tcp_ = false;
   bool udp_ = false;       // UDP relayed at all (local -u: through SOCKS5 associations)
   bool udp_port_ = false;  // a shared UDP port (server -u, tunnel -u)
+  bool udp2022_ = false;   // server -u with a 2022 method: one UDP socket, on worker 0
   bool print_uri_ = false;
   bool control_wanted_ = false;
   std::string control_token_;
@@ -100,7 +103,7 @@ class ServerRuntime {
 
   // Start order. stop() releases them from the bottom up.
   std::unique_ptr<crypto::CryptoProviders> providers_;
-  std::unique_ptr<crypto::SaltFilter> salt_filter_;
+  std::unique_ptr<ReplayFilters> replay_filters_;  // server only
   std::unique_ptr<crypto::SaltStore2022> salt_store_2022_;
   std::unique_ptr<dns::DnsCache> dns_cache_;
   std::unique_ptr<relay::HostAddresses> host_addresses_;  // server: refused as targets
