@@ -9,7 +9,7 @@ set -euo pipefail
 BUILD_PKGS=(
   bazel-bootstrap g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libc-ares-dev liburing-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libabsl-dev libc-ares-dev liburing-dev prometheus-cpp-dev libmicrohttpd-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev android-libboringssl-dev librust-blake3-dev nlohmann-json3-dev
 )
 # Real peers and tools used by the tests (ARCHITECTURE.md: no mocks where the real thing runs).

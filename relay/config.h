@@ -88,10 +88,12 @@ struct Config {
   std::string control_tls_cert;
   std::string control_tls_key;
   std::string control_tls_client_ca;
+  bool control_insecure_plaintext = false;  // a token in plaintext off loopback is allowed
   std::string public_host;  // host of the ss:// access URLs
   // Prometheus /metrics: on by default for the server, off for local and tunnel.
   std::string metrics_listen;
   bool metrics_listen_given = false;
+  std::string metrics_token_file;  // GET /metrics needs this bearer token
   bool metrics_per_user = true;
   // The DNS cache (dns::DnsCache::Options), with its defaults.
   int dns_cache_size = static_cast<int>(dns::DnsCache::Options{}.capacity);  // 0: no cache

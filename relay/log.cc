@@ -7,6 +7,8 @@
 
 #include <sys/time.h>
 
+#include "absl/strings/escaping.h"
+
 namespace shadowrelay::relay::log {
 namespace {
 
@@ -27,7 +29,27 @@ char levelChar(Level level) {
   return '?';
 }
 
+/// `text` with each control byte as \xNN (other bytes, UTF-8 included, as they are).
+std::string withoutControlBytes(const std::string& text) {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string escaped(absl::string_view text) { return absl::CHexEscape(text); }
 
 void setLevel(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
 
@@ -46,7 +68,7 @@ void emit(Level level, const std::string& text) {
   std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &utc);
   // One fprintf per line: stdio locks the stream, so lines from workers do not interleave.
   std::fprintf(stderr, "%s.%03dZ %c %s: %s\n", stamp, static_cast<int>(tv.tv_usec / 1000),
-               levelChar(level), t_name.c_str(), text.c_str());
+               levelChar(level), t_name.c_str(), withoutControlBytes(text).c_str());
 }
 
 }  // namespace shadowrelay::relay::log

@@ -6,11 +6,39 @@
 
 namespace shadowrelay::relay {
 
+class HostAddresses;
+
 /// True when `addr` is a public unicast address a server may connect to by default. Refused:
-/// unspecified, loopback, RFC 1918, CGNAT 100.64/10, link-local, 0/8, 192.0.0/24, benchmarking
-/// 198.18/15, multicast, reserved 240/4 and broadcast; IPv6 ::, ::1, ULA fc00::/7, link-local
-/// fe80::/10, site-local fec0::/10, multicast ff00::/8, and IPv4-mapped/compatible addresses whose
-/// IPv4 part is refused.
+/// - IPv4: unspecified and 0/8, loopback, RFC 1918, CGNAT 100.64/10, link-local, 192.0.0/24,
+///   the documentation ranges 192.0.2/24, 198.51.100/24 and 203.0.113/24, benchmarking
+///   198.18/15, multicast, reserved 240/4 and broadcast;
+/// - IPv6: :: and ::1, ULA fc00::/7, link-local fe80::/10, site-local fec0::/10, multicast,
+///   documentation 2001:db8::/32, discard-only 100::/64, SIIT ::ffff:0:0:0/96;
+/// - IPv6 that carries an IPv4 address which is refused: IPv4-mapped ::ffff:0:0/96 and
+///   -compatible ::/96, NAT64 64:ff9b::/96 (the last 32 bits), NAT64 local-use 64:ff9b:1::/48
+///   (each RFC 6052 reading: /48, /56, /64 and /96, since the translator's prefix length is a
+///   local choice), 6to4 2002::/16 (bits 16..47) and Teredo 2001::/32 (the server, bits
+///   32..63, and the client, the last 32 bits inverted: either refused refuses the address).
+/// Pure: the host's own addresses are TargetPolicy's business.
 bool isPublicUnicast(const sockaddr* addr);
+
+/// Where a server may connect or send for a client: public unicast (isPublicUnicast) and not
+/// an address of this host's own interfaces (HostAddresses, when given), unless
+/// --allow-private lifts the whole policy. A small value; the HostAddresses it borrows must
+/// outlive it. allows() is thread-safe and cheap (no lock, no allocation).
+class TargetPolicy {
+ public:
+  /// Refuses what isPublicUnicast() refuses; knows no host address.
+  TargetPolicy() = default;
+  /// `host` may be null (the ranges alone).
+  TargetPolicy(bool allow_private, const HostAddresses* host)
+      : allow_private_(allow_private), host_(host) {}
+
+  bool allows(const sockaddr* addr) const;
+
+ private:
+  bool allow_private_ = false;
+  const HostAddresses* host_ = nullptr;
+};
 
 }  // namespace shadowrelay::relay

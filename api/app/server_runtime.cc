@@ -16,8 +16,10 @@
 #include "absl/time/clock.h"
 #include "api/app/state_dir.h"
 #include "api/control/bearer_auth.h"
+#include "api/control/bearer_token.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
+#include "relay/base/secret_file.h"
 #include "relay/event/event_loop.h"
 #include "relay/event/signal_watcher.h"
 #include "relay/event/timer.h"
@@ -181,6 +183,10 @@ absl::Status ServerRuntime::start() {
   dns_cache_ = std::make_unique<dns::DnsCache>(cache);
   env_.salt_store_2022 = salt_store_2022_.get();
   env_.dns_cache = dns_cache_.get();
+  if (server_ && !config_.allow_private) {
+    host_addresses_ = relay::HostAddresses::watch();
+    env_.host_addresses = host_addresses_.get();
+  }
 
   relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
   std::signal(SIGPIPE, SIG_IGN);
@@ -217,6 +223,13 @@ absl::Status ServerRuntime::start() {
 
 absl::Status ServerRuntime::loadSecrets() {
   Config& config = env_.config;
+  // The state directory holds secrets (the password, the control token, the users' keys):
+  // 0700 whatever it was, before anything is read from it or written to it.
+  if (server_ && !config.state_dir.empty() && !config.check_only) {
+    auto note = relay::makePrivateDirectory(config.state_dir, "state_dir");
+    if (!note.ok()) return runtimeError(note.status().message());
+    if (!note->empty()) SR_LOG(Warn, "%s", *note);
+  }
   // The server's embedded default: with a state directory and no user at all, a password is
   // generated once, kept there, and the ss:// URI printed.
   if (server_ && config.password.empty() && config.key.empty() && config.users.empty() &&
@@ -257,6 +270,12 @@ absl::Status ServerRuntime::loadSecrets() {
       return configError(absl::StrCat("config: control_token_file: ", token.status().message()));
     }
     control_token_ = *token;
+    const bool tls = !config.control_tls_cert.empty() || !config.control_tls_key.empty();
+    if (absl::Status s = control::checkControlTransport(config.control_listen, tls,
+                                                        config.control_insecure_plaintext);
+        !s.ok() && !control_token_.empty()) {
+      return configError(s.message());
+    }
     if (control_token_.empty()) {
       if (config.control_listen_given) {
         return configError(
@@ -267,6 +286,13 @@ absl::Status ServerRuntime::loadSecrets() {
       SR_LOG(Info, "control API off: no token (give --control-token-file, "
                    "$SHADOWRELAY_CONTROL_TOKEN or --state-dir)");
     }
+  }
+  if (!config.metrics_token_file.empty()) {
+    auto token = control::loadBearerToken(config.metrics_token_file, "metrics-token-file");
+    if (!token.ok()) {
+      return configError(absl::StrCat("config: metrics_token_file: ", token.status().message()));
+    }
+    metrics_token_ = *std::move(token);
   }
   if (server_ && config.password.empty() && config.key.empty() && config.users.empty() &&
       !control_wanted_) {
@@ -372,6 +398,7 @@ absl::Status ServerRuntime::startExporter() {
   if (config_.metrics_listen == relay::kListenOff) return absl::OkStatus();
   metrics::MetricsOptions options;
   options.listen = config_.metrics_listen;
+  options.token = metrics_token_;
   options.workers = pool_->size();
   options.per_user = config_.metrics_per_user;
   options.version = relay::kShadowrelayVersion;
@@ -386,7 +413,8 @@ absl::Status ServerRuntime::startExporter() {
   auto started = metrics::MetricsExporter::start(std::move(options));
   if (started.ok()) {
     exporter_ = std::move(*started);
-    SR_LOG(Info, "metrics on http://%s/metrics", exporter_->address());
+    SR_LOG(Info, "metrics on http://%s/metrics (%s)", exporter_->address(),
+           metrics_token_.empty() ? "no token" : "bearer token");
   } else if (config_.metrics_listen_given) {
     return runtimeError(absl::StrCat("metrics_listen: ", started.status().message()));
   } else {
@@ -544,6 +572,7 @@ absl::Status ServerRuntime::startControl() {
   options.tls_cert_file = config_.control_tls_cert;
   options.tls_key_file = config_.control_tls_key;
   options.tls_client_ca_file = config_.control_tls_client_ca;
+  options.insecure_plaintext = config_.control_insecure_plaintext;
   options.public_host = public_host_;
   options.providers = providers_.get();
   options.status = [this] { return status(); };

@@ -25,6 +25,7 @@
 #include "relay/config.h"
 #include "relay/context/relay_env.h"
 #include "relay/event/worker_pool.h"
+#include "relay/host_addresses.h"
 #include "relay/net/socket.h"
 #include "relay/plugin/sip003_plugin.h"
 #include "relay/worker/worker.h"
@@ -97,6 +98,7 @@ class ServerRuntime {
   bool print_uri_ = false;
   bool control_wanted_ = false;
   std::string control_token_;
+  std::string metrics_token_;
   std::string public_host_;
   std::vector<relay::SocketAddress> addresses_;
   absl::Time started_at_;
@@ -108,6 +110,7 @@ class ServerRuntime {
   std::unique_ptr<ReplayFilters> replay_filters_;  // server only
   std::unique_ptr<crypto::SaltStore2022> salt_store_2022_;
   std::unique_ptr<dns::DnsCache> dns_cache_;
+  std::unique_ptr<relay::HostAddresses> host_addresses_;  // server: refused as targets
   std::unique_ptr<users::UserRegistry> registry_;
   std::unique_ptr<metrics::MetricsExporter> exporter_;
   std::unique_ptr<SampleHub> hub_;

@@ -1,17 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "api/app/state_dir.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include <unistd.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "relay/base/durable_file.h"
+#include "relay/base/secret_file.h"
 #include "relay/log.h"
 #include "relay/net/endpoint.h"
 
@@ -21,11 +17,10 @@ absl::StatusOr<std::string> loadOrCreateSecret(const std::string& state_dir, abs
                                                const std::function<std::string()>& make,
                                                bool persist, bool* created) {
   const std::string path = absl::StrCat(state_dir, "/", name);
-  std::ifstream in(path);
-  if (in) {
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string secret(absl::StripAsciiWhitespace(text.str()));
+  if (::access(path.c_str(), F_OK) == 0) {
+    auto text = relay::readSecretFile(path, "state_dir");
+    if (!text.ok()) return text.status();
+    std::string secret(absl::StripAsciiWhitespace(*text));
     if (secret.empty()) return absl::DataLossError(absl::StrCat(path, ": empty"));
     *created = false;
     return secret;
@@ -34,9 +29,8 @@ absl::StatusOr<std::string> loadOrCreateSecret(const std::string& state_dir, abs
     *created = true;
     return make();
   }
-  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::UnavailableError(
-        absl::StrCat("state_dir ", state_dir, ": cannot create: ", std::strerror(errno)));
+  if (auto made = relay::makePrivateDirectory(state_dir, "state_dir"); !made.ok()) {
+    return absl::UnavailableError(made.status().message());
   }
   std::string secret = make();
   if (absl::Status s = relay::writeFileDurably(path, secret + "\n", 0600); !s.ok()) {

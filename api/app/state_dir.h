@@ -11,8 +11,9 @@
 
 namespace shadowrelay::api::app {
 
-/// A secret kept in <state_dir>/<name>: read, or made by `make` and stored there (0600,
-/// relay::writeFileDurably: a crash never leaves half a secret). Errors name the
+/// A secret kept in <state_dir>/<name>: read (relay::readSecretFile: refused when group or
+/// others may read it), or made by `make` and stored there (0600, relay::writeFileDurably: a
+/// crash never leaves half a secret; the directory made 0700 first). Errors name the
 /// file, never the secret. Without `persist` (--check-config) a missing secret is made but not
 /// stored: checking a configuration writes nothing. `*created`: it was made now.
 absl::StatusOr<std::string> loadOrCreateSecret(const std::string& state_dir, absl::string_view name,

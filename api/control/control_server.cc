@@ -22,6 +22,7 @@
 #include "api/control/user_service.h"
 #include "grpc/health/v1/health.pb.h"
 #include "dns/ip_address.h"
+#include "relay/base/secret_file.h"
 #include "relay/log.h"
 #include "relay/net/endpoint.h"
 
@@ -31,17 +32,27 @@ namespace {
 constexpr int kMaxThreads = 16;
 constexpr int kMaxMessageBytes = 1 << 20;
 
-absl::StatusOr<std::string> readPem(const std::string& path, absl::string_view flag) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": cannot be read"));
+/// A PEM file; a private key (`secret`) is read as relay::readSecretFile reads secrets.
+absl::StatusOr<std::string> readPem(const std::string& path, absl::string_view flag,
+                                    bool secret = false) {
+  std::string pem;
+  if (secret) {
+    auto text = relay::readSecretFile(path, flag);
+    if (!text.ok()) return text.status();
+    pem = *std::move(text);
+  } else {
+    std::ifstream in(path);
+    if (!in) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": cannot be read"));
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    pem = text.str();
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  if (text.str().find("-----BEGIN ") == std::string::npos) {
+  if (pem.find("-----BEGIN ") == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": not a PEM file"));
   }
-  return text.str();
+  return pem;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> makeCredentials(
@@ -60,7 +71,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> makeCredentials(
     if (!cert.ok()) {
       return cert.status();
     }
-    auto key = readPem(options.tls_key_file, "control-tls-key");
+    auto key = readPem(options.tls_key_file, "control-tls-key", /*secret=*/true);
     if (!key.ok()) {
       return key.status();
     }
@@ -110,6 +121,15 @@ bool isLoopbackListenAddress(absl::string_view listen) {
   return std::memcmp(ip->data(), kMappedPrefix, 12) == 0 && ip->data()[12] == 127;
 }
 
+absl::Status checkControlTransport(absl::string_view listen, bool tls, bool insecure_plaintext) {
+  if (tls || insecure_plaintext || isLoopbackListenAddress(listen)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "config: control_listen: ", listen,
+      " is not a loopback address and the control API has no TLS: its bearer token would cross "
+      "the network in plaintext. Give --control-tls-cert and --control-tls-key, or "
+      "--control-insecure-plaintext to accept that (e.g. inside a private network)"));
+}
+
 ControlServer::ControlServer() = default;
 
 absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(ControlServerOptions options,
@@ -125,6 +145,11 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(ControlServe
         "control-listen ", options.listen,
         " is not a loopback address: a control token is required (--control-token-file or ",
         kControlTokenEnv, ")"));
+  }
+  const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  if (absl::Status s = checkControlTransport(options.listen, tls, options.insecure_plaintext);
+      !s.ok()) {
+    return s;
   }
   auto creds = makeCredentials(options);
   if (!creds.ok()) {
@@ -169,6 +194,13 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(ControlServe
     auto endpoint = relay::Endpoint::parse(options.listen, relay::Endpoint::Port::AnyOrZero);
     endpoint->port = static_cast<uint16_t>(server->port_);
     server->address_ = endpoint->toString();
+  }
+  if (!tls && !isLoopbackListenAddress(options.listen)) {
+    SR_LOG(Warn,
+           "WARNING: the control API on %s takes its bearer token in PLAINTEXT on a non-loopback "
+           "address (--control-insecure-plaintext): anyone on the path can read it and manage the "
+           "users. Use --control-tls-cert and --control-tls-key.",
+           server->address_);
   }
   SR_LOG(Info, "control API on %s (%s, %s)", server->address_,
          options.tls_cert_file.empty()        ? "plaintext"

@@ -34,6 +34,9 @@ struct ControlServerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
+  /// --control-insecure-plaintext: a token may cross the network in plaintext (a non-loopback
+  /// address without TLS); start() then logs a warning.
+  bool insecure_plaintext = false;
   /// Host in access URLs (--public-host, else the relay's listen address).
   std::string public_host = "127.0.0.1";
   /// For ListCiphers and GetStatus; may be null. Borrowed: must outlive the server.
@@ -47,13 +50,19 @@ struct ControlServerOptions {
 /// True for 127.0.0.0/8, ::1, "localhost" and unix sockets: where a token is optional.
 bool isLoopbackListenAddress(absl::string_view listen);
 
+/// A bearer token sent in plaintext to a non-loopback address can be read on the way and used
+/// to take over the users. INVALID_ARGUMENT naming control_listen when `listen` is not loopback,
+/// `tls` is off and `insecure_plaintext` (--control-insecure-plaintext) is not given.
+absl::Status checkControlTransport(absl::string_view listen, bool tls, bool insecure_plaintext);
+
 /// The gRPC control API: shadowrelay.v1 UserService, CipherService and ServerService,
 /// grpc.health.v1.Health (no token needed) and server reflection (grpc.reflection.v1alpha).
 /// Owns the gRPC server and its threads; borrows the registry, which must outlive it.
 class ControlServer {
  public:
-  /// Listens and serves. INVALID_ARGUMENT for "off" or bad TLS options; FAILED_PRECONDITION
-  /// for a non-loopback address without a token; UNAVAILABLE if the address cannot be bound.
+  /// Listens and serves. INVALID_ARGUMENT for "off", bad TLS options or a plaintext
+  /// non-loopback address (checkControlTransport); FAILED_PRECONDITION for a non-loopback
+  /// address without a token; UNAVAILABLE if the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<ControlServer>> start(ControlServerOptions options,
                                                               users::UserRegistry& registry);
   /// shutdown() with a one-second deadline.

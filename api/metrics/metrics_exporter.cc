@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "api/metrics/metrics_exporter.h"
 
+#include <microhttpd.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
+#include <algorithm>
 #include <chrono>
-#include <cstring>
-#include <exception>
-#include <thread>
+#include <initializer_list>
+#include <iterator>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -21,15 +19,22 @@
 #include "api/metrics/process_collector.h"
 #include "api/metrics/relay_families.h"
 #include "dns/ip_address.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
+#include "prometheus/summary.h"
+#include "prometheus/text_serializer.h"
 #include "relay/net/endpoint.h"
 #include "relay/net/socket.h"
-#include "prometheus/collectable.h"
-#include "prometheus/exposer.h"
-#include "prometheus/metric_family.h"
 
 namespace shadowrelay::api::metrics {
 
 namespace {
+
+constexpr absl::string_view kMetricsPath = "/metrics";
+constexpr char kTextFormat[] = "text/plain; version=0.0.4; charset=utf-8";
+constexpr char kPlainText[] = "text/plain; charset=utf-8";
 
 /// "1.2.3.4:80" or "[::1]:80".
 std::string text(const relay::SocketAddress& address) {
@@ -59,47 +64,6 @@ absl::StatusOr<relay::SocketAddress> parseListen(absl::string_view listen) {
                                                            : "the host must be an IP address");
   }
   return relay::socketAddressOf(*ip, endpoint->port);
-}
-
-/// civetweb reports a failed bind only as "null context", so try the bind first to name the
-/// reason (EADDRINUSE, EADDRNOTAVAIL, EACCES). Port 0 always binds.
-absl::Status checkBindable(const relay::SocketAddress& address) {
-  if (address.port() == 0) {
-    return absl::OkStatus();
-  }
-  const int fd = socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    const int err = errno;
-    return absl::UnavailableError(
-        absl::StrCat("metrics-listen ", text(address), ": socket: ", std::strerror(err)));
-  }
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as civetweb does
-  const int rc = bind(fd, address.get(), address.len);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("metrics-listen ", text(address), ": cannot listen: ", std::strerror(err)));
-  }
-  return absl::OkStatus();
-}
-
-/// Connects to `address` (the wildcard address through loopback) and closes at once.
-void poke(const relay::SocketAddress& address) {
-  relay::Endpoint target = relay::Endpoint::fromSocketAddress(address);
-  if (target.host == "0.0.0.0") {
-    target.host = "127.0.0.1";
-  } else if (target.host == "::") {
-    target.host = "::1";
-  }
-  const relay::SocketAddress to = relay::socketAddressOf(*target.ip(), target.port);
-  const int fd = socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return;
-  }
-  connect(fd, to.get(), to.len);
-  close(fd);
 }
 
 prometheus::MetricFamily gaugeFamily(std::string name, std::string help,
@@ -146,7 +110,7 @@ prometheus::MetricFamily publishesFamily(const std::vector<uint64_t>& counts) {
 /// Builds the shadowrelay_* families at scrape time from the exporter's samples.
 class MetricsExporter::RelayCollector final : public prometheus::Collectable {
  public:
-  /// `exporter` owns this collector and outlives every scrape (its Exposer goes first).
+  /// `exporter` owns this collector and outlives every scrape (its HTTP server stops first).
   explicit RelayCollector(const MetricsExporter& exporter) : exporter_(exporter) {}
 
   // prometheus::Collectable
@@ -182,24 +146,63 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
 MetricsExporter::MetricsExporter(MetricsOptions options)
     : options_(std::move(options)), samples_(options_.workers), publishes_(options_.workers) {}
 
-MetricsExporter::~MetricsExporter() {
-  // civetweb's accept thread polls its sockets in 2 s quanta and only then sees the stop flag;
-  // a connection wakes it at once, so poke the listener until the Exposer is gone.
-  std::atomic<bool> stopped{false};
-  std::thread waker;
-  if (auto bound = parseListen(address_); bound.ok() && port_ != 0) {
-    waker = std::thread([&stopped, address = *bound] {
-      for (int i = 0; i < 300 && !stopped.load(); ++i) {  // bounded: 3 s
-        poke(address);
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+/// libmicrohttpd's callbacks, with access to the exporter.
+class MetricsExporter::Http {
+ public:
+  /// MHD_AccessHandlerCallback: called once the headers are in (`*state` null), then for any
+  /// body (ignored), then once more: the answer goes out on that last call.
+  static MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url,
+                              const char* method, const char* /*version*/,
+                              const char* /*upload_data*/, size_t* upload_data_size, void** state) {
+    static int headers_seen;
+    if (*state == nullptr) {
+      *state = &headers_seen;
+      return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+    auto& exporter = *static_cast<MetricsExporter*>(cls);
+    const absl::string_view verb(method);
+    if (verb != MHD_HTTP_METHOD_GET && verb != MHD_HTTP_METHOD_HEAD) {
+      return answer(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", kPlainText,
+                    {{MHD_HTTP_HEADER_ALLOW, "GET, HEAD"}});
+    }
+    if (absl::string_view(url) != kMetricsPath) {
+      return answer(connection, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n");
+    }
+    if (exporter.token_) {
+      const char* authorization =
+          MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+      if (authorization == nullptr || !exporter.token_->accepts(authorization)) {
+        return answer(connection, MHD_HTTP_UNAUTHORIZED,
+                      "unauthorized: send \"Authorization: Bearer <token>\"\n", kPlainText,
+                      {{MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"metrics\""}});
       }
-    });
+    }
+    return answer(connection, MHD_HTTP_OK, exporter.render(), kTextFormat);
   }
-  exposer_.reset();
-  stopped.store(true);
-  if (waker.joinable()) {
-    waker.join();
+
+ private:
+  static MHD_Result answer(
+      MHD_Connection* connection, unsigned int status, const std::string& body,
+      const char* content_type = kPlainText,
+      std::initializer_list<std::pair<const char*, const char*>> headers = {}) {
+    MHD_Response* response = MHD_create_response_from_buffer(
+        body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
+    if (response == nullptr) return MHD_NO;  // out of memory: MHD closes the connection
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (const auto& [name, value] : headers) MHD_add_response_header(response, name, value);
+    const MHD_Result queued = MHD_queue_response(connection, status, response);
+    MHD_destroy_response(response);
+    return queued;
   }
+};
+
+MetricsExporter::~MetricsExporter() {
+  // Closes the listening socket and joins the threads; a scrape in progress finishes first.
+  if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
 }
 
 absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::start(MetricsOptions options) {
@@ -210,36 +213,73 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::start(MetricsO
   if (!address.ok()) {
     return address.status();
   }
-  if (auto status = checkBindable(*address); !status.ok()) {
-    return status;
+  // Our own listening socket (errors name the reason; "[::]" takes IPv4 too), handed over.
+  relay::ListenOptions listen;
+  listen.reuse_port = false;
+  listen.v6_only = false;
+  listen.backlog = 128;
+  auto fd = relay::listenTcp(*address, listen);
+  if (!fd.ok()) {
+    return absl::UnavailableError(absl::StrCat("metrics-listen: ", fd.status().message()));
   }
+  const uint16_t port = relay::localAddress(fd->get()).port();
   std::unique_ptr<MetricsExporter> exporter(new MetricsExporter(std::move(options)));
+  const MetricsOptions& o = exporter->options_;
+  if (!o.token.empty()) exporter->token_.emplace(o.token);
   exporter->relay_collector_ = std::make_shared<RelayCollector>(*exporter);
   exporter->process_collector_ = std::make_shared<ProcessCollector>();
-  // prometheus-cpp throws (CivetException) when civetweb cannot start, e.g. a lost bind race.
-  try {
-    exporter->exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", text(*address), "num_threads", "2"});
-  } catch (const std::exception& e) {
-    // Debian's civetweb is built without IPv6 (mg_check_feature(8) == 0): name that first.
-    return absl::UnavailableError(absl::StrCat(
-        "metrics-listen ", text(*address), ": cannot listen: ",
-        address->family() == AF_INET6 ? "this civetweb has no IPv6 support (use an IPv4 address); "
-                                    : "",
-        e.what()));
-  }
-  exporter->exposer_->RegisterCollectable(exporter->relay_collector_);
-  exporter->exposer_->RegisterCollectable(exporter->process_collector_);
-  const std::vector<int> ports = exporter->exposer_->GetListeningPorts();
-  if (ports.empty() || ports.front() <= 0 || ports.front() > 65535) {
+  exporter->endpoint_registry_ = std::make_shared<prometheus::Registry>();
+  exporter->scrapes_ = &prometheus::BuildCounter()
+                            .Name("exposer_scrapes_total")
+                            .Help("Scrapes of /metrics answered.")
+                            .Register(*exporter->endpoint_registry_)
+                            .Add({});
+  exporter->transferred_bytes_ = &prometheus::BuildCounter()
+                                      .Name("exposer_transferred_bytes_total")
+                                      .Help("Bytes of /metrics answers (uncompressed).")
+                                      .Register(*exporter->endpoint_registry_)
+                                      .Add({});
+  exporter->latency_ =
+      &prometheus::BuildSummary()
+           .Name("exposer_request_latencies")
+           .Help("Time to collect and serialize a scrape, in microseconds.")
+           .Register(*exporter->endpoint_registry_)
+           .Add({}, prometheus::Summary::Quantiles{{0.5, 0.05}, {0.9, 0.01}, {0.99, 0.001}});
+  const unsigned timeout = static_cast<unsigned>(std::max<int64_t>(1, o.request_timeout.count()));
+  exporter->daemon_ = MHD_start_daemon(
+      MHD_USE_EPOLL_INTERNAL_THREAD, 0, nullptr, nullptr, &Http::onRequest, exporter.get(),
+      MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd->get()), MHD_OPTION_THREAD_POOL_SIZE,
+      kMetricsServerThreads, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT,
+      kMetricsMaxConnections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, kMetricsMaxConnectionsPerIp,
+      MHD_OPTION_END);
+  if (exporter->daemon_ == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat("metrics-listen ", text(*address), ": no listening port"));
+        absl::StrCat("metrics-listen ", text(*address), ": the HTTP server did not start"));
   }
-  exporter->port_ = static_cast<uint16_t>(ports.front());
+  fd->release();  // the daemon closes it when stopped
   relay::SocketAddress bound = *address;
-  bound.setPort(exporter->port_);
+  bound.setPort(port);
+  exporter->port_ = port;
   exporter->address_ = text(bound);
   return exporter;
+}
+
+std::string MetricsExporter::render() {
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<prometheus::MetricFamily> families = relay_collector_->Collect();
+  for (const auto* collectable : {process_collector_.get(), static_cast<prometheus::Collectable*>(
+                                                                endpoint_registry_.get())}) {
+    auto more = collectable->Collect();
+    families.insert(families.end(), std::make_move_iterator(more.begin()),
+                    std::make_move_iterator(more.end()));
+  }
+  std::string body = prometheus::TextSerializer().Serialize(families);
+  scrapes_->Increment();
+  transferred_bytes_->Increment(static_cast<double>(body.size()));
+  latency_->Observe(
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started)
+          .count());
+  return body;
 }
 
 void MetricsExporter::publish(size_t worker, const relay::WorkerSample& sample) {

@@ -1,32 +1,52 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "api/control/bearer_token.h"
 #include "relay/stats/relay_sample.h"
+
+struct MHD_Daemon;
 
 namespace prometheus {
 class Collectable;
-class Exposer;
+class Counter;
+class Registry;
+class Summary;
 }  // namespace prometheus
 
 namespace shadowrelay::api::metrics {
 
 inline constexpr char kMetricsListenOff[] = "off";
 
+/// Threads of the HTTP server. Each serves many connections at once (event-driven), so
+/// connections that stall hold no thread; several let a scrape run while another is rendered.
+inline constexpr unsigned kMetricsServerThreads = 4;
+/// Connections open at once, and from one IP address; more are refused until some close.
+inline constexpr unsigned kMetricsMaxConnections = 256;
+inline constexpr unsigned kMetricsMaxConnectionsPerIp = 64;
+
 struct MetricsOptions {
-  /// --metrics-listen: "host:port" with an IPv4 literal or "localhost", ":port" or "port" (all
-  /// IPv4 interfaces), "[v6]:port"; port 0 picks a free port. "off": no exporter. IPv6 needs a
-  /// civetweb built with IPv6, which Debian's is not: start() then fails with UNAVAILABLE.
+  /// --metrics-listen: "host:port" with an IP literal or "localhost", ":port" or "port" (all
+  /// IPv4 interfaces), "[v6]:port" ("[::]:port" takes IPv4 too); port 0 picks a free port.
+  /// "off": no exporter.
   std::string listen = kMetricsListenOff;
+  /// The token of --metrics-token-file: GET /metrics then needs "Authorization: Bearer <token>"
+  /// (401 without it). Empty: no authentication.
+  std::string token;
+  /// A connection that sends nothing for this long is closed: a request never completed, or an
+  /// idle keep-alive connection.
+  std::chrono::seconds request_timeout{10};
   /// Worker threads that publish (0 .. workers-1). A larger index grows the table.
   size_t workers = 1;
   /// --metrics-per-user: false folds every `user` label value into "".
@@ -46,14 +66,17 @@ struct MetricsOptions {
 };
 
 /// The Prometheus exporter: keeps each worker's latest WorkerSample and serves their sum, plus
-/// process_* metrics, as GET /metrics in the text format (prometheus-cpp, civetweb threads).
+/// process_* metrics, as GET /metrics in the text format (prometheus-cpp's serializer) from
+/// libmicrohttpd (kMetricsServerThreads epoll threads; IPv4 and IPv6; an optional bearer token;
+/// silent connections closed after request_timeout). Other paths are 404, other methods 405.
 /// Owns its HTTP server and threads. publish() may be called from any thread.
 class MetricsExporter final : public relay::RelayObserver {
  public:
   /// Listens and serves. INVALID_ARGUMENT for "off" (check options.enabled() first) or a
   /// malformed address; UNAVAILABLE if the address cannot be bound (message names the reason).
   static absl::StatusOr<std::unique_ptr<MetricsExporter>> start(MetricsOptions options);
-  /// Stops the HTTP server (waits for a scrape in progress), then frees the samples.
+  /// Stops the HTTP server (closes its port, joins its threads, waits for a scrape in
+  /// progress), then frees the samples.
   ~MetricsExporter() override;
   MetricsExporter(const MetricsExporter&) = delete;
   MetricsExporter& operator=(const MetricsExporter&) = delete;
@@ -75,8 +98,11 @@ class MetricsExporter final : public relay::RelayObserver {
 
  private:
   class RelayCollector;
+  class Http;  // libmicrohttpd's callbacks
 
   explicit MetricsExporter(MetricsOptions options);
+  /// The text exposition of every family; counts itself in the exposer_* families.
+  std::string render();
 
   const MetricsOptions options_;
   mutable absl::Mutex mutex_;
@@ -84,12 +110,18 @@ class MetricsExporter final : public relay::RelayObserver {
   std::vector<std::unique_ptr<relay::WorkerSample>> samples_ ABSL_GUARDED_BY(mutex_);
   /// Index = worker: its publish() calls.
   std::vector<uint64_t> publishes_ ABSL_GUARDED_BY(mutex_);
+  std::optional<control::BearerToken> token_;
   std::shared_ptr<prometheus::Collectable> relay_collector_;
   std::shared_ptr<prometheus::Collectable> process_collector_;
-  /// Declared last: destroyed first, so no scrape runs while the rest goes away.
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  /// The exposer_* families: the endpoint's own statistics (thread-safe metrics).
+  std::shared_ptr<prometheus::Registry> endpoint_registry_;
+  prometheus::Counter* scrapes_ = nullptr;
+  prometheus::Counter* transferred_bytes_ = nullptr;
+  prometheus::Summary* latency_ = nullptr;
   uint16_t port_ = 0;
   std::string address_;
+  /// Stopped first (in the destructor), so no scrape runs while the rest goes away.
+  MHD_Daemon* daemon_ = nullptr;
 };
 
 }  // namespace shadowrelay::api::metrics

@@ -53,6 +53,8 @@ absl::Status writeNewFile(const std::string& path, absl::string_view contents, m
   return s;
 }
 
+}  // namespace
+
 absl::Status fsyncDirectory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return posixError("cannot open directory", dir, errno);
@@ -62,8 +64,6 @@ absl::Status fsyncDirectory(const std::string& dir) {
   if (rc != 0) return posixError("cannot fsync directory", dir, err);
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<StagedFile> StagedFile::write(const std::string& path, absl::string_view contents,
                                              mode_t mode) {

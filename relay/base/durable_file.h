@@ -22,6 +22,10 @@ namespace shadowrelay::relay {
 absl::Status writeFileDurably(const std::string& path, absl::string_view contents,
                               mode_t mode = 0600);
 
+/// fsync()s the directory `dir`, so that the entries made or renamed in it survive a crash.
+/// Errors are INTERNAL and name the directory.
+absl::Status fsyncDirectory(const std::string& dir);
+
 /// writeFileDurably() in two steps, for callers that act between them (e.g. keep the current file
 /// as a previous generation before it is replaced). write() stages the contents in `<path>.tmp`
 /// (a stale one from a crash is replaced), fsynced; commit() renames it over `path` and fsyncs the

@@ -17,6 +17,7 @@
 #include "relay/config.h"
 #include "relay/net/socket.h"
 #include "relay/stats/relay_sample.h"
+#include "relay/target_policy.h"
 
 namespace shadowrelay::relay {
 
@@ -47,6 +48,11 @@ struct RelayEnv {
   std::optional<SocketAddress> udp_server;  // local -u: the server's UDP address
   /// Receives each worker's counters once a second (the metrics exporter); may be null.
   RelayObserver* observer = nullptr;
+  /// Server: this host's interface addresses, refused as targets; may be null (tests).
+  const HostAddresses* host_addresses = nullptr;
+
+  /// Where a server may connect or send for a client (--allow-private, host_addresses).
+  TargetPolicy targetPolicy() const { return TargetPolicy(config.allow_private, host_addresses); }
 };
 
 }  // namespace shadowrelay::relay

@@ -275,7 +275,7 @@ void ServerSession::startUot(int version) {
   context.loop = &host_.loop();
   context.resolver = &host_.resolver();
   context.preference = env.preference;
-  context.allow_private = env.config.allow_private;
+  context.target_policy = env.targetPolicy();
   context.stats = &host_.udpStats();
   uot_ = std::make_unique<UotServer>(context, Fd(pair[1]), version);
   SR_LOG(Debug, "session %d: UDP over TCP, version %d", id(), version);

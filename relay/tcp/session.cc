@@ -127,20 +127,20 @@ void TcpSession::connectRemote(const crypto::SocksAddress& target, bool enforce_
 void TcpSession::onResolved(dns::ResolveResult result) {
   if (closed_) return;
   if (!result.ok()) {
-    SR_LOG(Debug, "session %d: cannot resolve %s: %s", id_, connect_target_->hostString(),
-           dns::toString(result.status));
+    SR_LOG(Debug, "session %d: cannot resolve %s: %s", id_,
+           log::escaped(connect_target_->hostString()), dns::toString(result.status));
     close(CloseReason::ResolveFailed);
     return;
   }
-  const bool allow_all = !enforce_policy_ || host_.env().config.allow_private;
+  const TargetPolicy policy = host_.env().targetPolicy();
   for (const dns::IpAddress& ip : result.addresses) {
-    if (allow_all || isPublicUnicast(socketAddressOf(ip, connect_target_->port).get())) {
+    if (!enforce_policy_ || policy.allows(socketAddressOf(ip, connect_target_->port).get())) {
       candidates_.push_back(ip);
     }
   }
   if (candidates_.empty()) {
-    SR_LOG(Debug, "session %d: target %s refused (not public unicast)", id_,
-           connect_target_->toString());
+    SR_LOG(Debug, "session %d: target %s refused (not public unicast, or this host)", id_,
+           log::escaped(connect_target_->toString()));
     close(CloseReason::TargetRefused);
     return;
   }
@@ -185,7 +185,7 @@ void TcpSession::onConnectEvent(uint32_t events) {
     if (err == ECONNRESET || err == EPIPE) err = 0;
   }
   if (err != 0) {
-    SR_LOG(Debug, "session %d: connect to %s: %s", id_, connect_target_->toString(),
+    SR_LOG(Debug, "session %d: connect to %s: %s", id_, log::escaped(connect_target_->toString()),
            std::strerror(err));
     connectNext();
     return;
@@ -268,12 +268,13 @@ void TcpSession::onTimer() {
     // The connect deadline covers the lookup too: a name server slower than it is a connect
     // timeout (counted as one), not a failed lookup.
     SR_LOG(Debug, "session %d: %s not resolved within the connect timeout", id_,
-           connect_target_->host);
+           log::escaped(connect_target_->host));
     close(CloseReason::ConnectTimeout);
     return;
   }
   if (connect_phase_ == ConnectPhase::Connecting) {
-    SR_LOG(Debug, "session %d: connect to %s timed out", id_, connect_target_->toString());
+    SR_LOG(Debug, "session %d: connect to %s timed out", id_,
+           log::escaped(connect_target_->toString()));
     if (next_candidate_ < candidates_.size()) {
       connectNext();
     } else {

@@ -153,7 +153,7 @@ UdpAssociation* Udp2022Server::admit(const SocketAddress& from, const RelayUserP
 
 void Udp2022Server::forward(const std::string& key, const SocketAddress& target,
                             std::span<const uint8_t> payload) {
-  if (!worker_.env().config.allow_private && !isPublicUnicast(target.get())) {
+  if (!worker_.env().targetPolicy().allows(target.get())) {
     ++stats_.dropped_refused;
     return;
   }

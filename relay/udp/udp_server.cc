@@ -129,7 +129,7 @@ void UdpServer::onPacket(const SocketAddress& from, uint8_t* packet, size_t len)
 void UdpServer::forward(const std::string& key, const SocketAddress& client,
                         const RelayUserPtr& user, const SocketAddress& target,
                         const uint8_t* payload, size_t len) {
-  if (!worker_.env().config.allow_private && !isPublicUnicast(target.get())) {
+  if (!worker_.env().targetPolicy().allows(target.get())) {
     ++stats_.dropped_refused;
     return;
   }

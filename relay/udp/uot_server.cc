@@ -47,7 +47,7 @@ void UotServer::onDatagram(const crypto::SocksAddress& destination,
 
 void UotServer::forward(const SocketAddress& to, std::span<const uint8_t> payload) {
   UdpStats& stats = *context_.stats;
-  if (!context_.allow_private && !isPublicUnicast(to.get())) {
+  if (!context_.target_policy.allows(to.get())) {
     ++stats.dropped_refused;
     return;
   }

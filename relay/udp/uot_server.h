@@ -15,6 +15,7 @@
 #include "dns/resolver.h"
 #include "relay/event/io_watcher.h"
 #include "relay/net/socket.h"
+#include "relay/target_policy.h"
 #include "relay/udp/datagram_router.h"
 #include "relay/udp/udp_association.h"
 #include "relay/udp/uot.h"
@@ -29,7 +30,7 @@ class UotServer {
     EventLoop* loop = nullptr;
     dns::Resolver* resolver = nullptr;
     dns::AddressPreference preference = dns::AddressPreference::Ipv4First;
-    bool allow_private = false;
+    TargetPolicy target_policy;
     UdpStats* stats = nullptr;
   };
 

@@ -77,6 +77,7 @@ class ControlTest(RelayTestCase):
         token_file = scratch_path("control-token")
         with open(token_file, "w") as f:
             f.write(TOKEN + "\n")
+        os.chmod(token_file, 0o600)
         args = ["--control-listen", f"{LOOPBACK}:0", "--control-token-file", token_file]
         if state_dir:
             args += ["--state-dir", state_dir]
@@ -354,6 +355,7 @@ class ReadyLineTest(RelayTestCase):
         token_file = scratch_path("control-token")
         with open(token_file, "w") as f:
             f.write(TOKEN + "\n")
+        os.chmod(token_file, 0o600)
         method = "aes-256-gcm"
         argv = [Config.relay, "server", "-s", LOOPBACK, "-p", 0, "-u", "-k", PASSWORD,
                 "-m", method, "--allow-private", "--control-listen", f"{LOOPBACK}:0",

@@ -1018,12 +1018,13 @@ class RecordingProxy(_ThreadedServer):
 
 
 class EchoServer:
-    """Echoes everything back; one selector thread serves all connections (used for 1000)."""
+    """Echoes everything back; one selector thread serves all connections (used for 1000).
+    `host`: the address it binds (IPv4)."""
 
-    def __init__(self, backlog=1024):
+    def __init__(self, backlog=1024, host=LOOPBACK):
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((LOOPBACK, 0))
+        self.listener.bind((host, 0))
         self.listener.listen(backlog)
         self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
@@ -1307,11 +1308,12 @@ def main(min_fds=1024):
 # --- UDP peers (udp_e2e_test, uot_e2e_test) ---
 
 class UdpEcho:
-    """Echoes every datagram back to its sender, on a thread, until stopped."""
+    """Echoes every datagram back to its sender, on a thread, until stopped. `host`: the
+    address it binds (IPv4)."""
 
-    def __init__(self):
+    def __init__(self, host=LOOPBACK):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, 0))
+        self.sock.bind((host, 0))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.received = 0

@@ -17,6 +17,10 @@ UDP payload bytes and datagrams per user through shadowsocks-libev's ss-local an
 same totals under user "". A replayed client stream closes as `replay`, an idle association
 expires as timeouts{kind="udp"}, and a name server that never answers gives
 timeouts{kind="dns"}, dns_queries{result="timeout"} and closes as `dns_failed`.
+
+The endpoint itself: a scrape over [::1] with --metrics-token-file (401 without the token, 200
+with it), a token file others can read refused (exit 2), and 32 stalled clients (silent, or half
+a request) that do not delay a scrape.
 """
 import os
 import pwd
@@ -28,11 +32,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from e2e_harness import (LOOPBACK, PASSWORD, Config, EchoServer, RecordingProxy, RelayTestCase,
-                         UdpEcho, echo_roundtrip, free_port, grpc_api, main,
-                         recv_exact, scratch_path, socks5_address, socks5_connect,
+                         UdpEcho, echo_roundtrip, free_port, grpc_api, ipv6_loopback_available,
+                         main, recv_exact, scratch_path, socks5_address, socks5_connect,
                          stopped_udp_summary, tool, wait_until)
 
 METHOD = "chacha20-ietf-poly1305"
@@ -1037,6 +1042,82 @@ class MetricsTest(RelayTestCase):
         self.assertEqual(grown(CLOSED, status="timeout_connect"), 1)
         self.assertEqual(grown(CLOSED), 1, "closes under another status too")
         self.assertEqual(echo.accepted, 0)
+
+
+
+class MetricsEndpointTest(RelayTestCase):
+    """The /metrics endpoint itself: IPv6, the bearer token, stalled clients."""
+
+    TOKEN = "e2e-metrics-token-42"
+
+    def setUp(self):
+        super().setUp()
+        self.require_ours("the metrics exporter")
+
+    def token_file(self, mode=0o600):
+        path = scratch_path("metrics-token")
+        with open(path, "w") as f:
+            f.write(self.TOKEN + "\n")
+        os.chmod(path, mode)
+        return path
+
+    def get(self, host, port, token=None):
+        """(status, body) of GET /metrics."""
+        url_host = f"[{host}]" if ":" in host else host
+        request = urllib.request.Request(f"http://{url_host}:{port}/metrics")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def test_scrape_over_ipv6_with_a_token(self):
+        if not ipv6_loopback_available():
+            self.skipTest("no IPv6 loopback")
+        self.start_server(METHOD, extra=["--metrics-listen", "[::1]:0",
+                                         "--metrics-token-file", self.token_file()])
+        host, port = self.last_child.ready.metrics
+        self.assertEqual(host, "::1")
+        status, body = self.get("::1", port)
+        self.assertEqual(status, 401)
+        self.assertNotIn("shadowrelay_", body)
+        self.assertEqual(self.get("::1", port, token="wrong")[0], 401)
+        status, body = self.get("::1", port, token=self.TOKEN)
+        self.assertEqual(status, 200)
+        self.assertIn("shadowrelay_build_info", body)
+
+    def test_a_token_file_others_can_read_is_refused(self):
+        path = self.token_file(0o644)
+        argv = [Config.relay, "server", "-s", LOOPBACK, "-p", "0", "-k", PASSWORD,
+                "--control-listen", "off", "--metrics-listen", f"{LOOPBACK}:0",
+                "--metrics-token-file", path]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 2, out.stderr)
+        self.assertIn(f"metrics_token_file: metrics-token-file {path}: permissions 0644",
+                      out.stderr)
+        self.assertIn(f"chmod 600 {path}", out.stderr)
+
+    def test_stalled_clients_do_not_block_a_scrape(self):
+        self.start_server(METHOD, extra=["--metrics-listen", f"{LOOPBACK}:0"])
+        port = self.last_child.ready.metrics[1]
+        stalled = []
+        try:
+            for i in range(32):
+                sock = socket.create_connection((LOOPBACK, port), timeout=5)
+                stalled.append(sock)
+                if i % 2:
+                    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # half a request
+            for _ in range(3):
+                started = time.monotonic()
+                status, body = self.get(LOOPBACK, port)
+                self.assertEqual(status, 200)
+                self.assertIn("shadowrelay_build_info", body)
+                self.assertLess(time.monotonic() - started, 2.0)
+        finally:
+            for sock in stalled:
+                sock.close()
 
 
 if __name__ == "__main__":

@@ -44,4 +44,11 @@ inline void writeText(const std::string& path, const std::string& text) {
   out << text;
 }
 
+/// writeText, then mode 0600: a secret file the server accepts (relay::readSecretFile).
+inline void writeSecret(const std::string& path, const std::string& text) {
+  writeText(path, text);
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write);
+}
+
 }  // namespace shadowrelay::testing

@@ -31,7 +31,7 @@ TEST(ControlServerBoringsslTest, ProvidersAreNamedOverTls) {
   const shadowrelay::testing::Pem pem =
       shadowrelay::testing::selfSignedCertificate("localhost", "DNS:localhost,IP:127.0.0.1");
   shadowrelay::testing::writeText(dir.file("server.crt"), pem.cert);
-  shadowrelay::testing::writeText(dir.file("server.key"), pem.key);
+  shadowrelay::testing::writeSecret(dir.file("server.key"), pem.key);
   ControlServerOptions o;
   o.listen = "127.0.0.1:0";
   o.token = kToken;

@@ -6,6 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -687,10 +688,17 @@ TEST(ControlServerOptionsTest, RefusesUnsafeOrBadOptions) {
     EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << listen;
     EXPECT_TRUE(absl::StrContains(s.status().message(), kControlTokenEnv)) << s.status();
   }
-  // With a token, any address is allowed.
+  // With a token, a non-loopback address needs TLS or --control-insecure-plaintext.
   ControlServerOptions any;
   any.listen = "0.0.0.0:0";
   any.token = kToken;
+  auto plaintext = ControlServer::start(any, **registry);
+  EXPECT_EQ(plaintext.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(plaintext.status().message(), "control_listen"))
+      << plaintext.status();
+  EXPECT_TRUE(absl::StrContains(plaintext.status().message(), "--control-insecure-plaintext"))
+      << plaintext.status();
+  any.insecure_plaintext = true;
   auto started = ControlServer::start(any, **registry);
   ASSERT_TRUE(started.ok()) << started.status();
   EXPECT_GT((*started)->port(), 0);
@@ -719,6 +727,20 @@ TEST(ControlServerOptionsTest, RefusesUnsafeOrBadOptions) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ControlServerOptionsTest, PlaintextTokenOnlyOnLoopbackUnlessAllowed) {
+  for (const char* listen : {"127.0.0.1:50051", "[::1]:50051", "localhost:1", "unix:/run/s.sock"}) {
+    EXPECT_TRUE(checkControlTransport(listen, /*tls=*/false, /*insecure_plaintext=*/false).ok())
+        << listen;
+  }
+  for (const char* listen : {"0.0.0.0:50051", "[::]:50051", "10.0.0.1:50051"}) {
+    const absl::Status s = checkControlTransport(listen, false, false);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << listen;
+    EXPECT_TRUE(absl::StrContains(s.message(), "control_listen")) << s;
+    EXPECT_TRUE(checkControlTransport(listen, /*tls=*/true, false).ok()) << listen;
+    EXPECT_TRUE(checkControlTransport(listen, false, /*insecure_plaintext=*/true).ok()) << listen;
+  }
+}
+
 TEST(ControlServerOptionsTest, LoopbackAddresses) {
   for (const char* yes :
        {"127.0.0.1:50051", "127.1.2.3:1", "localhost:50051", "[::1]:50051", "[::ffff:127.0.0.1]:5",
@@ -734,7 +756,7 @@ TEST(ControlServerOptionsTest, LoopbackAddresses) {
 TEST(ControlTokenTest, LoadsFromFileOrEnvironment) {
   TempDir dir;
   const std::string file = dir.file("token");
-  shadowrelay::testing::writeText(file, "  abc.DEF-123\n");
+  shadowrelay::testing::writeSecret(file, "  abc.DEF-123\n");
   auto t = loadControlToken(file, "from-env");
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(*t, "abc.DEF-123");  // the file wins, trimmed
@@ -748,11 +770,11 @@ TEST(ControlTokenTest, LoadsFromFileOrEnvironment) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(*t, "");
 
-  shadowrelay::testing::writeText(file, "\n \n");
+  shadowrelay::testing::writeSecret(file, "\n \n");
   t = loadControlToken(file, nullptr);
   ASSERT_FALSE(t.ok());
   EXPECT_TRUE(absl::StrContains(t.status().message(), file)) << t.status();
-  shadowrelay::testing::writeText(file, "two words");
+  shadowrelay::testing::writeSecret(file, "two words");
   t = loadControlToken(file, nullptr);
   ASSERT_FALSE(t.ok());
   EXPECT_FALSE(absl::StrContains(t.status().message(), "two words"));  // never echoes it
@@ -760,6 +782,19 @@ TEST(ControlTokenTest, LoadsFromFileOrEnvironment) {
   ASSERT_FALSE(t.ok());
   EXPECT_TRUE(absl::StrContains(t.status().message(), dir.file("missing")));
   EXPECT_FALSE(loadControlToken("", "tab\there").ok());
+}
+
+TEST(ControlTokenTest, RefusesATokenFileOthersCanRead) {
+  TempDir dir;
+  const std::string file = dir.file("token");
+  shadowrelay::testing::writeText(file, "abc.DEF-123\n");
+  ASSERT_EQ(::chmod(file.c_str(), 0640), 0);
+  auto t = loadControlToken(file, "from-env");
+  ASSERT_FALSE(t.ok());  // not the environment's token instead: the file was asked for
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(t.status().message(), "control-token-file " + file))
+      << t.status();
+  EXPECT_TRUE(absl::StrContains(t.status().message(), "chmod 600 " + file)) << t.status();
 }
 
 TEST(BearerTokenProcessorTest, Accepts) {
@@ -781,7 +816,7 @@ class ControlServerTlsTest : public ::testing::Test {
         shadowrelay::testing::selfSignedCertificate("localhost", "DNS:localhost,IP:127.0.0.1");
     client_pem_ = shadowrelay::testing::selfSignedCertificate("operator", "DNS:operator");
     shadowrelay::testing::writeText(dir_.file("server.crt"), server_pem_.cert);
-    shadowrelay::testing::writeText(dir_.file("server.key"), server_pem_.key);
+    shadowrelay::testing::writeSecret(dir_.file("server.key"), server_pem_.key);
     shadowrelay::testing::writeText(dir_.file("client-ca.crt"), client_pem_.cert);
     auto registry = users::UserRegistry::open(users::RegistryOptions{});
     ASSERT_TRUE(registry.ok());

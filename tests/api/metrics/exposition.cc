@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -94,8 +96,9 @@ absl::StatusOr<LabelSet> parseLabels(absl::string_view& rest) {
 
 }  // namespace
 
-absl::StatusOr<std::string> httpGet(const std::string& host, uint16_t port,
-                                    const std::string& path) {
+absl::StatusOr<HttpResponse> httpRequest(const std::string& host, uint16_t port,
+                                         const std::string& method, const std::string& path,
+                                         const std::string& headers) {
   const bool v6 = absl::StrContains(host, ':');
   const int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -125,8 +128,8 @@ absl::StatusOr<std::string> httpGet(const std::string& host, uint16_t port,
     return status;
   }
   const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", v6 ? "[" + host + "]" : host, ":", port,
-                   "\r\nConnection: close\r\n\r\n");
+      absl::StrCat(method, " ", path, " HTTP/1.0\r\nHost: ", v6 ? "[" + host + "]" : host, ":",
+                   port, "\r\nConnection: close\r\n", headers, "\r\n");
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     const auto status = errnoError("send");
@@ -156,11 +159,28 @@ absl::StatusOr<std::string> httpGet(const std::string& host, uint16_t port,
   if (header_end == std::string::npos) {
     return absl::DataLossError("no HTTP header end");
   }
-  const std::string status_line = response.substr(0, response.find("\r\n"));
-  if (!absl::StartsWith(status_line, "HTTP/1.") || status_line.find(" 200") == std::string::npos) {
-    return absl::UnavailableError(absl::StrCat("HTTP: ", status_line));
+  HttpResponse out;
+  out.status_line = response.substr(0, response.find("\r\n"));
+  const std::vector<absl::string_view> words = absl::StrSplit(out.status_line, ' ');
+  if (!absl::StartsWith(out.status_line, "HTTP/1.") || words.size() < 2 ||
+      !absl::SimpleAtoi(words[1], &out.status)) {
+    return absl::DataLossError(absl::StrCat("HTTP: ", out.status_line));
   }
-  return response.substr(header_end + 4);
+  out.headers = response.substr(0, header_end + 2);
+  out.body = response.substr(header_end + 4);
+  return out;
+}
+
+absl::StatusOr<std::string> httpGet(const std::string& host, uint16_t port,
+                                    const std::string& path, const std::string& headers) {
+  auto response = httpRequest(host, port, "GET", path, headers);
+  if (!response.ok()) {
+    return response.status();
+  }
+  if (response->status != 200) {
+    return absl::UnavailableError(absl::StrCat("HTTP: ", response->status_line));
+  }
+  return std::move(response->body);
 }
 
 std::optional<double> Exposition::value(const std::string& name, const LabelSet& labels) const {

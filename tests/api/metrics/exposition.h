@@ -13,10 +13,22 @@
 
 namespace shadowrelay::testing {
 
-/// GET http://host:port/path with HTTP/1.0 (the server closes after the answer). Blocking, with
-/// a 10 s receive timeout. The body of a 200 answer, else an error naming the status line.
+struct HttpResponse {
+  int status = 0;
+  std::string status_line;
+  std::string headers;  // the status line and the header lines, each ending in CRLF
+  std::string body;
+};
+
+/// `method` http://host:port/path with HTTP/1.0 (the server closes after the answer) and the
+/// extra header lines `headers` (each ending in CRLF). Blocking, with a 10 s receive timeout.
+absl::StatusOr<HttpResponse> httpRequest(const std::string& host, uint16_t port,
+                                         const std::string& method, const std::string& path,
+                                         const std::string& headers = "");
+
+/// GET: the body of a 200 answer, else an error naming the status line.
 absl::StatusOr<std::string> httpGet(const std::string& host, uint16_t port,
-                                    const std::string& path);
+                                    const std::string& path, const std::string& headers = "");
 
 using LabelSet = std::map<std::string, std::string>;
 

@@ -73,6 +73,21 @@ TEST(DurableFileTest, ReplacesAStaleTempFileOfACrashedWriter) {
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
 }
 
+// O_NOFOLLOW|O_EXCL: a symbolic link planted where the temporary file goes (by another user of
+// a shared directory) is never written through.
+TEST(DurableFileTest, ASymlinkInTheTempFilesPlaceIsNotFollowed) {
+  TempDir dir;
+  const std::string victim = dir.file("victim");
+  writeText(victim, "untouched");
+  const std::string path = dir.file("secret");
+  std::filesystem::create_symlink(victim, path + ".tmp");
+  ASSERT_TRUE(writeFileDurably(path, "new secret").ok());
+  EXPECT_EQ(readText(victim), "untouched");
+  EXPECT_EQ(readText(path), "new secret");
+  EXPECT_FALSE(std::filesystem::is_symlink(path));
+  EXPECT_EQ(modeOf(path), 0600u);
+}
+
 TEST(DurableFileTest, UnwritableDirectoryFailsNamingThePathAndLeavesNothing) {
   TempDir dir;
   std::string locked = dir.file("locked");

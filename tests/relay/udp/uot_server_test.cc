@@ -52,7 +52,7 @@ class UotServerTest : public ::testing::Test {
     UotServer::Context context;
     context.loop = &loop_;
     context.resolver = &context_->resolver();
-    context.allow_private = allow_private;
+    context.target_policy = TargetPolicy(allow_private, nullptr);
     context.stats = &stats_;
     Fd theirs;
     streamPair(&ours_, &theirs);

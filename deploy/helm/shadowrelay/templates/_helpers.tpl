@@ -291,6 +291,10 @@ spec:
         - --control-tls-client-ca
         - /etc/shadowrelay/tls/ca.crt
         {{- end }}
+        {{- else }}
+        {{- /* Without TLS the token travels in plaintext inside the cluster (a ClusterIP Service
+               behind the NetworkPolicy); the binary refuses that unless told. */}}
+        - --control-insecure-plaintext
         {{- end }}
         - --metrics-listen
         - {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
