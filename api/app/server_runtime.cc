@@ -181,6 +181,8 @@ absl::Status ServerRuntime::start() {
   hub_ = std::make_unique<SampleHub>(pool_->size(), exporter_.get());
   env_.observer = hub_.get();
   if (absl::Status s = bindListeners(); !s.ok()) return s;
+  // -p 0: the access URLs and messages name the port the listeners got.
+  if (server_) registry_->setSharedPort(addresses_.front().port());
   if (absl::Status s = startWorkers(); !s.ok()) return s;
   started_at_ = absl::Now();
   if (control_wanted_) {

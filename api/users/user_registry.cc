@@ -106,7 +106,7 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
     if (!key.ok()) {
       return withUser(user.name, key.status());
     }
-    if (user.port == r.options_.shared_port) {
+    if (user.port == r.sharedPort()) {
       user.port = 0;
     }
     if (user.port != 0) {
@@ -187,7 +187,7 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
   for (const auto& [port, method] : r.identityPorts(state)) {
     const bool server_key = state.identity_keys.at({port, std::string(method->name)}).key.empty();
     SR_LOG(Info, "port %d: %s users send identity headers (SIP023); the identity key is %s",
-           port == 0 ? r.options_.shared_port : port, method->name,
+           port == 0 ? r.sharedPort() : port, method->name,
            server_key ? "-k, which alone no longer connects there" : "kept in the user store");
   }
   r.snapshot_ = r.buildSnapshotLocked();
@@ -202,7 +202,7 @@ UserRegistry::~UserRegistry() {
 
 absl::Status UserRegistry::checkPortLocked(uint16_t port, absl::string_view name,
                                            const Table& table) const {
-  if (port == options_.shared_port) {
+  if (port == sharedPort()) {
     return absl::OkStatus();
   }
   if (std::find(options_.reserved_ports.begin(), options_.reserved_ports.end(), port) !=
@@ -222,7 +222,7 @@ absl::Status UserRegistry::checkPortPeers(uint16_t port, const crypto::MethodInf
                                           const crypto::MasterKey& key,
                                           absl::string_view key_field, absl::string_view name,
                                           const State& state) const {
-  const uint16_t shown = port == 0 ? options_.shared_port : port;
+  const uint16_t shown = port == 0 ? sharedPort() : port;
   for (const auto& [other_name, entry] : state.users) {
     if (entry.user.port != port || other_name == name) {
       continue;
@@ -237,18 +237,18 @@ absl::Status UserRegistry::checkPortPeers(uint16_t port, const crypto::MethodInf
     if (method.edition != crypto::Edition::Aead2022) {
       continue;
     }
-    if (&other != &method) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "port ", shown, " serves ", other.name, " (user \"", other_name,
-          "\"): one 2022 method per port (its salt and identity key sizes depend on it); use ",
-          other.name, " or give the user a port of its own"));
-    }
     if (!crypto::usesSeparateHeader(method)) {
       return absl::FailedPreconditionError(absl::StrCat(
           method.name, " has no identity headers (SIP023), so a port with it serves one user, "
           "and port ", shown, " has user \"", other_name, "\"; use 2022-blake3-aes-128-gcm or "
           "2022-blake3-aes-256-gcm for several users on a port, or give the user a port of its "
           "own"));
+    }
+    if (&other != &method) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "port ", shown, " serves ", other.name, " (user \"", other_name,
+          "\"): one 2022 method per port (its salt and identity key sizes depend on it); use ",
+          other.name, " or give the user a port of its own"));
     }
     if (sameKey(entry.key, key)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -474,7 +474,7 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
   if (!key.ok()) {
     return absl::InvalidArgumentError(key.status().message());
   }
-  user.port = request.port == options_.shared_port ? 0 : request.port;
+  user.port = request.port == sharedPort() ? 0 : request.port;
   user.enabled = request.enabled;
   user.limits = request.limits;
   user.created = options_.now();

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -148,7 +149,10 @@ class UserRegistry {
   /// is only the identity key there.
   std::string clientPassword(const User& user) const;
 
-  uint16_t sharedPort() const { return options_.shared_port; }
+  uint16_t sharedPort() const { return shared_port_.load(std::memory_order_relaxed); }
+  /// The shared port as bound, when the configuration asked for any free one (port 0): the port
+  /// that access URLs and messages name. Call before the control API serves.
+  void setSharedPort(uint16_t port) { shared_port_.store(port, std::memory_order_relaxed); }
   /// Where the store is ("" without a state directory).
   std::string storePath() const;
 
@@ -167,7 +171,8 @@ class UserRegistry {
     IdentityKeys identity_keys;
   };
 
-  explicit UserRegistry(RegistryOptions options) : options_(std::move(options)) {}
+  explicit UserRegistry(RegistryOptions options)
+      : options_(std::move(options)), shared_port_(options_.shared_port) {}
   absl::Status checkPortLocked(uint16_t port, absl::string_view name, const Table& table) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   /// FAILED_PRECONDITION unless a user `name` of `method` may be on `port` beside its other
@@ -199,6 +204,7 @@ class UserRegistry {
   void publish(const relay::UserTablePtr& snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   const RegistryOptions options_;
+  std::atomic<uint16_t> shared_port_;  // options_.shared_port, or the one bound for port 0
   std::unique_ptr<UserStore> store_;  // null without a state directory
 
   // Lock order: write_mu_, then mu_. Readers take only mu_, so subscribers may read.
