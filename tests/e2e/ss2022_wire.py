@@ -21,6 +21,11 @@ METHODS = {  # name: (key and salt size, AEAD)
     "2022-blake3-chacha20-poly1305": (32, ChaCha20Poly1305),
 }
 TAG = 16
+# What the tests give the server (--handshake-timeout): a refused request's FIN comes between
+# CLOSE_AFTER and CLOSE_BEFORE seconds after connecting.
+HANDSHAKE_TIMEOUT = 2
+CLOSE_AFTER = 1.8
+CLOSE_BEFORE = 5.0
 
 
 def psk_of(method, seed=0):
@@ -133,3 +138,13 @@ class ResponseReader:
             if more is None:
                 return bytes(data)
             data += more
+
+
+def assert_refused(test, server_port, wire, what):
+    """`wire` sent to our server (--handshake-timeout HANDSHAKE_TIMEOUT) gets no byte and a FIN
+    at the handshake deadline, as any probe does."""
+    sock = socket.create_connection((h.LOOPBACK, server_port), timeout=10.0)
+    connected_at = time.monotonic()
+    with sock:
+        sock.sendall(wire)
+        h.assert_silent_then_fin(test, sock, connected_at, CLOSE_AFTER, CLOSE_BEFORE, what)

@@ -27,14 +27,12 @@ import time
 import urllib.parse
 
 import e2e_harness as h
-from ss2022_wire import ResponseReader, b64, chunk, keys_of, psk_of, request
+from ss2022_wire import (HANDSHAKE_TIMEOUT, ResponseReader, assert_refused, b64, chunk, keys_of,
+                         psk_of, request)
 
 TOKEN = "e2e-users-2022-token-0123456789"
 AES128 = "2022-blake3-aes-128-gcm"
 AES256 = "2022-blake3-aes-256-gcm"
-HANDSHAKE_TIMEOUT = 2
-CLOSE_AFTER = 1.8
-CLOSE_BEFORE = 5.0
 # A live session of a rotated or deleted user ends once the new table reaches its worker, which
 # is posted before the API call returns (as in users_e2e_test); slack for sanitizer builds.
 CUT_DEADLINE = 1.5
@@ -120,11 +118,7 @@ class Users2022Test(h.RelayTestCase):
         target."""
         accepted = self.echo.accepted
         wire, _, _ = request(method, keys, h.LOOPBACK, self.echo.port, b"let me in")
-        sock = socket.create_connection((h.LOOPBACK, port or self.relay_port), timeout=10)
-        connected_at = time.monotonic()
-        with sock:
-            sock.sendall(wire)
-            h.assert_silent_then_fin(self, sock, connected_at, CLOSE_AFTER, CLOSE_BEFORE, what)
+        assert_refused(self, port or self.relay_port, wire, what)
         self.assertEqual(self.echo.accepted, accepted, f"{what} reached the target")
 
     def assert_cut(self, sock, what):

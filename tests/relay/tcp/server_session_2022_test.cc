@@ -349,6 +349,26 @@ class ServerSessionIdentityTest : public ServerSession2022Test {
     return crypto::MasterKey(bytes);
   }
   std::vector<crypto::MasterKey> chain(const crypto::MasterKey& upsk) { return {psk_, upsk}; }
+  // A request under `keys` brings `text` to `target`: {the client's socket, the target's}.
+  std::pair<Fd, Fd> expectRelayed(std::span<const crypto::MasterKey> keys, const Fd& target,
+                                  const std::string& text) {
+    crypto::Aead2022StreamEncoder enc = encoder(keys, target);
+    Fd client = connectLoopback(port_);
+    EXPECT_TRUE(sendBytes(client.get(), encode(enc, text, loop_.unixSeconds())));
+    Fd upstream = acceptWithin(loop_, target.get());
+    EXPECT_TRUE(upstream.valid());
+    if (upstream.valid()) {
+      EXPECT_EQ(readSettled(loop_, upstream.get(), text.size()), bytesOf(text));
+    }
+    return {std::move(client), std::move(upstream)};
+  }
+  // A request under `keys` gets the probe handling, counted as a wrong key.
+  void expectRefused(std::span<const crypto::MasterKey> keys) {
+    Fd target = listenLoopback();
+    crypto::Aead2022StreamEncoder enc = encoder(keys, target);
+    expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().auth_failed,
+                        CloseReason::AuthFailed, target);
+  }
 
   crypto::MasterKey alice_ = keyOf(0x10);
   crypto::MasterKey bob_ = keyOf(0x40);
@@ -380,52 +400,32 @@ TEST_P(ServerSessionIdentityTest, EachUserIsFoundByItsIdentityHeaderAndKeysTheRe
 
 TEST_P(ServerSessionIdentityTest, UnknownIdentityGetsNoByteAndAFinAtTheDeadline) {
   startWithUsers();
-  Fd target = listenLoopback();
-  const std::vector<crypto::MasterKey> keys = chain(keyOf(0x90));  // nobody's key
-  crypto::Aead2022StreamEncoder enc = encoder(keys, target);
-  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().auth_failed,
-                      CloseReason::AuthFailed, target);
+  expectRefused(chain(keyOf(0x90)));  // nobody's key
   EXPECT_EQ(salt_store_.size(), 0u);
 }
 
 TEST_P(ServerSessionIdentityTest, TheIdentityKeyAsAUsersKeyGetsNothing) {
   // Every client of the port holds the iPSK: naming it as the user must not pass for "default".
   startWithUsers();
-  Fd target = listenLoopback();
-  const std::vector<crypto::MasterKey> keys = chain(psk_);
-  crypto::Aead2022StreamEncoder enc = encoder(keys, target);
-  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().auth_failed,
-                      CloseReason::AuthFailed, target);
+  expectRefused(chain(psk_));
 }
 
 TEST_P(ServerSessionIdentityTest, AClientWithoutIdentityHeaderGetsNothing) {
   // The iPSK alone (the -k user's single-PSK request): its fixed header is read as the EIH.
   startWithUsers();
-  Fd target = listenLoopback();
-  crypto::Aead2022StreamEncoder enc = encoder(psk_, target);
-  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().auth_failed,
-                      CloseReason::AuthFailed, target);
+  expectRefused(std::span<const crypto::MasterKey>(&psk_, 1));
 }
 
 TEST_P(ServerSessionIdentityTest, ADisabledUserGetsNothing) {
   startWithUsers();
-  Fd target = listenLoopback();
-  const std::vector<crypto::MasterKey> keys = chain(carol_);
-  crypto::Aead2022StreamEncoder enc = encoder(keys, target);
-  expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().auth_failed,
-                      CloseReason::AuthFailed, target);
+  expectRefused(chain(carol_));
 }
 
 TEST_P(ServerSessionIdentityTest, ARotatedKeyCutsTheLiveSessionAndOnlyTheNewKeyConnects) {
   startWithUsers();
   Fd target = listenLoopback();
   const std::vector<crypto::MasterKey> old_keys = chain(alice_);
-  crypto::Aead2022StreamEncoder enc = encoder(old_keys, target);
-  Fd live = connectLoopback(port_);
-  ASSERT_TRUE(sendBytes(live.get(), encode(enc, "before", loop_.unixSeconds())));
-  Fd upstream = acceptWithin(loop_, target.get());
-  ASSERT_TRUE(upstream.valid());
-  EXPECT_EQ(readSettled(loop_, upstream.get(), 6), bytesOf("before"));
+  auto [live, upstream] = expectRelayed(old_keys, target, "before");
 
   // Rotation: alice gets a new key in the next table; her live session ends, bob's stays.
   const crypto::MasterKey rotated = keyOf(0xA0);
@@ -438,16 +438,8 @@ TEST_P(ServerSessionIdentityTest, ARotatedKeyCutsTheLiveSessionAndOnlyTheNewKeyC
   ASSERT_TRUE(waitForEof(loop_, live.get(), &at_client));
   EXPECT_EQ(closed(CloseReason::Revoked), 1u);
 
-  crypto::Aead2022StreamEncoder stale = encoder(old_keys, target);
-  expectProbeHandling(encode(stale, "old key", loop_.unixSeconds()),
-                      worker_->stats().auth_failed, CloseReason::AuthFailed, target);
-  const std::vector<crypto::MasterKey> new_keys = chain(rotated);
-  crypto::Aead2022StreamEncoder fresh = encoder(new_keys, target);
-  Fd client = connectLoopback(port_);
-  ASSERT_TRUE(sendBytes(client.get(), encode(fresh, "new key", loop_.unixSeconds())));
-  Fd next = acceptWithin(loop_, target.get());
-  ASSERT_TRUE(next.valid());
-  EXPECT_EQ(readSettled(loop_, next.get(), 7), bytesOf("new key"));
+  expectRefused(old_keys);
+  expectRelayed(chain(rotated), target, "new key");
 }
 
 INSTANTIATE_TEST_SUITE_P(AesMethods, ServerSessionIdentityTest,
