@@ -533,6 +533,9 @@ absl::Status validate2022(const Config& c, const crypto::MethodInfo& method) {
 // take the file's 2022 AES method, whose "password" is their identity key (SIP023); each has a
 // uPSK of the method's key size. (2022 users on ports of their own come from the control API.)
 absl::Status validateUsers2022(const Config& c) {
+  constexpr absl::string_view kChaChaServesOne =
+      " has no identity headers (SIP023): a ChaCha 2022 port serves one user, the password; "
+      "users need 2022-blake3-aes-128-gcm or 2022-blake3-aes-256-gcm";
   auto server_method = crypto::findAnyMethod(c.method);
   for (size_t i = 0; i < c.users.size(); ++i) {
     const ConfigUser& user = c.users[i];
@@ -540,16 +543,13 @@ absl::Status validateUsers2022(const Config& c) {
     if (!method.ok() || (*method)->edition != crypto::Edition::Aead2022) continue;
     const std::string at = absl::StrCat("users[", i, "]");
     if (!crypto::usesSeparateHeader(**method)) {
-      return fieldError("config", at + ".method",
-                        absl::StrCat((*method)->name, " has no identity headers (SIP023): a "
-                                     "ChaCha 2022 port serves one user, the password; users need "
-                                     "2022-blake3-aes-128-gcm or 2022-blake3-aes-256-gcm"));
+      return fieldError("config", at + ".method", absl::StrCat((*method)->name, kChaChaServesOne));
     }
     if (!server_method.ok() || *server_method != *method) {
-      return fieldError("config", at + ".method",
-                        absl::StrCat("2022 users share the server port and its method: set "
-                                     "\"method\": \"", (*method)->name,
-                                     "\" and its \"password\" (the identity key) at the top"));
+      return fieldError(
+          "config", at + ".method",
+          absl::StrCat("2022 users share the server port and its method: set ", "\"method\": \"",
+                       (*method)->name, "\" and its \"password\" (the identity key) at the top"));
     }
     if (user.port != 0 && user.port != c.server_port) {
       return fieldError("config", at + ".port",
@@ -573,8 +573,8 @@ absl::Status applyServerUrl(Config& c) {
   for (const char* given : {"server", "server_port", "method", "password", "key"}) {
     if (optionSource(c, given) != OptionSource::Default) {
       return fieldError("config", "server_url",
-                        absl::StrCat("gives the server, its port, the method and the password: "
-                                     "do not also give ", given));
+                        absl::StrCat("gives the server, its port, the method and the ",
+                                     "password: do not also give ", given));
     }
   }
   auto uri = parseSsUri(c.server_url);

@@ -296,8 +296,8 @@ absl::Status ServerRuntime::prepareEnv() {
     env_.credentials.provider = &providers_->providerFor(*method);
     if (method->edition == crypto::Edition::Aead2022) {
       // The PSK, or iPSK_1:...:uPSK: one identity header per iPSK (SIP023).
-      auto keys = crypto::parsePskList(config.password.empty() ? config.key : config.password,
-                                       *method);
+      auto keys =
+          crypto::parsePskList(config.password.empty() ? config.key : config.password, *method);
       if (!keys.ok()) return configError(absl::StrCat("config: key: ", keys.status().message()));
       env_.credentials.master = keys->back();
       if (keys->size() > 1) env_.credentials.key_chain = *std::move(keys);

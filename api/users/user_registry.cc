@@ -45,8 +45,7 @@ bool sendsIdentity(const User& user) {
 
 /// A user's key; for a 2022 method (the PSK itself) errors name the field it came in.
 absl::StatusOr<crypto::MasterKey> userKeyFor(const crypto::MethodInfo& method,
-                                             const std::string& password,
-                                             const std::string& key) {
+                                             const std::string& password, const std::string& key) {
   auto master = crypto::masterKeyFor(method, password, key);
   if (master.ok() || method.edition != crypto::Edition::Aead2022 ||
       password.empty() == key.empty()) {
@@ -114,9 +113,9 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
         return withUser(user.name, s);
       }
     }
-    if (absl::Status s = r.checkPortPeers(user.port, **method, *key,
-                                          user.password.empty() ? "key" : "password", user.name,
-                                          state);
+    if (absl::Status s =
+            r.checkPortPeers(user.port, **method, *key, user.password.empty() ? "key" : "password",
+                             user.name, state);
         !s.ok()) {
       return withUser(user.name, s);
     }
@@ -219,9 +218,8 @@ absl::Status UserRegistry::checkPortLocked(uint16_t port, absl::string_view name
 }
 
 absl::Status UserRegistry::checkPortPeers(uint16_t port, const crypto::MethodInfo& method,
-                                          const crypto::MasterKey& key,
-                                          absl::string_view key_field, absl::string_view name,
-                                          const State& state) const {
+                                          const crypto::MasterKey& key, absl::string_view key_field,
+                                          absl::string_view name, const State& state) const {
   const uint16_t shown = port == 0 ? sharedPort() : port;
   for (const auto& [other_name, entry] : state.users) {
     if (entry.user.port != port || other_name == name) {
@@ -229,20 +227,21 @@ absl::Status UserRegistry::checkPortPeers(uint16_t port, const crypto::MethodInf
     }
     const crypto::MethodInfo& other = methodOf(entry.user);
     if (other.edition != method.edition) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "port ", shown, " serves ", generationName(other), " users (user \"", other_name,
-          "\", ", other.name, "); a user of ", generationName(method),
-          " needs another port: give it a port of its own"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("port ", shown, " serves ", generationName(other), " users (user \"",
+                       other_name, "\", ", other.name, "); a user of ", generationName(method),
+                       " needs another port: give it a port of its own"));
     }
     if (method.edition != crypto::Edition::Aead2022) {
       continue;
     }
     if (!crypto::usesSeparateHeader(method)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          method.name, " has no identity headers (SIP023), so a port with it serves one user, "
-          "and port ", shown, " has user \"", other_name, "\"; use 2022-blake3-aes-128-gcm or "
-          "2022-blake3-aes-256-gcm for several users on a port, or give the user a port of its "
-          "own"));
+      constexpr absl::string_view kUseAes =
+          "; use 2022-blake3-aes-128-gcm or 2022-blake3-aes-256-gcm for several users on a port, "
+          "or give the user a port of its own";
+      return absl::FailedPreconditionError(
+          absl::StrCat(method.name, " has no identity headers (SIP023), so a port with it serves ",
+                       "one user, and port ", shown, " has user \"", other_name, "\"", kUseAes));
     }
     if (&other != &method) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -251,10 +250,10 @@ absl::Status UserRegistry::checkPortPeers(uint16_t port, const crypto::MethodInf
           other.name, " or give the user a port of its own"));
     }
     if (sameKey(entry.key, key)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          key_field, ": user \"", other_name, "\" of port ", shown, " has this key",
-          holdsServerKey(entry.user) ? " (it is the port's identity key, -k)" : "",
-          "; each 2022 user needs a key of its own"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(key_field, ": user \"", other_name, "\" of port ", shown, " has this key",
+                       holdsServerKey(entry.user) ? " (it is the port's identity key, -k)" : "",
+                       "; each 2022 user needs a key of its own"));
     }
   }
   if (crypto::usesSeparateHeader(method)) {
@@ -262,8 +261,8 @@ absl::Status UserRegistry::checkPortPeers(uint16_t port, const crypto::MethodInf
     if (it != state.identity_keys.end() && !it->second.key.empty()) {
       auto ipsk = crypto::decodePsk(it->second.key, method);
       if (ipsk.ok() && sameKey(*ipsk, key)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            key_field, ": is the identity key of port ", shown, "; a user needs a key of its own"));
+        return absl::InvalidArgumentError(absl::StrCat(key_field, ": is the identity key of port ",
+                                                       shown, "; a user needs a key of its own"));
       }
     }
   }
@@ -311,7 +310,8 @@ bool UserRegistry::updateIdentityKeys(State& state) const {
   // Generated keys of ports that no longer need one go; notes of -k stay (see identityPorts).
   for (auto it = state.identity_keys.begin(); it != state.identity_keys.end();) {
     auto port = ports.find(it->first.first);
-    if (!it->second.key.empty() && (port == ports.end() || port->second->name != it->first.second)) {
+    if (!it->second.key.empty() &&
+        (port == ports.end() || port->second->name != it->first.second)) {
       it = state.identity_keys.erase(it);
       changed = true;
     } else {
@@ -381,8 +381,8 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     relay::IdentityKey key;
     key.port = port;
     key.method = method;
-    key.provider = options_.providers != nullptr ? &options_.providers->providerFor(*method)
-                                                 : nullptr;
+    key.provider =
+        options_.providers != nullptr ? &options_.providers->providerFor(*method) : nullptr;
     key.key = *std::move(ipsk);
     identity_keys.push_back(std::move(key));
   }
@@ -489,8 +489,7 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
     state = state_;
   }
   if (absl::Status s = checkPortPeers(user.port, **method, *key,
-                                      user.password.empty() ? "key" : "password", user.name,
-                                      state);
+                                      user.password.empty() ? "key" : "password", user.name, state);
       !s.ok()) {
     return s;
   }
@@ -581,8 +580,7 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
     return absl::InvalidArgumentError(key.status().message());
   }
   if (absl::Status s = checkPortPeers(user.port, *method, *key,
-                                      user.password.empty() ? "key" : "password", user.name,
-                                      state);
+                                      user.password.empty() ? "key" : "password", user.name, state);
       !s.ok()) {
     return s;
   }

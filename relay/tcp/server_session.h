@@ -2,9 +2,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
-#include <optional>
 #include <vector>
 
 #include "crypto/address.h"

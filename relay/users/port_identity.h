@@ -21,10 +21,10 @@ namespace shadowrelay::relay {
 
 /// What the control plane gives a UserTable for a port whose users send identity headers.
 struct IdentityKey {
-  uint16_t port = 0;                              // 0: the shared port
-  const crypto::MethodInfo* method = nullptr;     // a 2022 AES method (usesSeparateHeader)
+  uint16_t port = 0;                               // 0: the shared port
+  const crypto::MethodInfo* method = nullptr;      // a 2022 AES method (usesSeparateHeader)
   const crypto::AeadProvider* provider = nullptr;  // null in tables not for relaying
-  crypto::MasterKey key;                          // the iPSK: method->key_size bytes
+  crypto::MasterKey key;                           // the iPSK: method->key_size bytes
 };
 
 /// One port's users by user hash. Filled while its UserTable is built, then immutable: share

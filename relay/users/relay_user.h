@@ -25,9 +25,9 @@ struct RelayUser {
   const crypto::MethodInfo* method = nullptr;
   const crypto::AeadProvider* provider = nullptr;
   crypto::MasterKey key;  // 2017: the master key; 2022: the PSK (with identity headers: uPSK)
-  uint16_t port = 0;  // a dedicated port; 0: the server's shared port
+  uint16_t port = 0;      // a dedicated port; 0: the server's shared port
   bool enabled = true;
-  bool quota_exceeded = false;  // data quota reached: identified, then refused
+  bool quota_exceeded = false;   // data quota reached: identified, then refused
   uint32_t max_connections = 0;  // concurrent TCP sessions; 0: unlimited
   std::shared_ptr<UserLive> live = std::make_shared<UserLive>();
 

@@ -192,9 +192,9 @@ TEST(ConfigTest, Shadowsocks2022UsersInTheFileAsShadowsocksRustReadsThem) {
     const char* ipsk = absl::StrContains(method, "chacha")
                            ? "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  // 32 bytes
                            : "AAECAwQFBgcICQoLDA0ODw==";                     // 16 bytes
-    const std::string path = writeFile(
-        "users2022.json", absl::StrCat(R"({"method": ")", method, R"(", "password": ")", ipsk,
-                                       R"(", "users": )", users, "}"));
+    const std::string path =
+        writeFile("users2022.json", absl::StrCat(R"({"method": ")", method, R"(", "password": ")",
+                                                 ipsk, R"(", "users": )", users, "}"));
     auto c = parse(Role::Server, {"-c", path.c_str()});
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? validateConfig(*c) : c.status();
@@ -221,9 +221,9 @@ TEST(ConfigTest, Shadowsocks2022UsersInTheFileAsShadowsocksRustReadsThem) {
     const absl::Status s = withUsers("2022-blake3-aes-128-gcm", users);
     EXPECT_NE(std::string(s.message()).find(message), std::string::npos) << s;
   }
-  const absl::Status chacha = withUsers(
-      "2022-blake3-chacha20-poly1305",
-      R"([{"name": "a", "password": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}])");
+  const absl::Status chacha =
+      withUsers("2022-blake3-chacha20-poly1305",
+                R"([{"name": "a", "password": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}])");
   EXPECT_NE(std::string(chacha.message())
                 .find("config: users[0].method: 2022-blake3-chacha20-poly1305 has no identity "
                       "headers (SIP023): a ChaCha 2022 port serves one user"),

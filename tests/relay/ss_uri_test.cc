@@ -32,8 +32,8 @@ TEST(SsUriTest, Shadowsocks2022IsPlainAndPercentEncoded) {
             "ss://2022-blake3-aes-256-gcm:YctPZ6U7xPPcU%2Bgp3u%2B0tx%2FtRizJN9K8y%2BuKlW2qjlI%3D"
             "@192.168.100.1:8888#Example3");
   // SIP023: the password iPSK:uPSK, its ':' encoded like the rest of the password.
-  EXPECT_EQ(makeSsUri("2022-blake3-aes-128-gcm", "AAECAwQFBgcICQoLDA0ODw==:EBESExQVFhcYGRobHB0eHw==",
-                      "::1", 8388, "alice"),
+  EXPECT_EQ(makeSsUri("2022-blake3-aes-128-gcm",
+                      "AAECAwQFBgcICQoLDA0ODw==:EBESExQVFhcYGRobHB0eHw==", "::1", 8388, "alice"),
             "ss://2022-blake3-aes-128-gcm:AAECAwQFBgcICQoLDA0ODw%3D%3D%3AEBESExQVFhcYGRobHB0eHw%3D"
             "%3D@[::1]:8388#alice");
 }
@@ -42,10 +42,10 @@ TEST(SsUriTest, ParsesWhatItMakesInBothForms) {
   const SsUri cases[] = {
       {"aes-128-gcm", "test", "192.168.100.1", 8888, "Example1"},
       {"chacha20-ietf-poly1305", "p@ss:w/rd?#%", "2001:db8::1", 443, "my server"},
-      {"2022-blake3-aes-128-gcm", "AAECAwQFBgcICQoLDA0ODw==:EBESExQVFhcYGRobHB0eHw==",
-       "relay.example", 8388, ""},
-      {"2022-blake3-chacha20-poly1305", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "::1",
-       1, "x"},
+      {"2022-blake3-aes-128-gcm",
+       "AAECAwQFBgcICQoLDA0ODw==:EBESExQVFhcYGRobHB0eHw==", "relay.example", 8388, ""},
+      {"2022-blake3-chacha20-poly1305", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "::1", 1,
+       "x"},
   };
   for (const SsUri& want : cases) {
     const std::string uri = makeSsUri(want.method, want.password, want.host, want.port, want.tag);
@@ -61,8 +61,9 @@ TEST(SsUriTest, ParsesTheFormsOthersWrite) {
   auto a = parseSsUri("ss://YWVzLTEyOC1nY206dGVzdA@192.168.100.1:8888/?foo=bar#Example1");
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(*a, (SsUri{"aes-128-gcm", "test", "192.168.100.1", 8888, "Example1"}));
-  auto b = parseSsUri("ss://2022-blake3-aes-128-gcm:AAECAwQFBgcICQoLDA0ODw%3D%3D:EBESExQVFhcYGRob"
-                      "HB0eHw%3D%3D@h:1");
+  auto b = parseSsUri(
+      "ss://2022-blake3-aes-128-gcm:AAECAwQFBgcICQoLDA0ODw%3D%3D:EBESExQVFhcYGRob"
+      "HB0eHw%3D%3D@h:1");
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(b->password, "AAECAwQFBgcICQoLDA0ODw==:EBESExQVFhcYGRobHB0eHw==");
   auto c = parseSsUri("ss://YWVzLTEyOC1nY206dGVzdA%3D%3D@h:2");

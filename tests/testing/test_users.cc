@@ -20,8 +20,8 @@ RelayUser makeUser(const std::string& name, const char* method_name, uint16_t po
   return user;
 }
 
-UserTablePtr makeTable(std::vector<RelayUser> users, uint64_t generation,
-                       const UserTable* previous, std::vector<IdentityKey> identity_keys) {
+UserTablePtr makeTable(std::vector<RelayUser> users, uint64_t generation, const UserTable* previous,
+                       std::vector<IdentityKey> identity_keys) {
   return std::make_shared<const UserTable>(generation, std::move(users), previous,
                                            std::move(identity_keys));
 }

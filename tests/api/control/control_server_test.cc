@@ -689,9 +689,9 @@ TEST_F(ControlServerTest, Shadowsocks2022UsersGetAnIdentityKeyUrl) {
   EXPECT_EQ(raw.size(), 16u);  // the port's identity key
   EXPECT_NE(keys[0], alice.password());
   EXPECT_EQ(keys[1], alice.password());
-  EXPECT_EQ(absl::StrCat(prefix, relay::percentEncode(url->password), "@", kPublicHost,
-                         ":9200#alice"),
-            alice.access_url());
+  EXPECT_EQ(
+      absl::StrCat(prefix, relay::percentEncode(url->password), "@", kPublicHost, ":9200#alice"),
+      alice.access_url());
 
   // A given uPSK is checked; the error names the field and the length.
   v1::User bad;

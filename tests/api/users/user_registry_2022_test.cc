@@ -105,8 +105,7 @@ TEST(UserRegistry2022Test, ASharedPortServesOneGenerationAndOne2022Method) {
                absl::StatusCode::kFailedPrecondition,
                "port 8388 serves Shadowsocks 2022 users (user \"default\", "
                "2022-blake3-aes-128-gcm); a user of AEAD-2017 needs another port");
-  expectStatus(r->create(newUser("carol", kAes256)).status(),
-               absl::StatusCode::kFailedPrecondition,
+  expectStatus(r->create(newUser("carol", kAes256)).status(), absl::StatusCode::kFailedPrecondition,
                "port 8388 serves 2022-blake3-aes-128-gcm (user \"default\"): one 2022 method per "
                "port");
   EXPECT_TRUE(r->create(newUser("carol", kAes256, 9300)).ok());
@@ -123,8 +122,7 @@ TEST(UserRegistry2022Test, ASharedPortServesOneGenerationAndOne2022Method) {
 
 TEST(UserRegistry2022Test, AChaCha2022PortServesOneUser) {
   auto r = openRegistry(options("", kChaCha, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="));
-  expectStatus(r->create(newUser("alice", kChaCha)).status(),
-               absl::StatusCode::kFailedPrecondition,
+  expectStatus(r->create(newUser("alice", kChaCha)).status(), absl::StatusCode::kFailedPrecondition,
                "2022-blake3-chacha20-poly1305 has no identity headers (SIP023), so a port with "
                "it serves one user, and port 8388 has user \"default\"");
   auto alone = r->create(newUser("alice", kChaCha, 9400));
@@ -197,7 +195,7 @@ TEST(UserRegistry2022Test, WithoutServerKeyAPortGetsAGeneratedIdentityKeyKeptInT
     EXPECT_TRUE(sameBytes(r->snapshot()->identityPort(9300)->identityKey(), decoded(ipsk).bytes()));
     EXPECT_EQ(foundBy(*r, 9300, bob->password), "bob");
     EXPECT_EQ(foundBy(*r, 0, carol->password), "carol");
-    EXPECT_EQ(foundBy(*r, 0, bob->password), "");  // each port its own users
+    EXPECT_EQ(foundBy(*r, 0, bob->password), "");              // each port its own users
     EXPECT_NE(r->clientPassword(*carol).substr(0, 44), ipsk);  // each port its own key
     // A user may not take a port's identity key as its own.
     NewUser copycat = newUser("dave", kAes256);

@@ -94,8 +94,8 @@ TEST(UserStoreTest, RoundTripWith2022UsersAndIdentityKeys) {
   dave.key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
   c.users.push_back(dave);
   c.default_method = "2022-blake3-aes-128-gcm";
-  c.identity_keys.push_back({9100, "2022-blake3-aes-256-gcm",
-                             "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=", ""});
+  c.identity_keys.push_back(
+      {9100, "2022-blake3-aes-256-gcm", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=", ""});
   c.identity_keys.push_back({0, "2022-blake3-aes-128-gcm", "", std::string(32, 'a')});
   auto text = encodeStore(c);
   ASSERT_TRUE(text.ok()) << text.status();

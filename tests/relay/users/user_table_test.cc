@@ -199,8 +199,8 @@ TEST(UserTableTest, IdentityPortFindsEachUserByTheHashOfItsKey) {
 TEST(UserTableTest, IdentityPortOfTenThousandUsersFindsEveryOne) {
   std::vector<RelayUser> users;
   for (int i = 0; i < 10000; ++i) users.push_back(makeUser("u" + std::to_string(i), kAes128));
-  const UserTablePtr table = makeTable(
-      std::move(users), 1, nullptr, {makeIdentityKey(0, kAes128, makeUser("k", kAes128).key)});
+  const UserTablePtr table = makeTable(std::move(users), 1, nullptr,
+                                       {makeIdentityKey(0, kAes128, makeUser("k", kAes128).key)});
   const PortIdentity* port = table->identityPort(0);
   ASSERT_NE(port, nullptr);
   ASSERT_EQ(port->size(), 10000u);
@@ -217,8 +217,8 @@ TEST(UserTableTest, TwoUsersWithOneKeyOnAnIdentityPortKeepTheFirstByName) {
   std::vector<RelayUser> users;
   users.push_back(std::move(b));
   users.push_back(std::move(a));
-  const UserTablePtr table = makeTable(
-      std::move(users), 1, nullptr, {makeIdentityKey(0, kAes128, makeUser("k", kAes128).key)});
+  const UserTablePtr table = makeTable(std::move(users), 1, nullptr,
+                                       {makeIdentityKey(0, kAes128, makeUser("k", kAes128).key)});
   EXPECT_EQ(table->identityPort(0)->size(), 1u);
   EXPECT_EQ(table->identityPort(0)->user(crypto::userHash(table->find("b")->key.bytes()))->name,
             "a");
