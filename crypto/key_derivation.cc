@@ -375,6 +375,14 @@ void blake3DeriveKey(absl::string_view context, std::span<const uint8_t> materia
   blake3_hasher_finalize(&hasher, out.data(), out.size());
 }
 
+void blake3KeyedHash(std::span<const uint8_t, 32> key, std::span<const uint8_t> data,
+                     std::span<uint8_t> out) {
+  blake3_hasher hasher;
+  blake3_hasher_init_keyed(&hasher, key.data());
+  blake3_hasher_update(&hasher, data.data(), data.size());
+  blake3_hasher_finalize(&hasher, out.data(), out.size());
+}
+
 namespace {
 
 // BLAKE3 derive_key(context, a || b): first out.size() bytes. `context` is a string literal.

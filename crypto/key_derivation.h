@@ -66,6 +66,11 @@ bool sessionSubkey(std::span<const uint8_t> master, std::span<const uint8_t> sal
 void blake3DeriveKey(absl::string_view context, std::span<const uint8_t> material,
                      std::span<uint8_t> out);
 
+/// BLAKE3 keyed_hash(key, data), first out.size() bytes: a PRF whose value is the same in every
+/// process (unlike absl::Hash, seeded per process), for structures that are saved and loaded.
+void blake3KeyedHash(std::span<const uint8_t, 32> key, std::span<const uint8_t> data,
+                     std::span<uint8_t> out);
+
 /// The 2022 session subkey (§2.3): BLAKE3 derive_key("shadowsocks 2022 session subkey",
 /// psk || salt), out.size() bytes (the key size). `salt` is the TCP salt or the UDP session ID.
 void sessionSubkey2022(std::span<const uint8_t> psk, std::span<const uint8_t> salt,

@@ -74,6 +74,7 @@ struct Config {
   std::optional<Endpoint> tunnel_destination;  // -L, "tunnel_address"
   bool verbose = false;
   std::string state_dir;
+  int replay_filter_save_seconds = 60;  // --replay-filter-save-interval (with --state-dir)
   std::string config_file;
   bool help = false;
   bool check_only = false;  // --check-config

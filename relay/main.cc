@@ -55,10 +55,14 @@ int runCiphers(int argc, char** argv) {
   for (const auto& note : (*providers)->notes()) {
     absl::PrintF("# %s\n", note);
   }
-  absl::PrintF("%-26s %4s %5s %6s %s\n", "method", "key", "nonce", "tag", "provider");
-  for (const auto& m : shadowrelay::crypto::allMethods()) {
-    absl::PrintF("%-26s %4d %5d %6d %s%s\n", m.name, m.key_size, m.nonce_size, m.tag_size,
-                 (*providers)->providerFor(m).name(), m.recommended ? "" : "  (not recommended)");
+  // 2017 methods take any password; 2022 methods a base64 key of exactly `key` bytes.
+  absl::PrintF("%-30s %4s %5s %6s %-7s %s\n", "method", "key", "nonce", "tag", "edition",
+               "provider");
+  for (const auto& m : shadowrelay::crypto::methodTable()) {
+    const bool is2022 = m.edition == shadowrelay::crypto::Edition::Aead2022;
+    absl::PrintF("%-30s %4d %5d %6d %-7s %s%s\n", m.name, m.key_size, m.nonce_size, m.tag_size,
+                 is2022 ? "2022" : "2017", (*providers)->providerFor(m).name(),
+                 m.recommended ? "" : "  (not recommended)");
   }
   return 0;
 }

@@ -160,7 +160,11 @@ absl::Status ServerRuntime::start() {
     return absl::OkStatus();
   }
   if (absl::Status s = resolveUdpServer(); !s.ok()) return s;
-  salt_filter_ = std::make_unique<crypto::SaltFilter>();
+  if (server_) {
+    replay_filters_ = ReplayFilters::open(config_.state_dir);
+    env_.salt_filter = &replay_filters_->tcp();
+    env_.udp_salt_filter = &replay_filters_->udp();
+  }
   salt_store_2022_ = std::make_unique<crypto::SaltStore2022>();
   dns::DnsCache::Options cache;
   cache.capacity = static_cast<size_t>(config_.dns_cache_size);
@@ -168,7 +172,6 @@ absl::Status ServerRuntime::start() {
   cache.max_ttl = std::chrono::seconds(config_.dns_max_ttl_seconds);
   cache.negative_ttl = std::chrono::seconds(config_.dns_negative_ttl_seconds);
   dns_cache_ = std::make_unique<dns::DnsCache>(cache);
-  env_.salt_filter = salt_filter_.get();
   env_.salt_store_2022 = salt_store_2022_.get();
   env_.dns_cache = dns_cache_.get();
 
@@ -560,6 +563,12 @@ std::string ServerRuntime::readyLine() const {
   return line;
 }
 
+void ServerRuntime::saveReplayFilters() {
+  if (absl::Status s = replay_filters_->save(); !s.ok()) {
+    SR_LOG(Warn, "replay filter not saved: %s", s.message());
+  }
+}
+
 void ServerRuntime::forwardTraffic() {
   const auto deltas = hub_->takeTrafficDeltas();
   if (!deltas.empty()) registry_->addTraffic(deltas);
@@ -586,6 +595,15 @@ void ServerRuntime::run() {
       traffic->armAfter(std::chrono::seconds(1));
     });
     traffic->armAfter(std::chrono::seconds(1));
+  }
+  std::optional<relay::Timer> save_filters;
+  if (replay_filters_ && replay_filters_->persistent()) {
+    const auto every = std::chrono::seconds(config_.replay_filter_save_seconds);
+    save_filters.emplace(main_loop, [&] {
+      saveReplayFilters();
+      save_filters->armAfter(every);
+    });
+    save_filters->armAfter(every);
   }
   main_loop.run();
 }
@@ -625,6 +643,8 @@ void ServerRuntime::stop() {
     forwardTraffic();
     if (auto status = registry_->flush(); !status.ok()) SR_LOG(Warn, "users: %s", status.message());
   }
+  // After the workers: the salts of the drained sessions are in.
+  if (replay_filters_) saveReplayFilters();
   server_users_.reset();
   workers_.clear();
   tcp_fds_.clear();

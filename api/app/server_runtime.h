@@ -13,13 +13,13 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "api/app/replay_filters.h"
 #include "api/app/sample_hub.h"
 #include "api/app/server_users.h"
 #include "api/control/control_server.h"
 #include "api/metrics/metrics_exporter.h"
 #include "api/users/user_registry.h"
 #include "crypto/providers.h"
-#include "crypto/salt_filter.h"
 #include "crypto/salt_store_2022.h"
 #include "dns/dns_cache.h"
 #include "relay/config.h"
@@ -76,6 +76,8 @@ class ServerRuntime {
   absl::Status bindAddress(relay::SocketAddress& address, bool any_port);
   absl::Status startWorkers();
   absl::Status startControl();
+  /// Saves the replay filters to the state directory (a warning if that fails).
+  void saveReplayFilters();
   /// The traffic of the workers to the registry (data quotas, the API's counters).
   void forwardTraffic();
   control::RelayStatus status() const;
@@ -98,7 +100,7 @@ class ServerRuntime {
 
   // Start order. stop() releases them from the bottom up.
   std::unique_ptr<crypto::CryptoProviders> providers_;
-  std::unique_ptr<crypto::SaltFilter> salt_filter_;
+  std::unique_ptr<ReplayFilters> replay_filters_;  // server only
   std::unique_ptr<crypto::SaltStore2022> salt_store_2022_;
   std::unique_ptr<dns::DnsCache> dns_cache_;
   std::unique_ptr<users::UserRegistry> registry_;

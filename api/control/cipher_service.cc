@@ -13,14 +13,16 @@ namespace v1 = ::shadowrelay::v1;
 grpc::Status CipherService::ListCiphers(grpc::ServerContext* /*context*/,
                                         const v1::ListCiphersRequest* /*request*/,
                                         v1::ListCiphersResponse* response) {
-  for (const crypto::MethodInfo& m : crypto::allMethods()) {
+  for (const crypto::MethodInfo& m : crypto::methodTable()) {
     v1::Cipher* c = response->add_ciphers();
     c->set_name(std::string(m.name));
     c->set_key_size(static_cast<uint32_t>(m.key_size));
     c->set_salt_size(static_cast<uint32_t>(m.salt_size));
     c->set_nonce_size(static_cast<uint32_t>(m.nonce_size));
     c->set_tag_size(static_cast<uint32_t>(m.tag_size));
-    c->set_aead(true);  // every supported method is a SIP004 AEAD method
+    c->set_aead(true);  // every supported method is an AEAD method (SIP004 or SIP022)
+    c->set_edition(m.edition == crypto::Edition::Aead2022 ? v1::EDITION_2022
+                                                          : v1::EDITION_AEAD_2017);
     c->set_recommended(m.recommended);
     if (providers_ != nullptr) {
       for (const crypto::AeadProvider* p : providers_->available()) {

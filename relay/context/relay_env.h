@@ -42,7 +42,8 @@ struct Credentials {
 struct RelayEnv {
   Config config;
   Credentials credentials;
-  crypto::SaltFilter* salt_filter = nullptr;  // server: client and own salts (2017 methods)
+  crypto::SaltFilter* salt_filter = nullptr;  // server: TCP client and own salts (2017 methods)
+  crypto::SaltFilter* udp_salt_filter = nullptr;  // server: UDP packet salts (2017 methods)
   crypto::SaltStore2022* salt_store_2022 = nullptr;  // server: 2022 request salts (exact)
   dns::DnsCache* dns_cache = nullptr;
   dns::AddressPreference preference = dns::AddressPreference::Ipv4First;

@@ -176,10 +176,13 @@ void TcpSession::connectNext() {
 
 void TcpSession::onConnectEvent(uint32_t events) {
   // Writable without EPOLLERR/EPOLLHUP: the connect succeeded; no SO_ERROR query needed.
+  // With them, SO_ERROR tells a failed connect (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ...) from
+  // one that succeeded and was reset or closed before this event ran (ECONNRESET, EPIPE, or no
+  // error): the target may have sent a reply first, which the relay reads before the end.
   int err = 0;
   if (events & kClosed) {
     err = socketError(sock_[kRemote].get());
-    if (err == 0) err = ECONNRESET;  // hung up without an error code
+    if (err == ECONNRESET || err == EPIPE) err = 0;
   }
   if (err != 0) {
     SR_LOG(Debug, "session %d: connect to %s: %s", id_, connect_target_->toString(),

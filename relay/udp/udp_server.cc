@@ -123,7 +123,7 @@ void UdpServer::onPacket(const SocketAddress& from, uint8_t* packet, size_t len)
     return;
   }
   const size_t salt_size = user->method->salt_size;
-  if (!worker_.env().salt_filter->checkAndInsert({packet, salt_size})) {
+  if (!worker_.env().udp_salt_filter->checkAndInsert({packet, salt_size})) {
     ++stats_.dropped_replay;
     return;
   }

@@ -2,12 +2,15 @@
 // Seal/open throughput per provider x method at 16 KiB and 1 KiB (./dev bench crypto).
 #include <benchmark/benchmark.h>
 
+#include <array>
+#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "crypto/boringssl_provider.h"
 #include "crypto/method.h"
 #include "crypto/openssl_aead.h"
+#include "crypto/salt_filter.h"
 
 namespace shadowrelay::crypto {
 namespace {
@@ -67,6 +70,20 @@ int registerAll() {
 }
 
 const int kRegistered = registerAll();
+
+// The replay filter's cost per new salt (a TCP connection or a UDP packet of a 2017 method):
+// one keyed BLAKE3 block and 30 bit probes in a 5.6 MiB filter.
+void saltFilterCheckAndInsert(benchmark::State& state) {
+  SaltFilter filter;
+  std::array<uint8_t, 32> salt{};
+  uint64_t i = 0;
+  for (auto _ : state) {
+    ++i;
+    std::memcpy(salt.data(), &i, sizeof(i));
+    benchmark::DoNotOptimize(filter.checkAndInsert(salt));
+  }
+}
+BENCHMARK(saltFilterCheckAndInsert)->Name("SaltFilter/checkAndInsert");
 
 }  // namespace
 }  // namespace shadowrelay::crypto

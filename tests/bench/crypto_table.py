@@ -20,8 +20,12 @@ def main():
         if len(parts) == 3 and parts[2].endswith("k"):
             speed[(parts[0], int(parts[1]))] = float(parts[2][:-1]) * 1000  # bytes/s
     rows = {}
+    extra = []
     for b in data["benchmarks"]:
         if "error_occurred" in b and b["error_occurred"]:
+            continue
+        if b["name"].startswith("SaltFilter/"):
+            extra.append(f"{b['name']}: {b['real_time']:.0f} {b['time_unit']} per salt")
             continue
         op, provider, method_and_size = b["name"].split("/", 2)
         method, size = method_and_size.rsplit("/", 1)
@@ -46,6 +50,10 @@ def main():
                 ref_s = f"{ref / 1e9:.2f}" if ref else "n/a"
                 print(f"| {method} | {provider} | {size} | {seal / 1e9:.2f} | "
                       f"{(opn or 0) / 1e9:.2f} | {ref_s} | {ratio} |")
+    if extra:
+        print()
+        for line in extra:
+            print(f"- {line}")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,82 @@ TEST(SaltFilterTest, DefaultMemoryMatchesDocumentation) {
   EXPECT_EQ(f.hashCount(), 30u);
 }
 
+uint32_t shardOf(const std::vector<uint8_t>& s, uint32_t shards) {
+  uint32_t p;
+  std::memcpy(&p, s.data(), 4);  // bytes 0..3 choose the shard
+  return p % shards;
+}
+
+TEST(SaltFilterTest, WindowHoldsForTheWholeFilterNotPerShard) {
+  // 16 shards: a salt must survive capacity/2 later inserts anywhere, even when its shard gets
+  // twice its share of them. Before the filter counted epochs over the whole filter, a shard
+  // flipped after its own capacity/2/16 salts, so this salt was gone after 2 * 1000 of them.
+  const size_t capacity = 32000;
+  SaltFilter f = fixedFilter(capacity, 1e-9, 16);
+  EXPECT_EQ(f.guaranteedWindow(), capacity / 2);
+  f.insert(salt(0));
+  const uint32_t shard = shardOf(salt(0), 16);
+  uint64_t mine = 0;
+  uint64_t inserted = 1;
+  for (uint64_t i = 1; inserted < capacity / 2; ++i) {
+    auto s = salt(i);
+    const bool same = shardOf(s, 16) == shard;
+    if (same && mine >= 2100) continue;  // about 2x this shard's share of 16000
+    if (!same && inserted + (2100 - mine) >= capacity / 2) continue;  // keep room for ours
+    f.insert(s);
+    mine += same ? 1 : 0;
+    ++inserted;
+  }
+  ASSERT_EQ(mine, 2100u);
+  EXPECT_EQ(f.insertCount(), capacity / 2);
+  EXPECT_TRUE(f.contains(salt(0))) << "forgotten within capacity/2 inserts";
+  // Another capacity: epoch 2 reaches every shard, which clears epoch 0's filter.
+  for (uint64_t i = 0; i < capacity; ++i) f.insert(salt(10'000'000 + i));
+  EXPECT_FALSE(f.contains(salt(0)));
+}
+
+TEST(SaltFilterTest, SnapshotRestoresEverySaltAndTheEpoch) {
+  SaltFilter f(20000, 1e-9, 4);  // keyed: the key travels in the snapshot
+  for (uint64_t i = 0; i < 15000; ++i) f.insert(salt(i));  // into the second epoch
+  const std::string bytes = f.snapshot();
+  auto restored = SaltFilter::restore(bytes);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  SaltFilter& g = **restored;
+  EXPECT_EQ(g.insertCount(), 15000u);
+  for (uint64_t i = 0; i < 15000; ++i) {
+    ASSERT_FALSE(g.checkAndInsert(salt(i))) << "salt " << i << " forgotten across a restart";
+  }
+  size_t fp = 0;
+  for (uint64_t i = 0; i < 10000; ++i) fp += g.contains(salt(500'000 + i)) ? 1 : 0;
+  EXPECT_LT(fp, 3u);
+  // Same snapshot twice: deterministic.
+  EXPECT_EQ(g.snapshot().size(), bytes.size());
+  // It keeps counting epochs where the original stopped: 6000 more start epoch 2 in every
+  // shard, which clears epoch 0 (salts 0..9999) and keeps epoch 1 (10000..14999).
+  for (uint64_t i = 0; i < 6000; ++i) g.insert(salt(1'000'000 + i));
+  size_t old_left = 0;
+  for (uint64_t i = 0; i < 10000; ++i) old_left += g.contains(salt(i)) ? 1 : 0;
+  EXPECT_LT(old_left, 3u);
+  for (uint64_t i = 10000; i < 15000; ++i) ASSERT_TRUE(g.contains(salt(i))) << i;
+}
+
+TEST(SaltFilterTest, RestoreRefusesDamagedOrForeignBytes) {
+  SaltFilter f(2000, 1e-6, 2);
+  f.insert(salt(1));
+  std::string bytes = f.snapshot();
+  EXPECT_FALSE(SaltFilter::restore("").ok());
+  EXPECT_FALSE(SaltFilter::restore("not a snapshot at all, just some text of some length "
+                                   "longer than the checksum")
+                   .ok());
+  EXPECT_FALSE(SaltFilter::restore(bytes.substr(0, bytes.size() - 1)).ok());  // truncated
+  std::string flipped = bytes;
+  flipped[100] ^= 1;
+  auto damaged = SaltFilter::restore(flipped);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss) << damaged.status();
+  EXPECT_TRUE(SaltFilter::restore(bytes).ok());
+}
+
 TEST(SaltFilterTest, ConcurrentCheckAndInsertAdmitsEachSaltOnce) {
   SaltFilter f = fixedFilter(100000, 1e-9, 16);
   std::atomic<int> admitted{0};

@@ -488,7 +488,8 @@ class ControlTlsTest(UsersTestCase):
     def assert_providers(self, provider):
         """Every method is served by `provider` in the server process."""
         ciphers = self.call("shadowrelay.v1.CipherService/ListCiphers")["ciphers"]
-        self.assertEqual(len(ciphers), 5, ciphers)
+        self.assertEqual(len(ciphers), 8, ciphers)  # 5 AEAD-2017 and 3 Shadowsocks 2022 methods
+        self.assertEqual(sum(c.get("edition") == "EDITION_2022" for c in ciphers), 3, ciphers)
         for cipher in ciphers:
             self.assertEqual(cipher["selected_provider"], provider, cipher)
         status = self.call("shadowrelay.v1.ServerService/GetStatus")

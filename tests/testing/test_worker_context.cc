@@ -15,6 +15,7 @@ TestWorkerContext::TestWorkerContext(EventLoop& loop, RelayEnv& env)
       scratch_in_(std::make_unique<uint8_t[]>(kScratchSize)),
       scratch_out_(std::make_unique<uint8_t[]>(kScratchSize)) {
   if (env_.salt_filter == nullptr) env_.salt_filter = &salt_filter_;
+  if (env_.udp_salt_filter == nullptr) env_.udp_salt_filter = &udp_salt_filter_;
   if (env_.dns_cache == nullptr) env_.dns_cache = &dns_cache_;
 }
 

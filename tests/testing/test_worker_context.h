@@ -35,8 +35,8 @@ class TestWorkerContext final : public WorkerContext {
     crypto::SocksAddress target;
   };
 
-  /// `env` must outlive the context. env.salt_filter and env.dns_cache are set to the
-  /// context's own when null.
+  /// `env` must outlive the context. env.salt_filter, env.udp_salt_filter and env.dns_cache are
+  /// set to the context's own when null.
   TestWorkerContext(EventLoop& loop, RelayEnv& env);
   ~TestWorkerContext() override;
 
@@ -62,6 +62,7 @@ class TestWorkerContext final : public WorkerContext {
   EventLoop& loop_;
   RelayEnv& env_;
   crypto::SaltFilter salt_filter_{10'000};
+  crypto::SaltFilter udp_salt_filter_{10'000};
   dns::DnsCache dns_cache_;
   std::unique_ptr<LoopEventDriver> driver_;
   std::unique_ptr<dns::Resolver> resolver_;

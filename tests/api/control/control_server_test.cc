@@ -574,7 +574,7 @@ TEST_F(ControlServerTest, ReflectionNeedsTheToken) {
 TEST_F(ControlServerTest, Ciphers) {
   v1::ListCiphersResponse list;
   ASSERT_TRUE(ciphers_->ListCiphers(ctx().get(), v1::ListCiphersRequest(), &list).ok());
-  ASSERT_EQ(list.ciphers_size(), 5);
+  ASSERT_EQ(list.ciphers_size(), 8);  // 5 AEAD-2017 methods, then 3 Shadowsocks 2022 methods
   std::map<std::string, v1::Cipher> by_name;
   for (const v1::Cipher& c : list.ciphers()) {
     by_name[c.name()] = c;
@@ -592,6 +592,12 @@ TEST_F(ControlServerTest, Ciphers) {
   EXPECT_EQ(by_name["xchacha20-ietf-poly1305"].nonce_size(), 24u);
   EXPECT_TRUE(by_name["aes-256-gcm"].recommended());
   EXPECT_FALSE(by_name["aes-192-gcm"].recommended());
+  EXPECT_EQ(by_name["aes-128-gcm"].edition(), v1::EDITION_AEAD_2017);
+  EXPECT_EQ(by_name["2022-blake3-aes-128-gcm"].edition(), v1::EDITION_2022);
+  EXPECT_EQ(by_name["2022-blake3-aes-128-gcm"].key_size(), 16u);
+  EXPECT_EQ(by_name["2022-blake3-aes-256-gcm"].edition(), v1::EDITION_2022);
+  EXPECT_EQ(by_name["2022-blake3-chacha20-poly1305"].edition(), v1::EDITION_2022);
+  EXPECT_EQ(by_name["2022-blake3-chacha20-poly1305"].key_size(), 32u);
 
   v1::Defaults defaults;
   ASSERT_TRUE(ciphers_->GetDefaults(ctx().get(), v1::GetDefaultsRequest(), &defaults).ok());

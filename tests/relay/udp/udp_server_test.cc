@@ -167,6 +167,19 @@ TEST_F(UdpServerTest, DropsReplayedPacket) {
   EXPECT_FALSE(datagramWaiting(client.get()));  // one reply only
 }
 
+TEST_F(UdpServerTest, PacketSaltsGoToTheUdpFilterNotTheTcpOne) {
+  // A flood of UDP packets (a fresh salt each) must not push TCP salts out of their filter.
+  start();
+  Fd client = bindUdpLoopback();
+  const std::vector<uint8_t> once = toEcho("salted");
+  ASSERT_TRUE(sendDatagram(client.get(), once, server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().packets_in == 1; }));
+  const std::span<const uint8_t> salt(once.data(), 16);
+  EXPECT_TRUE(env_.udp_salt_filter->contains(salt));
+  EXPECT_FALSE(env_.salt_filter->contains(salt));
+  EXPECT_EQ(env_.salt_filter->insertCount(), 0u);
+}
+
 TEST_F(UdpServerTest, DropsPrivateTargetWithoutAllowPrivate) {
   env_.config.allow_private = false;
   start();
