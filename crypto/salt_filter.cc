@@ -228,7 +228,7 @@ absl::StatusOr<std::unique_ptr<SaltFilter>> SaltFilter::restore(absl::string_vie
     return absl::DataLossError("salt filter snapshot: checksum mismatch (damaged file)");
   }
   Reader r(body.substr(sizeof(kMagic)));
-  uint64_t capacity, fp_bits, shards, hashes, bits, inserts;
+  uint64_t capacity = 0, fp_bits = 0, shards = 0, hashes = 0, bits = 0, inserts = 0;
   Key key;
   if (!r.get64(&capacity) || !r.get64(&fp_bits) || !r.get64(&shards) || !r.get64(&hashes) ||
       !r.get64(&bits) || !r.bytes(key) || !r.get64(&inserts)) {
