@@ -442,6 +442,36 @@ TEST_P(ServerSessionIdentityTest, ARotatedKeyCutsTheLiveSessionAndOnlyTheNewKeyC
   expectRelayed(chain(rotated), target, "new key");
 }
 
+TEST_P(ServerSessionIdentityTest, LimitsAndQuotasApplyToTheIdentifiedUser) {
+  std::vector<RelayUser> users;
+  users.push_back(user("default", psk_));
+  RelayUser alice = user("alice", alice_);
+  alice.max_connections = 1;
+  users.push_back(std::move(alice));
+  RelayUser bob = user("bob", bob_);
+  bob.quota_exceeded = true;
+  users.push_back(std::move(bob));
+  startWith(tableOf(std::move(users), 1));
+  Fd target = listenLoopback();
+  auto [first, first_upstream] = expectRelayed(chain(alice_), target, "first");
+  // A second session of alice is identified by its header, then refused over her limit; bob
+  // is refused over his quota. Neither reaches the target; both are counted under the user.
+  for (const auto* key : {&alice_, &bob_}) {
+    const std::vector<crypto::MasterKey> keys = chain(*key);
+    crypto::Aead2022StreamEncoder enc = encoder(keys, target);
+    Fd client = connectLoopback(port_);
+    ASSERT_TRUE(sendBytes(client.get(), encode(enc, "over", loop_.unixSeconds())));
+    std::vector<uint8_t> at_client;
+    ASSERT_TRUE(waitForEof(loop_, client.get(), &at_client));
+    EXPECT_TRUE(at_client.empty());
+  }
+  EXPECT_EQ(closed(CloseReason::OverLimit), 2u);
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_over_limit, 1u);
+  EXPECT_EQ(worker_->sample().users.at("bob").refused_over_limit, 1u);
+  EXPECT_FALSE(tryAccept(target.get()).valid());
+  EXPECT_EQ(worker_->stats().auth_failed, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(AesMethods, ServerSessionIdentityTest,
                          ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm"),
                          methodTestName);
