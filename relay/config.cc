@@ -507,14 +507,10 @@ OptionSource optionSource(const Config& c, absl::string_view name) {
 
 namespace {
 
-// Shadowsocks 2022 (issue 14): TCP only. The server's -k/--key is one PSK (with users: their
-// identity key, SIP023); a client's may be a list iPSK:...:uPSK (identity headers).
+// Shadowsocks 2022 (issue 14): TCP, UDP and UDP over TCP. The server's -k/--key is one PSK
+// (with users: their identity key, SIP023); a client's may be a list iPSK:...:uPSK (identity
+// headers).
 absl::Status validate2022(const Config& c, const crypto::MethodInfo& method) {
-  if (c.mode != Mode::TcpOnly) {
-    return fieldError("config", "mode",
-                      absl::StrCat("UDP (-u/-U) with ", method.name,
-                                   " is not supported yet: TCP only (tcp_only) for 2022 methods"));
-  }
   if (c.password.empty() && c.key.empty()) {
     return fieldError("config", "password",
                       absl::StrCat("missing: ", method.name, " needs -k with a base64 PSK of ",
@@ -550,6 +546,11 @@ absl::Status validateUsers2022(const Config& c) {
           "config", at + ".method",
           absl::StrCat("2022 users share the server port and its method: set ", "\"method\": \"",
                        (*method)->name, "\" and its \"password\" (the identity key) at the top"));
+    }
+    if (c.mode != Mode::TcpOnly) {
+      return fieldError("config", "mode",
+                        "UDP for 2022 users (identity headers) is not supported yet: tcp_only, "
+                        "or one PSK (no users) for UDP");
     }
     if (user.port != 0 && user.port != c.server_port) {
       return fieldError("config", at + ".port",

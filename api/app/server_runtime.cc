@@ -26,6 +26,7 @@
 #include "relay/ss_uri.h"
 #include "relay/stats/tcp_stats.h"
 #include "relay/stats/udp_stats.h"
+#include "relay/udp/udp2022_server.h"
 #include "relay/udp/udp_client.h"
 #include "relay/udp/udp_server.h"
 
@@ -144,6 +145,9 @@ ServerRuntime::ServerRuntime(Config config) {
   udp_ = config_.mode != relay::Mode::TcpOnly;
   // local -u has no shared UDP port: each SOCKS5 UDP ASSOCIATE binds a socket of its own.
   udp_port_ = udp_ && config_.role != Role::Local;
+  const auto method = crypto::findAnyMethod(config_.method);
+  udp2022_ = server_ && udp_port_ && method.ok() &&
+             (*method)->edition == crypto::Edition::Aead2022;
 }
 
 ServerRuntime::~ServerRuntime() { stop(); }
@@ -450,21 +454,25 @@ absl::Status ServerRuntime::bindAddress(SocketAddress& address, bool any_port) {
     }
     tcp.push_back(Fd(::fcntl(shared.get(), F_DUPFD_CLOEXEC, 0)));
   }
-  for (size_t i = 0; udp_port_ && i < n; ++i) {
+  // A 2022 server port is one socket, on the first worker, held by nobody else: its sessions
+  // are keyed by session ID, which the kernel's SO_REUSEPORT hash (by 4-tuple) cannot follow
+  // when a client's source port changes (relay/udp/udp2022_server.h; docs/PERFORMANCE.md).
+  const size_t udp_sockets = udp2022_ ? 1 : n;
+  for (size_t i = 0; udp_port_ && i < udp_sockets; ++i) {
     // SO_REUSEPORT: the kernel hashes each client's datagrams to one worker, so its
     // association lives on one loop. With port 0 (or --no-reuse-port) the first socket binds
     // without it, so that it gets a port nobody holds rather than joining another process's
     // sockets there; the workers after it join it. A given port is shared as TCP's is.
-    const bool exclusive_first = any_port || !config_.reuse_port;
+    const bool exclusive_first = any_port || !config_.reuse_port || udp2022_;
     auto fd = relay::bindUdp(address, /*reuse_port=*/i > 0 || !exclusive_first);
     if (!fd.ok()) return fd.status();
-    if (i == 0 && n > 1 && exclusive_first) relay::openReusePortGroup(fd->get());
+    if (i == 0 && udp_sockets > 1 && exclusive_first) relay::openReusePortGroup(fd->get());
     if (address.port() == 0) address.setPort(relay::localAddress(fd->get()).port());
     udp.push_back(std::move(*fd));
   }
   for (size_t i = 0; i < n; ++i) {
     if (tcp_) tcp_fds_[i].push_back(std::move(tcp[i]));
-    if (udp_port_) udp_fds_[i].push_back(std::move(udp[i]));
+    if (i < udp.size()) udp_fds_[i].push_back(std::move(udp[i]));
   }
   return absl::OkStatus();
 }
@@ -497,7 +505,10 @@ absl::Status ServerRuntime::startWorkers() {
     relay::Worker& worker = *workers_[i];
     for (Fd& fd : tcp_fds_[i]) worker.addListener(std::move(fd));
     for (Fd& fd : udp_fds_[i]) {
-      if (server_) {
+      if (udp2022_) {
+        worker.addUdpPort(std::make_unique<relay::Udp2022Server>(worker, std::move(fd),
+                                                                 env_.udp_max_associations));
+      } else if (server_) {
         worker.addUdpPort(
             std::make_unique<relay::UdpServer>(worker, std::move(fd), env_.udp_max_associations));
       } else {

@@ -89,6 +89,7 @@ class ServerRuntime {
   bool tcp_ = false;
   bool udp_ = false;       // UDP relayed at all (local -u: through SOCKS5 associations)
   bool udp_port_ = false;  // a shared UDP port (server -u, tunnel -u)
+  bool udp2022_ = false;   // server -u with a 2022 method: one UDP socket, on worker 0
   bool print_uri_ = false;
   bool control_wanted_ = false;
   std::string control_token_;

@@ -56,7 +56,9 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
          "UDP datagrams dropped, by reason: open (too short or no key opened it), replay, "      \
          "address (bad target address), refused (private target), over_quota (the user is "      \
          "over its data quota), resolve, send (a send failed), too_big, fragment (SOCKS5 "       \
-         "FRAG), foreign (SOCKS5: not from the client's IP).")                                   \
+         "FRAG), foreign (SOCKS5: not from the client's IP), stale_timestamp and "               \
+         "replayed_packet_id (Shadowsocks 2022), session (a 2022 client: a reply to another "    \
+         "session).")                                                                            \
   FAMILY(DnsQueries, "shadowrelay_dns_queries_total", Counter,                                   \
          "Host name lookups by result (cache answers included): ok, nxdomain, nodata, "          \
          "timeout, server_failure, invalid_name, cancelled, internal.")                          \

@@ -29,6 +29,14 @@ namespace shadowrelay::relay {
   FIELD(dropped_fragment, "dropped.fragment", UdpDropped, "reason=fragment")                 \
   /* SOCKS5: not from the associating client's IP. */                                        \
   FIELD(dropped_foreign, "dropped.foreign", UdpDropped, "reason=foreign")                    \
+  /* Shadowsocks 2022: a timestamp more than 30 s from our clock. */                         \
+  FIELD(dropped_stale, "dropped.stale_timestamp", UdpDropped, "reason=stale_timestamp")      \
+  /* Shadowsocks 2022: a packet ID its session's window has seen or no longer covers. */     \
+  FIELD(dropped_replayed_packet, "dropped.replayed_packet_id", UdpDropped,                   \
+        "reason=replayed_packet_id")                                                         \
+  /* Shadowsocks 2022 client: a reply to another client session, or from a third server   \
+     session while the one before is still live. */                                          \
+  FIELD(dropped_session, "dropped.session", UdpDropped, "reason=session")                    \
   FIELD(associations, "associations", UdpAssociationsCreated, "")                            \
   FIELD(evictions, "evictions", UdpAssociationsEvicted, "")                                  \
   FIELD(expirations, "expirations", Timeouts, "kind=udp")

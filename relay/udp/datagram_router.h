@@ -37,6 +37,26 @@ class DatagramRouter {
   bool queue(const crypto::SocksAddress& target, std::span<const uint8_t> payload,
              Deliver deliver, std::function<void()> on_failed);
 
+  /// lookup() then, as it says, `deliver` at once, queue(), or `on_failed` (also when the queue
+  /// is full): one datagram to `target` on its way. Nothing is allocated when the address is
+  /// known.
+  template <typename DeliverFn, typename FailedFn>
+  void route(const crypto::SocksAddress& target, std::span<const uint8_t> payload,
+             DeliverFn deliver, FailedFn on_failed) {
+    SocketAddress to;
+    switch (lookup(target, &to)) {
+      case Lookup::Now:
+        deliver(to, payload);
+        return;
+      case Lookup::Failed:
+        on_failed();
+        return;
+      case Lookup::NeedQuery:
+        break;
+    }
+    if (!queue(target, payload, std::move(deliver), on_failed)) on_failed();
+  }
+
  private:
   struct Pending {
     dns::ResolveHandle handle;

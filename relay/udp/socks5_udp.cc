@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -45,6 +46,12 @@ Socks5UdpRelay::Socks5UdpRelay(WorkerContext& worker, Fd socket, const SocketAdd
       watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onClientReadable(); }),
       codec_(*worker.env().credentials.method, *worker.env().credentials.provider),
       last_active_(worker.loop().now()) {
+  const Credentials& creds = worker.env().credentials;
+  if (creds.method->edition == crypto::Edition::Aead2022) {
+    // One 2022 client session per association (§2.5).
+    session2022_ =
+        std::make_unique<Udp2022ClientSession>(*creds.method, *creds.provider, creds.master);
+  }
   ++stats_.associations;
 }
 
@@ -131,12 +138,15 @@ void Socks5UdpRelay::onClientReadable() {
     peer_ = from;
     // The Shadowsocks packet's plaintext is the SOCKS5 datagram from ATYP on.
     const size_t plain_len = static_cast<size_t>(n) - kSocksHeader;
-    if (plain_len + codec_.overhead() > kMaxUdpPayload) {
+    const std::span<const uint8_t> payload(in + header.size, static_cast<size_t>(n) - header.size);
+    const size_t packet_size =
+        session2022_ != nullptr ? session2022_->packetSize(header.address, payload.size())
+                                : plain_len + codec_.overhead();
+    if (packet_size > kMaxUdpPayload) {
       ++stats_.dropped_too_big;
       continue;
     }
     if (worker_.env().config.udp_over_tcp) {
-      const std::span<const uint8_t> payload(in + header.size, static_cast<size_t>(n) - header.size);
       if (!ensureStream(header.address) || !stream_->send(header.address, payload)) {
         ++stats_.dropped_send;
         continue;
@@ -150,14 +160,17 @@ void Socks5UdpRelay::onClientReadable() {
       ++stats_.dropped_send;
       continue;
     }
-    const size_t sealed = codec_.seal(creds.master.bytes(), {in + kSocksHeader, plain_len},
-                                      {out, WorkerContext::kScratchSize});
+    const std::span<uint8_t> sealed_out(out, WorkerContext::kScratchSize);
+    const size_t sealed =
+        session2022_ != nullptr
+            ? session2022_->seal(header.address, payload, sealed_out, worker_.loop().unixSeconds())
+            : codec_.seal(creds.master.bytes(), {in + kSocksHeader, plain_len}, sealed_out);
     if (sealed == 0 || ::send(server_socket_.get(), out, sealed, 0) < 0) {
       ++stats_.dropped_send;
       continue;
     }
     ++stats_.packets_in;
-    stats_.bytes_in += static_cast<size_t>(n) - header.size;
+    stats_.bytes_in += payload.size();
     last_active_ = worker_.loop().now();
   }
 }
@@ -168,19 +181,39 @@ void Socks5UdpRelay::onServerReadable() {
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     const ssize_t n = ::recv(server_socket_.get(), packet, WorkerContext::kScratchSize, 0);
     if (n < 0) return;
-    auto reply = openReply(codec_, creds.master.bytes(), packet, static_cast<size_t>(n), stats_);
-    if (!reply) continue;
+    // The reply opened in place: its source address header and payload, with room before them.
+    uint8_t* source = nullptr;  // the address header, followed by the payload
+    size_t address = 0;
+    size_t payload = 0;
+    const size_t len = static_cast<size_t>(n);
+    if (session2022_ != nullptr) {
+      const size_t at = std::min(session2022_->bodyOffset(), len);
+      auto reply = session2022_->open({packet, len}, {packet + at, len - at},
+                                      worker_.loop().unixSeconds(), stats_);
+      if (!reply) continue;
+      // The body has at least its type, timestamp, client session ID and padding length before
+      // the address: room for RSV RSV FRAG.
+      address = reply->address_size;
+      payload = reply->payload.size();
+      source = packet + (reply->payload.data() - packet) - address;
+    } else {
+      auto reply = openReply(codec_, creds.master.bytes(), packet, len, stats_);
+      if (!reply) continue;
+      address = reply->header;
+      payload = reply->len - reply->header;
+      source = reply->plain;  // after the salt: room for RSV RSV FRAG
+    }
     if (peer_.len == 0) continue;  // nothing came from the client yet: nowhere to reply
-    // RSV RSV FRAG go where the salt was; the address header stays as the server sent it.
-    uint8_t* datagram = reply->plain - kSocksHeader;
+    // RSV RSV FRAG go right before the address header, which stays as the server sent it.
+    uint8_t* datagram = source - kSocksHeader;
     std::memset(datagram, 0, kSocksHeader);
-    if (::sendto(socket_.get(), datagram, kSocksHeader + reply->len, 0, peer_.get(),
+    if (::sendto(socket_.get(), datagram, kSocksHeader + address + payload, 0, peer_.get(),
                  peer_.len) < 0) {
       ++stats_.dropped_send;
       continue;
     }
     ++stats_.packets_out;
-    stats_.bytes_out += reply->len - reply->header;
+    stats_.bytes_out += payload;
     last_active_ = worker_.loop().now();
   }
 }

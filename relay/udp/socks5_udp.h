@@ -10,7 +10,8 @@
 // Only datagrams from the associating client's IP are taken; replies go to the client's last
 // source address. The owning ClientSession keeps it as long as the control connection lives:
 // closing the connection closes both sockets (RFC 1928: the association ends with it).
-// With --udp-over-tcp the server side is a UDP-over-TCP stream instead of the socket.
+// With --udp-over-tcp the server side is a UDP-over-TCP stream instead of the socket. With a 2022
+// method the association is one client session (relay/udp/udp2022_session.h).
 
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "relay/event/event_types.h"
 #include "relay/event/io_watcher.h"
 #include "relay/net/socket.h"
+#include "relay/udp/udp2022_session.h"
 #include "relay/udp/udp_association.h"
 #include "relay/udp/uot.h"
 
@@ -65,6 +67,7 @@ class Socks5UdpRelay {
   Fd server_socket_;
   std::optional<IoWatcher> server_watcher_;
   crypto::UdpCodec codec_;
+  std::unique_ptr<Udp2022ClientSession> session2022_;  // 2022 methods: this association's
   TimePoint last_active_;
   std::unique_ptr<UotChannel> stream_;
 };

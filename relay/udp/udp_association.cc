@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -43,6 +45,42 @@ std::optional<OpenedReply> openReply(crypto::UdpCodec& codec, std::span<const ui
     return std::nullopt;
   }
   return reply;
+}
+
+namespace udp {
+size_t recvBatchSize() {
+  const char* value = std::getenv("SHADOWRELAY_UDP_RECV_BATCH");
+  const long n = value != nullptr ? std::strtol(value, nullptr, 10) : 0;
+  return n >= 1 && n <= static_cast<long>(kRecvBatch) ? static_cast<size_t>(n) : kRecvBatch;
+}
+}  // namespace udp
+
+void receiveDatagrams(int fd, uint8_t* slots, size_t slot_size, size_t offset, size_t batch,
+                      absl::FunctionRef<void(const SocketAddress& from, uint8_t* data, size_t n)>
+                          on_datagram) {
+  // Each slot can take the largest datagram; only the pages a datagram touches become resident.
+  batch = std::min(batch, udp::kRecvBatch);
+  std::array<mmsghdr, udp::kRecvBatch> msgs{};
+  std::array<iovec, udp::kRecvBatch> iov{};
+  std::array<SocketAddress, udp::kRecvBatch> from;
+  for (int received = 0; received < udp::kPacketsPerEvent;) {
+    for (size_t i = 0; i < batch; ++i) {
+      iov[i] = {slots + i * slot_size + offset, udp::kMaxDatagram};
+      msghdr& hdr = msgs[i].msg_hdr;
+      hdr.msg_name = from[i].get();
+      hdr.msg_namelen = sizeof(from[i].storage);
+      hdr.msg_iov = &iov[i];
+      hdr.msg_iovlen = 1;
+    }
+    const int n = ::recvmmsg(fd, msgs.data(), batch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) return;  // EAGAIN, or an ICMP error reported on the socket: nothing to do
+    for (int i = 0; i < n; ++i) {
+      from[i].len = msgs[i].msg_hdr.msg_namelen;
+      on_datagram(from[i], slots + i * slot_size + offset, msgs[i].msg_len);
+    }
+    if (static_cast<size_t>(n) < batch) return;
+    received += n;
+  }
 }
 
 Fd openRelaySocket(int* family) {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "crypto/address.h"
 #include "crypto/udp_codec.h"
 #include "relay/event/io_watcher.h"
@@ -23,6 +24,7 @@
 #include "relay/udp/lru_table.h"
 #include "relay/stats/relay_sample.h"
 #include "relay/stats/udp_stats.h"
+#include "relay/udp/udp2022_session.h"
 #include "relay/udp/uot.h"
 #include "relay/users/user_table.h"
 
@@ -34,6 +36,10 @@ namespace udp {
 inline constexpr size_t kMaxDatagram = 65535;
 inline constexpr size_t kMaxUdpPayload = 65507;  // IPv4: 65535 - 20 (IP) - 8 (UDP)
 inline constexpr int kPacketsPerEvent = 64;      // datagrams read per readiness event
+inline constexpr size_t kRecvBatch = 16;         // datagrams per recvmmsg at most
+/// The server ports' recvmmsg batch: kRecvBatch, or SHADOWRELAY_UDP_RECV_BATCH=N (1..16) for
+/// measuring recvmmsg against one datagram per call.
+size_t recvBatchSize();
 }  // namespace udp
 
 /// One peer's association.
@@ -47,6 +53,10 @@ struct UdpAssociation {
   /// Server: the user whose key the peer speaks, and its traffic entry on this worker.
   RelayUserPtr user;
   UserTraffic* traffic = nullptr;
+  /// Shadowsocks 2022: the server's view of the client session (server port), or the client
+  /// session this association speaks (tunnel). Null for 2017 methods.
+  std::unique_ptr<Udp2022ServerSession> server2022;
+  std::unique_ptr<Udp2022ClientSession> client2022;
 };
 
 /// The key of a peer address in a UdpAssociationTable.
@@ -63,6 +73,13 @@ struct OpenedReply {
 /// open counts as dropped_open, a bad source header as dropped_address; both return nullopt.
 std::optional<OpenedReply> openReply(crypto::UdpCodec& codec, std::span<const uint8_t> master,
                                      uint8_t* packet, size_t len, UdpStats& stats);
+
+/// Reads what `fd` has, up to kPacketsPerEvent datagrams, with recvmmsg calls of up to `batch`
+/// (≤ kRecvBatch) datagrams each: datagram i of a call lands at slots + i * slot_size + offset
+/// (up to kMaxDatagram bytes) and goes to `on_datagram` with its sender and size.
+void receiveDatagrams(int fd, uint8_t* slots, size_t slot_size, size_t offset, size_t batch,
+                      absl::FunctionRef<void(const SocketAddress& from, uint8_t* data, size_t n)>
+                          on_datagram);
 
 /// A non-blocking socket for sending datagrams anywhere: dual-stack AF_INET6 (IPv4 through
 /// mapped addresses), or AF_INET on hosts without IPv6. `*family` says which; invalid on error.

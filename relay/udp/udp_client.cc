@@ -3,7 +3,7 @@
 
 #include <sys/socket.h>
 
-#include <array>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -18,7 +18,7 @@ using udp::kMaxDatagram;
 using udp::kMaxUdpPayload;
 using udp::kPacketsPerEvent;
 constexpr size_t kHeaderRoom = 300;  // a domain address header is at most 259 bytes
-constexpr size_t kRecvBatch = 16;    // datagrams per recvmmsg
+using udp::kRecvBatch;
 constexpr size_t kSlot = kHeaderRoom + kMaxDatagram + 1;
 }  // namespace
 
@@ -37,6 +37,13 @@ UdpTunnel::UdpTunnel(WorkerContext& worker, Fd socket, const SocketAddress& serv
   // The destination header is the same for every datagram: write it once, in front of where
   // each datagram is received, in every recvmmsg slot.
   header_size_ = destination.size();
+  const Credentials& creds = worker.env().credentials;
+  if (creds.method->edition == crypto::Edition::Aead2022) {
+    const Udp2022ClientSession probe(*creds.method, *creds.provider, creds.master);
+    max_payload_ = kMaxUdpPayload - std::min(kMaxUdpPayload, probe.packetSize(destination, 0));
+  } else {
+    max_payload_ = kMaxUdpPayload - header_size_ - codec_.overhead();
+  }
   for (size_t i = 0; i < kRecvBatch; ++i) {
     crypto::writeAddress(destination,
                          {buf_.get() + i * kSlot + kHeaderRoom - header_size_, header_size_});
@@ -47,34 +54,14 @@ UdpTunnel::~UdpTunnel() = default;
 
 void UdpTunnel::onReadable() {
   // recvmmsg into slots of [room][header][datagram]: the header sits right before the bytes.
-  std::array<mmsghdr, kRecvBatch> msgs{};
-  std::array<iovec, kRecvBatch> iov{};
-  std::array<SocketAddress, kRecvBatch> from;
-  for (int received = 0; received < kPacketsPerEvent;) {
-    for (size_t i = 0; i < kRecvBatch; ++i) {
-      iov[i] = {buf_.get() + i * kSlot + kHeaderRoom, kMaxDatagram};
-      msghdr& hdr = msgs[i].msg_hdr;
-      hdr.msg_name = from[i].get();
-      hdr.msg_namelen = sizeof(from[i].storage);
-      hdr.msg_iov = &iov[i];
-      hdr.msg_iovlen = 1;
-    }
-    const int n = ::recvmmsg(socket_.get(), msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
-    if (n <= 0) return;
-    for (int i = 0; i < n; ++i) {
-      from[i].len = msgs[i].msg_hdr.msg_namelen;
-      onDatagram(from[i], buf_.get() + i * kSlot + kHeaderRoom, msgs[i].msg_len);
-    }
-    if (static_cast<size_t>(n) < kRecvBatch) return;
-    received += n;
-  }
+  receiveDatagrams(socket_.get(), buf_.get(), kSlot, kHeaderRoom, kRecvBatch,
+                   [this](const SocketAddress& from, uint8_t* data, size_t n) {
+                     onDatagram(from, data, n);
+                   });
 }
 
 void UdpTunnel::onDatagram(const SocketAddress& from, uint8_t* data, size_t n) {
-  const Credentials& creds = worker_.env().credentials;
-  uint8_t* plain = data - header_size_;
-  const size_t plain_len = header_size_ + n;
-  if (plain_len + codec_.overhead() > kMaxUdpPayload) {
+  if (n > max_payload_) {
     ++stats_.dropped_too_big;
     return;
   }
@@ -87,17 +74,8 @@ void UdpTunnel::onDatagram(const SocketAddress& from, uint8_t* data, size_t n) {
       return;
     }
   } else {
-    if (entry == nullptr) {
-      const int fd = connectNonBlockingUdp(server_);
-      if (fd < 0) {
-        ++stats_.dropped_send;
-        return;
-      }
-      entry = &table_.add(key, from, Fd(fd), server_.family(), worker_.env().udp_timeout,
-                          [this](UdpAssociation& association) { onReply(association); });
-    }
-    const size_t sealed = codec_.seal(creds.master.bytes(), {plain, plain_len},
-                                      {out_.get(), kHeaderRoom + kMaxDatagram + 128});
+    if (entry == nullptr) entry = addSocket(key, from);
+    const size_t sealed = entry != nullptr ? seal(*entry->value, data, n) : 0;
     if (sealed == 0 || ::send(entry->value->fd.get(), out_.get(), sealed, 0) < 0) {
       ++stats_.dropped_send;
       return;
@@ -105,6 +83,33 @@ void UdpTunnel::onDatagram(const SocketAddress& from, uint8_t* data, size_t n) {
   }
   ++stats_.packets_in;
   stats_.bytes_in += n;
+}
+
+UdpAssociationTable::Entry* UdpTunnel::addSocket(const std::string& key,
+                                                 const SocketAddress& from) {
+  const int fd = connectNonBlockingUdp(server_);
+  if (fd < 0) return nullptr;
+  UdpAssociationTable::Entry& entry =
+      table_.add(key, from, Fd(fd), server_.family(), worker_.env().udp_timeout,
+                 [this](UdpAssociation& association) { onReply(association); });
+  const Credentials& creds = worker_.env().credentials;
+  if (creds.method->edition == crypto::Edition::Aead2022) {
+    // One 2022 client session per sender: its own session ID and packet counter (§2.5).
+    entry.value->client2022 =
+        std::make_unique<Udp2022ClientSession>(*creds.method, *creds.provider, creds.master);
+  }
+  return &entry;
+}
+
+size_t UdpTunnel::seal(UdpAssociation& association, uint8_t* data, size_t n) {
+  const std::span<uint8_t> out(out_.get(), kHeaderRoom + kMaxDatagram + 128);
+  if (association.client2022 != nullptr) {
+    return association.client2022->seal(destination_, {data, n}, out,
+                                        worker_.loop().unixSeconds());
+  }
+  // The destination header was written right before the datagram (onReadable's slots).
+  return codec_.seal(worker_.env().credentials.master.bytes(),
+                     {data - header_size_, header_size_ + n}, out);
 }
 
 UdpAssociationTable::Entry* UdpTunnel::addStream(const std::string& key,
@@ -141,16 +146,27 @@ void UdpTunnel::onReply(UdpAssociation& association) {
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     const ssize_t n = ::recv(association.fd.get(), packet, kMaxDatagram, 0);
     if (n < 0) return;
-    auto reply = openReply(codec_, creds.master.bytes(), packet, static_cast<size_t>(n), stats_);
-    if (!reply) continue;
-    const size_t payload = reply->len - reply->header;
-    if (::sendto(socket_.get(), reply->plain + reply->header, payload, 0,
-                 association.peer.get(), association.peer.len) < 0) {
+    const size_t len = static_cast<size_t>(n);
+    std::span<const uint8_t> payload;
+    if (Udp2022ClientSession* session = association.client2022.get()) {
+      // Opened in place, after the nonce or separate header.
+      const size_t at = std::min(session->bodyOffset(), len);
+      auto reply = session->open({packet, len}, {packet + at, len - at},
+                                 worker_.loop().unixSeconds(), stats_);
+      if (!reply) continue;
+      payload = reply->payload;
+    } else {
+      auto reply = openReply(codec_, creds.master.bytes(), packet, len, stats_);
+      if (!reply) continue;
+      payload = {reply->plain + reply->header, reply->len - reply->header};
+    }
+    if (::sendto(socket_.get(), payload.data(), payload.size(), 0, association.peer.get(),
+                 association.peer.len) < 0) {
       ++stats_.dropped_send;
       continue;
     }
     ++stats_.packets_out;
-    stats_.bytes_out += payload;
+    stats_.bytes_out += payload.size();
     table_.touch(association);
   }
 }

@@ -4,7 +4,8 @@
 // the local port goes to the fixed -L destination through the server, and replies come back to
 // each sender. One association (one socket connected to the server) per sender, in a bounded
 // LRU table with idle expiry, like the server's. With --udp-over-tcp an association is a UDP over
-// TCP stream instead (relay/udp/uot.h), through a tunnel session of the worker.
+// TCP stream instead (relay/udp/uot.h), through a tunnel session of the worker. With a 2022
+// method each association is its own client session (relay/udp/udp2022_session.h).
 
 #include <chrono>
 #include <cstdint>
@@ -42,6 +43,12 @@ class UdpTunnel final : public UdpPort {
   void onReply(UdpAssociation& association);
   /// --udp-over-tcp: a new association is a UoT stream through a tunnel session to the server.
   UdpAssociationTable::Entry* addStream(const std::string& key, const SocketAddress& from);
+  /// The association of a new sender: a socket connected to the server (and, for 2022, the
+  /// sender's own client session). Null if the socket could not be made.
+  UdpAssociationTable::Entry* addSocket(const std::string& key, const SocketAddress& from);
+  /// Seals the datagram of `n` bytes at `data` (the destination header written before it) into
+  /// out_. @return the packet size, 0 on failure.
+  size_t seal(UdpAssociation& association, uint8_t* data, size_t n);
 
   WorkerContext& worker_;
   Fd socket_;
@@ -53,6 +60,7 @@ class UdpTunnel final : public UdpPort {
   std::unique_ptr<uint8_t[]> buf_;
   std::unique_ptr<uint8_t[]> out_;
   size_t header_size_;
+  size_t max_payload_ = 0;  // the largest datagram that still fits one sealed packet
   const crypto::SocksAddress destination_;
   const bool over_tcp_;
 };

@@ -5,11 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <list>
 
 #include "absl/strings/str_cat.h"
 #include "dns/ip_address.h"
@@ -27,13 +24,6 @@ using udp::kMaxUdpPayload;
 using udp::kPacketsPerEvent;
 constexpr size_t kHeaderRoom = 32;
 
-/// SHADOWRELAY_UDP_RECV_BATCH=N (1..16) for measuring recvmmsg against one datagram per call.
-size_t recvBatchSize() {
-  const char* value = std::getenv("SHADOWRELAY_UDP_RECV_BATCH");
-  const long n = value != nullptr ? std::strtol(value, nullptr, 10) : 0;
-  return n >= 1 && n <= static_cast<long>(UdpServer::kRecvBatch) ? static_cast<size_t>(n)
-                                                                   : UdpServer::kRecvBatch;
-}  // an IPv6 address header is 19 bytes
 constexpr auto kDnsIdleTimeout = std::chrono::seconds(30);
 
 }  // namespace
@@ -50,36 +40,17 @@ UdpServer::UdpServer(WorkerContext& worker, Fd socket, size_t max_associations, 
       buf_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram)),
       out_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram + 128)),
       plain_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram)),
-      recv_batch_(recvBatchSize()),
+      recv_batch_(udp::recvBatchSize()),
       batch_(std::make_unique_for_overwrite<uint8_t[]>(kRecvBatch * kRecvSlot)),
       router_(worker.resolver(), worker.env().preference, kMaxPendingResolves) {}
 
 UdpServer::~UdpServer() = default;
 
 void UdpServer::onReadable() {
-  // recvmmsg: up to kRecvBatch datagrams per system call. Each slot can take the largest
-  // datagram; only the pages a datagram touches become resident.
-  std::array<mmsghdr, kRecvBatch> msgs{};
-  std::array<iovec, kRecvBatch> iov{};
-  std::array<SocketAddress, kRecvBatch> from;
-  for (int received = 0; received < kPacketsPerEvent;) {
-    for (size_t i = 0; i < kRecvBatch; ++i) {
-      iov[i] = {batch_.get() + i * kRecvSlot, kMaxDatagram};
-      msghdr& hdr = msgs[i].msg_hdr;
-      hdr.msg_name = from[i].get();
-      hdr.msg_namelen = sizeof(from[i].storage);
-      hdr.msg_iov = &iov[i];
-      hdr.msg_iovlen = 1;
-    }
-    const int n = ::recvmmsg(socket_.get(), msgs.data(), recv_batch_, MSG_DONTWAIT, nullptr);
-    if (n <= 0) return;  // EAGAIN, or an ICMP error reported on the socket: nothing to do
-    for (int i = 0; i < n; ++i) {
-      from[i].len = msgs[i].msg_hdr.msg_namelen;
-      onPacket(from[i], batch_.get() + i * kRecvSlot, msgs[i].msg_len);
-    }
-    if (static_cast<size_t>(n) < recv_batch_) return;
-    received += n;
-  }
+  receiveDatagrams(socket_.get(), batch_.get(), kRecvSlot, 0, recv_batch_,
+                   [this](const SocketAddress& from, uint8_t* packet, size_t n) {
+                     onPacket(from, packet, n);
+                   });
 }
 
 crypto::UdpCodec& UdpServer::codecFor(const RelayUser& user) {

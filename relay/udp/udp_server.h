@@ -39,7 +39,7 @@ class UdpServer final : public UdpPort {
   UdpServer& operator=(const UdpServer&) = delete;
 
   const UdpStats& stats() const override { return stats_; }
-  static constexpr size_t kRecvBatch = 16;      // datagrams per recvmmsg
+  static constexpr size_t kRecvBatch = udp::kRecvBatch;  // datagrams per recvmmsg
   size_t associationCount() const override { return table_.size(); }
   /// Drops the associations of users that `table` no longer has as they were.
   void revoke(const UserTable& table) override;

@@ -39,24 +39,10 @@ UotServer::~UotServer() {
 
 void UotServer::onDatagram(const crypto::SocksAddress& destination,
                            std::span<const uint8_t> payload) {
-  SocketAddress to;
-  switch (router_.lookup(destination, &to)) {
-    case DatagramRouter::Lookup::Now:
-      forward(to, payload);
-      return;
-    case DatagramRouter::Lookup::Failed:
-      ++context_.stats->dropped_resolve;
-      return;
-    case DatagramRouter::Lookup::NeedQuery:
-      break;
-  }
-  const bool queued = router_.queue(
+  router_.route(
       destination, payload,
-      [this](const SocketAddress& resolved, std::span<const uint8_t> data) {
-        forward(resolved, data);
-      },
+      [this](const SocketAddress& to, std::span<const uint8_t> data) { forward(to, data); },
       [this] { ++context_.stats->dropped_resolve; });
-  if (!queued) ++context_.stats->dropped_resolve;
 }
 
 void UotServer::forward(const SocketAddress& to, std::span<const uint8_t> payload) {

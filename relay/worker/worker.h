@@ -74,8 +74,8 @@ class Worker final : public SessionHost {
   /// Starts accepting on `fd` (already listening). Several per worker are fine. `user_port`: the
   /// dedicated port of a user (0: the shared port).
   void addListener(Fd fd, uint16_t user_port = 0);
-  /// Takes over a UDP port made for this worker (server -u: a UdpServer for the users of
-  /// `user_port`; tunnel -u: a UdpTunnel).
+  /// Takes over a UDP port made for this worker (server -u: a UdpServer, or a Udp2022Server for
+  /// a 2022 method, for the users of `user_port`; tunnel -u: a UdpTunnel).
   void addUdpPort(std::unique_ptr<UdpPort> port, uint16_t user_port = 0);
   /// Closes the TCP listeners and UDP ports of a dedicated port (its user went away).
   void closePort(uint16_t user_port);

@@ -6,8 +6,8 @@ spec (ss2022_wire.py) and by our own local and tunnel:
 
   * Users created on the shared port of a `-k iPSK` server: the access URL is the plain SIP002
     form of method:iPSK:uPSK; each user is served under its own key (the response too), by the
-    Python client, our local fed the URL (--server-url) and our tunnel fed -k iPSK:uPSK; the
-    per-user counters see them.
+    Python client, our local fed the URL (--server-url) and our tunnel fed -k iPSK:uPSK (TCP,
+    and UDP over TCP); the per-user counters see them.
   * An unknown identity, the iPSK named as a user, the iPSK alone (the single-PSK request of
     before) and a header under another iPSK get no byte and a FIN at the handshake deadline.
   * Rotation cuts the user's live session, the old key then gets nothing, the new one works;
@@ -160,6 +160,18 @@ class Users2022Test(h.RelayTestCase):
                                    password=f"{b64(ipsk)}:{bob['password']}")
         with socket.create_connection((h.LOOPBACK, tunnel), timeout=10) as sock:
             h.echo_roundtrip(sock, os.urandom(1 << 20), "through tunnel -k iPSK:uPSK")
+        # UDP over TCP rides the user's identified stream.
+        udp_echo = h.UdpEcho()
+        self.addCleanup(udp_echo.stop)
+        uot = self.start_tunnel(self.relay_port, AES128, f"{h.LOOPBACK}:{udp_echo.port}",
+                                password=f"{b64(ipsk)}:{bob['password']}",
+                                extra=["-U", "--udp-over-tcp"])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            for size in (1, 1200, 30000):
+                payload = os.urandom(size)
+                sock.sendto(payload, (h.LOOPBACK, uot))
+                self.assertEqual(sock.recvfrom(70000)[0], payload, f"{size} bytes over UoT")
 
         # Each user's own counters (the registry hears of traffic once a second).
         for name, least in (("alice", (1 << 20) + 16), ("bob", (1 << 20) + 14000)):

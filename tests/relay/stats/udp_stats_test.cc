@@ -27,7 +27,8 @@ TEST(UdpStatsTest, SummaryKeepsItsFormat) {
   EXPECT_EQ(numbered(1).summary(),
             "packets_in=1 packets_out=2 bytes_in=3 bytes_out=4 dropped{open=5 replay=6 "
             "address=7 refused=8 over_quota=9 resolve=10 send=11 too_big=12 fragment=13 "
-            "foreign=14} associations=15 evictions=16 expirations=17");
+            "foreign=14 stale_timestamp=15 replayed_packet_id=16 session=17} associations=18 "
+            "evictions=19 expirations=20");
 }
 
 }  // namespace
