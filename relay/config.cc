@@ -21,6 +21,7 @@
 #include "crypto/method.h"
 #include "nlohmann/json.hpp"
 #include "relay/config_options.h"
+#include "relay/ss_uri.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -506,14 +507,10 @@ OptionSource optionSource(const Config& c, absl::string_view name) {
 
 namespace {
 
-// Shadowsocks 2022 (issue 14 parts 2 and 3): TCP, UDP and UDP over TCP, one PSK per port (the
-// -k/--key default user).
+// Shadowsocks 2022 (issue 14): TCP, UDP and UDP over TCP. The server's -k/--key is one PSK
+// (with users: their identity key, SIP023); a client's may be a list iPSK:...:uPSK (identity
+// headers).
 absl::Status validate2022(const Config& c, const crypto::MethodInfo& method) {
-  if (!c.users.empty()) {
-    return fieldError("config", "users",
-                      absl::StrCat(method.name, " serves one PSK per port for now (-k/--key); "
-                                                "users are 2017 methods only (issue 14)"));
-  }
   if (c.password.empty() && c.key.empty()) {
     return fieldError("config", "password",
                       absl::StrCat("missing: ", method.name, " needs -k with a base64 PSK of ",
@@ -521,9 +518,51 @@ absl::Status validate2022(const Config& c, const crypto::MethodInfo& method) {
   }
   if (!c.password.empty() && !c.key.empty()) return absl::OkStatus();  // reported below
   const bool from_key = c.password.empty();
-  auto psk = crypto::decodePsk(from_key ? c.key : c.password, method);
-  if (!psk.ok()) {
-    return fieldError("config", from_key ? "key" : "password", psk.status().message());
+  const std::string& text = from_key ? c.key : c.password;
+  const absl::Status keys = c.role == Role::Server ? crypto::decodePsk(text, method).status()
+                                                   : crypto::parsePskList(text, method).status();
+  if (!keys.ok()) return fieldError("config", from_key ? "key" : "password", keys.message());
+  return absl::OkStatus();
+}
+
+// The config file's 2022 users, as shadowsocks-rust reads them: they share the server port and
+// take the file's 2022 AES method, whose "password" is their identity key (SIP023); each has a
+// uPSK of the method's key size. (2022 users on ports of their own come from the control API.)
+absl::Status validateUsers2022(const Config& c) {
+  constexpr absl::string_view kChaChaServesOne =
+      " has no identity headers (SIP023): a ChaCha 2022 port serves one user, the password; "
+      "users need 2022-blake3-aes-128-gcm or 2022-blake3-aes-256-gcm";
+  auto server_method = crypto::findAnyMethod(c.method);
+  for (size_t i = 0; i < c.users.size(); ++i) {
+    const ConfigUser& user = c.users[i];
+    auto method = crypto::findAnyMethod(user.method.empty() ? c.method : user.method);
+    if (!method.ok() || (*method)->edition != crypto::Edition::Aead2022) continue;
+    const std::string at = absl::StrCat("users[", i, "]");
+    if (!crypto::usesSeparateHeader(**method)) {
+      return fieldError("config", at + ".method", absl::StrCat((*method)->name, kChaChaServesOne));
+    }
+    if (!server_method.ok() || *server_method != *method) {
+      return fieldError(
+          "config", at + ".method",
+          absl::StrCat("2022 users share the server port and its method: set ", "\"method\": \"",
+                       (*method)->name, "\" and its \"password\" (the identity key) at the top"));
+    }
+    if (c.mode != Mode::TcpOnly) {
+      return fieldError("config", "mode",
+                        "UDP for 2022 users (identity headers) is not supported yet: tcp_only, "
+                        "or one PSK (no users) for UDP");
+    }
+    if (user.port != 0 && user.port != c.server_port) {
+      return fieldError("config", at + ".port",
+                        "2022 users from the configuration share the server port, whose "
+                        "password is their identity key (the control API gives 2022 users ports "
+                        "of their own)");
+    }
+    const bool from_key = user.password.empty();
+    auto psk = crypto::decodePsk(from_key ? user.key : user.password, **method);
+    if (!psk.ok()) {
+      return fieldError("config", at + (from_key ? ".key" : ".password"), psk.status().message());
+    }
   }
   return absl::OkStatus();
 }
@@ -549,6 +588,33 @@ absl::Status validatePlugin(const Config& c) {
 
 }  // namespace
 
+absl::Status applyServerUrl(Config& c) {
+  if (c.server_url.empty()) return absl::OkStatus();
+  for (const char* given : {"server", "server_port", "method", "password", "key"}) {
+    if (optionSource(c, given) != OptionSource::Default) {
+      return fieldError("config", "server_url",
+                        absl::StrCat("gives the server, its port, the method and the ",
+                                     "password: do not also give ", given));
+    }
+  }
+  auto uri = parseSsUri(c.server_url);
+  if (!uri.ok()) return fieldError("config", "server_url", uri.status().message());
+  c.server_hosts = {uri->host};
+  c.server_port = uri->port;
+  c.method = uri->method;
+  c.method_given = true;
+  c.password = uri->password;
+  if (!uri->plugin.empty()) {
+    if (!c.plugin.empty()) {
+      return fieldError("config", "server_url", "carries a plugin: do not also give plugin");
+    }
+    const size_t semicolon = uri->plugin.find(';');
+    c.plugin = uri->plugin.substr(0, semicolon);
+    c.plugin_opts = semicolon == std::string::npos ? "" : uri->plugin.substr(semicolon + 1);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status validateConfig(const Config& c) {
   auto method = crypto::findAnyMethod(c.method);
   if (!method.ok()) {
@@ -559,13 +625,14 @@ absl::Status validateConfig(const Config& c) {
   }
   for (size_t i = 0; i < c.users.size(); ++i) {
     if (c.users[i].method.empty()) continue;
-    if (auto m = crypto::findMethod(c.users[i].method); !m.ok()) {
+    if (auto m = crypto::findAnyMethod(c.users[i].method); !m.ok()) {
       return fieldError("config", absl::StrCat("users[", i, "].method"), m.status().message());
     }
   }
   if ((*method)->edition == crypto::Edition::Aead2022) {
     if (absl::Status s = validate2022(c, **method); !s.ok()) return s;
   }
+  if (absl::Status s = validateUsers2022(c); !s.ok()) return s;
   if (absl::Status s = checkListen(c.control_listen); !s.ok()) {
     return fieldError("config", "control_listen", s.message());
   }

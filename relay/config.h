@@ -52,6 +52,7 @@ struct Config {
   std::string password;
   std::string key;  // base64
   std::string method = "chacha20-ietf-poly1305";
+  std::string server_url;  // local/tunnel: an ss:// URI for server, port, method and password
   int timeout_seconds = 300;
   std::string local_address = "127.0.0.1";
   uint16_t local_port = 1080;
@@ -111,6 +112,11 @@ inline constexpr char kDefaultMetricsListen[] = "127.0.0.1:9464";
 /// roles are accepted and ignored (one file may serve several roles). Errors name the field or
 /// flag, e.g. "config.json: server_port: must be 1..65535". Records where each value came from.
 absl::StatusOr<Config> parseConfig(Role role, int argc, const char* const* argv);
+
+/// Fills server, server_port, method and password from server_url (an ss:// URI, relay/ss_uri;
+/// nothing without one). INVALID_ARGUMENT naming server_url for a bad URI, or when one of those
+/// options was given as well. Call before validateConfig().
+absl::Status applyServerUrl(Config& config);
 
 /// Checks cross-field rules (a secret is present, the method exists, a tunnel has -L, the DNS
 /// cache's min TTL is at most its max TTL, ...).

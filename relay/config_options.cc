@@ -21,7 +21,8 @@ constexpr OptionSpec kOptions[] = {
      .server_help = "listen port"},
     {.name = "password", .short_flag = "-k", .long_flag = "--password", .value_name = "PASSWORD",
      .field = &Config::password, .secret = true,
-     .help = "password; the key is derived from it (EVP_BytesToKey)"},
+     .help = "password; the key is derived from it (EVP_BytesToKey); 2022 methods: the base64 "
+             "PSK, for a client behind an identity key iPSK:uPSK"},
     {.name = "key", .long_flag = "--key", .value_name = "BASE64", .field = &Config::key,
      .secret = true, .help = "raw key in base64, instead of a password"},
     {.name = "method", .short_flag = "-m", .long_flag = "--method", .value_name = "METHOD",
@@ -29,7 +30,11 @@ constexpr OptionSpec kOptions[] = {
      .help = "AEAD method (`shadowrelay ciphers` lists them)"},
     {.name = "users", .roles = kServer, .field = &Config::users,
      .help = "list of {\"name\", \"password\" or \"key\", \"method\", \"port\"}: a dedicated port, "
-             "or the shared one"},
+             "or the shared one (2022: \"password\" above is their identity key)"},
+    {.name = "server_url", .long_flag = "--server-url", .value_name = "SS_URL",
+     .roles = kClientRoles, .field = &Config::server_url, .secret = true,
+     .help = "an ss:// URL (SIP002, e.g. a user's access_url): the server, its port, the method "
+             "and the password, instead of -s -p -m -k"},
     {.name = "local_address", .short_flag = "-b", .long_flag = "--local-address",
      .value_name = "ADDR", .roles = kClientRoles, .field = &Config::local_address,
      .help = "listen address"},

@@ -198,6 +198,8 @@ absl::Status ServerRuntime::start() {
   env_.observer = hub_.get();
   if (absl::Status s = bindListeners(); !s.ok()) return s;
   if (absl::Status s = startPlugin(); !s.ok()) return s;
+  // -p 0: the access URLs and messages name the port the listeners got.
+  if (server_) registry_->setSharedPort(addresses_.front().port());
   if (absl::Status s = startWorkers(); !s.ok()) return s;
   started_at_ = absl::Now();
   if (control_wanted_) {
@@ -213,10 +215,16 @@ absl::Status ServerRuntime::start() {
          static_cast<int>(files));
   SR_LOG(Info, "%s", readyLine());
   if (print_uri_) {
-    absl::PrintF("%s\n", relay::makeSsUri(config_.method, config_.password, public_host_,
-                                          addresses_.front().port(), "shadowrelay",
-                                          plugin_ ? plugin_->uriParameter() : ""));
-    std::fflush(stdout);
+    // What a client of the generated key uses; nothing where that key is only the shared
+    // port's identity key (2022 users on it: their access URLs carry it).
+    auto user = registry_->get("default");
+    const std::string password = user.ok() ? registry_->clientPassword(*user) : "";
+    if (!password.empty()) {
+      absl::PrintF("%s\n", relay::makeSsUri(config_.method, password, public_host_,
+                                            addresses_.front().port(), "shadowrelay",
+                                            plugin_ ? plugin_->uriParameter() : ""));
+      std::fflush(stdout);
+    }
   }
   return absl::OkStatus();
 }
@@ -230,13 +238,18 @@ absl::Status ServerRuntime::loadSecrets() {
     if (!note.ok()) return runtimeError(note.status().message());
     if (!note->empty()) SR_LOG(Warn, "%s", *note);
   }
+  if (absl::Status s = relay::applyServerUrl(config); !s.ok()) return configError(s.message());
   // The server's embedded default: with a state directory and no user at all, a password is
-  // generated once, kept there, and the ss:// URI printed.
+  // generated once, kept there, and the ss:// URI printed. For a 2022 method it is the PSK (the
+  // method's key size), and the shared port's identity key once API users join it.
   if (server_ && config.password.empty() && config.key.empty() && config.users.empty() &&
       !config.state_dir.empty()) {
     bool created = false;
+    auto method = crypto::findAnyMethod(config.method);
+    const size_t size =
+        method.ok() && (*method)->edition == crypto::Edition::Aead2022 ? (*method)->key_size : 24;
     auto password = loadOrCreateSecret(
-        config.state_dir, "password", [] { return crypto::randomBase64Key(24); },
+        config.state_dir, "password", [size] { return crypto::randomBase64Key(size); },
         !config.check_only, &created);
     if (!password.ok()) return configError(password.status().message());
     config.password = *password;
@@ -317,11 +330,22 @@ absl::Status ServerRuntime::prepareEnv() {
   providers_ = std::move(*providers);
   const crypto::MethodInfo* method = *crypto::findAnyMethod(config.method);  // validated
   if (!server_) {
-    auto master = crypto::masterKeyFor(*method, config.password, config.key);
-    if (!master.ok()) return configError(absl::StrCat("config: key: ", master.status().message()));
     env_.credentials.method = method;
     env_.credentials.provider = &providers_->providerFor(*method);
-    env_.credentials.master = std::move(*master);
+    if (method->edition == crypto::Edition::Aead2022) {
+      // The PSK, or iPSK_1:...:uPSK: one identity header per iPSK (SIP023).
+      auto keys =
+          crypto::parsePskList(config.password.empty() ? config.key : config.password, *method);
+      if (!keys.ok()) return configError(absl::StrCat("config: key: ", keys.status().message()));
+      env_.credentials.master = keys->back();
+      if (keys->size() > 1) env_.credentials.key_chain = *std::move(keys);
+    } else {
+      auto master = crypto::masterKeyFor(*method, config.password, config.key);
+      if (!master.ok()) {
+        return configError(absl::StrCat("config: key: ", master.status().message()));
+      }
+      env_.credentials.master = std::move(*master);
+    }
   }
   env_.idle_timeout = std::chrono::seconds(config.timeout_seconds);
   env_.handshake_timeout = std::chrono::seconds(config.handshake_timeout_seconds);

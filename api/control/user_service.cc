@@ -64,10 +64,10 @@ void UserService::toProto(const users::User& user, bool with_secrets, v1::User* 
   if (with_secrets) {
     out->set_password(user.password);
     out->set_key(user.key);
-    if (!user.password.empty()) {
-      // SIP002 has no form for a raw key with these methods: such users get no URL.
-      out->set_access_url(
-          relay::makeSsUri(user.method, user.password, public_host_, port, user.name));
+    // Empty for a 2017 raw key (SIP002 has no form for it) and for -k on a port whose 2022
+    // users send identity headers (there it is the identity key only): no URL then.
+    if (const std::string client = registry_.clientPassword(user); !client.empty()) {
+      out->set_access_url(relay::makeSsUri(user.method, client, public_host_, port, user.name));
     }
   }
 }

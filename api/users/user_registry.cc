@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "crypto/method.h"
 #include "relay/log.h"
 
@@ -15,32 +17,54 @@ absl::Status withUser(absl::string_view name, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("user \"", name, "\": ", s.message()));
 }
 
-/// A method for a user. 2022 methods serve only the single default user (-k/--key) of the
-/// shared port for now (issue 14 part 2): any other user with one is FAILED_PRECONDITION.
-absl::StatusOr<const crypto::MethodInfo*> methodOrInvalid(absl::string_view name,
-                                                          bool default_user = false) {
+absl::StatusOr<const crypto::MethodInfo*> methodOrInvalid(absl::string_view name) {
   auto method = crypto::findAnyMethod(name);
   if (!method.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("method: ", method.status().message()));
   }
-  if ((*method)->edition == crypto::Edition::Aead2022 && !default_user) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "method: ", (*method)->name,
-        " serves only the single default user (-k/--key) for now; users take the methods ",
-        crypto::supportedMethodList()));
-  }
   return *method;
 }
 
-/// A 2022 default user is the only user of the server for now.
-template <typename Table>
-bool serves2022(const Table& table) {
-  for (const auto& [name, entry] : table) {
-    if (crypto::findAnyMethod(entry.user.method).value()->edition == crypto::Edition::Aead2022) {
-      return true;
-    }
+/// The method of a user of the registry (validated when its entry was made).
+const crypto::MethodInfo& methodOf(const User& user) {
+  return **crypto::findAnyMethod(user.method);
+}
+
+absl::string_view generationName(const crypto::MethodInfo& method) {
+  return method.edition == crypto::Edition::Aead2022 ? "Shadowsocks 2022" : "AEAD-2017";
+}
+
+/// The user holding the server's -k/--key: on the shared port, and for a 2022 AES method the
+/// port's identity key as soon as the port has other 2022 users.
+bool holdsServerKey(const User& user) { return user.source == UserSource::Default; }
+
+/// A 2022 AES user whose clients send an identity header (every one but the -k user).
+bool sendsIdentity(const User& user) {
+  return crypto::usesSeparateHeader(methodOf(user)) && !holdsServerKey(user);
+}
+
+/// A user's key; for a 2022 method (the PSK itself) errors name the field it came in.
+absl::StatusOr<crypto::MasterKey> userKeyFor(const crypto::MethodInfo& method,
+                                             const std::string& password, const std::string& key) {
+  auto master = crypto::masterKeyFor(method, password, key);
+  if (master.ok() || method.edition != crypto::Edition::Aead2022 ||
+      password.empty() == key.empty()) {
+    return master;
   }
-  return false;
+  return absl::InvalidArgumentError(
+      absl::StrCat(password.empty() ? "key" : "password", ": ",
+                   absl::StripPrefix(master.status().message(), "PSK: ")));
+}
+
+bool sameKey(const crypto::MasterKey& a, const crypto::MasterKey& b) {
+  return std::equal(a.bytes().begin(), a.bytes().end(), b.bytes().begin(), b.bytes().end());
+}
+
+/// Which -k a note of the store means: hex BLAKE3(key)[0..16].
+std::string keyHash(const crypto::MasterKey& key) {
+  const crypto::UserHash hash = crypto::userHash(key.bytes());
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(hash.data()), hash.size()));
 }
 
 absl::Status readOnly(const User& u) {
@@ -53,7 +77,7 @@ absl::Status readOnly(const User& u) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions options) {
-  auto default_method = methodOrInvalid(options.default_method, /*default_user=*/true);
+  auto default_method = methodOrInvalid(options.default_method);
   if (!default_method.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("default ", default_method.status().message()));
   }
@@ -63,40 +87,41 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
   absl::MutexLock write(&r.write_mu_);
   absl::MutexLock lock(&r.mu_);
   r.default_method_ = r.options_.default_method;
+  State& state = r.state_;
 
-  auto add = [&r](User user) -> absl::Status {
+  auto add = [&r, &state](User user) -> absl::Status {
     if (absl::Status s = validateUserName(user.name); !s.ok()) {
       return withUser(user.name, s);
     }
-    if (r.users_.count(user.name) != 0) {
+    if (state.users.count(user.name) != 0) {
       return absl::AlreadyExistsError(absl::StrCat("user \"", user.name, "\" is defined twice"));
     }
-    auto method = methodOrInvalid(user.method, user.source == UserSource::Default);
+    auto method = methodOrInvalid(user.method);
     if (!method.ok()) {
       return withUser(user.name, method.status());
     }
     user.method = std::string((*method)->name);
-    if (!r.users_.empty() && ((*method)->edition == crypto::Edition::Aead2022 ||
-                              serves2022(r.users_))) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "user \"", user.name, "\": a 2022 method serves one user (-k/--key) for now; "
-          "no other users beside it"));
-    }
-    auto key = crypto::masterKeyFor(**method, user.password, user.key);
+    auto key = userKeyFor(**method, user.password, user.key);
     if (!key.ok()) {
       return withUser(user.name, key.status());
     }
-    if (user.port == r.options_.shared_port) {
+    if (user.port == r.sharedPort()) {
       user.port = 0;
     }
     if (user.port != 0) {
-      if (absl::Status s = r.checkPortLocked(user.port, user.name, r.users_); !s.ok()) {
+      if (absl::Status s = r.checkPortLocked(user.port, user.name, state.users); !s.ok()) {
         return withUser(user.name, s);
       }
     }
+    if (absl::Status s =
+            r.checkPortPeers(user.port, **method, *key, user.password.empty() ? "key" : "password",
+                             user.name, state);
+        !s.ok()) {
+      return withUser(user.name, s);
+    }
     Entry entry{std::move(user), *std::move(key)};
     std::string name = entry.user.name;
-    r.users_.emplace(std::move(name), std::move(entry));
+    state.users.emplace(std::move(name), std::move(entry));
     return absl::OkStatus();
   };
 
@@ -126,6 +151,10 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
     if (!loaded->warning.empty()) {
       SR_LOG(Warn, "%s", loaded->warning);
     }
+    for (PortIdentityKey& key : loaded->contents.identity_keys) {
+      std::pair<uint16_t, std::string> id(key.port, key.method);
+      state.identity_keys.emplace(std::move(id), std::move(key));
+    }
     for (User& user : loaded->contents.users) {
       user.source = UserSource::Api;
       const std::string name = user.name;
@@ -136,7 +165,7 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
       }
     }
     if (loaded->contents.default_method.has_value()) {
-      r.persisted_default_ = loaded->contents.default_method;
+      state.persisted_default = loaded->contents.default_method;
       if (!r.options_.default_method_given) {
         r.default_method_ = *loaded->contents.default_method;
       } else if (*loaded->contents.default_method != r.default_method_) {
@@ -146,6 +175,19 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
     }
     SR_LOG(Info, "user store %s: %d API users (generation %d)", r.store_->path(),
            loaded->contents.users.size(), r.store_->generation());
+  }
+  // Identity keys the users need and the store lacks are made now and kept before any client
+  // can be given them.
+  if (r.updateIdentityKeys(state)) {
+    if (absl::Status s = r.persist(state); !s.ok()) {
+      return s;
+    }
+  }
+  for (const auto& [port, method] : r.identityPorts(state)) {
+    const bool server_key = state.identity_keys.at({port, std::string(method->name)}).key.empty();
+    SR_LOG(Info, "port %d: %s users send identity headers (SIP023); the identity key is %s",
+           port == 0 ? r.sharedPort() : port, method->name,
+           server_key ? "-k, which alone no longer connects there" : "kept in the user store");
   }
   r.snapshot_ = r.buildSnapshotLocked();
   return registry;
@@ -159,7 +201,7 @@ UserRegistry::~UserRegistry() {
 
 absl::Status UserRegistry::checkPortLocked(uint16_t port, absl::string_view name,
                                            const Table& table) const {
-  if (port == options_.shared_port) {
+  if (port == sharedPort()) {
     return absl::OkStatus();
   }
   if (std::find(options_.reserved_ports.begin(), options_.reserved_ports.end(), port) !=
@@ -175,11 +217,137 @@ absl::Status UserRegistry::checkPortLocked(uint16_t port, absl::string_view name
   return absl::OkStatus();
 }
 
+absl::Status UserRegistry::checkPortPeers(uint16_t port, const crypto::MethodInfo& method,
+                                          const crypto::MasterKey& key, absl::string_view key_field,
+                                          absl::string_view name, const State& state) const {
+  const uint16_t shown = port == 0 ? sharedPort() : port;
+  for (const auto& [other_name, entry] : state.users) {
+    if (entry.user.port != port || other_name == name) {
+      continue;
+    }
+    const crypto::MethodInfo& other = methodOf(entry.user);
+    if (other.edition != method.edition) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("port ", shown, " serves ", generationName(other), " users (user \"",
+                       other_name, "\", ", other.name, "); a user of ", generationName(method),
+                       " needs another port: give it a port of its own"));
+    }
+    if (method.edition != crypto::Edition::Aead2022) {
+      continue;
+    }
+    if (!crypto::usesSeparateHeader(method)) {
+      constexpr absl::string_view kUseAes =
+          "; use 2022-blake3-aes-128-gcm or 2022-blake3-aes-256-gcm for several users on a port, "
+          "or give the user a port of its own";
+      return absl::FailedPreconditionError(
+          absl::StrCat(method.name, " has no identity headers (SIP023), so a port with it serves ",
+                       "one user, and port ", shown, " has user \"", other_name, "\"", kUseAes));
+    }
+    if (&other != &method) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "port ", shown, " serves ", other.name, " (user \"", other_name,
+          "\"): one 2022 method per port (its salt and identity key sizes depend on it); use ",
+          other.name, " or give the user a port of its own"));
+    }
+    if (sameKey(entry.key, key)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key_field, ": user \"", other_name, "\" of port ", shown, " has this key",
+                       holdsServerKey(entry.user) ? " (it is the port's identity key, -k)" : "",
+                       "; each 2022 user needs a key of its own"));
+    }
+  }
+  if (crypto::usesSeparateHeader(method)) {
+    auto it = state.identity_keys.find({port, std::string(method.name)});
+    if (it != state.identity_keys.end() && !it->second.key.empty()) {
+      auto ipsk = crypto::decodePsk(it->second.key, method);
+      if (ipsk.ok() && sameKey(*ipsk, key)) {
+        return absl::InvalidArgumentError(absl::StrCat(key_field, ": is the identity key of port ",
+                                                       shown, "; a user needs a key of its own"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::map<uint16_t, const crypto::MethodInfo*> UserRegistry::identityPorts(
+    const State& state) const {
+  std::map<uint16_t, const crypto::MethodInfo*> ports;
+  for (const auto& [name, entry] : state.users) {
+    if (sendsIdentity(entry.user)) {
+      ports.emplace(entry.user.port, &methodOf(entry.user));
+    }
+  }
+  // -k once noted as the shared port's identity key stays that, even with no users left.
+  auto holder = state.users.find("default");
+  if (holder != state.users.end() && holdsServerKey(holder->second.user) &&
+      crypto::usesSeparateHeader(methodOf(holder->second.user))) {
+    auto note = state.identity_keys.find({0, holder->second.user.method});
+    if (note != state.identity_keys.end() && note->second.key.empty() &&
+        note->second.key_hash == keyHash(holder->second.key)) {
+      ports.emplace(0, &methodOf(holder->second.user));
+    }
+  }
+  return ports;
+}
+
+std::string UserRegistry::identityKeyText(uint16_t port, const crypto::MethodInfo& method,
+                                          const State& state) const {
+  if (port == 0) {
+    auto holder = state.users.find("default");
+    if (holder != state.users.end() && holdsServerKey(holder->second.user) &&
+        &methodOf(holder->second.user) == &method) {
+      const User& user = holder->second.user;
+      return user.password.empty() ? user.key : user.password;
+    }
+  }
+  auto it = state.identity_keys.find({port, std::string(method.name)});
+  return it == state.identity_keys.end() ? std::string() : it->second.key;
+}
+
+bool UserRegistry::updateIdentityKeys(State& state) const {
+  const std::map<uint16_t, const crypto::MethodInfo*> ports = identityPorts(state);
+  bool changed = false;
+  // Generated keys of ports that no longer need one go; notes of -k stay (see identityPorts).
+  for (auto it = state.identity_keys.begin(); it != state.identity_keys.end();) {
+    auto port = ports.find(it->first.first);
+    if (!it->second.key.empty() &&
+        (port == ports.end() || port->second->name != it->first.second)) {
+      it = state.identity_keys.erase(it);
+      changed = true;
+    } else {
+      ++it;
+    }
+  }
+  auto holder = state.users.find("default");
+  for (const auto& [port, method] : ports) {
+    std::pair<uint16_t, std::string> id(port, std::string(method->name));
+    PortIdentityKey wanted;
+    wanted.port = port;
+    wanted.method = id.second;
+    if (port == 0 && holder != state.users.end() && holdsServerKey(holder->second.user) &&
+        &methodOf(holder->second.user) == method) {
+      wanted.key_hash = keyHash(holder->second.key);  // -k is the key: note which one
+    } else {
+      auto it = state.identity_keys.find(id);
+      if (it != state.identity_keys.end() && !it->second.key.empty()) {
+        continue;  // generated earlier: kept for good, clients have it
+      }
+      wanted.key = crypto::randomBase64Key(method->key_size);
+    }
+    auto [it, inserted] = state.identity_keys.try_emplace(id, wanted);
+    if (inserted || it->second != wanted) {
+      it->second = std::move(wanted);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
 bool UserRegistry::mergeTrafficLocked(Table& table) const {
   bool newer = false;
   for (auto& [name, entry] : table) {
-    auto current = users_.find(name);
-    if (current != users_.end() && current->second.user.traffic != entry.user.traffic) {
+    auto current = state_.users.find(name);
+    if (current != state_.users.end() && current->second.user.traffic != entry.user.traffic) {
       entry.user.traffic = current->second.user.traffic;
       newer = newer || entry.user.source == UserSource::Api;
     }
@@ -189,8 +357,8 @@ bool UserRegistry::mergeTrafficLocked(Table& table) const {
 
 relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
   std::vector<relay::RelayUser> users;
-  users.reserve(users_.size());
-  for (const auto& [name, entry] : users_) {
+  users.reserve(state_.users.size());
+  for (const auto& [name, entry] : state_.users) {
     const User& u = entry.user;
     relay::RelayUser r;
     r.name = u.name;
@@ -204,9 +372,23 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     r.max_connections = u.limits.max_connections;
     users.push_back(std::move(r));
   }
+  std::vector<relay::IdentityKey> identity_keys;
+  for (const auto& [port, method] : identityPorts(state_)) {
+    auto ipsk = crypto::decodePsk(identityKeyText(port, *method, state_), *method);
+    if (!ipsk.ok()) {
+      continue;  // cannot happen: -k and generated keys were validated
+    }
+    relay::IdentityKey key;
+    key.port = port;
+    key.method = method;
+    key.provider =
+        options_.providers != nullptr ? &options_.providers->providerFor(*method) : nullptr;
+    key.key = *std::move(ipsk);
+    identity_keys.push_back(std::move(key));
+  }
   // Users also in the current table keep its UserLive (their open connection count).
   return std::make_shared<const relay::UserTable>(++snapshot_generation_, std::move(users),
-                                                  snapshot_.get());
+                                                  snapshot_.get(), std::move(identity_keys));
 }
 
 void UserRegistry::publish(const relay::UserTablePtr& snapshot) {
@@ -215,17 +397,19 @@ void UserRegistry::publish(const relay::UserTablePtr& snapshot) {
   }
 }
 
-absl::Status UserRegistry::persist(const Table& table,
-                                   const std::optional<std::string>& persisted_default) {
+absl::Status UserRegistry::persist(const State& state) {
   if (store_ == nullptr) {
     return absl::OkStatus();
   }
   StoreContents contents;
-  contents.default_method = persisted_default;
-  for (const auto& [name, entry] : table) {
+  contents.default_method = state.persisted_default;
+  for (const auto& [name, entry] : state.users) {
     if (entry.user.source == UserSource::Api) {
       contents.users.push_back(entry.user);
     }
+  }
+  for (const auto& [id, key] : state.identity_keys) {
+    contents.identity_keys.push_back(key);
   }
   if (absl::Status s = store_->save(contents); !s.ok()) {
     SR_LOG(Error, "user store: %s", s.message());
@@ -234,22 +418,20 @@ absl::Status UserRegistry::persist(const Table& table,
   return absl::OkStatus();
 }
 
-absl::Status UserRegistry::commit(Table table, std::optional<std::string> persisted_default,
-                                  bool publish_snapshot) {
-  if (absl::Status s = persist(table, persisted_default); !s.ok()) {
+absl::Status UserRegistry::commit(State state, bool publish_snapshot) {
+  if (absl::Status s = persist(state); !s.ok()) {
     return s;
   }
   relay::UserTablePtr snapshot;
   {
     absl::MutexLock lock(&mu_);
-    // addTraffic() may have counted since `table` was copied: keep the newer counters, and
+    // addTraffic() may have counted since `state` was copied: keep the newer counters, and
     // stay dirty if they are newer than what was just written.
-    traffic_dirty_ = mergeTrafficLocked(table);
-    users_ = std::move(table);
-    persisted_default_ = persisted_default;
-    if (persisted_default.has_value()) {
-      default_method_ = *persisted_default;
+    traffic_dirty_ = mergeTrafficLocked(state.users);
+    if (state.persisted_default.has_value()) {
+      default_method_ = *state.persisted_default;
     }
+    state_ = std::move(state);
     if (publish_snapshot) {
       snapshot_ = buildSnapshotLocked();
       snapshot = snapshot_;
@@ -266,17 +448,12 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
     return s;
   }
   absl::MutexLock write(&write_mu_);
-  Table table;
-  std::optional<std::string> persisted_default;
+  State state;
   std::string default_method;
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (users_.count(request.name) != 0) {
+    if (state_.users.count(request.name) != 0) {
       return absl::AlreadyExistsError(absl::StrCat("user \"", request.name, "\" already exists"));
-    }
-    if (serves2022(users_)) {
-      return absl::FailedPreconditionError(
-          "the server's user has a 2022 method, which serves one user (-k/--key) for now");
     }
     default_method = default_method_;
   }
@@ -290,13 +467,14 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
   user.password = request.password;
   user.key = request.key;
   if (user.password.empty() && user.key.empty()) {
+    // A random password of the key size; for a 2022 method that is the PSK itself.
     user.password = crypto::randomBase64Key((*method)->key_size);
   }
-  auto key = crypto::masterKeyFor(**method, user.password, user.key);
+  auto key = userKeyFor(**method, user.password, user.key);
   if (!key.ok()) {
     return absl::InvalidArgumentError(key.status().message());
   }
-  user.port = request.port == options_.shared_port ? 0 : request.port;
+  user.port = request.port == sharedPort() ? 0 : request.port;
   user.enabled = request.enabled;
   user.limits = request.limits;
   user.created = options_.now();
@@ -304,20 +482,25 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
   {
     absl::ReaderMutexLock lock(&mu_);
     if (user.port != 0) {
-      if (absl::Status s = checkPortLocked(user.port, user.name, users_); !s.ok()) {
+      if (absl::Status s = checkPortLocked(user.port, user.name, state_.users); !s.ok()) {
         return s;
       }
     }
-    table = users_;
-    persisted_default = persisted_default_;
+    state = state_;
+  }
+  if (absl::Status s = checkPortPeers(user.port, **method, *key,
+                                      user.password.empty() ? "key" : "password", user.name, state);
+      !s.ok()) {
+    return s;
   }
   if (user.port != 0 && options_.port_check) {
     if (absl::Status s = options_.port_check(user.port); !s.ok()) {
       return absl::FailedPreconditionError(absl::StrCat("port ", user.port, ": ", s.message()));
     }
   }
-  table.emplace(user.name, Entry{user, *std::move(key)});
-  if (absl::Status s = commit(std::move(table), std::move(persisted_default), true); !s.ok()) {
+  state.users.emplace(user.name, Entry{user, *std::move(key)});
+  updateIdentityKeys(state);
+  if (absl::Status s = commit(std::move(state), true); !s.ok()) {
     return s;
   }
   SR_LOG(Info, "control: user \"%s\" created (method %s, %s)", user.name, user.method,
@@ -327,8 +510,8 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
 
 absl::StatusOr<User> UserRegistry::get(absl::string_view name) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = users_.find(name);
-  if (it == users_.end()) {
+  auto it = state_.users.find(name);
+  if (it == state_.users.end()) {
     return absl::NotFoundError(absl::StrCat("no user \"", name, "\""));
   }
   return it->second.user;
@@ -337,8 +520,8 @@ absl::StatusOr<User> UserRegistry::get(absl::string_view name) const {
 std::vector<User> UserRegistry::list() const {
   absl::ReaderMutexLock lock(&mu_);
   std::vector<User> out;
-  out.reserve(users_.size());
-  for (const auto& [name, entry] : users_) {
+  out.reserve(state_.users.size());
+  for (const auto& [name, entry] : state_.users) {
     out.push_back(entry.user);
   }
   return out;
@@ -346,32 +529,29 @@ std::vector<User> UserRegistry::list() const {
 
 size_t UserRegistry::size() const {
   absl::ReaderMutexLock lock(&mu_);
-  return users_.size();
+  return state_.users.size();
 }
 
-absl::Status UserRegistry::copyForChange(absl::string_view name, Table* table,
-                                         std::optional<std::string>* persisted_default) const {
+absl::Status UserRegistry::copyForChange(absl::string_view name, State* state) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = users_.find(name);
-  if (it == users_.end()) {
+  auto it = state_.users.find(name);
+  if (it == state_.users.end()) {
     return absl::NotFoundError(absl::StrCat("no user \"", name, "\""));
   }
   if (it->second.user.source != UserSource::Api) {
     return readOnly(it->second.user);
   }
-  *table = users_;
-  *persisted_default = persisted_default_;
+  *state = state_;
   return absl::OkStatus();
 }
 
 absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpdate& update) {
   absl::MutexLock write(&write_mu_);
-  Table table;
-  std::optional<std::string> persisted_default;
-  if (absl::Status s = copyForChange(name, &table, &persisted_default); !s.ok()) {
+  State state;
+  if (absl::Status s = copyForChange(name, &state); !s.ok()) {
     return s;
   }
-  Entry& entry = table.find(name)->second;
+  Entry& entry = state.users.find(name)->second;
   User user = entry.user;
   if (update.method.has_value()) {
     auto method = methodOrInvalid(*update.method);
@@ -395,9 +575,14 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
       user.password = crypto::randomBase64Key(method->key_size);
     }
   }
-  auto key = crypto::masterKeyFor(*method, user.password, user.key);
+  auto key = userKeyFor(*method, user.password, user.key);
   if (!key.ok()) {
     return absl::InvalidArgumentError(key.status().message());
+  }
+  if (absl::Status s = checkPortPeers(user.port, *method, *key,
+                                      user.password.empty() ? "key" : "password", user.name, state);
+      !s.ok()) {
+    return s;
   }
   if (update.enabled.has_value()) {
     user.enabled = *update.enabled;
@@ -413,7 +598,8 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   }
   entry.user = user;
   entry.key = *std::move(key);
-  if (absl::Status s = commit(std::move(table), std::move(persisted_default), true); !s.ok()) {
+  updateIdentityKeys(state);
+  if (absl::Status s = commit(std::move(state), true); !s.ok()) {
     return s;
   }
   SR_LOG(Info, "control: user \"%s\" updated (method %s, %s%s)", user.name, user.method,
@@ -424,13 +610,13 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
 
 absl::Status UserRegistry::remove(absl::string_view name) {
   absl::MutexLock write(&write_mu_);
-  Table table;
-  std::optional<std::string> persisted_default;
-  if (absl::Status s = copyForChange(name, &table, &persisted_default); !s.ok()) {
+  State state;
+  if (absl::Status s = copyForChange(name, &state); !s.ok()) {
     return s;
   }
-  table.erase(table.find(name));
-  if (absl::Status s = commit(std::move(table), std::move(persisted_default), true); !s.ok()) {
+  state.users.erase(state.users.find(name));
+  updateIdentityKeys(state);
+  if (absl::Status s = commit(std::move(state), true); !s.ok()) {
     return s;
   }
   SR_LOG(Info, "control: user \"%s\" deleted", std::string(name));
@@ -449,12 +635,13 @@ absl::StatusOr<std::string> UserRegistry::setDefaultMethod(absl::string_view nam
   }
   std::string canonical((*method)->name);
   absl::MutexLock write(&write_mu_);
-  Table table;
+  State state;
   {
     absl::ReaderMutexLock lock(&mu_);
-    table = users_;
+    state = state_;
   }
-  if (absl::Status s = commit(std::move(table), canonical, false); !s.ok()) {
+  state.persisted_default = canonical;
+  if (absl::Status s = commit(std::move(state), false); !s.ok()) {
     return s;
   }
   SR_LOG(Info, "control: default method set to %s", canonical);
@@ -466,8 +653,8 @@ void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
   {
     absl::MutexLock lock(&mu_);
     for (const TrafficDelta& d : deltas) {
-      auto it = users_.find(d.name);
-      if (it == users_.end()) {
+      auto it = state_.users.find(d.name);
+      if (it == state_.users.end()) {
         continue;
       }
       User& u = it->second.user;
@@ -498,21 +685,19 @@ void UserRegistry::addTraffic(absl::string_view name, const TrafficCounters& del
 
 absl::Status UserRegistry::flush() {
   absl::MutexLock write(&write_mu_);
-  Table table;
-  std::optional<std::string> persisted_default;
+  State state;
   {
     absl::ReaderMutexLock lock(&mu_);
     if (!traffic_dirty_ || store_ == nullptr) {
       return absl::OkStatus();
     }
-    table = users_;
-    persisted_default = persisted_default_;
+    state = state_;
   }
-  if (absl::Status s = persist(table, persisted_default); !s.ok()) {
+  if (absl::Status s = persist(state); !s.ok()) {
     return s;
   }
   absl::MutexLock lock(&mu_);
-  traffic_dirty_ = mergeTrafficLocked(table);
+  traffic_dirty_ = mergeTrafficLocked(state.users);
   return absl::OkStatus();
 }
 
@@ -533,6 +718,28 @@ uint64_t UserRegistry::subscribe(Subscriber subscriber) {
 void UserRegistry::unsubscribe(uint64_t id) {
   absl::MutexLock write(&write_mu_);
   subscribers_.erase(id);
+}
+
+std::string UserRegistry::clientPassword(const User& user) const {
+  const crypto::MethodInfo& method = methodOf(user);
+  if (method.edition != crypto::Edition::Aead2022) {
+    return user.password;
+  }
+  const std::string& psk = user.password.empty() ? user.key : user.password;
+  if (!crypto::usesSeparateHeader(method)) {
+    return psk;
+  }
+  absl::ReaderMutexLock lock(&mu_);
+  const auto ports = identityPorts(state_);
+  auto port = ports.find(user.port);
+  if (port == ports.end() || port->second != &method) {
+    return psk;  // alone on its port: the PSK, no identity header
+  }
+  if (holdsServerKey(user)) {
+    return "";  // -k is only the identity key of a port with users
+  }
+  const std::string ipsk = identityKeyText(user.port, method, state_);
+  return ipsk.empty() ? std::string() : absl::StrCat(ipsk, ":", psk);
 }
 
 std::string UserRegistry::storePath() const { return store_ == nullptr ? "" : store_->path(); }

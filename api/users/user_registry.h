@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -86,10 +87,19 @@ struct TrafficDelta {
 /// directory). Every change publishes a new immutable relay::UserTable (what the workers read)
 /// to the subscribers.
 ///
+/// A port serves one generation: AEAD-2017 users (any mix of 2017 methods, told apart by trial
+/// decryption), or Shadowsocks 2022 users of one method. Several 2022 users on a port (AES
+/// methods only: ChaCha has no identity headers, so a ChaCha 2022 port serves one user) send
+/// SIP023 identity headers: the port has an identity key (iPSK), which is -k/--key (the user
+/// "default") on the shared port, and otherwise a key generated here and kept in the store. Once
+/// -k has served as the identity key it never serves as a single PSK on that port again (every
+/// user's client has it); the store notes this by the key's hash.
+///
 /// Thread-safe. Changes are serialised; each one is written to disk before it is applied, so a
 /// change that returns OK survives a crash, and one that fails leaves nothing changed.
 /// Error codes: INVALID_ARGUMENT (bad name, method, key), ALREADY_EXISTS, NOT_FOUND,
-/// FAILED_PRECONDITION (read-only user, port in use), INTERNAL (the store could not be written).
+/// FAILED_PRECONDITION (read-only user, port in use, a port of another generation or 2022
+/// method), INTERNAL (the store could not be written).
 class UserRegistry {
  public:
   /// Validates the configured users, loads the store (falling back to its previous generation
@@ -133,7 +143,16 @@ class UserRegistry {
   uint64_t subscribe(Subscriber subscriber);
   void unsubscribe(uint64_t id);
 
-  uint16_t sharedPort() const { return options_.shared_port; }
+  /// What a client of `user` puts in its password: the password (2017; empty for a raw key,
+  /// which SIP002 cannot carry), the PSK (2022, one user on its port) or "iPSK:uPSK" (2022 with
+  /// identity headers). Empty for the -k user of a port whose users send identity headers: -k
+  /// is only the identity key there.
+  std::string clientPassword(const User& user) const;
+
+  uint16_t sharedPort() const { return shared_port_.load(std::memory_order_relaxed); }
+  /// The shared port as bound, when the configuration asked for any free one (port 0): the port
+  /// that access URLs and messages name. Call before the control API serves.
+  void setSharedPort(uint16_t port) { shared_port_.store(port, std::memory_order_relaxed); }
   /// Where the store is ("" without a state directory).
   std::string storePath() const;
 
@@ -143,35 +162,56 @@ class UserRegistry {
     crypto::MasterKey key;
   };
   using Table = std::map<std::string, Entry, std::less<>>;
+  /// Identity keys by (port, canonical method).
+  using IdentityKeys = std::map<std::pair<uint16_t, std::string>, PortIdentityKey>;
+  /// What a change works on, copied, changed, persisted and then made current as a whole.
+  struct State {
+    Table users;
+    std::optional<std::string> persisted_default;  // the default method kept in the store
+    IdentityKeys identity_keys;
+  };
 
-  explicit UserRegistry(RegistryOptions options) : options_(std::move(options)) {}
+  explicit UserRegistry(RegistryOptions options)
+      : options_(std::move(options)), shared_port_(options_.shared_port) {}
   absl::Status checkPortLocked(uint16_t port, absl::string_view name, const Table& table) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  /// Persists `table` (and the default method), then makes it current and publishes.
-  /// For update/remove: a copy of the table (and the persisted default) when `name` is an
-  /// API user; NOT_FOUND or FAILED_PRECONDITION (read-only) otherwise. Takes mu_.
-  absl::Status copyForChange(absl::string_view name, Table* table,
-                             std::optional<std::string>* persisted_default) const
+  /// FAILED_PRECONDITION unless a user `name` of `method` may be on `port` beside its other
+  /// users (one generation, one 2022 method, a ChaCha 2022 user alone); INVALID_ARGUMENT
+  /// naming `key_field` for a 2022 key that another user of the port or its iPSK already is.
+  absl::Status checkPortPeers(uint16_t port, const crypto::MethodInfo& method,
+                              const crypto::MasterKey& key, absl::string_view key_field,
+                              absl::string_view name, const State& state) const;
+  /// The ports whose clients send identity headers, with their method: those with a 2022 AES
+  /// user other than -k's, and the shared port while -k is noted as its identity key.
+  std::map<uint16_t, const crypto::MethodInfo*> identityPorts(const State& state) const;
+  /// The base64 iPSK of identity port `port`: -k on the shared port, else the generated key.
+  std::string identityKeyText(uint16_t port, const crypto::MethodInfo& method,
+                              const State& state) const;
+  /// Generates the identity keys of ports that now need one (and notes -k where it serves),
+  /// drops generated ones no port needs. @return whether state.identity_keys changed.
+  bool updateIdentityKeys(State& state) const;
+  /// For update/remove: a copy of the state when `name` is an API user; NOT_FOUND or
+  /// FAILED_PRECONDITION (read-only) otherwise. Takes mu_.
+  absl::Status copyForChange(absl::string_view name, State* state) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  absl::Status commit(Table table, std::optional<std::string> persisted_default, bool publish)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  absl::Status persist(const Table& table, const std::optional<std::string>& persisted_default)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  /// Copies into `table` the traffic counted since it was copied from users_.
+  /// Persists `state`, then makes it current and (with `publish`) publishes a new table.
+  absl::Status commit(State state, bool publish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status persist(const State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  /// Copies into `table` the traffic counted since it was copied from state_.users.
   /// @return true if an API user's counters were newer (so still unsaved).
   bool mergeTrafficLocked(Table& table) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   relay::UserTablePtr buildSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void publish(const relay::UserTablePtr& snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   const RegistryOptions options_;
+  std::atomic<uint16_t> shared_port_;  // options_.shared_port, or the one bound for port 0
   std::unique_ptr<UserStore> store_;  // null without a state directory
 
   // Lock order: write_mu_, then mu_. Readers take only mu_, so subscribers may read.
   absl::Mutex write_mu_;  // serialises changes, disk writes and publication
   mutable absl::Mutex mu_;
-  Table users_ ABSL_GUARDED_BY(mu_);
+  State state_ ABSL_GUARDED_BY(mu_);
   std::string default_method_ ABSL_GUARDED_BY(mu_);
-  std::optional<std::string> persisted_default_ ABSL_GUARDED_BY(mu_);
   relay::UserTablePtr snapshot_ ABSL_GUARDED_BY(mu_);
   uint64_t snapshot_generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool traffic_dirty_ ABSL_GUARDED_BY(mu_) = false;

@@ -147,7 +147,7 @@ absl::StatusOr<User> decodeUser(const json& j) {
     return absl::Status(s.code(), absl::StrCat("user \"", u.name, "\": ", s.message()));
   };
   SR_ASSIGN_OR_RETURN(method_name, getString(j, "method", true));
-  auto method = crypto::findMethod(method_name);
+  auto method = crypto::findAnyMethod(method_name);
   if (!method.ok()) {
     return fail(method.status());
   }
@@ -185,6 +185,52 @@ absl::StatusOr<User> decodeUser(const json& j) {
   return u;
 }
 
+json encodeIdentityKey(const PortIdentityKey& k) {
+  json j = json::object();
+  j["port"] = k.port;
+  j["method"] = k.method;
+  if (!k.key.empty()) {
+    j["key"] = k.key;
+  } else {
+    j["key_hash"] = k.key_hash;
+  }
+  return j;
+}
+
+absl::StatusOr<PortIdentityKey> decodeIdentityKey(const json& j) {
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError("not an object");
+  }
+  PortIdentityKey k;
+  SR_ASSIGN_OR_RETURN(port, getUnsigned(j, "port", 65535));
+  k.port = static_cast<uint16_t>(port);
+  SR_ASSIGN_OR_RETURN(method_name, getString(j, "method", true));
+  auto method = crypto::findAnyMethod(method_name);
+  if (!method.ok()) {
+    return fieldError("method", method.status().message());
+  }
+  if (!crypto::usesSeparateHeader(**method)) {
+    return fieldError("method", absl::StrCat((*method)->name, " has no identity headers"));
+  }
+  k.method = std::string((*method)->name);
+  SR_ASSIGN_OR_RETURN(key, getString(j, "key", false));
+  SR_ASSIGN_OR_RETURN(key_hash, getString(j, "key_hash", false));
+  if (key.empty() == key_hash.empty()) {
+    return fieldError("key", "give either key or key_hash");
+  }
+  if (!key.empty()) {
+    if (auto psk = crypto::decodePsk(key, **method); !psk.ok()) {
+      return fieldError("key", psk.status().message());
+    }
+  } else if (key_hash.size() != 2 * sizeof(crypto::UserHash) ||
+             key_hash.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return fieldError("key_hash", "not 32 lower-case hex digits");
+  }
+  k.key = std::move(key);
+  k.key_hash = std::move(key_hash);
+  return k;
+}
+
 absl::StatusOr<StoreContents> decodeBody(const json& body) {
   StoreContents c;
   SR_ASSIGN_OR_RETURN(generation,
@@ -192,7 +238,7 @@ absl::StatusOr<StoreContents> decodeBody(const json& body) {
   c.generation = generation;
   if (body.contains("default_method")) {
     SR_ASSIGN_OR_RETURN(method_name, getString(body, "default_method", true));
-    auto method = crypto::findMethod(method_name);
+    auto method = crypto::findAnyMethod(method_name);
     if (!method.ok()) {
       return fieldError("default_method", method.status().message());
     }
@@ -214,6 +260,23 @@ absl::StatusOr<StoreContents> decodeBody(const json& body) {
       }
     }
     c.users.push_back(*std::move(user));
+  }
+  if (auto keys = body.find("identity_keys"); keys != body.end()) {  // absent in older stores
+    if (!keys->is_array()) {
+      return fieldError("identity_keys", "not an array");
+    }
+    for (size_t i = 0; i < keys->size(); ++i) {
+      auto key = decodeIdentityKey((*keys)[i]);
+      if (!key.ok()) {
+        return fieldError(absl::StrCat("identity_keys[", i, "]"), key.status().message());
+      }
+      for (const PortIdentityKey& other : c.identity_keys) {
+        if (other.port == key->port && other.method == key->method) {
+          return fieldError(absl::StrCat("identity_keys[", i, "]"), "a second key for its port");
+        }
+      }
+      c.identity_keys.push_back(*std::move(key));
+    }
   }
   return c;
 }
@@ -264,6 +327,13 @@ absl::StatusOr<std::string> encodeStore(const StoreContents& contents) {
       users.push_back(encodeUser(u));
     }
     body["users"] = std::move(users);
+    if (!contents.identity_keys.empty()) {
+      json keys = json::array();
+      for (const PortIdentityKey& k : contents.identity_keys) {
+        keys.push_back(encodeIdentityKey(k));
+      }
+      body["identity_keys"] = std::move(keys);
+    }
     const std::string digest = sha256Hex(canonical(body));
     if (digest.empty()) {
       return absl::InternalError("SHA-256 failed");

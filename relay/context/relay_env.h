@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <span>
+#include <vector>
 
 #include "crypto/address.h"
 #include "crypto/aead.h"
@@ -25,7 +27,16 @@ namespace shadowrelay::relay {
 struct Credentials {
   const crypto::MethodInfo* method = nullptr;
   const crypto::AeadProvider* provider = nullptr;
-  crypto::MasterKey master;
+  crypto::MasterKey master;  // 2022: the user's PSK (behind identity keys: the uPSK)
+  /// 2022 with SIP023 identity headers (a password iPSK_1:...:uPSK): every key, `master` last.
+  /// Empty otherwise.
+  std::vector<crypto::MasterKey> key_chain;
+
+  /// What a 2022 request names: iPSK_1..iPSK_k (one identity header each), then the user's key.
+  std::span<const crypto::MasterKey> requestKeys() const {
+    return key_chain.empty() ? std::span<const crypto::MasterKey>(&master, 1)
+                             : std::span<const crypto::MasterKey>(key_chain);
+  }
 };
 
 /// Owned by the runtime that starts the workers; outlives them. Read-only on the workers.

@@ -284,9 +284,9 @@ void ClientSession::relayFirst(size_t sealed) {
 void ClientSession::sendFirst2022() {
   const Credentials& creds = host_.env().credentials;
   // Padding: nullopt pads with 1..900 random bytes exactly when no first data is bundled.
-  encoder2022_.emplace(crypto::Aead2022StreamEncoder::request(
-      *creds.method, *creds.provider, std::span<const crypto::MasterKey>(&creds.master, 1),
-      target_));
+  // With identity keys (SIP023) one identity header per iPSK goes after the salt.
+  encoder2022_.emplace(crypto::Aead2022StreamEncoder::request(*creds.method, *creds.provider,
+                                                              creds.requestKeys(), target_));
   crypto::CodecProgress progress;
   if (!encoder2022_->valid() ||
       !encoder2022_->encode(early_.span(), {host_.scratchOut(), WorkerContext::kScratchSize},

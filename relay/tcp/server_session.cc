@@ -29,6 +29,18 @@ ServerSession::ServerSession(SessionHost& host, Fd client, const SocketAddress& 
 }
 
 void ServerSession::start() {
+  const UserTablePtr& table = host_.users().table();
+  if (const PortIdentity* identity = table ? table->identityPort(user_port_) : nullptr) {
+    // SIP023: the identity header after the salt names the user (one hash lookup); the port's
+    // iPSK opens it. The table is held so the lookup outlives a table swap mid-handshake.
+    identity_table_ = table;
+    identity_ = identity;
+    decoder2022_.emplace(crypto::Aead2022StreamDecoder::request(
+        identity->method(), *identity->provider(), identity->identityKey(), identity));
+    timer_.armAt(accepted_at_ + host_.env().handshake_timeout);
+    watch(kClient, kReadable);
+    return;
+  }
   const std::span<const RelayUserPtr> users = host_.users().candidates(user_port_);
   if (users.size() == 1) {
     // One user: no trial decryption; its key decodes the stream as it arrives.
@@ -173,7 +185,10 @@ void ServerSession::decodeHandshake2022(const uint8_t* in, size_t total) {
     }
     return;
   }
-  if (decoder.authenticated() && !admitted_ && !admit()) return;
+  if (decoder.authenticated() && !admitted_) {
+    if (identity_ != nullptr && !identifyByHeader()) return;
+    if (!admit()) return;
+  }
   if (!keepDecoded(in, total, progress)) return;
   if (!decoder.headerComplete()) return;
   target_ = decoder.requestHeader().target;
@@ -221,6 +236,19 @@ bool ServerSession::identify(std::span<const uint8_t> start) {
   }
   candidate_ = std::move(user);
   decoder_.emplace(*candidate_->method, *candidate_->provider, candidate_->key.bytes());
+  return true;
+}
+
+bool ServerSession::identifyByHeader() {
+  // The decoder opened the header with the key the lookup gave for this hash: the user is
+  // found (the table is the one held since start()).
+  candidate_ = identity_->user(*decoder2022_->user());
+  identity_ = nullptr;
+  identity_table_.reset();
+  if (candidate_ == nullptr) {
+    reject(&host_.stats().auth_failed, CloseReason::AuthFailed, "no user for the identity");
+    return false;
+  }
   return true;
 }
 

@@ -2,9 +2,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
-#include <optional>
 #include <vector>
 
 #include "crypto/address.h"
@@ -14,6 +14,7 @@
 #include "dns/resolver.h"
 #include "relay/tcp/session.h"
 #include "relay/udp/uot_server.h"
+#include "relay/users/user_table.h"
 
 namespace shadowrelay::relay {
 
@@ -41,6 +42,11 @@ namespace shadowrelay::relay {
 /// (nothing sent, drain, FIN at the deadline), counted (a stale timestamp: replayed_salts,
 /// close reason stale_timestamp). The response is the server salt, the fixed header (type 1,
 /// timestamp, request salt, length) and the first data, then chunks of up to 0xFFFF bytes.
+///
+/// A 2022 AES port with users (SIP023, §2.7; UserTable::identityPort): the first unit also holds
+/// one identity header, opened with the port's iPSK; the user hash in it finds the user in one
+/// lookup (PortIdentity), and that user's key (uPSK) keys both directions. An unknown identity
+/// is a wrong key: the probe handling above, counted as auth_failed.
 class ServerSession final : public TcpSession {
  public:
   /// `peer`: the client's address; `user_port`: the dedicated port accepted on (0: shared).
@@ -71,6 +77,8 @@ class ServerSession final : public TcpSession {
   /// Several users on the port: tries their keys on the buffered start of the stream. False
   /// when the session must wait for more bytes or was rejected.
   bool identify(std::span<const uint8_t> start);
+  /// SIP023: the user the opened identity header named becomes the candidate. False if closed.
+  bool identifyByHeader();
   /// The first chunk authenticated for user_: limits and replay checks. False if closed.
   bool admit();
   void reject(uint64_t* counter, CloseReason reason, const char* why);
@@ -86,6 +94,9 @@ class ServerSession final : public TcpSession {
   const std::string client_ip_;  // raw address bytes, for the matcher's per-IP hint
   const uint16_t user_port_;
   RelayUserPtr candidate_;  // whose key decodes the stream; becomes user() once admitted
+  // SIP023 port: its lookup (owned by identity_table_, held until the user is known).
+  UserTablePtr identity_table_;
+  const PortIdentity* identity_ = nullptr;
   std::optional<crypto::AeadStreamDecoder> decoder_;
   std::optional<crypto::AeadStreamEncoder> encoder_;
   std::optional<crypto::Aead2022StreamDecoder> decoder2022_;  // 2022 method: instead of decoder_

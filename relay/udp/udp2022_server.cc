@@ -65,6 +65,10 @@ void Udp2022Server::onReadable() {
 
 const RelayUserPtr& Udp2022Server::portUser() {
   static const RelayUserPtr kNone;
+  // Users behind an identity key (SIP023): their packets carry identity headers, which this
+  // port does not read yet; their one user alone must not be served without one either.
+  const UserTablePtr& table = worker_.users().table();
+  if (table != nullptr && table->identityPort(user_port_) != nullptr) return kNone;
   const std::span<const RelayUserPtr> users = worker_.users().candidates(user_port_);
   // A 2022 port has one PSK (config validation and the user registry see to it).
   if (users.size() != 1 || users.front()->method->edition != crypto::Edition::Aead2022) {

@@ -5,19 +5,13 @@
 
 namespace shadowrelay::relay {
 
-bool RelayUser::sameKey(const RelayUser& other) const {
-  const auto a = key.bytes();
-  const auto b = other.key.bytes();
-  return method == other.method && std::equal(a.begin(), a.end(), b.begin(), b.end());
-}
-
-bool RelayUser::admitsNewSession(uint32_t others) const {
-  if (!enabled || quota_exceeded) return false;
-  return max_connections == 0 || others < max_connections;
-}
-
-UserTable::UserTable(uint64_t generation, std::vector<RelayUser> users, const UserTable* previous)
+UserTable::UserTable(uint64_t generation, std::vector<RelayUser> users, const UserTable* previous,
+                     std::vector<IdentityKey> identity_keys)
     : generation_(generation) {
+  for (IdentityKey& key : identity_keys) {
+    const uint16_t port = key.port;
+    identity_.try_emplace(port, std::make_unique<PortIdentity>(std::move(key)));
+  }
   std::sort(users.begin(), users.end(),
             [](const RelayUser& a, const RelayUser& b) { return a.name < b.name; });
   for (RelayUser& user : users) {
@@ -25,7 +19,14 @@ UserTable::UserTable(uint64_t generation, std::vector<RelayUser> users, const Us
       if (const RelayUser* old = previous->find(user.name)) user.live = old->live;
     }
     auto shared = std::make_shared<const RelayUser>(std::move(user));
-    if (shared->enabled) by_port_[shared->port].push_back(shared);
+    if (shared->enabled) {
+      const auto identity = identity_.find(shared->port);
+      // On an identity port the iPSK holder (a -k key) serves nobody: every client has the key.
+      if (identity == identity_.end() || !identity->second->isIdentityKey(*shared)) {
+        by_port_[shared->port].push_back(shared);
+      }
+      if (identity != identity_.end()) identity->second->add(shared);
+    }
     by_name_.emplace(shared->name, std::move(shared));
   }
 }
@@ -44,6 +45,11 @@ std::span<const RelayUserPtr> UserTable::onPort(uint16_t port) const {
   auto it = by_port_.find(port);
   if (it == by_port_.end()) return {};
   return it->second;
+}
+
+const PortIdentity* UserTable::identityPort(uint16_t port) const {
+  auto it = identity_.find(port);
+  return it == identity_.end() ? nullptr : it->second.get();
 }
 
 bool UserTable::keeps(const RelayUser& user) const {

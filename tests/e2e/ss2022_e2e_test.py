@@ -4,108 +4,23 @@
 
 - Our tunnel and our local -> our server for each 2022 method: an 8 MiB download from nginx
   (SHA-256 checked) and a 4 MiB upload echoed.
-- An independent client written here from the spec (BLAKE3 from blake3_ref.py, the test fixture
-  of shared/vectors; AES-GCM and ChaCha20-Poly1305 from python3-cryptography) drives our server on
-  the wire: a good request gets the target's bytes back in a valid response (type 1, a fresh
-  timestamp, our request salt echoed); a replayed request, a timestamp 120 s off and a wrong key
-  get no byte and a FIN at the handshake deadline (--handshake-timeout 2).
+- An independent client written from the spec (ss2022_wire.py: BLAKE3 from blake3_ref.py, the
+  test fixture of shared/vectors; AES-GCM and ChaCha20-Poly1305 from python3-cryptography) drives
+  our server on the wire: a good request gets the target's bytes back in a valid response
+  (type 1, a fresh timestamp, our request salt echoed); a replayed request, a timestamp 120 s
+  off and a wrong key get no byte and a FIN at the handshake deadline (--handshake-timeout 2).
+  Its SIP023 identity header is checked against the §2.8 vector here; users_2022_e2e_test
+  drives users with it.
 UDP and UDP over TCP are in ss2022_udp_e2e_test.py."""
-import base64
 import os
 import socket
 import struct
 import subprocess
 import time
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
-
-import blake3_ref
 import e2e_harness as h
-
-METHODS = {  # name: (key and salt size, AEAD)
-    "2022-blake3-aes-128-gcm": (16, AESGCM),
-    "2022-blake3-aes-256-gcm": (32, AESGCM),
-    "2022-blake3-chacha20-poly1305": (32, ChaCha20Poly1305),
-}
-TAG = 16
-HANDSHAKE_TIMEOUT = 2
-CLOSE_AFTER = 1.8
-CLOSE_BEFORE = 5.0
-
-
-def psk_of(method, seed=0):
-    size = METHODS[method][0]
-    return bytes((seed + i) & 0xFF for i in range(size))
-
-
-def b64(key):
-    return base64.b64encode(key).decode()
-
-
-class Sealer:
-    """One direction of a 2022 stream: the session subkey BLAKE3-derive_key("shadowsocks 2022
-    session subkey", PSK || salt), a 12-byte little-endian nonce counter from 0."""
-
-    def __init__(self, method, psk, salt):
-        size, aead = METHODS[method]
-        key = blake3_ref.blake3_derive_key("shadowsocks 2022 session subkey", psk + salt, size)
-        self.aead = aead(key)
-        self.nonce = 0
-
-    def _nonce(self):
-        n = self.nonce.to_bytes(12, "little")
-        self.nonce += 1
-        return n
-
-    def seal(self, plain):
-        return self.aead.encrypt(self._nonce(), plain, None)
-
-    def open(self, sealed):
-        return self.aead.decrypt(self._nonce(), sealed, None)  # raises InvalidTag
-
-
-def request(method, psk, host, port, payload, timestamp=None, salt=None, padding=b""):
-    """salt | Seal(type 0, timestamp, H) | Seal(address, P, padding, payload)."""
-    size = METHODS[method][0]
-    salt = salt or os.urandom(size)
-    sealer = Sealer(method, psk, salt)
-    address = b"\x01" + socket.inet_aton(host) + struct.pack(">H", port)
-    variable = address + struct.pack(">H", len(padding)) + padding + payload
-    ts = int(time.time()) if timestamp is None else timestamp
-    fixed = struct.pack(">BQH", 0, ts, len(variable))
-    return salt + sealer.seal(fixed) + sealer.seal(variable), salt, sealer
-
-
-def chunk(sealer, payload):
-    return sealer.seal(struct.pack(">H", len(payload))) + sealer.seal(payload)
-
-
-class ResponseReader:
-    """The server's stream: salt | Seal(type 1, timestamp, request salt, L) | Seal(L bytes) |
-    then Seal(be16 L) | Seal(L bytes) chunks. Every check of §2.4 is asserted."""
-
-    def __init__(self, test, sock, method, psk, request_salt):
-        self.test, self.sock, self.method, self.psk = test, sock, method, psk
-        self.request_salt = request_salt
-
-    def read_all(self):
-        size = METHODS[self.method][0]
-        sock = self.sock
-        salt = h.recv_exact(sock, size, "response salt")
-        opener = Sealer(self.method, self.psk, salt)
-        header = opener.open(h.recv_exact(sock, 1 + 8 + size + 2 + TAG, "response header"))
-        kind, ts = struct.unpack(">BQ", header[:9])
-        self.test.assertEqual(kind, 1, "response type byte")
-        self.test.assertLessEqual(abs(int(time.time()) - ts), 30, "response timestamp")
-        self.test.assertEqual(header[9:9 + size], self.request_salt, "echoed request salt")
-        (length,) = struct.unpack(">H", header[9 + size:])
-        data = bytearray(opener.open(h.recv_exact(sock, length + TAG, "first payload")))
-        while True:
-            head = sock.recv(2 + TAG, socket.MSG_WAITALL)
-            if not head:
-                return bytes(data)
-            (length,) = struct.unpack(">H", opener.open(head))
-            data += opener.open(h.recv_exact(sock, length + TAG, "payload chunk"))
+from ss2022_wire import (HANDSHAKE_TIMEOUT, ResponseReader, Sealer, assert_refused, b64, chunk,
+                         identity_header, psk_of, request, user_hash)
 
 
 class Ss2022Test(h.RelayTestCase):
@@ -170,6 +85,14 @@ class Ss2022Test(h.RelayTestCase):
                          "e19e0c3dc0253175322489f04f23b87d6f7bc5813bd29ae35227a4d97b65f0bc"
                          "ad93da44e50c74403d6f5bd23c459c3139f4da")
 
+    def test_spec_client_matches_the_identity_header_vector(self):
+        # PROTOCOL.md §2.8, SIP023 aes-128: iPSK = 00..0f, uPSK = ff fe .. f0, salt 10..1f.
+        upsk = bytes(range(0xFF, 0xEF, -1))
+        self.assertEqual(user_hash(upsk).hex(), "9b4a4b2e89211e24036becf02bed2372")
+        eih = identity_header("2022-blake3-aes-128-gcm", bytes(range(16)),
+                              bytes(range(0x10, 0x20)), upsk)
+        self.assertEqual(eih.hex(), "5ab8fe05371fe01e73004fda29f18e1c")
+
     def wire_roundtrip(self, method):
         psk = psk_of(method, seed=3)
         echo = self.add_peer(h.EchoServer())
@@ -192,11 +115,7 @@ class Ss2022Test(h.RelayTestCase):
         self.wire_roundtrip("2022-blake3-chacha20-poly1305")
 
     def probe(self, server_port, wire, what):
-        sock = socket.create_connection((h.LOOPBACK, server_port), timeout=10.0)
-        connected_at = time.monotonic()
-        with sock:
-            sock.sendall(wire)
-            h.assert_silent_then_fin(self, sock, connected_at, CLOSE_AFTER, CLOSE_BEFORE, what)
+        assert_refused(self, server_port, wire, what)
 
     def test_replayed_request_gets_nothing(self):
         method = "2022-blake3-aes-256-gcm"

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 import blake3_ref
 import e2e_harness as h
 from e2e_harness import SocksUdp, UdpEcho, stopped_udp_summary
-from ss2022_e2e_test import METHODS, b64, psk_of
+from ss2022_wire import METHODS, b64, psk_of
 
 AES_128 = "2022-blake3-aes-128-gcm"
 AES_256 = "2022-blake3-aes-256-gcm"

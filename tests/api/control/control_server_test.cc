@@ -16,11 +16,13 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "api/control/bearer_auth.h"
 #include "crypto/providers.h"
 #include "gtest/gtest.h"
 #include "relay/log.h"
+#include "relay/ss_uri.h"
 #include "shadowrelay/v1/ciphers.grpc.pb.h"
 #include "shadowrelay/v1/server.grpc.pb.h"
 #include "shadowrelay/v1/users.grpc.pb.h"
@@ -668,6 +670,64 @@ TEST_F(ControlServerTest, SecretsStayOutOfTheLog) {
   EXPECT_TRUE(absl::StrContains(log, "gina")) << "nothing was logged: the check proves nothing";
   EXPECT_FALSE(absl::StrContains(log, "gina-password")) << log;
   EXPECT_FALSE(absl::StrContains(log, kToken)) << log;
+}
+
+// Shadowsocks 2022 users (SIP023): the shared port here serves AEAD-2017 users, so a 2022 user
+// takes a port of its own, with an identity key of its own: its URL is the plain SIP002 form
+// of method:iPSK:uPSK.
+TEST_F(ControlServerTest, Shadowsocks2022UsersGetAnIdentityKeyUrl) {
+  v1::User alice;
+  grpc::Status mixed = create("alice", "2022-blake3-aes-128-gcm", 0, &alice);
+  EXPECT_EQ(mixed.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StrContains(mixed.error_message(), "port 8388 serves AEAD-2017 users"))
+      << mixed.error_message();
+  ASSERT_TRUE(create("alice", "2022-blake3-aes-128-gcm", 9200, &alice).ok());
+  std::string raw;
+  ASSERT_TRUE(absl::Base64Unescape(alice.password(), &raw));
+  EXPECT_EQ(raw.size(), 16u);  // a generated uPSK of the method's key size
+  const std::string prefix = "ss://2022-blake3-aes-128-gcm:";
+  ASSERT_TRUE(absl::StartsWith(alice.access_url(), prefix)) << alice.access_url();
+  EXPECT_TRUE(absl::EndsWith(alice.access_url(), absl::StrCat("@", kPublicHost, ":9200#alice")));
+  auto url = relay::parseSsUri(alice.access_url());
+  ASSERT_TRUE(url.ok()) << url.status();
+  const std::vector<std::string> keys = absl::StrSplit(url->password, ':');
+  ASSERT_EQ(keys.size(), 2u) << url->password;
+  ASSERT_TRUE(absl::Base64Unescape(keys[0], &raw));
+  EXPECT_EQ(raw.size(), 16u);  // the port's identity key
+  EXPECT_NE(keys[0], alice.password());
+  EXPECT_EQ(keys[1], alice.password());
+  EXPECT_EQ(
+      absl::StrCat(prefix, relay::percentEncode(url->password), "@", kPublicHost, ":9200#alice"),
+      alice.access_url());
+
+  // A given uPSK is checked; the error names the field and the length.
+  v1::User bad;
+  grpc::Status short_key =
+      create("bob", "2022-blake3-aes-128-gcm", 9201, &bad, "c2hvcnQ=" /* 5 bytes */);
+  EXPECT_EQ(short_key.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(short_key.error_message(), "password: decodes to 5 bytes"))
+      << short_key.error_message();
+  EXPECT_TRUE(absl::StrContains(short_key.error_message(), "needs 16"));
+
+  // Rotation: a new uPSK; the port's identity key stays.
+  v1::User rotated;
+  v1::User change;
+  change.set_name("alice");
+  ASSERT_TRUE(update(change, {"password"}, &rotated).ok());
+  EXPECT_NE(rotated.password(), alice.password());
+  auto rotated_url = relay::parseSsUri(rotated.access_url());
+  ASSERT_TRUE(rotated_url.ok());
+  EXPECT_EQ(rotated_url->password, absl::StrCat(keys[0], ":", rotated.password()));
+  v1::User got;
+  ASSERT_TRUE(get("alice", &got).ok());
+  EXPECT_EQ(got.access_url(), rotated.access_url());
+
+  // ChaCha 2022: no identity headers, one user on its port, the PSK alone in the URL.
+  v1::User carol;
+  ASSERT_TRUE(create("carol", "2022-blake3-chacha20-poly1305", 9202, &carol).ok());
+  auto carol_url = relay::parseSsUri(carol.access_url());
+  ASSERT_TRUE(carol_url.ok());
+  EXPECT_EQ(carol_url->password, carol.password());
 }
 
 TEST(ControlServerOptionsTest, RefusesUnsafeOrBadOptions) {

@@ -80,37 +80,6 @@ TEST(UserRegistryTest, CreateGeneratesARandomPasswordOfTheMethodsKeySize) {
   EXPECT_TRUE(alice->enabled);
 }
 
-TEST(UserRegistryTest, A2022MethodServesOnlyTheSingleDefaultUser) {
-  RegistryOptions o = baseOptions("");
-  o.default_method = "2022-blake3-aes-128-gcm";
-  User psk_user = configured("default", 0, UserSource::Default);
-  psk_user.method = "2022-blake3-aes-128-gcm";
-  psk_user.password = "AAECAwQFBgcICQoLDA0ODw==";
-  o.configured_users = {psk_user};
-  auto r = openRegistry(o);
-  ASSERT_NE(r, nullptr);
-  EXPECT_EQ(r->get("default")->method, "2022-blake3-aes-128-gcm");
-  // No other user beside it, of either edition, and no 2022 user through the API.
-  EXPECT_EQ(r->create(newUser("alice")).status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(r->create(newUser("bob", "aes-128-gcm")).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(r->size(), 1u);
-  // A configured 2022 user (not the default) or one beside it is refused at open.
-  o.configured_users = {psk_user, configured("cfg", 9100)};
-  EXPECT_EQ(UserRegistry::open(o).status().code(), absl::StatusCode::kFailedPrecondition);
-  User cfg2022 = psk_user;
-  cfg2022.name = "cfg";
-  cfg2022.source = UserSource::Config;
-  o.configured_users = {cfg2022};
-  EXPECT_EQ(UserRegistry::open(o).status().code(), absl::StatusCode::kFailedPrecondition);
-  // A 2017 server: a 2022 method through the API is FAILED_PRECONDITION.
-  auto r2017 = openRegistry(baseOptions(""));
-  EXPECT_EQ(r2017->create(newUser("carol", "2022-blake3-aes-128-gcm")).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(r2017->setDefaultMethod("2022-blake3-aes-128-gcm").status().code(),
-            absl::StatusCode::kFailedPrecondition);
-}
-
 TEST(UserRegistryTest, ErrorCodes) {
   TempDir dir;
   auto r = openRegistry(baseOptions(dir.path()));

@@ -82,6 +82,81 @@ TEST(UserStoreTest, EncodeDecodeRoundTrip) {
   EXPECT_EQ(*back, c);
 }
 
+TEST(UserStoreTest, RoundTripWith2022UsersAndIdentityKeys) {
+  StoreContents c = sample();
+  User carol = makeUser("carol", 0);
+  carol.method = "2022-blake3-aes-128-gcm";
+  carol.password = "EBESExQVFhcYGRobHB0eHw==";  // the uPSK
+  c.users.push_back(carol);
+  User dave = makeUser("dave", 9100);
+  dave.method = "2022-blake3-aes-256-gcm";
+  dave.password.clear();
+  dave.key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+  c.users.push_back(dave);
+  c.default_method = "2022-blake3-aes-128-gcm";
+  c.identity_keys.push_back(
+      {9100, "2022-blake3-aes-256-gcm", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=", ""});
+  c.identity_keys.push_back({0, "2022-blake3-aes-128-gcm", "", std::string(32, 'a')});
+  auto text = encodeStore(c);
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto back = decodeStore(*text);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, c);
+}
+
+// A store written before identity keys existed (no "identity_keys" in its body) loads as it
+// was; a store without identity keys is still written in that form.
+TEST(UserStoreTest, StoresWithoutIdentityKeysKeepTheirFormat) {
+  const std::string old_file = R"({
+  "body": {"default_method": "aes-256-gcm", "generation": 3, "users": [{
+    "created": "2023-11-14T22:13:20+00:00", "enabled": true,
+    "limits": {"data_quota_bytes": 0, "max_connections": 0}, "method": "aes-256-gcm",
+    "name": "alice", "password": "secret-alice", "port": 0,
+    "traffic": {"bytes_down": 2, "bytes_up": 1, "tcp_connections": 3, "udp_packets": 4}}]},
+  "format": "shadowrelay-users",
+  "sha256": "2667a650e7a8abe347a767f4d2fbe20e0c0ad687e3d29d91972677dd3ec9186b",
+  "version": 1
+})";
+  auto loaded = decodeStore(old_file);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->generation, 3u);
+  EXPECT_EQ(loaded->default_method, "aes-256-gcm");
+  ASSERT_EQ(loaded->users.size(), 1u);
+  EXPECT_EQ(loaded->users[0].password, "secret-alice");
+  EXPECT_EQ(loaded->users[0].traffic, (TrafficCounters{1, 2, 3, 4}));
+  EXPECT_TRUE(loaded->identity_keys.empty());
+  auto again = encodeStore(*loaded);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(absl::StrContains(*again, "identity_keys"));
+  EXPECT_EQ(*decodeStore(*again), *loaded);
+}
+
+TEST(UserStoreTest, BadIdentityKeysMakeTheFileBad) {
+  const PortIdentityKey good{0, "2022-blake3-aes-128-gcm", "AAECAwQFBgcICQoLDA0ODw==", ""};
+  struct Case {
+    std::vector<PortIdentityKey> keys;
+    const char* error;
+  };
+  const Case cases[] = {
+      {{{0, "aes-128-gcm", good.key, ""}}, "identity_keys[0]: method: aes-128-gcm has no identity"},
+      {{{0, "2022-blake3-chacha20-poly1305", good.key, ""}}, "has no identity headers"},
+      {{{0, "2022-blake3-aes-256-gcm", good.key, ""}}, "identity_keys[0]: key: PSK: decodes to 16"},
+      {{{0, good.method, "", ""}}, "give either key or key_hash"},
+      {{{0, good.method, "", "ABC"}}, "key_hash: not 32 lower-case hex digits"},
+      {{good, good}, "identity_keys[1]: a second key for its port"},
+  };
+  for (const Case& k : cases) {
+    StoreContents c;
+    c.identity_keys = k.keys;
+    auto text = encodeStore(c);
+    ASSERT_TRUE(text.ok());
+    auto back = decodeStore(*text);
+    ASSERT_FALSE(back.ok()) << k.error;
+    EXPECT_TRUE(absl::StrContains(back.status().message(), k.error)) << back.status();
+    EXPECT_FALSE(absl::StrContains(back.status().message(), good.key));  // no secret quoted
+  }
+}
+
 TEST(UserStoreTest, ChecksumCatchesAnEditThatStillParses) {
   auto text = encodeStore(sample());
   ASSERT_TRUE(text.ok());

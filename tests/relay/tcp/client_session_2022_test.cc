@@ -14,6 +14,7 @@
 
 #include "crypto/address.h"
 #include "crypto/aead2022_stream.h"
+#include "crypto/identity_header.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "crypto/openssl_aead.h"
@@ -187,14 +188,54 @@ TEST_P(ClientSession2022Test, ReflectedRequestAbortsTheSession) {
   expectAborted(app.get(), server.get(), wire);  // our own request sent back
 }
 
+std::string methodTestName(const ::testing::TestParamInfo<const char*>& info) {
+  std::string name(info.param + 12);  // after "2022-blake3-"
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Methods, ClientSession2022Test,
                          ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm",
                                            "2022-blake3-chacha20-poly1305"),
-                         [](const ::testing::TestParamInfo<const char*>& info) {
-                           std::string name(info.param + 12);  // after "2022-blake3-"
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+                         methodTestName);
+
+// A password iPSK:uPSK (SIP023, §2.7): the request carries the identity header naming the user,
+// the stream and the response are keyed with the uPSK.
+class ClientSessionIdentityTest : public ClientSession2022Test {
+ protected:
+  ClientSessionIdentityTest() {
+    std::vector<uint8_t> ipsk(method().key_size);
+    for (size_t i = 0; i < ipsk.size(); ++i) ipsk[i] = static_cast<uint8_t>(0xC0 ^ i);
+    ipsk_ = crypto::MasterKey(ipsk);
+    env_.credentials.key_chain = {ipsk_, env_.credentials.master};
+    users_.add(env_.credentials.master.bytes());
+  }
+
+  crypto::MasterKey ipsk_;
+  crypto::UserKeyTable users_;  // the server's users: ours only
+};
+
+TEST_P(ClientSessionIdentityTest, TheRequestNamesTheUserAndTheResponseIsKeyedWithIt) {
+  start();
+  Fd app = connectLoopback(port_);
+  ASSERT_TRUE(sendText(app.get(), "GET /"));
+  Fd server = acceptWithin(loop_, server_.get());
+  ASSERT_TRUE(server.valid());
+  // The server opens the identity header with the iPSK and finds our key by its hash.
+  crypto::Aead2022StreamDecoder decoder = crypto::Aead2022StreamDecoder::request(
+      method(), crypto::opensslProvider(), ipsk_.bytes(), &users_);
+  std::vector<uint8_t> wire;
+  EXPECT_EQ(serverReads(server.get(), &decoder, 5, &wire), "GET /");
+  ASSERT_TRUE(decoder.user().has_value());
+  EXPECT_EQ(*decoder.user(), crypto::userHash(env_.credentials.master.bytes()));
+  ASSERT_TRUE(
+      sendBytes(server.get(), response(decoder.salt(), "HTTP/1.0 200", loop_.unixSeconds())));
+  EXPECT_EQ(readSettled(loop_, app.get(), 12), bytesOf("HTTP/1.0 200"));
+}
+
+INSTANTIATE_TEST_SUITE_P(AesMethods, ClientSessionIdentityTest,
+                         ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm"),
+                         methodTestName);
 
 }  // namespace
 }  // namespace shadowrelay::relay::testing

@@ -60,14 +60,17 @@ class ServerSession2022Test : public ::testing::TestWithParam<const char*> {
   }
 
   void start() {
-    worker_ = std::make_unique<Worker>(loop_, env_, 0);
-    ASSERT_TRUE(worker_->init().ok());
     RelayUser user;
     user.name = "alice";
     user.method = method_;
     user.provider = &crypto::opensslProvider();
     user.key = psk_;
-    table_ = makeTable({std::move(user)});
+    startWith(makeTable({std::move(user)}));
+  }
+  void startWith(UserTablePtr table) {
+    worker_ = std::make_unique<Worker>(loop_, env_, 0);
+    ASSERT_TRUE(worker_->init().ok());
+    table_ = std::move(table);
     worker_->setUsers(table_);
     worker_->addListener(listenLoopback());
     port_ = worker_->listenPortForTest();
@@ -76,9 +79,33 @@ class ServerSession2022Test : public ::testing::TestWithParam<const char*> {
 
   crypto::Aead2022StreamEncoder encoder(const crypto::MasterKey& key, const Fd& target,
                                         std::span<const uint8_t> salt = {}) {
-    return crypto::Aead2022StreamEncoder::request(
-        *method_, crypto::opensslProvider(), std::span<const crypto::MasterKey>(&key, 1),
-        loopbackTarget(portOf(target.get())), std::nullopt, salt);
+    return encoder(std::span<const crypto::MasterKey>(&key, 1), target, salt);
+  }
+  // `keys`: iPSK_1..iPSK_k then the user's PSK (one identity header per iPSK).
+  crypto::Aead2022StreamEncoder encoder(std::span<const crypto::MasterKey> keys, const Fd& target,
+                                        std::span<const uint8_t> salt = {}) {
+    return crypto::Aead2022StreamEncoder::request(*method_, crypto::opensslProvider(), keys,
+                                                  loopbackTarget(portOf(target.get())),
+                                                  std::nullopt, salt);
+  }
+  // Reads the response on `client` with `psk` until `want` bytes opened; empty on a failure.
+  std::string readResponse(const Fd& client, const crypto::MasterKey& psk,
+                           std::span<const uint8_t> request_salt, size_t want) {
+    crypto::Aead2022StreamDecoder dec = crypto::Aead2022StreamDecoder::response(
+        *method_, crypto::opensslProvider(), psk.bytes(), request_salt);
+    std::vector<uint8_t> wire;
+    std::string opened;
+    bool ok = true;
+    runUntil(loop_, [&] {
+      readAvailable(client.get(), &wire);
+      std::vector<uint8_t> out(wire.size() + 1);
+      crypto::CodecProgress progress;
+      ok = dec.decode(wire, out, loop_.unixSeconds(), &progress) == crypto::Status2022::Ok;
+      opened.append(out.begin(), out.begin() + static_cast<long>(progress.produced));
+      wire.erase(wire.begin(), wire.begin() + static_cast<long>(progress.consumed));
+      return !ok || opened.size() >= want;
+    });
+    return ok ? opened : std::string();
   }
   static std::vector<uint8_t> encode(crypto::Aead2022StreamEncoder& enc, const std::string& data,
                                      uint64_t now) {
@@ -271,16 +298,183 @@ TEST_P(ServerSession2022Test, ASaltStoreAtItsCapRefusesNewSessions) {
                       CloseReason::ReplayedSalt, target);
 }
 
+std::string methodTestName(const ::testing::TestParamInfo<const char*>& info) {
+  std::string name = info.param;
+  for (char& c : name) {
+    if (c == '-') c = '_';
+  }
+  return name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Methods, ServerSession2022Test,
                          ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm",
                                            "2022-blake3-chacha20-poly1305"),
-                         [](const ::testing::TestParamInfo<const char*>& info) {
-                           std::string name = info.param;
-                           for (char& c : name) {
-                             if (c == '-') c = '_';
-                           }
-                           return name;
-                         });
+                         methodTestName);
+
+// SIP023 (§2.7): a port with an identity key (iPSK) and users; each client sends iPSK:uPSK.
+class ServerSessionIdentityTest : public ServerSession2022Test {
+ protected:
+  // The shared port's users: "default" holds the iPSK (psk_, as -k does), alice and bob have
+  // their own keys; carol is disabled.
+  void startWithUsers() {
+    std::vector<RelayUser> users;
+    users.push_back(user("default", psk_));
+    users.push_back(user("alice", alice_));
+    users.push_back(user("bob", bob_));
+    RelayUser carol = user("carol", carol_);
+    carol.enabled = false;
+    users.push_back(std::move(carol));
+    startWith(tableOf(std::move(users), 1));
+  }
+  RelayUser user(const std::string& name, const crypto::MasterKey& key) {
+    RelayUser u;
+    u.name = name;
+    u.method = method_;
+    u.provider = &crypto::opensslProvider();
+    u.key = key;
+    return u;
+  }
+  UserTablePtr tableOf(std::vector<RelayUser> users, uint64_t generation) {
+    IdentityKey identity;
+    identity.method = method_;
+    identity.provider = &crypto::opensslProvider();
+    identity.key = psk_;
+    std::vector<IdentityKey> keys;
+    keys.push_back(std::move(identity));
+    return makeTable(std::move(users), generation, table_.get(), std::move(keys));
+  }
+  crypto::MasterKey keyOf(uint8_t seed) {
+    std::vector<uint8_t> bytes(method_->key_size);
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(seed + 3 * i);
+    return crypto::MasterKey(bytes);
+  }
+  std::vector<crypto::MasterKey> chain(const crypto::MasterKey& upsk) { return {psk_, upsk}; }
+  // A request under `keys` brings `text` to `target`: {the client's socket, the target's}.
+  std::pair<Fd, Fd> expectRelayed(std::span<const crypto::MasterKey> keys, const Fd& target,
+                                  const std::string& text) {
+    crypto::Aead2022StreamEncoder enc = encoder(keys, target);
+    Fd client = connectLoopback(port_);
+    EXPECT_TRUE(sendBytes(client.get(), encode(enc, text, loop_.unixSeconds())));
+    Fd upstream = acceptWithin(loop_, target.get());
+    EXPECT_TRUE(upstream.valid());
+    if (upstream.valid()) {
+      EXPECT_EQ(readSettled(loop_, upstream.get(), text.size()), bytesOf(text));
+    }
+    return {std::move(client), std::move(upstream)};
+  }
+  // A request under `keys` gets the probe handling, counted as a wrong key.
+  void expectRefused(std::span<const crypto::MasterKey> keys) {
+    Fd target = listenLoopback();
+    crypto::Aead2022StreamEncoder enc = encoder(keys, target);
+    expectProbeHandling(encode(enc, "hello", loop_.unixSeconds()), worker_->stats().auth_failed,
+                        CloseReason::AuthFailed, target);
+  }
+
+  crypto::MasterKey alice_ = keyOf(0x10);
+  crypto::MasterKey bob_ = keyOf(0x40);
+  crypto::MasterKey carol_ = keyOf(0x70);
+};
+
+TEST_P(ServerSessionIdentityTest, EachUserIsFoundByItsIdentityHeaderAndKeysTheResponse) {
+  startWithUsers();
+  Fd target = listenLoopback();
+  for (const auto* who : {&alice_, &bob_}) {
+    const std::string name = who == &alice_ ? "alice" : "bob";
+    SCOPED_TRACE(name);
+    const std::vector<crypto::MasterKey> keys = chain(*who);
+    crypto::Aead2022StreamEncoder enc = encoder(keys, target);
+    Fd client = connectLoopback(port_);
+    ASSERT_TRUE(sendBytes(client.get(), encode(enc, "hello " + name, loop_.unixSeconds())));
+    Fd upstream = acceptWithin(loop_, target.get());
+    ASSERT_TRUE(upstream.valid());
+    EXPECT_EQ(readSettled(loop_, upstream.get(), 6 + name.size()), bytesOf("hello " + name));
+    ASSERT_TRUE(sendText(upstream.get(), "to " + name));
+    // The response is keyed with the user's own key, not the iPSK.
+    EXPECT_EQ(readResponse(client, *who, enc.salt(), 3 + name.size()), "to " + name);
+    EXPECT_EQ(worker_->traffic(name).tcp_bytes_up, 6 + name.size());
+  }
+  EXPECT_EQ(salt_store_.size(), 2u);
+  EXPECT_EQ(worker_->stats().auth_failed, 0u);
+  EXPECT_EQ(worker_->traffic("default").tcp_bytes_up, 0u);
+}
+
+TEST_P(ServerSessionIdentityTest, UnknownIdentityGetsNoByteAndAFinAtTheDeadline) {
+  startWithUsers();
+  expectRefused(chain(keyOf(0x90)));  // nobody's key
+  EXPECT_EQ(salt_store_.size(), 0u);
+}
+
+TEST_P(ServerSessionIdentityTest, TheIdentityKeyAsAUsersKeyGetsNothing) {
+  // Every client of the port holds the iPSK: naming it as the user must not pass for "default".
+  startWithUsers();
+  expectRefused(chain(psk_));
+}
+
+TEST_P(ServerSessionIdentityTest, AClientWithoutIdentityHeaderGetsNothing) {
+  // The iPSK alone (the -k user's single-PSK request): its fixed header is read as the EIH.
+  startWithUsers();
+  expectRefused(std::span<const crypto::MasterKey>(&psk_, 1));
+}
+
+TEST_P(ServerSessionIdentityTest, ADisabledUserGetsNothing) {
+  startWithUsers();
+  expectRefused(chain(carol_));
+}
+
+TEST_P(ServerSessionIdentityTest, ARotatedKeyCutsTheLiveSessionAndOnlyTheNewKeyConnects) {
+  startWithUsers();
+  Fd target = listenLoopback();
+  const std::vector<crypto::MasterKey> old_keys = chain(alice_);
+  auto [live, upstream] = expectRelayed(old_keys, target, "before");
+
+  // Rotation: alice gets a new key in the next table; her live session ends, bob's stays.
+  const crypto::MasterKey rotated = keyOf(0xA0);
+  std::vector<RelayUser> users;
+  users.push_back(user("default", psk_));
+  users.push_back(user("alice", rotated));
+  users.push_back(user("bob", bob_));
+  worker_->setUsers(tableOf(std::move(users), 2));
+  std::vector<uint8_t> at_client;
+  ASSERT_TRUE(waitForEof(loop_, live.get(), &at_client));
+  EXPECT_EQ(closed(CloseReason::Revoked), 1u);
+
+  expectRefused(old_keys);
+  expectRelayed(chain(rotated), target, "new key");
+}
+
+TEST_P(ServerSessionIdentityTest, LimitsAndQuotasApplyToTheIdentifiedUser) {
+  std::vector<RelayUser> users;
+  users.push_back(user("default", psk_));
+  RelayUser alice = user("alice", alice_);
+  alice.max_connections = 1;
+  users.push_back(std::move(alice));
+  RelayUser bob = user("bob", bob_);
+  bob.quota_exceeded = true;
+  users.push_back(std::move(bob));
+  startWith(tableOf(std::move(users), 1));
+  Fd target = listenLoopback();
+  auto [first, first_upstream] = expectRelayed(chain(alice_), target, "first");
+  // A second session of alice is identified by its header, then refused over her limit; bob
+  // is refused over his quota. Neither reaches the target; both are counted under the user.
+  for (const auto* key : {&alice_, &bob_}) {
+    const std::vector<crypto::MasterKey> keys = chain(*key);
+    crypto::Aead2022StreamEncoder enc = encoder(keys, target);
+    Fd client = connectLoopback(port_);
+    ASSERT_TRUE(sendBytes(client.get(), encode(enc, "over", loop_.unixSeconds())));
+    std::vector<uint8_t> at_client;
+    ASSERT_TRUE(waitForEof(loop_, client.get(), &at_client));
+    EXPECT_TRUE(at_client.empty());
+  }
+  EXPECT_EQ(closed(CloseReason::OverLimit), 2u);
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_over_limit, 1u);
+  EXPECT_EQ(worker_->sample().users.at("bob").refused_over_limit, 1u);
+  EXPECT_FALSE(tryAccept(target.get()).valid());
+  EXPECT_EQ(worker_->stats().auth_failed, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(AesMethods, ServerSessionIdentityTest,
+                         ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm"),
+                         methodTestName);
 
 }  // namespace
 }  // namespace shadowrelay::relay::testing

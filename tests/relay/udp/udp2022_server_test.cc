@@ -46,7 +46,8 @@ class Udp2022ServerTest : public ::testing::TestWithParam<const char*> {
     psk_ = shadowrelay::testing::sequentialKey(method_->key_size, 0);
   }
 
-  void start(size_t max_associations = 16) {
+  /// `identity_key`: the port's users send identity headers (SIP023) under this iPSK.
+  void start(size_t max_associations = 16, const crypto::MasterKey* identity_key = nullptr) {
     context_ = std::make_unique<TestWorkerContext>(loop_, env_);
     ASSERT_TRUE(context_->init().ok());
     RelayUser user;
@@ -54,7 +55,11 @@ class Udp2022ServerTest : public ::testing::TestWithParam<const char*> {
     user.method = method_;
     user.provider = &crypto::opensslProvider();
     user.key = psk_;
-    context_->setUsers(makeTable({std::move(user)}));
+    std::vector<IdentityKey> identity;
+    if (identity_key != nullptr) {
+      identity.push_back(makeIdentityKey(0, method_->name.data(), *identity_key));
+    }
+    context_->setUsers(makeTable({std::move(user)}, 1, nullptr, std::move(identity)));
     Fd socket = bindUdpLoopback();
     server_address_ = loopbackAddress(portOf(socket.get()));
     server_ = std::make_unique<Udp2022Server>(*context_, std::move(socket), max_associations);
@@ -253,6 +258,20 @@ TEST_P(Udp2022ServerTest, ASessionOutlivesAShortUdpTimeoutForItsReplayWindow) {
   ASSERT_TRUE(sendDatagram(client.get(), once, server_address_));
   ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_replayed_packet == 1; }));
   EXPECT_EQ(echo_.received().size(), 1u);
+}
+
+TEST_P(Udp2022ServerTest, APortWhoseUsersSendIdentityHeadersOpensNothingYet) {
+  // Its one user alone is not served under its key without the header either. (The registry
+  // gives only AES ports an identity key; the server does not depend on that.)
+  const crypto::MasterKey ipsk = shadowrelay::testing::sequentialKey(method_->key_size, 0x40);
+  start(16, &ipsk);
+  Fd client = bindUdpLoopback();
+  ASSERT_TRUE(
+      sendDatagram(client.get(), packet(session_, 0, echo_.port(), "x"), server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_open == 1; }));
+  runIterations(loop_, kSettleIterations);
+  EXPECT_TRUE(echo_.received().empty());
+  EXPECT_EQ(stats().associations, 0u);
 }
 
 }  // namespace

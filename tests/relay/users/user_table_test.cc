@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The immutable user table: lookups, the candidates of a port, which live sessions a new table
-// keeps, and the per-user live counts carried from table to table.
+// keeps, the per-user live counts carried from table to table, and the SIP023 lookup of a 2022
+// port (users by the hash of their key).
 #include "relay/users/user_table.h"
 
 #include <string>
@@ -13,6 +14,7 @@
 namespace shadowrelay::relay {
 namespace {
 
+using testing::makeIdentityKey;
 using testing::makeTable;
 using testing::makeUser;
 
@@ -136,6 +138,90 @@ TEST(UserTableTest, LiveCountsAreCarriedToTheNextTableByName) {
   // Without a previous table nothing is carried.
   const UserTablePtr fresh = makeTable({makeUser("alice")}, 4, nullptr);
   EXPECT_EQ(fresh->find("alice")->live->tcp_sessions.load(), 0u);
+}
+
+constexpr const char* kAes128 = "2022-blake3-aes-128-gcm";
+
+TEST(UserTableTest, IdentityPortFindsEachUserByTheHashOfItsKey) {
+  // The shared port's iPSK is the -k user's key ("default"); dave's port has an iPSK of its own.
+  RelayUser holder = makeUser("default", kAes128);
+  const crypto::MasterKey ipsk = holder.key;
+  const crypto::MasterKey dave_ipsk = makeUser("dave-port", kAes128).key;
+  std::vector<RelayUser> users;
+  users.push_back(std::move(holder));
+  users.push_back(makeUser("alice", kAes128));
+  users.push_back(makeUser("bob", kAes128));
+  RelayUser carol = makeUser("carol", kAes128);
+  carol.enabled = false;
+  users.push_back(std::move(carol));
+  RelayUser over = makeUser("olga", kAes128);
+  over.quota_exceeded = true;  // identified, then refused by the session
+  users.push_back(std::move(over));
+  users.push_back(makeUser("erin", "2022-blake3-aes-256-gcm"));  // not the port's method
+  users.push_back(makeUser("dave", kAes128, /*port=*/9001));
+  const UserTablePtr table =
+      makeTable(std::move(users), 1, nullptr,
+                {makeIdentityKey(0, kAes128, ipsk), makeIdentityKey(9001, kAes128, dave_ipsk)});
+
+  const PortIdentity* shared = table->identityPort(0);
+  ASSERT_NE(shared, nullptr);
+  EXPECT_EQ(shared->port(), 0);
+  EXPECT_EQ(shared->method().name, kAes128);
+  EXPECT_TRUE(std::equal(shared->identityKey().begin(), shared->identityKey().end(),
+                         ipsk.bytes().begin(), ipsk.bytes().end()));
+  EXPECT_EQ(shared->size(), 3u);  // alice, bob, olga
+  for (const char* name : {"alice", "bob", "olga"}) {
+    const RelayUser* user = table->find(name);
+    EXPECT_EQ(shared->user(crypto::userHash(user->key.bytes())).get(), user) << name;
+    const std::span<const uint8_t> key = shared->userKey(crypto::userHash(user->key.bytes()));
+    EXPECT_EQ(key.data(), user->key.bytes().data()) << name;
+  }
+  // The iPSK names nobody: every client of the port holds it. Nor does a disabled user, a user
+  // of another method, a user of another port or an unknown key.
+  for (const char* name : {"default", "carol", "erin", "dave"}) {
+    EXPECT_EQ(shared->user(crypto::userHash(table->find(name)->key.bytes())), nullptr) << name;
+    EXPECT_TRUE(shared->userKey(crypto::userHash(table->find(name)->key.bytes())).empty());
+  }
+  EXPECT_EQ(shared->user(crypto::UserHash{}), nullptr);
+  // The -k user is no candidate of its port any more; the others are, as on any port.
+  EXPECT_EQ(names(table->onPort(0)), (std::vector<std::string>{"alice", "bob", "erin", "olga"}));
+  EXPECT_NE(table->find("default"), nullptr);
+
+  const PortIdentity* own = table->identityPort(9001);
+  ASSERT_NE(own, nullptr);
+  EXPECT_EQ(own->user(crypto::userHash(table->find("dave")->key.bytes())).get(),
+            table->find("dave"));
+  EXPECT_EQ(table->dedicatedPorts(), (std::vector<uint16_t>{9001}));
+  EXPECT_EQ(table->identityPort(9002), nullptr);
+  EXPECT_EQ(makeTable({makeUser("alice", kAes128)})->identityPort(0), nullptr);  // one PSK
+}
+
+TEST(UserTableTest, IdentityPortOfTenThousandUsersFindsEveryOne) {
+  std::vector<RelayUser> users;
+  for (int i = 0; i < 10000; ++i) users.push_back(makeUser("u" + std::to_string(i), kAes128));
+  const UserTablePtr table = makeTable(std::move(users), 1, nullptr,
+                                       {makeIdentityKey(0, kAes128, makeUser("k", kAes128).key)});
+  const PortIdentity* port = table->identityPort(0);
+  ASSERT_NE(port, nullptr);
+  ASSERT_EQ(port->size(), 10000u);
+  for (int i = 0; i < 10000; i += 97) {
+    const RelayUser* user = table->find("u" + std::to_string(i));
+    ASSERT_EQ(port->user(crypto::userHash(user->key.bytes())).get(), user);
+  }
+}
+
+TEST(UserTableTest, TwoUsersWithOneKeyOnAnIdentityPortKeepTheFirstByName) {
+  RelayUser b = makeUser("b", kAes128);
+  RelayUser a = makeUser("a", kAes128);
+  a.key = b.key;
+  std::vector<RelayUser> users;
+  users.push_back(std::move(b));
+  users.push_back(std::move(a));
+  const UserTablePtr table = makeTable(std::move(users), 1, nullptr,
+                                       {makeIdentityKey(0, kAes128, makeUser("k", kAes128).key)});
+  EXPECT_EQ(table->identityPort(0)->size(), 1u);
+  EXPECT_EQ(table->identityPort(0)->user(crypto::userHash(table->find("b")->key.bytes()))->name,
+            "a");
 }
 
 }  // namespace

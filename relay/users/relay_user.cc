@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "relay/users/relay_user.h"
+
+#include <algorithm>
+
+namespace shadowrelay::relay {
+
+bool RelayUser::sameKey(const RelayUser& other) const {
+  const auto a = key.bytes();
+  const auto b = other.key.bytes();
+  return method == other.method && std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
+
+bool RelayUser::admitsNewSession(uint32_t others) const {
+  if (!enabled || quota_exceeded) return false;
+  return max_connections == 0 || others < max_connections;
+}
+
+}  // namespace shadowrelay::relay

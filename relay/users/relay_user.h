@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// One user as the data plane reads it (an entry of a UserTable). Sessions and UDP associations
+// hold their user by shared pointer, so a table can be replaced while they run.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "crypto/aead.h"
+#include "crypto/key_derivation.h"
+#include "crypto/method.h"
+
+namespace shadowrelay::relay {
+
+/// What all workers count together for one user name; carried from table to table.
+struct UserLive {
+  /// TCP sessions open now, on every worker (changed at session start and close only).
+  std::atomic<uint32_t> tcp_sessions{0};
+};
+
+struct RelayUser {
+  std::string name;
+  const crypto::MethodInfo* method = nullptr;
+  const crypto::AeadProvider* provider = nullptr;
+  crypto::MasterKey key;  // 2017: the master key; 2022: the PSK (with identity headers: uPSK)
+  uint16_t port = 0;      // a dedicated port; 0: the server's shared port
+  bool enabled = true;
+  bool quota_exceeded = false;   // data quota reached: identified, then refused
+  uint32_t max_connections = 0;  // concurrent TCP sessions; 0: unlimited
+  std::shared_ptr<UserLive> live = std::make_shared<UserLive>();
+
+  /// Same method and key: a live session of `other` may continue under this user.
+  bool sameKey(const RelayUser& other) const;
+  /// May a new session start (identified users only), `others` sessions of the user being open
+  /// besides it? False over quota or at max_connections.
+  bool admitsNewSession(uint32_t others) const;
+};
+
+using RelayUserPtr = std::shared_ptr<const RelayUser>;
+
+}  // namespace shadowrelay::relay
