@@ -50,15 +50,17 @@ TEST(SsUriTest, Shadowsocks2022IsPlainAndPercentEncoded) {
 
 TEST(SsUriTest, ParsesWhatItMakesInBothForms) {
   const SsUri cases[] = {
-      {"aes-128-gcm", "test", "192.168.100.1", 8888, "Example1"},
-      {"chacha20-ietf-poly1305", "p@ss:w/rd?#%", "2001:db8::1", 443, "my server"},
-      {"2022-blake3-aes-128-gcm",
-       "AAECAwQFBgcICQoLDA0ODw==:EBESExQVFhcYGRobHB0eHw==", "relay.example", 8388, ""},
+      {"aes-128-gcm", "test", "192.168.100.1", 8888, "Example1", ""},
+      {"chacha20-ietf-poly1305", "p@ss:w/rd?#%", "2001:db8::1", 443, "my server",
+       "obfs-local;obfs=http"},
+      {"2022-blake3-aes-128-gcm", "AAECAwQFBgcICQoLDA0ODw==:EBESExQVFhcYGRobHB0eHw==",
+       "relay.example", 8388, "", ""},
       {"2022-blake3-chacha20-poly1305", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "::1", 1,
-       "x"},
+       "x", "v2ray-plugin;tls;host=x.test"},
   };
   for (const SsUri& want : cases) {
-    const std::string uri = makeSsUri(want.method, want.password, want.host, want.port, want.tag);
+    const std::string uri =
+        makeSsUri(want.method, want.password, want.host, want.port, want.tag, want.plugin);
     auto got = parseSsUri(uri);
     ASSERT_TRUE(got.ok()) << uri << ": " << got.status();
     EXPECT_EQ(*got, want) << uri;
@@ -70,7 +72,7 @@ TEST(SsUriTest, ParsesTheFormsOthersWrite) {
   // a literal ':' in the password, padding written as %3D, standard base64.
   auto a = parseSsUri("ss://YWVzLTEyOC1nY206dGVzdA@192.168.100.1:8888/?foo=bar#Example1");
   ASSERT_TRUE(a.ok()) << a.status();
-  EXPECT_EQ(*a, (SsUri{"aes-128-gcm", "test", "192.168.100.1", 8888, "Example1"}));
+  EXPECT_EQ(*a, (SsUri{"aes-128-gcm", "test", "192.168.100.1", 8888, "Example1", ""}));
   auto b = parseSsUri(
       "ss://2022-blake3-aes-128-gcm:AAECAwQFBgcICQoLDA0ODw%3D%3D:EBESExQVFhcYGRob"
       "HB0eHw%3D%3D@h:1");
