@@ -49,11 +49,13 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Process ownership, /proc CPU accounting and table cells are shared with the TCP benchmark.
 from tcp_bench import (METHODS as METHODS_ALL, Procs, RelayBench,  # noqa: E402
-                       fmt, log_tail, paired_ratio, proc_cpu_seconds, process_tree,
-                       raise_nofile, ratio, ratio_value, system_cpu)
+                       fmt, impl_method, log_tail, method_label, paired_ratio, proc_cpu_seconds,
+                       process_tree, raise_nofile, ratio, ratio_value, relay_key, system_cpu)
 from tcp_bench import env_int as _env_int  # noqa: E402
 
-DEFAULT_METHODS = "chacha20-ietf-poly1305 aes-128-gcm"
+# A Shadowsocks 2022 method runs against libev's 2017 method of the same cipher (tcp_bench's
+# LIBEV_PEER): libev has no 2022.
+DEFAULT_METHODS = "chacha20-ietf-poly1305 aes-128-gcm 2022-blake3-aes-128-gcm"
 PASSWORD = os.environ.get("BENCH_PASSWORD", "bench-pw-7Qx2")
 IMPLS = ("ours", "libev")
 
@@ -414,18 +416,20 @@ class Bench(RelayBench):
         if self.available(impl, method):
             return None
         server_port, tunnel_port = self.ports.free(), self.ports.free()
+        m = impl_method(impl, method)
+        key = relay_key(m, PASSWORD)
         if impl == "ours":
             server_argv = [self.ours_bin, "server", "-s", "127.0.0.1", "-p", str(server_port),
-                           "-k", PASSWORD, "-m", method, "-U", "--allow-private"]
+                           "-k", key, "-m", m, "-U", "--allow-private"]
             tunnel_argv = [self.ours_bin, "tunnel", "-s", "127.0.0.1", "-p", str(server_port),
                            "-b", "127.0.0.1", "-l", str(tunnel_port),
-                           "-L", f"127.0.0.1:{target_port}", "-k", PASSWORD, "-m", method, "-U"]
+                           "-L", f"127.0.0.1:{target_port}", "-k", key, "-m", m, "-U"]
         else:
             server_argv = ["ss-server", "-s", "127.0.0.1", "-p", str(server_port),
-                           "-k", PASSWORD, "-m", method, "-U"]
+                           "-k", key, "-m", m, "-U"]
             tunnel_argv = ["ss-tunnel", "-s", "127.0.0.1", "-p", str(server_port),
                            "-b", "127.0.0.1", "-l", str(tunnel_port),
-                           "-L", f"127.0.0.1:{target_port}", "-k", PASSWORD, "-m", method, "-U"]
+                           "-L", f"127.0.0.1:{target_port}", "-k", key, "-m", m, "-U"]
         return self.launch_chain(impl, method, server_argv, tunnel_argv,
                                  (server_port, tunnel_port, target_port), wait_udp_bound,
                                  "bind UDP")
@@ -706,7 +710,7 @@ class Bench(RelayBench):
             for rate in self.rates:
                 o = self.results.get((method, rate, "ours"))
                 l = self.results.get((method, rate, "libev"))
-                add(f"| {method} | {rate_label(rate)} | {fmt(o, 0)} | {fmt(l, 0)} | "
+                add(f"| {method_label(method)} | {rate_label(rate)} | {fmt(o, 0)} | {fmt(l, 0)} | "
                     f"{ratio(o, l)} | {paired_ratio(o, l)} | {num(o, 'mbps', 0)} | "
                     f"{num(l, 'mbps', 0)} | {num(o, 'loss_pct', 2, ' %')} | "
                     f"{num(l, 'loss_pct', 2, ' %')} | {self.target_cell(o, l, rate)} |")
