@@ -123,23 +123,35 @@ class ReplayRestartTest(h.RelayTestCase):
         proxy = UdpRecordingProxy(port)
         self.addCleanup(proxy.stop)
         client = self.start_ss_tunnel_u(proxy.port, METHOD, h.PASSWORD, echo.port, "replay")
-        client.settimeout(5)
-        client.send(b"first datagram")
-        self.assertEqual(client.recv(65535), b"first datagram")
-        recorded = proxy.sent[-1]
+        # ss-tunnel may bind its UDP port after its TCP one (what start_ss_tunnel_u waits for):
+        # until it does, a datagram is refused or lost. Send until one comes back (bounded).
+        client.settimeout(0.5)
+        for _ in range(40):
+            try:
+                client.send(b"first datagram")
+                if client.recv(65535) == b"first datagram":
+                    break
+            except (ConnectionRefusedError, socket.timeout):
+                time.sleep(0.1)
+        else:
+            self.fail("no echo through ss-tunnel -u within 40 tries")
+        h.wait_until(lambda: echo.received == len(proxy.sent), 5,
+                     "every recorded datagram at the echo server")
+        recorded = list(proxy.sent)
         received = echo.received
 
         port, _ = self.restart(server, state, udp=True)
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(probe.close)
         probe.settimeout(2)
-        probe.sendto(recorded, (h.LOOPBACK, port))
+        for datagram in recorded:
+            probe.sendto(datagram, (h.LOOPBACK, port))
         with self.assertRaises(socket.timeout, msg="a reply to a replayed datagram"):
             probe.recv(65535)
-        self.assertEqual(echo.received, received, "the replayed datagram reached the target")
+        self.assertEqual(echo.received, received, "a replayed datagram reached the target")
 
         fresh, _ = self.start_stateful(h.scratch_path("state-udp-fresh"), udp=True)
-        probe.sendto(recorded, (h.LOOPBACK, fresh))
+        probe.sendto(recorded[-1], (h.LOOPBACK, fresh))
         self.assertGreater(len(probe.recv(65535)), 0)
         self.assertEqual(echo.received, received + 1)
 
