@@ -547,11 +547,6 @@ absl::Status validateUsers2022(const Config& c) {
           absl::StrCat("2022 users share the server port and its method: set ", "\"method\": \"",
                        (*method)->name, "\" and its \"password\" (the identity key) at the top"));
     }
-    if (c.mode != Mode::TcpOnly) {
-      return fieldError("config", "mode",
-                        "UDP for 2022 users (identity headers) is not supported yet: tcp_only, "
-                        "or one PSK (no users) for UDP");
-    }
     if (user.port != 0 && user.port != c.server_port) {
       return fieldError("config", at + ".port",
                         "2022 users from the configuration share the server port, whose "

@@ -2,8 +2,10 @@
 #include "api/app/server_users.h"
 
 #include "absl/strings/str_cat.h"
+#include "crypto/method.h"
 #include "relay/log.h"
 #include "relay/net/endpoint.h"
+#include "relay/udp/udp2022_server.h"
 #include "relay/udp/udp_server.h"
 
 namespace shadowrelay::api::app {
@@ -64,10 +66,12 @@ absl::Status ServerUsers::checkPort(uint16_t port) const {
   return absl::OkStatus();
 }
 
-bool ServerUsers::openPort(uint16_t port) {
+bool ServerUsers::openPort(uint16_t port, bool udp2022) {
   const size_t n = workers_.size();
   // Per worker: its TCP listeners and UDP sockets (SO_REUSEPORT: the kernel spreads the
-  // connections and each peer's datagrams over the workers).
+  // connections and each peer's datagrams over the workers). A 2022 port's UDP is one socket,
+  // held by nobody else, on the first worker: its sessions outlive a client's source port,
+  // which a SO_REUSEPORT group would spread over workers that do not know them.
   auto tcp = std::make_shared<std::vector<std::vector<relay::Fd>>>(n);
   auto udp = std::make_shared<std::vector<std::vector<relay::Fd>>>(n);
   for (relay::SocketAddress address : plan_.addresses) {
@@ -83,8 +87,8 @@ bool ServerUsers::openPort(uint16_t port) {
         }
         (*tcp)[i].push_back(std::move(*fd));
       }
-      if (plan_.udp) {
-        auto fd = relay::bindUdp(address, /*reuse_port=*/true);
+      if (plan_.udp && (!udp2022 || i == 0)) {
+        auto fd = relay::bindUdp(address, /*reuse_port=*/!udp2022);
         if (!fd.ok()) {
           SR_LOG(Warn, "dedicated port %d: %s", port, fd.status().message());
           return false;
@@ -93,13 +97,18 @@ bool ServerUsers::openPort(uint16_t port) {
       }
     }
   }
-  pool_.runOnEach([this, port, tcp, udp](relay::EventLoop&, size_t i) {
+  pool_.runOnEach([this, port, udp2022, tcp, udp](relay::EventLoop&, size_t i) {
     relay::Worker& worker = *workers_[i];
     for (relay::Fd& fd : (*tcp)[i]) worker.addListener(std::move(fd), port);
     for (relay::Fd& fd : (*udp)[i]) {
-      worker.addUdpPort(std::make_unique<relay::UdpServer>(worker, std::move(fd),
-                                                    worker.env().udp_max_associations, port),
-                        port);
+      const size_t max = worker.env().udp_max_associations;
+      if (udp2022) {
+        worker.addUdpPort(std::make_unique<relay::Udp2022Server>(worker, std::move(fd), max, port),
+                          port);
+      } else {
+        worker.addUdpPort(std::make_unique<relay::UdpServer>(worker, std::move(fd), max, port),
+                          port);
+      }
     }
   });
   return true;
@@ -129,7 +138,9 @@ void ServerUsers::apply(const relay::UserTablePtr& table) {
       open_ports_[port] = user;
       continue;
     }
-    if (openPort(port)) {
+    const bool udp2022 =
+        table->onPort(port).front()->method->edition == crypto::Edition::Aead2022;
+    if (openPort(port, udp2022)) {
       open_ports_[port] = user;
       SR_LOG(Info, "dedicated port %d open for user %s", port, user);
     }

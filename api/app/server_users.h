@@ -57,7 +57,9 @@ class ServerUsers {
  private:
   void apply(const relay::UserTablePtr& table);
   /// Binds `port` for every worker and hands the sockets over. False if a bind failed.
-  bool openPort(uint16_t port);
+  /// `udp2022`: the port's users speak Shadowsocks 2022, whose UDP is one socket on the first
+  /// worker (relay/udp/udp2022_server.h), not one per worker.
+  bool openPort(uint16_t port, bool udp2022);
 
   users::UserRegistry& registry_;
   relay::WorkerPool& pool_;

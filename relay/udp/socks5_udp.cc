@@ -50,7 +50,8 @@ Socks5UdpRelay::Socks5UdpRelay(WorkerContext& worker, Fd socket, const SocketAdd
   if (creds.method->edition == crypto::Edition::Aead2022) {
     // One 2022 client session per association (§2.5).
     session2022_ =
-        std::make_unique<Udp2022ClientSession>(*creds.method, *creds.provider, creds.master);
+        std::make_unique<Udp2022ClientSession>(*creds.method, *creds.provider,
+                                               creds.requestKeys());
   }
   ++stats_.associations;
 }

@@ -63,35 +63,41 @@ void Udp2022Server::onReadable() {
       [this](const SocketAddress& from, uint8_t* packet, size_t n) { onPacket(from, packet, n); });
 }
 
-const RelayUserPtr& Udp2022Server::portUser() {
-  static const RelayUserPtr kNone;
-  // Users behind an identity key (SIP023): their packets carry identity headers, which this
-  // port does not read yet; their one user alone must not be served without one either.
+bool Udp2022Server::keyOpener() {
   const UserTablePtr& table = worker_.users().table();
-  if (table != nullptr && table->identityPort(user_port_) != nullptr) return kNone;
+  if (table == nullptr) return false;
+  if (table == keyed_table_) return opener_.has_value() && opener_->valid();
+  keyed_table_ = table;
+  opener_.reset();
+  port_user_ = nullptr;
+  identity_ = table->identityPort(user_port_);
+  if (identity_ != nullptr) {
+    // SIP023: the iPSK opens the separate header; the identity header names the user, whose
+    // uPSK the opener takes from identity_ (one lookup) to open the body.
+    if (identity_->provider() == nullptr) return false;
+    opener_.emplace(identity_->method(), *identity_->provider(), identity_->identityKey(),
+                    crypto::kClientHeaderType, identity_);
+    return opener_->valid();
+  }
   const std::span<const RelayUserPtr> users = worker_.users().candidates(user_port_);
-  // A 2022 port has one PSK (config validation and the user registry see to it).
+  // A 2022 port without identity key has one PSK (config validation and the user registry see
+  // to it).
   if (users.size() != 1 || users.front()->method->edition != crypto::Edition::Aead2022) {
-    return kNone;
+    return false;
   }
-  const RelayUserPtr& user = users.front();
-  if (user != port_user_) {  // first packet, or a new table: key the codecs for it
-    opener_.emplace(*user->method, *user->provider, user->key.bytes(), crypto::kClientHeaderType);
-    sealer_.emplace(*user->method, *user->provider,
-                    std::span<const crypto::MasterKey>(&user->key, 1));
-    port_user_ = user;
-  }
-  return port_user_;
+  port_user_ = users.front();
+  opener_.emplace(*port_user_->method, *port_user_->provider, port_user_->key.bytes(),
+                  crypto::kClientHeaderType);
+  return opener_->valid();
 }
 
-RelayUserPtr Udp2022Server::userOf(const crypto::OpenedPacket2022& /*opened*/) {
-  // SIP023 (identity headers): find `opened.user` (the hash the header named) in the port's
-  // users here, instead of the one PSK that keyed the opener.
-  return port_user_;
+RelayUserPtr Udp2022Server::userOf(const crypto::OpenedPacket2022& opened) const {
+  if (identity_ == nullptr) return port_user_;
+  return opened.user ? identity_->user(*opened.user) : nullptr;
 }
 
 void Udp2022Server::onPacket(const SocketAddress& from, const uint8_t* packet, size_t len) {
-  if (portUser() == nullptr || !opener_->valid()) {
+  if (!keyOpener()) {
     ++stats_.dropped_open;
     return;
   }
@@ -126,6 +132,12 @@ UdpAssociation* Udp2022Server::admit(const SocketAddress& from, const RelayUserP
   // Peeked, not touched: a replay must not keep a session alive either.
   UdpAssociationTable::Entry* entry = table_.peek(key);
   if (entry != nullptr) {
+    // A session belongs to the key that started it: another user of the port (all of them
+    // hold the iPSK, so they can read session IDs) must not take it over.
+    if (entry->value->user != nullptr && !entry->value->user->sameKey(*user)) {
+      ++stats_.dropped_session;
+      return nullptr;
+    }
     if (!entry->value->server2022->window.accept(header.packet_id)) {
       ++stats_.dropped_replayed_packet;
       return nullptr;
@@ -144,6 +156,8 @@ UdpAssociation* Udp2022Server::admit(const SocketAddress& from, const RelayUserP
     session->client_id = header.session_id;
     session->server_id = randomSessionId();
     session->window.accept(header.packet_id);  // a new window takes any ID
+    session->sealer.emplace(*user->method, *user->provider,
+                            std::span<const crypto::MasterKey>(&user->key, 1));
     entry->value->server2022 = std::move(session);
   }
   UdpAssociation& association = *entry->value;
@@ -186,13 +200,14 @@ void Udp2022Server::revoke(const UserTable& table) {
 }
 
 void Udp2022Server::onReply(UdpAssociation& association) {
-  // Replies are sealed with the port's key; an association of an older key (the table changed
-  // and revoke() has not ended it yet) reads and drops them, so that its socket never stays
-  // readable.
-  const RelayUserPtr& user = portUser();
-  const bool sealable = user != nullptr && association.user != nullptr &&
-                        user->sameKey(*association.user) && sealer_->valid();
+  // Replies are sealed with the session's user's key; an association the current table no
+  // longer keeps (its user rotated, deleted, disabled; revoke() has not ended it yet) reads and
+  // drops them, so that its socket never stays readable.
   Udp2022ServerSession& session = *association.server2022;
+  const UserTablePtr& table = worker_.users().table();
+  const bool sealable = table != nullptr && association.user != nullptr &&
+                        table->keeps(*association.user) && session.sealer.has_value() &&
+                        session.sealer->valid();
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     SocketAddress from;
     from.len = sizeof(from.storage);
@@ -211,12 +226,12 @@ void Udp2022Server::onReply(UdpAssociation& association) {
     header.client_session_id = session.client_id;
     header.address = socksAddressOf(from);
     const size_t size = static_cast<size_t>(n);
-    if (sealer_->packetSize(header, size) > kMaxUdpPayload) {
+    if (session.sealer->packetSize(header, size) > kMaxUdpPayload) {
       ++stats_.dropped_too_big;  // never fragmented by us
       continue;
     }
     const size_t sealed =
-        sealer_->seal(header, {reply_.get(), size}, {out_.get(), kMaxDatagram + kSealRoom});
+        session.sealer->seal(header, {reply_.get(), size}, {out_.get(), kMaxDatagram + kSealRoom});
     if (sealed == 0 || ::sendto(socket_.get(), out_.get(), sealed, 0, association.peer.get(),
                                 association.peer.len) < 0) {
       ++stats_.dropped_send;

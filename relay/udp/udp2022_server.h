@@ -25,8 +25,12 @@
 // is encrypted). The cost is that 2022 UDP uses one core; docs/PERFORMANCE.md says more, with
 // the alternative (a session directory shared by the workers, with hand-off).
 //
-// Whose packet this is, is decided in one place (userOf): today the port's one PSK (the server's
-// -k default user). SIP023 identity headers plug their lookup in there.
+// Whose packet this is, is decided in one place (userOf). A port with one PSK (the server's -k
+// default user, or one API user) opens with that key. A port with SIP023 users (PROTOCOL.md
+// §2.7, relay/users/port_identity.h) opens the separate header with the iPSK and finds the user
+// by the one identity header: one AES block and one hash lookup, no trial decryption; the body
+// is keyed with that user's uPSK. Replies carry no identity header and are sealed with the
+// session's user's PSK, so each session has its own sealer.
 
 #include <chrono>
 #include <cstdint>
@@ -68,12 +72,12 @@ class Udp2022Server final : public UdpPort {
 
   void onReadable();
   void onPacket(const SocketAddress& from, const uint8_t* packet, size_t len);
-  /// The user whose PSK keys this port, with opener_ and sealer_ keyed for it; null if the
-  /// port has no 2022 user (then nothing opens).
-  const RelayUserPtr& portUser();
-  /// Whose packet `opened` is: the one place a packet's user is found (today the port's one
-  /// user; with SIP023, the user `opened.user` names).
-  RelayUserPtr userOf(const crypto::OpenedPacket2022& opened);
+  /// opener_ keyed for the current user table: with the port's identity key and its users
+  /// (SIP023), or with its one user's PSK. False if nothing opens on the port (no 2022 user).
+  bool keyOpener();
+  /// Whose packet `opened` is: the one place a packet's user is found (the user its identity
+  /// header names, or the port's one user); null if none.
+  RelayUserPtr userOf(const crypto::OpenedPacket2022& opened) const;
   /// The session of a validated packet (made if new), its window moved and its peer set to
   /// `from`; null if the packet ID is a replay or no socket could be made (both counted).
   UdpAssociation* admit(const SocketAddress& from, const RelayUserPtr& user,
@@ -90,9 +94,12 @@ class Udp2022Server final : public UdpPort {
   const uint16_t user_port_;
   UdpStats stats_;
   UdpAssociationTable table_;
-  RelayUserPtr port_user_;  // what opener_ and sealer_ are keyed for
+  // What opener_ is keyed for: the table (it owns the PortIdentity opener_ looks users up in)
+  // and, on a port with one PSK, that user.
+  UserTablePtr keyed_table_;
+  RelayUserPtr port_user_;
+  const PortIdentity* identity_ = nullptr;
   std::optional<crypto::Udp2022Opener> opener_;
-  std::optional<crypto::Udp2022Sealer> sealer_;
   std::unique_ptr<uint8_t[]> plain_;  // an opened body
   std::unique_ptr<uint8_t[]> reply_;  // a target's reply, then its sealed packet
   std::unique_ptr<uint8_t[]> out_;

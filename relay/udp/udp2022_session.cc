@@ -39,9 +39,9 @@ crypto::SessionId randomSessionId() {
 
 Udp2022ClientSession::Udp2022ClientSession(const crypto::MethodInfo& method,
                                            const crypto::AeadProvider& provider,
-                                           const crypto::MasterKey& psk)
-    : sealer_(method, provider, std::span<const crypto::MasterKey>(&psk, 1)),
-      opener_(method, provider, psk.bytes(), crypto::kServerHeaderType),
+                                           std::span<const crypto::MasterKey> keys)
+    : sealer_(method, provider, keys),
+      opener_(method, provider, keys.back().bytes(), crypto::kServerHeaderType),
       id_(randomSessionId()) {}
 
 void Udp2022ClientSession::restart() {

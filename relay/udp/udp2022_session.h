@@ -29,6 +29,9 @@ struct Udp2022ServerSession {
   crypto::SessionId server_id{};  // ours, random; never the client's
   uint64_t next_packet_id = 0;    // of our replies
   crypto::PacketIdWindow window;  // the client's packet IDs
+  /// Seals replies with the session user's PSK (the uPSK behind an identity key; replies carry
+  /// no identity header, §2.7).
+  std::optional<crypto::Udp2022Sealer> sealer;
 };
 
 /// Counts a packet that did not open or validate (`status` not Ok) under its drop reason:
@@ -45,10 +48,11 @@ crypto::SessionId randomSessionId();
 /// last minute (§2.5). Not thread-safe: one per association, on its loop.
 class Udp2022ClientSession {
  public:
-  /// `psk` keys everything (no identity headers here: SIP023 is another change's). `provider`
-  /// must outlive the session.
+  /// `keys`: Credentials::requestKeys(), iPSK_1..iPSK_k then the user's PSK (k identity
+  /// headers in each packet, §2.7; k = 0 for a port with one PSK). Replies are keyed with the
+  /// last key alone. `provider` must outlive the session.
   Udp2022ClientSession(const crypto::MethodInfo& method, const crypto::AeadProvider& provider,
-                       const crypto::MasterKey& psk);
+                       std::span<const crypto::MasterKey> keys);
 
   bool valid() const { return sealer_.valid() && opener_.valid(); }
   const crypto::SessionId& id() const { return id_; }

@@ -39,7 +39,7 @@ UdpTunnel::UdpTunnel(WorkerContext& worker, Fd socket, const SocketAddress& serv
   header_size_ = destination.size();
   const Credentials& creds = worker.env().credentials;
   if (creds.method->edition == crypto::Edition::Aead2022) {
-    const Udp2022ClientSession probe(*creds.method, *creds.provider, creds.master);
+    const Udp2022ClientSession probe(*creds.method, *creds.provider, creds.requestKeys());
     max_payload_ = kMaxUdpPayload - std::min(kMaxUdpPayload, probe.packetSize(destination, 0));
   } else {
     max_payload_ = kMaxUdpPayload - header_size_ - codec_.overhead();
@@ -96,7 +96,8 @@ UdpAssociationTable::Entry* UdpTunnel::addSocket(const std::string& key,
   if (creds.method->edition == crypto::Edition::Aead2022) {
     // One 2022 client session per sender: its own session ID and packet counter (§2.5).
     entry.value->client2022 =
-        std::make_unique<Udp2022ClientSession>(*creds.method, *creds.provider, creds.master);
+        std::make_unique<Udp2022ClientSession>(*creds.method, *creds.provider,
+                                               creds.requestKeys());
   }
   return &entry;
 }

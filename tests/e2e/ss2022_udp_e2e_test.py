@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shadowsocks 2022 over UDP (PROTOCOL.md §2.5, §2.6) and UDP over TCP, one PSK per port.
 
-- An independent packet codec written here from the spec: AES methods seal a separate header
+- An independent packet codec written from the spec (ss2022_wire.py): AES methods seal a separate header
   (session ID, packet ID) with one AES block under the PSK and the body with AES-GCM under the
   session subkey BLAKE3-derive_key("shadowsocks 2022 session subkey", PSK || session ID), nonce =
   separate header[4..16]; ChaCha seals everything with XChaCha20-Poly1305 under the PSK, whose
@@ -19,133 +19,15 @@ import socket
 import struct
 import time
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
-
-import blake3_ref
 import e2e_harness as h
 from e2e_harness import SocksUdp, UdpEcho, stopped_udp_summary
-from ss2022_wire import METHODS, b64, psk_of
+from ss2022_wire import (SERVER_TYPE, ServerPacket, b64, client_packet, hchacha20, psk_of,
+                         seal_packet, session_subkey, socks_ipv4)
 
 AES_128 = "2022-blake3-aes-128-gcm"
 AES_256 = "2022-blake3-aes-256-gcm"
 CHACHA = "2022-blake3-chacha20-poly1305"
-CLIENT_TYPE, SERVER_TYPE = 0, 1
 QUIET = 1.0  # seconds a dropped packet is given to (wrongly) produce a reply
-
-
-# --- XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03) ---
-
-def _rotl(v, n):
-    return ((v << n) | (v >> (32 - n))) & 0xFFFFFFFF
-
-
-def _quarter_round(s, a, b, c, d):
-    s[a] = (s[a] + s[b]) & 0xFFFFFFFF
-    s[d] = _rotl(s[d] ^ s[a], 16)
-    s[c] = (s[c] + s[d]) & 0xFFFFFFFF
-    s[b] = _rotl(s[b] ^ s[c], 12)
-    s[a] = (s[a] + s[b]) & 0xFFFFFFFF
-    s[d] = _rotl(s[d] ^ s[a], 8)
-    s[c] = (s[c] + s[d]) & 0xFFFFFFFF
-    s[b] = _rotl(s[b] ^ s[c], 7)
-
-
-def hchacha20(key, nonce16):
-    """§2.2: the ChaCha20 state (constants, key, 16-byte nonce), 20 rounds, no final addition;
-    the subkey is words 0..3 and 12..15."""
-    state = list(struct.unpack("<4I", b"expand 32-byte k")) + \
-        list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
-    for _ in range(10):
-        _quarter_round(state, 0, 4, 8, 12)
-        _quarter_round(state, 1, 5, 9, 13)
-        _quarter_round(state, 2, 6, 10, 14)
-        _quarter_round(state, 3, 7, 11, 15)
-        _quarter_round(state, 0, 5, 10, 15)
-        _quarter_round(state, 1, 6, 11, 12)
-        _quarter_round(state, 2, 7, 8, 13)
-        _quarter_round(state, 3, 4, 9, 14)
-    return struct.pack("<8I", *(state[0:4] + state[12:16]))
-
-
-def xchacha_aead(key, nonce24):
-    """§2.3: ChaCha20-Poly1305 under HChaCha20(key, nonce[0..16]) with the 12-byte nonce
-    0^4 || nonce[16..24]. Returns (aead, nonce12)."""
-    return ChaCha20Poly1305(hchacha20(key, nonce24[:16])), b"\x00" * 4 + nonce24[16:]
-
-
-# --- Shadowsocks 2022 UDP packets ---
-
-def socks_ipv4(host, port):
-    return b"\x01" + socket.inet_aton(host) + struct.pack(">H", port)
-
-
-def parse_socks_address(data):
-    """(address, size) of the SOCKS5 address at the start of `data` (IPv4, name or IPv6)."""
-    kind = data[0]
-    if kind == 1:
-        return (socket.inet_ntoa(data[1:5]), struct.unpack(">H", data[5:7])[0]), 7
-    if kind == 3:
-        n = data[1]
-        return (data[2:2 + n].decode(), struct.unpack(">H", data[2 + n:4 + n])[0]), 4 + n
-    if kind == 4:
-        host = socket.inet_ntop(socket.AF_INET6, data[1:17])
-        return (host, struct.unpack(">H", data[17:19])[0]), 19
-    raise AssertionError(f"address type {kind}")
-
-
-def aes_block(psk):
-    return Cipher(algorithms.AES(psk), modes.ECB())
-
-
-def session_subkey(method, psk, session_id):
-    size = METHODS[method][0]
-    return blake3_ref.blake3_derive_key("shadowsocks 2022 session subkey", psk + session_id, size)
-
-
-def seal_packet(method, psk, session_id, packet_id, body, nonce=None):
-    """One packet whose body (from the type byte on) is `body`."""
-    header = session_id + struct.pack(">Q", packet_id)
-    if method == CHACHA:
-        nonce = nonce or os.urandom(24)
-        aead, n12 = xchacha_aead(psk, nonce)
-        return nonce + aead.encrypt(n12, header + body, None)
-    encryptor = aes_block(psk).encryptor()
-    sealed_header = encryptor.update(header) + encryptor.finalize()
-    return sealed_header + AESGCM(session_subkey(method, psk, session_id)).encrypt(
-        header[4:], body, None)
-
-
-def client_packet(method, psk, session_id, packet_id, address, payload, timestamp=None,
-                  padding=b""):
-    ts = int(time.time()) if timestamp is None else timestamp
-    body = struct.pack(">BQH", CLIENT_TYPE, ts, len(padding)) + padding + address + payload
-    return seal_packet(method, psk, session_id, packet_id, body)
-
-
-def open_packet(method, psk, packet):
-    """(session ID, packet ID, body) of a packet; raises InvalidTag if it does not open."""
-    if method == CHACHA:
-        aead, n12 = xchacha_aead(psk, packet[:24])
-        plain = aead.decrypt(n12, packet[24:], None)
-        return plain[:8], struct.unpack(">Q", plain[8:16])[0], plain[16:]
-    decryptor = aes_block(psk).decryptor()
-    header = decryptor.update(packet[:16]) + decryptor.finalize()
-    body = AESGCM(session_subkey(method, psk, header[:8])).decrypt(header[4:], packet[16:], None)
-    return header[:8], struct.unpack(">Q", header[8:])[0], body
-
-
-class ServerPacket:
-    """A server packet opened and parsed: type 1 | timestamp | client session ID | P | padding
-    | source address | payload."""
-
-    def __init__(self, method, psk, packet):
-        self.session_id, self.packet_id, body = open_packet(method, psk, packet)
-        self.type, self.timestamp = struct.unpack(">BQ", body[:9])
-        self.client_session_id = body[9:17]
-        (padding,) = struct.unpack(">H", body[17:19])
-        self.source, size = parse_socks_address(body[19 + padding:])
-        self.payload = body[19 + padding + size:]
 
 
 class Ss2022UdpSpecTest(h.RelayTestCase):
@@ -168,6 +50,14 @@ class Ss2022UdpSpecTest(h.RelayTestCase):
         self.assertEqual(packet[16:].hex(),
                          "0f887748f59fbaddc74035aaf8f098481910937ae67325a1e9fa830835febf4b"
                          "858e07cc4388a2")
+        # SIP023: the same packet for uPSK ff..f0 behind iPSK PSK16 (one identity header).
+        upsk = bytes(range(0xff, 0xef, -1))
+        packet = client_packet(AES_128, [bytes(range(16)), upsk], session, 0,
+                               socks_ipv4("8.8.8.8", 53), b"hello", timestamp=1700000000)
+        self.assertEqual(packet[:16].hex(), "18ba69bb4661fee5a7cc9ec1a731e278")
+        self.assertEqual(packet[16:32].hex(), "fc75266e5be59a6ca2ff5517b80bad7d")
+        self.assertEqual(session_subkey(AES_128, upsk, session).hex(),
+                         "fe38e988e2835b762419032647148386")
         # ChaCha: PSK32 = 00..1f, nonce 50..67, the same body.
         body = struct.pack(">BQH", 0, 1700000000, 0) + socks_ipv4("8.8.8.8", 53) + b"hello"
         packet = seal_packet(CHACHA, bytes(range(32)), session, 0, body,

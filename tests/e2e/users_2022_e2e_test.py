@@ -14,8 +14,18 @@ spec (ss2022_wire.py) and by our own local and tunnel:
     deletion cuts a live session too.
   * One generation per shared port: FAILED_PRECONDITION naming it both ways; a port of its own
     gets an identity key of its own, kept in --state-dir across a restart.
+  * UDP (-u) on the shared port: the Python client's packets carry one identity header (§2.7)
+    and each user's replies open under its uPSK alone (no identity header), not another's;
+    our tunnel -U fed -k iPSK:uPSK and our local -u fed the access URL relay datagrams; the
+    per-user counters see them. An unknown identity, the iPSK named as a user, the iPSK alone
+    and a header under another iPSK get nothing and reach nothing. Deleting a user closes its
+    association's outbound socket (its target then gets "port unreachable") and its packets
+    get nothing; another user's association goes on.
+  * A 2022 user on a port of its own beside a 2017 -u server: UDP there is 2022 with the
+    port's own identity key.
   * The config file as shadowsocks-rust reads it ("password" the identity key, "users" with
-    uPSKs); --check-config shows secrets as (set); a bad uPSK exits 2 naming users[i].password.
+    uPSKs), TCP and UDP; --check-config shows secrets as (set); a bad uPSK exits 2 naming
+    users[i].password.
 
 Every wait is bounded (socket timeouts, wait_until, subprocess timeouts)."""
 import json
@@ -27,8 +37,11 @@ import time
 import urllib.parse
 
 import e2e_harness as h
-from ss2022_wire import (HANDSHAKE_TIMEOUT, ResponseReader, assert_refused, b64, chunk, keys_of,
-                         psk_of, request)
+from cryptography.exceptions import InvalidTag
+
+from ss2022_wire import (HANDSHAKE_TIMEOUT, SERVER_TYPE, ResponseReader, ServerPacket,
+                         assert_refused, b64, chunk, client_packet, keys_of, psk_of, request,
+                         socks_ipv4)
 
 TOKEN = "e2e-users-2022-token-0123456789"
 AES128 = "2022-blake3-aes-128-gcm"
@@ -37,6 +50,7 @@ AES256 = "2022-blake3-aes-256-gcm"
 # is posted before the API call returns (as in users_e2e_test); slack for sanitizer builds.
 CUT_DEADLINE = 1.5
 TRAFFIC_DEADLINE = 10.0
+QUIET = 1.0  # seconds a dropped datagram is given to (wrongly) produce a reply
 
 
 class Users2022Test(h.RelayTestCase):
@@ -133,6 +147,44 @@ class Users2022Test(h.RelayTestCase):
         took = time.monotonic() - start
         self.assertLessEqual(took, CUT_DEADLINE, f"{what}: the live session ended after {took:.2f} s")
 
+    def udp_socket(self):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind((h.LOOPBACK, 0))
+        sock.settimeout(5)
+        return sock
+
+    def send_udp(self, sock, keys, session, packet_id, payload, target_port, port=None,
+                 method=AES128):
+        sock.sendto(client_packet(method, keys, session, packet_id,
+                                  socks_ipv4(h.LOOPBACK, target_port), payload),
+                    (h.LOOPBACK, port or self.relay_port))
+
+    def udp_exchange(self, sock, keys, session, packet_id, payload, port=None, method=AES128):
+        """A packet of `session` under `keys` to the UDP echo; returns the raw reply, checked to
+        open under the uPSK alone as the echo's answer to this session."""
+        self.send_udp(sock, keys, session, packet_id, payload, self.udp_echo.port, port, method)
+        data, sender = sock.recvfrom(70000)
+        self.assertEqual(sender, (h.LOOPBACK, port or self.relay_port), "the reply's source")
+        reply = ServerPacket(method, keys[-1], data)
+        self.assertEqual(reply.type, SERVER_TYPE, "reply type")
+        self.assertLessEqual(abs(int(time.time()) - reply.timestamp), 30, "reply timestamp")
+        self.assertEqual(reply.client_session_id, session, "the reply names our session")
+        self.assertEqual(reply.source, (h.LOOPBACK, self.udp_echo.port), "reply source")
+        self.assertEqual(reply.payload, payload)
+        return data
+
+    def assert_udp_silent(self, sock, what):
+        sock.settimeout(QUIET)
+        with self.assertRaises(socket.timeout, msg=f"the server answered {what}"):
+            sock.recvfrom(70000)
+        sock.settimeout(5)
+
+    def start_udp(self, ipsk):
+        self.start_controlled(["-m", AES128, "-k", b64(ipsk), "-u"])
+        self.udp_echo = h.UdpEcho()
+        self.addCleanup(self.udp_echo.stop)
+
     # ----------------------------------------------------------------------------------------
 
     def test_api_users_on_the_shared_port_are_found_by_their_identity(self):
@@ -190,6 +242,108 @@ class Users2022Test(h.RelayTestCase):
         self.probe(ipsk, "the identity key alone, no identity header")
         self.probe([psk_of(AES128, seed=3), alice_keys[1]], "alice under another identity key")
         self.roundtrip(alice_keys, b"alice is still fine")
+
+    def test_api_users_over_udp_on_the_shared_port(self):
+        ipsk = psk_of(AES128, seed=8)
+        self.start_udp(ipsk)
+        alice = self.create("alice")
+        bob = self.create("bob")
+        alice_keys = self.url_of(alice)
+        bob_keys = self.url_of(bob)
+        sock = self.udp_socket()
+        alice_session, bob_session = os.urandom(8), os.urandom(8)
+        for packet_id in range(3):
+            self.udp_exchange(sock, alice_keys, alice_session, packet_id, b"alice %d" % packet_id)
+        data = self.udp_exchange(sock, bob_keys, bob_session, 0, b"bob over udp")
+        # Bob's reply is his alone: it opens neither under alice's key nor under the iPSK.
+        for key, whose in ((alice_keys[1], "alice's key"), (ipsk, "the identity key")):
+            with self.assertRaises(InvalidTag, msg=f"bob's reply opened under {whose}"):
+                ServerPacket(AES128, key, data)
+
+        # Our tunnel fed -k iPSK:uPSK and our local fed the access URL.
+        tunnel = self.start_tunnel(self.relay_port, AES128, f"{h.LOOPBACK}:{self.udp_echo.port}",
+                                   password=f"{b64(ipsk)}:{bob['password']}", extra=["-U"])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5)
+            for size in (1, 1200, 30000):
+                payload = os.urandom(size)
+                client.sendto(payload, (h.LOOPBACK, tunnel))
+                self.assertEqual(client.recvfrom(70000)[0], payload, f"{size} bytes, tunnel -U")
+        local = self.start_process("ours-local-alice-udp", "ours", lambda port: [
+            h.Config.relay, "local", "--server-url", alice["access_url"], "-b", h.LOOPBACK,
+            "-l", port, "-u"])
+        socks = h.SocksUdp(local)
+        self.addCleanup(socks.close)
+        for i in range(3):
+            payload = os.urandom(100 + i)
+            self.assertEqual(socks.roundtrip(self.udp_echo.port, payload), payload,
+                             f"datagram {i} through local -u --server-url")
+        self.assertEqual(self.udp_echo.received, 3 + 1 + 3 + 3)
+
+        # Each user's own counters, both ways (the registry hears of traffic once a second).
+        for name, packets in (("alice", 2 * (3 + 3)), ("bob", 2 * (1 + 3))):
+            h.wait_until(lambda: int(self.call("GetUser", {"name": name})["traffic"]
+                                     .get("udp_packets", 0)) >= packets,
+                         TRAFFIC_DEADLINE, f"{name}'s udp_packets to reach {packets}")
+            got = self.call("GetUser", {"name": name})
+            self.assertEqual(int(got["traffic"]["udp_packets"]), packets, got)
+
+    def test_wrong_udp_identities_get_nothing(self):
+        ipsk = psk_of(AES128, seed=9)
+        self.start_udp(ipsk)
+        alice_keys = self.url_of(self.create("alice"))
+        sock = self.udp_socket()
+        for keys, what in (([ipsk, os.urandom(16)], "an unknown identity"),
+                           ([ipsk, ipsk], "the identity key named as a user's"),
+                           ([ipsk], "the identity key alone, no identity header"),
+                           ([alice_keys[1]], "alice's key alone, no identity header"),
+                           ([psk_of(AES128, seed=10), alice_keys[1]],
+                            "alice under another identity key")):
+            self.send_udp(sock, keys, os.urandom(8), 0, b"let me in", self.udp_echo.port)
+            self.assert_udp_silent(sock, what)
+        self.assertEqual(self.udp_echo.received, 0, "a wrong identity reached the target")
+        self.udp_exchange(sock, alice_keys, os.urandom(8), 0, b"alice is still fine")
+
+    def test_deletion_drops_the_udp_association(self):
+        self.start_udp(psk_of(AES128, seed=12))
+        keys = self.url_of(self.create("bob"))
+        carol_keys = self.url_of(self.create("carol"))
+        # Bob's datagram to a bare target: its source is his association's outbound socket.
+        target = self.udp_socket()
+        target_port = target.getsockname()[1]
+        sock = self.udp_socket()
+        session = os.urandom(8)
+        self.send_udp(sock, keys, session, 0, b"bob's first", target_port)
+        data, outbound = target.recvfrom(70000)
+        self.assertEqual(data, b"bob's first")
+        carol = self.udp_socket()
+        carol_session = os.urandom(8)
+        self.udp_exchange(carol, carol_keys, carol_session, 0, b"carol before")
+
+        self.call("DeleteUser", {"name": "bob"})
+        # The association is gone with its socket: the target's datagrams to it are refused
+        # (ICMP port unreachable, reported on the connected socket), not relayed to bob.
+        late = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(late.close)
+        late.connect(outbound)
+        late.settimeout(0.2)
+
+        def refused():
+            try:
+                late.send(b"late")
+                late.recv(1)
+            except ConnectionRefusedError:
+                return True
+            except socket.timeout:
+                pass
+            return False
+
+        h.wait_until(refused, CUT_DEADLINE + 2.0, "bob's outbound socket to close")
+        self.assert_udp_silent(sock, "a target's datagram to the deleted user")
+        self.send_udp(sock, keys, session, 1, b"bob again", self.udp_echo.port)
+        self.assert_udp_silent(sock, "the deleted user")
+        self.udp_exchange(carol, carol_keys, carol_session, 1, b"carol after")
+        self.assertEqual(self.udp_echo.received, 2, "the deleted user's datagram was relayed")
 
     def test_rotation_cuts_the_live_session_and_only_the_new_key_connects(self):
         self.start_controlled(["-m", AES128, "-k", b64(psk_of(AES128, seed=4))])
@@ -257,6 +411,23 @@ class Users2022Test(h.RelayTestCase):
         h.wait_until(lambda: self._accepts(own), 10, f"dedicated port {own} to open again")
         self.roundtrip(keys, b"dave after the restart", port=own, method=AES256)
 
+    def test_a_2022_port_of_its_own_beside_a_2017_udp_server_relays_udp(self):
+        self.start_controlled(["-m", "aes-256-gcm", "-k", "a 2017 password", "-u"],
+                              name="ours-server-2017-udp")
+        self.udp_echo = h.UdpEcho()
+        self.addCleanup(self.udp_echo.stop)
+        own = h.free_port()
+        keys = self.url_of(self.create("dave", AES256, port=own), port=own)
+        sock = self.udp_socket()
+        session = os.urandom(8)
+        for packet_id in range(3):
+            self.udp_exchange(sock, keys, session, packet_id, b"dave %d" % packet_id, port=own,
+                              method=AES256)
+        self.send_udp(sock, [keys[1]], os.urandom(8), 0, b"no identity", self.udp_echo.port,
+                      port=own, method=AES256)
+        self.assert_udp_silent(sock, "dave's key without the identity header")
+        self.assertEqual(self.udp_echo.received, 3)
+
     @staticmethod
     def _accepts(port):
         try:
@@ -284,9 +455,15 @@ class Users2022Test(h.RelayTestCase):
             self.assertNotIn(secret, check.stdout + check.stderr)
         self.assertIn("uma, ulf", check.stdout)
 
-        self.relay_port = self.start_ours("ours-server-config-users", base + ["-p", 0]).ready.port
+        self.relay_port = self.start_ours("ours-server-config-users",
+                                          base + ["-p", 0, "-u"]).ready.port
+        self.udp_echo = h.UdpEcho()
+        self.addCleanup(self.udp_echo.stop)
+        sock = self.udp_socket()
         for name, upsk in upsks.items():
             self.roundtrip([ipsk, upsk], f"{name} from the config file".encode(), method=AES256)
+            self.udp_exchange(sock, [ipsk, upsk], os.urandom(8), 0, f"{name} over UDP".encode(),
+                              method=AES256)
         self.probe(ipsk, "the identity key alone", method=AES256)
 
         config["users"][1]["password"] = b64(os.urandom(16))

@@ -260,18 +260,204 @@ TEST_P(Udp2022ServerTest, ASessionOutlivesAShortUdpTimeoutForItsReplayWindow) {
   EXPECT_EQ(echo_.received().size(), 1u);
 }
 
-TEST_P(Udp2022ServerTest, APortWhoseUsersSendIdentityHeadersOpensNothingYet) {
-  // Its one user alone is not served under its key without the header either. (The registry
-  // gives only AES ports an identity key; the server does not depend on that.)
-  const crypto::MasterKey ipsk = shadowrelay::testing::sequentialKey(method_->key_size, 0x40);
-  start(16, &ipsk);
+// SIP023 on a UDP port (PROTOCOL.md §2.7): AES methods only (ChaCha has no identity headers).
+class Udp2022IdentityTest : public Udp2022ServerTest {
+ protected:
+  Udp2022IdentityTest()
+      : ipsk_(shadowrelay::testing::sequentialKey(method_->key_size, 0x40)),
+        bob_key_(shadowrelay::testing::sequentialKey(method_->key_size, 0x60)) {}
+
+  RelayUser user(const std::string& name, const crypto::MasterKey& key) const {
+    RelayUser u;
+    u.name = name;
+    u.method = method_;
+    u.provider = &crypto::opensslProvider();
+    u.key = key;
+    return u;
+  }
+
+  /// The table of `users` behind the port's identity key.
+  UserTablePtr table(std::vector<RelayUser> users, uint64_t generation) const {
+    std::vector<IdentityKey> identity;
+    identity.push_back(makeIdentityKey(0, method_->name.data(), ipsk_));
+    return makeTable(std::move(users), generation, nullptr, std::move(identity));
+  }
+
+  void startIdentity() {
+    context_ = std::make_unique<TestWorkerContext>(loop_, env_);
+    ASSERT_TRUE(context_->init().ok());
+    context_->setUsers(table({user("alice", psk_), user("bob", bob_key_)}, 1));
+    Fd socket = bindUdpLoopback();
+    server_address_ = loopbackAddress(portOf(socket.get()));
+    server_ = std::make_unique<Udp2022Server>(*context_, std::move(socket), 16);
+  }
+
+  /// A client packet with one identity header: separate header under `identity`, the header
+  /// naming `user_key`, which keys the body.
+  std::vector<uint8_t> identityPacket(const crypto::SessionId& session, uint64_t packet_id,
+                                      const std::string& payload, const crypto::MasterKey& identity,
+                                      const crypto::MasterKey& user_key) {
+    const crypto::MasterKey keys[] = {identity, user_key};
+    crypto::Udp2022Sealer sealer(*method_, crypto::opensslProvider(), keys);
+    crypto::PacketHeader2022 header;
+    header.type = crypto::kClientHeaderType;
+    header.session_id = session;
+    header.packet_id = packet_id;
+    header.timestamp = loop_.unixSeconds();
+    header.address = loopbackTarget(echo_.port());
+    std::vector<uint8_t> out(sealer.packetSize(header, bytesOf(payload).size()));
+    EXPECT_EQ(sealer.seal(header, bytesOf(payload), out), out.size());
+    return out;
+  }
+
+  /// The next reply at `client`, which must open under `key` alone (no identity header).
+  std::vector<uint8_t> replyUnder(const Fd& client, const crypto::MasterKey& key,
+                                  crypto::OpenedPacket2022* opened_out = nullptr) {
+    const std::vector<uint8_t> packet = awaitDatagram(loop_, client.get());
+    crypto::Udp2022Opener opener(*method_, crypto::opensslProvider(), key.bytes(),
+                                 crypto::kServerHeaderType);
+    std::vector<uint8_t> plain(packet.size());
+    const crypto::OpenedPacket2022 opened = opener.open(packet, plain, loop_.unixSeconds());
+    EXPECT_EQ(opened.status, crypto::Status2022::Ok) << crypto::statusName(opened.status);
+    if (opened_out != nullptr) *opened_out = opened;
+    return std::vector<uint8_t>(opened.payload.begin(), opened.payload.end());
+  }
+
+  const crypto::MasterKey ipsk_;
+  const crypto::MasterKey bob_key_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Methods, Udp2022IdentityTest,
+                         ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm"),
+                         shadowrelay::testing::methodParamName);
+
+TEST_P(Udp2022IdentityTest, TwoUsersOnOnePortAreEachAnsweredUnderTheirOwnKey) {
+  startIdentity();
+  Fd a = bindUdpLoopback();
+  Fd b = bindUdpLoopback();
+  const crypto::SessionId bob_session{7, 7, 7, 7, 7, 7, 7, 7};
+  ASSERT_TRUE(sendDatagram(a.get(), identityPacket(session_, 0, "alice", ipsk_, psk_),
+                           server_address_));
+  ASSERT_TRUE(sendDatagram(b.get(), identityPacket(bob_session, 0, "bob", ipsk_, bob_key_),
+                           server_address_));
+  crypto::OpenedPacket2022 opened;
+  EXPECT_EQ(replyUnder(a, psk_, &opened), bytesOf("alice"));
+  EXPECT_EQ(opened.header.client_session_id, session_);
+  EXPECT_EQ(replyUnder(b, bob_key_, &opened), bytesOf("bob"));
+  EXPECT_EQ(opened.header.client_session_id, bob_session);
+  EXPECT_EQ(server_->associationCount(), 2u);
+  const WorkerSample& sample = context_->sample();
+  EXPECT_EQ(sample.users.at("alice").udp_packets_up, 1u);
+  EXPECT_EQ(sample.users.at("alice").udp_packets_down, 1u);
+  EXPECT_EQ(sample.users.at("bob").udp_packets_up, 1u);
+  EXPECT_EQ(sample.users.at("bob").udp_packets_down, 1u);
+  // A reply to alice does not open under bob's key (nor the identity key).
+  ASSERT_TRUE(sendDatagram(a.get(), identityPacket(session_, 1, "again", ipsk_, psk_),
+                           server_address_));
+  const std::vector<uint8_t> packet = awaitDatagram(loop_, a.get());
+  for (const crypto::MasterKey* key : {&bob_key_, &ipsk_}) {
+    crypto::Udp2022Opener opener(*method_, crypto::opensslProvider(), key->bytes(),
+                                 crypto::kServerHeaderType);
+    std::vector<uint8_t> plain(packet.size());
+    EXPECT_NE(opener.open(packet, plain, loop_.unixSeconds()).status, crypto::Status2022::Ok);
+  }
+}
+
+TEST_P(Udp2022IdentityTest, AnUnknownIdentityOrNoneIsDroppedAndCounted) {
+  startIdentity();
   Fd client = bindUdpLoopback();
+  const crypto::MasterKey stranger = shadowrelay::testing::sequentialKey(method_->key_size, 0x90);
+  // An identity header naming nobody; one under another identity key; none at all (the user's
+  // key alone, or the identity key alone).
+  ASSERT_TRUE(sendDatagram(client.get(), identityPacket(session_, 0, "x", ipsk_, stranger),
+                           server_address_));
+  ASSERT_TRUE(sendDatagram(client.get(), identityPacket(session_, 1, "x", stranger, psk_),
+                           server_address_));
   ASSERT_TRUE(
-      sendDatagram(client.get(), packet(session_, 0, echo_.port(), "x"), server_address_));
-  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_open == 1; }));
+      sendDatagram(client.get(), packet(session_, 2, echo_.port(), "x"), server_address_));
+  ASSERT_TRUE(sendDatagram(client.get(), packet(session_, 3, echo_.port(), "x", 0, &ipsk_),
+                           server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_open == 4; }));
   runIterations(loop_, kSettleIterations);
   EXPECT_TRUE(echo_.received().empty());
+  EXPECT_FALSE(datagramWaiting(client.get()));
   EXPECT_EQ(stats().associations, 0u);
+  // None moved a window: the same IDs from alice are new.
+  ASSERT_TRUE(sendDatagram(client.get(), identityPacket(session_, 0, "ok", ipsk_, psk_),
+                           server_address_));
+  EXPECT_EQ(replyUnder(client, psk_), bytesOf("ok"));
+}
+
+TEST_P(Udp2022IdentityTest, AnotherUserCannotTakeOverASession) {
+  // Every user holds the identity key, so can read another's session ID: the session stays
+  // with the key that started it.
+  startIdentity();
+  Fd a = bindUdpLoopback();
+  Fd b = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(a.get(), identityPacket(session_, 0, "alice", ipsk_, psk_),
+                           server_address_));
+  EXPECT_EQ(replyUnder(a, psk_), bytesOf("alice"));
+  ASSERT_TRUE(sendDatagram(b.get(), identityPacket(session_, 1, "bob", ipsk_, bob_key_),
+                           server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_session == 1; }));
+  runIterations(loop_, kSettleIterations);
+  EXPECT_FALSE(datagramWaiting(b.get()));
+  EXPECT_EQ(echo_.received().size(), 1u);
+  // Alice's window did not move: her ID 1 is still new, and her replies still reach her.
+  ASSERT_TRUE(sendDatagram(a.get(), identityPacket(session_, 1, "alice 1", ipsk_, psk_),
+                           server_address_));
+  EXPECT_EQ(replyUnder(a, psk_), bytesOf("alice 1"));
+}
+
+TEST_P(Udp2022IdentityTest, RotationAndDeletionDropTheirAssociations) {
+  startIdentity();
+  Fd a = bindUdpLoopback();
+  Fd b = bindUdpLoopback();
+  const crypto::SessionId bob_session{7, 7, 7, 7, 7, 7, 7, 7};
+  ASSERT_TRUE(sendDatagram(a.get(), identityPacket(session_, 0, "alice", ipsk_, psk_),
+                           server_address_));
+  EXPECT_EQ(replyUnder(a, psk_), bytesOf("alice"));
+  ASSERT_TRUE(sendDatagram(b.get(), identityPacket(bob_session, 0, "bob", ipsk_, bob_key_),
+                           server_address_));
+  EXPECT_EQ(replyUnder(b, bob_key_), bytesOf("bob"));
+  ASSERT_EQ(server_->associationCount(), 2u);
+  // Alice's key rotates: her association ends, bob's stays.
+  const crypto::MasterKey rotated = shadowrelay::testing::sequentialKey(method_->key_size, 0xa0);
+  UserTablePtr next = table({user("alice", rotated), user("bob", bob_key_)}, 2);
+  context_->setUsers(next);
+  server_->revoke(*next);
+  EXPECT_EQ(server_->associationCount(), 1u);
+  // The old key names nobody now; the new one starts a new session.
+  ASSERT_TRUE(sendDatagram(a.get(), identityPacket(session_, 1, "old", ipsk_, psk_),
+                           server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_open == 1; }));
+  ASSERT_TRUE(sendDatagram(a.get(), identityPacket(session_, 2, "new", ipsk_, rotated),
+                           server_address_));
+  EXPECT_EQ(replyUnder(a, rotated), bytesOf("new"));
+  EXPECT_EQ(stats().associations, 3u);
+  // Bob is deleted: his association ends and his packets open no more.
+  UserTablePtr last = table({user("alice", rotated)}, 3);
+  context_->setUsers(last);
+  server_->revoke(*last);
+  EXPECT_EQ(server_->associationCount(), 1u);
+  ASSERT_TRUE(sendDatagram(b.get(), identityPacket(bob_session, 1, "bob", ipsk_, bob_key_),
+                           server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_open == 2; }));
+  runIterations(loop_, kSettleIterations);
+  EXPECT_FALSE(datagramWaiting(b.get()));
+}
+
+TEST_P(Udp2022IdentityTest, AUserOverQuotaIsIdentifiedThenRefused) {
+  startIdentity();
+  RelayUser over = user("alice", psk_);
+  over.quota_exceeded = true;
+  context_->setUsers(table({std::move(over), user("bob", bob_key_)}, 2));
+  Fd client = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(client.get(), identityPacket(session_, 0, "x", ipsk_, psk_),
+                           server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_over_quota == 1; }));
+  EXPECT_EQ(stats().associations, 0u);
+  EXPECT_TRUE(echo_.received().empty());
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ class Udp2022ClientSessionTest : public ::testing::TestWithParam<const char*> {
   Udp2022ClientSessionTest()
       : method_(**crypto::findAnyMethod(GetParam())),
         psk_(shadowrelay::testing::sequentialKey(method_.key_size, 0)),
-        session_(method_, crypto::opensslProvider(), psk_) {}
+        session_(method_, crypto::opensslProvider(), {&psk_, 1}) {}
 
   /// A server packet of server session `server` answering `client`.
   std::vector<uint8_t> serverPacket(const crypto::SessionId& server, uint64_t packet_id,
@@ -92,7 +92,7 @@ TEST_P(Udp2022ClientSessionTest, SealsOneSessionCountingFromZero) {
     EXPECT_EQ(std::string(opened.payload.begin(), opened.payload.end()), payload);
   }
   // Another session has another random ID.
-  Udp2022ClientSession other(method_, crypto::opensslProvider(), psk_);
+  Udp2022ClientSession other(method_, crypto::opensslProvider(), {&psk_, 1});
   EXPECT_NE(other.id(), session_.id());
 }
 
