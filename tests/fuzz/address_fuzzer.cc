@@ -34,13 +34,12 @@ Parsed<AddressParse, Address> parse(std::span<const uint8_t> in) {
 }  // namespace
 }  // namespace shadowrelay::fuzzing
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace shadowrelay::fuzzing;
-  const std::span<const uint8_t> in(data, size);
+SR_FUZZ_TARGET(input) {
+  const std::span<const uint8_t> in = input.all();
   checkPrefixes(in, AddressParse::Ok, AddressParse::NeedMore, parse,
                 [](const Address& a) { return a.size; });
   const auto parsed = parse(in);
-  if (parsed.status != AddressParse::Ok) return 0;
+  if (parsed.status != AddressParse::Ok) return;
   const SocksAddress& a = parsed.message.address;
   SR_FUZZ_CHECK(a.size() == parsed.message.size);
   std::array<uint8_t, 1 + 1 + 255 + 2> buf{};
@@ -51,5 +50,4 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text = a.toString();
   SR_FUZZ_CHECK(text.ends_with(":" + std::to_string(a.port)));
   if (a.type == SocksAddress::Type::IPv6) SR_FUZZ_CHECK(text.starts_with("["));
-  return 0;
 }

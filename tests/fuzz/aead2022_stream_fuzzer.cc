@@ -29,7 +29,6 @@
 #include "crypto/aead2022_stream.h"
 #include "crypto/identity_header.h"
 #include "crypto/key_derivation.h"
-#include "crypto/openssl_aead.h"
 #include "tests/crypto/decode_in_pieces.h"
 #include "tests/fuzz/crypto_fuzzing.h"
 #include "tests/fuzz/fuzz_input.h"
@@ -41,9 +40,6 @@ using crypto::Aead2022StreamDecoder;
 using crypto::Aead2022StreamEncoder;
 using crypto::MasterKey;
 using crypto::Status2022;
-
-constexpr uint64_t kNow = 1'700'000'000;  // the sender's clock
-const crypto::AeadProvider& provider() { return crypto::opensslProvider(); }
 
 struct Decoded {
   Status2022 status = Status2022::Ok;
@@ -79,18 +75,6 @@ Decoded decode(Aead2022StreamDecoder decoder, const std::vector<uint8_t>& wire,
   return d;
 }
 
-/// The server's key (its identity key when it has users), a configured user and a stranger.
-struct Keys {
-  Keys(const crypto::MethodInfo& method, uint8_t id)
-      : psk(testKey(method, id)), user(testKey(method, id + 1)), stranger(testKey(method, id + 2)) {
-    users.add(user.bytes());
-  }
-  MasterKey psk;
-  MasterKey user;
-  MasterKey stranger;
-  crypto::UserKeyTable users;
-};
-
 /// Encodes `plain` in about `writes` calls; the encoder may hold its header back until data
 /// comes (a response, or a request without padding), so an empty plaintext may give nothing.
 std::vector<uint8_t> encode(Aead2022StreamEncoder& encoder, size_t writes,
@@ -102,7 +86,7 @@ std::vector<uint8_t> encode(Aead2022StreamEncoder& encoder, size_t writes,
     const std::span<const uint8_t> part = plain.subspan(pos, std::min(step, plain.size() - pos));
     std::vector<uint8_t> out(encoder.maxEncodedSize(part.size()));
     crypto::CodecProgress progress;
-    SR_FUZZ_CHECK(encoder.encode(part, out, kNow, &progress));
+    SR_FUZZ_CHECK(encoder.encode(part, out, kSenderClock, &progress));
     SR_FUZZ_CHECK(progress.consumed == part.size() && progress.produced <= out.size());
     wire.insert(wire.end(), out.begin(), out.begin() + progress.produced);
     pos += part.size();
@@ -131,7 +115,7 @@ class UnitSealer {
 };
 
 /// A timestamp from the input: mostly the sender's clock, sometimes any value.
-uint64_t readTimestamp(FuzzInput& in) { return in.boolean() ? in.upTo(UINT64_MAX) : kNow; }
+uint64_t readTimestamp(FuzzInput& in) { return in.boolean() ? in.upTo(UINT64_MAX) : kSenderClock; }
 
 /// A 16-bit length field: mostly the true length, sometimes any value.
 uint16_t readLength(FuzzInput& in, size_t actual) {
@@ -158,10 +142,10 @@ bool sealChunks(FuzzInput& in, UnitSealer& sealer, std::vector<uint8_t>& wire,
 
 struct Case {
   const crypto::MethodInfo& method;
-  Keys& keys;
-  bool users = false;   // the server has users: requests carry an identity header
-  uint64_t now = kNow;  // the receiver's clock
-  bool fresh = true;    // the receiver's clock is within the allowed skew of the sender's
+  Keys2022& keys;
+  bool users = false;           // the server has users: requests carry an identity header
+  uint64_t now = kSenderClock;  // the receiver's clock
+  bool fresh = true;            // the receiver's clock is within the allowed skew of the sender's
 };
 
 Aead2022StreamDecoder requestDecoder(const Case& c) {
@@ -217,7 +201,8 @@ void encodedRequest(FuzzInput& in, const Case& c) {
                                          : Status2022::Ok;
   SR_FUZZ_CHECK(d.status == expected);
   if (expected != Status2022::Ok) return;
-  SR_FUZZ_CHECK(d.header_complete && d.header.target == target && d.header.timestamp == kNow);
+  SR_FUZZ_CHECK(d.header_complete && d.header.target == target &&
+                d.header.timestamp == kSenderClock);
   if (padding) SR_FUZZ_CHECK(d.header.padding == *padding);
   SR_FUZZ_CHECK(d.plain.size() == plain.size());
   if (c.users) SR_FUZZ_CHECK(d.user == crypto::userHash(c.keys.user.bytes()));
@@ -346,19 +331,15 @@ void raw(FuzzInput& in, const Case& c) {
 }  // namespace
 }  // namespace shadowrelay::fuzzing
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace shadowrelay;
-  using namespace shadowrelay::fuzzing;
-  FuzzInput in(data, size);
+SR_FUZZ_TARGET(in) {
   const size_t mode = in.pick(5);
   const crypto::MethodInfo& method = pickMethod(in, crypto::Edition::Aead2022);
-  Keys keys(method, in.byte() % 4);
+  Keys2022 keys(method, in.byte() % 4);
   Case c{method, keys};
   c.users = crypto::usesSeparateHeader(method) && in.boolean();
-  const int64_t skew = static_cast<int64_t>(in.upTo(80)) - 40;
-  c.now = static_cast<uint64_t>(static_cast<int64_t>(kNow) + skew);
-  c.fresh = skew >= -static_cast<int64_t>(crypto::kMaxTimestampSkew) &&
-            skew <= static_cast<int64_t>(crypto::kMaxTimestampSkew);
+  const ReceiverClock clock = ReceiverClock::read(in);
+  c.now = clock.now;
+  c.fresh = clock.fresh;
   switch (mode) {
     case 0:
       encodedRequest(in, c);
@@ -375,5 +356,4 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     default:
       raw(in, c);
   }
-  return 0;
 }

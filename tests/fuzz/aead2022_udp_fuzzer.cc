@@ -26,7 +26,6 @@
 #include "crypto/aead2022_udp.h"
 #include "crypto/identity_header.h"
 #include "crypto/key_derivation.h"
-#include "crypto/openssl_aead.h"
 #include "tests/fuzz/crypto_fuzzing.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -36,9 +35,6 @@ namespace {
 using crypto::MasterKey;
 using crypto::Status2022;
 using crypto::Udp2022Opener;
-
-constexpr uint64_t kNow = 1'700'000'000;  // the sender's clock
-const crypto::AeadProvider& provider() { return crypto::opensslProvider(); }
 
 struct Opened {
   Status2022 status = Status2022::Ok;
@@ -77,24 +73,12 @@ Opened open(Udp2022Opener& opener, const std::vector<uint8_t>& packet, uint64_t 
   return o;
 }
 
-/// The server's key (its identity key when it has users), a configured user and a stranger.
-struct Keys {
-  Keys(const crypto::MethodInfo& method, uint8_t id)
-      : psk(testKey(method, id)), user(testKey(method, id + 1)), stranger(testKey(method, id + 2)) {
-    users.add(user.bytes());
-  }
-  MasterKey psk;
-  MasterKey user;
-  MasterKey stranger;
-  crypto::UserKeyTable users;
-};
-
 struct Case {
   const crypto::MethodInfo& method;
-  Keys& keys;
-  bool server = true;   // the receiver is a server (client packets), else a client
-  bool users = false;   // a server with users: packets carry an identity header
-  uint64_t now = kNow;  // the receiver's clock
+  Keys2022& keys;
+  bool server = true;           // the receiver is a server (client packets), else a client
+  bool users = false;           // a server with users: packets carry an identity header
+  uint64_t now = kSenderClock;  // the receiver's clock
   bool fresh = true;
 
   uint8_t expectedType() const {
@@ -128,7 +112,7 @@ void sealed(FuzzInput& in, const Case& c) {
   const std::vector<uint8_t> session = in.exact(8);
   std::copy(session.begin(), session.end(), header.session_id.begin());
   header.packet_id = in.upTo(UINT64_MAX);
-  header.timestamp = kNow;
+  header.timestamp = kSenderClock;
   const std::vector<uint8_t> client_session = in.exact(8);
   std::copy(client_session.begin(), client_session.end(), header.client_session_id.begin());
   header.padding = in.upTo(1023);
@@ -184,7 +168,7 @@ void handSealed(FuzzInput& in, const Case& c) {
   body.assign(bytes.begin(), bytes.end());
   if (plausible && body.size() >= fixed_at + 9) {
     body[fixed_at] = c.expectedType();
-    crypto::storeBe64(&body[fixed_at + 1], kNow);
+    crypto::storeBe64(&body[fixed_at + 1], kSenderClock);
   }
   std::span<const uint8_t> body_key = c.server ? c.keys.psk.bytes() : c.keys.user.bytes();
   if (crypto::usesXChaChaPackets(c.method)) {
@@ -237,20 +221,16 @@ void raw(FuzzInput& in, const Case& c) {
 }  // namespace
 }  // namespace shadowrelay::fuzzing
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace shadowrelay;
-  using namespace shadowrelay::fuzzing;
-  FuzzInput in(data, size);
+SR_FUZZ_TARGET(in) {
   const size_t mode = in.pick(3);
   const crypto::MethodInfo& method = pickMethod(in, crypto::Edition::Aead2022);
-  Keys keys(method, in.byte() % 4);
+  Keys2022 keys(method, in.byte() % 4);
   Case c{method, keys};
   c.server = in.boolean();
   c.users = c.server && crypto::usesSeparateHeader(method) && in.boolean();
-  const int64_t skew = static_cast<int64_t>(in.upTo(80)) - 40;
-  c.now = static_cast<uint64_t>(static_cast<int64_t>(kNow) + skew);
-  c.fresh = skew >= -static_cast<int64_t>(crypto::kMaxTimestampSkew) &&
-            skew <= static_cast<int64_t>(crypto::kMaxTimestampSkew);
+  const ReceiverClock clock = ReceiverClock::read(in);
+  c.now = clock.now;
+  c.fresh = clock.fresh;
   switch (mode) {
     case 0:
       sealed(in, c);
@@ -261,5 +241,4 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     default:
       raw(in, c);
   }
-  return 0;
 }

@@ -18,7 +18,6 @@
 
 #include "crypto/aead_stream.h"
 #include "crypto/key_derivation.h"
-#include "crypto/openssl_aead.h"
 #include "tests/crypto/decode_in_pieces.h"
 #include "tests/fuzz/crypto_fuzzing.h"
 #include "tests/fuzz/fuzz_input.h"
@@ -36,7 +35,7 @@ struct Decoded {
 
 Decoded decode(const crypto::MethodInfo& method, const crypto::MasterKey& key,
                const std::vector<uint8_t>& wire, const std::vector<size_t>& cuts) {
-  crypto::AeadStreamDecoder decoder(method, crypto::opensslProvider(), key.bytes());
+  crypto::AeadStreamDecoder decoder(method, provider(), key.bytes());
   Decoded d;
   d.status = testing::decodeInPieces(
       wire, cuts, crypto::kMaxChunkPayload, DecodeStatus::Ok,
@@ -51,7 +50,7 @@ Decoded decode(const crypto::MethodInfo& method, const crypto::MasterKey& key,
 std::vector<uint8_t> seal(const crypto::MethodInfo& method, const crypto::MasterKey& key,
                           std::span<const uint8_t> salt, size_t max_payload, size_t writes,
                           std::span<const uint8_t> plain) {
-  crypto::AeadStreamEncoder encoder(method, crypto::opensslProvider(), key.bytes(), salt);
+  crypto::AeadStreamEncoder encoder(method, provider(), key.bytes(), salt);
   SR_FUZZ_CHECK(encoder.valid());
   encoder.setMaxPayloadForTest(max_payload);
   std::vector<uint8_t> wire;
@@ -71,10 +70,7 @@ std::vector<uint8_t> seal(const crypto::MethodInfo& method, const crypto::Master
 }  // namespace
 }  // namespace shadowrelay::fuzzing
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace shadowrelay;
-  using namespace shadowrelay::fuzzing;
-  FuzzInput in(data, size);
+SR_FUZZ_TARGET(in) {
   const crypto::MethodInfo& method = pickMethod(in, crypto::Edition::Aead2017);
   const crypto::MasterKey key = testKey(method, in.byte() % 4);
   const bool real = in.boolean();
@@ -99,10 +95,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (real) SR_FUZZ_CHECK(isPrefix(d->plain, plain));
   }
   if (wire.size() >= crypto::streamProbeSize(method)) {
-    SR_FUZZ_CHECK(crypto::streamOpensWith(method, crypto::opensslProvider(), key.bytes(), wire) ==
+    SR_FUZZ_CHECK(crypto::streamOpensWith(method, provider(), key.bytes(), wire) ==
                   whole.authenticated);
   }
-  if (!real) return 0;
+  if (!real) return;
   if (damage.intact()) {
     SR_FUZZ_CHECK(whole.status == crypto::DecodeStatus::Ok);
     SR_FUZZ_CHECK(whole.plain.size() == plain.size());
@@ -112,5 +108,4 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (!damage.corrupted()) {
     SR_FUZZ_CHECK(whole.status == crypto::DecodeStatus::Ok);
   }
-  return 0;
 }

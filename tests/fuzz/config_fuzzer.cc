@@ -52,11 +52,8 @@ relay::Config withOtherSecrets(relay::Config c) {
 }  // namespace
 }  // namespace shadowrelay::fuzzing
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace shadowrelay;
-  using namespace shadowrelay::fuzzing;
+SR_FUZZ_TARGET(in) {
   static ConfigFile file;
-  FuzzInput in(data, size);
   const relay::Role roles[] = {relay::Role::Server, relay::Role::Local, relay::Role::Tunnel};
   const relay::Role role = roles[in.pick(3)];
   const std::string& path = file.write(in.rest());
@@ -64,12 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::StatusOr<relay::Config> config = relay::parseConfig(role, 2, argv);
   if (!config.ok()) {
     SR_FUZZ_CHECK(!config.status().message().empty());
-    return 0;
+    return;
   }
   SR_FUZZ_CHECK(config->role == role);
   (void)relay::validateConfig(*config);
   const relay::Config other = withOtherSecrets(*config);
   SR_FUZZ_CHECK(relay::describe(*config) == relay::describe(other));
   SR_FUZZ_CHECK(relay::checkReport(*config) == relay::checkReport(other));
-  return 0;
 }

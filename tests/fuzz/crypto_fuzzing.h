@@ -13,11 +13,17 @@
 #include <vector>
 
 #include "crypto/address.h"
+#include "crypto/aead2022.h"
+#include "crypto/identity_header.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
+#include "crypto/openssl_aead.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace shadowrelay::fuzzing {
+
+/// The provider every target uses (sanitizer builds have no other).
+inline const crypto::AeadProvider& provider() { return crypto::opensslProvider(); }
 
 /// One method of `edition`, chosen by the input.
 inline const crypto::MethodInfo& pickMethod(FuzzInput& in, crypto::Edition edition) {
@@ -35,6 +41,34 @@ inline crypto::MasterKey testKey(const crypto::MethodInfo& method, uint8_t id) {
   for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(id * 31 + i * 7 + 1);
   return crypto::MasterKey(key);
 }
+
+/// Shadowsocks 2022: the keys of a case. The server's key (its identity key when it has users),
+/// a configured user, and a stranger whom no table knows.
+struct Keys2022 {
+  Keys2022(const crypto::MethodInfo& method, uint8_t id)
+      : psk(testKey(method, id)), user(testKey(method, id + 1)), stranger(testKey(method, id + 2)) {
+    users.add(user.bytes());
+  }
+  crypto::MasterKey psk;
+  crypto::MasterKey user;
+  crypto::MasterKey stranger;
+  crypto::UserKeyTable users;  // the server's users: `user`
+};
+
+/// Shadowsocks 2022: the sender's clock (Unix seconds), and the receiver's, skewed by the input
+/// by up to 40 s either way (fresh: within the 30 s a receiver allows).
+inline constexpr uint64_t kSenderClock = 1'700'000'000;
+struct ReceiverClock {
+  uint64_t now = kSenderClock;
+  bool fresh = true;
+
+  static ReceiverClock read(FuzzInput& in) {
+    const int64_t skew = static_cast<int64_t>(in.upTo(80)) - 40;
+    const auto limit = static_cast<int64_t>(crypto::kMaxTimestampSkew);
+    return {static_cast<uint64_t>(static_cast<int64_t>(kSenderClock) + skew),
+            skew >= -limit && skew <= limit};
+  }
+};
 
 /// An address the encoders can write: IPv4, IPv6, or a host name of 1..255 bytes.
 inline crypto::SocksAddress readAddress(FuzzInput& in) {

@@ -25,6 +25,19 @@
     }                                                                                        \
   } while (0)
 
+/// Defines the fuzz target: `SR_FUZZ_TARGET(in) { ... }` is the body that gets each input as a
+/// FuzzInput `in`, inside namespace shadowrelay::fuzzing.
+#define SR_FUZZ_TARGET(in)                                                  \
+  namespace shadowrelay::fuzzing {                                          \
+  void fuzzOne(FuzzInput& in);                                              \
+  }                                                                         \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { \
+    shadowrelay::fuzzing::FuzzInput input(data, size);                      \
+    shadowrelay::fuzzing::fuzzOne(input);                                   \
+    return 0;                                                               \
+  }                                                                         \
+  void shadowrelay::fuzzing::fuzzOne(FuzzInput& in)
+
 namespace shadowrelay::fuzzing {
 
 /// Reads decisions from the front of the fuzzer's input. Once the input is used up every
@@ -34,6 +47,8 @@ namespace shadowrelay::fuzzing {
 class FuzzInput {
  public:
   FuzzInput(const uint8_t* data, size_t size) : data_(data, size) {}
+  /// All of the input, whatever was read already.
+  std::span<const uint8_t> all() const { return data_; }
 
   size_t remaining() const { return data_.size() - pos_; }
 

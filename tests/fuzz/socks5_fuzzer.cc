@@ -116,11 +116,9 @@ void checkUdpHeader(std::span<const uint8_t> in) {
 }  // namespace
 }  // namespace shadowrelay::fuzzing
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace shadowrelay::fuzzing;
-  const std::span<const uint8_t> in(data, size);
+SR_FUZZ_TARGET(input) {
+  const std::span<const uint8_t> in = input.all();
   checkGreeting(in);
   checkRequest(in);
   checkUdpHeader(in);
-  return 0;
 }

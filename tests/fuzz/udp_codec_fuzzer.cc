@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "crypto/key_derivation.h"
-#include "crypto/openssl_aead.h"
 #include "crypto/udp_codec.h"
 #include "tests/fuzz/crypto_fuzzing.h"
 #include "tests/fuzz/fuzz_input.h"
@@ -55,10 +54,7 @@ Opened openInPlace(crypto::UdpCodec& codec, const crypto::MasterKey& key,
 }  // namespace
 }  // namespace shadowrelay::fuzzing
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace shadowrelay;
-  using namespace shadowrelay::fuzzing;
-  FuzzInput in(data, size);
+SR_FUZZ_TARGET(in) {
   const crypto::MethodInfo& method = pickMethod(in, crypto::Edition::Aead2017);
   const uint8_t key_id = in.byte() % 4;
   const crypto::MasterKey key = testKey(method, key_id);
@@ -67,7 +63,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Damage damage = Damage::read(in);
   const std::span<const uint8_t> plain = in.rest();
 
-  crypto::UdpCodec codec(method, crypto::opensslProvider());
+  crypto::UdpCodec codec(method, provider());
   std::vector<uint8_t> packet(plain.begin(), plain.end());
   if (real) {
     packet.resize(plain.size() + codec.overhead());
@@ -79,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SR_FUZZ_CHECK(openInPlace(codec, key, packet) == copy);
   SR_FUZZ_CHECK(openCopy(codec, key, packet) == copy);
   if (copy.size) SR_FUZZ_CHECK(*copy.size + codec.overhead() == packet.size());
-  if (!real) return 0;
+  if (!real) return;
   if (damage.intact()) {
     SR_FUZZ_CHECK(copy.size &&
                   std::equal(copy.plain.begin(), copy.plain.end(), plain.begin(), plain.end()));
@@ -87,5 +83,4 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     SR_FUZZ_CHECK(!copy.size);
   }
-  return 0;
 }

@@ -135,17 +135,14 @@ void checkChannel(std::span<const uint8_t> stream, int version, const std::vecto
 }  // namespace
 }  // namespace shadowrelay::fuzzing
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace shadowrelay::fuzzing;
-  FuzzInput in(data, size);
+SR_FUZZ_TARGET(in) {
   const uint8_t mode = in.byte();
   if ((mode & 1) == 0) {
     checkWire(in.rest());
-    return 0;
+    return;
   }
   const int version = (mode & 2) != 0 ? 2 : 1;
   const std::vector<uint16_t> seeds = in.cutSeeds(8);
   const std::span<const uint8_t> stream = in.rest();
   checkChannel(stream, version, cutsFor(seeds, stream.size()));
-  return 0;
 }

@@ -171,14 +171,11 @@ void checkLoad(FuzzInput& in) {
 }  // namespace
 }  // namespace shadowrelay::fuzzing
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace shadowrelay;
-  using namespace shadowrelay::fuzzing;
-  FuzzInput in(data, size);
+SR_FUZZ_TARGET(in) {
   const size_t mode = in.pick(3);
   if (mode == 2) {
     checkLoad(in);
-    return 0;
+    return;
   }
   const std::span<const uint8_t> rest = in.rest();
   const std::string text = mode == 1 ? wrap(rest) : std::string(rest.begin(), rest.end());
@@ -188,5 +185,4 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     checkNoSecrets(text, contents.status().message());
   }
-  return 0;
 }
