@@ -96,7 +96,14 @@ case "$cmd" in
       if [ "$rc" -eq 0 ]; then
         echo "[fuzz] $t: $(summary "$log"), $((SECONDS - start))s, ok" >&2
       else
-        echo "[fuzz] $t FAILED (exit $rc):" >&2
+        # Keep the input that failed: the temporary directory goes away.
+        mkdir -p "$fuzz_dir/crashes"
+        kept=""
+        for a in "$tmp/$t"-*; do
+          [ -e "$a" ] || continue
+          cp "$a" "$fuzz_dir/crashes/" && kept="$kept $fuzz_dir/crashes/$(basename "$a")"
+        done
+        echo "[fuzz] $t FAILED (exit $rc; input:${kept:- none written}):" >&2
         grep -E 'ERROR|invariant|SUMMARY|^    #[0-9]' "$log" | head -30 >&2 || true
         failed=$((failed + 1))
       fi
