@@ -22,6 +22,7 @@
 #include "relay/net/socket.h"
 #include "relay/udp/uot.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/testing/loopback.h"
 
 namespace shadowrelay::fuzzing {
 namespace {
@@ -103,14 +104,15 @@ std::vector<Datagram> expectedDatagrams(std::span<const uint8_t> stream, int ver
 }
 
 void checkChannel(std::span<const uint8_t> stream, int version, const std::vector<size_t>& cuts) {
-  int sv[2];
-  SR_FUZZ_CHECK(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
-  relay::Fd peer(sv[0]);
+  relay::Fd peer;
+  relay::Fd ours;
+  relay::testing::streamPair(&peer, &ours);
+  SR_FUZZ_CHECK(peer.valid() && ours.valid());
   relay::EventLoop loop;
   std::vector<Datagram> got;
   bool closed = false;
   auto channel = relay::UotChannel::server(
-      loop, relay::Fd(sv[1]), version,
+      loop, std::move(ours), version,
       [&got](const crypto::SocksAddress& address, std::span<const uint8_t> payload) {
         got.emplace_back(address, std::vector<uint8_t>(payload.begin(), payload.end()));
       },

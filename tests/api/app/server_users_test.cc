@@ -5,11 +5,6 @@
 // cross-thread hand-offs (registry → apply → posted tasks → each loop) are checked.
 #include "api/app/server_users.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,36 +19,18 @@
 #include "relay/event/worker_pool.h"
 #include "relay/net/socket.h"
 #include "relay/worker/worker.h"
+#include "tests/testing/loopback.h"
 
 namespace shadowrelay::api::app {
 namespace {
 
 constexpr size_t kWorkers = 2;
 
-/// A TCP port nobody listens on right now (bound to port 0, then released).
-uint16_t freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+/// A TCP port nobody listens on right now (a listener's port, released).
+uint16_t freePort() { return relay::testing::portOf(relay::testing::listenLoopback().get()); }
 
 /// Whether a TCP connection to 127.0.0.1:port is accepted by the kernel.
-bool connects(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
+bool connects(uint16_t port) { return relay::testing::connectLoopback(port).valid(); }
 
 class ServerUsersTest : public ::testing::Test {
  protected:
@@ -91,9 +68,8 @@ class ServerUsersTest : public ::testing::Test {
   /// Each worker's table, read on its own loop after everything posted before has run.
   std::vector<relay::UserTablePtr> workerTables() {
     std::vector<relay::UserTablePtr> tables(kWorkers);
-    pool_.runOnEachAndWait([&](relay::EventLoop&, size_t i) {
-      tables[i] = workers_[i]->users().table();
-    });
+    pool_.runOnEachAndWait(
+        [&](relay::EventLoop&, size_t i) { tables[i] = workers_[i]->users().table(); });
     return tables;
   }
 
