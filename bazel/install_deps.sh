@@ -19,6 +19,8 @@ TEST_PKGS=(
   simple-obfs shadowsocks-v2ray-plugin
   # tests/deploy: the chart renderer (Go text/template + sprig, offline from Debian) and systemd-analyze.
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev systemd
+  # tests/fuzz (--config=fuzz): clang, and libFuzzer with clang's sanitizer runtimes.
+  clang libclang-rt-dev
 )
 BENCH_PKGS=(iperf3 wrk openssl)
 

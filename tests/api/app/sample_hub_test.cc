@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "api/app/sample_hub.h"
 
+#include <atomic>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -67,6 +69,59 @@ TEST(SampleHubTest, RetiredUsersAreForgotten) {
   auto back = byName(hub.takeTrafficDeltas());
   EXPECT_EQ(back["bob"].bytes_up, 10u);
   EXPECT_EQ(back["bob"].tcp_connections, 1u);
+}
+
+// The hub between threads, as the server runs it (and under ./dev test's TSan configuration):
+// workers publish their growing counters from their own threads while the registry's tick takes
+// deltas and the metrics and status paths read the gauges. Every byte is handed out exactly
+// once, whatever the interleaving.
+TEST(SampleHubTest, ConcurrentWorkersAndReadersLoseAndRepeatNothing) {
+  constexpr size_t kWorkers = 4;
+  constexpr uint64_t kRounds = 300;
+  class CountingObserver final : public relay::RelayObserver {
+   public:
+    void publish(size_t, const WorkerSample&) override { ++samples; }
+    std::atomic<uint64_t> samples{0};
+  } next;
+  SampleHub hub(kWorkers, &next);
+  std::atomic<bool> publishing{true};
+  std::map<std::string, users::TrafficCounters> taken;  // only the tick thread writes it
+  std::thread tick([&] {
+    const auto take = [&] {
+      for (const auto& d : hub.takeTrafficDeltas()) taken[d.name] += d.delta;
+    };
+    while (publishing.load()) take();
+    take();  // what the last samples added
+  });
+  std::thread gauges([&] {
+    while (publishing.load()) {
+      EXPECT_LE(hub.activeTcpSessions(), kWorkers * kRounds);
+      EXPECT_LE(hub.udpAssociations(), kWorkers * kRounds);
+    }
+  });
+  std::vector<std::thread> workers;
+  for (size_t w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&hub, w] {
+      WorkerSample s;  // cumulative, as a worker's counters are
+      for (uint64_t i = 1; i <= kRounds; ++i) {
+        s.users["alice"].tcp_bytes_up += 10;
+        s.users["bob"].tcp_bytes_up += w + 1;
+        s.users["bob"].tcp_connections = i;
+        s.tcp_active = i;
+        s.udp_associations_active = i;
+        hub.publish(w, s);
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  publishing.store(false);
+  tick.join();
+  gauges.join();
+  EXPECT_EQ(next.samples.load(), kWorkers * kRounds);
+  EXPECT_EQ(taken["alice"].bytes_up, kWorkers * kRounds * 10);
+  EXPECT_EQ(taken["bob"].bytes_up, kRounds * (1 + 2 + 3 + 4));
+  EXPECT_EQ(taken["bob"].tcp_connections, kWorkers * kRounds);
+  EXPECT_EQ(hub.activeTcpSessions(), kWorkers * kRounds);
 }
 
 }  // namespace
