@@ -141,10 +141,21 @@ def histogram_problems(text):
 
 
 def free_udp_port():
-    """A UDP port free on LOOPBACK when probed, for dnsmasq (it cannot report what it bound)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+    """A port free on LOOPBACK for UDP and TCP when probed, for dnsmasq (it binds both and
+    cannot report what it bound). The TCP probe binds without SO_REUSEADDR, as dnsmasq does, so
+    a port still held by TIME_WAIT connections (thousands after the concurrency tests) is
+    skipped."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((LOOPBACK, 0))
+            port = s.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("no port free for both UDP and TCP on 127.0.0.1 in 200 tries")
 
 
 def dns_query(name, qid=0x5252):
