@@ -14,8 +14,8 @@ order flips every round). Per run:
   - CPU per request per hop (tunnel, server), user and system apart, from /proc/PID/stat
     utime/stime deltas over the steady state: from the moment nginx's stub_status shows 95 % of
     the N connections open (plus a settle of 0.5 s) to just before wrk stops, divided by the
-    requests nginx served in that window. Opening N connections through two relays costs more CPU than
-    serving a few requests on them, so the whole-run figure (also recorded) mixes that in.
+    requests nginx served in that window; and over the whole run (wrk's start to its exit,
+    over the requests wrk counted), which includes opening and closing the N connections.
 Targets: ours >= 1.2x libev's requests/s and ours' p99 <= libev's, at every level.
 
 Descriptors: each relay process holds two descriptors per relayed connection (client side and
@@ -402,6 +402,7 @@ class ScaleBench(Bench):
             "p99_ms": lambda r: r["p99_ms"],
             "steady_rps": lambda r: r["steady"]["rps"] if r["steady"] else None,
             "connections_open_s": lambda r: r["connections_open_s"],
+            "socket_errors": lambda r: sum(r["socket_errors"].values()),
             "rss_tunnel_mib": lambda r: r["peak_rss_kib"]["tunnel"] / 1024,
             "rss_server_mib": lambda r: r["peak_rss_kib"]["server"] / 1024,
         }
@@ -410,6 +411,9 @@ class ScaleBench(Bench):
                 measures[f"{hop}_{kind}"] = (
                     lambda r, hop=hop, kind=kind: r["steady"]["cpu_per_request"][hop][kind]
                     if r["steady"] and r["steady"]["cpu_per_request"] else None)
+                measures[f"{hop}_{kind}_run"] = (
+                    lambda r, hop=hop, kind=kind: r["whole_run_cpu_per_request"][hop][kind]
+                    if r["whole_run_cpu_per_request"] else None)
         for name, get in measures.items():
             by_round = {}
             for r in rows:
@@ -472,6 +476,8 @@ class ScaleBench(Bench):
                  None, True),
                 ("connections_open_s", "seconds until nginx saw all connections (information)",
                  2, None, False),
+                ("socket_errors", "wrk socket errors per run (connect, read, write, timeout; "
+                 "information)", 0, None, False),
                 ("rss_tunnel_mib", "tunnel peak RSS (MiB, information)", 1, None, False),
                 ("rss_server_mib", "server peak RSS (MiB, information)", 1, None, False))
         for level in self.levels:
@@ -483,25 +489,29 @@ class ScaleBench(Bench):
                     f"{ratio(o, l)} | {paired_ratio(o, l)} | "
                     f"{target_cell(o, l, target, minimum=minimum)} |")
         add("")
-        add(f"### CPU per request per hop (µs, steady state: {STEADY_SHARE:.0%} of the connections "
-            "open or more)")
+        add("### CPU per request per hop (µs)")
         add("")
-        add("utime and stime deltas of each relay process (/proc/PID/stat) over the steady "
-            "state, divided by the requests nginx served meanwhile; medians over the rounds. "
-            "System time is the kernel's TCP work on the relay's behalf (the floor).")
+        add("utime and stime deltas of each relay process (/proc/PID/stat), divided by the "
+            "requests served; medians over the rounds. Steady state: from "
+            f"{STEADY_SHARE:.0%} of the connections open at nginx to the end of the run, over "
+            "the requests nginx served meanwhile. Whole run: wrk's start to its exit, over the "
+            "requests wrk counted, so opening (and closing) the N connections is in it. System "
+            "time is the kernel's TCP work on the relay's behalf (the floor).")
         add("")
-        add("| connections | hop | ours user | ours system | libev user | libev system "
+        add("| connections | window | hop | ours user | ours system | libev user | libev system "
             "| ours/libev (user + system) |")
-        add("|---:|---|---:|---:|---:|---:|---:|")
+        add("|---:|---|---|---:|---:|---:|---:|---:|")
         for level in self.levels:
-            for hop in HOPS:
-                cells = [self.get(level, f"{hop}_{kind}", impl) for impl in IMPLS
-                         for kind in ("user_us", "system_us")]
-                if all(c is None for c in cells):
-                    continue
-                total = {impl: self.total_cpu(level, hop, impl) for impl in IMPLS}
-                add(f"| {level:,} | {hop} | " + " | ".join(fmt(c, 1) for c in cells) +
-                    f" | {ratio(total['ours'], total['libev'])} |")
+            for suffix, window in (("", "steady state"), ("_run", "whole run")):
+                for hop in HOPS:
+                    cells = [self.get(level, f"{hop}_{kind}{suffix}", impl) for impl in IMPLS
+                             for kind in ("user_us", "system_us")]
+                    if all(c is None for c in cells):
+                        continue
+                    total = {impl: self.total_cpu(level, hop, impl, suffix) for impl in IMPLS}
+                    add(f"| {level:,} | {window} | {hop} | " +
+                        " | ".join(fmt(c, 1) for c in cells) +
+                        f" | {ratio(total['ours'], total['libev'])} |")
         self.add_run_notes()
         failures = [f"{level:,} connections, {impl}: {r['error']}"
                     for (level, name, impl), r in self.results["scale"].items() if r.get("error")]
@@ -513,9 +523,10 @@ class ScaleBench(Bench):
                          "whole run and the steady state, RSS, listen-queue drops", "scale",
                          summary)
 
-    def total_cpu(self, level, hop, impl):
+    def total_cpu(self, level, hop, impl, suffix=""):
         """User + system per request of the rounds that have both, as a result for ratio()."""
-        u, s = self.get(level, f"{hop}_user_us", impl), self.get(level, f"{hop}_system_us", impl)
+        u = self.get(level, f"{hop}_user_us{suffix}", impl)
+        s = self.get(level, f"{hop}_system_us{suffix}", impl)
         if not u or not s:
             return None
         both = [u["by_round"][r] + s["by_round"][r] for r in u["by_round"] if r in s["by_round"]]
@@ -541,9 +552,9 @@ class ScaleBench(Bench):
                               "the SYN is retransmitted after 1 s, then 3 s...): " +
                               "; ".join(drops))
         if no_window:
-            self.notes.append(f"no steady-state window (nginx never saw {STEADY_SHARE:.0%} of the "
-                              "connections open long enough), so no CPU per request: " +
-                              ", ".join(no_window))
+            self.notes.append(f"no steady-state window (nginx never saw {STEADY_SHARE:.0%} of "
+                              "the connections open long enough), so no steady-state CPU per "
+                              "request: " + ", ".join(no_window))
 
 
 def read_sysctl(path):
