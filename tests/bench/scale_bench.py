@@ -42,8 +42,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Chains, nginx, process ownership, quiet-machine waiting and table cells: the TCP benchmark's.
 from tcp_bench import (IMPLS, WRK_METHOD, Bench, CpuMeter, env_int, fmt,  # noqa: E402
-                       http_get, method_label, missing_tool, paired_ratio, proc_cpu_times,
-                       process_tree, ratio, rss_kib, run_owned, target_cell)
+                       http_get, method_label, missing_tool, paired_ratio, parse_args,
+                       proc_cpu_times, process_tree, ratio, rss_kib, run_owned, target_cell)
 
 TOOL = "scale_bench"
 DEFAULT_LEVELS = "100,1000,10000"
@@ -225,12 +225,14 @@ class ScaleBench(Bench):
     TOOL = TOOL
 
     def __init__(self, ours_bin):
-        super().__init__(ours_bin, prefix="scale")
-        self.seconds = env_int("BENCH_SECONDS", 15, tool=TOOL)
+        # The knobs first: a bad one exits before Bench makes its temporary directory.
+        seconds = env_int("BENCH_SECONDS", 15, tool=TOOL)
         self.wrk_timeout = env_int("BENCH_WRK_TIMEOUT", 10, tool=TOOL)
         self.method = os.environ.get("BENCH_SCALE_METHOD", WRK_METHOD)
         self.requested = parse_levels(os.environ.get("BENCH_SCALE_LEVELS", DEFAULT_LEVELS),
-                                      self.wrk_threads)
+                                      env_int("BENCH_WRK_THREADS", 2, tool=TOOL))
+        super().__init__(ours_bin, prefix="scale")
+        self.seconds = seconds
         self.levels = []
         for want in self.requested:
             level = fitting_level(want, self.nofile)
@@ -244,7 +246,6 @@ class ScaleBench(Bench):
                 self.levels.append(level)
         self.results = {"scale": {}}
         self.backlogs = {}  # impl -> (tunnel, server) listen backlog
-        self.ramp = {}      # (level, impl) -> seconds until nginx saw all connections, per run
 
     # -- one run -------------------------------------------------------------------------------
 
@@ -566,18 +567,10 @@ def read_sysctl(path):
 
 
 def main(argv):
-    ours = os.environ.get("BENCH_OURS_BIN") or None
-    args = list(argv)
-    while args:
-        a = args.pop(0)
-        if a in ("-h", "--help"):
-            usage()
-            return 0
-        if a == "--ours" and args:
-            ours = args.pop(0) or None
-        else:
-            print(f"{TOOL}: unknown argument {a!r}", file=sys.stderr)
-            return 2
+    parsed = parse_args(TOOL, argv, usage)
+    if isinstance(parsed, int):
+        return parsed
+    ours, _ = parsed
     if missing_tool(TOOL, ("wrk", "nginx", "ss-server", "ss-tunnel", "ss")):
         return 2
     return run_owned(lambda: ScaleBench(ours), lambda bench: bench.run())

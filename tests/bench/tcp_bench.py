@@ -1357,9 +1357,13 @@ def run_owned(make_bench, action):
     return 0
 
 
-def main(argv):
+def parse_args(tool, argv, usage, options=None):
+    """The benchmarks' command line: -h/--help, --ours PATH (default $BENCH_OURS_BIN) and
+    `options` (name -> function taking the remaining arguments, consuming its values, returning
+    the option's value). Returns (ours, {name: value}), or an exit status after --help (0) or a
+    bad argument (2)."""
     ours = os.environ.get("BENCH_OURS_BIN") or None
-    hold = None
+    given = {}
     args = list(argv)
     while args:
         a = args.pop(0)
@@ -1368,16 +1372,25 @@ def main(argv):
             return 0
         if a == "--ours" and args:
             ours = args.pop(0) or None
-        elif a == "--hold":
-            hold = int(args.pop(0)) if args and args[0].isdigit() else 600
+        elif options and a in options:
+            given[a] = options[a](args)
         else:
-            print(f"tcp_bench: unknown argument {a!r}", file=sys.stderr)
+            print(f"{tool}: unknown argument {a!r}", file=sys.stderr)
             return 2
+    return ours, given
+
+
+def main(argv):
+    parsed = parse_args("tcp_bench", argv, usage, {
+        "--hold": lambda args: int(args.pop(0)) if args and args[0].isdigit() else 600})
+    if isinstance(parsed, int):
+        return parsed
+    ours, options = parsed
     if missing_tool("tcp_bench", ("iperf3", "wrk", "nginx", "ss-server", "ss-tunnel")):
         return 2
-    if hold is not None:
+    if "--hold" in options:
         return run_owned(lambda: Bench(ours, prefix="tcp_hold"),
-                         lambda bench: bench.hold(min(hold, 3600)))
+                         lambda bench: bench.hold(min(options["--hold"], 3600)))
     return run_owned(lambda: Bench(ours), lambda bench: bench.run())
 
 

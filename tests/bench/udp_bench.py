@@ -48,8 +48,9 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Process ownership, /proc CPU accounting and table cells are shared with the TCP benchmark.
 from tcp_bench import (METHODS as METHODS_ALL, Procs, RelayBench,  # noqa: E402
-                       fmt, log_tail, missing_tool, paired_ratio, proc_cpu_seconds,
-                       process_tree, ratio, ratio_value, run_owned, system_cpu)
+                       fmt, log_tail, missing_tool, paired_ratio, parse_args,
+                       proc_cpu_seconds, process_tree, ratio, ratio_value, run_owned,
+                       system_cpu)
 from tcp_bench import env_int as _env_int  # noqa: E402
 
 DEFAULT_METHODS = "chacha20-ietf-poly1305 aes-128-gcm"
@@ -746,21 +747,13 @@ class Bench(RelayBench):
 
 
 def main(argv):
-    ours = os.environ.get("BENCH_OURS_BIN") or None
-    args = list(argv)
-    while args:
-        a = args.pop(0)
-        if a in ("-h", "--help"):
-            usage()
-            return 0
-        if a == "--check-env":
-            read_knobs()  # udp_bench.sh: bad knobs fail before the build
-            return 0
-        if a == "--ours" and args:
-            ours = args.pop(0) or None
-        else:
-            print(f"udp_bench: unknown argument {a!r}", file=sys.stderr)
-            return 2
+    parsed = parse_args("udp_bench", argv, usage, {"--check-env": lambda args: True})
+    if isinstance(parsed, int):
+        return parsed
+    ours, options = parsed
+    if "--check-env" in options:
+        read_knobs()  # udp_bench.sh: bad knobs fail before the build
+        return 0
     if missing_tool("udp_bench", ("ss-server", "ss-tunnel")):
         return 2
     return run_owned(lambda: Bench(ours), lambda bench: bench.run())
