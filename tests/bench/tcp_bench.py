@@ -281,10 +281,11 @@ def process_tree(pid):
     return tree
 
 
-def rss_kib(pid):
-    """VmRSS of pid plus its descendant processes (threads share the process's VmRSS)."""
+def rss_kib(pid, tree=None):
+    """VmRSS of pid plus its descendant processes (threads share the process's VmRSS); `tree`:
+    process_tree(pid) when the caller already has it (sampling many times a second)."""
     total = 0
-    for p in process_tree(pid):
+    for p in tree if tree is not None else process_tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -299,14 +300,20 @@ def rss_kib(pid):
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu_seconds(pid):
-    """utime + stime of pid (all its threads), 0 when it is gone."""
+def proc_cpu_times(pid):
+    """(user, system) CPU seconds of pid (all its threads: utime, stime), (0, 0) when it is
+    gone. The split tells the relay's own work from the kernel's socket work on its behalf."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
     except (OSError, ValueError, IndexError):
-        return 0.0
+        return 0.0, 0.0
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of pid (all its threads), 0 when it is gone."""
+    return sum(proc_cpu_times(pid))
 
 
 def system_cpu():
@@ -399,6 +406,42 @@ class RelayBench:
                 self.notes.append(note)
             return True
         return False
+
+    def add_machine_notes(self):
+        """Notes on how quiet the machine was: the waiting done, the runs other processes
+        overlapped (read from self.quiet_waited and self.foreign, cores per run)."""
+        if self.quiet_waited:
+            self.notes.append(f"waited {self.quiet_waited:.0f} s in all for other processes on "
+                              "the machine to go idle before runs")
+        foreign = [f for f in self.foreign if f is not None]
+        busy_runs = [f for f in foreign if f > 0.25]
+        if busy_runs:
+            self.notes.append(
+                f"{len(busy_runs)} of {len(foreign)} runs overlapped other processes using more "
+                f"than 0.25 cores (max {max(foreign):.2f} of {os.cpu_count()}; average over all "
+                f"runs {statistics.mean(foreign):.2f}): those runs are skewed; per-run figures in "
+                "the raw data (cpu.foreign_cores)")
+
+    def report_head(self, title):
+        """(machine, lines): a report's title and machine line."""
+        m = self.machine()
+        tools = f"; {', '.join(m['tools'])}" if m.get("tools") else ""
+        return m, [title, "", f"Machine: {m['nproc']} CPUs, {m['cpu']}, kernel {m['kernel']}; "
+                   f"{m['libev']}; ours: {m['ours']}{tools}; {m['date']}"]
+
+    def report_tail(self, lines, failures, raw_what, name, summary):
+        """Ends a report: notes (the machine's too) and failures, where the raw data is; prints
+        it and writes it to NAME.md, `summary` to NAME_summary.json."""
+        self.add_machine_notes()
+        if failures or self.notes:
+            lines += ["", "Notes:"] + [f"- {text}" for text in self.notes + failures]
+        lines += ["", f"Raw data: {self.raw_path} ({raw_what}), process logs in {self.log_dir}."]
+        text = "\n".join(lines)
+        print(text)
+        with open(os.path.join(self.out, f"{name}.md"), "w") as f:
+            f.write(text + "\n")
+        with open(os.path.join(self.out, f"{name}_summary.json"), "w") as f:
+            json.dump(summary, f, indent=2, sort_keys=True)
 
     def wait_quiet(self):
         """Before a run: wait (bounded) until the rest of the machine is idle, since another
@@ -675,7 +718,11 @@ class Bench(RelayBench):
 
     # -- nginx + wrk ----------------------------------------------------------------------------
 
-    def start_nginx(self):
+    def start_nginx(self, for_scale=False):
+        """nginx serving /1k.bin on a free port: (process, port). for_scale=True adds
+        /nginx_status (stub_status: connections open and requests served so far) and takes every
+        pending connection per accept event (multi_accept), so that with thousands of busy
+        connections the target is not what holds new ones back."""
         prefix = os.path.join(self.tmp, "nginx")
         www = os.path.join(prefix, "www")
         os.makedirs(www, exist_ok=True)
@@ -688,12 +735,16 @@ class Bench(RelayBench):
         conf = os.path.join(prefix, "nginx.conf")
         temp = {k: os.path.join(prefix, k) for k in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
         user = "user root root;\n" if os.geteuid() == 0 else ""
+        status_location = ("        location = /nginx_status { stub_status; }\n"
+                           if for_scale else "")
+        multi_accept = " multi_accept on;" if for_scale else ""
         with open(conf, "w") as f:
             f.write(f"""daemon off;
 {user}worker_processes {self.nginx_workers};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
-events {{ worker_connections 16384; }}
+worker_rlimit_nofile {self.nofile};
+events {{ worker_connections 16384;{multi_accept} }}
 http {{
     access_log off;
     client_body_temp_path {temp['body']};
@@ -708,7 +759,7 @@ http {{
         listen 127.0.0.1:{port} backlog=4096;
         root {www};
         location / {{ }}
-    }}
+{status_location}    }}
 }}
 """)
         nginx = self.procs.start("nginx", ["nginx", "-p", prefix, "-e", f"{prefix}/error.log",
@@ -720,6 +771,15 @@ http {{
         if status != 200 or len(body) != 1024:
             raise RuntimeError(f"nginx sanity check: status {status}, {len(body)} bytes")
         return nginx, port
+
+    def http_sanity(self, chain):
+        """None when GET /1k.bin through chain's tunnel returns the file, else why not."""
+        status, body = http_get(chain.tunnel_port, "/1k.bin")
+        self.record(kind="wrk_sanity", impl=chain.impl, status=status, bytes=len(body))
+        if status != 200 or len(body) != 1024:
+            return (f"GET /1k.bin through the tunnel: status {status}, {len(body)} bytes "
+                    "(expected 200, 1024)")
+        return None
 
     def wrk_once(self, chain, close):
         """One wrk run through chain: (requests/s or None, error, output, cpu)."""
@@ -772,11 +832,8 @@ http {{
                         for mode in ("keepalive", "close"):
                             errors[(mode, impl)] = self.start_errors[(impl, method)]
                     continue
-                status, body = http_get(chain.tunnel_port, "/1k.bin")
-                self.record(kind="wrk_sanity", impl=impl, status=status, bytes=len(body))
-                if status != 200 or len(body) != 1024:
-                    why = (f"GET /1k.bin through the tunnel: status {status}, {len(body)} bytes "
-                           "(expected 200, 1024)")
+                why = self.http_sanity(chain)
+                if why:
                     self.progress(f"  {impl}: {why}; skipping wrk for {impl}")
                     self.stop_chain(chain)
                     chains[impl] = None
@@ -953,13 +1010,8 @@ http {{
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
     def report(self):
-        m = self.machine()
-        lines = []
+        m, lines = self.report_head("## TCP relay (`./dev bench tcp`)")
         add = lines.append
-        add("## TCP relay (`./dev bench tcp`)")
-        add("")
-        add(f"Machine: {m['nproc']} CPUs, {m['cpu']}, kernel {m['kernel']}; {m['libev']}; "
-            f"ours: {m['ours']}; {', '.join(m['tools'])}; {m['date']}")
         add("")
         add(f"Loopback, `tunnel -> server -> target` for both implementations, same method and "
             f"password; ours and libev alternate run by run, {self.rounds} round(s), medians; "
@@ -1051,39 +1103,15 @@ http {{
                 oe = {"median": o.get("per_relay_core")} if o else None
                 le = {"median": l.get("per_relay_core")} if l else None
                 add(f"| {label} | {fmt(oe, digits)} | {fmt(le, digits)} | {ratio(oe, le)} |")
-        if self.quiet_waited:
-            self.notes.append(f"waited {self.quiet_waited:.0f} s in all for other processes on "
-                              "the machine to go idle before runs")
-        foreign = [f for f in self.foreign if f is not None]
-        busy_runs = [f for f in foreign if f > 0.25]
-        if busy_runs:
-            self.notes.append(
-                f"{len(busy_runs)} of {len(foreign)} runs overlapped other processes using more "
-                f"than 0.25 cores (max {max(foreign):.2f} of {os.cpu_count()}; average over all "
-                f"runs {statistics.mean(foreign):.2f}): those runs are skewed; per-run figures in "
-                "the raw data (cpu.foreign_cores)")
         failures = []
         for part, table in self.results.items():
             for key, r in table.items():
                 if r.get("error"):
                     failures.append(f"{part} {'/'.join(key)}: {r['error']}")
-        if failures or self.notes:
-            add("")
-            add("Notes:")
-            for text in self.notes + failures:
-                add(f"- {text}")
-        add("")
-        add(f"Raw data: {self.raw_path} (one JSON object per run), process logs in "
-            f"{self.log_dir}.")
-        text = "\n".join(lines)
-        print(text)
-        with open(os.path.join(self.out, "tcp.md"), "w") as f:
-            f.write(text + "\n")
         summary = {"machine": m, "ours_unavailable": self.ours_unavailable,
                    "results": {part: {"/".join(k): v for k, v in table.items()}
                                for part, table in self.results.items()}}
-        with open(os.path.join(self.out, "tcp_summary.json"), "w") as f:
-            json.dump(summary, f, indent=2, sort_keys=True)
+        self.report_tail(lines, failures, "one JSON object per run", "tcp", summary)
 
     def run(self):
         self.progress(f"ours: {self.ours_bin or 'n/a'}; libev methods: "
@@ -1299,9 +1327,43 @@ def raise_nofile():
             continue
 
 
-def main(argv):
+def missing_tool(tool_name, tools):
+    """The first of `tools` not on PATH (after saying so on stderr), or None."""
+    for tool in tools:
+        if not shutil.which(tool):
+            print(f"{tool_name}: {tool} is missing (bazel/install_deps.sh bench)",
+                  file=sys.stderr)
+            return tool
+    return None
+
+
+def run_owned(make_bench, action):
+    """Raises RLIMIT_NOFILE, turns SIGINT, SIGTERM and SIGHUP into SystemExit (so the cleanup
+    below kills every child), then action(make_bench()) and the bench's close() in any case."""
+    raise_nofile()
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    bench = None
+    try:
+        bench = make_bench()
+        action(bench)
+    finally:
+        if bench is not None:
+            bench.close()
+    return 0
+
+
+def parse_args(tool, argv, usage, options=None):
+    """The benchmarks' command line: -h/--help, --ours PATH (default $BENCH_OURS_BIN) and
+    `options` (name -> function taking the remaining arguments, consuming its values, returning
+    the option's value). Returns (ours, {name: value}), or an exit status after --help (0) or a
+    bad argument (2)."""
     ours = os.environ.get("BENCH_OURS_BIN") or None
-    hold = None
+    given = {}
     args = list(argv)
     while args:
         a = args.pop(0)
@@ -1310,31 +1372,26 @@ def main(argv):
             return 0
         if a == "--ours" and args:
             ours = args.pop(0) or None
-        elif a == "--hold":
-            hold = int(args.pop(0)) if args and args[0].isdigit() else 600
+        elif options and a in options:
+            given[a] = options[a](args)
         else:
-            print(f"tcp_bench: unknown argument {a!r}", file=sys.stderr)
+            print(f"{tool}: unknown argument {a!r}", file=sys.stderr)
             return 2
-    for tool in ("iperf3", "wrk", "nginx", "ss-server", "ss-tunnel"):
-        if not shutil.which(tool):
-            print(f"tcp_bench: {tool} is missing (bazel/install_deps.sh bench)", file=sys.stderr)
-            return 2
-    raise_nofile()
+    return ours, given
 
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    bench = Bench(ours, prefix="tcp_hold" if hold is not None else "tcp")
-    try:
-        if hold is not None:
-            bench.hold(min(hold, 3600))
-        else:
-            bench.run()
-    finally:
-        bench.close()
-    return 0
+def main(argv):
+    parsed = parse_args("tcp_bench", argv, usage, {
+        "--hold": lambda args: int(args.pop(0)) if args and args[0].isdigit() else 600})
+    if isinstance(parsed, int):
+        return parsed
+    ours, options = parsed
+    if missing_tool("tcp_bench", ("iperf3", "wrk", "nginx", "ss-server", "ss-tunnel")):
+        return 2
+    if "--hold" in options:
+        return run_owned(lambda: Bench(ours, prefix="tcp_hold"),
+                         lambda bench: bench.hold(min(options["--hold"], 3600)))
+    return run_owned(lambda: Bench(ours), lambda bench: bench.run())
 
 
 if __name__ == "__main__":

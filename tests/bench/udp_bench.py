@@ -37,7 +37,6 @@ import resource
 import selectors
 import shlex
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -49,8 +48,9 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # Process ownership, /proc CPU accounting and table cells are shared with the TCP benchmark.
 from tcp_bench import (METHODS as METHODS_ALL, Procs, RelayBench,  # noqa: E402
-                       fmt, impl_method, log_tail, method_label, paired_ratio, proc_cpu_seconds,
-                       process_tree, raise_nofile, ratio, ratio_value, relay_key, system_cpu)
+                       fmt, impl_method, log_tail, method_label, missing_tool, paired_ratio,
+                       parse_args, proc_cpu_seconds, process_tree, ratio, ratio_value, relay_key,
+                       run_owned, system_cpu)
 from tcp_bench import env_int as _env_int  # noqa: E402
 
 # A Shadowsocks 2022 method runs against libev's 2017 method of the same cipher (tcp_bench's
@@ -667,13 +667,8 @@ class Bench(RelayBench):
         return f"{text} {'met' if met else '**missed**'}{why}"
 
     def report(self):
-        m = self.machine()
-        lines = []
+        m, lines = self.report_head("## UDP relay (`./dev bench udp`)")
         add = lines.append
-        add("## UDP relay (`./dev bench udp`)")
-        add("")
-        add(f"Machine: {m['nproc']} CPUs, {m['cpu']}, kernel {m['kernel']}; {m['libev']}; "
-            f"ours: {m['ours']}; {m['date']}")
         add("")
         add(f"Loopback, `udp_blast -> tunnel -U -> server -U -> sink` for both implementations, "
             f"same method and password; {self.flows} flows (source ports), {self.payload}-byte "
@@ -737,40 +732,17 @@ class Bench(RelayBench):
                         f"{num(r, 'kernel_rcvbuf_drops_pct', 2, ' %')} | "
                         f"{num(r, 'relay_counted_drops', 0) if impl == 'ours' else 'n/a'} | "
                         f"{num(r, 'relay_cores', 2)} | {num(r, 'per_relay_core', 0)} |")
-        if self.quiet_waited:
-            self.notes.append(f"waited {self.quiet_waited:.0f} s in all for other processes on "
-                              "the machine to go idle before runs")
-        foreign = [f for f in self.foreign if f is not None]
-        busy_runs = [f for f in foreign if f > 0.25]
-        if busy_runs:
-            self.notes.append(
-                f"{len(busy_runs)} of {len(foreign)} runs overlapped other processes using more "
-                f"than 0.25 cores (max {max(foreign):.2f} of {os.cpu_count()}; average over all "
-                f"runs {statistics.mean(foreign):.2f}): those runs are skewed; per-run figures in "
-                "the raw data (cpu.foreign_cores)")
         failures = [f"{method} {rate_label(rate)} {impl}: {r['error']}"
                     for (method, rate, impl), r in self.results.items() if r.get("error")]
         if b and b.get("error"):
             failures.append(f"baseline: {b['error']}")
-        if failures or self.notes:
-            add("")
-            add("Notes:")
-            for text in self.notes + failures:
-                add(f"- {text}")
-        add("")
-        add(f"Raw data: {self.raw_path} (one JSON object per run: udp_blast counters, relay and "
-            "sender CPU, kernel UDP counters, our relays' `stopped: udp` counters), process "
-            f"logs in {self.log_dir}.")
-        text = "\n".join(lines)
-        print(text)
-        with open(os.path.join(self.out, "udp.md"), "w") as f:
-            f.write(text + "\n")
         summary = {"machine": m, "ours_unavailable": self.ours_unavailable,
                    "baseline": self.baseline_result,
                    "results": {f"{method}/{rate_label(rate)}/{impl}": v
                                for (method, rate, impl), v in self.results.items()}}
-        with open(os.path.join(self.out, "udp_summary.json"), "w") as f:
-            json.dump(summary, f, indent=2, sort_keys=True)
+        self.report_tail(lines, failures, "one JSON object per run: udp_blast counters, relay "
+                         "and sender CPU, kernel UDP counters, our relays' `stopped: udp` "
+                         "counters", "udp", summary)
 
     def close(self):
         self.procs.stop_all()
@@ -779,40 +751,16 @@ class Bench(RelayBench):
 
 
 def main(argv):
-    ours = os.environ.get("BENCH_OURS_BIN") or None
-    args = list(argv)
-    while args:
-        a = args.pop(0)
-        if a in ("-h", "--help"):
-            usage()
-            return 0
-        if a == "--check-env":
-            read_knobs()  # udp_bench.sh: bad knobs fail before the build
-            return 0
-        if a == "--ours" and args:
-            ours = args.pop(0) or None
-        else:
-            print(f"udp_bench: unknown argument {a!r}", file=sys.stderr)
-            return 2
-    for tool in ("ss-server", "ss-tunnel"):
-        if not shutil.which(tool):
-            print(f"udp_bench: {tool} is missing (bazel/install_deps.sh bench)", file=sys.stderr)
-            return 2
-    raise_nofile()
-
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    bench = None
-    try:
-        bench = Bench(ours)
-        bench.run()
-    finally:
-        if bench is not None:
-            bench.close()
-    return 0
+    parsed = parse_args("udp_bench", argv, usage, {"--check-env": lambda args: True})
+    if isinstance(parsed, int):
+        return parsed
+    ours, options = parsed
+    if "--check-env" in options:
+        read_knobs()  # udp_bench.sh: bad knobs fail before the build
+        return 0
+    if missing_tool("udp_bench", ("ss-server", "ss-tunnel")):
+        return 2
+    return run_owned(lambda: Bench(ours), lambda bench: bench.run())
 
 
 if __name__ == "__main__":

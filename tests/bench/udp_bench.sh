@@ -9,32 +9,13 @@
 # libev's numbers are still printed and ours reads n/a.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/bench_lib.sh
 
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
   exec python3 tests/bench/udp_bench.py --help
 fi
-
-missing=()
-for tool in python3 "${BENCH_CC:-cc}" ss-server ss-tunnel; do
-  command -v "${tool%% *}" >/dev/null 2>&1 || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "bench udp: missing ${missing[*]} (run bazel/install_deps.sh bench)" >&2
-  exit 2
-fi
+require_tools udp python3 "${BENCH_CC:-cc}" ss-server ss-tunnel
 
 python3 tests/bench/udp_bench.py --check-env
 
-bin="${SHADOWRELAY_BIN:-}"
-if [ -z "$bin" ]; then
-  if bazel build -c opt //relay:shadowrelay >&2; then
-    bin="$(bazel info -c opt bazel-bin 2>/dev/null)/relay/shadowrelay"
-  else
-    echo "bench udp: building //relay:shadowrelay failed; measuring libev only (ours: n/a)" >&2
-  fi
-fi
-
-# The Python driver owns every child process: own process group each, PR_SET_PDEATHSIG, and a
-# cleanup on exit, SIGINT, SIGTERM and SIGHUP. Its exit status is passed through.
-export BENCH_OURS_BIN="$bin"
-exec python3 tests/bench/udp_bench.py "$@"
+run_driver udp "$@"
