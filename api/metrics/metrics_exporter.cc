@@ -33,6 +33,9 @@ namespace shadowrelay::api::metrics {
 namespace {
 
 constexpr absl::string_view kMetricsPath = "/metrics";
+/// Liveness for probes and the container HEALTHCHECK: 200 without the metrics token (it tells
+/// only that the process answers), so a probe never needs the secret that guards the metrics.
+constexpr absl::string_view kHealthPath = "/healthz";
 constexpr char kTextFormat[] = "text/plain; version=0.0.4; charset=utf-8";
 constexpr char kPlainText[] = "text/plain; charset=utf-8";
 
@@ -169,8 +172,10 @@ class MetricsExporter::Http {
       return answer(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", kPlainText,
                     {{MHD_HTTP_HEADER_ALLOW, "GET, HEAD"}});
     }
+    if (absl::string_view(url) == kHealthPath) return answer(connection, MHD_HTTP_OK, "ok\n");
     if (absl::string_view(url) != kMetricsPath) {
-      return answer(connection, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n");
+      return answer(connection, MHD_HTTP_NOT_FOUND,
+                    "not found: the metrics are at /metrics, liveness at /healthz\n");
     }
     if (exporter.token_) {
       const char* authorization =

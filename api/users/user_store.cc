@@ -14,6 +14,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
@@ -281,14 +282,28 @@ absl::StatusOr<StoreContents> decodeBody(const json& body) {
   return c;
 }
 
-// ENOENT -> nullopt.
-absl::StatusOr<std::optional<std::string>> readFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// ENOENT -> nullopt. The store holds every user's key: a file of ours that group or others may
+// read (copied in by hand, or restored from a backup) is made 0600, and `*warning` says so. A
+// symbolic link or anything but a regular file is refused.
+absl::StatusOr<std::optional<std::string>> readFile(const std::string& path,
+                                                    std::string* warning) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) {
       return std::optional<std::string>();
     }
     return posixError("cannot open", path, errno);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
+  }
+  if (st.st_uid == ::geteuid() && (st.st_mode & 077) != 0) {
+    const bool fixed = ::fchmod(fd, 0600) == 0;
+    absl::StrAppend(warning, warning->empty() ? "" : "; ", path, " was readable by group or others (mode ",
+                    absl::StrFormat("%04o", st.st_mode & 07777), ")",
+                    fixed ? ": made 0600" : ": could not make it 0600");
   }
   std::string text;
   char buf[16384];
@@ -431,7 +446,8 @@ std::string UserStore::previousPath() const { return file(kPreviousFileName); }
 absl::StatusOr<UserStore::Loaded> UserStore::load() {
   const std::string main_path = path();
   const std::string prev_path = previousPath();
-  auto main_text = readFile(main_path);
+  std::string mode_warning;
+  auto main_text = readFile(main_path, &mode_warning);
   if (!main_text.ok()) {
     return main_text.status();
   }
@@ -442,11 +458,11 @@ absl::StatusOr<UserStore::Loaded> UserStore::load() {
       loaded_ = true;
       main_is_good_ = true;
       generation_ = contents->generation;
-      return Loaded{*std::move(contents), ""};
+      return Loaded{*std::move(contents), std::move(mode_warning)};
     }
     main_problem = std::string(contents.status().message());
   }
-  auto prev_text = readFile(prev_path);
+  auto prev_text = readFile(prev_path, &mode_warning);
   if (!prev_text.ok()) {
     return prev_text.status();
   }
@@ -476,6 +492,7 @@ absl::StatusOr<UserStore::Loaded> UserStore::load() {
   std::string warning =
       absl::StrCat("user store ", main_path, " ", main_state, "; loaded the previous generation ",
                    prev_path, " (generation ", prev->generation, ")");
+  if (!mode_warning.empty()) absl::StrAppend(&warning, "; ", mode_warning);
   return Loaded{*std::move(prev), std::move(warning)};
 }
 

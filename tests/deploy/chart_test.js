@@ -258,7 +258,7 @@ function checkRendering(r, fail) {
   if (relaySvc.spec.type === 'ClusterIP' && relaySvc.spec.externalTrafficPolicy) fail('externalTrafficPolicy on a ClusterIP Service');
   if (relaySvc.spec.type !== 'ClusterIP' && relaySvc.spec.externalTrafficPolicy !== values.service.externalTrafficPolicy) fail('externalTrafficPolicy not applied');
 
-  // Probes: gRPC health on the control port, or GET /metrics on the metrics port.
+  // Probes: gRPC health on the control port, or GET /healthz on the metrics port.
   for (const kind of ['readinessProbe', 'livenessProbe']) {
     const probe = c[kind];
     if (!probe) { fail(`no ${kind}`); continue; }
@@ -267,7 +267,7 @@ function checkRendering(r, fail) {
       if (probe.grpc.port !== controlPort) fail(`${kind}: gRPC port ${probe.grpc.port} != control port ${controlPort}`);
     } else if (probe.httpGet) {
       const port = typeof probe.httpGet.port === 'string' ? (cportByName.get(probe.httpGet.port) || {}).containerPort : probe.httpGet.port;
-      if (port !== metricsPort || probe.httpGet.path !== '/metrics') fail(`${kind}: httpGet ${probe.httpGet.port}${probe.httpGet.path} is not the metrics endpoint`);
+      if (port !== metricsPort || probe.httpGet.path !== '/healthz') fail(`${kind}: httpGet ${probe.httpGet.port}${probe.httpGet.path} is not the metrics listener's /healthz`);
     } else {
       fail(`${kind}: neither grpc nor httpGet`);
     }
@@ -304,7 +304,7 @@ function checkRendering(r, fail) {
   }
   const secrets = new Map(byKind('Secret').map((s) => [s.metadata.name, s]));
   const configMaps = new Map(byKind('ConfigMap').map((s) => [s.metadata.name, s]));
-  const external = [values.usersSecret, values.controlApi.existingSecret, values.controlApi.tls.secretName].filter(Boolean);
+  const external = [values.usersSecret, values.controlApi.existingSecret, values.controlApi.tls.secretName, values.metrics.tokenSecret].filter(Boolean);
   for (const v of volumes.values()) {
     if (v.secret && !secrets.has(v.secret.secretName) && !external.includes(v.secret.secretName)) fail(`volume ${v.name}: Secret ${v.secret.secretName} not rendered`);
     if (v.configMap && !configMaps.has(v.configMap.name)) fail(`volume ${v.name}: ConfigMap ${v.configMap.name} not rendered`);
@@ -325,6 +325,9 @@ function checkRendering(r, fail) {
   }
   const tokenFile = flagValue(argv, '--control-token-file');
   if (!tokenFile || !mounts.has(path.dirname(tokenFile))) fail(`--control-token-file ${tokenFile} is not in a mounted volume`);
+  const metricsToken = flagValue(argv, '--metrics-token-file');
+  if (Boolean(metricsToken) !== Boolean(values.metrics.tokenSecret)) fail(`--metrics-token-file ${metricsToken} but metrics.tokenSecret "${values.metrics.tokenSecret}"`);
+  if (metricsToken && !mounts.has(path.dirname(metricsToken))) fail(`--metrics-token-file ${metricsToken} is not in a mounted volume`);
   const configFile = flagValue(argv, '-c');
   if (!configFile || !mounts.has(path.dirname(configFile))) fail(`-c ${configFile} is not in a mounted volume`);
 
@@ -370,6 +373,8 @@ function checkRendering(r, fail) {
     for (const ep of sm.spec.endpoints) {
       if (!controlSvc.spec.ports.some((p) => p.name === ep.port)) fail(`ServiceMonitor endpoint port ${ep.port} is not on the control Service`);
       if (ep.path !== '/metrics') fail(`ServiceMonitor path ${ep.path}`);
+      const bearer = (ep.bearerTokenSecret || {}).name || '';
+      if (bearer !== values.metrics.tokenSecret) fail(`ServiceMonitor bearerTokenSecret "${bearer}", metrics.tokenSecret "${values.metrics.tokenSecret}"`);
     }
   }
   for (const pr of byKind('PrometheusRule')) {
@@ -460,6 +465,7 @@ function checkConfigWithBinary(r, wl, c, secrets, configMaps, fail) {
   for (const m of c.volumeMounts || []) {
     if (m.name === 'run') mainMoved[m.mountPath] = path.dirname(merged);
     else if (m.name === 'control-token') mainMoved[m.mountPath] = tokenDir;
+    else if (m.name === 'metrics-token') mainMoved[m.mountPath] = metricsTokenDir(dir);
     else if (m.name === 'state') mainMoved[m.mountPath] = stateDir;
     else if (m.name === 'control-tls') { mainMoved[m.mountPath] = tlsDir; makeTls(tlsDir, fail); }
     else mainMoved[m.mountPath] = dir;
@@ -478,6 +484,14 @@ function checkConfigWithBinary(r, wl, c, secrets, configMaps, fail) {
     return null;
   }
   return { argv, env: env2 };
+}
+
+// The external metrics token Secret's file, as the kubelet would mount it.
+function metricsTokenDir(dir) {
+  const d = path.join(dir, 'metrics-token');
+  fs.mkdirSync(d, { recursive: true });
+  fs.writeFileSync(path.join(d, 'token'), 'external-metrics-token-0123456789', { mode: 0o600 });
+  return d;
 }
 
 function checkProbesLive(prepared, c, values, fail) {
@@ -617,7 +631,8 @@ const cases = [
       const svc = find(r, 'Service', 'sr-shadowrelay');
       if (svc.spec.type !== 'NodePort' || svc.spec.ports.some((p) => p.protocol !== 'TCP')) fail('NodePort, TCP only');
       const c = container(r);
-      if (!c.readinessProbe.httpGet || c.readinessProbe.grpc) fail('TLS control API: probes must use /metrics');
+      if (!c.readinessProbe.httpGet || c.readinessProbe.grpc) fail('TLS control API: probes must use /healthz');
+      if (flagValue(c.args, '--metrics-token-file') !== '/etc/shadowrelay/metrics/token') fail('metrics.tokenSecret: --metrics-token-file');
       if (flagValue(c.args, '--control-tls-client-ca') !== '/etc/shadowrelay/tls/ca.crt') fail('client CA flag');
       const wl = find(r, 'Deployment');
       const sysctls = wl.spec.template.spec.securityContext.sysctls || [];

@@ -23,6 +23,8 @@ import shutil
 import signal
 import subprocess
 import threading
+import urllib.error
+import urllib.request
 
 from deploy_testing import Suite, check, clean_env, free_port, run, runfile, wait_for_port
 
@@ -310,7 +312,7 @@ class _MetricsHandler(http.server.BaseHTTPRequestHandler):
     status = 200
 
     def do_GET(self):
-        code = self.status if self.path == "/metrics" else 404
+        code = self.status if self.path == "/healthz" else 404
         body = b"shadowrelay_up 1\n"
         try:
             self.send_response(code)
@@ -348,9 +350,9 @@ def healthcheck_against_a_stand_in():
     check(r.returncode != 0, "nothing listening, judged healthy")
 
 
-def start_default_command(name):
+def start_default_command(name, extra=()):
     """The image's default command with its ports moved to free ones on 127.0.0.1 and a short
-    drain deadline: (process, ports, log file)."""
+    drain deadline, then `extra`: (process, ports, log file)."""
     state = os.path.join(suite.tmp, name + "-state")
     os.makedirs(state, mode=0o700)
     ports = {"relay": free_port(), "metrics": free_port(), "control": free_port()}
@@ -360,6 +362,7 @@ def start_default_command(name):
     argv[argv.index("--state-dir") + 1] = state
     argv[argv.index("--metrics-listen") + 1] = f"127.0.0.1:{ports['metrics']}"
     argv += ["--control-listen", f"127.0.0.1:{ports['control']}", "--drain-timeout", "2", "--workers", "1"]
+    argv += list(extra)
     log = open(os.path.join(suite.tmp, name + ".log"), "w+")
     proc = subprocess.Popen([RELAY] + argv, stdout=log, stderr=subprocess.STDOUT)
     return proc, ports, log
@@ -404,6 +407,30 @@ def healthcheck_against_the_server():
               f"the server did not listen on the metrics port: {log_tail(log)}")
         r = healthcheck(f"127.0.0.1:{ports['metrics']}")
         check(r.returncode == 0, f"healthcheck.sh against the real server: {r.stderr}")
+    finally:
+        stop(proc, log)
+
+
+@suite.case
+def healthcheck_with_a_metrics_token():
+    """With --metrics-token-file, /metrics answers 401 without the token, and healthcheck.sh
+    (which has no token) still finds the server healthy through /healthz."""
+    token = os.path.join(suite.tmp, "metrics-token")
+    with open(token, "w") as f:
+        f.write("healthcheck-test-token-0123456789\n")
+    os.chmod(token, 0o600)
+    proc, ports, log = start_default_command("health-token", ["--metrics-token-file", token])
+    try:
+        check(wait_for_port(ports["metrics"], 15, proc),
+              f"the server did not listen on the metrics port: {log_tail(log)}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=5)
+            status = 200
+        except urllib.error.HTTPError as e:
+            status = e.code
+        check(status == 401, f"/metrics without the token answered {status}, not 401")
+        r = healthcheck(f"127.0.0.1:{ports['metrics']}")
+        check(r.returncode == 0, f"healthcheck.sh with a metrics token set: {r.stderr}")
     finally:
         stop(proc, log)
 

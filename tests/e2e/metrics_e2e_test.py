@@ -1099,6 +1099,15 @@ class MetricsEndpointTest(RelayTestCase):
         self.assertEqual(status, 200)
         self.assertIn("shadowrelay_build_info", body)
 
+    def test_healthz_needs_no_token_and_shows_no_metrics(self):
+        self.start_server(METHOD, extra=["--metrics-listen", f"{LOOPBACK}:0",
+                                         "--metrics-token-file", self.token_file()])
+        port = self.last_child.ready.metrics[1]
+        self.assertEqual(self.get(LOOPBACK, port)[0], 401)
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/healthz", timeout=5) as r:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.read(), b"ok\n")
+
     def test_a_token_file_others_can_read_is_refused(self):
         path = self.token_file(0o644)
         argv = [Config.relay, "server", "-s", LOOPBACK, "-p", "0", "-k", PASSWORD,

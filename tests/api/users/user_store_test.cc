@@ -210,6 +210,35 @@ TEST(UserStoreTest, SaveAndLoadAcrossOpens) {
   EXPECT_EQ(prev->generation, 1u);
 }
 
+TEST(UserStoreTest, AStoreOthersCanReadIsMadeOwnerOnlyWithAWarning) {
+  TempDir dir;
+  saveGenerations(dir.path(), 2);
+  const std::string path = absl::StrCat(dir.path(), "/", UserStore::kFileName);
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  auto store = openStore(dir.path());
+  auto loaded = store->load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->contents.users.size(), 2u);
+  EXPECT_TRUE(absl::StrContains(loaded->warning, "readable by group or others (mode 0644)"))
+      << loaded->warning;
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(UserStoreTest, ASymbolicLinkInPlaceOfTheStoreIsRefused) {
+  TempDir dir;
+  TempDir elsewhere;
+  saveGenerations(elsewhere.path(), 1);
+  const std::string target = absl::StrCat(elsewhere.path(), "/", UserStore::kFileName);
+  const std::string path = absl::StrCat(dir.path(), "/", UserStore::kFileName);
+  ASSERT_EQ(::symlink(target.c_str(), path.c_str()), 0);
+  auto store = openStore(dir.path());
+  auto loaded = store->load();
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_TRUE(absl::StrContains(loaded.status().message(), path)) << loaded.status();
+}
+
 TEST(UserStoreTest, SecondOpenOfTheSameDirectoryIsRefused) {
   TempDir dir;
   auto first = openStore(dir.path());

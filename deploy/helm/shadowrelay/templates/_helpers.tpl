@@ -159,11 +159,11 @@ TCP UDP
 {{- end -}}
 {{- end -}}
 
-{{/* What the probes ask: gRPC health on the control port, or GET /metrics under TLS. */}}
+{{/* What the probes ask: gRPC health on the control port, or GET /healthz (no token) under TLS. */}}
 {{- define "shadowrelay.probeAction" -}}
 {{- if .Values.controlApi.tls.enabled -}}
 httpGet:
-  path: /metrics
+  path: /healthz
   port: metrics
 {{- else -}}
 grpc:
@@ -298,6 +298,10 @@ spec:
         {{- end }}
         - --metrics-listen
         - {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+        {{- if .Values.metrics.tokenSecret }}
+        - --metrics-token-file
+        - /etc/shadowrelay/metrics/token
+        {{- end }}
         {{- if not .Values.metrics.perUser }}
         - --metrics-per-user=false
         {{- end }}
@@ -353,6 +357,11 @@ spec:
           mountPath: /etc/shadowrelay/tls
           readOnly: true
         {{- end }}
+        {{- if .Values.metrics.tokenSecret }}
+        - name: metrics-token
+          mountPath: /etc/shadowrelay/metrics
+          readOnly: true
+        {{- end }}
         - name: state
           mountPath: /var/lib/shadowrelay
         - name: tmp
@@ -382,6 +391,15 @@ spec:
       secret:
         secretName: {{ .Values.controlApi.tls.secretName }}
         defaultMode: 0440
+    {{- end }}
+    {{- with .Values.metrics.tokenSecret }}
+    - name: metrics-token
+      secret:
+        secretName: {{ . }}
+        defaultMode: 0440
+        items:
+          - key: token
+            path: token
     {{- end }}
     - name: run
       emptyDir:
