@@ -6,7 +6,11 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <mutex>
 #include <utility>
 
@@ -182,6 +186,31 @@ struct CaresResolver::Query {
   std::vector<IpAddress> addresses;
 };
 
+namespace {
+
+// $CARES_HOSTS names `path` for this process (see ResolverOptions::hosts_file). The file is
+// checked here so that a missing one is a configuration error, not a lookup failure later.
+absl::Status useHostsFile(const std::string& path) {
+  if (path.empty()) return absl::OkStatus();
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  const char* current = std::getenv("CARES_HOSTS");
+  if (current != nullptr && path != current) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hosts file ", path, ": this process already reads ", current, " ($CARES_HOSTS)"));
+  }
+  std::ifstream probe(path);
+  if (!probe) {
+    return absl::InvalidArgumentError(absl::StrCat("hosts file ", path, ": cannot be read"));
+  }
+  if (current == nullptr && ::setenv("CARES_HOSTS", path.c_str(), 1) != 0) {
+    return absl::InternalError(absl::StrCat("setenv CARES_HOSTS: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<CaresResolver>> CaresResolver::create(
     EventDriver& driver, DnsCache& cache, const ResolverOptions& options,
     ResolverObserver* observer) {
@@ -197,6 +226,9 @@ absl::StatusOr<std::unique_ptr<CaresResolver>> CaresResolver::create(
     return absl::InvalidArgumentError("DNS lookups must be \"fb\", \"bf\", \"f\" or \"b\"");
   }
   if (absl::Status s = initLibraryOnce(); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = useHostsFile(options.hosts_file); !s.ok()) {
     return s;
   }
   std::unique_ptr<CaresResolver> resolver(new CaresResolver(driver, cache, options, observer));
@@ -340,7 +372,7 @@ CaresResolver::Query* CaresResolver::startQuery(std::string key) {
   ares_addrinfo_hints hints{};
   hints.ai_family = AF_UNSPEC;
   // We order addresses ourselves: skip RFC 6724 sorting (a connect() per address).
-  hints.ai_flags = ARES_AI_NOSORT | (options_.hosts_file_from_env ? ARES_AI_ENVHOSTS : 0);
+  hints.ai_flags = ARES_AI_NOSORT | (options_.hosts_file.empty() ? 0 : ARES_AI_ENVHOSTS);
   ares_getaddrinfo(channel_, query->name.c_str(), /*service=*/nullptr, &hints,
                    &CaresResolver::onAddrinfo, query);
   updateTimer();

@@ -30,8 +30,11 @@ struct ResolverOptions {
   int tries = 2;
   /// Lookup order as in c-ares: 'f' = hosts file (/etc/hosts), 'b' = DNS.
   std::string lookups = "fb";
-  /// Read the hosts file named by $CARES_HOSTS, when set, instead of /etc/hosts.
-  bool hosts_file_from_env = false;
+  /// The hosts file read instead of /etc/hosts; empty: /etc/hosts. c-ares 1.18 (Debian
+  /// bookworm) takes another file only through $CARES_HOSTS (ARES_AI_ENVHOSTS): create() sets
+  /// it, once per process, so every resolver of a process must name the same file (create()
+  /// refuses another). Call create() before other threads read the environment.
+  std::string hosts_file;
 };
 
 /// dns::Resolver on c-ares: one channel per event loop, its sockets watched through the

@@ -20,6 +20,7 @@
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "nlohmann/json.hpp"
+#include "relay/base/process_identity.h"
 #include "relay/config_options.h"
 #include "relay/ss_uri.h"
 
@@ -657,6 +658,17 @@ absl::Status validateConfig(const Config& c) {
     return fieldError("config", "udp_over_tcp", "needs the UDP relay on (-u, or mode)");
   }
   if (absl::Status s = validatePlugin(c); !s.ok()) return s;
+  if (!c.run_as.empty()) {
+    if (auto who = lookUpUser(c.run_as); !who.ok()) {
+      return fieldError("config", "user", who.status().message());
+    }
+  }
+  if (!c.hosts_file.empty() && !std::ifstream(c.hosts_file)) {
+    return fieldError("config", "hosts_file", absl::StrCat(c.hosts_file, ": cannot be read"));
+  }
+  if (!c.pid_file.empty() && c.pid_file.back() == '/') {
+    return fieldError("config", "pid_file", "names a directory, not a file");
+  }
   if (c.dns_min_ttl_seconds > c.dns_max_ttl_seconds) {
     return fieldError(
         "config", "dns_min_ttl",

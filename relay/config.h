@@ -58,6 +58,7 @@ struct Config {
   uint16_t local_port = 1080;
   Mode mode = Mode::TcpOnly;
   std::string nameserver;
+  std::string hosts_file;  // --hosts-file, "hosts_file": instead of /etc/hosts
   bool ipv6_first = false;
   bool fast_open = false;
   bool no_delay = false;
@@ -76,6 +77,8 @@ struct Config {
   std::string plugin_opts;  // its SS_PLUGIN_OPTIONS (--plugin-opts, "plugin_opts")
   bool verbose = false;
   std::string state_dir;
+  std::string pid_file;  // -f, "pid_file": written once listening, removed at exit
+  std::string run_as;    // -a, "user": the account to become once listening
   int replay_filter_save_seconds = 60;  // --replay-filter-save-interval (with --state-dir)
   std::string config_file;
   bool help = false;

@@ -2,7 +2,9 @@
 // shadowrelay: one binary, several roles (ARCHITECTURE.md).
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -10,6 +12,7 @@
 #include "crypto/providers.h"
 #include "api/app/server_runtime.h"
 #include "relay/config.h"
+#include "relay/base/process_identity.h"
 #include "relay/log.h"
 #include "relay/resolve/resolve_command.h"
 
@@ -84,13 +87,41 @@ int runRole(Role role, int argc, const char* const* argv) {
   }
   if (config->verbose) shadowrelay::relay::log::setLevel(shadowrelay::relay::log::Level::Debug);
   const bool check_only = config->check_only;
+  const std::string pid_path = config->pid_file;
+  const std::string run_as = config->run_as;
+  const std::string state_dir = config->state_dir;
   app::ServerRuntime runtime(*std::move(config));
   if (absl::Status status = runtime.start(); !status.ok()) {
     absl::FPrintF(stderr, "shadowrelay %s: %s\n", name, status.message());
     runtime.stop();
     return app::exitCodeFor(status);
   }
-  if (!check_only) runtime.run();
+  if (check_only) {
+    runtime.stop();
+    return 0;
+  }
+  // Listening and holding its secrets: say so, then stop being root.
+  std::optional<shadowrelay::relay::PidFile> pid_file;
+  absl::Status status;
+  if (!pid_path.empty()) {
+    auto created = shadowrelay::relay::PidFile::create(pid_path);
+    if (created.ok()) pid_file.emplace(*std::move(created));
+    status = created.status();
+  }
+  if (status.ok() && !run_as.empty()) {
+    auto who = shadowrelay::relay::lookUpUser(run_as);
+    status = who.ok() ? shadowrelay::relay::becomeUser(
+                            *who, state_dir.empty() ? std::vector<std::string>{}
+                                                    : std::vector<std::string>{state_dir})
+                      : who.status();
+    if (status.ok()) SR_LOG(Info, "running as user %s (uid %d)", run_as, static_cast<int>(who->uid));
+  }
+  if (!status.ok()) {
+    absl::FPrintF(stderr, "shadowrelay %s: %s\n", name, status.message());
+    runtime.stop();
+    return 1;
+  }
+  runtime.run();
   runtime.stop();
   return 0;
 }

@@ -23,13 +23,16 @@ namespace shadowrelay::relay {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: shadowrelay resolve [-d SERVERS] [-6] [--timeout-ms N] [--tries N] NAME...\n"
+    "usage: shadowrelay resolve [-d SERVERS] [--hosts-file FILE] [-6] [--timeout-ms N]\n"
+    "                          [--tries N] NAME...\n"
     "\n"
-    "Resolves each NAME as the relay would (c-ares, /etc/hosts first, then DNS), prints its\n"
-    "addresses, then resolves it again and tells whether the answer came from the cache.\n"
+    "Resolves each NAME as the relay would (c-ares, the hosts file first, then DNS), prints\n"
+    "the hosts file read, its addresses, then resolves it again and tells whether the answer\n"
+    "came from the cache.\n"
     "\n"
     "  -d, --dns SERVERS   name servers, e.g. \"1.1.1.1,127.0.0.1:5353,[::1]:53\"\n"
     "                      (default: those of /etc/resolv.conf)\n"
+    "  --hosts-file FILE   read FILE instead of /etc/hosts (as the relay's --hosts-file)\n"
     "  -6                  prefer IPv6 addresses (default: IPv4 first)\n"
     "  --timeout-ms N      first-try timeout per query, 1..60000 (default 1500)\n"
     "  --tries N           tries per server, 1..10 (default 2)\n"
@@ -83,6 +86,12 @@ std::optional<std::string> parseFlags(const std::vector<std::string>& args, Flag
         return absl::StrFormat("%s needs a server list", name);
       }
       flags.resolver.servers = *v;
+    } else if (name == "--hosts-file") {
+      std::optional<std::string> v = value();
+      if (!v || v->empty()) {
+        return absl::StrFormat("%s needs a file", name);
+      }
+      flags.resolver.hosts_file = *v;
     } else if (name == "--timeout-ms" || name == "--tries") {
       std::optional<std::string> v = value();
       int n = 0;
@@ -184,6 +193,8 @@ int runResolveCommand(const std::vector<std::string>& args, std::ostream& out,
       err << "shadowrelay resolve: " << resolver.status().message() << "\n" << kUsage;
       return 2;
     }
+    out << "hosts file: "
+        << (flags.resolver.hosts_file.empty() ? "/etc/hosts" : flags.resolver.hosts_file) << "\n";
     std::vector<Lookup> first = resolveAll(loop, **resolver, flags.names, flags.preference);
     for (size_t i = 0; i < flags.names.size(); ++i) {
       out << flags.names[i] << ": " << describe(first[i]) << "\n";

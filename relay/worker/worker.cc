@@ -128,6 +128,7 @@ absl::Status Worker::init() {
   driver_ = std::make_unique<LoopEventDriver>(loop_);
   dns::ResolverOptions options;
   options.servers = env_.config.nameserver;
+  options.hosts_file = env_.config.hosts_file;
   dns_observer_ = std::make_unique<DnsObserver>(sample_.dns);
   auto resolver =
       dns::CaresResolver::create(*driver_, *env_.dns_cache, options, dns_observer_.get());

@@ -456,10 +456,9 @@ TEST_F(CaresResolverTest, HostsFileAnswersWithoutAQuery) {
     std::ofstream out(hosts);
     out << "# test hosts file\n10.9.8.7 myhost.test alias.test\nfd00::77 myhost.test\n";
   }
-  ASSERT_EQ(::setenv("CARES_HOSTS", hosts.c_str(), 1), 0);
   ResolverOptions options;
   options.servers = dns_->serverAddress();
-  options.hosts_file_from_env = true;
+  options.hosts_file = hosts;
   makeResolver(options);
   ResolveResult r = resolveAndWait("myhost.test");
   ASSERT_TRUE(r.ok()) << toString(r.status);
@@ -471,6 +470,16 @@ TEST_F(CaresResolverTest, HostsFileAnswersWithoutAQuery) {
   EXPECT_EQ(dns_->queryCount("myhost.test"), 0);
   EXPECT_EQ(dns_->queryCount("alias.test"), 0);
   EXPECT_EQ(dns_->queryCount("a.test"), 2);
+  // One hosts file per process: another is refused, a missing one too.
+  ResolverOptions other = options;
+  other.hosts_file = hosts + ".other";
+  EXPECT_FALSE(CaresResolver::create(driver_, *cache_, other, nullptr).ok());
+  ::unsetenv("CARES_HOSTS");
+  ResolverOptions missing = options;
+  missing.hosts_file = hosts + ".missing";
+  auto refused = CaresResolver::create(driver_, *cache_, missing, nullptr);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("cannot be read"), std::string::npos);
   ::unsetenv("CARES_HOSTS");
 }
 

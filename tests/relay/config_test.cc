@@ -153,6 +153,22 @@ TEST(ConfigTest, PluginFlagsAndKeys) {
   EXPECT_TRUE(validateConfig(*c).ok());
 }
 
+TEST(ConfigTest, PidFileUserAndHostsFileFlagsAndKeys) {
+  auto c = parse(Role::Server, {"-k", "x", "-f", "/run/sr.pid", "-a", "root", "--hosts-file",
+                                "/etc/hosts"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->pid_file, "/run/sr.pid");
+  EXPECT_EQ(c->run_as, "root");
+  EXPECT_EQ(c->hosts_file, "/etc/hosts");
+  EXPECT_TRUE(validateConfig(*c).ok());
+  auto unknown = parse(Role::Local, {"-s", "1.2.3.4", "-k", "x", "--user", "no-such-user-sr"});
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ(validateConfig(*unknown).message(), "config: user: no user named no-such-user-sr");
+  auto dir = parse(Role::Server, {"-k", "x", "--pid-file", "/run/"});
+  ASSERT_TRUE(dir.ok());
+  EXPECT_EQ(validateConfig(*dir).message(), "config: pid_file: names a directory, not a file");
+}
+
 TEST(ConfigTest, PluginRulesNameTheField) {
   auto c = parse(Role::Local, {"-s", "1.2.3.4", "-p", "1", "-k", "x", "--plugin-opts", "obfs=http"});
   ASSERT_TRUE(c.ok());

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "relay/resolve/resolve_command.h"
 
+#include <cstdlib>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -42,6 +44,7 @@ class ResolveCommandTest : public ::testing::Test {
 TEST_F(ResolveCommandTest, PrintsAddressesThenTheCachedSecondLookup) {
   CommandRun r = run({"-d", dns_->serverAddress(), "h.test", "a.test", "192.0.2.7"});
   EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "hosts file: /etc/hosts\n")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "h.test: 10.0.0.2 fd00::2 (")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "a.test: 10.0.0.1 (")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "192.0.2.7: 192.0.2.7 (")) << r.out;
@@ -50,6 +53,21 @@ TEST_F(ResolveCommandTest, PrintsAddressesThenTheCachedSecondLookup) {
   EXPECT_TRUE(absl::StrContains(r.out, "192.0.2.7: second lookup literal, no query")) << r.out;
   EXPECT_EQ(dns_->queryCount("h.test"), 2);  // A + AAAA, once.
   EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST_F(ResolveCommandTest, HostsFileAnswersBeforeDns) {
+  const std::string hosts = std::string(std::getenv("TEST_TMPDIR")) + "/resolve-hosts";
+  {
+    std::ofstream file(hosts);
+    file << "10.7.7.7 h.test\n";  // dnsmasq says 10.0.0.2
+  }
+  CommandRun r = run({"-d", dns_->serverAddress(), "--hosts-file", hosts, "h.test", "a.test"});
+  ::unsetenv("CARES_HOSTS");  // the process-wide name of the hosts file
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "hosts file: " + hosts + "\n")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "h.test: 10.7.7.7 (")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "a.test: 10.0.0.1 (")) << r.out;  // not in the file
+  EXPECT_EQ(dns_->queryCount("h.test"), 0);
 }
 
 TEST_F(ResolveCommandTest, PreferIpv6WithInlineFlagValues) {
