@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "relay/base/process_identity.h"
 #include "relay/config_options.h"
+#include "relay/ip_networks.h"
 #include "relay/ss_uri.h"
 
 namespace shadowrelay::relay {
@@ -235,6 +236,111 @@ const OptionSpec* findSetting(absl::string_view key) {
   return nullptr;
 }
 
+// Python shadowsocks 2.x's config keys that are not ours (README: "Python shadowsocks config
+// files"), turned into ours before the file is read: renamed, folded into ours, dropped with a
+// warning (c.warnings) when they only concern Python itself, or refused with the reason.
+// port_password is read by portPasswordUsers() once the rest of the file is in.
+absl::Status translatePythonKeys(const std::string& path, json& doc, Config& c) {
+  const auto warn = [&](absl::string_view key, absl::string_view why) {
+    c.warnings.push_back(absl::StrCat(path, ": ", key, ": ", why));
+  };
+  const auto rename = [&](const char* from, const char* to) {
+    if (!doc.contains(from)) return absl::OkStatus();
+    if (doc.contains(to)) return fieldError(path, from, absl::StrCat("give either it or ", to));
+    doc[to] = doc[from];
+    doc.erase(from);
+    return absl::OkStatus();
+  };
+  for (const auto& [from, to] : {std::pair{"pid-file", "pid_file"},
+                                 std::pair{"prefer_ipv6", "ipv6_first"},
+                                 std::pair{"dns_server", "nameserver"}}) {
+    if (absl::Status s = rename(from, to); !s.ok()) return s;
+  }
+  // dns_server is a list in Python; nameserver a comma-separated string.
+  if (doc.contains("nameserver") && doc["nameserver"].is_array()) {
+    std::vector<std::string> servers;
+    for (const json& server : doc["nameserver"]) {
+      if (!server.is_string()) return fieldError(path, "dns_server", "must be a list of strings");
+      servers.push_back(server.get<std::string>());
+    }
+    doc["nameserver"] = absl::StrJoin(servers, ",");
+  }
+  // Python's sslocal tunnel: tunnel_remote(_port) is our -L; tunnel_port its listening port.
+  if (doc.contains("tunnel_remote") || doc.contains("tunnel_remote_port")) {
+    if (doc.contains("tunnel_address")) {
+      return fieldError(path, "tunnel_remote", "give either it or tunnel_address");
+    }
+    const json host = doc.value("tunnel_remote", json("8.8.8.8"));
+    const json port = doc.value("tunnel_remote_port", json(53));
+    auto port_text = scalarText(port);
+    if (!host.is_string() || !port_text.ok()) {
+      return fieldError(path, "tunnel_remote", "a host name or address and a port number");
+    }
+    const std::string h = host.get<std::string>();
+    if (c.role == Role::Tunnel) {
+      doc["tunnel_address"] = absl::StrCat(
+          h.find(':') != std::string::npos ? "[" + h + "]" : h, ":", *port_text);
+    } else {
+      warn("tunnel_remote", "ignored: the tunnel is `shadowrelay tunnel`");
+    }
+    doc.erase("tunnel_remote");
+    doc.erase("tunnel_remote_port");
+  }
+  if (doc.contains("tunnel_port")) {
+    if (c.role == Role::Tunnel && !doc.contains("local_port")) {
+      doc["local_port"] = doc["tunnel_port"];
+    } else if (c.role != Role::Tunnel) {
+      warn("tunnel_port", "ignored: the tunnel is `shadowrelay tunnel`");
+    }
+    doc.erase("tunnel_port");
+  }
+  for (const char* key : {"log-file", "libopenssl", "libmbedtls", "libsodium", "crypto_path"}) {
+    if (!doc.contains(key)) continue;
+    warn(key, absl::StartsWith(key, "log")
+                  ? "ignored: logs go to stderr (the journal under systemd, the container "
+                    "runtime's log)"
+                  : "ignored: the crypto libraries are linked in (`shadowrelay ciphers`)");
+    doc.erase(key);
+  }
+  if (doc.contains("manager_address")) {
+    return fieldError(path, "manager_address",
+                      "ss-manager's UDP API is not offered: users are managed through the gRPC "
+                      "control API (--control-listen)");
+  }
+  if (doc.contains("one_time_auth")) {
+    if (doc["one_time_auth"] != json(false)) {
+      return fieldError(path, "one_time_auth",
+                        "one-time auth (OTA) is deprecated and broken (SIP004 AEAD replaced it) "
+                        "and is not offered: remove it and use an AEAD method");
+    }
+    doc.erase("one_time_auth");
+  }
+  return absl::OkStatus();
+}
+
+// Python's multi-port map {"8381": "pw1", "8382": "pw2"}: each entry a user on its own port
+// (named "port-8381"), with the file's method. As in Python, server_port and password are then
+// not served: a warning says so when the file has them.
+absl::Status portPasswordUsers(const std::string& path, const json& map, Config& c) {
+  if (!map.is_object()) {
+    return fieldError(path, "port_password", "must be an object {\"port\": \"password\"}");
+  }
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const std::string where = absl::StrCat("port_password.\"", it.key(), "\"");
+    auto port = parsePort(it.key());
+    if (!port.ok()) return fieldError(path, where, port.status().message());
+    if (!it.value().is_string() || it.value().get<std::string>().empty()) {
+      return fieldError(path, where, "the password must be a non-empty string");
+    }
+    ConfigUser user;
+    user.name = absl::StrCat("port-", *port);
+    user.password = it.value().get<std::string>();
+    user.port = *port;
+    c.users.push_back(std::move(user));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status applyJsonFile(const std::string& path, Config& c) {
   std::ifstream in(path);
   if (!in) {
@@ -247,12 +353,29 @@ absl::Status applyJsonFile(const std::string& path, Config& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("config file ", path, ": not a JSON object (syntax error)"));
   }
+  if (absl::Status s = translatePythonKeys(path, doc, c); !s.ok()) return s;
+  std::optional<json> port_password;
+  if (doc.contains("port_password")) {
+    if (c.role != Role::Server) return fieldError(path, "port_password", "for the server only");
+    port_password = doc["port_password"];
+    doc.erase("port_password");
+    for (const char* served : {"server_port", "password"}) {
+      if (!doc.contains(served)) continue;
+      c.warnings.push_back(absl::StrCat(path, ": ", served,
+                                        ": not served with port_password (as in Python)"));
+      doc.erase(served);
+    }
+  }
   for (auto it = doc.begin(); it != doc.end(); ++it) {
     const OptionSpec* option = findSetting(it.key());
     if (option == nullptr) return fieldError(path, it.key(), "unknown key");
     if (absl::Status s = applyJson(*option, it.value(), c); !s.ok()) {
       return fieldError(path, it.key(), s.message());
     }
+  }
+  if (port_password) {
+    if (absl::Status s = portPasswordUsers(path, *port_password, c); !s.ok()) return s;
+    if (const OptionSpec* users = findSetting("users")) noteSet(*users, OptionSource::File, c);
   }
   return absl::OkStatus();
 }
@@ -662,6 +785,9 @@ absl::Status validateConfig(const Config& c) {
     if (auto who = lookUpUser(c.run_as); !who.ok()) {
       return fieldError("config", "user", who.status().message());
     }
+  }
+  if (auto forbidden = IpNetworks::parse(c.forbidden_ip); !forbidden.ok()) {
+    return fieldError("config", "forbidden_ip", forbidden.status().message());
   }
   if (!c.hosts_file.empty() && !std::ifstream(c.hosts_file)) {
     return fieldError("config", "hosts_file", absl::StrCat(c.hosts_file, ": cannot be read"));

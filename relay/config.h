@@ -71,6 +71,7 @@ struct Config {
   int udp_max_associations = 16384;     // --udp-max-associations, "udp_max_associations"
   bool udp_over_tcp = false;            // local/tunnel: --udp-over-tcp, "udp_over_tcp"
   bool allow_private = false;
+  std::vector<std::string> forbidden_ip;  // --forbidden-ip, "forbidden_ip": refused targets
   std::string crypto_provider = "auto";
   std::optional<Endpoint> tunnel_destination;  // -L, "tunnel_address"
   std::string plugin;       // SIP003 plugin program (--plugin, "plugin"); empty: none
@@ -106,6 +107,8 @@ struct Config {
   int dns_negative_ttl_seconds = dnsCacheDefaultSeconds(&dns::DnsCache::Options::negative_ttl);
   // Where each option set by the file or a flag came from, by option name (its JSON key).
   std::map<std::string, OptionSource, std::less<>> option_sources;
+  /// What reading the file found worth saying but not refusing (Python keys that are ignored).
+  std::vector<std::string> warnings;
 };
 
 inline constexpr char kDefaultMetricsListen[] = "127.0.0.1:9464";

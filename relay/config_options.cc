@@ -105,6 +105,10 @@ constexpr OptionSpec kOptions[] = {
      .min = 1, .max = 1024, .help = "worker threads", .unset = "one per CPU"},
     {.name = "allow_private", .long_flag = "--allow-private", .roles = kServer,
      .field = &Config::allow_private, .help = "allow loopback, private and link-local targets"},
+    {.name = "forbidden_ip", .long_flag = "--forbidden-ip", .value_name = "NETS",
+     .roles = kServer, .field = &Config::forbidden_ip,
+     .help = "targets refused even with --allow-private: addresses or networks, comma "
+             "separated (Python's \"127.0.0.0/8,::1/128\"; repeatable)"},
     {.name = "crypto_provider", .long_flag = "--crypto-provider", .value_name = "NAME",
      .field = &Config::crypto_provider, .help = "auto, openssl or boringssl"},
     {.name = "pid_file", .short_flag = "-f", .long_flag = "--pid-file", .value_name = "FILE",

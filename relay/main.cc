@@ -86,6 +86,7 @@ int runRole(Role role, int argc, const char* const* argv) {
     return 0;
   }
   if (config->verbose) shadowrelay::relay::log::setLevel(shadowrelay::relay::log::Level::Debug);
+  for (const std::string& warning : config->warnings) SR_LOG(Warn, "%s", warning);
   const bool check_only = config->check_only;
   const std::string pid_path = config->pid_file;
   const std::string run_as = config->run_as;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "relay/host_addresses.h"
+#include "relay/ip_networks.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -150,6 +151,7 @@ bool isPublicUnicast(const sockaddr* addr) {
 }
 
 bool TargetPolicy::allows(const sockaddr* addr) const {
+  if (forbidden_ != nullptr && forbidden_->contains(addr)) return false;
   if (allow_private_) return true;
   if (!isPublicUnicast(addr)) return false;
   return host_ == nullptr || !host_->contains(addr);

@@ -7,6 +7,7 @@
 namespace shadowrelay::relay {
 
 class HostAddresses;
+class IpNetworks;
 
 /// True when `addr` is a public unicast address a server may connect to by default. Refused:
 /// - IPv4: unspecified and 0/8, loopback, RFC 1918, CGNAT 100.64/10, link-local, 192.0.0/24,
@@ -24,21 +25,24 @@ bool isPublicUnicast(const sockaddr* addr);
 
 /// Where a server may connect or send for a client: public unicast (isPublicUnicast) and not
 /// an address of this host's own interfaces (HostAddresses, when given), unless
-/// --allow-private lifts the whole policy. A small value; the HostAddresses it borrows must
+/// --allow-private lifts that default policy; and never in the operator's `forbidden`
+/// networks (forbidden_ip), --allow-private or not. A small value; what it borrows must
 /// outlive it. allows() is thread-safe and cheap (no lock, no allocation).
 class TargetPolicy {
  public:
   /// Refuses what isPublicUnicast() refuses; knows no host address.
   TargetPolicy() = default;
-  /// `host` may be null (the ranges alone).
-  TargetPolicy(bool allow_private, const HostAddresses* host)
-      : allow_private_(allow_private), host_(host) {}
+  /// `host` and `forbidden` may be null (the ranges alone).
+  TargetPolicy(bool allow_private, const HostAddresses* host,
+               const IpNetworks* forbidden = nullptr)
+      : allow_private_(allow_private), host_(host), forbidden_(forbidden) {}
 
   bool allows(const sockaddr* addr) const;
 
  private:
   bool allow_private_ = false;
   const HostAddresses* host_ = nullptr;
+  const IpNetworks* forbidden_ = nullptr;
 };
 
 }  // namespace shadowrelay::relay

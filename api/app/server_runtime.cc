@@ -187,6 +187,14 @@ absl::Status ServerRuntime::start() {
     host_addresses_ = relay::HostAddresses::watch();
     env_.host_addresses = host_addresses_.get();
   }
+  if (server_ && !config_.forbidden_ip.empty()) {
+    auto forbidden = relay::IpNetworks::parse(config_.forbidden_ip);  // validated already
+    if (!forbidden.ok()) {
+      return configError(absl::StrCat("config: forbidden_ip: ", forbidden.status().message()));
+    }
+    forbidden_targets_ = std::make_unique<relay::IpNetworks>(*std::move(forbidden));
+    env_.forbidden_targets = forbidden_targets_.get();
+  }
 
   relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
   std::signal(SIGPIPE, SIG_IGN);

@@ -61,9 +61,14 @@ struct RelayEnv {
   RelayObserver* observer = nullptr;
   /// Server: this host's interface addresses, refused as targets; may be null (tests).
   const HostAddresses* host_addresses = nullptr;
+  /// Server: forbidden_ip, refused even with --allow-private; null when none.
+  const IpNetworks* forbidden_targets = nullptr;
 
-  /// Where a server may connect or send for a client (--allow-private, host_addresses).
-  TargetPolicy targetPolicy() const { return TargetPolicy(config.allow_private, host_addresses); }
+  /// Where a server may connect or send for a client (--allow-private, host_addresses,
+  /// forbidden_ip).
+  TargetPolicy targetPolicy() const {
+    return TargetPolicy(config.allow_private, host_addresses, forbidden_targets);
+  }
 };
 
 }  // namespace shadowrelay::relay

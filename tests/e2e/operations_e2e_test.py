@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""sslocal-style operations (issue 16 §2): a hosts file for the relay's resolver (server: the
-target names; local: the server's name), a pid file written once listening and removed at exit,
-and -a dropping root once the ports are bound, with the state directory still writable."""
+"""Python shadowsocks and sslocal-style operations (issue 16 §2): a Python 2.x server config
+file (port_password, its other keys) served to shadowsocks-libev's ss-local, forbidden_ip, a
+hosts file for the relay's resolver (server: the target names; local: the server's name), a pid
+file written once listening and removed at exit, and -a dropping root once the ports are
+bound, with the state directory still writable."""
 
 import hashlib
+import json
 import os
 import pwd
 import signal
@@ -35,6 +38,43 @@ class OperationsTest(h.RelayTestCase):
         result = h.curl(web.url(h.Nginx.SMALL, host), socks5_port=local_port, max_time=20)
         self.assertEqual(result.code, 0, str(result))
         self.assertEqual(sha256(result.body), web.files[h.Nginx.SMALL][1], str(result))
+
+    def test_python_config_with_port_password_serves_each_port_to_ss_local(self):
+        ports = [h.free_port(), h.free_port()]
+        config = h.scratch_path("python-server.json")
+        with open(config, "w") as f:
+            json.dump({"server": h.LOOPBACK, "server_port": h.free_port(),
+                       "password": "not-served",
+                       "port_password": {str(ports[0]): "foobar1", str(ports[1]): "foobar2"},
+                       "timeout": 300, "method": METHOD, "fast_open": False, "workers": 1,
+                       "pid-file": h.scratch_path("py.pid"),
+                       "log-file": "/var/log/shadowsocks.log", "prefer_ipv6": False,
+                       "one_time_auth": False, "control_listen": "off",
+                       "metrics_listen": "off"}, f)
+        argv = [h.Config.relay, "server", "-c", config, "--allow-private"]
+        self.start_ours("python-config-server", argv)
+        for port, password in zip(ports, ["foobar1", "foobar2"]):
+            local_port = self.start_local(port, METHOD, impl="libev", password=password)
+            self.fetch_small(local_port, h.LOOPBACK)
+        # Each port knows only its own password.
+        local_port = self.start_local(ports[0], METHOD, impl="libev", password="foobar2")
+        web = h.nginx()
+        result = h.curl(web.url(h.Nginx.SMALL, h.LOOPBACK), socks5_port=local_port, max_time=10)
+        self.assertEqual(result.body, b"", str(result))
+        with open(self.children[0].log_path) as f:
+            log = f.read()
+        self.assertIn("log-file: ignored", log)
+        self.assertIn(f"dedicated port {ports[0]} open for user port-{ports[0]}", log)
+
+    def test_forbidden_ip_is_refused_even_with_allow_private(self):
+        web = h.nginx()
+        server_port = self.start_server(METHOD, extra=["--forbidden-ip", "10.0.0.0/8,127.0.0.1"])
+        local_port = self.start_local(server_port, METHOD)
+        before = web.requests_logged()
+        result = h.curl(web.url(h.Nginx.SMALL, h.LOOPBACK), socks5_port=local_port, max_time=10)
+        self.assertNotEqual(result.code, 0, str(result))
+        self.assertEqual(result.body, b"", str(result))
+        self.assertEqual(web.requests_logged(), before, "a forbidden target was reached")
 
     def test_server_resolves_targets_from_its_hosts_file(self):
         # A name no DNS server knows (the name server is a closed port): only the file has it.

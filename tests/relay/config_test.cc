@@ -77,6 +77,67 @@ TEST(ConfigTest, JsonFileThenFlagsOverride) {
   EXPECT_TRUE(validateConfig(*c).ok());
 }
 
+TEST(ConfigTest, PythonServerConfigWithPortPassword) {
+  const std::string path = writeFile("python-server.json", R"({
+    "server": "0.0.0.0", "server_port": 8388, "password": "unused",
+    "port_password": {"8381": "foobar1", "8382": "foobar2"},
+    "timeout": 300, "method": "aes-256-gcm", "fast_open": false, "workers": 1,
+    "pid-file": "/var/run/shadowsocks.pid", "log-file": "/var/log/shadowsocks.log",
+    "prefer_ipv6": true, "dns_server": ["8.8.8.8", "1.1.1.1"],
+    "forbidden_ip": "127.0.0.0/8,::1/128", "one_time_auth": false, "libsodium": "/x.so"})");
+  auto c = parse(Role::Server, {"-c", path.c_str()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->users.size(), 2u);
+  EXPECT_EQ(c->users[0].name, "port-8381");
+  EXPECT_EQ(c->users[0].password, "foobar1");
+  EXPECT_EQ(c->users[0].port, 8381);
+  EXPECT_EQ(c->users[1].port, 8382);
+  EXPECT_TRUE(c->users[0].method.empty());  // the file's method
+  EXPECT_EQ(c->password, "");               // not served, as in Python
+  EXPECT_EQ(c->pid_file, "/var/run/shadowsocks.pid");
+  EXPECT_TRUE(c->ipv6_first);
+  EXPECT_EQ(c->nameserver, "8.8.8.8,1.1.1.1");
+  EXPECT_EQ(c->forbidden_ip, std::vector<std::string>{"127.0.0.0/8,::1/128"});
+  EXPECT_EQ(optionSource(*c, "users"), OptionSource::File);
+  const std::string warnings = absl::StrJoin(c->warnings, "\n");
+  EXPECT_TRUE(absl::StrContains(warnings, "log-file: ignored")) << warnings;
+  EXPECT_TRUE(absl::StrContains(warnings, "libsodium: ignored")) << warnings;
+  EXPECT_TRUE(absl::StrContains(warnings, "password: not served with port_password")) << warnings;
+  EXPECT_TRUE(validateConfig(*c).ok()) << validateConfig(*c);
+}
+
+TEST(ConfigTest, PythonTunnelKeysAndRefusedKeys) {
+  const std::string tunnel = writeFile("python-tunnel.json", R"({
+    "server": "1.2.3.4", "password": "pw", "tunnel_remote": "::1", "tunnel_remote_port": 5353,
+    "tunnel_port": 5300})");
+  auto t = parse(Role::Tunnel, {"-c", tunnel.c_str()});
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->tunnel_destination, (Endpoint{"::1", 5353}));
+  EXPECT_EQ(t->local_port, 5300);
+  auto l = parse(Role::Local, {"-c", tunnel.c_str()});
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_TRUE(absl::StrContains(absl::StrJoin(l->warnings, "\n"), "tunnel_port: ignored"));
+  const std::string ota = writeFile("python-ota.json", R"({"password": "x", "one_time_auth": true})");
+  auto o = parse(Role::Server, {"-c", ota.c_str()});
+  ASSERT_FALSE(o.ok());
+  EXPECT_TRUE(absl::StrContains(o.status().message(), "one_time_auth: one-time auth (OTA) is "
+                                                      "deprecated")) << o.status();
+  const std::string manager = writeFile("python-manager.json", R"({"manager_address": "/x"})");
+  auto m = parse(Role::Server, {"-c", manager.c_str()});
+  ASSERT_FALSE(m.ok());
+  EXPECT_TRUE(absl::StrContains(m.status().message(), "manager_address: ss-manager")) << m.status();
+  const std::string bad = writeFile("python-bad-port.json", R"({"port_password": {"99999": "x"}})");
+  auto b = parse(Role::Server, {"-c", bad.c_str()});
+  ASSERT_FALSE(b.ok());
+  EXPECT_TRUE(absl::StrContains(b.status().message(), "port_password.\"99999\"")) << b.status();
+  const std::string empty = writeFile("python-empty-pw.json", R"({"port_password": {"8381": ""}})");
+  EXPECT_FALSE(parse(Role::Server, {"-c", empty.c_str()}).ok());
+  auto forbidden = parse(Role::Server, {"-k", "x", "--forbidden-ip", "10.0.0.0/40"});
+  ASSERT_TRUE(forbidden.ok());
+  EXPECT_EQ(validateConfig(*forbidden).message(),
+            "config: forbidden_ip: \"10.0.0.0/40\": the prefix length must be 0..32");
+}
+
 TEST(ConfigTest, BadConfigNamesTheField) {
   struct Case {
     std::string json;

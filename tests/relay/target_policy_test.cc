@@ -8,6 +8,7 @@
 #include "dns/ip_address.h"
 #include "gtest/gtest.h"
 #include "relay/host_addresses.h"
+#include "relay/ip_networks.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -166,6 +167,51 @@ TEST(TargetPolicyTest, AllowPrivateLiftsEverything) {
   for (const char* ip : {"1.1.1.1", "127.0.0.1", "10.0.0.1", "64:ff9b::a00:1", "::1"}) {
     EXPECT_TRUE(policyAllows(policy, ip)) << ip;
   }
+}
+
+TEST(IpNetworksTest, ParsesPythonsListAndMatchesPrefixes) {
+  auto nets = IpNetworks::parse({"127.0.0.0/8, ::1/128", "8.8.4.0/23", "2001:4860::/33"});
+  ASSERT_TRUE(nets.ok()) << nets.status();
+  EXPECT_EQ(nets->size(), 4u);
+  const auto in = [&](const std::string& ip) {
+    const sockaddr_storage ss = parse(ip);
+    return nets->contains(reinterpret_cast<const sockaddr*>(&ss));
+  };
+  EXPECT_TRUE(in("127.9.9.9"));
+  EXPECT_TRUE(in("::1"));
+  EXPECT_FALSE(in("::2"));
+  EXPECT_TRUE(in("8.8.4.4"));
+  EXPECT_TRUE(in("8.8.5.255"));  // /23: the low bit of the third byte is host
+  EXPECT_FALSE(in("8.8.6.0"));
+  EXPECT_FALSE(in("8.8.3.255"));
+  EXPECT_TRUE(in("::ffff:8.8.4.4"));  // IPv4-mapped: tested as IPv4
+  EXPECT_TRUE(in("2001:4860:7fff::1"));
+  EXPECT_FALSE(in("2001:4860:8000::1"));  // bit 33 set
+  EXPECT_FALSE(in("1.1.1.1"));
+}
+
+TEST(IpNetworksTest, ErrorsNameTheSpec) {
+  EXPECT_EQ(IpNetworks::parse({"10.0.0.0/8,10.0.0.0/33"}).status().message(),
+            "\"10.0.0.0/33\": the prefix length must be 0..32");
+  EXPECT_EQ(IpNetworks::parse({"example.com"}).status().message(),
+            "\"example.com\": not an IPv4 or IPv6 address");
+  EXPECT_EQ(IpNetworks::parse({"::/x"}).status().message(),
+            "\"::/x\": the prefix length must be 0..128");
+  EXPECT_TRUE(IpNetworks::parse({}).ok());
+}
+
+TEST(TargetPolicyTest, ForbiddenNetworksApplyEvenWithAllowPrivate) {
+  auto forbidden = IpNetworks::parse({"1.1.1.0/24,10.1.0.0/16"});
+  ASSERT_TRUE(forbidden.ok());
+  const TargetPolicy open(/*allow_private=*/true, nullptr, &*forbidden);
+  EXPECT_FALSE(policyAllows(open, "1.1.1.1"));
+  EXPECT_FALSE(policyAllows(open, "10.1.2.3"));
+  EXPECT_TRUE(policyAllows(open, "10.2.0.1"));
+  EXPECT_TRUE(policyAllows(open, "8.8.8.8"));
+  const TargetPolicy strict(/*allow_private=*/false, nullptr, &*forbidden);
+  EXPECT_FALSE(policyAllows(strict, "1.1.1.1"));
+  EXPECT_FALSE(policyAllows(strict, "10.2.0.1"));  // the default policy still applies
+  EXPECT_TRUE(policyAllows(strict, "8.8.8.8"));
 }
 
 }  // namespace
