@@ -302,6 +302,37 @@ absl::Status translatePythonKeys(const std::string& path, json& doc, Config& c) 
                   : "ignored: the crypto libraries are linked in (`shadowrelay ciphers`)");
     doc.erase(key);
   }
+  // ShadowsocksR: its plain protocol and obfs are Shadowsocks; anything else is a protocol
+  // of its own that no Shadowsocks client speaks.
+  for (const auto& [key, plain] : {std::pair{"protocol", "origin"}, std::pair{"obfs", "plain"}}) {
+    if (!doc.contains(key)) continue;
+    if (doc[key] != json(plain)) {
+      return fieldError(path, key,
+                        absl::StrCat("ShadowsocksR's ", doc[key].dump(), " is not Shadowsocks and "
+                                     "is not offered; only \"", plain,
+                                     "\" (for obfuscation, a SIP003 plugin: --plugin)"));
+    }
+    doc.erase(key);
+  }
+  for (const char* key : {"protocol_param", "obfs_param", "additional_ports_only",
+                          "connect_verbose_info", "udp_cache", "dns_ipv6", "redirect"}) {
+    if (!doc.contains(key)) continue;
+    warn(key, "ignored: a ShadowsocksR setting with no meaning here");
+    doc.erase(key);
+  }
+  for (const char* key : {"additional_ports", "forbidden_port", "speed_limit_per_con",
+                          "speed_limit_per_user"}) {
+    if (!doc.contains(key)) continue;
+    const json& v = doc[key];
+    const bool unset = v.is_null() || v == json("") || v == json(0) ||
+                       (v.is_object() && v.empty()) || (v.is_array() && v.empty());
+    if (!unset) {
+      return fieldError(path, key,
+                        "a ShadowsocksR setting that is not offered (users on ports of their own: "
+                        "\"users\" or port_password)");
+    }
+    doc.erase(key);
+  }
   if (doc.contains("manager_address")) {
     return fieldError(path, "manager_address",
                       "ss-manager's UDP API is not offered: users are managed through the gRPC "

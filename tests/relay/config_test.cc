@@ -130,6 +130,20 @@ TEST(ConfigTest, PythonTunnelKeysAndRefusedKeys) {
   auto b = parse(Role::Server, {"-c", bad.c_str()});
   ASSERT_FALSE(b.ok());
   EXPECT_TRUE(absl::StrContains(b.status().message(), "port_password.\"99999\"")) << b.status();
+  const std::string ssr = writeFile("ssr.json", R"({"password": "x", "protocol": "origin",
+    "obfs": "plain", "protocol_param": "", "obfs_param": "", "udp_cache": 64,
+    "additional_ports": {}, "forbidden_port": "", "speed_limit_per_user": 0})");
+  auto plain = parse(Role::Server, {"-c", ssr.c_str()});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_TRUE(absl::StrContains(absl::StrJoin(plain->warnings, "\n"), "udp_cache: ignored"));
+  const std::string auth = writeFile("ssr-auth.json", R"({"protocol": "auth_aes128_md5"})");
+  auto a = parse(Role::Server, {"-c", auth.c_str()});
+  ASSERT_FALSE(a.ok());
+  EXPECT_TRUE(absl::StrContains(a.status().message(),
+                                "protocol: ShadowsocksR's \"auth_aes128_md5\" is not Shadowsocks"))
+      << a.status();
+  const std::string limit = writeFile("ssr-limit.json", R"({"speed_limit_per_con": 100})");
+  EXPECT_FALSE(parse(Role::Server, {"-c", limit.c_str()}).ok());
   const std::string empty = writeFile("python-empty-pw.json", R"({"port_password": {"8381": ""}})");
   EXPECT_FALSE(parse(Role::Server, {"-c", empty.c_str()}).ok());
   auto forbidden = parse(Role::Server, {"-k", "x", "--forbidden-ip", "10.0.0.0/40"});
