@@ -103,6 +103,8 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
                           : key == "password" ? &user.password
                           : key == "key"      ? &user.key
                           : key == "method"   ? &user.method
+                          : key == "plugin"   ? &user.plugin
+                          : key == "plugin_opts" ? &user.plugin_opts
                                               : nullptr;
       if (text != nullptr) {
         if (!it.value().is_string()) {

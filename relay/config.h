@@ -28,6 +28,8 @@ struct ConfigUser {
   std::string key;     // base64, instead of a password
   std::string method;  // empty: the config's method
   uint16_t port = 0;   // a dedicated port; 0: the shared port
+  std::string plugin;       // a dedicated port's SIP003 plugin; empty: none
+  std::string plugin_opts;  // its options
   bool operator==(const ConfigUser&) const = default;
 };
 

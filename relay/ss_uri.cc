@@ -3,12 +3,15 @@
 
 #include <cctype>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "crypto/method.h"
 
@@ -157,6 +160,42 @@ absl::StatusOr<SsUri> parseSsUri(absl::string_view uri) {
   }
   out.port = static_cast<uint16_t>(port);
   return out;
+}
+
+namespace {
+
+// SIP003 hosts pass the server's program name in the URI; simple-obfs names its two sides apart.
+constexpr std::pair<absl::string_view, absl::string_view> kClientPrograms[] = {
+    {"obfs-server", "obfs-local"},
+};
+// Options only the server side reads (v2ray-plugin: server mode and its certificate; simple-obfs:
+// where probes are forwarded).
+constexpr absl::string_view kServerOnlyOptions[] = {"server", "cert", "key", "failover"};
+
+}  // namespace
+
+std::string clientPluginParameter(absl::string_view plugin, absl::string_view options) {
+  std::string program(plugin.substr(plugin.rfind('/') + 1));  // a path: its file name
+  for (const auto& [server, client] : kClientPrograms) {
+    if (program == server) program = std::string(client);
+  }
+  std::vector<absl::string_view> kept;
+  // Unescaped ';' separate the options (a '\' escapes the next character).
+  size_t start = 0;
+  for (size_t i = 0; i <= options.size(); ++i) {
+    if (i < options.size() && options[i] == '\\') {
+      ++i;
+      continue;
+    }
+    if (i < options.size() && options[i] != ';') continue;
+    const absl::string_view option = options.substr(start, i - start);
+    start = i + 1;
+    const absl::string_view key = option.substr(0, option.find('='));
+    bool server_only = false;
+    for (absl::string_view s : kServerOnlyOptions) server_only = server_only || key == s;
+    if (!option.empty() && !server_only) kept.push_back(option);
+  }
+  return kept.empty() ? program : absl::StrCat(program, ";", absl::StrJoin(kept, ";"));
 }
 
 }  // namespace shadowrelay::relay

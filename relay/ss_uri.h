@@ -15,6 +15,11 @@ namespace shadowrelay::relay {
 /// @host:port#tag, each part percent-encoded, so the password "iPSK:uPSK" of a user behind an
 /// identity key (SIP023) reads "iPSK%3AuPSK". IPv6 hosts in brackets. A SIP003 `plugin`
 /// ("name;opts") adds "/?plugin=" and the value percent-encoded.
+/// The SIP002 `plugin` value for clients of a server running `plugin` with `options`:
+/// "name;opts", with the client's program (obfs-server -> obfs-local) and without the options
+/// only a server reads (v2ray-plugin's server, cert, key; simple-obfs's failover).
+std::string clientPluginParameter(absl::string_view plugin, absl::string_view options);
+
 std::string makeSsUri(absl::string_view method, absl::string_view password, absl::string_view host,
                       uint16_t port, absl::string_view tag, absl::string_view plugin = "");
 

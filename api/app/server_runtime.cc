@@ -58,6 +58,8 @@ std::vector<users::User> configuredUsers(const Config& config) {
     user.password = from.password;
     user.key = from.key;
     user.port = from.port == config.server_port ? 0 : from.port;
+    user.plugin = from.plugin;
+    user.plugin_opts = from.plugin_opts;
     user.source = users::UserSource::Config;
     out.push_back(std::move(user));
   }
@@ -420,6 +422,19 @@ absl::Status ServerRuntime::openRegistry() {
   options.port_check = [this](uint16_t user_port) {
     return server_users_ != nullptr ? server_users_->checkPort(user_port) : absl::OkStatus();
   };
+  // A dedicated port's plugin holds its public TCP port (ServerUsers runs it).
+  options.plugin_check = [this](const std::string& plugin) -> absl::Status {
+    if (config_.mode == relay::Mode::UdpOnly) {
+      return absl::FailedPreconditionError("a plugin carries TCP; this server is udp_only");
+    }
+    if (config_.server_hosts.size() > 1) {
+      return absl::FailedPreconditionError(
+          "a plugin listens on one address; this server listens on several (-s)");
+    }
+    const char* path_env = std::getenv("PATH");
+    return relay::findExecutable(plugin, path_env != nullptr ? path_env : "/usr/bin:/bin")
+        .status();
+  };
   auto opened = users::UserRegistry::open(std::move(options));
   if (!opened.ok()) return configError(absl::StrCat("users: ", opened.status().message()));
   registry_ = std::move(*opened);
@@ -606,6 +621,7 @@ absl::Status ServerRuntime::startControl() {
   options.tls_client_ca_file = config_.control_tls_client_ca;
   options.insecure_plaintext = config_.control_insecure_plaintext;
   options.public_host = public_host_;
+  if (plugin_) options.shared_port_plugin = plugin_->uriParameter();
   options.providers = providers_.get();
   options.status = [this] { return status(); };
   auto started = control::ControlServer::start(std::move(options), *registry_);

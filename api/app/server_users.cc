@@ -37,11 +37,11 @@ relay::UserTablePtr ServerUsers::table() const {
 std::vector<control::ListenerStatus> ServerUsers::dedicatedListeners() const {
   std::vector<control::ListenerStatus> out;
   absl::MutexLock lock(&mu_);
-  for (const auto& [port, user] : open_ports_) {
+  for (const auto& [port, open] : open_ports_) {
     for (const relay::SocketAddress& address : plan_.addresses) {
       const std::string host = relay::Endpoint::fromSocketAddress(address).host;
-      if (plan_.tcp) out.push_back({host, port, "tcp", user});
-      if (plan_.udp) out.push_back({host, port, "udp", user});
+      if (plan_.tcp) out.push_back({host, port, "tcp", open.use.user});
+      if (plan_.udp) out.push_back({host, port, "udp", open.use.user});
     }
   }
   return out;
@@ -66,8 +66,13 @@ absl::Status ServerUsers::checkPort(uint16_t port) const {
   return absl::OkStatus();
 }
 
-bool ServerUsers::openPort(uint16_t port, bool udp2022) {
+bool ServerUsers::openPort(uint16_t port, bool udp2022, const PortUse& use, OpenPort* open) {
   const size_t n = workers_.size();
+  const bool plugin = !use.plugin.empty() && plan_.tcp && plan_.addresses.size() == 1;
+  // With a plugin, the plugin holds the public TCP port and the workers listen behind it on a
+  // loopback port (the first bind picks it, the other workers join it with SO_REUSEPORT).
+  auto loopback = relay::parseSocketAddress("127.0.0.1", 0);
+  uint16_t behind = 0;
   // Per worker: its TCP listeners and UDP sockets (SO_REUSEPORT: the kernel spreads the
   // connections and each peer's datagrams over the workers). A 2022 port's UDP is one socket,
   // held by nobody else, on the first worker: its sessions outlive a client's source port,
@@ -80,11 +85,17 @@ bool ServerUsers::openPort(uint16_t port, bool udp2022) {
       if (plan_.tcp) {
         relay::ListenOptions options = plan_.options;
         options.reuse_port = true;
-        auto fd = relay::listenTcp(address, options);
+        relay::SocketAddress tcp_address = address;
+        if (plugin) {
+          tcp_address = *loopback;
+          tcp_address.setPort(behind);
+        }
+        auto fd = relay::listenTcp(tcp_address, options);
         if (!fd.ok()) {
           SR_LOG(Warn, "dedicated port %d: %s", port, fd.status().message());
           return false;
         }
+        if (plugin && behind == 0) behind = relay::localAddress(fd->get()).port();
         (*tcp)[i].push_back(std::move(*fd));
       }
       if (plan_.udp && (!udp2022 || i == 0)) {
@@ -111,7 +122,29 @@ bool ServerUsers::openPort(uint16_t port, bool udp2022) {
       }
     }
   });
+  open->use = use;
+  if (plugin) {
+    relay::SocketAddress public_address = plan_.addresses.front();
+    public_address.setPort(port);
+    relay::SocketAddress relay_listen = *loopback;
+    relay_listen.setPort(behind);
+    auto created = relay::Sip003Plugin::forDedicatedPort(use.plugin, use.plugin_opts,
+                                                         public_address, relay_listen);
+    // Not waiting for it to listen: this runs under the registry's change (a control call).
+    absl::Status started = created.ok() ? (*created)->start(/*wait=*/false) : created.status();
+    if (!started.ok()) {
+      SR_LOG(Warn, "dedicated port %d: plugin %s: %s", port, use.plugin, started.message());
+    } else {
+      open->plugin = *std::move(created);
+    }
+  }
   return true;
+}
+
+void ServerUsers::closePort(uint16_t port, OpenPort& open) {
+  if (open.plugin) open.plugin->stop();  // SIGTERM, then SIGKILL: no new connections through it
+  pool_.runOnEach([this, port](relay::EventLoop&, size_t i) { workers_[i]->closePort(port); });
+  SR_LOG(Info, "dedicated port %d closed (user %s)", port, open.use.user);
 }
 
 void ServerUsers::apply(const relay::UserTablePtr& table) {
@@ -119,30 +152,31 @@ void ServerUsers::apply(const relay::UserTablePtr& table) {
   table_ = table;
   // In order on every loop: the table first, then the ports it names.
   pool_.runOnEach([this, table](relay::EventLoop&, size_t i) { workers_[i]->setUsers(table); });
-  std::map<uint16_t, std::string> wanted;
+  std::map<uint16_t, PortUse> wanted;
   for (uint16_t port : table->dedicatedPorts()) {
-    wanted[port] = table->onPort(port).front()->name;
+    const relay::RelayUser& user = *table->onPort(port).front();
+    wanted[port] = PortUse{user.name, user.plugin, user.plugin_opts};
   }
+  // Ports no longer wanted close; a port whose plugin changed closes and opens again.
   for (auto it = open_ports_.begin(); it != open_ports_.end();) {
-    if (wanted.contains(it->first)) {
+    const auto want = wanted.find(it->first);
+    if (want != wanted.end() && want->second.samePlugin(it->second.use)) {
+      it->second.use.user = want->second.user;
       ++it;
       continue;
     }
-    const uint16_t port = it->first;
-    pool_.runOnEach([this, port](relay::EventLoop&, size_t i) { workers_[i]->closePort(port); });
-    SR_LOG(Info, "dedicated port %d closed (user %s)", port, it->second);
+    closePort(it->first, it->second);
     it = open_ports_.erase(it);
   }
-  for (const auto& [port, user] : wanted) {
-    if (open_ports_.contains(port)) {
-      open_ports_[port] = user;
-      continue;
-    }
+  for (const auto& [port, use] : wanted) {
+    if (open_ports_.contains(port)) continue;
     const bool udp2022 =
         table->onPort(port).front()->method->edition == crypto::Edition::Aead2022;
-    if (openPort(port, udp2022)) {
-      open_ports_[port] = user;
-      SR_LOG(Info, "dedicated port %d open for user %s", port, user);
+    OpenPort open;
+    if (openPort(port, udp2022, use, &open)) {
+      SR_LOG(Info, "dedicated port %d open for user %s%s", port, use.user,
+             open.plugin ? absl::StrCat(" behind plugin ", use.plugin) : "");
+      open_ports_.emplace(port, std::move(open));
     }
   }
 }

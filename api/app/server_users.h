@@ -3,7 +3,7 @@
 // The wiring from the user registry (control plane) to the workers (data plane): every new
 // snapshot becomes an immutable UserTable that each worker swaps in on its own loop, and users'
 // dedicated ports get listeners (TCP, and UDP with -u) on every worker, opened and closed at
-// runtime.
+// runtime, and the SIP003 plugin a user names in front of its port.
 
 #include <cstdint>
 #include <map>
@@ -18,6 +18,7 @@
 #include "api/users/user_registry.h"
 #include "relay/event/worker_pool.h"
 #include "relay/net/socket.h"
+#include "relay/plugin/sip003_plugin.h"
 #include "relay/worker/worker.h"
 #include "relay/users/user_table.h"
 
@@ -56,10 +57,26 @@ class ServerUsers {
 
  private:
   void apply(const relay::UserTablePtr& table);
-  /// Binds `port` for every worker and hands the sockets over. False if a bind failed.
+  /// What a dedicated port serves: its user and the plugin in front of it.
+  struct PortUse {
+    std::string user;
+    std::string plugin;
+    std::string plugin_opts;
+    bool samePlugin(const PortUse& other) const {
+      return plugin == other.plugin && plugin_opts == other.plugin_opts;
+    }
+  };
+  struct OpenPort {
+    PortUse use;
+    std::unique_ptr<relay::Sip003Plugin> plugin;  // null without one
+  };
+
+  /// Binds `port` for every worker and hands the sockets over; with a plugin, TCP binds a
+  /// loopback port behind it and the plugin starts on the public one. False if a bind failed.
   /// `udp2022`: the port's users speak Shadowsocks 2022, whose UDP is one socket on the first
   /// worker (relay/udp/udp2022_server.h), not one per worker.
-  bool openPort(uint16_t port, bool udp2022);
+  bool openPort(uint16_t port, bool udp2022, const PortUse& use, OpenPort* open);
+  void closePort(uint16_t port, OpenPort& open);
 
   users::UserRegistry& registry_;
   relay::WorkerPool& pool_;
@@ -69,7 +86,7 @@ class ServerUsers {
 
   mutable absl::Mutex mu_;
   relay::UserTablePtr table_ ABSL_GUARDED_BY(mu_);
-  std::map<uint16_t, std::string> open_ports_ ABSL_GUARDED_BY(mu_);  // port -> user
+  std::map<uint16_t, OpenPort> open_ports_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace shadowrelay::api::app

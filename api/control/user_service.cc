@@ -18,6 +18,8 @@ constexpr const char* kUpdatablePaths[] = {
     "password",
     "key",
     "enabled",
+    "plugin",
+    "plugin_opts",
     "limits",
     "limits.max_connections",
     "limits.data_quota_bytes",
@@ -61,13 +63,21 @@ void UserService::toProto(const users::User& user, bool with_secrets, v1::User* 
   traffic->set_udp_packets(user.traffic.udp_packets);
   out->mutable_limits()->set_max_connections(user.limits.max_connections);
   out->mutable_limits()->set_data_quota_bytes(user.limits.data_quota_bytes);
+  out->set_plugin(user.plugin);
   if (with_secrets) {
     out->set_password(user.password);
     out->set_key(user.key);
+    out->set_plugin_opts(user.plugin_opts);
     // Empty for a 2017 raw key (SIP002 has no form for it) and for -k on a port whose 2022
     // users send identity headers (there it is the identity key only): no URL then.
     if (const std::string client = registry_.clientPassword(user); !client.empty()) {
-      out->set_access_url(relay::makeSsUri(user.method, client, public_host_, port, user.name));
+      // The user's own plugin on its port; on the shared port, the server's --plugin.
+      const std::string plugin = !user.plugin.empty()
+                                     ? relay::clientPluginParameter(user.plugin, user.plugin_opts)
+                                 : user.port == 0 ? shared_port_plugin_
+                                                  : std::string();
+      out->set_access_url(
+          relay::makeSsUri(user.method, client, public_host_, port, user.name, plugin));
     }
   }
 }
@@ -86,6 +96,8 @@ grpc::Status UserService::CreateUser(grpc::ServerContext* /*context*/,
   user.enabled = request->has_enabled() ? request->enabled() : true;
   user.limits.max_connections = request->limits().max_connections();
   user.limits.data_quota_bytes = request->limits().data_quota_bytes();
+  user.plugin = request->plugin();
+  user.plugin_opts = request->plugin_opts();
   auto created = registry_.create(user);
   if (!created.ok()) {
     return toGrpcStatus(created.status());
@@ -133,6 +145,10 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
       update.key = in.key();
     } else if (path == "enabled") {
       update.enabled = in.enabled();
+    } else if (path == "plugin") {
+      update.plugin = in.plugin();
+    } else if (path == "plugin_opts") {
+      update.plugin_opts = in.plugin_opts();
     } else if (path == "limits") {
       update.max_connections = in.limits().max_connections();
       update.data_quota_bytes = in.limits().data_quota_bytes();

@@ -14,8 +14,13 @@ namespace shadowrelay::api::control {
 class UserService final : public shadowrelay::v1::UserService::Service {
  public:
   /// `public_host`: the host in access URLs.
-  UserService(users::UserRegistry& registry, std::string public_host)
-      : registry_(registry), public_host_(std::move(public_host)) {}
+  /// `shared_port_plugin`: the SIP002 plugin value of the server's --plugin, for the access
+  /// URLs of shared-port users ("" without one).
+  UserService(users::UserRegistry& registry, std::string public_host,
+              std::string shared_port_plugin = "")
+      : registry_(registry),
+        public_host_(std::move(public_host)),
+        shared_port_plugin_(std::move(shared_port_plugin)) {}
 
   grpc::Status CreateUser(grpc::ServerContext* context,
                           const shadowrelay::v1::CreateUserRequest* request,
@@ -38,6 +43,7 @@ class UserService final : public shadowrelay::v1::UserService::Service {
  private:
   users::UserRegistry& registry_;
   const std::string public_host_;
+  const std::string shared_port_plugin_;
 };
 
 }  // namespace shadowrelay::api::control

@@ -45,6 +45,8 @@ struct User {
   uint16_t port = 0;     // a dedicated port; 0: the server's shared port
   bool enabled = true;
   UserLimits limits;
+  std::string plugin;       // a dedicated port's SIP003 plugin program (server side); empty: none
+  std::string plugin_opts;  // its SS_PLUGIN_OPTIONS (may hold secrets: never logged)
   absl::Time created = absl::UnixEpoch();
   TrafficCounters traffic;
   UserSource source = UserSource::Api;

@@ -67,6 +67,25 @@ std::string keyHash(const crypto::MasterKey& key) {
       absl::string_view(reinterpret_cast<const char*>(hash.data()), hash.size()));
 }
 
+// A plugin stands in front of a dedicated port only (the shared port's is --plugin).
+absl::Status checkPlugin(const User& u, const RegistryOptions& options) {
+  if (u.plugin.empty()) {
+    if (!u.plugin_opts.empty()) return absl::InvalidArgumentError("plugin_opts: needs a plugin");
+    return absl::OkStatus();
+  }
+  if (u.port == 0) {
+    return absl::InvalidArgumentError(
+        "plugin: only a user on a dedicated port may have one (the shared port's is --plugin)");
+  }
+  if (!options.plugin_check) {
+    return absl::InvalidArgumentError("plugin: this server runs no plugins for users");
+  }
+  if (absl::Status s = options.plugin_check(u.plugin); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("plugin: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status readOnly(const User& u) {
   return absl::FailedPreconditionError(absl::StrCat(
       "user \"", u.name, "\" comes from the ",
@@ -112,6 +131,9 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
       if (absl::Status s = r.checkPortLocked(user.port, user.name, state.users); !s.ok()) {
         return withUser(user.name, s);
       }
+    }
+    if (absl::Status s = checkPlugin(user, r.options_); !s.ok()) {
+      return withUser(user.name, s);
     }
     if (absl::Status s =
             r.checkPortPeers(user.port, **method, *key, user.password.empty() ? "key" : "password",
@@ -370,6 +392,8 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     r.enabled = u.enabled;
     r.quota_exceeded = u.quotaExceeded();
     r.max_connections = u.limits.max_connections;
+    r.plugin = u.plugin;
+    r.plugin_opts = u.plugin_opts;
     users.push_back(std::move(r));
   }
   std::vector<relay::IdentityKey> identity_keys;
@@ -477,6 +501,11 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
   user.port = request.port == sharedPort() ? 0 : request.port;
   user.enabled = request.enabled;
   user.limits = request.limits;
+  user.plugin = request.plugin;
+  user.plugin_opts = request.plugin_opts;
+  if (absl::Status s = checkPlugin(user, options_); !s.ok()) {
+    return s;
+  }
   user.created = options_.now();
   user.source = UserSource::Api;
   {
@@ -592,6 +621,19 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   }
   if (update.data_quota_bytes.has_value()) {
     user.limits.data_quota_bytes = *update.data_quota_bytes;
+  }
+  if (update.plugin.has_value()) {
+    user.plugin = *update.plugin;
+    if (user.plugin.empty()) user.plugin_opts.clear();
+  }
+  if (update.plugin_opts.has_value()) {
+    user.plugin_opts = *update.plugin_opts;
+  }
+  if ((update.plugin.has_value() || update.plugin_opts.has_value()) &&
+      (user.plugin != entry.user.plugin || user.plugin_opts != entry.user.plugin_opts)) {
+    if (absl::Status s = checkPlugin(user, options_); !s.ok()) {
+      return s;
+    }
   }
   if (user == entry.user) {
     return user;  // nothing changed: no write, no new snapshot

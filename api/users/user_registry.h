@@ -47,6 +47,9 @@ struct RegistryOptions {
   /// whose message is passed on (as FAILED_PRECONDITION). Called by create() while changes are
   /// serialised: it must not change the registry.
   std::function<absl::Status(uint16_t port)> port_check;
+  /// Whether a dedicated port may run the SIP003 plugin program `plugin` (found, and the server
+  /// can put one in front of a port). Null: users may name no plugin.
+  std::function<absl::Status(const std::string& plugin)> plugin_check;
   /// Gives each user of the published tables its AEAD provider. Null: users carry none (the
   /// table is not for relaying, e.g. --check-config). Must outlive the registry.
   const crypto::CryptoProviders* providers = nullptr;
@@ -63,6 +66,8 @@ struct NewUser {
   uint16_t port = 0;     // 0 or the shared port: the shared port
   bool enabled = true;
   UserLimits limits;
+  std::string plugin;  // a dedicated port's SIP003 plugin; empty: none
+  std::string plugin_opts;
 };
 
 /// UpdateUser's fields: only the ones that are set change.
@@ -75,6 +80,8 @@ struct UserUpdate {
   std::optional<bool> enabled;
   std::optional<uint32_t> max_connections;
   std::optional<uint64_t> data_quota_bytes;
+  std::optional<std::string> plugin;  // empty: no plugin
+  std::optional<std::string> plugin_opts;
 };
 
 /// Traffic of one user since the last report.

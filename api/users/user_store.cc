@@ -63,6 +63,10 @@ json encodeUser(const User& u) {
   }
   j["port"] = u.port;
   j["enabled"] = u.enabled;
+  if (!u.plugin.empty()) {  // absent otherwise: stores without plugins keep their text
+    j["plugin"] = u.plugin;
+    j["plugin_opts"] = u.plugin_opts;
+  }
   j["limits"] = {{"max_connections", u.limits.max_connections},
                  {"data_quota_bytes", u.limits.data_quota_bytes}};
   j["created"] = formatTime(u.created);
@@ -164,6 +168,13 @@ absl::StatusOr<User> decodeUser(const json& j) {
   u.port = static_cast<uint16_t>(port);
   SR_ASSIGN_OR_RETURN(enabled, getBool(j, "enabled"));
   u.enabled = enabled;
+  SR_ASSIGN_OR_RETURN(plugin, getString(j, "plugin", false));
+  SR_ASSIGN_OR_RETURN(plugin_opts, getString(j, "plugin_opts", false));
+  if (plugin.empty() && !plugin_opts.empty()) {
+    return fail(fieldError("plugin_opts", "without a plugin"));
+  }
+  u.plugin = std::move(plugin);
+  u.plugin_opts = std::move(plugin_opts);
   SR_ASSIGN_OR_RETURN(limits, getObject(j, "limits"));
   SR_ASSIGN_OR_RETURN(max_connections, getUnsigned(*limits, "max_connections",
                                                    std::numeric_limits<uint32_t>::max()));

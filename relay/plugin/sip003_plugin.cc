@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "relay/log.h"
+#include "relay/ss_uri.h"
 
 namespace shadowrelay::relay {
 
@@ -82,14 +83,6 @@ bool listedAsListening(const char* table, uint16_t port) {
   return false;
 }
 
-// SIP003 hosts pass the server's program name in the URI; simple-obfs names its two sides apart.
-constexpr std::pair<absl::string_view, absl::string_view> kClientPrograms[] = {
-    {"obfs-server", "obfs-local"},
-};
-// Options only the server side reads (v2ray-plugin: server mode and its certificate; simple-obfs:
-// where probes are forwarded).
-constexpr absl::string_view kServerOnlyOptions[] = {"server", "cert", "key", "failover"};
-
 }  // namespace
 
 absl::StatusOr<std::string> findExecutable(absl::string_view name, absl::string_view path_env) {
@@ -111,35 +104,28 @@ bool tcpPortListening(uint16_t port) {
   return listedAsListening("/proc/net/tcp", port) || listedAsListening("/proc/net/tcp6", port);
 }
 
-std::string clientPluginParameter(absl::string_view plugin, absl::string_view options) {
-  std::string program(plugin.substr(plugin.rfind('/') + 1));  // a path: its file name
-  for (const auto& [server, client] : kClientPrograms) {
-    if (program == server) program = std::string(client);
-  }
-  std::vector<absl::string_view> kept;
-  // Unescaped ';' separate the options (a '\' escapes the next character).
-  size_t start = 0;
-  for (size_t i = 0; i <= options.size(); ++i) {
-    if (i < options.size() && options[i] == '\\') {
-      ++i;
-      continue;
-    }
-    if (i < options.size() && options[i] != ';') continue;
-    const absl::string_view option = options.substr(start, i - start);
-    start = i + 1;
-    const absl::string_view key = option.substr(0, option.find('='));
-    bool server_only = false;
-    for (absl::string_view s : kServerOnlyOptions) server_only = server_only || key == s;
-    if (!option.empty() && !server_only) kept.push_back(option);
-  }
-  return kept.empty() ? program : absl::StrCat(program, ";", absl::StrJoin(kept, ";"));
-}
-
 Sip003Plugin::Sip003Plugin(const Config& config, std::string path)
     : role_(config.role), name_(config.plugin), path_(std::move(path)),
       options_(config.plugin_opts) {}
 
+Sip003Plugin::Sip003Plugin(Role role, absl::string_view name, std::string path,
+                           absl::string_view options)
+    : role_(role), name_(name), path_(std::move(path)), options_(options) {}
+
 Sip003Plugin::~Sip003Plugin() { stop(); }
+
+absl::StatusOr<std::unique_ptr<Sip003Plugin>> Sip003Plugin::forDedicatedPort(
+    absl::string_view plugin, absl::string_view options, const SocketAddress& public_address,
+    const SocketAddress& relay_listen) {
+  const char* path_env = std::getenv("PATH");
+  auto path = findExecutable(plugin, path_env != nullptr ? path_env : "/usr/bin:/bin");
+  if (!path.ok()) return path.status();
+  std::unique_ptr<Sip003Plugin> out(
+      new Sip003Plugin(Role::Server, plugin, *std::move(path), options));
+  out->remote_ = Endpoint::fromSocketAddress(public_address);
+  out->relay_listen_ = relay_listen;
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<Sip003Plugin>> Sip003Plugin::create(
     const Config& config, std::vector<SocketAddress>& listen, bool udp) {
@@ -174,7 +160,7 @@ absl::StatusOr<std::unique_ptr<Sip003Plugin>> Sip003Plugin::create(
   return plugin;
 }
 
-absl::Status Sip003Plugin::start() {
+absl::Status Sip003Plugin::start(bool wait) {
   const bool server = role_ == Role::Server;
   PluginProcessOptions options;
   options.name = name_;
@@ -195,6 +181,7 @@ absl::Status Sip003Plugin::start() {
          server ? absl::StrCat("public ", remote_.toString(), " -> relay ", local.toString())
                 : absl::StrCat("relay -> ", local.toString(), " -> server ", remote_.toString()),
          port);
+  if (!wait) return absl::OkStatus();
   const auto deadline = std::chrono::steady_clock::now() + kListenDeadline;
   while (!tcpPortListening(port)) {
     if (process_->exits() > 0) {

@@ -34,10 +34,6 @@ absl::StatusOr<std::string> findExecutable(absl::string_view name, absl::string_
 /// connection would reach the plugin's peer as an empty session).
 bool tcpPortListening(uint16_t port);
 
-/// The SIP002 `plugin` value for clients of a server running `plugin` with `options`:
-/// "name;opts", with the client's program (obfs-server -> obfs-local) and without the options
-/// only a server reads (v2ray-plugin's server, cert, key; simple-obfs's failover).
-std::string clientPluginParameter(absl::string_view plugin, absl::string_view options);
 
 /// Owned by the runtime of a role with --plugin; the main thread's.
 class Sip003Plugin {
@@ -53,6 +49,12 @@ class Sip003Plugin {
   static absl::StatusOr<std::unique_ptr<Sip003Plugin>> create(const Config& config,
                                                                std::vector<SocketAddress>& listen,
                                                                bool udp);
+  /// A server plugin for one user's dedicated port: it listens on `public_address` and passes
+  /// TCP to `relay_listen` (the port's loopback listener, bound already). NOT_FOUND when the
+  /// program is not found.
+  static absl::StatusOr<std::unique_ptr<Sip003Plugin>> forDedicatedPort(
+      absl::string_view plugin, absl::string_view options, const SocketAddress& public_address,
+      const SocketAddress& relay_listen);
   ~Sip003Plugin();
   Sip003Plugin(const Sip003Plugin&) = delete;
   Sip003Plugin& operator=(const Sip003Plugin&) = delete;
@@ -63,9 +65,9 @@ class Sip003Plugin {
   /// Client: where the relay connects instead of the server (the plugin's 127.0.0.1:port).
   const Endpoint& relayConnect() const { return relay_connect_; }
 
-  /// Starts the plugin (server: after relayListen() is bound) and waits until it listens, up to
-  /// kListenDeadline. UNAVAILABLE when it exits first or does not listen in time.
-  absl::Status start();
+  /// Starts the plugin (server: after relayListen() is bound) and, with `wait`, waits until it
+  /// listens, up to kListenDeadline. UNAVAILABLE when it exits first or does not listen in time.
+  absl::Status start(bool wait = true);
   /// SIGTERM, then SIGKILL (PluginProcess::stop()).
   void stop();
 
@@ -79,6 +81,7 @@ class Sip003Plugin {
 
  private:
   Sip003Plugin(const Config& config, std::string path);
+  Sip003Plugin(Role role, absl::string_view name, std::string path, absl::string_view options);
 
   const Role role_;
   const std::string name_;

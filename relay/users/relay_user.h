@@ -29,6 +29,8 @@ struct RelayUser {
   bool enabled = true;
   bool quota_exceeded = false;   // data quota reached: identified, then refused
   uint32_t max_connections = 0;  // concurrent TCP sessions; 0: unlimited
+  std::string plugin;            // a dedicated port's SIP003 plugin (api/app runs it); "": none
+  std::string plugin_opts;
   std::shared_ptr<UserLive> live = std::make_shared<UserLive>();
 
   /// Same method and key: a live session of `other` may continue under this user.

@@ -39,7 +39,7 @@ import urllib.request
 
 from e2e_harness import (LOOPBACK, ApiError, Config, Nginx, RelayTestCase, UdpEcho, curl,
                          free_port, grpc_api, main, nginx, scratch_path, sha256, socks5_connect,
-                         stopped_log, stopped_udp_summary, tool, wait_until)
+                         stopped_log, stopped_udp_summary, tool, wait_listening, wait_until)
 
 TOKEN = "e2e-users-token-0123456789"
 # Traffic reaches the registry once a second (worker sample, then the registry tick): counters
@@ -916,6 +916,97 @@ class OverLimitMetricsTest(UsersTestCase):
             time.sleep(0.05)
         raise AssertionError(f"no session admitted within 10 s of the first closing "
                              f"({refused} refused)")
+
+
+def child_programs(pid):
+    """The command names of `pid`'s child processes."""
+    names = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":\t", 1) for line in f if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            names.append(fields.get("Name", "").strip())
+    return names
+
+
+class UserPluginTest(UsersTestCase):
+    """A user on a dedicated port with a SIP003 plugin (simple-obfs): the server runs
+    obfs-server in front of that port, the access URL names obfs-local, and shadowsocks-libev's
+    ss-local with obfs-local relays through it; removing the plugin or the user stops it."""
+
+    METHOD = "aes-256-gcm"
+
+    def start_ss_local(self, port, password, plugin=()):
+        local_port = free_port()
+        argv = [tool("ss-local"), "-s", LOOPBACK, "-p", port, "-b", LOOPBACK, "-l", local_port,
+                "-k", password, "-m", self.METHOD] + list(plugin)
+        child = self.spawn(f"ss-local-{port}-{len(plugin)}", argv, ours=False)
+        wait_listening(local_port, child)
+        return local_port
+
+    def fetch_eventually(self, local_port, deadline=15.0):
+        """curl retried (bounded) while the plugins on both sides come up."""
+        end = time.monotonic() + deadline
+        while True:
+            site = nginx()
+            result = curl(site.url(Nginx.SMALL), socks5_port=local_port, max_time=10)
+            if result.code == 0 or time.monotonic() > end:
+                break
+            time.sleep(0.2)
+        self.assertEqual(result.code, 0, f"curl failed: {result}")
+        self.assertEqual(sha256(result.body), site.files[Nginx.SMALL][1])
+
+    def test_a_dedicated_port_runs_the_users_plugin(self):
+        self.start_controlled()
+        port = free_tcp_udp_port()
+        user = self.create("obfs-user", self.METHOD, port=port, plugin="obfs-server",
+                           plugin_opts="obfs=http;obfs-host=example.com")
+        self.assertEqual(user["plugin"], "obfs-server")
+        self.assertEqual(user["plugin_opts"], "obfs=http;obfs-host=example.com")
+        self.assertIn("?plugin=obfs-local%3Bobfs%3Dhttp%3Bobfs-host%3Dexample.com",
+                      user["access_url"])
+        wait_until(lambda: "obfs-server" in child_programs(self.server.pid), 10,
+                   "obfs-server started by the server")
+        local_port = self.start_ss_local(port, user["password"], [
+            "--plugin", "obfs-local", "--plugin-opts", "obfs=http;obfs-host=example.com"])
+        self.fetch_eventually(local_port)
+        listed = self.call("shadowrelay.v1.UserService/ListUsers")["users"]
+        self.assertEqual([(u.get("plugin"), u.get("plugin_opts", ""))
+                          for u in listed if u["name"] == "obfs-user"],
+                         [("obfs-server", "")])  # the options (maybe secrets) in GetUser only
+
+        # The plugin removed: the port is served plainly, obfs-server is gone.
+        self.call("shadowrelay.v1.UserService/UpdateUser",
+                  {"user": {"name": "obfs-user", "plugin": ""}, "update_mask": "plugin"})
+        wait_until(lambda: "obfs-server" not in child_programs(self.server.pid), 10,
+                   "obfs-server stopped after the plugin was removed")
+        self.fetch_eventually(self.start_ss_local(port, user["password"]))
+
+        # The plugin back, then the user deleted: the plugin stops and the port closes.
+        self.call("shadowrelay.v1.UserService/UpdateUser",
+                  {"user": {"name": "obfs-user", "plugin": "obfs-server",
+                            "plugin_opts": "obfs=http"}, "update_mask": "plugin,pluginOpts"})
+        wait_until(lambda: "obfs-server" in child_programs(self.server.pid), 10,
+                   "obfs-server started again")
+        self.call("shadowrelay.v1.UserService/DeleteUser", {"name": "obfs-user"})
+        wait_until(lambda: "obfs-server" not in child_programs(self.server.pid), 10,
+                   "obfs-server stopped with its user")
+
+    def test_a_plugin_needs_a_dedicated_port_and_a_known_program(self):
+        self.start_controlled()
+        with self.assertRaises(ApiError) as shared:
+            self.create("on-shared", self.METHOD, plugin="obfs-server")
+        self.assertIn("INVALID_ARGUMENT", str(shared.exception))
+        self.assertIn("plugin: only a user on a dedicated port", str(shared.exception))
+        with self.assertRaises(ApiError) as unknown:
+            self.create("unknown-plugin", self.METHOD, port=free_tcp_udp_port(),
+                        plugin="no-such-plugin-program")
+        self.assertIn("plugin: \"no-such-plugin-program\" not found", str(unknown.exception))
 
 
 if __name__ == "__main__":

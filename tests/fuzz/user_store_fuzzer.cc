@@ -182,8 +182,13 @@ absl::StatusOr<users::UserStore::Loaded> load(const std::optional<std::string>& 
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     std::filesystem::remove(entry.path());
   }
+  // 0600 as the store writes them (a file others can read is made 0600 with a warning).
   const auto put = [&dir](absl::string_view name, const std::optional<std::string>& text) {
-    if (text) std::ofstream(dir + "/" + std::string(name), std::ios::binary) << *text;
+    if (!text) return;
+    const std::string path = dir + "/" + std::string(name);
+    std::ofstream(path, std::ios::binary) << *text;
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write);
   };
   put(users::UserStore::kFileName, main);
   put(users::UserStore::kPreviousFileName, prev);

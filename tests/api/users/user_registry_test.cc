@@ -148,6 +148,50 @@ TEST(UserRegistryTest, PortCheckHookAndSharedPort) {
   EXPECT_EQ(asked, std::vector<uint16_t>{9300});
 }
 
+TEST(UserRegistryTest, PluginsOnDedicatedPortsOnlyCheckedPublishedAndKept) {
+  TempDir dir;
+  RegistryOptions o = baseOptions(dir.path());
+  o.plugin_check = [](const std::string& plugin) {
+    return plugin == "obfs-server" ? absl::OkStatus() : absl::NotFoundError("not found in PATH");
+  };
+  auto r = openRegistry(o);
+  NewUser shared = newUser("shared");
+  shared.plugin = "obfs-server";
+  EXPECT_TRUE(absl::StrContains(r->create(shared).status().message(),
+                                "plugin: only a user on a dedicated port"));
+  NewUser unknown = newUser("unknown", "", 9301);
+  unknown.plugin = "nope";
+  auto refused = r->create(unknown);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(), "plugin: not found in PATH");
+  NewUser opts_only = newUser("opts", "", 9302);
+  opts_only.plugin_opts = "obfs=http";
+  EXPECT_EQ(r->create(opts_only).status().message(), "plugin_opts: needs a plugin");
+  NewUser good = newUser("good", "", 9303);
+  good.plugin = "obfs-server";
+  good.plugin_opts = "obfs=http";
+  ASSERT_TRUE(r->create(good).ok());
+  const relay::UserTablePtr table = r->snapshot();
+  EXPECT_EQ(table->onPort(9303).front()->plugin, "obfs-server");
+  EXPECT_EQ(table->onPort(9303).front()->plugin_opts, "obfs=http");
+  UserUpdate remove;
+  remove.plugin = "";
+  auto removed = r->update("good", remove);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(removed->plugin.empty());
+  EXPECT_TRUE(removed->plugin_opts.empty());  // no plugin, no options
+  UserUpdate back;
+  back.plugin = "obfs-server";
+  back.plugin_opts = "obfs=tls";
+  ASSERT_TRUE(r->update("good", back).ok());
+  r.reset();
+  auto reopened = openRegistry(o);  // the store keeps them
+  auto kept = reopened->get("good");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->plugin, "obfs-server");
+  EXPECT_EQ(kept->plugin_opts, "obfs=tls");
+}
+
 TEST(UserRegistryTest, SnapshotsArePublishedInOrderWithDerivedKeys) {
   TempDir dir;
   auto r = openRegistry(baseOptions(dir.path()));

@@ -49,6 +49,8 @@ StoreContents sample() {
   bob.enabled = false;
   bob.limits = {};
   bob.traffic = {uint64_t{1} << 62, 0, 0, 0};
+  bob.plugin = "obfs-server";
+  bob.plugin_opts = "obfs=http;obfs-host=example.com";
   c.users.push_back(bob);
   return c;
 }

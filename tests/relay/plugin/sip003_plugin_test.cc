@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "relay/plugin/sip003_plugin.h"
+#include "relay/ss_uri.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
