@@ -70,6 +70,9 @@ struct Config {
   int udp_max_associations = 16384;     // --udp-max-associations, "udp_max_associations"
   bool udp_over_tcp = false;            // local/tunnel: --udp-over-tcp, "udp_over_tcp"
   bool allow_private = false;
+  // Legacy stream methods (PROTOCOL.md §4, issue 16): refused unless allowed.
+  bool allow_insecure_ciphers = false;  // --allow-insecure-ciphers, "allow_insecure_ciphers"
+  bool one_time_auth = false;           // Python 2.x "one_time_auth": refused when true
   std::string crypto_provider = "auto";
   std::optional<Endpoint> tunnel_destination;  // -L, "tunnel_address"
   std::string plugin;       // SIP003 plugin program (--plugin, "plugin"); empty: none

@@ -102,6 +102,15 @@ constexpr OptionSpec kOptions[] = {
      .min = 1, .max = 1024, .help = "worker threads", .unset = "one per CPU"},
     {.name = "allow_private", .long_flag = "--allow-private", .roles = kServer,
      .field = &Config::allow_private, .help = "allow loopback, private and link-local targets"},
+    // ---- legacy stream ciphers (issue 16 §1) ----
+    {.name = "allow_insecure_ciphers", .long_flag = "--allow-insecure-ciphers",
+     .field = &Config::allow_insecure_ciphers,
+     .help = "accept the legacy stream methods (aes-*-cfb/ctr, camellia-*-cfb, bf-cfb, "
+             "chacha20, chacha20-ietf, salsa20, rc4-md5): no integrity, one user per port; "
+             "insecure, for old clients only"},
+    {.name = "one_time_auth", .long_flag = "--one-time-auth", .field = &Config::one_time_auth,
+     .help = "Python 2.x one-time auth (OTA): refused (deprecated and broken)"},
+    // ---- end of legacy stream ciphers ----
     {.name = "crypto_provider", .long_flag = "--crypto-provider", .value_name = "NAME",
      .field = &Config::crypto_provider, .help = "auto, openssl or boringssl"},
     {.name = "state_dir", .long_flag = "--state-dir", .value_name = "DIR", .roles = kServer,
