@@ -11,6 +11,8 @@ BUILD_PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libc-ares-dev liburing-dev prometheus-cpp-dev libmicrohttpd-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev android-libboringssl-dev librust-blake3-dev nlohmann-json3-dev
+  # crypto/legacy_stream: salsa20, chacha20, chacha20-ietf (opt-in legacy stream methods).
+  libsodium-dev
 )
 # Real peers and tools used by the tests (ARCHITECTURE.md: no mocks where the real thing runs).
 TEST_PKGS=(

@@ -26,7 +26,7 @@ AeadPtr cipherForSalt(const MethodInfo& method, const AeadProvider& provider,
 
 bool streamOpensWith(const MethodInfo& method, const AeadProvider& provider,
                      std::span<const uint8_t> master, std::span<const uint8_t> start) {
-  if (start.size() < streamProbeSize(method)) return false;
+  if (isStream(method) || start.size() < streamProbeSize(method)) return false;
   const AeadPtr aead = cipherForSalt(method, provider, master, start.first(method.salt_size));
   if (aead == nullptr) return false;
   const std::array<uint8_t, kMaxNonceSize> nonce{};  // the first nonce is zero
@@ -80,6 +80,7 @@ AeadStreamDecoder::AeadStreamDecoder(const MethodInfo& method, const AeadProvide
 }
 
 size_t AeadStreamDecoder::nextUnitSize() const {
+  if (isStream(method_)) return stream_ == nullptr ? method_.salt_size : 1;
   if (aead_ == nullptr) {
     return method_.salt_size;
   }
@@ -92,6 +93,7 @@ DecodeStatus AeadStreamDecoder::decode(std::span<const uint8_t> in, std::span<ui
   if (error_ != DecodeStatus::Ok) {
     return error_;
   }
+  if (isStream(method_)) return decodeStream(in, out, progress);
   const std::span<const uint8_t> nonce(nonce_.data(), method_.nonce_size);
   size_t pos = 0;
   size_t written = 0;
@@ -141,6 +143,26 @@ DecodeStatus AeadStreamDecoder::decode(std::span<const uint8_t> in, std::span<ui
   return DecodeStatus::Ok;
 }
 
+DecodeStatus AeadStreamDecoder::decodeStream(std::span<const uint8_t> in,
+                                             std::span<uint8_t> out, CodecProgress* progress) {
+  size_t pos = 0;
+  if (stream_ == nullptr) {
+    if (in.size() < method_.salt_size) return DecodeStatus::Ok;  // the IV is not complete yet
+    std::memcpy(salt_.data(), in.data(), method_.salt_size);
+    stream_ = createStreamCipher(method_, {master_.data(), method_.key_size}, salt(),
+                                 /*encrypt=*/false);
+    std::fill(master_.begin(), master_.end(), 0);
+    if (stream_ == nullptr) return error_ = DecodeStatus::CryptoError;
+    authenticated_ = true;
+    pos = method_.salt_size;
+  }
+  const size_t n = std::min(in.size() - pos, out.size());
+  if (!stream_->apply(in.subspan(pos, n), out.data())) return error_ = DecodeStatus::CryptoError;
+  progress->consumed = pos + n;
+  progress->produced = n;
+  return DecodeStatus::Ok;
+}
+
 AeadStreamEncoder::AeadStreamEncoder(const MethodInfo& method, const AeadProvider& provider,
                                      std::span<const uint8_t> master,
                                      std::span<const uint8_t> salt)
@@ -150,10 +172,16 @@ AeadStreamEncoder::AeadStreamEncoder(const MethodInfo& method, const AeadProvide
   } else {
     saltBytes({salt_.data(), method.salt_size});
   }
+  if (isStream(method)) {
+    stream_ = createStreamCipher(method, master.first(std::min(master.size(), method.key_size)),
+                                 this->salt(), /*encrypt=*/true);
+    return;
+  }
   aead_ = cipherForSalt(method, provider, master, this->salt());
 }
 
 size_t AeadStreamEncoder::maxEncodedSize(size_t plain_len) const {
+  if (stream_ != nullptr) return (salt_sent_ ? 0 : method_.salt_size) + plain_len;
   const size_t chunks = (plain_len + max_payload_ - 1) / max_payload_;
   return (salt_sent_ ? 0 : method_.salt_size) + plain_len + chunks * (kLengthUnitSize + kTagSize);
 }
@@ -161,7 +189,7 @@ size_t AeadStreamEncoder::maxEncodedSize(size_t plain_len) const {
 bool AeadStreamEncoder::encode(std::span<const uint8_t> in, std::span<uint8_t> out,
                                CodecProgress* progress) {
   *progress = {};
-  if (aead_ == nullptr) {
+  if (aead_ == nullptr && stream_ == nullptr) {
     return false;
   }
   size_t w = 0;
@@ -172,6 +200,13 @@ bool AeadStreamEncoder::encode(std::span<const uint8_t> in, std::span<uint8_t> o
     std::memcpy(out.data(), salt_.data(), method_.salt_size);
     w = method_.salt_size;
     salt_sent_ = true;
+  }
+  if (stream_ != nullptr) {
+    const size_t n = std::min(in.size(), out.size() - w);
+    if (!stream_->apply(in.first(n), out.data() + w)) return false;
+    progress->consumed = n;
+    progress->produced = w + n;
+    return true;
   }
   CodecProgress chunks;
   if (!sealChunks(*aead_, {nonce_.data(), method_.nonce_size}, max_payload_, in,

@@ -7,6 +7,7 @@
 #include <span>
 
 #include "crypto/aead.h"
+#include "crypto/legacy_stream.h"
 #include "crypto/method.h"
 
 namespace shadowrelay::crypto {
@@ -17,6 +18,13 @@ namespace shadowrelay::crypto {
 ///   chunk  = Seal(be16 L) [2+16] | Seal(payload) [L+16]      1 <= L <= 0x3FFF
 ///
 /// Nonces are little-endian counters incremented after every seal/open (§1.4).
+///
+/// The decoder and encoder below also carry the legacy stream methods (isStream(), §4):
+///
+///   stream = IV | StreamEncrypt(master key, IV, bytes ...)
+///
+/// with the same calls, so that every role serves them where it serves SIP004: the IV is the
+/// "salt" (the replay filter's key), and any byte is a whole unit. Nothing is authenticated.
 inline constexpr size_t kMaxChunkPayload = 0x3FFF;
 inline constexpr size_t kLengthUnitSize = 2 + kTagSize;
 inline constexpr size_t kMaxChunkSize = kLengthUnitSize + kMaxChunkPayload + kTagSize;
@@ -42,7 +50,8 @@ inline size_t streamProbeSize(const MethodInfo& method) { return method.salt_siz
 
 /// Whether the stream that begins with `start` (at least streamProbeSize() bytes) was sealed
 /// with `master`: derives the session key from the salt and opens the first length header.
-/// This is how a port shared by several users tells them apart (trial decryption).
+/// This is how a port shared by several users tells them apart (trial decryption). Always false
+/// for a stream method: without authentication nothing tells keys apart (one user per port).
 bool streamOpensWith(const MethodInfo& method, const AeadProvider& provider,
                      std::span<const uint8_t> master, std::span<const uint8_t> start);
 
@@ -60,20 +69,26 @@ class AeadStreamDecoder {
   /// the next payload. Errors are sticky.
   DecodeStatus decode(std::span<const uint8_t> in, std::span<uint8_t> out, CodecProgress* progress);
 
-  /// Size of the next unit: the salt, the length header, or payload + tag.
+  /// Size of the next unit: the salt, the length header, or payload + tag (a stream method: the
+  /// IV, then 1).
   size_t nextUnitSize() const;
-  /// True once the first length header authenticated (the key is right).
+  /// True once the first length header authenticated (the key is right). A stream method: once
+  /// the IV was read (nothing can be authenticated; any key "opens" any stream).
   bool authenticated() const { return authenticated_; }
   std::span<const uint8_t> salt() const { return {salt_.data(), method_.salt_size}; }
   const MethodInfo& method() const { return method_; }
 
  private:
+  DecodeStatus decodeStream(std::span<const uint8_t> in, std::span<uint8_t> out,
+                            CodecProgress* progress);
+
   const MethodInfo& method_;
   const AeadProvider& provider_;
   std::array<uint8_t, kMaxKeySize> master_{};
   std::array<uint8_t, kMaxSaltSize> salt_{};
   std::array<uint8_t, kMaxNonceSize> nonce_{};
   AeadPtr aead_;
+  StreamCipherPtr stream_;  // a stream method's cipher, once the IV was read
   size_t pending_payload_ = 0;  // L of the next payload, 0 when a length header is next
   bool authenticated_ = false;
   DecodeStatus error_ = DecodeStatus::Ok;
@@ -91,7 +106,7 @@ class AeadStreamEncoder {
   bool encode(std::span<const uint8_t> in, std::span<uint8_t> out, CodecProgress* progress);
 
   std::span<const uint8_t> salt() const { return {salt_.data(), method_.salt_size}; }
-  bool valid() const { return aead_ != nullptr; }
+  bool valid() const { return aead_ != nullptr || stream_ != nullptr; }
   void setMaxPayloadForTest(size_t n) { max_payload_ = n; }
 
   /// Upper bound of the encoded size of `plain_len` bytes, including the salt if not yet sent.
@@ -102,6 +117,7 @@ class AeadStreamEncoder {
   std::array<uint8_t, kMaxSaltSize> salt_{};
   std::array<uint8_t, kMaxNonceSize> nonce_{};
   AeadPtr aead_;
+  StreamCipherPtr stream_;  // a stream method's cipher (keyed with the IV, salt_)
   size_t max_payload_ = kMaxChunkPayload;
   bool salt_sent_ = false;
 };

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -17,7 +18,10 @@ namespace {
 // ChaCha8, so it would need our own ChaCha8 and Poly1305, and no published vector exists to check
 // them against) and 2022-blake3-chacha12-poly1305 (named by the spec, implemented nowhere).
 constexpr size_t kAead2017Count = 5;
-constexpr std::array<MethodInfo, 8> kMethods = {{
+using S = StreamAlgorithm;
+constexpr Edition kStream = Edition::Stream;
+constexpr AeadAlgorithm kNoAead = AeadAlgorithm::Aes128Gcm;  // unused by stream methods
+constexpr std::array<MethodInfo, 22> kMethods = {{
     {"aes-128-gcm", AeadAlgorithm::Aes128Gcm, 16, 16, 12, kTagSize, true},
     {"aes-192-gcm", AeadAlgorithm::Aes192Gcm, 24, 24, 12, kTagSize, false},
     {"aes-256-gcm", AeadAlgorithm::Aes256Gcm, 32, 32, 12, kTagSize, true},
@@ -29,6 +33,22 @@ constexpr std::array<MethodInfo, 8> kMethods = {{
      Edition::Aead2022},
     {"2022-blake3-chacha20-poly1305", AeadAlgorithm::ChaCha20Poly1305, 32, 32, 12, kTagSize, true,
      Edition::Aead2022},
+    // Legacy stream methods (§4): key, IV, IV, no tag. Python shadowsocks 2.x and
+    // shadowsocks-libev name them so; libev's plain "rc4" and "table" are left out.
+    {"aes-128-cfb", kNoAead, 16, 16, 16, 0, false, kStream, S::AesCfb},
+    {"aes-192-cfb", kNoAead, 24, 16, 16, 0, false, kStream, S::AesCfb},
+    {"aes-256-cfb", kNoAead, 32, 16, 16, 0, false, kStream, S::AesCfb},
+    {"aes-128-ctr", kNoAead, 16, 16, 16, 0, false, kStream, S::AesCtr},
+    {"aes-192-ctr", kNoAead, 24, 16, 16, 0, false, kStream, S::AesCtr},
+    {"aes-256-ctr", kNoAead, 32, 16, 16, 0, false, kStream, S::AesCtr},
+    {"camellia-128-cfb", kNoAead, 16, 16, 16, 0, false, kStream, S::CamelliaCfb},
+    {"camellia-192-cfb", kNoAead, 24, 16, 16, 0, false, kStream, S::CamelliaCfb},
+    {"camellia-256-cfb", kNoAead, 32, 16, 16, 0, false, kStream, S::CamelliaCfb},
+    {"bf-cfb", kNoAead, 16, 8, 8, 0, false, kStream, S::BfCfb},
+    {"chacha20-ietf", kNoAead, 32, 12, 12, 0, false, kStream, S::ChaCha20Ietf},
+    {"chacha20", kNoAead, 32, 8, 8, 0, false, kStream, S::ChaCha20},
+    {"salsa20", kNoAead, 32, 8, 8, 0, false, kStream, S::Salsa20},
+    {"rc4-md5", kNoAead, 16, 16, 16, 0, false, kStream, S::Rc4Md5},
 }};
 static_assert(kMethods[kAead2017Count - 1].edition == Edition::Aead2017 &&
               kMethods[kAead2017Count].edition == Edition::Aead2022);
@@ -57,6 +77,13 @@ std::string supportedMethodList() {
 
 absl::StatusOr<const MethodInfo*> findAnyMethod(absl::string_view name) {
   std::string lower = absl::AsciiStrToLower(name);
+  if (absl::EndsWith(lower, "-auth")) {
+    // Python 2.x and old libev: a stream method with one-time auth (OTA), e.g. aes-256-cfb-auth.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "method \"", name,
+        "\": one-time auth (OTA) is deprecated and broken (its per-chunk HMAC does not stop "
+        "the redirect attack) and is not supported; use an AEAD method"));
+  }
   for (const IanaAlias& alias : kIanaAliases) {
     if (lower == alias.iana) {
       lower = std::string(alias.method);
@@ -74,10 +101,11 @@ absl::StatusOr<const MethodInfo*> findAnyMethod(absl::string_view name) {
 absl::StatusOr<const MethodInfo*> findMethod(absl::string_view name) {
   absl::StatusOr<const MethodInfo*> m = findAnyMethod(name);
   if (m.ok() && (*m)->edition != Edition::Aead2017) {
-    return absl::InvalidArgumentError(absl::StrCat("method \"", name,
-                                                   "\" is a Shadowsocks 2022 method, not served "
-                                                   "yet; supported: ",
-                                                   supportedMethodList()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("method \"", name, "\" is ",
+                     isStream(**m) ? "a legacy stream method (insecure)"
+                                   : "a Shadowsocks 2022 method, not served yet",
+                     "; supported: ", supportedMethodList()));
   }
   return m;
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "crypto/key_derivation.h"
+#include "crypto/legacy_stream.h"
 #include "crypto/random_pool.h"
 
 namespace shadowrelay::crypto {
@@ -34,12 +35,16 @@ bool UdpCodec::rekey(std::span<const uint8_t> master, std::span<const uint8_t> s
 
 size_t UdpCodec::seal(std::span<const uint8_t> master, std::span<const uint8_t> plain,
                       std::span<uint8_t> out) {
-  const size_t total = method_.salt_size + plain.size() + kTagSize;
+  const size_t total = plain.size() + overhead();
   if (out.size() < total) {
     return 0;
   }
   std::span<uint8_t> salt = out.first(method_.salt_size);
   saltBytes(salt);
+  if (isStream(method_)) {
+    StreamCipherPtr cipher = createStreamCipher(method_, master, salt, /*encrypt=*/true);
+    return cipher != nullptr && cipher->apply(plain, out.data() + method_.salt_size) ? total : 0;
+  }
   if (!rekey(master, salt)) {
     return 0;
   }
@@ -52,10 +57,19 @@ size_t UdpCodec::seal(std::span<const uint8_t> master, std::span<const uint8_t> 
 
 std::optional<size_t> UdpCodec::open(std::span<const uint8_t> master,
                                      std::span<const uint8_t> packet, std::span<uint8_t> out) {
-  if (packet.size() < method_.salt_size + kTagSize) {
+  if (packet.size() < overhead()) {
     return std::nullopt;
   }
-  const size_t plain_len = packet.size() - method_.salt_size - kTagSize;
+  const size_t plain_len = packet.size() - overhead();
+  if (isStream(method_)) {
+    if (out.size() < plain_len) return std::nullopt;
+    StreamCipherPtr cipher =
+        createStreamCipher(method_, master, packet.first(method_.salt_size), /*encrypt=*/false);
+    if (cipher == nullptr || !cipher->apply(packet.subspan(method_.salt_size), out.data())) {
+      return std::nullopt;
+    }
+    return plain_len;
+  }
   if (out.size() < plain_len || !rekey(master, packet.first(method_.salt_size))) {
     return std::nullopt;
   }

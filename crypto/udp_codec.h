@@ -15,6 +15,9 @@ namespace shadowrelay::crypto {
 ///
 ///   packet = salt | Seal(HKDF(master, salt), nonce = 0, address | payload) | tag
 ///
+/// A legacy stream method (isStream(), §4): packet = IV | StreamEncrypt(master, IV, address |
+/// payload), a fresh IV per packet and no tag.
+///
 /// One codec per loop and method: it reuses one cipher context and rekeys it per packet.
 /// Not thread-safe.
 class UdpCodec {
@@ -31,7 +34,7 @@ class UdpCodec {
   std::optional<size_t> open(std::span<const uint8_t> master, std::span<const uint8_t> packet,
                              std::span<uint8_t> out);
 
-  size_t overhead() const { return method_.salt_size + kTagSize; }
+  size_t overhead() const { return method_.salt_size + method_.tag_size; }
   const MethodInfo& method() const { return method_; }
 
  private:

@@ -2,8 +2,10 @@
 #include "relay/config.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <type_traits>
 #include <utility>
@@ -339,14 +341,6 @@ absl::Status translatePythonKeys(const std::string& path, json& doc, Config& c) 
     return fieldError(path, "manager_address",
                       "ss-manager's UDP API is not offered: users are managed through the gRPC "
                       "control API (--control-listen)");
-  }
-  if (doc.contains("one_time_auth")) {
-    if (doc["one_time_auth"] != json(false)) {
-      return fieldError(path, "one_time_auth",
-                        "one-time auth (OTA) is deprecated and broken (SIP004 AEAD replaced it) "
-                        "and is not offered: remove it and use an AEAD method");
-    }
-    doc.erase("one_time_auth");
   }
   return absl::OkStatus();
 }
@@ -719,6 +713,53 @@ absl::Status validateUsers2022(const Config& c) {
   return absl::OkStatus();
 }
 
+// Legacy stream methods (PROTOCOL.md §4): no integrity, so only with --allow-insecure-ciphers,
+// and no way to tell keys apart, so one user per port. OTA is refused outright.
+absl::Status validateStreamMethods(const Config& c) {
+  if (c.one_time_auth) {
+    return fieldError("config", "one_time_auth",
+                      "one-time auth (OTA) is deprecated and broken (its HMAC does not stop the "
+                      "redirect attack) and is not supported; remove it, and use an AEAD method");
+  }
+  auto insecure = [&c](absl::string_view name) {
+    auto m = crypto::findAnyMethod(name);
+    return m.ok() && crypto::isStream(**m);
+  };
+  auto refused = [](absl::string_view field, absl::string_view name) {
+    return fieldError("config", field,
+                      absl::StrCat(name,
+                                   " is a legacy stream method without integrity protection "
+                                   "(insecure): give --allow-insecure-ciphers "
+                                   "(\"allow_insecure_ciphers\": true) to accept it"));
+  };
+  std::map<uint16_t, std::vector<size_t>> on_port;  // shared port: 0; the -k user: SIZE_MAX
+  if (c.role == Role::Server && (!c.password.empty() || !c.key.empty())) {
+    on_port[0].push_back(SIZE_MAX);
+  }
+  for (size_t i = 0; i < c.users.size(); ++i) {
+    const ConfigUser& u = c.users[i];
+    on_port[u.port == c.server_port ? 0 : u.port].push_back(i);
+  }
+  if (insecure(c.method) && !c.allow_insecure_ciphers) return refused("method", c.method);
+  for (const auto& [port, users] : on_port) {
+    for (size_t i : users) {
+      const std::string& name =
+          i == SIZE_MAX || c.users[i].method.empty() ? c.method : c.users[i].method;
+      if (!insecure(name)) continue;
+      const std::string field = i == SIZE_MAX ? "method" : absl::StrCat("users[", i, "].method");
+      if (!c.allow_insecure_ciphers) return refused(field, name);
+      if (users.size() > 1) {
+        return fieldError("config", field,
+                          absl::StrCat(name, " has no authentication, so a port with it serves "
+                                             "one user (no trial decryption), and port ",
+                                       port == 0 ? c.server_port : port,
+                                       " has several: give the user a port of its own"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 // SIP003: one plugin in front of (server) or behind (client) one address, for TCP only.
 absl::Status validatePlugin(const Config& c) {
   if (c.plugin.empty()) {
@@ -785,6 +826,7 @@ absl::Status validateConfig(const Config& c) {
     if (absl::Status s = validate2022(c, **method); !s.ok()) return s;
   }
   if (absl::Status s = validateUsers2022(c); !s.ok()) return s;
+  if (absl::Status s = validateStreamMethods(c); !s.ok()) return s;
   if (absl::Status s = checkListen(c.control_listen); !s.ok()) {
     return fieldError("config", "control_listen", s.message());
   }

@@ -74,6 +74,9 @@ struct Config {
   bool udp_over_tcp = false;            // local/tunnel: --udp-over-tcp, "udp_over_tcp"
   bool allow_private = false;
   std::vector<std::string> forbidden_ip;  // --forbidden-ip, "forbidden_ip": refused targets
+  // Legacy stream methods (PROTOCOL.md §4, issue 16): refused unless allowed.
+  bool allow_insecure_ciphers = false;  // --allow-insecure-ciphers, "allow_insecure_ciphers"
+  bool one_time_auth = false;           // Python 2.x "one_time_auth": refused when true
   std::string crypto_provider = "auto";
   std::optional<Endpoint> tunnel_destination;  // -L, "tunnel_address"
   std::string plugin;       // SIP003 plugin program (--plugin, "plugin"); empty: none

@@ -109,6 +109,15 @@ constexpr OptionSpec kOptions[] = {
      .roles = kServer, .field = &Config::forbidden_ip,
      .help = "targets refused even with --allow-private: addresses or networks, comma "
              "separated (Python's \"127.0.0.0/8,::1/128\"; repeatable)"},
+    // ---- legacy stream ciphers (issue 16 §1) ----
+    {.name = "allow_insecure_ciphers", .long_flag = "--allow-insecure-ciphers",
+     .field = &Config::allow_insecure_ciphers,
+     .help = "accept the legacy stream methods (aes-*-cfb/ctr, camellia-*-cfb, bf-cfb, "
+             "chacha20, chacha20-ietf, salsa20, rc4-md5): no integrity, one user per port; "
+             "insecure, for old clients only"},
+    {.name = "one_time_auth", .long_flag = "--one-time-auth", .field = &Config::one_time_auth,
+     .help = "Python 2.x one-time auth (OTA): refused (deprecated and broken)"},
+    // ---- end of legacy stream ciphers ----
     {.name = "crypto_provider", .long_flag = "--crypto-provider", .value_name = "NAME",
      .field = &Config::crypto_provider, .help = "auto, openssl or boringssl"},
     {.name = "pid_file", .short_flag = "-f", .long_flag = "--pid-file", .value_name = "FILE",

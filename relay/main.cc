@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "crypto/legacy_stream.h"
 #include "crypto/method.h"
 #include "crypto/providers.h"
 #include "api/app/server_runtime.h"
@@ -37,11 +38,17 @@ void printUsage(FILE* out) {
 
 int runCiphers(int argc, char** argv) {
   std::string choice_text = "auto";
+  bool insecure = false;  // also list the legacy stream methods
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--crypto-provider=", 18) == 0) {
       choice_text = argv[i] + 18;
+    } else if (std::strcmp(argv[i], "--allow-insecure-ciphers") == 0) {
+      insecure = true;
     } else if (std::strcmp(argv[i], "--help") == 0) {
-      absl::PrintF("usage: shadowrelay ciphers [--crypto-provider=auto|openssl|boringssl]\n");
+      absl::PrintF(
+          "usage: shadowrelay ciphers [--crypto-provider=auto|openssl|boringssl] "
+          "[--allow-insecure-ciphers]\n"
+          "  --allow-insecure-ciphers  also list the legacy stream methods (edition stream)\n");
       return 0;
     }
   }
@@ -62,6 +69,14 @@ int runCiphers(int argc, char** argv) {
   absl::PrintF("%-30s %4s %5s %6s %-7s %s\n", "method", "key", "nonce", "tag", "edition",
                "provider");
   for (const auto& m : shadowrelay::crypto::methodTable()) {
+    if (shadowrelay::crypto::isStream(m)) {
+      if (insecure) {
+        absl::PrintF("%-30s %4d %5d %6d %-7s %s  (insecure: no integrity)\n", m.name,
+                     m.key_size, m.nonce_size, m.tag_size, "stream",
+                     shadowrelay::crypto::streamLibrary(m));
+      }
+      continue;
+    }
     const bool is2022 = m.edition == shadowrelay::crypto::Edition::Aead2022;
     absl::PrintF("%-30s %4d %5d %6d %-7s %s%s\n", m.name, m.key_size, m.nonce_size, m.tag_size,
                  is2022 ? "2022" : "2017", (*providers)->providerFor(m).name(),

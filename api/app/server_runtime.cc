@@ -166,6 +166,7 @@ absl::Status ServerRuntime::start() {
   if (server_) {
     if (absl::Status s = openRegistry(); !s.ok()) return s;
   }
+  if (config_.allow_insecure_ciphers) warnInsecureCiphers();
   if (config_.check_only) {
     absl::PrintF("%s", relay::checkReport(config_));
     return absl::OkStatus();
@@ -392,6 +393,21 @@ absl::Status ServerRuntime::prepareEnv() {
   return absl::OkStatus();
 }
 
+void ServerRuntime::warnInsecureCiphers() const {
+  std::vector<std::string> in_use;
+  if (registry_ != nullptr) {
+    in_use = registry_->insecureMethodsInUse();
+  } else if (const crypto::MethodInfo* m = *crypto::findAnyMethod(config_.method);
+             crypto::isStream(*m)) {
+    in_use.emplace_back(m->name);
+  }
+  SR_LOG(Warn,
+         "--allow-insecure-ciphers: legacy stream methods are accepted; they have no integrity "
+         "protection (a known address prefix lets an attacker redirect and read the traffic) "
+         "and only the IV replay filter; in use: %s",
+         in_use.empty() ? std::string("none yet") : absl::StrJoin(in_use, ", "));
+}
+
 absl::Status ServerRuntime::resolveUdpServer() {
   // tunnel -u and local -u: the server's address for the UDP associations, resolved once.
   if (!udp_ || server_) return absl::OkStatus();
@@ -412,6 +428,7 @@ absl::Status ServerRuntime::openRegistry() {
   options.default_method_given = config_.method_given;
   options.configured_users = configuredUsers(config_);
   options.shared_port = config_.server_port;
+  options.allow_insecure_ciphers = config_.allow_insecure_ciphers;
   for (const std::string* listen : {&config_.control_listen, &config_.metrics_listen}) {
     if (const uint16_t reserved = listenPort(*listen); reserved != 0) {
       options.reserved_ports.push_back(reserved);
@@ -457,6 +474,15 @@ absl::Status ServerRuntime::startExporter() {
   }
   users::UserRegistry* registry = registry_.get();
   options.users_count = [registry] { return registry != nullptr ? registry->size() : size_t{0}; };
+  if (config_.allow_insecure_ciphers) {
+    // The server: its users' stream methods now; a client: its one method.
+    const crypto::MethodInfo* own = *crypto::findAnyMethod(config_.method);
+    options.insecure_methods = [registry, own]() -> std::vector<std::string> {
+      if (registry != nullptr) return registry->insecureMethodsInUse();
+      if (crypto::isStream(*own)) return {std::string(own->name)};
+      return {};
+    };
+  }
   auto started = metrics::MetricsExporter::start(std::move(options));
   if (started.ok()) {
     exporter_ = std::move(*started);

@@ -71,6 +71,8 @@ class ServerRuntime {
 
   absl::Status loadSecrets();
   absl::Status prepareEnv();
+  /// --allow-insecure-ciphers: a warning at start naming the stream methods in use.
+  void warnInsecureCiphers() const;
   absl::Status resolveUdpServer();
   absl::Status openRegistry();
   absl::Status startExporter();

@@ -4,16 +4,40 @@
 #include <string>
 
 #include "api/control/grpc_status.h"
+#include "crypto/legacy_stream.h"
 #include "crypto/method.h"
 
 namespace shadowrelay::api::control {
 
 namespace v1 = ::shadowrelay::v1;
 
+namespace {
+
+// A legacy stream method (offered only with --allow-insecure-ciphers): its library is not one
+// of the AEAD providers.
+void addStreamCipher(const crypto::MethodInfo& m, v1::Cipher* c) {
+  c->set_name(std::string(m.name));
+  c->set_key_size(static_cast<uint32_t>(m.key_size));
+  c->set_salt_size(static_cast<uint32_t>(m.salt_size));
+  c->set_nonce_size(static_cast<uint32_t>(m.nonce_size));
+  c->set_tag_size(0);
+  c->set_aead(false);
+  c->set_edition(v1::EDITION_STREAM);
+  c->set_recommended(false);
+  c->add_providers(std::string(crypto::streamLibrary(m)));
+  c->set_selected_provider(std::string(crypto::streamLibrary(m)));
+}
+
+}  // namespace
+
 grpc::Status CipherService::ListCiphers(grpc::ServerContext* /*context*/,
                                         const v1::ListCiphersRequest* /*request*/,
                                         v1::ListCiphersResponse* response) {
   for (const crypto::MethodInfo& m : crypto::methodTable()) {
+    if (crypto::isStream(m)) {
+      if (registry_.allowsInsecureCiphers()) addStreamCipher(m, response->add_ciphers());
+      continue;
+    }
     v1::Cipher* c = response->add_ciphers();
     c->set_name(std::string(m.name));
     c->set_key_size(static_cast<uint32_t>(m.key_size));

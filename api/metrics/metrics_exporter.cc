@@ -128,6 +128,22 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
                                 "Users the server accepts (configured and API users).", {},
                                 static_cast<double>(options.users_count())));
     }
+    if (options.insecure_methods) {
+      const std::vector<std::string> methods = options.insecure_methods();
+      if (!methods.empty()) {
+        prometheus::MetricFamily f = gaugeFamily(
+            "shadowrelay_insecure_cipher_in_use",
+            "1 for each legacy stream method (no integrity protection) that a user or this "
+            "client uses; allowed by --allow-insecure-ciphers.",
+            {{"method", methods.front()}}, 1);
+        for (size_t i = 1; i < methods.size(); ++i) {
+          f.metric.emplace_back();
+          f.metric.back().label = {{"method", methods[i]}};
+          f.metric.back().gauge.value = 1;
+        }
+        out.push_back(std::move(f));
+      }
+    }
     if (options.plugin_restarts) {
       out.push_back(counterFamily("shadowrelay_plugin_restarts_total",
                                   "Times the SIP003 plugin was started again after it exited.",

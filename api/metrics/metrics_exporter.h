@@ -61,6 +61,9 @@ struct MetricsOptions {
   /// (called at each scrape: thread-safe). Unset: not exported.
   std::string plugin;
   std::function<uint64_t()> plugin_restarts;
+  /// shadowrelay_insecure_cipher_in_use{method} = 1 for each legacy stream method in use (the
+  /// users' methods, or a client's): called at each scrape, thread-safe. Unset or empty: none.
+  std::function<std::vector<std::string>()> insecure_methods;
 
   bool enabled() const { return listen != kMetricsListenOff; }
 };

@@ -17,10 +17,18 @@ absl::Status withUser(absl::string_view name, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("user \"", name, "\": ", s.message()));
 }
 
-absl::StatusOr<const crypto::MethodInfo*> methodOrInvalid(absl::string_view name) {
+/// A method by name; a legacy stream method only with --allow-insecure-ciphers.
+absl::StatusOr<const crypto::MethodInfo*> methodOrInvalid(absl::string_view name,
+                                                          bool allow_insecure) {
   auto method = crypto::findAnyMethod(name);
   if (!method.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("method: ", method.status().message()));
+  }
+  if (crypto::isStream(**method) && !allow_insecure) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "method: ", (*method)->name,
+        " is a legacy stream method without integrity protection (insecure); the server "
+        "accepts it only with --allow-insecure-ciphers"));
   }
   return *method;
 }
@@ -31,7 +39,15 @@ const crypto::MethodInfo& methodOf(const User& user) {
 }
 
 absl::string_view generationName(const crypto::MethodInfo& method) {
-  return method.edition == crypto::Edition::Aead2022 ? "Shadowsocks 2022" : "AEAD-2017";
+  switch (method.edition) {
+    case crypto::Edition::Aead2022:
+      return "Shadowsocks 2022";
+    case crypto::Edition::Stream:
+      return "legacy stream";
+    case crypto::Edition::Aead2017:
+      break;
+  }
+  return "AEAD-2017";
 }
 
 /// The user holding the server's -k/--key: on the shared port, and for a 2022 AES method the
@@ -96,7 +112,7 @@ absl::Status readOnly(const User& u) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions options) {
-  auto default_method = methodOrInvalid(options.default_method);
+  auto default_method = methodOrInvalid(options.default_method, options.allow_insecure_ciphers);
   if (!default_method.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("default ", default_method.status().message()));
   }
@@ -115,7 +131,7 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
     if (state.users.count(user.name) != 0) {
       return absl::AlreadyExistsError(absl::StrCat("user \"", user.name, "\" is defined twice"));
     }
-    auto method = methodOrInvalid(user.method);
+    auto method = methodOrInvalid(user.method, r.options_.allow_insecure_ciphers);
     if (!method.ok()) {
       return withUser(user.name, method.status());
     }
@@ -248,6 +264,14 @@ absl::Status UserRegistry::checkPortPeers(uint16_t port, const crypto::MethodInf
       continue;
     }
     const crypto::MethodInfo& other = methodOf(entry.user);
+    if (crypto::isStream(method) || crypto::isStream(other)) {
+      // Nothing authenticates a stream method, so nothing tells two users' keys apart.
+      const crypto::MethodInfo& stream = crypto::isStream(method) ? method : other;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "port ", shown, " has user \"", other_name, "\" (", other.name, "); ", stream.name,
+          " is a legacy stream method without authentication, so a port with it serves one "
+          "user (no trial decryption): give the user a port of its own"));
+    }
     if (other.edition != method.edition) {
       return absl::FailedPreconditionError(
           absl::StrCat("port ", shown, " serves ", generationName(other), " users (user \"",
@@ -481,7 +505,8 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
     }
     default_method = default_method_;
   }
-  auto method = methodOrInvalid(request.method.empty() ? default_method : request.method);
+  auto method = methodOrInvalid(request.method.empty() ? default_method : request.method,
+                                options_.allow_insecure_ciphers);
   if (!method.ok()) {
     return method.status();
   }
@@ -583,7 +608,7 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   Entry& entry = state.users.find(name)->second;
   User user = entry.user;
   if (update.method.has_value()) {
-    auto method = methodOrInvalid(*update.method);
+    auto method = methodOrInvalid(*update.method, options_.allow_insecure_ciphers);
     if (!method.ok()) {
       return method.status();
     }
@@ -665,13 +690,24 @@ absl::Status UserRegistry::remove(absl::string_view name) {
   return absl::OkStatus();
 }
 
+std::vector<std::string> UserRegistry::insecureMethodsInUse() const {
+  std::vector<std::string> methods;
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [name, entry] : state_.users) {
+    if (crypto::isStream(methodOf(entry.user))) methods.push_back(entry.user.method);
+  }
+  std::sort(methods.begin(), methods.end());
+  methods.erase(std::unique(methods.begin(), methods.end()), methods.end());
+  return methods;
+}
+
 std::string UserRegistry::defaultMethod() const {
   absl::ReaderMutexLock lock(&mu_);
   return default_method_;
 }
 
 absl::StatusOr<std::string> UserRegistry::setDefaultMethod(absl::string_view name) {
-  auto method = methodOrInvalid(name);
+  auto method = methodOrInvalid(name, options_.allow_insecure_ciphers);
   if (!method.ok()) {
     return method.status();
   }

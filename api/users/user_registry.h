@@ -55,6 +55,9 @@ struct RegistryOptions {
   const crypto::CryptoProviders* providers = nullptr;
   /// The clock for creation times.
   std::function<absl::Time()> now = [] { return absl::Now(); };
+  /// --allow-insecure-ciphers: users may have a legacy stream method (PROTOCOL.md §4), each
+  /// alone on its port. Without it such a method is refused (INVALID_ARGUMENT naming the flag).
+  bool allow_insecure_ciphers = false;
 };
 
 /// CreateUser's fields.
@@ -126,6 +129,10 @@ class UserRegistry {
   absl::StatusOr<User> update(absl::string_view name, const UserUpdate& update);
   absl::Status remove(absl::string_view name);
   size_t size() const;
+  /// --allow-insecure-ciphers: the API offers and accepts the legacy stream methods.
+  bool allowsInsecureCiphers() const { return options_.allow_insecure_ciphers; }
+  /// The legacy stream methods the users have now (sorted, each once). Thread-safe.
+  std::vector<std::string> insecureMethodsInUse() const;
 
   std::string defaultMethod() const;
   /// @return the canonical name; INVALID_ARGUMENT for an unknown method.

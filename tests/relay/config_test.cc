@@ -119,9 +119,10 @@ TEST(ConfigTest, PythonTunnelKeysAndRefusedKeys) {
   EXPECT_TRUE(absl::StrContains(absl::StrJoin(l->warnings, "\n"), "tunnel_port: ignored"));
   const std::string ota = writeFile("python-ota.json", R"({"password": "x", "one_time_auth": true})");
   auto o = parse(Role::Server, {"-c", ota.c_str()});
-  ASSERT_FALSE(o.ok());
-  EXPECT_TRUE(absl::StrContains(o.status().message(), "one_time_auth: one-time auth (OTA) is "
-                                                      "deprecated")) << o.status();
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(absl::StrContains(validateConfig(*o).message(),
+                                "one_time_auth: one-time auth (OTA) is deprecated"))
+      << validateConfig(*o);
   const std::string manager = writeFile("python-manager.json", R"({"manager_address": "/x"})");
   auto m = parse(Role::Server, {"-c", manager.c_str()});
   ASSERT_FALSE(m.ok());
@@ -260,6 +261,53 @@ TEST(ConfigTest, PluginRulesNameTheField) {
   c = parse(Role::Server, {"-k", "x", "--plugin", "obfs-server", "-u"});
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(validateConfig(*c).ok());
+}
+
+// Legacy stream methods (issue 16 §1): refused without --allow-insecure-ciphers, naming it; one
+// user per port; one-time auth refused.
+TEST(ConfigTest, StreamMethodsNeedTheFlagAndServeOneUserPerPort) {
+  for (Role role : {Role::Server, Role::Local, Role::Tunnel}) {
+    auto c = parse(role, {"-s", "1.2.3.4", "-p", "1", "-k", "x", "-m", "chacha20", "-L",
+                          "1.2.3.4:80"});
+    ASSERT_TRUE(c.ok()) << c.status();
+    const absl::Status s = validateConfig(*c);
+    EXPECT_TRUE(absl::StartsWith(s.message(), "config: method: chacha20 is a legacy stream"))
+        << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "--allow-insecure-ciphers")) << s;
+    c = parse(role, {"-s", "1.2.3.4", "-p", "1", "-k", "x", "-m", "chacha20", "-L", "1.2.3.4:80",
+                     "--allow-insecure-ciphers"});
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(validateConfig(*c).ok()) << validateConfig(*c);
+  }
+  // The JSON key; a user of the file with a stream method on a port of its own is fine, one on
+  // the shared port beside the -k user is not; without the key the user's method is refused.
+  auto c = parse(Role::Server, {"-c", writeFile("stream.json", R"({
+    "server_port": 8388, "password": "x", "method": "aes-256-gcm",
+    "allow_insecure_ciphers": true,
+    "users": [{"name": "old", "password": "y", "method": "rc4-md5", "port": 9000}]})")
+                                           .c_str()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->allow_insecure_ciphers);
+  EXPECT_TRUE(validateConfig(*c).ok()) << validateConfig(*c);
+  c->users[0].port = 8388;
+  EXPECT_TRUE(absl::StartsWith(validateConfig(*c).message(), "config: users[0].method: rc4-md5 "
+                                                             "has no authentication"))
+      << validateConfig(*c);
+  c->users[0].port = 9000;
+  c->allow_insecure_ciphers = false;
+  EXPECT_TRUE(absl::StartsWith(validateConfig(*c).message(), "config: users[0].method: rc4-md5 "
+                                                             "is a legacy stream method"))
+      << validateConfig(*c);
+  // OTA: the key and the -auth suffix.
+  c = parse(Role::Server, {"-k", "x", "--one-time-auth"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(absl::StartsWith(validateConfig(*c).message(),
+                               "config: one_time_auth: one-time auth (OTA) is deprecated"))
+      << validateConfig(*c);
+  c = parse(Role::Server, {"-k", "x", "-m", "aes-128-cfb-auth", "--allow-insecure-ciphers"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(absl::StrContains(validateConfig(*c).message(), "one-time auth (OTA)"))
+      << validateConfig(*c);
 }
 
 TEST(ConfigTest, Shadowsocks2022TakesOneBase64PskOverTcpAndUdp) {

@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "api/control/bearer_auth.h"
+#include "api/control/cipher_service.h"
 #include "crypto/providers.h"
 #include "gtest/gtest.h"
 #include "relay/log.h"
@@ -300,10 +301,15 @@ TEST_F(ControlServerTest, EveryErrorCode) {
 
   EXPECT_EQ(create("bad name", "", 0, &out).error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(create("", "", 0, &out).error_code(), StatusCode::INVALID_ARGUMENT);
-  grpc::Status unknown_method = create("carol", "rc4-md5", 0, &out);
+  grpc::Status unknown_method = create("carol", "rc2-cfb", 0, &out);
   EXPECT_EQ(unknown_method.error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(absl::StrContains(unknown_method.error_message(), "aes-256-gcm"))
       << unknown_method.error_message();  // names the supported methods
+  // A legacy stream method without --allow-insecure-ciphers: refused, naming the flag.
+  grpc::Status stream_method = create("carol", "rc4-md5", 0, &out);
+  EXPECT_EQ(stream_method.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(stream_method.error_message(), "--allow-insecure-ciphers"))
+      << stream_method.error_message();
   EXPECT_EQ(create("carol", "", 70000, &out).error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(create("alice", "", 0, &out).error_code(), StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(create("carol", "", 9100, &out).error_code(), StatusCode::FAILED_PRECONDITION);
@@ -612,6 +618,36 @@ TEST_F(ControlServerTest, Ciphers) {
   v1::User user;
   ASSERT_TRUE(create("dora", "", 0, &user).ok());
   EXPECT_EQ(user.method(), "aes-128-gcm");
+}
+
+// With --allow-insecure-ciphers the 14 legacy stream methods follow, as EDITION_STREAM.
+TEST(CipherServiceTest, StreamMethodsListedOnlyWhenAllowed) {
+  for (const bool allowed : {false, true}) {
+    SCOPED_TRACE(allowed);
+    users::RegistryOptions ro;
+    ro.allow_insecure_ciphers = allowed;
+    auto registry = users::UserRegistry::open(ro);
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    CipherService service(**registry, nullptr);
+    v1::ListCiphersResponse list;
+    ASSERT_TRUE(service.ListCiphers(nullptr, nullptr, &list).ok());
+    ASSERT_EQ(list.ciphers_size(), allowed ? 22 : 8);
+    std::map<std::string, v1::Cipher> by_name;
+    for (const v1::Cipher& c : list.ciphers()) by_name[c.name()] = c;
+    EXPECT_EQ(by_name.count("aes-256-cfb"), allowed ? 1u : 0u);
+    if (!allowed) continue;
+    const v1::Cipher& cfb = by_name["aes-256-cfb"];
+    EXPECT_EQ(cfb.edition(), v1::EDITION_STREAM);
+    EXPECT_FALSE(cfb.aead());
+    EXPECT_FALSE(cfb.recommended());
+    EXPECT_EQ(cfb.tag_size(), 0u);
+    EXPECT_EQ(cfb.key_size(), 32u);
+    EXPECT_EQ(cfb.salt_size(), 16u);
+    EXPECT_EQ(cfb.selected_provider(), "openssl");
+    EXPECT_EQ(by_name["bf-cfb"].salt_size(), 8u);
+    EXPECT_EQ(by_name["bf-cfb"].selected_provider(), "openssl-legacy");
+    EXPECT_EQ(by_name["salsa20"].selected_provider(), "libsodium");
+  }
 }
 
 TEST_F(ControlServerTest, Status) {

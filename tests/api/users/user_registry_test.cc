@@ -130,6 +130,38 @@ TEST(UserRegistryTest, ErrorCodes) {
   EXPECT_EQ(r->size(), 4u);  // default, cfg, alice, p3 and nothing else
 }
 
+// Legacy stream methods: only with --allow-insecure-ciphers, and alone on their port (nothing
+// authenticates them, so nothing could tell two users' keys apart).
+TEST(UserRegistryTest, StreamMethodsNeedTheFlagAndAPortOfTheirOwn) {
+  {
+    TempDir dir;
+    auto r = openRegistry(baseOptions(dir.path()));
+    auto refused = r->create(newUser("s", "aes-256-cfb", 9400));
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(absl::StrContains(refused.status().message(), "--allow-insecure-ciphers"))
+        << refused.status();
+    EXPECT_TRUE(r->insecureMethodsInUse().empty());
+  }
+  TempDir dir;
+  RegistryOptions o = baseOptions(dir.path());
+  o.allow_insecure_ciphers = true;
+  auto r = openRegistry(std::move(o));
+  ASSERT_TRUE(r->create(newUser("s", "aes-256-cfb", 9400)).ok());
+  ASSERT_TRUE(r->create(newUser("t", "salsa20", 9401)).ok());
+  EXPECT_EQ(r->insecureMethodsInUse(), (std::vector<std::string>{"aes-256-cfb", "salsa20"}));
+  // The shared port has the -k user: a stream user may not join it, in either order.
+  auto shared = r->create(newUser("u", "rc4-md5", 0));
+  EXPECT_EQ(shared.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(shared.status().message(), "serves one user")) << shared.status();
+  UserUpdate to_stream;
+  to_stream.method = "chacha20";
+  auto moved = r->create(newUser("v"));
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(r->update("v", to_stream).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r->create(newUser("w", "", 9400)).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // s's dedicated port
+}
+
 TEST(UserRegistryTest, PortCheckHookAndSharedPort) {
   TempDir dir;
   RegistryOptions o = baseOptions(dir.path());

@@ -343,7 +343,7 @@ TEST(UserStoreTest, CorruptFileWithoutPreviousGenerationIsAnError) {
 TEST(UserStoreTest, SemanticallyInvalidUserMakesTheFileBad) {
   StoreContents c;
   User u = makeUser("alice", 0);
-  u.method = "rc4-md5";  // not a supported method
+  u.method = "rc2-cfb";  // not a supported method
   c.users.push_back(u);
   auto text = encodeStore(c);
   ASSERT_TRUE(text.ok());
