@@ -382,7 +382,8 @@ absl::Status ServerRuntime::startUpstreams() {
   }
   // With a plugin (one server) TCP goes to the plugin's local port; UDP keeps the server.
   if (plugin_) upstream_list_.front().address = plugin_->relayConnect().socksAddress();
-  env_.udp_server = upstream_list_.front().resolved;
+  // local -u: also what tells the SOCKS5 front that UDP ASSOCIATE is offered.
+  if (udp_) env_.udp_server = upstream_list_.front().resolved;
   upstreams_ = std::make_unique<relay::UpstreamBalancer>(std::move(upstream_list_));
   env_.upstreams = upstreams_.get();
   if (upstreams_->size() > 1) {
