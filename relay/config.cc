@@ -134,6 +134,71 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
   return absl::OkStatus();
 }
 
+// --- Several servers for local and tunnel (relay/upstream) ---
+// "servers": [{"server" | "address", "server_port" | "port", "password" | "key", "method",
+// "name" | "remarks", "disabled"}], shadowsocks-rust's keys. Errors name the entry, e.g.
+// "servers[1].port: ...". Disabled entries are left out.
+absl::Status parseServers(const json& v, std::vector<ServerEntry>* servers) {
+  if (!v.is_array()) {
+    return absl::InvalidArgumentError("must be a list of {server, server_port, password, method}");
+  }
+  servers->clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const json& entry = v[i];
+    const std::string where = absl::StrCat("servers[", i, "]");
+    if (!entry.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": not an object"));
+    }
+    ServerEntry server;
+    bool disabled = false;
+    for (auto it = entry.begin(); it != entry.end(); ++it) {
+      const std::string& key = it.key();
+      std::string* text = key == "server" || key == "address" ? &server.host
+                          : key == "password"                 ? &server.password
+                          : key == "key"                      ? &server.key
+                          : key == "method"                   ? &server.method
+                          : key == "name" || key == "remarks" ? &server.name
+                                                              : nullptr;
+      if (text != nullptr) {
+        if (!it.value().is_string()) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": must be a string"));
+        }
+        *text = it.value().get<std::string>();
+      } else if (key == "server_port" || key == "port") {
+        auto t = scalarText(it.value());
+        auto p = t.ok() ? parsePort(*t) : absl::StatusOr<uint16_t>(t.status());
+        if (!p.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ".", key, ": ", p.status().message()));
+        }
+        server.port = *p;
+      } else if (key == "disabled") {
+        if (!it.value().is_boolean()) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ".disabled: must be true or false"));
+        }
+        disabled = it.value().get<bool>();
+      } else if (key == "plugin" || key == "plugin_opts") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ".", key, ": not per server (one top-level plugin, with one server)"));
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": unknown key"));
+      }
+    }
+    if (server.host.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".server: missing"));
+    }
+    if (server.port == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".server_port: missing"));
+    }
+    if (!server.password.empty() && !server.key.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".password: give either password or key, not both"));
+    }
+    if (!disabled) servers->push_back(std::move(server));
+  }
+  return absl::OkStatus();
+}
+
 bool isBool(const OptionSpec& o) { return std::holds_alternative<bool Config::*>(o.field); }
 
 template <typename Field, typename T>
@@ -173,6 +238,9 @@ absl::Status setText(const OptionSpec&, std::vector<std::string>& field, absl::s
 absl::Status setText(const OptionSpec& o, std::vector<ConfigUser>&, absl::string_view) {
   return absl::InvalidArgumentError(absl::StrCat("only in the config file (\"", o.name, "\")"));
 }
+absl::Status setText(const OptionSpec& o, std::vector<ServerEntry>&, absl::string_view) {
+  return absl::InvalidArgumentError(absl::StrCat("only in the config file (\"", o.name, "\")"));
+}
 
 // A JSON value into a field: numbers may be integers or numeric strings (libev accepts both for
 // ports); the other text forms must be strings.
@@ -210,6 +278,9 @@ absl::Status setJson(const OptionSpec&, std::vector<std::string>& field, const j
 }
 absl::Status setJson(const OptionSpec&, std::vector<ConfigUser>& field, const json& v) {
   return parseUsers(v, &field);
+}
+absl::Status setJson(const OptionSpec&, std::vector<ServerEntry>& field, const json& v) {
+  return parseServers(v, &field);
 }
 
 void noteSet(const OptionSpec& o, OptionSource from, Config& c) {
@@ -531,6 +602,15 @@ std::string fieldText(const OptionSpec& o, const std::vector<ConfigUser>& users)
   });
 }
 
+// Labels and methods; never a server's password or key.
+std::string fieldText(const OptionSpec& o, const std::vector<ServerEntry>& servers) {
+  if (servers.empty()) return unsetText(o);
+  return absl::StrJoin(servers, ", ", [](std::string* out, const ServerEntry& s) {
+    absl::StrAppend(out, serverLabel(s));
+    if (!s.method.empty()) absl::StrAppend(out, " (", s.method, ")");
+  });
+}
+
 // Secrets (string fields) as "(set)" or "(not set)".
 std::string valueText(const OptionSpec& o, const Config& c) {
   if (o.secret) {
@@ -770,8 +850,12 @@ absl::Status validatePlugin(const Config& c) {
     return fieldError("config", "plugin",
                       "a plugin carries TCP only; with udp_only (-U) there is nothing to carry");
   }
-  if (c.server_hosts.size() > 1) {
-    return fieldError("config", "server",
+  if (c.role != Role::Server && !c.servers.empty()) {
+    return fieldError("config", "servers",
+                      "a plugin connects to one server: give it with -s (\"server\")");
+  }
+  if (c.server_hosts.size() + c.servers.size() > 1) {
+    return fieldError("config", c.server_hosts.size() > 1 ? "server" : "servers",
                       c.role == Role::Server
                           ? "a plugin listens on one address: give one -s with --plugin"
                           : "a plugin connects to one server: give one -s with --plugin");
@@ -779,7 +863,64 @@ absl::Status validatePlugin(const Config& c) {
   return absl::OkStatus();
 }
 
+// --- Several servers for local and tunnel (relay/upstream) ---
+// Each "servers" entry: a known method, a secret (its own or the top-level one) that fits it;
+// every server's label (name, or host:port) unique, as it names the server in the metrics.
+absl::Status validateServers(const Config& c) {
+  if (c.role == Role::Server) return absl::OkStatus();
+  const std::vector<ServerEntry> all = clientServers(c);
+  const size_t first = c.server_hosts.size();  // all[first + i] is servers[i]
+  for (size_t i = first; i < all.size(); ++i) {
+    const ServerEntry& server = all[i];
+    const std::string at = absl::StrCat("servers[", i - first, "]");
+    auto method = crypto::findAnyMethod(server.method);
+    if (!method.ok()) return fieldError("config", at + ".method", method.status().message());
+    if (server.password.empty() && server.key.empty()) {
+      return fieldError("config", at + ".password",
+                        "missing (give \"password\" or \"key\" in the entry or at the top)");
+    }
+    const bool from_key = server.password.empty();
+    const std::string& secret = from_key ? server.key : server.password;
+    const absl::Status fits = (*method)->edition == crypto::Edition::Aead2022
+                                  ? crypto::parsePskList(secret, **method).status()
+                                  : crypto::masterKeyFor(**method, server.password, server.key)
+                                        .status();
+    if (!fits.ok()) return fieldError("config", at + (from_key ? ".key" : ".password"), fits.message());
+  }
+  for (size_t i = 0; i < all.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (serverLabel(all[i]) == serverLabel(all[j])) {
+        return fieldError("config", i < first ? "server" : absl::StrCat("servers[", i - first, "]"),
+                          absl::StrCat("\"", serverLabel(all[i]),
+                                       "\" is given twice (give each a different \"name\")"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+std::vector<ServerEntry> clientServers(const Config& c) {
+  std::vector<ServerEntry> out;
+  for (const std::string& host : c.server_hosts) {
+    out.push_back({.host = host, .port = c.server_port, .password = c.password, .key = c.key,
+                   .method = c.method, .name = ""});
+  }
+  for (ServerEntry server : c.servers) {
+    if (server.method.empty()) server.method = c.method;
+    if (server.password.empty() && server.key.empty()) {
+      server.password = c.password;
+      server.key = c.key;
+    }
+    out.push_back(std::move(server));
+  }
+  return out;
+}
+
+std::string serverLabel(const ServerEntry& server) {
+  return server.name.empty() ? Endpoint{server.host, server.port}.toString() : server.name;
+}
 
 absl::Status applyServerUrl(Config& c) {
   if (c.server_url.empty()) return absl::OkStatus();
@@ -822,7 +963,9 @@ absl::Status validateConfig(const Config& c) {
       return fieldError("config", absl::StrCat("users[", i, "].method"), m.status().message());
     }
   }
-  if ((*method)->edition == crypto::Edition::Aead2022) {
+  // A client's top-level secret may serve only "servers" entries (checked there).
+  const bool top_server = c.role == Role::Server || !c.server_hosts.empty() || c.servers.empty();
+  if ((*method)->edition == crypto::Edition::Aead2022 && top_server) {
     if (absl::Status s = validate2022(c, **method); !s.ok()) return s;
   }
   if (absl::Status s = validateUsers2022(c); !s.ok()) return s;
@@ -833,15 +976,16 @@ absl::Status validateConfig(const Config& c) {
   if (absl::Status s = checkListen(c.metrics_listen); !s.ok()) {
     return fieldError("config", "metrics_listen", s.message());
   }
-  if (c.password.empty() && c.key.empty() && c.role != Role::Server) {
+  if (c.password.empty() && c.key.empty() && c.role != Role::Server && top_server) {
     return fieldError("config", "password", "missing (give -k PASSWORD or --key BASE64)");
   }
   if (!c.password.empty() && !c.key.empty()) {
     return fieldError("config", "password", "give either password or key, not both");
   }
-  if (c.role != Role::Server && c.server_hosts.empty()) {
-    return fieldError("config", "server", "missing (give -s HOST)");
+  if (c.role != Role::Server && c.server_hosts.empty() && c.servers.empty()) {
+    return fieldError("config", "server", "missing (give -s HOST, or \"servers\")");
   }
+  if (absl::Status s = validateServers(c); !s.ok()) return s;
   if (c.role != Role::Server && c.server_port == 0) {
     return fieldError("config", "server_port", "the server to reach needs a port (1..65535)");
   }

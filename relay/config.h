@@ -33,6 +33,19 @@ struct ConfigUser {
   bool operator==(const ConfigUser&) const = default;
 };
 
+// --- Several servers for local and tunnel (relay/upstream) ---
+/// A Shadowsocks server that local or tunnel may use: one of "server" (-s, sharing server_port,
+/// method and the secret) or an entry of "servers" (shadowsocks-rust's array, its own of each).
+struct ServerEntry {
+  std::string host;
+  uint16_t port = 0;
+  std::string password;
+  std::string key;     // base64, instead of a password
+  std::string method;
+  std::string name;    // logs and the metrics' server label; empty: host:port
+  bool operator==(const ServerEntry&) const = default;
+};
+
 inline constexpr char kListenOff[] = "off";
 
 /// Where an option's value came from.
@@ -91,6 +104,9 @@ struct Config {
   bool check_only = false;  // --check-config
   bool method_given = false;  // -m or "method" was given (else the default)
   std::vector<ConfigUser> users;  // server: "users"
+  // local/tunnel: several servers (relay/upstream), after those of "server".
+  std::vector<ServerEntry> servers;        // "servers" (config file)
+  int server_probe_interval_seconds = 10;  // --server-probe-interval
   // Server: the gRPC control API.
   std::string control_listen = "127.0.0.1:50051";  // "off" disables
   bool control_listen_given = false;               // explicitly set: failing to start is fatal
@@ -133,6 +149,12 @@ absl::Status applyServerUrl(Config& config);
 /// cache's min TTL is at most its max TTL, ...).
 absl::Status validateConfig(const Config& config);
 
+
+/// local/tunnel: every server to use, in order: those of "server" (with server_port, method and
+/// the secret) then "servers", whose missing method or secret are the top-level ones.
+std::vector<ServerEntry> clientServers(const Config& config);
+/// The server's name in logs and metrics: its "name", else "host:port". Never a secret.
+std::string serverLabel(const ServerEntry& server);
 
 std::string usage(Role role);
 absl::string_view roleName(Role role);

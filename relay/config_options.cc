@@ -31,6 +31,18 @@ constexpr OptionSpec kOptions[] = {
     {.name = "users", .roles = kServer, .field = &Config::users,
      .help = "list of {\"name\", \"password\" or \"key\", \"method\", \"port\"}: a dedicated port, "
              "or the shared one (2022: \"password\" above is their identity key)"},
+    // --- Several servers for local and tunnel (relay/upstream) ---
+    {.name = "servers", .roles = kClientRoles, .field = &Config::servers,
+     .help = "list of {\"server\" or \"address\", \"server_port\" or \"port\", \"password\" "
+             "or \"key\", \"method\", \"name\" or \"remarks\", \"disabled\"} (shadowsocks-rust's "
+             "array): more servers, each with its own port, method and secret; a server is "
+             "picked per connection, lowest probed latency first, and a failed connect moves on "
+             "to the next"},
+    {.name = "server_probe_interval", .long_flag = "--server-probe-interval",
+     .value_name = "SECONDS", .roles = kClientRoles,
+     .field = &Config::server_probe_interval_seconds, .min = 1, .max = 86400,
+     .help = "with several servers: how often each is probed (a TCP connect); a server marked "
+             "down is used again once a probe reaches it"},
     {.name = "server_url", .long_flag = "--server-url", .value_name = "SS_URL",
      .roles = kClientRoles, .field = &Config::server_url, .secret = true,
      .help = "an ss:// URL (SIP002, e.g. a user's access_url): the server, its port, the method "

@@ -15,11 +15,13 @@ namespace shadowrelay::relay {
 /// The Config member an option writes. Its type picks the parser and the printed form:
 /// uint16_t a port (1..65535), int a whole number in [min, max], bool a boolean, Mode a mode,
 /// optional<Endpoint> host:port, vector<string> a list (a repeatable flag; flags replace the
-/// file's list), vector<ConfigUser> the users (file only), string free text.
+/// file's list), vector<ConfigUser> the users (file only), vector<ServerEntry> the client's
+/// servers (file only), string free text.
 using OptionField =
     std::variant<std::string Config::*, uint16_t Config::*, int Config::*, bool Config::*,
                  Mode Config::*, std::optional<Endpoint> Config::*,
-                 std::vector<std::string> Config::*, std::vector<ConfigUser> Config::*>;
+                 std::vector<std::string> Config::*, std::vector<ConfigUser> Config::*,
+                 std::vector<ServerEntry> Config::*>;
 
 enum class OptionKind {
   Setting,     ///< a key of the JSON file and flags; one line of the check report

@@ -31,6 +31,8 @@
 #include "relay/udp/udp2022_server.h"
 #include "relay/udp/udp_client.h"
 #include "relay/udp/udp_server.h"
+#include "relay/upstream/upstream_list.h"
+#include "relay/upstream/upstream_prober.h"
 
 namespace shadowrelay::api::app {
 
@@ -171,7 +173,7 @@ absl::Status ServerRuntime::start() {
     absl::PrintF("%s", relay::checkReport(config_));
     return absl::OkStatus();
   }
-  if (absl::Status s = resolveUdpServer(); !s.ok()) return s;
+  if (absl::Status s = startUpstreams(); !s.ok()) return s;
   if (server_) {
     replay_filters_ = ReplayFilters::open(config_.state_dir);
     env_.salt_filter = &replay_filters_->tcp();
@@ -339,24 +341,14 @@ absl::Status ServerRuntime::prepareEnv() {
   auto providers = crypto::CryptoProviders::create(*choice);
   if (!providers.ok()) return configError(providers.status().message());
   providers_ = std::move(*providers);
-  const crypto::MethodInfo* method = *crypto::findAnyMethod(config.method);  // validated
   if (!server_) {
-    env_.credentials.method = method;
-    env_.credentials.provider = &providers_->providerFor(*method);
-    if (method->edition == crypto::Edition::Aead2022) {
-      // The PSK, or iPSK_1:...:uPSK: one identity header per iPSK (SIP023).
-      auto keys =
-          crypto::parsePskList(config.password.empty() ? config.key : config.password, *method);
-      if (!keys.ok()) return configError(absl::StrCat("config: key: ", keys.status().message()));
-      env_.credentials.master = keys->back();
-      if (keys->size() > 1) env_.credentials.key_chain = *std::move(keys);
-    } else {
-      auto master = crypto::masterKeyFor(*method, config.password, config.key);
-      if (!master.ok()) {
-        return configError(absl::StrCat("config: key: ", master.status().message()));
-      }
-      env_.credentials.master = std::move(*master);
+    // Every server with its own credentials; the first one's are env_.credentials.
+    auto upstreams = relay::makeUpstreams(config, *providers_);
+    if (!upstreams.ok()) {
+      return configError(absl::StrCat("config: ", upstreams.status().message()));
     }
+    upstream_list_ = *std::move(upstreams);
+    env_.credentials = upstream_list_.front().credentials;
   }
   env_.idle_timeout = std::chrono::seconds(config.timeout_seconds);
   env_.handshake_timeout = std::chrono::seconds(config.handshake_timeout_seconds);
@@ -408,15 +400,22 @@ void ServerRuntime::warnInsecureCiphers() const {
          in_use.empty() ? std::string("none yet") : absl::StrJoin(in_use, ", "));
 }
 
-absl::Status ServerRuntime::resolveUdpServer() {
-  // tunnel -u and local -u: the server's address for the UDP associations, resolved once.
-  if (!udp_ || server_) return absl::OkStatus();
-  auto resolved = relay::resolveAtStartup({config_.server_hosts.front()}, config_.server_port);
-  if (!resolved.ok() || resolved->empty()) {
-    return configError(resolved.ok() ? "server: no address"
-                                     : absl::StrCat("server: ", resolved.status().message()));
+absl::Status ServerRuntime::startUpstreams() {
+  if (server_) return absl::OkStatus();
+  // UDP (tunnel -u, local -u) needs each server's address: resolved once, here.
+  if (absl::Status s = relay::resolveUpstreams(upstream_list_, udp_); !s.ok()) {
+    return configError(s.message());
   }
-  env_.udp_server = resolved->front();
+  // With a plugin (one server) TCP goes to the plugin's local port; UDP keeps the server.
+  if (plugin_) upstream_list_.front().address = plugin_->relayConnect().socksAddress();
+  // local -u: also what tells the SOCKS5 front that UDP ASSOCIATE is offered.
+  if (udp_) env_.udp_server = upstream_list_.front().resolved;
+  upstreams_ = std::make_unique<relay::UpstreamBalancer>(std::move(upstream_list_));
+  env_.upstreams = upstreams_.get();
+  if (upstreams_->size() > 1) {
+    SR_LOG(Info, "%d servers, probed every %d s", static_cast<int>(upstreams_->size()),
+           config_.server_probe_interval_seconds);
+  }
   return absl::OkStatus();
 }
 
@@ -471,6 +470,19 @@ absl::Status ServerRuntime::startExporter() {
   if (plugin_) {
     options.plugin = plugin_->name();
     options.plugin_restarts = [count = plugin_->restartCounter()] { return count->load(); };
+  }
+  if (!server_) {
+    // Read at each scrape: the balancer is made later and outlives the exporter.
+    options.upstreams = [this] {
+      std::vector<metrics::UpstreamSample> out;
+      if (upstreams_ == nullptr) return out;
+      for (const relay::UpstreamState& state : upstreams_->states()) {
+        out.push_back({state.label, state.up,
+                       state.latency ? std::chrono::duration<double>(*state.latency).count() : -1,
+                       state.connect_failures, state.sessions});
+      }
+      return out;
+    };
   }
   users::UserRegistry* registry = registry_.get();
   options.users_count = [registry] { return registry != nullptr ? registry->size() : size_t{0}; };
@@ -601,8 +613,7 @@ absl::Status ServerRuntime::startWorkers() {
             std::make_unique<relay::UdpServer>(worker, std::move(fd), env_.udp_max_associations));
       } else {
         worker.addUdpPort(std::make_unique<relay::UdpTunnel>(
-            worker, std::move(fd), *env_.udp_server, *env_.tunnel_target,
-            env_.udp_max_associations));
+            worker, std::move(fd), *env_.tunnel_target, env_.udp_max_associations));
       }
     }
   });
@@ -705,6 +716,14 @@ void ServerRuntime::run() {
       traffic->armAfter(std::chrono::seconds(1));
     });
     traffic->armAfter(std::chrono::seconds(1));
+  }
+  // local/tunnel with several servers: the probes run on this loop.
+  std::optional<relay::UpstreamProber> prober;
+  if (upstreams_ && upstreams_->size() > 1) {
+    prober.emplace(main_loop, *upstreams_,
+                   std::chrono::seconds(config_.server_probe_interval_seconds),
+                   std::chrono::seconds(config_.connect_timeout_seconds));
+    prober->start();
   }
   std::optional<relay::Timer> save_filters;
   if (replay_filters_ && replay_filters_->persistent()) {

@@ -29,6 +29,7 @@
 #include "relay/ip_networks.h"
 #include "relay/net/socket.h"
 #include "relay/plugin/sip003_plugin.h"
+#include "relay/upstream/upstream_balancer.h"
 #include "relay/worker/worker.h"
 
 namespace shadowrelay::api::app {
@@ -73,7 +74,8 @@ class ServerRuntime {
   absl::Status prepareEnv();
   /// --allow-insecure-ciphers: a warning at start naming the stream methods in use.
   void warnInsecureCiphers() const;
-  absl::Status resolveUdpServer();
+  /// local/tunnel: the servers resolved, behind the plugin if there is one, in the balancer.
+  absl::Status startUpstreams();
   absl::Status openRegistry();
   absl::Status startExporter();
   absl::Status bindListeners();
@@ -113,6 +115,8 @@ class ServerRuntime {
   std::unique_ptr<ReplayFilters> replay_filters_;  // server only
   std::unique_ptr<crypto::SaltStore2022> salt_store_2022_;
   std::unique_ptr<dns::DnsCache> dns_cache_;
+  std::vector<relay::Upstream> upstream_list_;  // local/tunnel: until startUpstreams()
+  std::unique_ptr<relay::UpstreamBalancer> upstreams_;  // local/tunnel: the servers
   std::unique_ptr<relay::HostAddresses> host_addresses_;  // server: refused as targets
   std::unique_ptr<relay::IpNetworks> forbidden_targets_;  // server: forbidden_ip
   std::unique_ptr<users::UserRegistry> registry_;

@@ -108,6 +108,52 @@ prometheus::MetricFamily publishesFamily(const std::vector<uint64_t>& counts) {
   return f;
 }
 
+/// The shadowrelay_upstream_* families: one series per server of a local or tunnel.
+std::vector<prometheus::MetricFamily> upstreamFamilies(const std::vector<UpstreamSample>& servers) {
+  struct Spec {
+    const char* name;
+    const char* help;
+    prometheus::MetricType type;
+    double (*value)(const UpstreamSample&);
+  };
+  static constexpr Spec kSpecs[] = {
+      {"shadowrelay_upstream_up",
+       "1 while the server is used, 0 while it is marked down (skipped until a probe reaches it).",
+       prometheus::MetricType::Gauge, [](const UpstreamSample& s) { return s.up ? 1.0 : 0.0; }},
+      {"shadowrelay_upstream_latency_seconds",
+       "Smoothed TCP connect time to the server (probes and sessions); absent until measured.",
+       prometheus::MetricType::Gauge, [](const UpstreamSample& s) { return s.latency_seconds; }},
+      {"shadowrelay_upstream_connect_failures_total",
+       "Connects to the server that failed (refused, unreachable, timed out) for sessions and "
+       "UDP associations; each was failed over to the next server when there was one.",
+       prometheus::MetricType::Counter,
+       [](const UpstreamSample& s) { return static_cast<double>(s.connect_failures); }},
+      {"shadowrelay_upstream_sessions_total", "TCP sessions that reached the server.",
+       prometheus::MetricType::Counter,
+       [](const UpstreamSample& s) { return static_cast<double>(s.sessions); }},
+  };
+  std::vector<prometheus::MetricFamily> out;
+  for (const Spec& spec : kSpecs) {
+    prometheus::MetricFamily f;
+    f.name = spec.name;
+    f.help = spec.help;
+    f.type = spec.type;
+    for (const UpstreamSample& server : servers) {
+      const double value = spec.value(server);
+      if (value < 0) continue;  // a latency not measured yet
+      f.metric.emplace_back();
+      f.metric.back().label = {{"server", server.server}};
+      if (spec.type == prometheus::MetricType::Counter) {
+        f.metric.back().counter.value = value;
+      } else {
+        f.metric.back().gauge.value = value;
+      }
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 }  // namespace
 
 /// Builds the shadowrelay_* families at scrape time from the exporter's samples.
@@ -149,6 +195,11 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
                                   "Times the SIP003 plugin was started again after it exited.",
                                   {{"plugin", options.plugin}},
                                   static_cast<double>(options.plugin_restarts())));
+    }
+    if (options.upstreams) {
+      auto upstreams = upstreamFamilies(options.upstreams());
+      out.insert(out.end(), std::make_move_iterator(upstreams.begin()),
+                 std::make_move_iterator(upstreams.end()));
     }
     // Read before the samples: a scrape never counts a publish whose sample it lacks.
     out.push_back(publishesFamily(exporter_.publishCounts()));

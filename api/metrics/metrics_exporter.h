@@ -36,6 +36,16 @@ inline constexpr unsigned kMetricsServerThreads = 4;
 inline constexpr unsigned kMetricsMaxConnections = 256;
 inline constexpr unsigned kMetricsMaxConnectionsPerIp = 64;
 
+/// local/tunnel: one server of the balancer (relay/upstream) as the shadowrelay_upstream_*
+/// families show it. `server` is its name or host:port, never a secret.
+struct UpstreamSample {
+  std::string server;
+  bool up = true;
+  double latency_seconds = -1;  // smoothed connect time; negative: not measured yet
+  uint64_t connect_failures = 0;
+  uint64_t sessions = 0;
+};
+
 struct MetricsOptions {
   /// --metrics-listen: "host:port" with an IP literal or "localhost", ":port" or "port" (all
   /// IPv4 interfaces), "[v6]:port" ("[::]:port" takes IPv4 too); port 0 picks a free port.
@@ -64,6 +74,9 @@ struct MetricsOptions {
   /// shadowrelay_insecure_cipher_in_use{method} = 1 for each legacy stream method in use (the
   /// users' methods, or a client's): called at each scrape, thread-safe. Unset or empty: none.
   std::function<std::vector<std::string>()> insecure_methods;
+  /// local/tunnel: the servers and their health, for the shadowrelay_upstream_* families
+  /// (called at each scrape: thread-safe). Unset: not exported.
+  std::function<std::vector<UpstreamSample>()> upstreams;
 
   bool enabled() const { return listen != kMetricsListenOff; }
 };

@@ -23,6 +23,8 @@
 
 namespace shadowrelay::relay {
 
+class UpstreamBalancer;
+
 /// The key a client (local, tunnel) speaks with. The server's keys are its users (UserTable).
 struct Credentials {
   const crypto::MethodInfo* method = nullptr;
@@ -57,6 +59,9 @@ struct RelayEnv {
   std::chrono::seconds udp_timeout{300};    // --udp-timeout; 30 s for port 53 targets
   size_t udp_max_associations = 16384;      // --udp-max-associations
   std::optional<SocketAddress> udp_server;  // local -u: the server's UDP address
+  /// local/tunnel: the servers (relay/upstream), their credentials and health; `credentials`
+  /// above are the first server's. Thread-safe.
+  UpstreamBalancer* upstreams = nullptr;
   /// Receives each worker's counters once a second (the metrics exporter); may be null.
   RelayObserver* observer = nullptr;
   /// Server: this host's interface addresses, refused as targets; may be null (tests).

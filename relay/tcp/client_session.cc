@@ -22,11 +22,6 @@ constexpr size_t kMaxSocksBytes = 1024;
 // First data bundled with the address header: one full chunk.
 constexpr size_t kMaxEarlyData = crypto::kMaxChunkPayload;
 
-crypto::SocksAddress serverAddress(const Config& config, uint64_t session_id) {
-  const std::string& host = config.server_hosts[session_id % config.server_hosts.size()];
-  return Endpoint{host, config.server_port}.socksAddress();
-}
-
 }  // namespace
 
 ClientSession::ClientSession(SessionHost& host, Fd client, Front front,
@@ -230,12 +225,43 @@ bool ClientSession::sendToClient(const uint8_t* bytes, size_t n) {
 
 void ClientSession::beginConnect() {
   first_data_deadline_ = host_.loop().now() + host_.env().first_data_wait;
-  server_ = serverAddress(host_.env().config, id());
-  connectRemote(server_, /*enforce_policy=*/false, host_.env().config.fast_open);
+  plan_ = host_.env().upstreams->plan(id());
+  attempt_ = 0;
+  connectServer();
+}
+
+const Upstream& ClientSession::upstream() const {
+  return host_.env().upstreams->server(plan_[attempt_]);
+}
+
+void ClientSession::connectServer() {
+  connect_started_ = host_.loop().readClock();
+  if (attempt_ == 0) {
+    SR_LOG(Debug, "session %d: server %s", id(), upstream().label);
+  }
+  connectRemote(upstream().address, /*enforce_policy=*/false, host_.env().config.fast_open);
+}
+
+bool ClientSession::onConnectFailed(CloseReason reason) {
+  UpstreamBalancer& balancer = *host_.env().upstreams;
+  const std::string& failed = upstream().label;
+  balancer.onConnectFailed(plan_[attempt_]);
+  if (attempt_ + 1 >= plan_.size()) {
+    SR_LOG(Debug, "session %d: server %s: %s; no other server left", id(), failed,
+           closeReasonName(reason));
+    return false;
+  }
+  ++attempt_;
+  SR_LOG(Debug, "session %d: server %s: %s; failing over to %s", id(), failed,
+         closeReasonName(reason), upstream().label);
+  connectServer();
+  return true;
 }
 
 void ClientSession::onRemoteConnected() {
   connected_ = true;
+  host_.env().upstreams->onConnected(plan_[attempt_],
+                                     host_.loop().readClock() - connect_started_);
   if (!early_.empty() || client_eof_ || host_.loop().now() >= first_data_deadline_) {
     sendFirst();
     return;
@@ -246,7 +272,7 @@ void ClientSession::onRemoteConnected() {
 }
 
 void ClientSession::sendFirst() {
-  const Credentials& creds = host_.env().credentials;
+  const Credentials& creds = upstream().credentials;
   if (creds.method->edition == crypto::Edition::Aead2022) {
     sendFirst2022();
     return;
@@ -282,7 +308,7 @@ void ClientSession::relayFirst(size_t sealed) {
 }
 
 void ClientSession::sendFirst2022() {
-  const Credentials& creds = host_.env().credentials;
+  const Credentials& creds = upstream().credentials;
   // Padding: nullopt pads with 1..900 random bytes exactly when no first data is bundled.
   // With identity keys (SIP023) one identity header per iPSK goes after the salt.
   encoder2022_.emplace(crypto::Aead2022StreamEncoder::request(*creds.method, *creds.provider,

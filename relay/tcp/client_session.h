@@ -9,6 +9,7 @@
 #include "crypto/aead_stream.h"
 #include "relay/tcp/session.h"
 #include "relay/udp/socks5_udp.h"
+#include "relay/upstream/upstream_balancer.h"
 
 namespace shadowrelay::relay {
 
@@ -27,6 +28,11 @@ namespace shadowrelay::relay {
 /// 1..900 random bytes of padding when no data came within first_data_wait) and the first data
 /// leave in that one write; the response's type, timestamp (±30 s) and echoed request salt are
 /// checked, and a mismatch ends the session (BadStream).
+///
+/// Several servers (relay/upstream): the balancer gives the order to try them in; a connect
+/// that fails (refused, unreachable, timed out, name not resolved) moves on to the next server
+/// before anything reached the application, which sees one successful connection. The
+/// session speaks with the credentials (method, key) of the server it reached.
 class ClientSession final : public TcpSession {
  public:
   enum class Front { Socks5, Tunnel };
@@ -42,6 +48,7 @@ class ClientSession final : public TcpSession {
   void onHandshakeEvent(Side side, uint32_t events) override;
   void onHandshakeTimer() override;
   void onRemoteConnected() override;
+  bool onConnectFailed(CloseReason reason) override;
   void onClose() override;
 
   /// Queues a read of the client (SOCKS5 messages, then the first data) up to the limits.
@@ -54,6 +61,9 @@ class ClientSession final : public TcpSession {
   bool associateUdp();
   bool sendToClient(const uint8_t* bytes, size_t n);
   void beginConnect();
+  /// Connects to plan_[attempt_].
+  void connectServer();
+  const Upstream& upstream() const;
   void sendFirst();
   void sendFirst2022();
   /// The first `sealed` bytes (in scratchOut()) are ready, the transforms set: relay.
@@ -67,7 +77,9 @@ class ClientSession final : public TcpSession {
   TimePoint first_data_deadline_;
   crypto::SocksAddress target_;
   bool fixed_target_ = false;  // target_ given at construction, not -L
-  crypto::SocksAddress server_;
+  UpstreamBalancer::Plan plan_;  // the servers to try, in order
+  size_t attempt_ = 0;           // index into plan_
+  TimePoint connect_started_;
   std::optional<crypto::AeadStreamEncoder> encoder_;
   std::optional<crypto::AeadStreamDecoder> decoder_;
   std::optional<crypto::Aead2022StreamEncoder> encoder2022_;

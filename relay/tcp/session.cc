@@ -129,7 +129,7 @@ void TcpSession::onResolved(dns::ResolveResult result) {
   if (!result.ok()) {
     SR_LOG(Debug, "session %d: cannot resolve %s: %s", id_,
            log::escaped(connect_target_->hostString()), dns::toString(result.status));
-    close(CloseReason::ResolveFailed);
+    connectFailed(CloseReason::ResolveFailed);
     return;
   }
   const TargetPolicy policy = host_.env().targetPolicy();
@@ -141,7 +141,7 @@ void TcpSession::onResolved(dns::ResolveResult result) {
   if (candidates_.empty()) {
     SR_LOG(Debug, "session %d: target %s refused (not public unicast, or this host)", id_,
            log::escaped(connect_target_->toString()));
-    close(CloseReason::TargetRefused);
+    connectFailed(CloseReason::TargetRefused);
     return;
   }
   connect_phase_ = ConnectPhase::Connecting;
@@ -171,7 +171,18 @@ void TcpSession::connectNext() {
     }
     SR_LOG(Debug, "session %d: connect %s: %s", id_, address.toString(), std::strerror(-fd));
   }
-  close(CloseReason::ConnectFailed);
+  connectFailed(CloseReason::ConnectFailed);
+}
+
+void TcpSession::connectFailed(CloseReason reason) {
+  connect_phase_ = ConnectPhase::None;
+  resolve_.cancel();
+  candidates_.clear();
+  next_candidate_ = 0;
+  watcher_[kRemote].reset();
+  sock_[kRemote].reset();
+  timer_.cancel();
+  if (!onConnectFailed(reason)) close(reason);
 }
 
 void TcpSession::onConnectEvent(uint32_t events) {
@@ -269,7 +280,7 @@ void TcpSession::onTimer() {
     // timeout (counted as one), not a failed lookup.
     SR_LOG(Debug, "session %d: %s not resolved within the connect timeout", id_,
            log::escaped(connect_target_->host));
-    close(CloseReason::ConnectTimeout);
+    connectFailed(CloseReason::ConnectTimeout);
     return;
   }
   if (connect_phase_ == ConnectPhase::Connecting) {
@@ -278,7 +289,7 @@ void TcpSession::onTimer() {
     if (next_candidate_ < candidates_.size()) {
       connectNext();
     } else {
-      close(CloseReason::ConnectTimeout);
+      connectFailed(CloseReason::ConnectTimeout);
     }
     return;
   }

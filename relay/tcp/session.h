@@ -122,6 +122,10 @@ class TcpSession : public DeferredDeletable {
   void attachRemote(Fd fd);
   /// Must set the remote socket's interest (it is still kWritable from the connect).
   virtual void onRemoteConnected() = 0;
+  /// connectRemote() failed (`reason`: ResolveFailed, TargetRefused, ConnectFailed or
+  /// ConnectTimeout); the remote socket is already closed. Return true after starting another
+  /// connectRemote() (a client's failover to its next server), false to close with `reason`.
+  virtual bool onConnectFailed(CloseReason /*reason*/) { return false; }
   /// Runs once from close(), after both sockets closed: release what the subclass holds.
   virtual void onClose() {}
   bool connecting() const { return connect_phase_ != ConnectPhase::None; }
@@ -162,6 +166,8 @@ class TcpSession : public DeferredDeletable {
   void onTimer();
   void onResolved(dns::ResolveResult result);
   void connectNext();
+  /// Ends the connect attempt: the subclass may start another, else the session closes.
+  void connectFailed(CloseReason reason);
   void onConnectEvent(uint32_t events);
   /// Writes d.pending_out. False when the session closed.
   bool flush(Direction& d);

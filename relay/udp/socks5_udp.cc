@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "relay/event/event_loop.h"
 #include "relay/socks5.h"
 #include "relay/context/worker_context.h"
+#include "relay/upstream/upstream_balancer.h"
 
 namespace shadowrelay::relay {
 
@@ -44,9 +47,10 @@ Socks5UdpRelay::Socks5UdpRelay(WorkerContext& worker, Fd socket, const SocketAdd
       bound_(bound),
       client_(client),
       watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onClientReadable(); }),
-      codec_(*worker.env().credentials.method, *worker.env().credentials.provider),
+      upstream_(worker.env().upstreams->best(std::hash<std::string>{}(udpPeerKey(client)))),
+      codec_(*credentials().method, *credentials().provider),
       last_active_(worker.loop().now()) {
-  const Credentials& creds = worker.env().credentials;
+  const Credentials& creds = credentials();
   if (creds.method->edition == crypto::Edition::Aead2022) {
     // One 2022 client session per association (§2.5).
     session2022_ =
@@ -62,9 +66,15 @@ Socks5UdpRelay::~Socks5UdpRelay() {
   if (server_watcher_) server_watcher_->willCloseFd();
 }
 
+const Credentials& Socks5UdpRelay::credentials() const {
+  return worker_.env().upstreams->server(upstream_).credentials;
+}
+
 bool Socks5UdpRelay::ensureServerSocket() {
   if (server_socket_.valid()) return true;
-  const int fd = connectNonBlockingUdp(*worker_.env().udp_server);
+  const std::optional<SocketAddress>& server = worker_.env().upstreams->server(upstream_).resolved;
+  if (!server) return false;  // resolved at start whenever UDP is relayed
+  const int fd = connectNonBlockingUdp(*server);
   if (fd < 0) return false;
   server_socket_ = Fd(fd);
   server_watcher_.emplace(worker_.loop(), fd, kReadable,
@@ -114,7 +124,7 @@ void Socks5UdpRelay::onStreamDatagram(const crypto::SocksAddress& source,
 }
 
 void Socks5UdpRelay::onClientReadable() {
-  const Credentials& creds = worker_.env().credentials;
+  const Credentials& creds = credentials();
   uint8_t* in = worker_.scratchIn();
   uint8_t* out = worker_.scratchOut();
   for (int i = 0; i < kPacketsPerEvent; ++i) {
@@ -177,11 +187,15 @@ void Socks5UdpRelay::onClientReadable() {
 }
 
 void Socks5UdpRelay::onServerReadable() {
-  const Credentials& creds = worker_.env().credentials;
+  const Credentials& creds = credentials();
   uint8_t* packet = worker_.scratchIn();
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     const ssize_t n = ::recv(server_socket_.get(), packet, WorkerContext::kScratchSize, 0);
-    if (n < 0) return;
+    if (n < 0) {
+      // ICMP port unreachable from the server: as good as a refused connect.
+      if (errno == ECONNREFUSED) worker_.env().upstreams->onConnectFailed(upstream_);
+      return;
+    }
     // The reply opened in place: its source address header and payload, with room before them.
     uint8_t* source = nullptr;  // the address header, followed by the payload
     size_t address = 0;

@@ -12,6 +12,11 @@
 // closing the connection closes both sockets (RFC 1928: the association ends with it).
 // With --udp-over-tcp the server side is a UDP-over-TCP stream instead of the socket. With a 2022
 // method the association is one client session (relay/udp/udp2022_session.h).
+//
+// Several servers (relay/upstream): the association takes the balancer's best server when it
+// is made and keeps it for its life (the client's next UDP ASSOCIATE picks again); ICMP port
+// unreachable from it counts as a failed connect. Its UDP over TCP streams pick their server
+// as every TCP session does.
 
 #include <memory>
 #include <optional>
@@ -27,6 +32,7 @@
 
 namespace shadowrelay::relay {
 
+struct Credentials;
 class WorkerContext;
 
 class Socks5UdpRelay {
@@ -56,6 +62,8 @@ class Socks5UdpRelay {
   /// datagram and again after a stream ended. False if it could not be made.
   bool ensureStream(const crypto::SocksAddress& first_destination);
   void onStreamDatagram(const crypto::SocksAddress& source, std::span<const uint8_t> payload);
+  /// The method and key of the association's server.
+  const Credentials& credentials() const;
 
   WorkerContext& worker_;
   UdpStats& stats_;
@@ -66,6 +74,7 @@ class Socks5UdpRelay {
   IoWatcher watcher_;
   Fd server_socket_;
   std::optional<IoWatcher> server_watcher_;
+  const size_t upstream_;  // the server's index in the worker's env().upstreams
   crypto::UdpCodec codec_;
   std::unique_ptr<Udp2022ClientSession> session2022_;  // 2022 methods: this association's
   TimePoint last_active_;

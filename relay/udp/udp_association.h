@@ -57,6 +57,8 @@ struct UdpAssociation {
   /// session this association speaks (tunnel). Null for 2017 methods.
   std::unique_ptr<Udp2022ServerSession> server2022;
   std::unique_ptr<Udp2022ClientSession> client2022;
+  /// Tunnel: the server it goes through (an index of the relay/upstream balancer).
+  size_t upstream = 0;
 };
 
 /// The key of a peer address in a UdpAssociationTable.

@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 #include "relay/event/event_loop.h"
 #include "relay/log.h"
 #include "relay/context/worker_context.h"
+#include "relay/upstream/upstream_balancer.h"
 
 namespace shadowrelay::relay {
 
@@ -22,13 +24,12 @@ using udp::kRecvBatch;
 constexpr size_t kSlot = kHeaderRoom + kMaxDatagram + 1;
 }  // namespace
 
-UdpTunnel::UdpTunnel(WorkerContext& worker, Fd socket, const SocketAddress& server,
-                     const crypto::SocksAddress& destination, size_t max_associations)
+UdpTunnel::UdpTunnel(WorkerContext& worker, Fd socket, const crypto::SocksAddress& destination,
+                     size_t max_associations)
     : worker_(worker),
       socket_(std::move(socket)),
-      server_(server),
+      upstreams_(*worker.env().upstreams),
       watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onReadable(); }),
-      codec_(*worker.env().credentials.method, *worker.env().credentials.provider),
       table_(worker.loop(), max_associations, worker.env().udp_timeout, stats_),
       buf_(std::make_unique_for_overwrite<uint8_t[]>(kRecvBatch * kSlot)),
       out_(std::make_unique_for_overwrite<uint8_t[]>(kHeaderRoom + kMaxDatagram + 128)),
@@ -37,12 +38,17 @@ UdpTunnel::UdpTunnel(WorkerContext& worker, Fd socket, const SocketAddress& serv
   // The destination header is the same for every datagram: write it once, in front of where
   // each datagram is received, in every recvmmsg slot.
   header_size_ = destination.size();
-  const Credentials& creds = worker.env().credentials;
-  if (creds.method->edition == crypto::Edition::Aead2022) {
-    const Udp2022ClientSession probe(*creds.method, *creds.provider, creds.requestKeys());
-    max_payload_ = kMaxUdpPayload - std::min(kMaxUdpPayload, probe.packetSize(destination, 0));
-  } else {
-    max_payload_ = kMaxUdpPayload - header_size_ - codec_.overhead();
+  // The largest datagram every server's method still fits in one packet.
+  max_payload_ = kMaxUdpPayload;
+  for (size_t i = 0; i < upstreams_.size(); ++i) {
+    const Credentials& creds = upstreams_.server(i).credentials;
+    codecs_.emplace_back(*creds.method, *creds.provider);
+    size_t overhead = header_size_ + codecs_.back().overhead();
+    if (creds.method->edition == crypto::Edition::Aead2022) {
+      const Udp2022ClientSession probe(*creds.method, *creds.provider, creds.requestKeys());
+      overhead = probe.packetSize(destination, 0);
+    }
+    max_payload_ = std::min(max_payload_, kMaxUdpPayload - std::min(kMaxUdpPayload, overhead));
   }
   for (size_t i = 0; i < kRecvBatch; ++i) {
     crypto::writeAddress(destination,
@@ -74,6 +80,13 @@ void UdpTunnel::onDatagram(const SocketAddress& from, uint8_t* data, size_t n) {
       return;
     }
   } else {
+    if (entry != nullptr && !upstreams_.up(entry->value->upstream) &&
+        upstreams_.best(std::hash<std::string>{}(key)) != entry->value->upstream) {
+      SR_LOG(Debug, "UDP association of %s: server %s is down; moving",
+             entry->value->peer.toString(), upstreams_.server(entry->value->upstream).label);
+      table_.erase(key);
+      entry = nullptr;
+    }
     if (entry == nullptr) entry = addSocket(key, from);
     const size_t sealed = entry != nullptr ? seal(*entry->value, data, n) : 0;
     if (sealed == 0 || ::send(entry->value->fd.get(), out_.get(), sealed, 0) < 0) {
@@ -87,12 +100,17 @@ void UdpTunnel::onDatagram(const SocketAddress& from, uint8_t* data, size_t n) {
 
 UdpAssociationTable::Entry* UdpTunnel::addSocket(const std::string& key,
                                                  const SocketAddress& from) {
-  const int fd = connectNonBlockingUdp(server_);
+  const size_t upstream = upstreams_.best(std::hash<std::string>{}(key));
+  const Upstream& server = upstreams_.server(upstream);
+  if (!server.resolved) return nullptr;  // resolved at start whenever UDP is relayed
+  const int fd = connectNonBlockingUdp(*server.resolved);
   if (fd < 0) return nullptr;
   UdpAssociationTable::Entry& entry =
-      table_.add(key, from, Fd(fd), server_.family(), worker_.env().udp_timeout,
+      table_.add(key, from, Fd(fd), server.resolved->family(), worker_.env().udp_timeout,
                  [this](UdpAssociation& association) { onReply(association); });
-  const Credentials& creds = worker_.env().credentials;
+  entry.value->upstream = upstream;
+  SR_LOG(Debug, "UDP association of %s: server %s", from.toString(), server.label);
+  const Credentials& creds = server.credentials;
   if (creds.method->edition == crypto::Edition::Aead2022) {
     // One 2022 client session per sender: its own session ID and packet counter (§2.5).
     entry.value->client2022 =
@@ -109,7 +127,8 @@ size_t UdpTunnel::seal(UdpAssociation& association, uint8_t* data, size_t n) {
                                         worker_.loop().unixSeconds());
   }
   // The destination header was written right before the datagram (onReadable's slots).
-  return codec_.seal(worker_.env().credentials.master.bytes(),
+  return codecs_[association.upstream].seal(
+      upstreams_.server(association.upstream).credentials.master.bytes(),
                      {data - header_size_, header_size_ + n}, out);
 }
 
@@ -142,11 +161,15 @@ UdpAssociationTable::Entry* UdpTunnel::addStream(const std::string& key,
 }
 
 void UdpTunnel::onReply(UdpAssociation& association) {
-  const Credentials& creds = worker_.env().credentials;
+  const Credentials& creds = upstreams_.server(association.upstream).credentials;
   uint8_t* packet = out_.get();
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     const ssize_t n = ::recv(association.fd.get(), packet, kMaxDatagram, 0);
-    if (n < 0) return;
+    if (n < 0) {
+      // ICMP port unreachable from the server: as good as a refused connect.
+      if (errno == ECONNREFUSED) upstreams_.onConnectFailed(association.upstream);
+      return;
+    }
     const size_t len = static_cast<size_t>(n);
     std::span<const uint8_t> payload;
     if (Udp2022ClientSession* session = association.client2022.get()) {
@@ -157,7 +180,8 @@ void UdpTunnel::onReply(UdpAssociation& association) {
       if (!reply) continue;
       payload = reply->payload;
     } else {
-      auto reply = openReply(codec_, creds.master.bytes(), packet, len, stats_);
+      auto reply =
+          openReply(codecs_[association.upstream], creds.master.bytes(), packet, len, stats_);
       if (!reply) continue;
       payload = {reply->plain + reply->header, reply->len - reply->header};
     }

@@ -544,6 +544,9 @@ struct SampleFor {
   Sample operator()(std::vector<ConfigUser> Config::*) const {
     return {R"([{"name": "u1", "password": "p1", "port": 9001}])", ""};
   }
+  Sample operator()(std::vector<ServerEntry> Config::*) const {
+    return {R"([{"server": "s1.test", "server_port": 9001, "password": "p1"}])", ""};
+  }
 };
 
 Sample sampleFor(const OptionSpec& o, const Config& defaults) {
@@ -559,8 +562,9 @@ TEST(OptionTableTest, EveryEntryIsComplete) {
     EXPECT_NE(std::string(o.help), "");
     EXPECT_NE(o.roles, 0);
     const bool boolean = std::holds_alternative<bool Config::*>(o.field);
-    const bool users = std::holds_alternative<std::vector<ConfigUser> Config::*>(o.field);
-    EXPECT_EQ(flagsOf(o).empty(), users) << "every option but the users list has a flag";
+    const bool users = std::holds_alternative<std::vector<ConfigUser> Config::*>(o.field) ||
+                       std::holds_alternative<std::vector<ServerEntry> Config::*>(o.field);
+    EXPECT_EQ(flagsOf(o).empty(), users) << "every option but the users and servers lists has a flag";
     EXPECT_EQ(o.value_name == nullptr, boolean || users) << "a value name iff a flag takes one";
     if (std::holds_alternative<int Config::*>(o.field)) {
       EXPECT_LT(o.min, o.max);
@@ -851,3 +855,121 @@ TEST(ConfigTest, FlagsOverrideTheFileWhereverMinusCStands) {
 }  // namespace
 }  // namespace shadowrelay::relay
 
+
+namespace shadowrelay::relay {
+namespace {
+
+// --- Several servers for local and tunnel (relay/upstream) ---
+
+TEST(ServersConfigTest, ServersArrayAsShadowsocksRustWritesIt) {
+  const std::string path = writeFile("servers.json", R"({
+    "server": "a.test", "server_port": 8388, "password": "top", "method": "aes-128-gcm",
+    "servers": [
+      {"address": "b.test", "port": 8389, "method": "chacha20-ietf-poly1305", "password": "pb",
+       "remarks": "bee"},
+      {"server": "c.test", "server_port": "8390", "key": "AAECAwQFBgcICQoLDA0ODw=="},
+      {"server": "d.test", "server_port": 8391, "disabled": true}
+    ]})");
+  auto c = parse(Role::Local, {"-c", path.c_str()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(validateConfig(*c).ok()) << validateConfig(*c);
+  const std::vector<ServerEntry> all = clientServers(*c);
+  ASSERT_EQ(all.size(), 3u) << "the disabled entry is left out";
+  EXPECT_EQ(all[0], (ServerEntry{.host = "a.test", .port = 8388, .password = "top", .key = "",
+                                 .method = "aes-128-gcm", .name = ""}));
+  EXPECT_EQ(all[1], (ServerEntry{.host = "b.test", .port = 8389, .password = "pb", .key = "",
+                                 .method = "chacha20-ietf-poly1305", .name = "bee"}));
+  EXPECT_EQ(all[2], (ServerEntry{.host = "c.test", .port = 8390, .password = "",
+                                 .key = "AAECAwQFBgcICQoLDA0ODw==", .method = "aes-128-gcm",
+                                 .name = ""}))
+      << "the top-level method fills in";
+  EXPECT_EQ(serverLabel(all[0]), "a.test:8388");
+  EXPECT_EQ(serverLabel(all[1]), "bee");
+  const std::string report = checkReport(*c);
+  EXPECT_NE(report.find("bee (chacha20-ietf-poly1305), c.test:8390"), std::string::npos) << report;
+  EXPECT_EQ(report.find("pb"), std::string::npos) << "no secret in the report";
+}
+
+TEST(ServersConfigTest, RepeatedServerFlagsShareThePortMethodAndSecret) {
+  auto c = parse(Role::Tunnel, {"-s", "127.0.0.1", "-s", "127.0.0.2", "-p", "9000", "-k", "pw",
+                                "-L", "example.com:53", "--server-probe-interval", "3"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(validateConfig(*c).ok()) << validateConfig(*c);
+  const std::vector<ServerEntry> all = clientServers(*c);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[1].host, "127.0.0.2");
+  EXPECT_EQ(all[1].port, 9000);
+  EXPECT_EQ(all[1].password, "pw");
+  EXPECT_EQ(c->server_probe_interval_seconds, 3);
+}
+
+TEST(ServersConfigTest, ServersWithoutATopLevelServerOrSecret) {
+  const std::string path = writeFile("servers-only.json", R"({"servers": [
+      {"server": "b.test", "server_port": 8389, "method": "aes-256-gcm", "password": "pb"}]})");
+  auto c = parse(Role::Local, {"-c", path.c_str()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(validateConfig(*c).ok()) << validateConfig(*c);
+}
+
+TEST(ServersConfigTest, ErrorsNameTheEntryAndField) {
+  struct Case {
+    const char* servers;
+    const char* error;
+  };
+  const Case cases[] = {
+      {R"([{"server": "b.test", "server_port": 1, "method": "rot13", "password": "x"}])",
+       "config: servers[0].method: "},
+      {R"([{"server": "b.test", "server_port": 1}, {"server": "c.test", "server_port": 2,
+           "method": "aes-128-gcm"}])",
+       "config: servers[0].password: missing"},
+      {R"([{"server": "b.test", "server_port": 1, "method": "2022-blake3-aes-128-gcm",
+           "password": "not base64!"}])",
+       "config: servers[0].password: PSK: not valid base64"},
+      {R"([{"server": "b.test", "server_port": 1, "password": "x", "name": "same"},
+           {"server": "c.test", "server_port": 2, "password": "y", "name": "same"}])",
+       "config: servers[1]: \"same\" is given twice"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.servers);
+    const std::string path = writeFile("servers-bad.json", absl::StrCat(R"({"servers": )",
+                                                                        k.servers, "}"));
+    auto c = parse(Role::Local, {"-c", path.c_str()});
+    ASSERT_TRUE(c.ok()) << c.status();
+    const absl::Status s = validateConfig(*c);
+    EXPECT_NE(std::string(s.message()).find(k.error), std::string::npos) << s;
+  }
+  const struct {
+    const char* servers;
+    const char* error;
+  } parse_cases[] = {
+      {R"([{"server_port": 1}])", "servers[0].server: missing"},
+      {R"([{"server": "b.test"}])", "servers[0].server_port: missing"},
+      {R"([{"server": "b.test", "port": 0}])", "servers[0].port: "},
+      {R"([{"server": "b.test", "port": 1, "plugin": "obfs-local"}])",
+       "servers[0].plugin: not per server"},
+      {R"([{"server": "b.test", "port": 1, "colour": "red"}])", "servers[0].colour: unknown key"},
+      {R"("b.test")", "servers: must be a list"},
+  };
+  for (const auto& k : parse_cases) {
+    SCOPED_TRACE(k.servers);
+    const std::string path = writeFile("servers-bad.json", absl::StrCat(R"({"servers": )",
+                                                                        k.servers, "}"));
+    auto c = parse(Role::Local, {"-c", path.c_str()});
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(std::string(c.status().message()).find(k.error), std::string::npos) << c.status();
+  }
+}
+
+TEST(ServersConfigTest, APluginTakesOneServer) {
+  const std::string path = writeFile("servers-plugin.json", R"({"plugin": "obfs-local",
+      "servers": [{"server": "b.test", "server_port": 8389, "password": "pb"}]})");
+  auto c = parse(Role::Local, {"-c", path.c_str()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  const absl::Status s = validateConfig(*c);
+  EXPECT_NE(std::string(s.message()).find("config: servers: a plugin connects to one server"),
+            std::string::npos)
+      << s;
+}
+
+}  // namespace
+}  // namespace shadowrelay::relay

@@ -62,7 +62,7 @@ class ClientSession2022Test : public ::testing::TestWithParam<const char*> {
   }
 
   void start() {
-    ASSERT_NO_FATAL_FAILURE(startClientWorker(loop_, env_, server_, &worker_, &port_));
+    ASSERT_NO_FATAL_FAILURE(startClientWorker(loop_, env_, server_, &upstreams_, &worker_, &port_));
   }
 
   const crypto::MethodInfo& method() const { return *env_.credentials.method; }
@@ -117,6 +117,7 @@ class ClientSession2022Test : public ::testing::TestWithParam<const char*> {
   RelayEnv env_;
   EventLoop loop_;
   Fd server_ = listenLoopback();
+  std::unique_ptr<UpstreamBalancer> upstreams_;  // outlives the worker
   std::unique_ptr<Worker> worker_;
   uint16_t port_ = 0;
 };

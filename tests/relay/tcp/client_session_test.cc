@@ -74,7 +74,7 @@ class ClientSessionTest : public ::testing::Test {
   }
 
   void start() {
-    ASSERT_NO_FATAL_FAILURE(startClientWorker(loop_, env_, server_, &worker_, &port_));
+    ASSERT_NO_FATAL_FAILURE(startClientWorker(loop_, env_, server_, &upstreams_, &worker_, &port_));
   }
 
   ReferenceStream serverStream() {
@@ -114,6 +114,7 @@ class ClientSessionTest : public ::testing::Test {
   RelayEnv env_;
   EventLoop loop_;
   Fd server_ = listenLoopback();  // the Shadowsocks server the sessions connect to
+  std::unique_ptr<UpstreamBalancer> upstreams_;  // outlives the worker
   std::unique_ptr<Worker> worker_;
   uint16_t port_ = 0;
 };

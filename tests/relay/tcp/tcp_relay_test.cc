@@ -26,6 +26,7 @@
 #include "relay/net/socket.h"
 #include "relay/worker/worker.h"
 #include "tests/testing/manual_clock.h"
+#include "tests/testing/upstreams.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -153,6 +154,7 @@ class TcpRelayTest : public ::testing::TestWithParam<bool> {  // io_uring on/off
     server_port_ = server_->listenPortForTest();
     local_env_.config.server_hosts = {"127.0.0.1"};
     local_env_.config.server_port = server_port_;
+    upstreams_ = relay::testing::singleUpstream(local_env_);
     local_->addListener(*listenTcp(loopback(0), options));
     local_port_ = local_->listenPortForTest();
     thread_ = std::thread([this] { loop_.run(); });
@@ -202,6 +204,7 @@ class TcpRelayTest : public ::testing::TestWithParam<bool> {  // io_uring on/off
   // met exactly, however slow the machine.
   shadowrelay::testing::ManualClock clock_;
   EventLoop loop_{EventLoopOptions{.time_source = &clock_}};
+  std::unique_ptr<UpstreamBalancer> upstreams_;  // the local's; outlives the workers
   std::unique_ptr<Worker> server_;
   std::unique_ptr<Worker> local_;
   std::thread thread_;

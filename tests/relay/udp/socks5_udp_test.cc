@@ -23,6 +23,7 @@
 #include "tests/testing/run_loop.h"
 #include "tests/testing/test_users.h"
 #include "tests/testing/test_worker_context.h"
+#include "tests/testing/upstreams.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -44,6 +45,7 @@ using testing::runUntil;
 using testing::sealDatagram;
 using testing::sendBytes;
 using testing::sendDatagram;
+using testing::singleUpstream;
 using testing::TestWorkerContext;
 
 const crypto::SocksAddress kDestination = crypto::SocksAddress::ipv4({192, 0, 2, 53}, 53);
@@ -55,6 +57,7 @@ class Socks5UdpRelayTest : public ::testing::Test {
     env_.credentials = makeCredentials("client-password");
     env_.config.nameserver = "127.0.0.1:1";  // never asked
     env_.udp_server = loopbackAddress(portOf(server_.get()));
+    upstreams_ = singleUpstream(env_);
   }
 
   void start() {
@@ -89,6 +92,7 @@ class Socks5UdpRelayTest : public ::testing::Test {
   EventLoop loop_;
   Fd server_ = bindUdpLoopback();  // the Shadowsocks server's UDP port
   Fd client_ = bindUdpLoopback();  // the application that asked for the association
+  std::unique_ptr<UpstreamBalancer> upstreams_;  // outlives the context
   std::unique_ptr<TestWorkerContext> context_;
   std::unique_ptr<Socks5UdpRelay> relay_;
 };
