@@ -224,7 +224,7 @@ void ServerSession::startTarget() {
 
 bool ServerSession::identify(std::span<const uint8_t> start) {
   RelayUserPtr user;
-  switch (host_.users().matchStream(user_port_, client_ip_, start, &user)) {
+  switch (host_.users().matchStream(user_port_, client_ip_, start, &user, &tried_)) {
     case UserMatcher::Outcome::NeedMore:
       dir_[kUp].pending_in.assign(start.data(), start.size());
       return false;

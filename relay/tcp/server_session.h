@@ -14,6 +14,7 @@
 #include "dns/resolver.h"
 #include "relay/tcp/session.h"
 #include "relay/udp/uot_server.h"
+#include "relay/users/user_matcher.h"
 #include "relay/users/user_table.h"
 
 namespace shadowrelay::relay {
@@ -94,6 +95,7 @@ class ServerSession final : public TcpSession {
   const std::string client_ip_;  // raw address bytes, for the matcher's per-IP hint
   const uint16_t user_port_;
   RelayUserPtr candidate_;  // whose key decodes the stream; becomes user() once admitted
+  UserMatcher::StreamTrials tried_;  // several users on the port: the keys that failed so far
   // SIP023 port: its lookup (owned by identity_table_, held until the user is known).
   UserTablePtr identity_table_;
   const PortIdentity* identity_ = nullptr;

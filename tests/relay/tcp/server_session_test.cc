@@ -190,6 +190,30 @@ TEST_F(ServerSessionTest, IdentifiesTheUserAmongSeveralOnThePort) {
   EXPECT_FALSE(users.contains("carol"));
 }
 
+// Issue 15 §1: a client whose first bytes come one at a time costs each short-salt key one
+// trial, not one per read.
+TEST_F(ServerSessionTest, AStartInOneBytePiecesTriesEachKeyOnce) {
+  std::vector<RelayUser> users;
+  for (int i = 0; i < 20; ++i) users.push_back(makeUser("u" + std::to_string(10 + i)));
+  users.push_back(makeUser("zed", "aes-256-gcm"));  // 32-byte salt: needs 50 bytes
+  start(std::move(users));
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  ReferenceStream stream = streamOf(user("zed"));
+  const std::vector<uint8_t> hello = request(stream, target, "hi");
+  const uint64_t before = worker_->users().trials();
+  // Bytes 34..49 each arrive alone: the 20 aes-128-gcm keys could be tried on every read.
+  for (size_t i = 0; i < 50; ++i) {
+    ASSERT_TRUE(sendBytes(client.get(), {hello.data() + i, 1}));
+    runIterations(loop_, 3);
+  }
+  ASSERT_TRUE(sendBytes(client.get(), {hello.data() + 50, hello.size() - 50}));
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  EXPECT_EQ(readSettled(loop_, upstream.get(), 2), bytesOf("hi"));
+  EXPECT_EQ(worker_->users().trials() - before, 21u);  // 20 short-salt keys once, then zed's
+}
+
 TEST_F(ServerSessionTest, WrongKeyGetsNoByteAndAFinAtTheHandshakeDeadline) {
   start({makeUser("alice")});
   Fd target = listenLoopback();
