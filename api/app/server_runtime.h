@@ -26,6 +26,7 @@
 #include "relay/context/relay_env.h"
 #include "relay/event/worker_pool.h"
 #include "relay/host_addresses.h"
+#include "relay/net/preauth_limits.h"
 #include "relay/net/socket.h"
 #include "relay/plugin/sip003_plugin.h"
 #include "relay/worker/worker.h"
@@ -111,6 +112,7 @@ class ServerRuntime {
   std::unique_ptr<crypto::SaltStore2022> salt_store_2022_;
   std::unique_ptr<dns::DnsCache> dns_cache_;
   std::unique_ptr<relay::HostAddresses> host_addresses_;  // server: refused as targets
+  std::unique_ptr<relay::SourceLimiter> source_limiter_;  // server: unauthenticated per source
   std::unique_ptr<users::UserRegistry> registry_;
   std::unique_ptr<metrics::MetricsExporter> exporter_;
   std::unique_ptr<SampleHub> hub_;

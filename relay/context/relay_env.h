@@ -17,6 +17,7 @@
 #include "dns/dns_cache.h"
 #include "dns/resolver.h"
 #include "relay/config.h"
+#include "relay/net/preauth_limits.h"
 #include "relay/net/socket.h"
 #include "relay/stats/relay_sample.h"
 #include "relay/target_policy.h"
@@ -61,6 +62,8 @@ struct RelayEnv {
   RelayObserver* observer = nullptr;
   /// Server: this host's interface addresses, refused as targets; may be null (tests).
   const HostAddresses* host_addresses = nullptr;
+  /// Server: unauthenticated connections per source, shared by the workers; null: no bound.
+  SourceLimiter* source_limiter = nullptr;
 
   /// Where a server may connect or send for a client (--allow-private, host_addresses).
   TargetPolicy targetPolicy() const { return TargetPolicy(config.allow_private, host_addresses); }
