@@ -7,7 +7,7 @@ under a small open-file limit (`ulimit -n` in a shell that then execs it):
   closed at once (no byte), the server stays idle meanwhile, and a real client (libev's ss-local
   and curl) relays within 1 s of the idle connections closing;
 - thousands of idle connections from one address (127.0.0.2) hold only --max-preauth-per-source
-  slots; the rest are closed without a byte and a client from 127.0.0.1 is still served;
+  (1024) slots; the rest are closed without a byte and a client from 127.0.0.1 is still served;
 - -n/--nofile sets the soft limit; without it the soft limit is raised to the hard one."""
 import os
 import re
@@ -144,17 +144,18 @@ class PreauthTest(h.RelayTestCase):
 
     def test_one_address_cannot_take_every_slot(self):
         h.raise_fd_limit(8192)
-        server, metrics_port = self.start_limited("-n 1024")
+        # 2048 descriptors: without the per-source bound 127.0.0.2 would take them all.
+        server, metrics_port = self.start_limited("-n 2048")
         local_port = self.start_local(server.ready.port, METHOD, impl="libev")
         idle = open_idle(server.ready.port, 3000, source="127.0.0.2")
         try:
             shed = closed_by_server(idle, 5.0)
-            self.assertEqual(shed, 3000 - 256, "--max-preauth-per-source 256 (the default)")
-            # The client of another address is served while 127.0.0.2 holds its 256.
+            self.assertEqual(shed, 3000 - 1024, "--max-preauth-per-source 1024 (the default)")
+            # The client of another address is served while 127.0.0.2 holds its 1024.
             result, ok = self.fetch_through(local_port)
             self.assertTrue(ok, str(result))
             self.assertLess(result.elapsed, 2.0, str(result))
-            h.wait_until(lambda: refused_total(metrics_port, "source") == 3000 - 256, 5,
+            h.wait_until(lambda: refused_total(metrics_port, "source") == 3000 - 1024, 5,
                          "source refusals counted")
         finally:
             for s in idle:

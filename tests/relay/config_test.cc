@@ -652,7 +652,7 @@ TEST(ConfigTest, DnsCacheKnobs) {
 // Issue 15 §4: the pre-authentication bounds and the open-file limit.
 TEST(ConfigTest, PreauthBoundsAndNofile) {
   const Config defaults = *parse(Role::Server, {});
-  EXPECT_EQ(defaults.max_preauth_per_source, 256);
+  EXPECT_EQ(defaults.max_preauth_per_source, 1024);
   EXPECT_EQ(defaults.max_preauth_per_worker, 8192);
   EXPECT_EQ(defaults.nofile, 0);
 
