@@ -94,6 +94,10 @@ struct Config {
   std::optional<Endpoint> tunnel_destination;  // -L, "tunnel_address"
   std::string plugin;       // SIP003 plugin program (--plugin, "plugin"); empty: none
   std::string plugin_opts;  // its SS_PLUGIN_OPTIONS (--plugin-opts, "plugin_opts")
+  // Pre-authentication bounds and file descriptors (issue 15 §4).
+  int max_preauth_per_source = 1024;  // --max-preauth-per-source; 0: no bound
+  int max_preauth_per_worker = 8192;  // --max-preauth-per-worker; 0: no bound
+  int nofile = 0;                     // -n/--nofile: RLIMIT_NOFILE; 0: raise to the hard limit
   bool verbose = false;
   std::string state_dir;
   std::string pid_file;  // -f, "pid_file": written once listening, removed at exit

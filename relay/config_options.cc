@@ -178,6 +178,24 @@ constexpr OptionSpec kOptions[] = {
      .unset = "no token"},
     {.name = "metrics_per_user", .long_flag = "--metrics-per-user", .roles = kServer,
      .field = &Config::metrics_per_user, .help = "a user label on the metrics"},
+    // Pre-authentication bounds and file descriptors (issue 15 §4).
+    {.name = "max_preauth_per_source", .long_flag = "--max-preauth-per-source",
+     .value_name = "N", .roles = kServer, .field = &Config::max_preauth_per_source, .min = 0,
+     .max = 1000000,
+     .help = "connections not yet authenticated from one IPv4 address or IPv6 /64 (all workers "
+             "together); more are closed at accept, without a byte",
+     .unset = "no bound"},
+    {.name = "max_preauth_per_worker", .long_flag = "--max-preauth-per-worker",
+     .value_name = "N", .roles = kServer, .field = &Config::max_preauth_per_worker, .min = 0,
+     .max = 1000000,
+     .help = "connections not yet authenticated on one worker; more are closed at accept, "
+             "without a byte",
+     .unset = "no bound"},
+    {.name = "nofile", .short_flag = "-n", .long_flag = "--nofile", .value_name = "N",
+     .field = &Config::nofile, .min = 0, .max = 1 << 24,
+     .help = "open-file limit (RLIMIT_NOFILE) to set at start, as libev's -n; above the hard "
+             "limit it needs CAP_SYS_RESOURCE",
+     .unset = "the hard limit"},
     {.name = "verbose", .short_flag = "-v", .long_flag = "--verbose", .field = &Config::verbose,
      .help = "debug logging"},
     {.name = "check_config", .kind = K::Command, .long_flag = "--check-config",

@@ -203,7 +203,14 @@ absl::Status ServerRuntime::start() {
 
   relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
   std::signal(SIGPIPE, SIG_IGN);
-  const uint64_t files = relay::raiseFileLimit();
+  // -n/--nofile, else the soft limit raised to the hard one (issue 15 §4).
+  auto files = relay::setFileLimit(static_cast<uint64_t>(config_.nofile));
+  if (!files.ok()) return configError(files.status().message());
+  if (server_ && config_.max_preauth_per_source > 0) {
+    source_limiter_ = std::make_unique<relay::SourceLimiter>(
+        static_cast<uint32_t>(config_.max_preauth_per_source));
+    env_.source_limiter = source_limiter_.get();
+  }
 
   pool_ = std::make_unique<relay::WorkerPool>(static_cast<size_t>(config_.workers));
   if (absl::Status s = startExporter(); !s.ok()) return s;
@@ -225,7 +232,7 @@ absl::Status ServerRuntime::start() {
          static_cast<int>(pool_->size()),
          server_ ? absl::StrCat(registry_->size(), " users")
                  : absl::StrCat(config_.method, ", ", env_.credentials.provider->name()),
-         static_cast<int>(files));
+         static_cast<int>(*files));
   SR_LOG(Info, "%s", readyLine());
   if (print_uri_) {
     // What a client of the generated key uses; nothing where that key is only the shared

@@ -27,6 +27,7 @@
 #include "relay/event/worker_pool.h"
 #include "relay/host_addresses.h"
 #include "relay/ip_networks.h"
+#include "relay/net/preauth_limits.h"
 #include "relay/net/socket.h"
 #include "relay/plugin/sip003_plugin.h"
 #include "relay/upstream/upstream_balancer.h"
@@ -119,6 +120,7 @@ class ServerRuntime {
   std::unique_ptr<relay::UpstreamBalancer> upstreams_;  // local/tunnel: the servers
   std::unique_ptr<relay::HostAddresses> host_addresses_;  // server: refused as targets
   std::unique_ptr<relay::IpNetworks> forbidden_targets_;  // server: forbidden_ip
+  std::unique_ptr<relay::SourceLimiter> source_limiter_;  // server: unauthenticated per source
   std::unique_ptr<users::UserRegistry> registry_;
   std::unique_ptr<metrics::MetricsExporter> exporter_;
   std::unique_ptr<SampleHub> hub_;

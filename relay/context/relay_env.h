@@ -17,6 +17,7 @@
 #include "dns/dns_cache.h"
 #include "dns/resolver.h"
 #include "relay/config.h"
+#include "relay/net/preauth_limits.h"
 #include "relay/net/socket.h"
 #include "relay/stats/relay_sample.h"
 #include "relay/target_policy.h"
@@ -68,6 +69,8 @@ struct RelayEnv {
   const HostAddresses* host_addresses = nullptr;
   /// Server: forbidden_ip, refused even with --allow-private; null when none.
   const IpNetworks* forbidden_targets = nullptr;
+  /// Server: unauthenticated connections per source, shared by the workers; null: no bound.
+  SourceLimiter* source_limiter = nullptr;
 
   /// Where a server may connect or send for a client (--allow-private, host_addresses,
   /// forbidden_ip).

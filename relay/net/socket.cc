@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -104,6 +105,15 @@ absl::Status sysError(absl::string_view what, const SocketAddress& address, int 
 
 }  // namespace
 
+int kernelMaxBacklog() {
+  int value = 0;
+  if (FILE* file = std::fopen("/proc/sys/net/core/somaxconn", "re")) {
+    if (std::fscanf(file, "%d", &value) != 1) value = 0;
+    std::fclose(file);
+  }
+  return value > 0 ? value : SOMAXCONN;
+}
+
 absl::StatusOr<Fd> listenTcp(const SocketAddress& address, const ListenOptions& options) {
   Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
   if (!fd.valid()) return sysError("socket for", address, errno);
@@ -116,7 +126,8 @@ absl::StatusOr<Fd> listenTcp(const SocketAddress& address, const ListenOptions& 
     return sysError("cannot bind", address, errno);
   }
   if (options.fast_open) setFlag(fd.get(), IPPROTO_TCP, TCP_FASTOPEN, 256);
-  if (::listen(fd.get(), options.backlog) != 0) {
+  const int backlog = options.backlog > 0 ? options.backlog : kernelMaxBacklog();
+  if (::listen(fd.get(), backlog) != 0) {
     return sysError("cannot listen on", address, errno);
   }
   return fd;
@@ -176,6 +187,22 @@ SocketAddress localAddress(int fd) {
   out.len = sizeof(out.storage);
   if (::getsockname(fd, out.get(), &out.len) != 0) out.len = 0;
   return out;
+}
+
+absl::StatusOr<uint64_t> setFileLimit(uint64_t wanted) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return absl::InternalError(absl::StrCat("getrlimit(RLIMIT_NOFILE): ", std::strerror(errno)));
+  }
+  const rlim_t hard = limit.rlim_max;
+  limit.rlim_cur = wanted == 0 ? hard : static_cast<rlim_t>(wanted);
+  if (limit.rlim_cur > limit.rlim_max) limit.rlim_max = limit.rlim_cur;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "config: nofile: cannot set the open-file limit to ", wanted, " (hard limit ", hard,
+        "; raising it needs CAP_SYS_RESOURCE): ", std::strerror(errno)));
+  }
+  return static_cast<uint64_t>(limit.rlim_cur);
 }
 
 uint64_t raiseFileLimit() {

@@ -65,9 +65,14 @@ std::string ipKey(const SocketAddress& address);
 struct ListenOptions {
   bool reuse_port = true;
   bool fast_open = false;
-  int backlog = 1024;
+  /// 0: the kernel's maximum (net.core.somaxconn): a burst of thousands of connects must not
+  /// overflow the queue while the loop is busy (docs/PERFORMANCE.md, "Keep-alive at scale").
+  int backlog = 0;
   bool v6_only = true;  // an IPv6 listener does not also take IPv4
 };
+
+/// net.core.somaxconn (/proc/sys/net/core/somaxconn), or SOMAXCONN when it cannot be read.
+int kernelMaxBacklog();
 
 /// A bound, listening, non-blocking TCP socket. The error names the address.
 absl::StatusOr<Fd> listenTcp(const SocketAddress& address, const ListenOptions& options);
@@ -99,5 +104,10 @@ SocketAddress localAddress(int fd);
 
 /// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
 uint64_t raiseFileLimit();
+
+/// Sets RLIMIT_NOFILE's soft limit to `wanted` (0: the hard limit); above the hard limit the hard
+/// limit is raised too, which needs CAP_SYS_RESOURCE. Returns the soft limit now; the error
+/// names `nofile` and the hard limit.
+absl::StatusOr<uint64_t> setFileLimit(uint64_t wanted);
 
 }  // namespace shadowrelay::relay

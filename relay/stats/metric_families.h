@@ -32,6 +32,11 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
   FAMILY(TcpAcceptErrors, "shadowrelay_tcp_accept_errors_total", Counter,                        \
          "Failed accept() calls (EMFILE, ENFILE, ENOBUFS, ...): the process "                    \
          "ran out of file descriptors or memory.")                                               \
+  FAMILY(TcpAcceptRefused, "shadowrelay_tcp_accept_refused_total", Counter,                      \
+         "Connections closed at accept without a byte, by reason: source (its IPv4 address or "  \
+         "IPv6 /64 holds --max-preauth-per-source unauthenticated connections), worker (the "    \
+         "worker holds --max-preauth-per-worker), no_fd (out of file descriptors: accepted on "  \
+         "the reserve descriptor and closed).")                                                  \
   FAMILY(TcpConnectionBytes, "shadowrelay_tcp_connection_bytes", Histogram,                      \
          "Payload bytes of one TCP session, both directions, at its close.")                     \
   FAMILY(TcpConnectionDuration, "shadowrelay_tcp_connection_duration_seconds", Histogram,        \

@@ -47,6 +47,10 @@ const char* closeStatusLabel(CloseReason reason);
   FIELD(accepted, "accepted", TcpConnectionsOpened, "")                                \
   FIELD(active, "active", None, "")                                                    \
   FIELD(accept_errors, "accept_errors", TcpAcceptErrors, "") /* EMFILE, ENFILE, ... */ \
+  /* Closed at accept (issue 15 §4): pre-authentication bounds, descriptors exhausted. */  \
+  FIELD(refused_source, "refused.source", TcpAcceptRefused, "reason=source")              \
+  FIELD(refused_worker, "refused.worker", TcpAcceptRefused, "reason=worker")              \
+  FIELD(refused_no_fd, "refused.no_fd", TcpAcceptRefused, "reason=no_fd")                 \
   FIELD(auth_failed, "auth_failed", None, "")                /* no key opened it */    \
   FIELD(replayed_salts, "replayed_salts", None, "")                                    \
   FIELD(bad_addresses, "bad_addresses", None, "")                                      \

@@ -23,8 +23,11 @@ constexpr size_t kMaxEarlyPlain = 64 * 1024;
 }  // namespace
 
 ServerSession::ServerSession(SessionHost& host, Fd client, const SocketAddress& peer,
-                             uint16_t user_port)
-    : TcpSession(host, std::move(client)), client_ip_(ipKey(peer)), user_port_(user_port) {
+                             uint16_t user_port, PreauthSlot preauth)
+    : TcpSession(host, std::move(client)),
+      client_ip_(ipKey(peer)),
+      user_port_(user_port),
+      preauth_(std::move(preauth)) {
   plain_at_remote_ = true;
 }
 
@@ -224,7 +227,7 @@ void ServerSession::startTarget() {
 
 bool ServerSession::identify(std::span<const uint8_t> start) {
   RelayUserPtr user;
-  switch (host_.users().matchStream(user_port_, client_ip_, start, &user)) {
+  switch (host_.users().matchStream(user_port_, client_ip_, start, &user, &tried_)) {
     case UserMatcher::Outcome::NeedMore:
       dir_[kUp].pending_in.assign(start.data(), start.size());
       return false;
@@ -279,6 +282,8 @@ bool ServerSession::admit() {
     reject(&host_.stats().replayed_salts, CloseReason::ReplayedSalt, "replayed salt");
     return false;
   }
+  // Authenticated: no longer one of the connections anyone can open for free.
+  preauth_.release();
   // Counted as the user's from here on; the limit check follows, so that a refusal is counted
   // under the user too.
   candidate_.reset();
@@ -311,6 +316,7 @@ void ServerSession::startUot(int version) {
 }
 
 void ServerSession::onClose() {
+  preauth_.release();  // before the worker (the slot's gate) can go away
   uot_.reset();
   if (!admitted_ || state_ == State::Draining || state_ == State::Closing) {
     // A handshake that failed: what the client sent before the close (outline's tcp_probes).

@@ -12,8 +12,10 @@
 #include "crypto/aead_stream.h"
 #include "dns/ip_address.h"
 #include "dns/resolver.h"
+#include "relay/net/preauth_limits.h"
 #include "relay/tcp/session.h"
 #include "relay/udp/uot_server.h"
+#include "relay/users/user_matcher.h"
 #include "relay/users/user_table.h"
 
 namespace shadowrelay::relay {
@@ -49,8 +51,11 @@ namespace shadowrelay::relay {
 /// is a wrong key: the probe handling above, counted as auth_failed.
 class ServerSession final : public TcpSession {
  public:
-  /// `peer`: the client's address; `user_port`: the dedicated port accepted on (0: shared).
-  ServerSession(SessionHost& host, Fd client, const SocketAddress& peer, uint16_t user_port);
+  /// `peer`: the client's address; `user_port`: the dedicated port accepted on (0: shared);
+  /// `preauth`: its place among the unauthenticated connections, given back once the first
+  /// chunk authenticated with a fresh salt, or at the close.
+  ServerSession(SessionHost& host, Fd client, const SocketAddress& peer, uint16_t user_port,
+                PreauthSlot preauth = {});
   void start() override;
 
  private:
@@ -93,7 +98,9 @@ class ServerSession final : public TcpSession {
   State state_ = State::Handshake;
   const std::string client_ip_;  // raw address bytes, for the matcher's per-IP hint
   const uint16_t user_port_;
+  PreauthSlot preauth_;
   RelayUserPtr candidate_;  // whose key decodes the stream; becomes user() once admitted
+  UserMatcher::StreamTrials tried_;  // several users on the port: the keys that failed so far
   // SIP023 port: its lookup (owned by identity_table_, held until the user is known).
   UserTablePtr identity_table_;
   const PortIdentity* identity_ = nullptr;

@@ -43,17 +43,26 @@ std::span<const RelayUserPtr> UserMatcher::candidates(uint16_t port) const {
 }
 
 UserMatcher::Outcome UserMatcher::matchStream(uint16_t port, absl::string_view client_ip,
-                                              std::span<const uint8_t> start, RelayUserPtr* user) {
+                                              std::span<const uint8_t> start, RelayUserPtr* user,
+                                              StreamTrials* tried) {
+  const uint64_t generation = table_ != nullptr ? table_->generation() : 0;
+  size_t failed_below = 0;  // users whose probe fits in this many bytes failed before
+  if (tried != nullptr && tried->generation == generation) failed_below = tried->tried_bytes;
   bool need_more = false;
+  uint64_t passed_over = 0;  // matchIn counts every candidate; these were not tried
   *user = matchIn(port, client_ip, [&](const RelayUser& candidate) {
-    if (start.size() < crypto::streamProbeSize(*candidate.method)) {
-      need_more = true;
+    const size_t probe = crypto::streamProbeSize(*candidate.method);
+    if (start.size() < probe) need_more = true;
+    if (start.size() < probe || probe <= failed_below) {
+      ++passed_over;
       return false;
     }
     return crypto::streamOpensWith(*candidate.method, *candidate.provider, candidate.key.bytes(),
                                    start);
   });
+  trials_ -= passed_over;
   if (*user != nullptr) return Outcome::Matched;
+  if (tried != nullptr) *tried = {generation, std::max(failed_below, start.size())};
   return need_more ? Outcome::NeedMore : Outcome::NoMatch;
 }
 

@@ -30,17 +30,29 @@ class UserMatcher {
   /// The candidates of `port` (0: shared), in name order.
   std::span<const RelayUserPtr> candidates(uint16_t port) const;
 
+  /// What the earlier matchStream() calls of one TCP stream established: with the table of
+  /// `generation`, every user whose probe (salt + length header) fits in `tried_bytes` was
+  /// tried on this stream and failed; a longer start cannot change that answer (the probe is a
+  /// prefix). A start that arrives in small pieces so costs each key one trial, not one per read.
+  /// A new table (another generation) starts over. Owned by the stream's session.
+  struct StreamTrials {
+    uint64_t generation = 0;
+    size_t tried_bytes = 0;  // 0: nothing tried yet
+  };
+
   enum class Outcome { Matched, NeedMore, NoMatch };
   /// Trial decryption of the start of a TCP stream from `client_ip` (raw address bytes) over the
   /// users of `port`. NeedMore: no user matched, but a user with a longer salt needs more bytes.
+  /// `tried` (null: none kept): this stream's earlier trials, skipped now and updated.
   Outcome matchStream(uint16_t port, absl::string_view client_ip, std::span<const uint8_t> start,
-                      RelayUserPtr* user);
+                      RelayUserPtr* user, StreamTrials* tried = nullptr);
   /// The same for anything else: `opens(user)` says whether the input opens with user's key.
   /// nullptr when no user matched.
   RelayUserPtr match(uint16_t port, absl::string_view client_ip,
                      absl::FunctionRef<bool(const RelayUser&)> opens);
 
-  /// Keys tried so far (each failed or successful trial counts one).
+  /// Keys tried so far (each failed or successful trial counts one; a user passed over because
+  /// the input is too short or the stream already failed with its key is no trial).
   uint64_t trials() const { return trials_; }
 
  private:

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "relay/worker/worker.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -20,11 +22,16 @@ namespace shadowrelay::relay {
 
 namespace {
 // Connections taken per readiness event of a listener, so one busy listener cannot starve the
-// sessions of its worker.
-constexpr int kAcceptsPerEvent = 64;
-// Pause after EMFILE/ENFILE: with level-triggered epoll the pending connection would otherwise
-// wake the loop again at once (muduo keeps a spare fd for this; a short pause is simpler).
+// sessions of its worker. With thousands of busy sessions the listener's turn comes about once
+// per pass over them: 64 let a burst of 9 900 connects overflow the queue (docs/PERFORMANCE.md,
+// "Keep-alive at scale"); a few milliseconds of accepting per turn is the price.
+constexpr int kAcceptsPerEvent = 1024;
+// Pause after an accept error that the reserve descriptor cannot absorb (ENOBUFS, ENOMEM, or
+// EMFILE/ENFILE with no reserve left): with level-triggered epoll the pending connection would
+// otherwise wake the loop again at once.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+// Out of descriptors: one warning per this interval, with the count of connections shed.
+constexpr auto kNoFdLogInterval = std::chrono::seconds(10);
 // How often a worker hands its counters to the metrics exporter (a closed session's bytes are
 // visible within this, plus the scrape).
 constexpr auto kPublishInterval = std::chrono::milliseconds(1000);
@@ -69,6 +76,17 @@ class Worker::Listener {
       if (err == EAGAIN || err == EWOULDBLOCK) return;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
       ++worker_.stats().accept_errors;
+      if (err == EMFILE || err == ENFILE) {
+        // Out of descriptors: the connection stays queued and the listener readable, so a
+        // level-triggered loop would spin. Take it on the reserve descriptor and close it, so
+        // the queue drains and its clients learn at once (muduo's Acceptor does this).
+        const int shed = worker_.shedOnReserve(fd_.get());
+        if (shed > 0) {
+          noteShed(err);
+          continue;
+        }
+        if (shed == 0) return;  // the queue is empty
+      }
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         SR_LOG(Warn, "accept: %s; pausing accepts for %d ms", std::strerror(err),
                static_cast<int>(kAcceptPause.count()));
@@ -81,11 +99,24 @@ class Worker::Listener {
     }
   }
 
+  /// Logs running out of descriptors at most once per kNoFdLogInterval.
+  void noteShed(int err) {
+    ++shed_since_log_;
+    const TimePoint now = worker_.loop().now();
+    if (last_shed_log_ != TimePoint{} && now - last_shed_log_ < kNoFdLogInterval) return;
+    SR_LOG(Warn, "accept: %s; closed %d connection(s) at accept (raise -n/--nofile?)",
+           std::strerror(err), static_cast<int>(shed_since_log_));
+    last_shed_log_ = now;
+    shed_since_log_ = 0;
+  }
+
   Worker& worker_;
   Fd fd_;
   const uint16_t user_port_;
   IoWatcher watcher_;
   Timer pause_;
+  TimePoint last_shed_log_{};
+  uint64_t shed_since_log_ = 0;
 };
 
 /// Counts the resolver's work into the worker's sample (dns::ResolverObserver).
@@ -114,7 +145,8 @@ Worker::Worker(EventLoop& loop, const RelayEnv& env, size_t index)
       scratch_out_(std::make_unique_for_overwrite<uint8_t[]>(kScratchSize)),
       io_batch_(loop, env.io_uring),
       // Session ids are unique across workers: the worker index in the top bits.
-      next_session_id_((static_cast<uint64_t>(index) << 48) + 1) {}
+      next_session_id_((static_cast<uint64_t>(index) << 48) + 1),
+      preauth_(static_cast<uint32_t>(env.config.max_preauth_per_worker), env.source_limiter) {}
 
 Worker::~Worker() {
   listeners_.clear();
@@ -125,6 +157,7 @@ Worker::~Worker() {
 }
 
 absl::Status Worker::init() {
+  openReserve();
   driver_ = std::make_unique<LoopEventDriver>(loop_);
   dns::ResolverOptions options;
   options.servers = env_.config.nameserver;
@@ -143,6 +176,25 @@ absl::Status Worker::init() {
     publish_timer_->armAfter(interval);
   }
   return absl::OkStatus();
+}
+
+void Worker::openReserve() {
+  reserve_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+}
+
+int Worker::shedOnReserve(int listen_fd) {
+  if (!reserve_.valid()) openReserve();  // lost to an ENFILE earlier: maybe there is one now
+  if (!reserve_.valid()) return -1;
+  reserve_.reset();
+  const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  const int err = errno;
+  if (fd >= 0) {
+    ::close(fd);  // nothing read, nothing sent: a FIN
+    ++sample_.tcp.refused_no_fd;
+  }
+  openReserve();
+  if (fd >= 0) return 1;
+  return err == EAGAIN || err == EWOULDBLOCK ? 0 : -1;
 }
 
 void Worker::addListener(Fd fd, uint16_t user_port) {
@@ -249,11 +301,23 @@ void Worker::releaseSession(TcpSession& session) {
 }
 
 void Worker::onAccepted(Fd fd, const SocketAddress& peer, uint16_t user_port) {
+  PreauthSlot slot;
+  if (env_.config.role == Role::Server) {
+    PreauthGate::Verdict verdict;
+    slot = preauth_.admit(peer, &verdict);
+    if (!slot.held()) {
+      // Closed now, before a byte is read or sent (a FIN), and no session is made.
+      ++(verdict == PreauthGate::Verdict::SourceFull ? sample_.tcp.refused_source
+                                                     : sample_.tcp.refused_worker);
+      return;
+    }
+  }
   if (env_.config.no_delay) setNoDelay(fd.get());
   std::unique_ptr<TcpSession> session;
   switch (env_.config.role) {
     case Role::Server:
-      session = std::make_unique<ServerSession>(*this, std::move(fd), peer, user_port);
+      session =
+          std::make_unique<ServerSession>(*this, std::move(fd), peer, user_port, std::move(slot));
       break;
     case Role::Local:
       session = std::make_unique<ClientSession>(*this, std::move(fd), ClientSession::Front::Socks5);

@@ -17,6 +17,7 @@
 #include "relay/context/relay_env.h"
 #include "relay/event/event_loop.h"
 #include "relay/event/timer.h"
+#include "relay/net/preauth_limits.h"
 #include "relay/net/socket.h"
 #include "relay/stats/relay_sample.h"
 #include "relay/stats/tcp_stats.h"
@@ -91,6 +92,9 @@ class Worker final : public SessionHost {
   /// Closes every session now (graceful stop's deadline).
   void closeAllSessions();
 
+  /// Server: the connections of this worker that have not authenticated yet.
+  uint32_t preauthCount() const { return preauth_.held(); }
+
   bool usingIoUring() const { return io_batch_.usingIoUring(); }
   uint64_t ioSyscallsForTest() const { return io_batch_.syscallsForTest(); }
 
@@ -99,6 +103,11 @@ class Worker final : public SessionHost {
   class DnsObserver;
 
   void onAccepted(Fd fd, const SocketAddress& peer, uint16_t user_port);
+  /// Out of descriptors: frees the reserve, accepts one connection of `listen_fd` on it, closes
+  /// it (counted) and opens the reserve again. 1: one closed; 0: none was queued; -1: no
+  /// reserve, or accept failed otherwise.
+  int shedOnReserve(int listen_fd);
+  void openReserve();
   /// Registers `session` and starts it.
   void adopt(std::unique_ptr<TcpSession> session);
 
@@ -117,6 +126,9 @@ class Worker final : public SessionHost {
   WorkerSample sample_;
   UdpStats udp_stats_;
   UserMatcher users_;
+  PreauthGate preauth_;  // outlives the sessions' slots: they give them back in close()
+  // A descriptor kept open (/dev/null) to be given up when accept() fails with EMFILE/ENFILE.
+  Fd reserve_;
   std::vector<std::pair<uint16_t, std::unique_ptr<UdpPort>>> udp_ports_;
   std::optional<Timer> publish_timer_;
   TimePoint last_publish_{};

@@ -792,6 +792,39 @@ TEST(ConfigTest, DnsCacheKnobs) {
             absl::StrCat(bad_path, ": dns_max_ttl: \"soon\" is not a number in 0..604800"));
 }
 
+// Issue 15 §4: the pre-authentication bounds and the open-file limit.
+TEST(ConfigTest, PreauthBoundsAndNofile) {
+  const Config defaults = *parse(Role::Server, {});
+  EXPECT_EQ(defaults.max_preauth_per_source, 1024);
+  EXPECT_EQ(defaults.max_preauth_per_worker, 8192);
+  EXPECT_EQ(defaults.nofile, 0);
+
+  const std::string path = writeFile("preauth.json", R"({"max_preauth_per_source": 16,
+    "max_preauth_per_worker": "0", "nofile": 4096})");
+  auto c = parse(Role::Server, {"-c", path.c_str(), "-n", "2048"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_preauth_per_source, 16);
+  EXPECT_EQ(c->max_preauth_per_worker, 0);
+  EXPECT_EQ(c->nofile, 2048);  // the flag over the file
+  c = parse(Role::Local, {"--nofile=300"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->nofile, 300);
+
+  for (const auto& [json, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"max_preauth_per_source": -1})", "max_preauth_per_source"},
+           {R"({"max_preauth_per_worker": "many"})", "max_preauth_per_worker"},
+           {R"({"nofile": -5})", "nofile"},
+       }) {
+    const std::string bad_path = writeFile("preauth-bad.json", json);
+    auto bad = parse(Role::Server, {"-c", bad_path.c_str()});
+    ASSERT_FALSE(bad.ok()) << json;
+    EXPECT_TRUE(absl::StrContains(bad.status().message(), field + ": ")) << bad.status();
+  }
+  auto bad = parse(Role::Server, {"--max-preauth-per-source", "-3"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "--max-preauth-per-source"));
+}
+
 TEST(ConfigTest, UnknownKeysAndFlagsErrorAsBefore) {
   struct Case {
     std::vector<std::string> argv;

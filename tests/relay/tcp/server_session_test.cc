@@ -4,6 +4,8 @@
 // worker's counters. What each handshake outcome sends back, and how it is counted.
 #include "relay/tcp/server_session.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <chrono>
@@ -188,6 +190,101 @@ TEST_F(ServerSessionTest, IdentifiesTheUserAmongSeveralOnThePort) {
   EXPECT_EQ(users.at("bob").tcp_bytes_up, 2u);
   EXPECT_FALSE(users.contains("alice"));
   EXPECT_FALSE(users.contains("carol"));
+}
+
+// Issue 15 §1: a client whose first bytes come one at a time costs each short-salt key one
+// trial, not one per read.
+TEST_F(ServerSessionTest, AStartInOneBytePiecesTriesEachKeyOnce) {
+  std::vector<RelayUser> users;
+  for (int i = 0; i < 20; ++i) users.push_back(makeUser("u" + std::to_string(10 + i)));
+  users.push_back(makeUser("zed", "aes-256-gcm"));  // 32-byte salt: needs 50 bytes
+  start(std::move(users));
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  ReferenceStream stream = streamOf(user("zed"));
+  const std::vector<uint8_t> hello = request(stream, target, "hi");
+  const uint64_t before = worker_->users().trials();
+  // Bytes 34..49 each arrive alone: the 20 aes-128-gcm keys could be tried on every read.
+  for (size_t i = 0; i < 50; ++i) {
+    ASSERT_TRUE(sendBytes(client.get(), {hello.data() + i, 1}));
+    runIterations(loop_, 3);
+  }
+  ASSERT_TRUE(sendBytes(client.get(), {hello.data() + 50, hello.size() - 50}));
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  EXPECT_EQ(readSettled(loop_, upstream.get(), 2), bytesOf("hi"));
+  EXPECT_EQ(worker_->users().trials() - before, 21u);  // 20 short-salt keys once, then zed's
+}
+
+// Issue 15 §4: past the per-worker and per-source bounds on unauthenticated connections a new
+// one is closed at accept without a byte; an authenticated session frees its slot.
+TEST_F(ServerSessionTest, UnauthenticatedConnectionsAreBoundedPerWorkerAndPerSource) {
+  SourceLimiter sources(2);
+  env_.source_limiter = &sources;
+  env_.config.max_preauth_per_worker = 3;
+  start({makeUser("alice")});
+  Fd target = listenLoopback();
+  Fd idle1 = connectLoopback(port_);
+  Fd idle2 = connectLoopback(port_);
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->preauthCount() == 2; }));
+  // A third from 127.0.0.1: over the source's bound; closed, nothing sent.
+  Fd over_source = connectLoopback(port_);
+  std::vector<uint8_t> got;
+  ASSERT_TRUE(waitForEof(loop_, over_source.get(), &got));
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(worker_->stats().refused_source, 1u);
+  EXPECT_EQ(worker_->sessionCount(), 2u);
+
+  // One authenticates: its slot (and its source's) is given back ...
+  ReferenceStream stream = streamOf(user("alice"));
+  ASSERT_TRUE(sendBytes(idle1.get(), request(stream, target, "hi")));
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+  EXPECT_EQ(worker_->preauthCount(), 1u);
+  EXPECT_EQ(sources.countForTest(localAddress(idle2.get())), 1u);
+  // ... so one more from the same source gets in; then the worker's bound (3) is what refuses,
+  // for another source too.
+  Fd idle3 = connectLoopback(port_);
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->preauthCount() == 2; }));
+  Fd other = Fd(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  from.sin_addr.s_addr = htonl(0x7F000002);  // 127.0.0.2
+  ASSERT_EQ(::bind(other.get(), reinterpret_cast<sockaddr*>(&from), sizeof(from)), 0);
+  sockaddr_in to = from;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(port_);
+  ASSERT_EQ(::connect(other.get(), reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->preauthCount() == 3; }));
+  Fd over_worker = connectLoopback(port_);
+  ASSERT_TRUE(waitForEof(loop_, over_worker.get(), &got));
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(worker_->stats().refused_worker, 1u);
+  EXPECT_EQ(worker_->stats().refused_source, 1u);
+
+  // Closing gives the slots back.
+  idle2.reset();
+  idle3.reset();
+  other.reset();
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->preauthCount() == 0; }));
+  EXPECT_EQ(sources.countForTest(localAddress(idle1.get())), 0u);
+  worker_->closeAllSessions();
+  runIterations(loop_, kSettleIterations);
+}
+
+// A burst of connects waiting in the listen queue is taken in one readiness event, not 64 at a
+// time (a busy loop gives the listener a turn about once per pass over its sessions).
+TEST_F(ServerSessionTest, ABurstOfConnectsIsTakenInOneReadinessEvent) {
+  ASSERT_GE(raiseFileLimit(), 1000u);
+  start({makeUser("alice")});
+  constexpr size_t kBurst = 300;
+  std::vector<Fd> clients;
+  for (size_t i = 0; i < kBurst; ++i) clients.push_back(connectLoopback(port_));
+  runIterations(loop_, 1);
+  EXPECT_EQ(worker_->stats().accepted, kBurst);
+  clients.clear();
+  worker_->closeAllSessions();
+  runIterations(loop_, kSettleIterations);
 }
 
 TEST_F(ServerSessionTest, WrongKeyGetsNoByteAndAFinAtTheHandshakeDeadline) {

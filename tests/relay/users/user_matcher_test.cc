@@ -101,6 +101,58 @@ TEST(UserMatcher, ClientHintAndRecencyCutTheTrials) {
   EXPECT_EQ(found->name, "u149");
 }
 
+// A start that arrives in small pieces (issue 15 §1): each key is tried once on the stream, not
+// once per read; users skipped for a short input are no trials.
+TEST(UserMatcher, AStreamTriesEachKeyOnceWhateverItsPieces) {
+  std::vector<RelayUser> users;
+  for (int i = 0; i < 40; ++i)
+    users.push_back(makeUser("short" + std::to_string(10 + i), "aes-128-gcm"));  // 16-byte salt
+  users.push_back(makeUser("zed", "aes-256-gcm"));                                // 32-byte salt
+  UserMatcher matcher;
+  matcher.setTable(makeTable(std::move(users)));
+  const auto start = streamStart(*matcher.table()->find("zed"));
+  UserMatcher::StreamTrials tried;
+  RelayUserPtr found;
+  const uint64_t before = matcher.trials();
+  size_t have = 1;
+  for (; have < start.size(); ++have) {
+    const auto outcome = matcher.matchStream(0, "x", std::span(start).first(have), &found, &tried);
+    if (outcome == UserMatcher::Outcome::Matched) break;
+    ASSERT_EQ(outcome, UserMatcher::Outcome::NeedMore) << have;
+    // Nobody can be tried before 34 bytes; from then on the 40 short-salt keys, once.
+    EXPECT_EQ(matcher.trials() - before, have < 34 ? 0u : 40u) << have;
+  }
+  EXPECT_EQ(have, 50u);  // zed's salt and length header
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->name, "zed");
+  EXPECT_EQ(matcher.trials() - before, 41u);
+
+  // Without the stream's record every read of 34..49 bytes tries the 40 keys again.
+  const uint64_t again = matcher.trials();
+  for (size_t n = 34; n < 50; ++n) matcher.matchStream(0, "y", std::span(start).first(n), &found);
+  EXPECT_EQ(matcher.trials() - again, 16u * 40u);
+}
+
+TEST(UserMatcher, ANewTableStartsTheStreamsTrialsOver) {
+  std::vector<RelayUser> users;
+  users.push_back(makeUser("ann", "aes-128-gcm"));
+  users.push_back(makeUser("zed", "aes-256-gcm"));
+  UserMatcher matcher;
+  matcher.setTable(makeTable(users, /*generation=*/1));
+  RelayUser late = makeUser("late", "aes-128-gcm");
+  const auto start = streamStart(late);
+  UserMatcher::StreamTrials tried;
+  RelayUserPtr found;
+  ASSERT_EQ(matcher.matchStream(0, "x", std::span(start).first(40), &found, &tried),
+            UserMatcher::Outcome::NeedMore);
+  // "late" joins the port: the next read tries it although 40 bytes were tried before.
+  users.push_back(std::move(late));
+  matcher.setTable(makeTable(std::move(users), /*generation=*/2));
+  ASSERT_EQ(matcher.matchStream(0, "x", std::span(start).first(41), &found, &tried),
+            UserMatcher::Outcome::Matched);
+  EXPECT_EQ(found->name, "late");
+}
+
 TEST(UserMatcher, DisabledUsersAreNotCandidatesAndSwapsKeepTheOrder) {
   UserMatcher matcher;
   UserTablePtr first = makeTable(fourUsers());
