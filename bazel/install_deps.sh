@@ -13,6 +13,8 @@ BUILD_PKGS=(
   libssl-dev android-libboringssl-dev librust-blake3-dev nlohmann-json3-dev
   # crypto/legacy_stream: salsa20, chacha20, chacha20-ietf (opt-in legacy stream methods).
   libsodium-dev
+  # relay/acl: the name rules of ACL files (RE2, already what gRPC uses).
+  libre2-dev
 )
 # Real peers and tools used by the tests (ARCHITECTURE.md: no mocks where the real thing runs).
 TEST_PKGS=(

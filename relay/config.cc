@@ -22,9 +22,10 @@
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "nlohmann/json.hpp"
+#include "relay/acl/acl.h"
 #include "relay/base/process_identity.h"
 #include "relay/config_options.h"
-#include "relay/ip_networks.h"
+#include "relay/net/ip_networks.h"
 #include "relay/ss_uri.h"
 
 namespace shadowrelay::relay {
@@ -1007,6 +1008,9 @@ absl::Status validateConfig(const Config& c) {
   }
   if (auto forbidden = IpNetworks::parse(c.forbidden_ip); !forbidden.ok()) {
     return fieldError("config", "forbidden_ip", forbidden.status().message());
+  }
+  if (!c.acl.empty()) {
+    if (auto acl = Acl::load(c.acl); !acl.ok()) return fieldError("config", "acl", acl.status().message());
   }
   if (!c.hosts_file.empty() && !std::ifstream(c.hosts_file)) {
     return fieldError("config", "hosts_file", absl::StrCat(c.hosts_file, ": cannot be read"));

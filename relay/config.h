@@ -74,6 +74,7 @@ struct Config {
   Mode mode = Mode::TcpOnly;
   std::string nameserver;
   std::string hosts_file;  // --hosts-file, "hosts_file": instead of /etc/hosts
+  std::string acl;         // --acl, "acl": an ACL file (relay/acl), reloaded on SIGHUP
   bool ipv6_first = false;
   bool fast_open = false;
   bool no_delay = false;

@@ -84,6 +84,11 @@ constexpr OptionSpec kOptions[] = {
     {.name = "hosts_file", .long_flag = "--hosts-file", .value_name = "FILE",
      .field = &Config::hosts_file, .help = "hosts file read before DNS",
      .unset = "/etc/hosts"},
+    {.name = "acl", .long_flag = "--acl", .value_name = "FILE", .field = &Config::acl,
+     .help = "ACL file (shadowsocks-libev's format; reloaded on SIGHUP): local/tunnel bypass or "
+             "proxy targets",
+     .server_help = "ACL file (shadowsocks-libev's format; reloaded on SIGHUP): its "
+                    "[outbound_block_list] targets are refused"},
     {.name = "ipv6_first", .short_flag = "-6", .long_flag = "--ipv6-first",
      .field = &Config::ipv6_first, .help = "prefer IPv6 when resolving"},
     {.name = "dns_cache_size", .long_flag = "--dns-cache-size", .value_name = "N",

@@ -6,8 +6,9 @@
 #include <cstdint>
 #include <cstring>
 
+#include "relay/acl/acl.h"
 #include "relay/host_addresses.h"
-#include "relay/ip_networks.h"
+#include "relay/net/ip_networks.h"
 
 namespace shadowrelay::relay {
 namespace {
@@ -150,8 +151,13 @@ bool isPublicUnicast(const sockaddr* addr) {
   return publicV6(reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr.s6_addr);
 }
 
+bool TargetPolicy::aclBlocks(const sockaddr* addr) const {
+  return acl_ != nullptr && acl_->blocksAddress(addr);
+}
+
 bool TargetPolicy::allows(const sockaddr* addr) const {
   if (forbidden_ != nullptr && forbidden_->contains(addr)) return false;
+  if (aclBlocks(addr)) return false;
   if (allow_private_) return true;
   if (!isPublicUnicast(addr)) return false;
   return host_ == nullptr || !host_->contains(addr);

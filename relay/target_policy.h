@@ -4,8 +4,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <memory>
+
 namespace shadowrelay::relay {
 
+class Acl;
 class HostAddresses;
 class IpNetworks;
 
@@ -33,16 +36,20 @@ class TargetPolicy {
   /// Refuses what isPublicUnicast() refuses; knows no host address.
   TargetPolicy() = default;
   /// `host` and `forbidden` may be null (the ranges alone).
+  /// `acl`: its [outbound_block_list] addresses are refused too, --allow-private or not.
   TargetPolicy(bool allow_private, const HostAddresses* host,
-               const IpNetworks* forbidden = nullptr)
-      : allow_private_(allow_private), host_(host), forbidden_(forbidden) {}
+               const IpNetworks* forbidden = nullptr, std::shared_ptr<const Acl> acl = nullptr)
+      : allow_private_(allow_private), host_(host), forbidden_(forbidden), acl_(std::move(acl)) {}
 
   bool allows(const sockaddr* addr) const;
+  /// Whether the ACL's [outbound_block_list] is what refuses `addr` (for the counters).
+  bool aclBlocks(const sockaddr* addr) const;
 
  private:
   bool allow_private_ = false;
   const HostAddresses* host_ = nullptr;
   const IpNetworks* forbidden_ = nullptr;
+  std::shared_ptr<const Acl> acl_;
 };
 
 }  // namespace shadowrelay::relay

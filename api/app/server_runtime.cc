@@ -200,6 +200,15 @@ absl::Status ServerRuntime::start() {
     forbidden_targets_ = std::make_unique<relay::IpNetworks>(*std::move(forbidden));
     env_.forbidden_targets = forbidden_targets_.get();
   }
+  if (!config_.acl.empty()) {
+    auto acl = relay::Acl::load(config_.acl);  // validated already; read again for the slot
+    if (!acl.ok()) return configError(absl::StrCat("config: acl: ", acl.status().message()));
+    SR_LOG(Info, "acl %s: %d rules, %s by default", config_.acl,
+           static_cast<int>((*acl)->ruleCount()),
+           (*acl)->bypassByDefault() ? "bypass" : "proxy");
+    acl_ = std::make_unique<relay::AclSlot>(*std::move(acl));
+    env_.acl = acl_.get();
+  }
 
   relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
   std::signal(SIGPIPE, SIG_IGN);
@@ -680,6 +689,22 @@ absl::Status ServerRuntime::startControl() {
   return absl::OkStatus();
 }
 
+void ServerRuntime::reload() {
+  if (acl_ == nullptr) {
+    SR_LOG(Info, "SIGHUP: nothing to reload (users change through the control API)");
+    return;
+  }
+  // A bad file keeps the ACL in force: a typo must not open or close the relay.
+  auto acl = relay::Acl::load(config_.acl);
+  if (!acl.ok()) {
+    SR_LOG(Error, "SIGHUP: acl not reloaded, keeping the current one: %s", acl.status().message());
+    return;
+  }
+  SR_LOG(Info, "SIGHUP: acl %s reloaded: %d rules, %s by default", config_.acl,
+         static_cast<int>((*acl)->ruleCount()), (*acl)->bypassByDefault() ? "bypass" : "proxy");
+  acl_->set(*std::move(acl));
+}
+
 std::string ServerRuntime::readyLine() const {
   std::string line = absl::StrCat("ready: ", relay::roleName(config_.role));
   for (const SocketAddress& address : addresses_) {
@@ -707,7 +732,7 @@ void ServerRuntime::run() {
   Supervisor supervisor(main_loop, *this, std::chrono::seconds(config_.drain_timeout_seconds));
   auto signals = relay::SignalWatcher::stopAndReload(
       main_loop, [&supervisor](int signo) { supervisor.onStopSignal(signo); },
-      [] { SR_LOG(Info, "SIGHUP: nothing to reload (users change through the control API)"); });
+      [this] { reload(); });
   // Traffic reaches the registry once a second (data quotas, the API's counters); the
   // registry writes its counters to disk every 30 s and at exit.
   int ticks = 0;

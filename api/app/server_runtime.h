@@ -26,7 +26,8 @@
 #include "relay/context/relay_env.h"
 #include "relay/event/worker_pool.h"
 #include "relay/host_addresses.h"
-#include "relay/ip_networks.h"
+#include "relay/acl/acl.h"
+#include "relay/net/ip_networks.h"
 #include "relay/net/preauth_limits.h"
 #include "relay/net/socket.h"
 #include "relay/plugin/sip003_plugin.h"
@@ -92,6 +93,8 @@ class ServerRuntime {
   /// The traffic of the workers to the registry (data quotas, the API's counters).
   void forwardTraffic();
   control::RelayStatus status() const;
+  /// SIGHUP: the --acl file read again (kept as it was when the new one is bad).
+  void reload();
   std::string readyLine() const;
 
   relay::RelayEnv env_;
@@ -120,6 +123,7 @@ class ServerRuntime {
   std::unique_ptr<relay::UpstreamBalancer> upstreams_;  // local/tunnel: the servers
   std::unique_ptr<relay::HostAddresses> host_addresses_;  // server: refused as targets
   std::unique_ptr<relay::IpNetworks> forbidden_targets_;  // server: forbidden_ip
+  std::unique_ptr<relay::AclSlot> acl_;                   // --acl, replaced on SIGHUP
   std::unique_ptr<relay::SourceLimiter> source_limiter_;  // server: unauthenticated per source
   std::unique_ptr<users::UserRegistry> registry_;
   std::unique_ptr<metrics::MetricsExporter> exporter_;

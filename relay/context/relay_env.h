@@ -16,6 +16,7 @@
 #include "crypto/salt_store_2022.h"
 #include "dns/dns_cache.h"
 #include "dns/resolver.h"
+#include "relay/acl/acl.h"
 #include "relay/config.h"
 #include "relay/net/preauth_limits.h"
 #include "relay/net/socket.h"
@@ -69,13 +70,16 @@ struct RelayEnv {
   const HostAddresses* host_addresses = nullptr;
   /// Server: forbidden_ip, refused even with --allow-private; null when none.
   const IpNetworks* forbidden_targets = nullptr;
+  /// --acl: the file in force (replaced on SIGHUP); null without one.
+  const AclSlot* acl = nullptr;
   /// Server: unauthenticated connections per source, shared by the workers; null: no bound.
   SourceLimiter* source_limiter = nullptr;
 
   /// Where a server may connect or send for a client (--allow-private, host_addresses,
   /// forbidden_ip).
   TargetPolicy targetPolicy() const {
-    return TargetPolicy(config.allow_private, host_addresses, forbidden_targets);
+    return TargetPolicy(config.allow_private, host_addresses, forbidden_targets,
+                        acl != nullptr ? acl->get() : nullptr);
   }
 };
 

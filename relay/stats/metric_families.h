@@ -37,6 +37,10 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
          "IPv6 /64 holds --max-preauth-per-source unauthenticated connections), worker (the "    \
          "worker holds --max-preauth-per-worker), no_fd (out of file descriptors: accepted on "  \
          "the reserve descriptor and closed).")                                                  \
+  FAMILY(AclDecisions, "shadowrelay_acl_decisions_total", Counter,                              \
+         "TCP connections decided by the --acl file, by decision: bypass (local/tunnel: "        \
+         "connected directly), proxy (local/tunnel: through the server), block (server: a "      \
+         "target of [outbound_block_list], refused).")                                           \
   FAMILY(TcpConnectionBytes, "shadowrelay_tcp_connection_bytes", Histogram,                      \
          "Payload bytes of one TCP session, both directions, at its close.")                     \
   FAMILY(TcpConnectionDuration, "shadowrelay_tcp_connection_duration_seconds", Histogram,        \

@@ -51,6 +51,10 @@ const char* closeStatusLabel(CloseReason reason);
   FIELD(refused_source, "refused.source", TcpAcceptRefused, "reason=source")              \
   FIELD(refused_worker, "refused.worker", TcpAcceptRefused, "reason=worker")              \
   FIELD(refused_no_fd, "refused.no_fd", TcpAcceptRefused, "reason=no_fd")                 \
+  /* --acl (relay/acl): where a local sent a connection; targets a server refused. */  \
+  FIELD(acl_bypass, "acl.bypass", AclDecisions, "decision=bypass")                        \
+  FIELD(acl_proxy, "acl.proxy", AclDecisions, "decision=proxy")                           \
+  FIELD(acl_block, "acl.block", AclDecisions, "decision=block")                           \
   FIELD(auth_failed, "auth_failed", None, "")                /* no key opened it */    \
   FIELD(replayed_salts, "replayed_salts", None, "")                                    \
   FIELD(bad_addresses, "bad_addresses", None, "")                                      \

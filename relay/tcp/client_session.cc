@@ -224,6 +224,16 @@ bool ClientSession::sendToClient(const uint8_t* bytes, size_t n) {
 }
 
 void ClientSession::beginConnect() {
+  if (const AclSlot* acl = host_.env().acl; acl != nullptr) {
+    bypass_ = acl->get()->route(target_) == Acl::Route::Bypass;
+    ++(bypass_ ? host_.stats().acl_bypass : host_.stats().acl_proxy);
+    if (bypass_) {
+      SR_LOG(Debug, "session %d: %s bypasses the server (acl)", id(),
+             log::escaped(target_.toString()));
+      connectRemote(target_, /*enforce_policy=*/false, host_.env().config.fast_open);
+      return;
+    }
+  }
   first_data_deadline_ = host_.loop().now() + host_.env().first_data_wait;
   plan_ = host_.env().upstreams->plan(id());
   attempt_ = 0;
@@ -243,6 +253,7 @@ void ClientSession::connectServer() {
 }
 
 bool ClientSession::onConnectFailed(CloseReason reason) {
+  if (bypass_) return false;  // a direct connection has no other server to try
   UpstreamBalancer& balancer = *host_.env().upstreams;
   const std::string& failed = upstream().label;
   balancer.onConnectFailed(plan_[attempt_]);
@@ -260,6 +271,10 @@ bool ClientSession::onConnectFailed(CloseReason reason) {
 
 void ClientSession::onRemoteConnected() {
   connected_ = true;
+  if (bypass_) {
+    relayDirect();
+    return;
+  }
   host_.env().upstreams->onConnected(plan_[attempt_],
                                      host_.loop().readClock() - connect_started_);
   if (!early_.empty() || client_eof_ || host_.loop().now() >= first_data_deadline_) {
@@ -297,6 +312,16 @@ void ClientSession::sendFirst() {
   dir_[kUp].sealer = &*encoder_;
   dir_[kDown].opener = &*decoder_;
   relayFirst(progress.produced);
+}
+
+void ClientSession::relayDirect() {
+  // No transform on either direction: TcpSession relays the bytes as they are.
+  Direction& up = dir_[kUp];
+  up.pending_out.assign(early_.data(), early_.size());
+  early_.release();
+  up.eof = client_eof_;
+  timer_.cancel();
+  startRelay();
 }
 
 void ClientSession::relayFirst(size_t sealed) {

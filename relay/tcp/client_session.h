@@ -63,6 +63,8 @@ class ClientSession final : public TcpSession {
   void beginConnect();
   /// Connects to plan_[attempt_].
   void connectServer();
+  /// --acl bypass: the relay starts with the client's first bytes, unencrypted both ways.
+  void relayDirect();
   const Upstream& upstream() const;
   void sendFirst();
   void sendFirst2022();
@@ -77,6 +79,7 @@ class ClientSession final : public TcpSession {
   TimePoint first_data_deadline_;
   crypto::SocksAddress target_;
   bool fixed_target_ = false;  // target_ given at construction, not -L
+  bool bypass_ = false;          // --acl sent the target around the server: plain, direct
   UpstreamBalancer::Plan plan_;  // the servers to try, in order
   size_t attempt_ = 0;           // index into plan_
   TimePoint connect_started_;

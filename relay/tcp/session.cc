@@ -112,6 +112,14 @@ void TcpSession::connectRemote(const crypto::SocksAddress& target, bool enforce_
   fast_open_ = fast_open;
   connect_phase_ = ConnectPhase::Resolving;
   timer_.armAfter(host_.env().connect_timeout);
+  if (enforce_policy && target.type == crypto::SocksAddress::Type::Domain &&
+      host_.env().acl != nullptr && host_.env().acl->get()->blocksName(target.host)) {
+    SR_LOG(Debug, "session %d: target %s blocked by the ACL", id_,
+           log::escaped(target.toString()));
+    ++host_.stats().acl_block;
+    connectFailed(CloseReason::TargetRefused);
+    return;
+  }
   if (target.type == crypto::SocksAddress::Type::Domain) {
     resolve_ = host_.resolver().resolve(
         target.host, host_.env().preference,
@@ -133,12 +141,17 @@ void TcpSession::onResolved(dns::ResolveResult result) {
     return;
   }
   const TargetPolicy policy = host_.env().targetPolicy();
+  bool acl_blocked = false;
   for (const dns::IpAddress& ip : result.addresses) {
-    if (!enforce_policy_ || policy.allows(socketAddressOf(ip, connect_target_->port).get())) {
+    const SocketAddress address = socketAddressOf(ip, connect_target_->port);
+    if (!enforce_policy_ || policy.allows(address.get())) {
       candidates_.push_back(ip);
+    } else {
+      acl_blocked = acl_blocked || policy.aclBlocks(address.get());
     }
   }
   if (candidates_.empty()) {
+    if (acl_blocked) ++host_.stats().acl_block;
     SR_LOG(Debug, "session %d: target %s refused (not public unicast, or this host)", id_,
            log::escaped(connect_target_->toString()));
     connectFailed(CloseReason::TargetRefused);
@@ -308,6 +321,12 @@ void TcpSession::onTimer() {
 
 bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, uint8_t* out,
                            size_t* produced) {
+  if (d.sealer == nullptr && d.opener == nullptr && d.sealer2022 == nullptr &&
+      d.opener2022 == nullptr) {
+    std::memcpy(out, in, n);  // a local's --acl bypass: no Shadowsocks on this connection
+    *produced = n;
+    return true;
+  }
   if (d.sealer2022 != nullptr || d.opener2022 != nullptr) {
     return transform2022(d, in, n, out, produced);
   }

@@ -139,6 +139,27 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+_METRIC_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$")
+_METRIC_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_sum(port, name, labels=None, host=None):
+    """The sum of the series `name` whose labels include `labels`, scraped from our /metrics
+    on LOOPBACK:port (0 when there is none)."""
+    import urllib.request  # only the tests that scrape need it
+    with urllib.request.urlopen(f"http://{host or LOOPBACK}:{port}/metrics", timeout=5) as r:
+        text = r.read().decode("utf-8")
+    total = 0.0
+    for line in text.splitlines():
+        match = _METRIC_SAMPLE.match(line)
+        if not match or match.group(1) != name:
+            continue
+        have = dict(_METRIC_LABEL.findall(match.group(2) or ""))
+        if all(have.get(k) == v for k, v in (labels or {}).items()):
+            total += float(match.group(3))
+    return total
+
+
 def wait_until(predicate, timeout, what):
     """Polls `predicate` every 20 ms until it is true; fails with `what` after `timeout` s."""
     end = time.monotonic() + timeout

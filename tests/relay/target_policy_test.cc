@@ -8,7 +8,7 @@
 #include "dns/ip_address.h"
 #include "gtest/gtest.h"
 #include "relay/host_addresses.h"
-#include "relay/ip_networks.h"
+#include "relay/net/ip_networks.h"
 
 namespace shadowrelay::relay {
 namespace {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "relay/ip_networks.h"
+#include "relay/net/ip_networks.h"
 
 #include <netinet/in.h>
 
