@@ -3,7 +3,7 @@
 # Builds deploy/docker/Dockerfile with Debian's podman where no image registry is reachable (this
 # machine, CI): the debian:bookworm and debian:bookworm-slim base images are made with debootstrap
 # from the Debian archive and imported under the names Docker Hub gives them, then
-# `podman build --pull=never --isolation chroot --network host` builds the image.
+# `podman build --format docker --pull=never --isolation chroot --network host` builds the image.
 #   deploy/docker/podman_build.sh [--tag NAME] [--disk-cache DIR|none] [--refresh-base]
 # Needs root and `bazel/install_deps.sh image` (podman, debootstrap). deploy/README.md: "Building
 # with podman". Prints the time of each step to stderr.
@@ -152,7 +152,21 @@ if [ "$disk_cache" != "none" ]; then
 fi
 
 step "podman build -t $tag (disk cache: $disk_cache)"
-podman build --pull=never --isolation chroot --network host \
-  --ignorefile deploy/docker/Dockerfile.dockerignore -f deploy/docker/Dockerfile \
-  "${build_args[@]}" -t "$tag" .
+# Each STEP line gets the seconds since this script started, so a log says where the time went.
+stamp_steps() {
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      *"STEP "*) printf '[%ss] %s\n' "$SECONDS" "$line" ;;
+      *) printf '%s\n' "$line" ;;
+    esac
+  done
+}
+# --format docker: the OCI image format has no HEALTHCHECK (podman drops it with a warning).
+if ! podman build --format docker --pull=never --isolation chroot --network host \
+       --ignorefile deploy/docker/Dockerfile.dockerignore -f deploy/docker/Dockerfile \
+       "${build_args[@]}" -t "$tag" . 2>&1 | stamp_steps; then
+  step "podman build failed"
+  exit 1
+fi
 step "built $tag"

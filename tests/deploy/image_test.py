@@ -87,8 +87,10 @@ def image_builds_with_podman():
 def root_filesystem_exported():
     inspect = json.loads(podman("image", "inspect", ARGS.tag))
     check(len(inspect) == 1, f"podman image inspect {ARGS.tag}: {len(inspect)} images")
-    config = inspect[0]["Config"]
-    for key in ("Entrypoint", "Cmd", "User"):
+    config = dict(inspect[0]["Config"])
+    # podman shows a Docker-format image's HEALTHCHECK beside Config (OCI images have none).
+    config.setdefault("Healthcheck", inspect[0].get("Healthcheck"))
+    for key in ("Entrypoint", "Cmd", "User", "Healthcheck"):
         check(config.get(key), f"the image has no {key}: {config}")
     root = os.path.join(suite.tmp, "rootfs")
     os.makedirs(root)
@@ -215,6 +217,9 @@ def default_command_prints_uri_passes_healthcheck_and_stops_on_sigterm():
     server = Server("default")
     try:
         server.wait_ready()
+        end = time.monotonic() + 5  # printed right after the ready line
+        while not re.search(r"ss://\S+", server.text()) and time.monotonic() < end:
+            time.sleep(0.1)
         uris = re.findall(r"ss://\S+", server.text())
         check(uris, f"no ss:// URI printed:\n{server.text()[-3000:]}")
         method, password, port = uri_password(uris[-1])
