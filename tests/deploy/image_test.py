@@ -262,31 +262,17 @@ class Target(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def processes_named(name):
-    """{pid: uid} of the processes whose command name is name."""
+def processes():
+    """{pid: (name, parent pid, real uid)} of every process, from /proc/PID/status."""
     out = {}
     for entry in os.listdir("/proc"):
         try:
             with open(f"/proc/{entry}/status") as f:
-                status = f.read()
-        except OSError:
-            continue
-        if re.search(r"^Name:\s*" + re.escape(name) + r"$", status, re.M):
-            out[int(entry)] = int(re.search(r"^Uid:\s*(\d+)", status, re.M).group(1))
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            out[int(entry)] = (fields["Name"].strip(), int(fields["PPid"]), int(fields["Uid"].split()[0]))
+        except (OSError, ValueError, KeyError):
+            continue  # not a process, or gone meanwhile
     return out
-
-
-def children_of(pid):
-    kids = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-            kids.append(int(entry))
-    return kids
 
 
 @suite.case
@@ -302,10 +288,12 @@ def boringssl_server_behind_obfs_relays_for_libev():
     local = None
     try:
         server.wait_ready()
-        plugins = [p for p in children_of(server.proc.pid) if p in processes_named("obfs-server")]
+        plugins = [(pid, uid) for pid, (name, parent, uid) in processes().items()
+                   if name == "obfs-server" and parent == server.proc.pid]
         check(len(plugins) == 1, f"expected one obfs-server child of the server, got {plugins}")
+        plugin, plugin_uid = plugins[0]
         uid = int(user_spec(IMAGE["config"]).split(":")[0])
-        check(processes_named("obfs-server")[plugins[0]] == uid, f"obfs-server does not run as uid {uid}")
+        check(plugin_uid == uid, f"obfs-server runs as uid {plugin_uid}, not {uid}")
         socks = free_port()
         local_log = open(os.path.join(suite.tmp, "ss-local.log"), "w+")
         local = subprocess.Popen(
@@ -330,9 +318,9 @@ def boringssl_server_behind_obfs_relays_for_libev():
         rc = server.terminate()
         check(rc == 0, f"exit status {rc} after SIGTERM:\n{server.text()[-2000:]}")
         end = time.monotonic() + 5
-        while plugins[0] in processes_named("obfs-server") and time.monotonic() < end:
+        while plugin in processes() and time.monotonic() < end:
             time.sleep(0.1)
-        check(plugins[0] not in processes_named("obfs-server"), "obfs-server outlived the server")
+        check(plugin not in processes(), "obfs-server outlived the server")
     finally:
         if local is not None:
             local.kill()
