@@ -11,7 +11,8 @@ No image registry is reachable and `podman run` is refused here (its setrlimit),
 - that server prints an ss:// URI whose password is the one it kept in its state directory, the
   image's HEALTHCHECK command passes against it (and fails against a closed port), and SIGTERM
   makes it exit 0;
-- `shadowrelay ciphers --crypto-provider=boringssl` loads the image's BoringSSL plugin;
+- `shadowrelay ciphers --crypto-provider=boringssl` loads the image's BoringSSL plugin, and
+  `ss-v2ray-plugin -version` runs;
 - a server on the BoringSSL provider behind the image's obfs-server (SIP003, obfs=http) relays
   for shadowsocks-libev's ss-local + obfs-local on the host to a loopback HTTP target (bytes
   checked), its plugin runs as the image's user, and SIGTERM stops both with exit status 0.
@@ -251,6 +252,14 @@ def boringssl_plugin_loads():
     check(r.returncode == 0 and "boringssl" in r.stdout,
           f"ciphers --crypto-provider=boringssl in the image: rc={r.returncode} {r.stdout} {r.stderr}")
     check(METHOD in r.stdout, f"{METHOD} not offered by the BoringSSL provider:\n{r.stdout}")
+
+
+@suite.case
+def v2ray_plugin_runs():
+    """The image's other SIP003 plugin (obfs-server is started by the relay below)."""
+    r = run(in_image(["ss-v2ray-plugin", "-version"]), timeout=30)
+    check(r.returncode == 0 and "v2ray-plugin" in r.stdout,
+          f"ss-v2ray-plugin -version in the image: rc={r.returncode} {r.stdout} {r.stderr}")
 
 
 class Target(http.server.BaseHTTPRequestHandler):
