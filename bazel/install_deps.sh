@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages shadowrelay needs, when missing. Shared by ./dev and
 # deploy/docker/Dockerfile so that CI proves the image's install step.
-#   bazel/install_deps.sh [build|test|bench|all]...   (default: build)
+#   bazel/install_deps.sh [build|test|bench|image|all]...   (default: build)
 # Idempotent and quiet when everything is present; uses sudo only when not root.
 set -euo pipefail
 
@@ -27,6 +27,10 @@ TEST_PKGS=(
   clang libclang-rt-dev
 )
 BENCH_PKGS=(iperf3 wrk openssl)
+# ./dev test --image (tests/deploy/image_test.py): build the container image with Debian's podman
+# from debootstrap-made base images (no image registry is reachable), then run it under chroot.
+# The test's client side runs on the host: shadowsocks-libev's ss-local with obfs-local, curl.
+IMAGE_PKGS=(podman debootstrap python3 shadowsocks-libev simple-obfs curl)
 
 # tests/deploy's npm packages (Kubernetes and JSON schemas), installed from its package-lock.json
 # into a fixed place outside Bazel's sandbox, where the tests look; redone only when the lock changes.
@@ -60,8 +64,9 @@ for group in "${@:-build}"; do
     build) want+=("${BUILD_PKGS[@]}") ;;
     test) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"); want_node=1 ;;
     bench) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
-    all) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}"); want_node=1 ;;
-    *) echo "install_deps: unknown group '$group' (build|test|bench|all)" >&2; exit 2 ;;
+    image) want+=("${IMAGE_PKGS[@]}") ;;
+    all) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}" "${IMAGE_PKGS[@]}"); want_node=1 ;;
+    *) echo "install_deps: unknown group '$group' (build|test|bench|image|all)" >&2; exit 2 ;;
   esac
 done
 if [ $want_node -eq 1 ] && ! command -v npm >/dev/null; then

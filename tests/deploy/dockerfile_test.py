@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""deploy/docker/Dockerfile, checked without a container engine (none runs here or in CI):
+"""deploy/docker/Dockerfile, checked without a container engine (image_test.py, run by
+./dev test --image, builds and runs the image itself):
 
 - the build stage installs through the shared bazel/install_deps.sh and runs the Bazel build;
 - every runtime package exists in Debian (apt-cache), none is a -dev package, and they name the
