@@ -17,6 +17,7 @@
 #include "dns/dns_cache.h"
 #include "dns/resolver.h"
 #include "relay/config.h"
+#include "relay/context/worker_budgets.h"
 #include "relay/net/socket.h"
 #include "relay/stats/relay_sample.h"
 #include "relay/target_policy.h"
@@ -61,6 +62,13 @@ struct RelayEnv {
   RelayObserver* observer = nullptr;
   /// Server: this host's interface addresses, refused as targets; may be null (tests).
   const HostAddresses* host_addresses = nullptr;
+
+  /// Each worker's budgets (--udp-trial-budget, --udp-source-trial-budget, --udp-queue-bytes).
+  BudgetOptions budgetOptions() const {
+    return {.trials_per_second = static_cast<double>(config.udp_trial_budget),
+            .source_trials_per_second = static_cast<double>(config.udp_source_trial_budget),
+            .queue_bytes = static_cast<size_t>(config.udp_queue_bytes)};
+  }
 
   /// Where a server may connect or send for a client (--allow-private, host_addresses).
   TargetPolicy targetPolicy() const { return TargetPolicy(config.allow_private, host_addresses); }

@@ -85,6 +85,8 @@ class Udp2022Server final : public UdpPort {
   void forward(const std::string& key, const SocketAddress& target,
                std::span<const uint8_t> payload);
   void onReply(UdpAssociation& association);
+  /// Sessions one user may hold here (as UdpServer::userCap).
+  size_t userCap() const;
   /// The idle timeout of a session whose last packet went to `target_port` (0: none yet).
   std::chrono::steady_clock::duration idleTimeout(uint16_t target_port) const;
 
@@ -93,6 +95,8 @@ class Udp2022Server final : public UdpPort {
   IoWatcher watcher_;
   const uint16_t user_port_;
   UdpStats stats_;
+  const size_t max_associations_;
+  UserAssociationCount per_user_;  // before table_: the sessions' slots count into it
   UdpAssociationTable table_;
   // What opener_ is keyed for: the table (it owns the PortIdentity opener_ looks users up in)
   // and, on a port with one PSK, that user.

@@ -91,4 +91,33 @@ RelayUserPtr UserMatcher::matchIn(uint16_t port, absl::string_view client_ip,
   return nullptr;
 }
 
+RelayUserPtr UserMatcher::matchWindow(uint16_t port, absl::string_view client_ip, size_t first,
+                                      size_t max_trials, const RelayUser* skip,
+                                      absl::FunctionRef<bool(const RelayUser&)> opens,
+                                      size_t* tried, size_t* next) {
+  *tried = 0;
+  *next = 0;
+  auto it = order_.find(port);
+  if (it == order_.end() || it->second.empty()) return nullptr;
+  std::vector<RelayUserPtr>& list = it->second;
+  const size_t n = list.size();
+  const size_t start = first % n;
+  const size_t span = std::min(max_trials, n);
+  *next = (start + span) % n;
+  for (size_t k = 0; k < span; ++k) {
+    const size_t i = (start + k) % n;
+    if (list[i].get() == skip) continue;
+    ++trials_;
+    ++*tried;
+    if (!opens(*list[i])) continue;
+    std::rotate(list.begin(), list.begin() + static_cast<ptrdiff_t>(i),
+                list.begin() + static_cast<ptrdiff_t>(i) + 1);
+    if (last_by_ip_.size() >= kMaxClientHints) last_by_ip_.clear();
+    last_by_ip_.insert_or_assign(std::string(client_ip), list.front()->name);
+    *next = 0;
+    return list.front();
+  }
+  return nullptr;
+}
+
 }  // namespace shadowrelay::relay

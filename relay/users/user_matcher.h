@@ -40,6 +40,17 @@ class UserMatcher {
   RelayUserPtr match(uint16_t port, absl::string_view client_ip,
                      absl::FunctionRef<bool(const RelayUser&)> opens);
 
+  /// Bounded trial decryption (UDP, issue 15 §1): tries at most `max_trials` users of `port`,
+  /// starting at position `first` (modulo the port's user count) of its most recently matched
+  /// order and wrapping, skipping `skip` (a user the caller already tried; may be null). No
+  /// per-IP hint is read: the caller tries its own first. `*tried`: how many keys were tried;
+  /// `*next`: where the window after this one starts. A match moves to the front and becomes
+  /// `client_ip`'s hint, as in match(). nullptr when none of them opens.
+  RelayUserPtr matchWindow(uint16_t port, absl::string_view client_ip, size_t first,
+                           size_t max_trials, const RelayUser* skip,
+                           absl::FunctionRef<bool(const RelayUser&)> opens, size_t* tried,
+                           size_t* next);
+
   /// Keys tried so far (each failed or successful trial counts one).
   uint64_t trials() const { return trials_; }
 
