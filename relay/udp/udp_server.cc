@@ -96,17 +96,23 @@ RelayUserPtr UdpServer::openPacket(const SocketAddress& from, const std::string&
   if (users.empty()) return nullptr;
   // A port with one user costs one open per datagram, as the hint below does: no budget.
   if (users.size() == 1) return opens(*users.front()) ? users.front() : nullptr;
-  // The user this peer spoke last, from the current table (a user rotated or removed since is
-  // not tried): one open, outside the budget, so known peers keep relaying during a flood.
+  // The user this peer spoke last, else the one its IP matched last (its TCP sessions too), from
+  // the current table (a user rotated or removed since is not tried): one open, outside the
+  // budget, so known clients keep relaying during a flood.
   RelayUserPtr hinted;
-  uint64_t failed = 0;
   if (auto hint = peer_user_.find(peer); hint != peer_user_.end()) {
     RelayUserPtr user = table->findShared(hint->second);
-    if (user != nullptr && user->enabled && user->port == user_port_) {
-      if (opens(*user)) return user;
-      hinted = std::move(user);
-      failed = 1;
+    if (user != nullptr && user->enabled && user->port == user_port_) hinted = std::move(user);
+  }
+  if (hinted == nullptr) hinted = worker_.users().hintFor(user_port_, ipKey(from));
+  uint64_t failed = 0;
+  if (hinted != nullptr) {
+    if (opens(*hinted)) {
+      if (peer_user_.size() >= kMaxPeerHints) peer_user_.clear();
+      peer_user_.insert_or_assign(peer, hinted->name);
+      return hinted;
     }
+    failed = 1;
   }
   const auto now = std::chrono::steady_clock::now();
   WorkerBudgets& budgets = worker_.budgets();

@@ -51,12 +51,18 @@ class UserMatcher {
                            absl::FunctionRef<bool(const RelayUser&)> opens, size_t* tried,
                            size_t* next);
 
+  /// The user `client_ip` matched last (over TCP or UDP), if it is still an enabled user of
+  /// `port`; nullptr otherwise. Nothing is tried.
+  RelayUserPtr hintFor(uint16_t port, absl::string_view client_ip) const;
+
   /// Keys tried so far (each failed or successful trial counts one).
   uint64_t trials() const { return trials_; }
 
  private:
   RelayUserPtr matchIn(uint16_t port, absl::string_view client_ip,
                        absl::FunctionRef<bool(const RelayUser&)> opens);
+  /// list[i] matched for `client_ip`: moved to the front and made the IP's hint; returned.
+  RelayUserPtr promote(std::vector<RelayUserPtr>& list, size_t i, absl::string_view client_ip);
 
   UserTablePtr table_;
   /// Per port: the users, most recently matched first.

@@ -125,6 +125,18 @@ class UdpServerTest : public ::testing::Test {
     const RelayUser& user = *table_->find(who);
     return openDatagram(*user.method, *user.provider, user.key.bytes(), reply);
   }
+  // Alice and bob on the port; alice's datagram from `client` to echo.test, whose query waits
+  // on `dns` when this returns.
+  void sendWhileItsNameResolves(HeldDns& dns, const Fd& client) {
+    env_.config.nameserver = dns.address();
+    startWith({makeUser("alice"), makeUser("bob")});
+    ASSERT_TRUE(sendDatagram(
+        client.get(),
+        packet(*table_->find("alice"), crypto::SocksAddress::domain("echo.test", echo_.port()),
+               "late"),
+        server_address_));
+    ASSERT_TRUE(runUntil(loop_, [&] { return dns.queryWaiting(); }));
+  }
   static std::vector<RelayUser> users(int n) {
     std::vector<RelayUser> list;
     for (int i = 0; i < n; ++i) list.push_back(makeUser("user" + std::to_string(i)));
@@ -365,6 +377,22 @@ TEST_F(UdpServerTest, TrialsPerDatagramAreBoundedAndWalkThePortInWindows) {
   EXPECT_EQ(context_->users().trials(), 8u);  // the peer's own user is tried outside the walk
 }
 
+// The user a client's IP matched last (e.g. its TCP sessions) is tried first, outside the
+// window: a client of a large port gets its first datagram through at once.
+TEST_F(UdpServerTest, TheUserItsIpMatchedLastIsTriedFirst) {
+  env_.config.udp_max_trials = 1;
+  startWith(users(10));
+  ASSERT_NE(context_->users().match(0, ipKey(loopbackAddress(1)),
+                                    [](const RelayUser& user) { return user.name == "user7"; }),
+            nullptr);  // as a TCP session from 127.0.0.1 would
+  const uint64_t before = context_->users().trials();
+  Fd client = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(client.get(), toEcho("first", "user7"), server_address_));
+  EXPECT_TRUE(replyFor(client, "user7").has_value());
+  EXPECT_EQ(context_->users().trials(), before);  // the hint is not counted by the matcher
+  EXPECT_EQ(stats().dropped_open, 0u);
+}
+
 TEST_F(UdpServerTest, TooShortForAnyRequestIsDroppedWithoutATrial) {
   startWith(users(4));
   Fd client = bindUdpLoopback();
@@ -384,7 +412,7 @@ TEST_F(UdpServerTest, ASourceBeyondItsTrialBudgetIsDroppedUntried) {
   ASSERT_TRUE(replyFor(known, "user1").has_value());
   const uint64_t before = context_->users().trials();
 
-  Fd flood = bindUdpLoopback();
+  Fd flood = bindUdpLoopback("127.0.0.3");  // an address no user was seen from
   const std::vector<uint8_t> junk(2000, 0x17);
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(sendDatagram(flood.get(), junk, server_address_));
   ASSERT_TRUE(runUntil(
@@ -422,15 +450,8 @@ TEST_F(UdpServerTest, TheWorkersTrialBudgetBoundsEverySource) {
 // DNS while its user was deleted is dropped (revoked), and no association is made for it.
 TEST_F(UdpServerTest, ADatagramWaitingOnDnsForARemovedUserIsDropped) {
   HeldDns dns;
-  env_.config.nameserver = dns.address();
-  startWith({makeUser("alice"), makeUser("bob")});
   Fd client = bindUdpLoopback();
-  ASSERT_TRUE(sendDatagram(
-      client.get(),
-      packet(*table_->find("alice"), crypto::SocksAddress::domain("echo.test", echo_.port()),
-             "late"),
-      server_address_));
-  ASSERT_TRUE(runUntil(loop_, [&] { return dns.queryWaiting(); }));
+  sendWhileItsNameResolves(dns, client);
   // Alice is deleted while her datagram's name resolves.
   UserTablePtr without = makeTable({makeUser("bob")}, 2, table_.get());
   context_->setUsers(without);
@@ -449,15 +470,8 @@ TEST_F(UdpServerTest, ADatagramWaitingOnDnsForARemovedUserIsDropped) {
 // fails for the right reason).
 TEST_F(UdpServerTest, ADatagramWaitingOnDnsForAKeptUserGoes) {
   HeldDns dns;
-  env_.config.nameserver = dns.address();
-  startWith({makeUser("alice"), makeUser("bob")});
   Fd client = bindUdpLoopback();
-  ASSERT_TRUE(sendDatagram(
-      client.get(),
-      packet(*table_->find("alice"), crypto::SocksAddress::domain("echo.test", echo_.port()),
-             "late"),
-      server_address_));
-  ASSERT_TRUE(runUntil(loop_, [&] { return dns.queryWaiting(); }));
+  sendWhileItsNameResolves(dns, client);
   ASSERT_TRUE(runUntil(loop_, [&] {
     dns.answerAll();
     return stats().packets_in == 1;
