@@ -13,7 +13,7 @@
 // packets are dropped and counted; nothing is ever sent back for them.
 //
 // Which user a datagram is from (a multi-user port, issue 15 §1): the user its source address
-// spoke last, one open; else trial decryption over at most --udp-max-trials of the port's users
+// spoke last (else the one its IP matched last, over TCP too), one open; else trial decryption over at most --udp-max-trials of the port's users
 // (a larger port is walked a window at a time, one window per datagram from the source), paid
 // for failed trials from the worker's and the source's budgets (WorkerBudgets); with both spent
 // the datagram is dropped untried (dropped reason trial_budget). A datagram too short to hold an
