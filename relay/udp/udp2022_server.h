@@ -17,7 +17,10 @@
 // expires, never sooner than kMinSessionLifetime: a packet stays fresh for up to 60 s, and a
 // session forgotten sooner would let its replay in as a new one. Known gap: a session evicted
 // from a full table loses its window with it, so its packets of the last minute, replayed, would
-// start it again (once each); the table's bound is what keeps eviction rare.
+// start it again (once each); the table's bound is what keeps eviction rare. One user holds at
+// most --udp-user-max-associations sessions (by default a quarter of the table when the port has
+// several users), so that it cannot evict everyone else's; a datagram is forwarded only while
+// the worker's current table keeps its session's user (also after a DNS wait).
 //
 // One socket for the whole port, on one worker (ServerRuntime binds it so): the kernel spreads a
 // SO_REUSEPORT group by 4-tuple, so after a client's source port changes its packets could reach

@@ -32,7 +32,7 @@ constexpr size_t kMaxPeerHints = 65536;
 // aes-128-gcm), the address header and the tag (16). Shorter ones are dropped before any trial.
 constexpr size_t kMinPacket = 16 + kMinAddressHeader + 16;
 
-/// An association's table key: the user's name, then the peer's address bytes.
+/// An association's table key: the peer's address bytes, a zero byte, then the user's name.
 std::string associationKey(const RelayUser& user, const SocketAddress& peer) {
   std::string key = udpPeerKey(peer);
   key.push_back('\0');
