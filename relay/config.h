@@ -86,6 +86,13 @@ struct Config {
   int udp_timeout_seconds = 300;        // --udp-timeout, "udp_timeout"
   int udp_max_associations = 16384;     // --udp-max-associations, "udp_max_associations"
   bool udp_over_tcp = false;            // local/tunnel: --udp-over-tcp, "udp_over_tcp"
+  // Server UDP: bounded trial decryption, per-user association cap, held-datagram memory
+  // (issue 15 §1, §4, §5; relay/context/worker_budgets.h).
+  int udp_max_trials = 64;               // --udp-max-trials: keys tried per datagram
+  int udp_trial_budget = 4096;           // --udp-trial-budget: failed trials/s per worker
+  int udp_source_trial_budget = 1024;    // --udp-source-trial-budget: ... per source and worker
+  int udp_user_max_associations = 0;     // --udp-user-max-associations; 0: auto
+  int udp_queue_bytes = 16 << 20;        // --udp-queue-bytes: held datagrams per worker
   bool allow_private = false;
   std::vector<std::string> forbidden_ip;  // --forbidden-ip, "forbidden_ip": refused targets
   // Legacy stream methods (PROTOCOL.md §4, issue 16): refused unless allowed.

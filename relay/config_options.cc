@@ -78,6 +78,30 @@ constexpr OptionSpec kOptions[] = {
     {.name = "udp_max_associations", .long_flag = "--udp-max-associations", .value_name = "N",
      .field = &Config::udp_max_associations, .min = 1, .max = 1000000,
      .help = "UDP association table bound per worker"},
+    // -- Server UDP hardening (issue 15 §1, §4, §5): trial decryption and memory bounds. --
+    {.name = "udp_max_trials", .long_flag = "--udp-max-trials", .value_name = "N",
+     .roles = kServer, .field = &Config::udp_max_trials, .min = 1, .max = 100000,
+     .help = "keys tried at most on one UDP datagram from an unknown source (a port with more "
+             "users is walked N at a time, one window per datagram)"},
+    {.name = "udp_trial_budget", .long_flag = "--udp-trial-budget", .value_name = "N",
+     .roles = kServer, .field = &Config::udp_trial_budget, .min = 1, .max = 10000000,
+     .help = "failed UDP trial decryptions per second per worker; beyond it datagrams from "
+             "unknown sources are dropped (dropped reason trial_budget)"},
+    {.name = "udp_source_trial_budget", .long_flag = "--udp-source-trial-budget",
+     .value_name = "N", .roles = kServer, .field = &Config::udp_source_trial_budget, .min = 1,
+     .max = 10000000,
+     .help = "the same per source address (IPv4, IPv6 /64) and worker"},
+    {.name = "udp_user_max_associations", .long_flag = "--udp-user-max-associations",
+     .value_name = "N", .roles = kServer, .field = &Config::udp_user_max_associations, .min = 0,
+     .max = 1000000,
+     .help = "UDP associations one user may hold per port and worker; beyond it new ones are "
+             "dropped (reason user_associations)",
+     .unset = "a quarter of --udp-max-associations when the port has several users"},
+    {.name = "udp_queue_bytes", .long_flag = "--udp-queue-bytes", .value_name = "BYTES",
+     .roles = kServer, .field = &Config::udp_queue_bytes, .min = 65536, .max = 1 << 30,
+     .help = "bytes of datagrams a worker holds while their names resolve or in UDP-over-TCP "
+             "queues; beyond it they are dropped (reason memory)"},
+    // -- end of the server UDP hardening block --
     {.name = "nameserver", .short_flag = "-d", .long_flag = "--nameserver",
      .value_name = "SERVERS", .field = &Config::nameserver,
      .help = "name servers, e.g. 1.1.1.1,127.0.0.1:5353", .unset = "/etc/resolv.conf"},

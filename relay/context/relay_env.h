@@ -19,6 +19,7 @@
 #include "relay/acl/acl.h"
 #include "relay/config.h"
 #include "relay/net/preauth_limits.h"
+#include "relay/context/worker_budgets.h"
 #include "relay/net/socket.h"
 #include "relay/stats/relay_sample.h"
 #include "relay/target_policy.h"
@@ -74,6 +75,13 @@ struct RelayEnv {
   const AclSlot* acl = nullptr;
   /// Server: unauthenticated connections per source, shared by the workers; null: no bound.
   SourceLimiter* source_limiter = nullptr;
+
+  /// Each worker's budgets (--udp-trial-budget, --udp-source-trial-budget, --udp-queue-bytes).
+  BudgetOptions budgetOptions() const {
+    return {.trials_per_second = static_cast<double>(config.udp_trial_budget),
+            .source_trials_per_second = static_cast<double>(config.udp_source_trial_budget),
+            .queue_bytes = static_cast<size_t>(config.udp_queue_bytes)};
+  }
 
   /// Where a server may connect or send for a client (--allow-private, host_addresses,
   /// forbidden_ip).

@@ -10,6 +10,7 @@
 #include "crypto/address.h"
 #include "dns/resolver.h"
 #include "relay/context/relay_env.h"
+#include "relay/context/worker_budgets.h"
 #include "relay/event/event_loop.h"
 #include "relay/net/socket.h"
 #include "relay/stats/relay_sample.h"
@@ -44,6 +45,8 @@ class WorkerContext {
   virtual UserTraffic& traffic(absl::string_view name) = 0;
   /// Server: the users, and the trial decryption over them.
   virtual UserMatcher& users() = 0;
+  /// What this worker may spend on UDP trial decryption and on datagrams held in memory.
+  virtual WorkerBudgets& budgets() = 0;
   /// Two kScratchSize buffers, free for the duration of one callback (not kept across).
   virtual uint8_t* scratchIn() = 0;
   virtual uint8_t* scratchOut() = 0;

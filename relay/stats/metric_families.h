@@ -67,7 +67,9 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
          "over its data quota), resolve, send (a send failed), too_big, fragment (SOCKS5 "       \
          "FRAG), foreign (SOCKS5: not from the client's IP), stale_timestamp and "               \
          "replayed_packet_id (Shadowsocks 2022), session (a 2022 client: a reply to another "    \
-         "session).")                                                                            \
+         "session), trial_budget (a key-less flood: trial decryption budget spent), "            \
+         "user_associations (the user's share of the table), memory (held datagrams over "       \
+         "budget), revoked (the user changed meanwhile).")                                       \
   FAMILY(DnsQueries, "shadowrelay_dns_queries_total", Counter,                                   \
          "Host name lookups by result (cache answers included): ok, nxdomain, nodata, "          \
          "timeout, server_failure, invalid_name, cancelled, internal.")                          \

@@ -37,6 +37,16 @@ namespace shadowrelay::relay {
   /* Shadowsocks 2022 client: a reply to another client session, or from a third server   \
      session while the one before is still live. */                                          \
   FIELD(dropped_session, "dropped.session", UdpDropped, "reason=session")                    \
+  /* Issue 15 hardening. A datagram from an unknown source while its source's or the       \
+     worker's budget of failed trial decryptions is spent (--udp-trial-budget). */            \
+  FIELD(dropped_trial_budget, "dropped.trial_budget", UdpDropped, "reason=trial_budget")      \
+  /* A new association of a user already at --udp-user-max-associations. */                   \
+  FIELD(dropped_user_cap, "dropped.user_associations", UdpDropped,                           \
+        "reason=user_associations")                                                           \
+  /* Waiting on DNS or in a UoT queue would pass the worker's --udp-queue-bytes. */           \
+  FIELD(dropped_memory, "dropped.memory", UdpDropped, "reason=memory")                        \
+  /* Its user was deleted, disabled, rotated or went over quota while it was on its way. */   \
+  FIELD(dropped_revoked, "dropped.revoked", UdpDropped, "reason=revoked")                     \
   FIELD(associations, "associations", UdpAssociationsCreated, "")                            \
   FIELD(evictions, "evictions", UdpAssociationsEvicted, "")                                  \
   FIELD(expirations, "expirations", Timeouts, "kind=udp")

@@ -310,6 +310,7 @@ void ServerSession::startUot(int version) {
   context.preference = env.preference;
   context.target_policy = env.targetPolicy();
   context.stats = &host_.udpStats();
+  context.queue_budget = &host_.budgets().queueBytes();
   uot_ = std::make_unique<UotServer>(context, Fd(pair[1]), version);
   SR_LOG(Debug, "session %d: UDP over TCP, version %d", id(), version);
   attachRemote(Fd(pair[0]));

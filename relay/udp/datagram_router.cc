@@ -6,8 +6,12 @@
 namespace shadowrelay::relay {
 
 DatagramRouter::DatagramRouter(dns::Resolver& resolver, dns::AddressPreference preference,
-                               size_t max_pending)
-    : resolver_(resolver), preference_(preference), max_pending_(max_pending) {}
+                               size_t max_pending, ByteBudget* budget, UdpStats* stats)
+    : resolver_(resolver),
+      preference_(preference),
+      max_pending_(max_pending),
+      budget_(budget),
+      stats_(stats) {}
 
 DatagramRouter::~DatagramRouter() = default;  // dropping a handle cancels its callback
 
@@ -24,10 +28,21 @@ DatagramRouter::Lookup DatagramRouter::lookup(const crypto::SocksAddress& target
   return Lookup::Now;
 }
 
-bool DatagramRouter::queue(const crypto::SocksAddress& target, std::span<const uint8_t> payload,
-                           Deliver deliver, std::function<void()> on_failed) {
-  if (pending_.size() >= max_pending_) return false;
+DatagramRouter::Queued DatagramRouter::queue(const crypto::SocksAddress& target,
+                                             std::span<const uint8_t> payload, Deliver deliver,
+                                             std::function<void()> on_failed) {
+  if (pending_.size() >= max_pending_) return Queued::Full;
+  BudgetHold bytes;
+  if (budget_ != nullptr) {
+    const size_t cost = payload.size() + kPendingOverhead;
+    if (!budget_->take(cost)) {
+      if (stats_ != nullptr) ++stats_->dropped_memory;
+      return Queued::NoMemory;
+    }
+    bytes = BudgetHold(budget_, cost);
+  }
   auto it = pending_.emplace(pending_.end());
+  it->bytes = std::move(bytes);
   std::string data(reinterpret_cast<const char*>(payload.data()), payload.size());
   const uint16_t port = target.port;
   it->handle = resolver_.resolve(
@@ -43,7 +58,7 @@ bool DatagramRouter::queue(const crypto::SocksAddress& target, std::span<const u
         }
         pending_.erase(it);
       });
-  return true;
+  return Queued::Yes;
 }
 
 }  // namespace shadowrelay::relay

@@ -35,6 +35,7 @@ Udp2022Server::Udp2022Server(WorkerContext& worker, Fd socket, size_t max_associ
       socket_(std::move(socket)),
       watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onReadable(); }),
       user_port_(user_port),
+      max_associations_(max_associations),
       table_(worker.loop(), max_associations,
              std::max<std::chrono::steady_clock::duration>(
                  kMinSessionLifetime, std::min<std::chrono::steady_clock::duration>(
@@ -45,7 +46,8 @@ Udp2022Server::Udp2022Server(WorkerContext& worker, Fd socket, size_t max_associ
       out_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram + kSealRoom)),
       recv_batch_(udp::recvBatchSize()),
       batch_(std::make_unique_for_overwrite<uint8_t[]>(udp::kRecvBatch * kRecvSlot)),
-      router_(worker.resolver(), worker.env().preference, kMaxPendingResolves) {}
+      router_(worker.resolver(), worker.env().preference, kMaxPendingResolves,
+              &worker.budgets().queueBytes(), &stats_) {}
 
 Udp2022Server::~Udp2022Server() = default;
 
@@ -144,6 +146,11 @@ UdpAssociation* Udp2022Server::admit(const SocketAddress& from, const RelayUserP
     }
     table_.touch(*entry->value);
   } else {
+    const size_t cap = userCap();
+    if (cap < max_associations_ && per_user_.of(user->name) >= cap) {
+      ++stats_.dropped_user_cap;
+      return nullptr;
+    }
     int family = AF_UNSPEC;
     Fd fd = openRelaySocket(&family);
     if (!fd.valid()) {
@@ -152,6 +159,7 @@ UdpAssociation* Udp2022Server::admit(const SocketAddress& from, const RelayUserP
     }
     entry = &table_.add(key, from, std::move(fd), family, idleTimeout(0),
                         [this](UdpAssociation& association) { onReply(association); });
+    entry->value->user_slot = per_user_.take(user->name);
     auto session = std::make_unique<Udp2022ServerSession>();
     session->client_id = header.session_id;
     session->server_id = randomSessionId();
@@ -180,6 +188,13 @@ void Udp2022Server::forward(const std::string& key, const SocketAddress& target,
     ++stats_.dropped_send;
     return;
   }
+  // Its user as the worker's table has it now (revoke() ends such sessions at a table swap;
+  // this holds for a datagram that waited on DNS across one as well).
+  const UserTablePtr& table = worker_.users().table();
+  if (entry->value->user == nullptr || table == nullptr || !table->keeps(*entry->value->user)) {
+    ++stats_.dropped_revoked;
+    return;
+  }
   entry->idle_timeout = idleTimeout(target.port());
   UdpAssociation& association = *entry->value;
   const SocketAddress to = association.family == AF_INET6 ? asV6(target) : target;
@@ -191,6 +206,13 @@ void Udp2022Server::forward(const std::string& key, const SocketAddress& target,
   stats_.bytes_in += payload.size();
   ++association.traffic->udp_packets_up;
   association.traffic->udp_bytes_up += payload.size();
+}
+
+size_t Udp2022Server::userCap() const {
+  const int configured = worker_.env().config.udp_user_max_associations;
+  if (configured > 0) return static_cast<size_t>(configured);
+  if (worker_.users().candidates(user_port_).size() <= 1) return max_associations_;
+  return std::max<size_t>(1, max_associations_ / 4);
 }
 
 void Udp2022Server::revoke(const UserTable& table) {

@@ -17,7 +17,10 @@
 // expires, never sooner than kMinSessionLifetime: a packet stays fresh for up to 60 s, and a
 // session forgotten sooner would let its replay in as a new one. Known gap: a session evicted
 // from a full table loses its window with it, so its packets of the last minute, replayed, would
-// start it again (once each); the table's bound is what keeps eviction rare.
+// start it again (once each); the table's bound is what keeps eviction rare. One user holds at
+// most --udp-user-max-associations sessions (by default a quarter of the table when the port has
+// several users), so that it cannot evict everyone else's; a datagram is forwarded only while
+// the worker's current table keeps its session's user (also after a DNS wait).
 //
 // One socket for the whole port, on one worker (ServerRuntime binds it so): the kernel spreads a
 // SO_REUSEPORT group by 4-tuple, so after a client's source port changes its packets could reach
@@ -85,6 +88,8 @@ class Udp2022Server final : public UdpPort {
   void forward(const std::string& key, const SocketAddress& target,
                std::span<const uint8_t> payload);
   void onReply(UdpAssociation& association);
+  /// Sessions one user may hold here (as UdpServer::userCap).
+  size_t userCap() const;
   /// The idle timeout of a session whose last packet went to `target_port` (0: none yet).
   std::chrono::steady_clock::duration idleTimeout(uint16_t target_port) const;
 
@@ -93,6 +98,8 @@ class Udp2022Server final : public UdpPort {
   IoWatcher watcher_;
   const uint16_t user_port_;
   UdpStats stats_;
+  const size_t max_associations_;
+  UserAssociationCount per_user_;  // before table_: the sessions' slots count into it
   UdpAssociationTable table_;
   // What opener_ is keyed for: the table (it owns the PortIdentity opener_ looks users up in)
   // and, on a port with one PSK, that user.

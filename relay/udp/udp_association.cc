@@ -55,15 +55,35 @@ size_t recvBatchSize() {
 }
 }  // namespace udp
 
+UserAssociationCount::Slot& UserAssociationCount::Slot::operator=(Slot&& other) noexcept {
+  if (this != &other) {
+    release();
+    owner_ = other.owner_;
+    name_ = std::move(other.name_);
+    other.owner_ = nullptr;
+  }
+  return *this;
+}
+
+void UserAssociationCount::Slot::release() {
+  if (owner_ == nullptr) return;
+  auto it = owner_->counts_.find(name_);
+  if (it != owner_->counts_.end() && --it->second == 0) owner_->counts_.erase(it);
+  owner_ = nullptr;
+}
+
 void receiveDatagrams(int fd, uint8_t* slots, size_t slot_size, size_t offset, size_t batch,
                       absl::FunctionRef<void(const SocketAddress& from, uint8_t* data, size_t n)>
-                          on_datagram) {
+                          on_datagram,
+                      int max_datagrams) {
   // Each slot can take the largest datagram; only the pages a datagram touches become resident.
   batch = std::min(batch, udp::kRecvBatch);
   std::array<mmsghdr, udp::kRecvBatch> msgs{};
   std::array<iovec, udp::kRecvBatch> iov{};
   std::array<SocketAddress, udp::kRecvBatch> from;
-  for (int received = 0; received < udp::kPacketsPerEvent;) {
+  max_datagrams = std::min(max_datagrams, udp::kPacketsPerEvent);
+  for (int received = 0; received < max_datagrams;) {
+    batch = std::min(batch, static_cast<size_t>(max_datagrams - received));
     for (size_t i = 0; i < batch; ++i) {
       iov[i] = {slots + i * slot_size + offset, udp::kMaxDatagram};
       msghdr& hdr = msgs[i].msg_hdr;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "crypto/address.h"
 #include "crypto/udp_codec.h"
@@ -42,6 +43,42 @@ inline constexpr size_t kRecvBatch = 16;         // datagrams per recvmmsg at mo
 size_t recvBatchSize();
 }  // namespace udp
 
+/// How many associations each user holds in one table: the per-user cap
+/// (--udp-user-max-associations, issue 15 §4), so that one user cannot evict everyone else's
+/// mappings. Must outlive the slots it hands out (declare it before the table).
+class UserAssociationCount {
+ public:
+  /// One association of a user, counted while it lives (move-only).
+  class Slot {
+   public:
+    Slot() = default;
+    Slot(UserAssociationCount* owner, std::string name)
+        : owner_(owner), name_(std::move(name)) {}
+    Slot(Slot&& other) noexcept : owner_(other.owner_), name_(std::move(other.name_)) {
+      other.owner_ = nullptr;
+    }
+    Slot& operator=(Slot&& other) noexcept;
+    ~Slot() { release(); }
+
+   private:
+    void release();
+    UserAssociationCount* owner_ = nullptr;
+    std::string name_;
+  };
+
+  size_t of(const std::string& name) const {
+    auto it = counts_.find(name);
+    return it == counts_.end() ? 0 : it->second;
+  }
+  Slot take(const std::string& name) {
+    ++counts_[name];
+    return Slot(this, name);
+  }
+
+ private:
+  absl::flat_hash_map<std::string, size_t> counts_;
+};
+
 /// One peer's association.
 struct UdpAssociation {
   std::string key;   // the peer's address bytes (the table key)
@@ -53,6 +90,7 @@ struct UdpAssociation {
   /// Server: the user whose key the peer speaks, and its traffic entry on this worker.
   RelayUserPtr user;
   UserTraffic* traffic = nullptr;
+  UserAssociationCount::Slot user_slot;  // server: counts it under its user
   /// Shadowsocks 2022: the server's view of the client session (server port), or the client
   /// session this association speaks (tunnel). Null for 2017 methods.
   std::unique_ptr<Udp2022ServerSession> server2022;
@@ -76,12 +114,13 @@ struct OpenedReply {
 std::optional<OpenedReply> openReply(crypto::UdpCodec& codec, std::span<const uint8_t> master,
                                      uint8_t* packet, size_t len, UdpStats& stats);
 
-/// Reads what `fd` has, up to kPacketsPerEvent datagrams, with recvmmsg calls of up to `batch`
+/// Reads what `fd` has, up to `max_datagrams` (≤ kPacketsPerEvent), with recvmmsg calls of up to `batch`
 /// (≤ kRecvBatch) datagrams each: datagram i of a call lands at slots + i * slot_size + offset
 /// (up to kMaxDatagram bytes) and goes to `on_datagram` with its sender and size.
 void receiveDatagrams(int fd, uint8_t* slots, size_t slot_size, size_t offset, size_t batch,
                       absl::FunctionRef<void(const SocketAddress& from, uint8_t* data, size_t n)>
-                          on_datagram);
+                          on_datagram,
+                      int max_datagrams = udp::kPacketsPerEvent);
 
 /// A non-blocking socket for sending datagrams anywhere: dual-stack AF_INET6 (IPv4 through
 /// mapped addresses), or AF_INET on hosts without IPv6. `*family` says which; invalid on error.

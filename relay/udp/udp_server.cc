@@ -25,6 +25,20 @@ using udp::kPacketsPerEvent;
 constexpr size_t kHeaderRoom = 32;
 
 constexpr auto kDnsIdleTimeout = std::chrono::seconds(30);
+// The shortest SOCKS5 address header a request can carry: a one-byte name and the port.
+constexpr size_t kMinAddressHeader = 1 + 1 + 1 + 2;
+constexpr size_t kMaxPeerHints = 65536;
+// No AEAD-2017 packet that can open into a request is shorter: the smallest salt (16 bytes,
+// aes-128-gcm), the address header and the tag (16). Shorter ones are dropped before any trial.
+constexpr size_t kMinPacket = 16 + kMinAddressHeader + 16;
+
+/// An association's table key: the peer's address bytes, a zero byte, then the user's name.
+std::string associationKey(const RelayUser& user, const SocketAddress& peer) {
+  std::string key = udpPeerKey(peer);
+  key.push_back('\0');
+  key.append(user.name);
+  return key;
+}
 
 }  // namespace
 
@@ -33,6 +47,7 @@ UdpServer::UdpServer(WorkerContext& worker, Fd socket, size_t max_associations, 
       socket_(std::move(socket)),
       watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onReadable(); }),
       user_port_(user_port),
+      max_associations_(max_associations),
       table_(worker.loop(), max_associations,
              std::min<std::chrono::steady_clock::duration>(kDnsIdleTimeout,
                                                            worker.env().udp_timeout),
@@ -42,15 +57,16 @@ UdpServer::UdpServer(WorkerContext& worker, Fd socket, size_t max_associations, 
       plain_(std::make_unique_for_overwrite<uint8_t[]>(kMaxDatagram)),
       recv_batch_(udp::recvBatchSize()),
       batch_(std::make_unique_for_overwrite<uint8_t[]>(kRecvBatch * kRecvSlot)),
-      router_(worker.resolver(), worker.env().preference, kMaxPendingResolves) {}
+      router_(worker.resolver(), worker.env().preference, kMaxPendingResolves,
+              &worker.budgets().queueBytes(), &stats_) {}
 
 UdpServer::~UdpServer() = default;
 
 void UdpServer::onReadable() {
-  receiveDatagrams(socket_.get(), batch_.get(), kRecvSlot, 0, recv_batch_,
-                   [this](const SocketAddress& from, uint8_t* packet, size_t n) {
-                     onPacket(from, packet, n);
-                   });
+  receiveDatagrams(
+      socket_.get(), batch_.get(), kRecvSlot, 0, recv_batch_,
+      [this](const SocketAddress& from, uint8_t* packet, size_t n) { onPacket(from, packet, n); },
+      kDatagramsPerEvent);
 }
 
 crypto::UdpCodec& UdpServer::codecFor(const RelayUser& user) {
@@ -59,32 +75,76 @@ crypto::UdpCodec& UdpServer::codecFor(const RelayUser& user) {
   return *codec;
 }
 
-RelayUserPtr UdpServer::openPacket(const SocketAddress& from, const std::string& key,
-                                   const uint8_t* packet, size_t len, size_t* plain_len) {
+RelayUserPtr UdpServer::openPacket(const SocketAddress& from, const std::string& peer,
+                                   const uint8_t* packet, size_t len, size_t* plain_len,
+                                   Opened* why) {
+  *why = Opened::NoKey;
+  if (len < kMinPacket) return nullptr;
   auto opens = [&](const RelayUser& user) {
     crypto::UdpCodec& codec = codecFor(user);
-    if (len <= codec.overhead()) return false;
+    // Too short for the salt, the tag and the shortest address header: no key can open it
+    // into a valid request, so it is not worth a trial.
+    if (len < codec.overhead() + kMinAddressHeader) return false;
     auto opened = codec.open(user.key.bytes(), {packet, len}, {plain_.get(), kMaxDatagram});
     if (!opened) return false;
     *plain_len = *opened;
     return true;
   };
-  // A known peer speaks its association's key (one open, no trials).
-  if (const UdpAssociationTable::Entry* entry = table_.peek(key)) {
-    const RelayUserPtr& user = entry->value->user;
-    if (user != nullptr && opens(*user)) return user;
-  }
+  const UserTablePtr& table = worker_.users().table();
+  if (table == nullptr) return nullptr;
   const std::span<const RelayUserPtr> users = worker_.users().candidates(user_port_);
+  if (users.empty()) return nullptr;
+  // A port with one user costs one open per datagram, as the hint below does: no budget.
   if (users.size() == 1) return opens(*users.front()) ? users.front() : nullptr;
-  return worker_.users().match(user_port_, ipKey(from), opens);
+  // The user this peer spoke last, else the one its IP matched last (its TCP sessions too), from
+  // the current table (a user rotated or removed since is not tried): one open, outside the
+  // budget, so known clients keep relaying during a flood.
+  RelayUserPtr hinted;
+  if (auto hint = peer_user_.find(peer); hint != peer_user_.end()) {
+    RelayUserPtr user = table->findShared(hint->second);
+    if (user != nullptr && user->enabled && user->port == user_port_) hinted = std::move(user);
+  }
+  if (hinted == nullptr) hinted = worker_.users().hintFor(user_port_, ipKey(from));
+  uint64_t failed = 0;
+  if (hinted != nullptr) {
+    if (opens(*hinted)) {
+      if (peer_user_.size() >= kMaxPeerHints) peer_user_.clear();
+      peer_user_.insert_or_assign(peer, hinted->name);
+      return hinted;
+    }
+    failed = 1;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  WorkerBudgets& budgets = worker_.budgets();
+  WorkerBudgets::Source& source = budgets.source(WorkerBudgets::sourceKey(from), now);
+  budgets.chargeTrials(source, failed, now);
+  const uint64_t allowed = std::min<uint64_t>(
+      static_cast<uint64_t>(worker_.env().config.udp_max_trials),
+      budgets.trialsAllowed(source, now));
+  if (allowed == 0) {
+    *why = Opened::OverBudget;
+    return nullptr;
+  }
+  size_t tried = 0;
+  size_t next = 0;
+  RelayUserPtr user = worker_.users().matchWindow(user_port_, ipKey(from), source.next_trial,
+                                                  allowed, hinted.get(), opens, &tried, &next);
+  source.next_trial = next;
+  budgets.chargeTrials(source, user != nullptr ? tried - 1 : tried, now);
+  if (user == nullptr) return nullptr;
+  if (peer_user_.size() >= kMaxPeerHints) peer_user_.clear();
+  peer_user_.insert_or_assign(peer, user->name);
+  *why = Opened::Yes;
+  return user;
 }
 
 void UdpServer::onPacket(const SocketAddress& from, uint8_t* packet, size_t len) {
-  const std::string key = udpPeerKey(from);
+  const std::string peer = udpPeerKey(from);
   size_t opened = 0;
-  const RelayUserPtr user = openPacket(from, key, packet, len, &opened);
+  Opened why = Opened::NoKey;
+  const RelayUserPtr user = openPacket(from, peer, packet, len, &opened, &why);
   if (user == nullptr) {
-    ++stats_.dropped_open;
+    ++(why == Opened::OverBudget ? stats_.dropped_trial_budget : stats_.dropped_open);
     return;
   }
   if (user->quota_exceeded) {
@@ -105,36 +165,44 @@ void UdpServer::onPacket(const SocketAddress& from, uint8_t* packet, size_t len)
     ++stats_.dropped_address;
     return;
   }
-  const std::span<const uint8_t> payload(plain + header, opened - header);
-  SocketAddress to;
-  switch (router_.lookup(target, &to)) {
-    case DatagramRouter::Lookup::Now:
-      forward(key, from, user, to, payload.data(), payload.size());
-      return;
-    case DatagramRouter::Lookup::Failed:
-      ++stats_.dropped_resolve;
-      return;
-    case DatagramRouter::Lookup::NeedQuery:
-      break;
-  }
-  const bool queued = router_.queue(
-      target, payload,
-      [this, key, from, user](const SocketAddress& resolved, std::span<const uint8_t> data) {
-        forward(key, from, user, resolved, data.data(), data.size());
+  router_.route(
+      target, std::span<const uint8_t>(plain + header, opened - header),
+      [this, from, user](const SocketAddress& to, std::span<const uint8_t> data) {
+        forward(from, user, to, data.data(), data.size());
       },
       [this] { ++stats_.dropped_resolve; });
-  if (!queued) ++stats_.dropped_resolve;
 }
 
-void UdpServer::forward(const std::string& key, const SocketAddress& client,
-                        const RelayUserPtr& user, const SocketAddress& target,
-                        const uint8_t* payload, size_t len) {
+size_t UdpServer::userCap() const {
+  const int configured = worker_.env().config.udp_user_max_associations;
+  if (configured > 0) return static_cast<size_t>(configured);
+  if (worker_.users().candidates(user_port_).size() <= 1) return max_associations_;
+  return std::max<size_t>(1, max_associations_ / 4);
+}
+
+void UdpServer::forward(const SocketAddress& client, const RelayUserPtr& user,
+                        const SocketAddress& target, const uint8_t* payload, size_t len) {
+  // The user as the worker's table has it now: a datagram that waited on DNS may belong to a
+  // user deleted, disabled, rotated or over quota since.
+  const UserTablePtr& table = worker_.users().table();
+  if (table == nullptr || !table->keeps(*user)) {
+    ++stats_.dropped_revoked;
+    return;
+  }
   if (!worker_.env().targetPolicy().allows(target.get())) {
     ++stats_.dropped_refused;
     return;
   }
+  const std::string key = associationKey(*user, client);
   UdpAssociationTable::Entry* entry = table_.find(key);
   if (entry == nullptr) {
+    // A cap below the table's size: at it, the user's new association is dropped rather than
+    // evicting someone else's. (A cap of the whole table is the table's own LRU bound.)
+    const size_t cap = userCap();
+    if (cap < max_associations_ && per_user_.of(user->name) >= cap) {
+      ++stats_.dropped_user_cap;
+      return;
+    }
     int family = AF_UNSPEC;
     Fd fd = openRelaySocket(&family);
     if (!fd.valid()) {
@@ -143,13 +211,13 @@ void UdpServer::forward(const std::string& key, const SocketAddress& client,
     }
     entry = &table_.add(key, client, std::move(fd), family, worker_.env().udp_timeout,
                         [this](UdpAssociation& association) { onReply(association); });
+    entry->value->user_slot = per_user_.take(user->name);
+    entry->value->traffic = &worker_.traffic(user->name);
   }
   entry->idle_timeout = target.port() == 53 ? kDnsIdleTimeout : worker_.env().udp_timeout;
   UdpAssociation& association = *entry->value;
-  if (association.user != user) {
-    association.user = user;  // replies are sealed with the key the peer spoke last
-    association.traffic = &worker_.traffic(user->name);
-  }
+  // The same name and key (the key says so, and keeps() held): the newest copy of the user.
+  association.user = user;
   const SocketAddress to = association.family == AF_INET6 ? asV6(target) : target;
   if (::sendto(association.fd.get(), payload, len, 0, to.get(), to.len) < 0) {
     ++stats_.dropped_send;
@@ -171,6 +239,10 @@ void UdpServer::onReply(UdpAssociation& association) {
   if (association.user == nullptr) return;
   const RelayUser& user = *association.user;
   crypto::UdpCodec& codec = codecFor(user);
+  // Replies of a user the current table no longer keeps (revoke() has not ended the
+  // association yet) are read and dropped, never sealed.
+  const UserTablePtr& table = worker_.users().table();
+  const bool kept = table != nullptr && table->keeps(user);
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     SocketAddress from;
     from.len = sizeof(from.storage);
@@ -178,6 +250,10 @@ void UdpServer::onReply(UdpAssociation& association) {
     const ssize_t n = ::recvfrom(association.fd.get(), data, kMaxDatagram, 0, from.get(),
                                  &from.len);
     if (n < 0) return;
+    if (!kept) {
+      ++stats_.dropped_revoked;
+      continue;
+    }
     const crypto::SocksAddress source = socksAddressOf(from);
     const size_t header = source.size();
     uint8_t* plain = data - header;

@@ -180,11 +180,26 @@ UotChannel::UotChannel(EventLoop& loop, Fd stream, bool have_request, DatagramFn
       on_closed_(std::move(on_closed)),
       have_request_(have_request) {}
 
-UotChannel::~UotChannel() { watcher_.willCloseFd(); }
+UotChannel::~UotChannel() {
+  watcher_.willCloseFd();
+  if (budget_ != nullptr) budget_->give(charged_);
+}
 
 bool UotChannel::send(const crypto::SocksAddress& address, std::span<const uint8_t> payload) {
   if (failed_ || queuedBytes() + payload.size() > kMaxQueued) return false;
+  const size_t before = out_.size();
   if (!uot::appendFrame(request_.connect, address, payload, &out_)) return false;
+  if (budget_ != nullptr) {
+    // Charged before the write is tried, given back by flush() for what went: a frame that
+    // goes out at once costs nothing for long, one that waits is held against the budget.
+    const size_t frame = out_.size() - before;
+    if (!budget_->take(frame)) {
+      out_.resize(before);
+      if (dropped_memory_ != nullptr) ++*dropped_memory_;
+      return false;
+    }
+    charged_ += frame;
+  }
   return flush();
 }
 
@@ -215,6 +230,10 @@ bool UotChannel::flush() {
       out_sent_ = 0;
     }
     watcher_.enableWrite(true);
+  }
+  if (budget_ != nullptr && charged_ > queuedBytes()) {
+    budget_->give(charged_ - queuedBytes());
+    charged_ = queuedBytes();
   }
   return true;
 }

@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "crypto/address.h"
+#include "relay/context/worker_budgets.h"
 #include "relay/event/io_watcher.h"
 #include "relay/net/socket.h"
 
@@ -88,8 +89,15 @@ class UotChannel {
   UotChannel& operator=(const UotChannel&) = delete;
 
   /// Queues one datagram (the address is left out in connect mode). False when dropped: too
-  /// big, the queue is full, or the channel failed.
+  /// big, the queue is full, the budget is spent, or the channel failed.
   bool send(const crypto::SocksAddress& address, std::span<const uint8_t> payload);
+  /// Charges what waits unsent to `budget` (the worker's, shared with its other queues) as
+  /// well; a datagram it cannot take is dropped and counted in `*dropped_memory`. Call before
+  /// the first send().
+  void setBudget(ByteBudget* budget, uint64_t* dropped_memory) {
+    budget_ = budget;
+    dropped_memory_ = dropped_memory;
+  }
   /// Server side: whether the request has arrived (v1: always), and what it asked.
   bool haveRequest() const { return have_request_; }
   const uot::Request& request() const { return request_; }
@@ -115,6 +123,9 @@ class UotChannel {
   std::string in_;   // a partial frame (or request) carried over between reads
   std::string out_;  // frames not yet written; out_sent_ of them already went
   size_t out_sent_ = 0;
+  ByteBudget* budget_ = nullptr;
+  uint64_t* dropped_memory_ = nullptr;
+  size_t charged_ = 0;  // of budget_: at least queuedBytes()
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -29,7 +29,9 @@ UotServer::UotServer(const Context& context, Fd stream, int version)
             onDatagram(destination, payload);
           },
           [this] { onStreamClosed(); })),
-      router_(*context.resolver, context.preference, kMaxPendingResolves) {
+      router_(*context.resolver, context.preference, kMaxPendingResolves, context.queue_budget,
+              context.stats) {
+  channel_->setBudget(context.queue_budget, &context.stats->dropped_memory);
   ++context_.stats->associations;
 }
 

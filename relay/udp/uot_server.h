@@ -13,6 +13,7 @@
 
 #include "crypto/address.h"
 #include "dns/resolver.h"
+#include "relay/context/worker_budgets.h"
 #include "relay/event/io_watcher.h"
 #include "relay/net/socket.h"
 #include "relay/target_policy.h"
@@ -32,6 +33,9 @@ class UotServer {
     dns::AddressPreference preference = dns::AddressPreference::Ipv4First;
     TargetPolicy target_policy;
     UdpStats* stats = nullptr;
+    /// The worker's bound on held datagrams (waiting on DNS, queued for the stream); may be
+    /// null (no byte bound beyond the per-stream counts).
+    ByteBudget* queue_budget = nullptr;
   };
 
   /// `stream`: this side of the pair; `version`: 1 or 2 (uot::versionOf the session's target).

@@ -90,12 +90,51 @@ RelayUserPtr UserMatcher::matchIn(uint16_t port, absl::string_view client_ip,
     if (list[i].get() == hinted) continue;
     ++trials_;
     if (!opens(*list[i])) continue;
-    // Most recently matched first: move it to the front.
-    std::rotate(list.begin(), list.begin() + static_cast<ptrdiff_t>(i),
-                list.begin() + static_cast<ptrdiff_t>(i) + 1);
-    if (last_by_ip_.size() >= kMaxClientHints) last_by_ip_.clear();
-    last_by_ip_.insert_or_assign(std::string(client_ip), list.front()->name);
-    return list.front();
+    return promote(list, i, client_ip);
+  }
+  return nullptr;
+}
+
+RelayUserPtr UserMatcher::promote(std::vector<RelayUserPtr>& list, size_t i,
+                                  absl::string_view client_ip) {
+  // Most recently matched first: move it to the front.
+  std::rotate(list.begin(), list.begin() + static_cast<ptrdiff_t>(i),
+              list.begin() + static_cast<ptrdiff_t>(i) + 1);
+  if (last_by_ip_.size() >= kMaxClientHints) last_by_ip_.clear();
+  last_by_ip_.insert_or_assign(std::string(client_ip), list.front()->name);
+  return list.front();
+}
+
+RelayUserPtr UserMatcher::hintFor(uint16_t port, absl::string_view client_ip) const {
+  if (table_ == nullptr) return nullptr;
+  auto hint = last_by_ip_.find(client_ip);
+  if (hint == last_by_ip_.end()) return nullptr;
+  RelayUserPtr user = table_->findShared(hint->second);
+  if (user == nullptr || !user->enabled || user->port != port) return nullptr;
+  return user;
+}
+
+RelayUserPtr UserMatcher::matchWindow(uint16_t port, absl::string_view client_ip, size_t first,
+                                      size_t max_trials, const RelayUser* skip,
+                                      absl::FunctionRef<bool(const RelayUser&)> opens,
+                                      size_t* tried, size_t* next) {
+  *tried = 0;
+  *next = 0;
+  auto it = order_.find(port);
+  if (it == order_.end() || it->second.empty()) return nullptr;
+  std::vector<RelayUserPtr>& list = it->second;
+  const size_t n = list.size();
+  const size_t start = first % n;
+  const size_t span = std::min(max_trials, n);
+  *next = (start + span) % n;
+  for (size_t k = 0; k < span; ++k) {
+    const size_t i = (start + k) % n;
+    if (list[i].get() == skip) continue;
+    ++trials_;
+    ++*tried;
+    if (!opens(*list[i])) continue;
+    *next = 0;
+    return promote(list, i, client_ip);
   }
   return nullptr;
 }

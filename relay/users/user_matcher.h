@@ -51,6 +51,21 @@ class UserMatcher {
   RelayUserPtr match(uint16_t port, absl::string_view client_ip,
                      absl::FunctionRef<bool(const RelayUser&)> opens);
 
+  /// Bounded trial decryption (UDP, issue 15 §1): tries at most `max_trials` users of `port`,
+  /// starting at position `first` (modulo the port's user count) of its most recently matched
+  /// order and wrapping, skipping `skip` (a user the caller already tried; may be null). No
+  /// per-IP hint is read: the caller tries its own first. `*tried`: how many keys were tried;
+  /// `*next`: where the window after this one starts. A match moves to the front and becomes
+  /// `client_ip`'s hint, as in match(). nullptr when none of them opens.
+  RelayUserPtr matchWindow(uint16_t port, absl::string_view client_ip, size_t first,
+                           size_t max_trials, const RelayUser* skip,
+                           absl::FunctionRef<bool(const RelayUser&)> opens, size_t* tried,
+                           size_t* next);
+
+  /// The user `client_ip` matched last (over TCP or UDP), if it is still an enabled user of
+  /// `port`; nullptr otherwise. Nothing is tried.
+  RelayUserPtr hintFor(uint16_t port, absl::string_view client_ip) const;
+
   /// Keys tried so far (each failed or successful trial counts one; a user passed over because
   /// the input is too short or the stream already failed with its key is no trial).
   uint64_t trials() const { return trials_; }
@@ -58,6 +73,8 @@ class UserMatcher {
  private:
   RelayUserPtr matchIn(uint16_t port, absl::string_view client_ip,
                        absl::FunctionRef<bool(const RelayUser&)> opens);
+  /// list[i] matched for `client_ip`: moved to the front and made the IP's hint; returned.
+  RelayUserPtr promote(std::vector<RelayUserPtr>& list, size_t i, absl::string_view client_ip);
 
   UserTablePtr table_;
   /// Per port: the users, most recently matched first.

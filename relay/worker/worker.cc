@@ -143,6 +143,7 @@ Worker::Worker(EventLoop& loop, const RelayEnv& env, size_t index)
       index_(index),
       scratch_in_(std::make_unique_for_overwrite<uint8_t[]>(kScratchSize)),
       scratch_out_(std::make_unique_for_overwrite<uint8_t[]>(kScratchSize)),
+      budgets_(env.budgetOptions()),
       io_batch_(loop, env.io_uring),
       // Session ids are unique across workers: the worker index in the top bits.
       next_session_id_((static_cast<uint64_t>(index) << 48) + 1),

@@ -52,6 +52,7 @@ class Worker final : public SessionHost {
   WorkerSample& sample() override { return sample_; }
   UserTraffic& traffic(absl::string_view name) override;
   UserMatcher& users() override { return users_; }
+  WorkerBudgets& budgets() override { return budgets_; }
   uint8_t* scratchIn() override { return scratch_in_.get(); }
   uint8_t* scratchOut() override { return scratch_out_.get(); }
   void startStream(Fd fd, const crypto::SocksAddress& target) override;
@@ -119,6 +120,7 @@ class Worker final : public SessionHost {
   std::unique_ptr<dns::Resolver> resolver_;
   std::unique_ptr<uint8_t[]> scratch_in_;
   std::unique_ptr<uint8_t[]> scratch_out_;
+  WorkerBudgets budgets_;  // before sessions_ and udp_ports_: what they hold is counted here
   SessionIoBatch io_batch_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<TcpSession>> sessions_;

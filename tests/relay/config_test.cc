@@ -864,6 +864,36 @@ TEST(ConfigTest, UnknownKeysAndFlagsErrorAsBefore) {
   }
 }
 
+// Issue 15's UDP bounds: flags and JSON keys, their defaults, and errors naming the field.
+TEST(ConfigTest, UdpHardeningOptionsHaveDefaultsFlagsKeysAndRanges) {
+  auto c = parseStrings(Role::Server, {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->udp_max_trials, 64);
+  EXPECT_EQ(c->udp_trial_budget, 4096);
+  EXPECT_EQ(c->udp_source_trial_budget, 1024);
+  EXPECT_EQ(c->udp_user_max_associations, 0);
+  EXPECT_EQ(c->udp_queue_bytes, 16 << 20);
+  c = parseStrings(Role::Server, {"--udp-max-trials", "8", "--udp-trial-budget=100",
+                                  "--udp-source-trial-budget", "10",
+                                  "--udp-user-max-associations", "5", "--udp-queue-bytes",
+                                  "1048576"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->udp_max_trials, 8);
+  EXPECT_EQ(c->udp_trial_budget, 100);
+  EXPECT_EQ(c->udp_source_trial_budget, 10);
+  EXPECT_EQ(c->udp_user_max_associations, 5);
+  EXPECT_EQ(c->udp_queue_bytes, 1 << 20);
+  const std::string path = writeFile("udp-bounds.json", R"({"udp_max_trials": 0})");
+  c = parse(Role::Server, {"-c", path.c_str()});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            absl::StrCat(path, ": udp_max_trials: \"0\" is not a number in 1..100000"));
+  c = parseStrings(Role::Server, {"--udp-queue-bytes", "100"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "option --udp-queue-bytes: \"100\" is not a number in 65536..1073741824");
+}
+
 TEST(ConfigTest, UsersListErrorsNameTheEntry) {
   const std::string path = writeFile("users.json", R"({"users": [
     {"name": "a", "password": "p"}, {"name": "b", "password": "p"},

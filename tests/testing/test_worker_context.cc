@@ -17,6 +17,7 @@ TestWorkerContext::TestWorkerContext(EventLoop& loop, RelayEnv& env)
   if (env_.salt_filter == nullptr) env_.salt_filter = &salt_filter_;
   if (env_.udp_salt_filter == nullptr) env_.udp_salt_filter = &udp_salt_filter_;
   if (env_.dns_cache == nullptr) env_.dns_cache = &dns_cache_;
+  budgets_ = std::make_unique<WorkerBudgets>(env_.budgetOptions());
 }
 
 TestWorkerContext::~TestWorkerContext() {

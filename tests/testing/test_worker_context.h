@@ -54,6 +54,7 @@ class TestWorkerContext final : public WorkerContext {
   WorkerSample& sample() override { return sample_; }
   UserTraffic& traffic(absl::string_view name) override;
   UserMatcher& users() override { return users_; }
+  WorkerBudgets& budgets() override { return *budgets_; }
   uint8_t* scratchIn() override { return scratch_in_.get(); }
   uint8_t* scratchOut() override { return scratch_out_.get(); }
   void startStream(Fd fd, const crypto::SocksAddress& target) override;
@@ -69,6 +70,7 @@ class TestWorkerContext final : public WorkerContext {
   WorkerSample sample_;
   UdpStats udp_stats_;
   UserMatcher users_;
+  std::unique_ptr<WorkerBudgets> budgets_;  // from env's config when constructed
   std::unique_ptr<uint8_t[]> scratch_in_;
   std::unique_ptr<uint8_t[]> scratch_out_;
   std::vector<Stream> streams_;

@@ -433,10 +433,11 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
   }
   for (const char* reason : {"open", "replay", "address", "refused", "over_quota", "resolve",
                              "send", "too_big", "fragment", "foreign", "stale_timestamp",
-                             "replayed_packet_id", "session"}) {
+                             "replayed_packet_id", "session", "trial_budget",
+                             "user_associations", "memory", "revoked"}) {
     EXPECT_EQ(valueOr(e, "shadowrelay_udp_dropped_total", {{"reason", reason}}), 0);
   }
-  EXPECT_EQ(e.series("shadowrelay_udp_dropped_total").size(), 13u);
+  EXPECT_EQ(e.series("shadowrelay_udp_dropped_total").size(), 17u);
   for (const char* result : {"ok", "nxdomain", "nodata", "timeout", "server_failure",
                              "invalid_name", "cancelled", "internal"}) {
     EXPECT_EQ(valueOr(e, "shadowrelay_dns_queries_total", {{"result", result}}), 0);

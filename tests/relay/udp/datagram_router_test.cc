@@ -53,7 +53,12 @@ class DatagramRouterTest : public ::testing::Test {
   };
   bool queue(const crypto::SocksAddress& target, const std::vector<uint8_t>& payload,
              Outcome* outcome) {
-    return router_->queue(
+    return queueIn(*router_, target, payload, outcome) == DatagramRouter::Queued::Yes;
+  }
+  static DatagramRouter::Queued queueIn(DatagramRouter& router,
+                                        const crypto::SocksAddress& target,
+                                        const std::vector<uint8_t>& payload, Outcome* outcome) {
+    return router.queue(
         target, payload,
         [outcome](const SocketAddress& to, std::span<const uint8_t> data) {
           outcome->done = true;
@@ -145,6 +150,40 @@ TEST_F(DatagramRouterTest, DestroyedRouterNeverCallsBack) {
   }));
   runIterations(loop_, 5);
   EXPECT_FALSE(outcome.done);
+}
+
+// Issue 15 §5: what waits on DNS is bounded in bytes for the whole worker (the budget is
+// shared by its routers), not only in count per router.
+TEST_F(DatagramRouterTest, HoldsAtMostTheWorkersByteBudget) {
+  ByteBudget budget(2 * (1000 + DatagramRouter::kPendingOverhead));
+  UdpStats stats;
+  DatagramRouter first(context_->resolver(), dns::AddressPreference::Ipv4First,
+                       /*max_pending=*/100, &budget, &stats);
+  DatagramRouter second(context_->resolver(), dns::AddressPreference::Ipv4First,
+                        /*max_pending=*/100, &budget, &stats);
+  const std::vector<uint8_t> payload(1000, 0x5a);
+  Outcome a, b, c, d;
+  EXPECT_EQ(queueIn(first, crypto::SocksAddress::domain("target.test", 1), payload, &a),
+            DatagramRouter::Queued::Yes);
+  EXPECT_EQ(queueIn(second, crypto::SocksAddress::domain("target.test", 2), payload, &b),
+            DatagramRouter::Queued::Yes);
+  // Room for more in count, none in bytes: dropped and counted, never called back.
+  EXPECT_EQ(queueIn(second, crypto::SocksAddress::domain("target.test", 3), payload, &c),
+            DatagramRouter::Queued::NoMemory);
+  EXPECT_EQ(stats.dropped_memory, 1u);
+  EXPECT_EQ(budget.used(), budget.limit());
+  ASSERT_TRUE(runUntil(loop_, [&] { return a.done && b.done; }));
+  EXPECT_FALSE(c.done);
+  EXPECT_EQ(budget.used(), 0u);  // delivered: given back
+  // A router destroyed with datagrams waiting gives their bytes back too.
+  {
+    DatagramRouter third(context_->resolver(), dns::AddressPreference::Ipv4First,
+                         /*max_pending=*/100, &budget, &stats);
+    EXPECT_EQ(queueIn(third, crypto::SocksAddress::domain("other.test", 4), payload, &d),
+              DatagramRouter::Queued::Yes);
+    EXPECT_GT(budget.used(), 0u);
+  }
+  EXPECT_EQ(budget.used(), 0u);
 }
 
 }  // namespace

@@ -283,13 +283,13 @@ class Udp2022IdentityTest : public Udp2022ServerTest {
     return makeTable(std::move(users), generation, nullptr, std::move(identity));
   }
 
-  void startIdentity() {
+  void startIdentity(size_t max_associations = 16) {
     context_ = std::make_unique<TestWorkerContext>(loop_, env_);
     ASSERT_TRUE(context_->init().ok());
     context_->setUsers(table({user("alice", psk_), user("bob", bob_key_)}, 1));
     Fd socket = bindUdpLoopback();
     server_address_ = loopbackAddress(portOf(socket.get()));
-    server_ = std::make_unique<Udp2022Server>(*context_, std::move(socket), 16);
+    server_ = std::make_unique<Udp2022Server>(*context_, std::move(socket), max_associations);
   }
 
   /// A client packet with one identity header: separate header under `identity`, the header
@@ -361,6 +361,24 @@ TEST_P(Udp2022IdentityTest, TwoUsersOnOnePortAreEachAnsweredUnderTheirOwnKey) {
     std::vector<uint8_t> plain(packet.size());
     EXPECT_NE(opener.open(packet, plain, loop_.unixSeconds()).status, crypto::Status2022::Ok);
   }
+}
+
+// Issue 15 §4: with several users on the port, one holds at most a quarter of the table (by
+// default): its further sessions are dropped and counted, another user's still start.
+TEST_P(Udp2022IdentityTest, AUserHoldsAtMostItsShareOfTheSessions) {
+  startIdentity(/*max_associations=*/8);
+  Fd client = bindUdpLoopback();
+  for (uint8_t s = 1; s <= 3; ++s) {
+    ASSERT_TRUE(sendDatagram(client.get(),
+                             identityPacket({s, s, s, s, s, s, s, s}, 0, "x", ipsk_, psk_),
+                             server_address_));
+  }
+  ASSERT_TRUE(runUntil(loop_, [&] { return server_->stats().dropped_user_cap == 1; }));
+  EXPECT_EQ(server_->associationCount(), 2u);
+  const crypto::SessionId bob_session{9, 9, 9, 9, 9, 9, 9, 9};
+  ASSERT_TRUE(sendDatagram(client.get(), identityPacket(bob_session, 0, "b", ipsk_, bob_key_),
+                           server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return server_->associationCount() == 3u; }));
 }
 
 TEST_P(Udp2022IdentityTest, AnUnknownIdentityOrNoneIsDroppedAndCounted) {

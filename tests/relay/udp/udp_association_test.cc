@@ -166,5 +166,26 @@ TEST_F(OpenReplyTest, CountsWhatItDrops) {
   EXPECT_EQ(stats_.dropped_open, 2u);
 }
 
+// Issue 15 §1: a readiness event reads at most the datagrams its port asks for, so a flood
+// leaves the rest in the socket for the next event and the worker's other sessions run between.
+TEST(ReceiveDatagrams, ReadsAtMostMaxDatagramsPerCall) {
+  Fd receiver = bindUdpLoopback();
+  Fd sender = bindUdpLoopback();
+  const SocketAddress to = loopbackAddress(testing::portOf(receiver.get()));
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(testing::sendDatagram(sender.get(), bytesOf("d" + std::to_string(i)), to));
+  }
+  std::vector<uint8_t> slots(udp::kRecvBatch * (1 << 16));
+  int seen = 0;
+  receiveDatagrams(
+      receiver.get(), slots.data(), 1 << 16, 0, udp::kRecvBatch,
+      [&](const SocketAddress&, uint8_t*, size_t) { ++seen; }, /*max_datagrams=*/20);
+  EXPECT_EQ(seen, 20);
+  receiveDatagrams(
+      receiver.get(), slots.data(), 1 << 16, 0, udp::kRecvBatch,
+      [&](const SocketAddress&, uint8_t*, size_t) { ++seen; }, /*max_datagrams=*/32);
+  EXPECT_EQ(seen, 40);
+}
+
 }  // namespace
 }  // namespace shadowrelay::relay

@@ -4,9 +4,12 @@
 #include "relay/udp/udp_server.h"
 
 #include <chrono>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <sys/socket.h>
 
 #include "crypto/address.h"
 #include "gtest/gtest.h"
@@ -47,6 +50,45 @@ using testing::sendDatagram;
 using testing::TestWorkerContext;
 using testing::UdpEcho;
 
+/// A name server the test answers by hand: queries wait on its socket until answerAll(), which
+/// answers each A query with 127.0.0.1 and any other with no records.
+class HeldDns {
+ public:
+  HeldDns() : socket_(bindUdpLoopback()), port_(portOf(socket_.get())) {}
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  bool queryWaiting() const { return datagramWaiting(socket_.get()); }
+  void answerAll() {
+    while (datagramWaiting(socket_.get())) {
+      SocketAddress from;
+      from.len = sizeof(from.storage);
+      uint8_t query[512];
+      const ssize_t n = ::recvfrom(socket_.get(), query, sizeof(query), 0, from.get(), &from.len);
+      if (n < 12) continue;
+      std::vector<uint8_t> answer(query, query + n);
+      size_t at = 12;  // the question: labels, then type and class
+      while (at < answer.size() && answer[at] != 0) at += answer[at] + 1;
+      at += 1;
+      if (at + 4 > answer.size()) continue;
+      const bool type_a = answer[at] == 0 && answer[at + 1] == 1;
+      answer.resize(at + 4);
+      answer[2] = 0x81;  // QR, RD
+      answer[3] = 0x80;  // RA, NOERROR
+      answer[6] = 0;
+      answer[7] = type_a ? 1 : 0;  // ANCOUNT
+      answer[8] = answer[9] = answer[10] = answer[11] = 0;
+      if (type_a) {
+        const uint8_t record[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1};
+        answer.insert(answer.end(), record, record + sizeof(record));
+      }
+      ::sendto(socket_.get(), answer.data(), answer.size(), 0, from.get(), from.len);
+    }
+  }
+
+ private:
+  Fd socket_;
+  uint16_t port_;
+};
+
 class UdpServerTest : public ::testing::Test {
  protected:
   UdpServerTest() {
@@ -55,10 +97,11 @@ class UdpServerTest : public ::testing::Test {
     env_.udp_timeout = seconds(60);
   }
 
-  void start(size_t max_associations = 16) {
+  void start(size_t max_associations = 16) { startWith({makeUser("alice")}, max_associations); }
+  void startWith(std::vector<RelayUser> users, size_t max_associations = 16) {
     context_ = std::make_unique<TestWorkerContext>(loop_, env_);
     ASSERT_TRUE(context_->init().ok());
-    table_ = makeTable({makeUser("alice")});
+    table_ = makeTable(std::move(users));
     context_->setUsers(table_);
     Fd socket = bindUdpLoopback();
     server_address_ = loopbackAddress(portOf(socket.get()));
@@ -71,8 +114,33 @@ class UdpServerTest : public ::testing::Test {
     return sealDatagram(*who.method, *who.provider, who.key.bytes(),
                         concat(addressBytes(target), bytesOf(payload)));
   }
-  std::vector<uint8_t> toEcho(const std::string& payload) {
-    return packet(*table_->find("alice"), loopbackTarget(echo_.port()), payload);
+  std::vector<uint8_t> toEcho(const std::string& payload, const std::string& who = "alice") {
+    return packet(*table_->find(who), loopbackTarget(echo_.port()), payload);
+  }
+  // The reply waiting on `client`, opened with `who`'s key (nullopt if that key does not open
+  // it).
+  std::optional<std::vector<uint8_t>> replyFor(const Fd& client, const std::string& who) {
+    SocketAddress from;
+    const std::vector<uint8_t> reply = awaitDatagram(loop_, client.get(), &from);
+    const RelayUser& user = *table_->find(who);
+    return openDatagram(*user.method, *user.provider, user.key.bytes(), reply);
+  }
+  // Alice and bob on the port; alice's datagram from `client` to echo.test, whose query waits
+  // on `dns` when this returns.
+  void sendWhileItsNameResolves(HeldDns& dns, const Fd& client) {
+    env_.config.nameserver = dns.address();
+    startWith({makeUser("alice"), makeUser("bob")});
+    ASSERT_TRUE(sendDatagram(
+        client.get(),
+        packet(*table_->find("alice"), crypto::SocksAddress::domain("echo.test", echo_.port()),
+               "late"),
+        server_address_));
+    ASSERT_TRUE(runUntil(loop_, [&] { return dns.queryWaiting(); }));
+  }
+  static std::vector<RelayUser> users(int n) {
+    std::vector<RelayUser> list;
+    for (int i = 0; i < n; ++i) list.push_back(makeUser("user" + std::to_string(i)));
+    return list;
   }
   const UdpStats& stats() const { return server_->stats(); }
 
@@ -236,6 +304,179 @@ TEST_F(UdpServerTest, PortFiftyThreeTargetsKeepThirtySecondsNotTheUdpTimeout) {
   ASSERT_TRUE(sendDatagram(to_echo.get(), toEcho("y"), server_address_));
   ASSERT_TRUE(runUntil(loop_, [&] { return stats().packets_in == 4; }));
   EXPECT_EQ(stats().associations, 3u);
+}
+
+// Issue 15 §6: associations are keyed by (user, client address): a packet in another user's
+// key from the same address gets an association of its own and never takes over the first
+// one's (whose replies stay sealed with its key and counted under it).
+TEST_F(UdpServerTest, AnotherUsersKeyCannotTakeOverAPeersAssociation) {
+  startWith({makeUser("alice"), makeUser("bob")});
+  Fd client = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(client.get(), toEcho("a1", "alice"), server_address_));
+  ASSERT_TRUE(replyFor(client, "alice").has_value());
+  ASSERT_TRUE(sendDatagram(client.get(), toEcho("b1", "bob"), server_address_));
+  ASSERT_TRUE(replyFor(client, "bob").has_value());
+  EXPECT_EQ(stats().associations, 2u);
+  EXPECT_EQ(server_->associationCount(), 2u);
+  ASSERT_TRUE(sendDatagram(client.get(), toEcho("a2", "alice"), server_address_));
+  EXPECT_TRUE(replyFor(client, "alice").has_value());
+  EXPECT_EQ(stats().associations, 2u);
+  EXPECT_EQ(context_->sample().users.at("alice").udp_packets_up, 2u);
+  EXPECT_EQ(context_->sample().users.at("bob").udp_packets_up, 1u);
+}
+
+// Issue 15 §4: one user holds at most its share of the table (a quarter by default with
+// several users), so it cannot evict everyone else's mappings; beyond it, dropped and counted.
+TEST_F(UdpServerTest, AUserHoldsAtMostItsShareOfTheTable) {
+  startWith({makeUser("alice"), makeUser("bob")}, /*max_associations=*/8);
+  std::vector<Fd> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(bindUdpLoopback());
+    ASSERT_TRUE(sendDatagram(clients.back().get(), toEcho("x", "alice"), server_address_));
+  }
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_user_cap == 1; }));
+  EXPECT_EQ(server_->associationCount(), 2u);  // 8 / 4
+  // Another user still gets one.
+  Fd other = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(other.get(), toEcho("y", "bob"), server_address_));
+  EXPECT_TRUE(replyFor(other, "bob").has_value());
+  EXPECT_EQ(server_->associationCount(), 3u);
+}
+
+TEST_F(UdpServerTest, TheUserAssociationCapIsConfigurable) {
+  env_.config.udp_user_max_associations = 1;
+  startWith({makeUser("alice"), makeUser("bob")}, /*max_associations=*/8);
+  Fd a = bindUdpLoopback();
+  Fd b = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(a.get(), toEcho("x", "alice"), server_address_));
+  ASSERT_TRUE(replyFor(a, "alice").has_value());
+  ASSERT_TRUE(sendDatagram(b.get(), toEcho("x", "alice"), server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_user_cap == 1; }));
+  EXPECT_EQ(server_->associationCount(), 1u);
+}
+
+// Issue 15 §1: a datagram from an unknown source is tried against at most --udp-max-trials
+// users; a larger port is walked one window per datagram from that source.
+TEST_F(UdpServerTest, TrialsPerDatagramAreBoundedAndWalkThePortInWindows) {
+  env_.config.udp_max_trials = 3;
+  startWith(users(10));
+  Fd client = bindUdpLoopback();
+  const std::vector<uint8_t> datagram = toEcho("late", "user7");  // 8th in name order
+  ASSERT_TRUE(sendDatagram(client.get(), datagram, server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_open == 1; }));
+  EXPECT_EQ(context_->users().trials(), 3u);
+  ASSERT_TRUE(sendDatagram(client.get(), toEcho("late", "user7"), server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_open == 2; }));
+  EXPECT_EQ(context_->users().trials(), 6u);
+  ASSERT_TRUE(sendDatagram(client.get(), toEcho("late", "user7"), server_address_));
+  EXPECT_TRUE(replyFor(client, "user7").has_value());
+  EXPECT_EQ(context_->users().trials(), 8u);  // user6, then user7 opened it
+  // Known now: its next datagram is one open.
+  ASSERT_TRUE(sendDatagram(client.get(), toEcho("again", "user7"), server_address_));
+  EXPECT_TRUE(replyFor(client, "user7").has_value());
+  EXPECT_EQ(context_->users().trials(), 8u);  // the peer's own user is tried outside the walk
+}
+
+// The user a client's IP matched last (e.g. its TCP sessions) is tried first, outside the
+// window: a client of a large port gets its first datagram through at once.
+TEST_F(UdpServerTest, TheUserItsIpMatchedLastIsTriedFirst) {
+  env_.config.udp_max_trials = 1;
+  startWith(users(10));
+  ASSERT_NE(context_->users().match(0, ipKey(loopbackAddress(1)),
+                                    [](const RelayUser& user) { return user.name == "user7"; }),
+            nullptr);  // as a TCP session from 127.0.0.1 would
+  const uint64_t before = context_->users().trials();
+  Fd client = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(client.get(), toEcho("first", "user7"), server_address_));
+  EXPECT_TRUE(replyFor(client, "user7").has_value());
+  EXPECT_EQ(context_->users().trials(), before);  // the hint is not counted by the matcher
+  EXPECT_EQ(stats().dropped_open, 0u);
+}
+
+TEST_F(UdpServerTest, TooShortForAnyRequestIsDroppedWithoutATrial) {
+  startWith(users(4));
+  Fd client = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(client.get(), std::vector<uint8_t>(36, 0x42), server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] { return stats().dropped_open == 1; }));
+  EXPECT_EQ(context_->users().trials(), 0u);
+}
+
+// Issue 15 §1: failed trials are paid from the source's budget; once it is spent, the
+// source's datagrams are dropped untried (trial_budget), while another source and a peer whose
+// user is known go on.
+TEST_F(UdpServerTest, ASourceBeyondItsTrialBudgetIsDroppedUntried) {
+  env_.config.udp_source_trial_budget = 1;  // a burst of 64 failed trials, then 1 a second
+  startWith(users(10));
+  Fd known = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(known.get(), toEcho("hi", "user1"), server_address_));
+  ASSERT_TRUE(replyFor(known, "user1").has_value());
+  const uint64_t before = context_->users().trials();
+
+  Fd flood = bindUdpLoopback("127.0.0.3");  // an address no user was seen from
+  const std::vector<uint8_t> junk(2000, 0x17);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(sendDatagram(flood.get(), junk, server_address_));
+  ASSERT_TRUE(runUntil(
+      loop_, [&] { return stats().dropped_open + stats().dropped_trial_budget == 20; }));
+  EXPECT_GE(stats().dropped_trial_budget, 12u);
+  EXPECT_LE(context_->users().trials() - before, 64u + 2u);
+
+  // The known peer's user is tried first, outside the budget.
+  ASSERT_TRUE(sendDatagram(known.get(), toEcho("still", "user1"), server_address_));
+  EXPECT_TRUE(replyFor(known, "user1").has_value());
+  // Another source has a budget of its own.
+  Fd elsewhere = bindUdpLoopback("127.0.0.2");
+  ASSERT_TRUE(sendDatagram(elsewhere.get(), toEcho("new", "user5"), server_address_));
+  EXPECT_TRUE(replyFor(elsewhere, "user5").has_value());
+}
+
+TEST_F(UdpServerTest, TheWorkersTrialBudgetBoundsEverySource) {
+  env_.config.udp_trial_budget = 1;  // a burst of 64 failed trials for the whole worker
+  startWith(users(10));
+  Fd flood = bindUdpLoopback();
+  const std::vector<uint8_t> junk(2000, 0x17);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(sendDatagram(flood.get(), junk, server_address_));
+  ASSERT_TRUE(runUntil(
+      loop_, [&] { return stats().dropped_open + stats().dropped_trial_budget == 10; }));
+  EXPECT_GE(stats().dropped_trial_budget, 3u);
+  // A new source meets the spent worker budget.
+  Fd elsewhere = bindUdpLoopback("127.0.0.2");
+  ASSERT_TRUE(sendDatagram(elsewhere.get(), toEcho("new", "user5"), server_address_));
+  ASSERT_TRUE(runUntil(
+      loop_, [&] { return stats().dropped_open + stats().dropped_trial_budget == 11; }));
+  EXPECT_EQ(stats().packets_in, 0u);
+}
+
+// Issue 15 §6: the user table is read again when a datagram is forwarded: one that waited on
+// DNS while its user was deleted is dropped (revoked), and no association is made for it.
+TEST_F(UdpServerTest, ADatagramWaitingOnDnsForARemovedUserIsDropped) {
+  HeldDns dns;
+  Fd client = bindUdpLoopback();
+  sendWhileItsNameResolves(dns, client);
+  // Alice is deleted while her datagram's name resolves.
+  UserTablePtr without = makeTable({makeUser("bob")}, 2, table_.get());
+  context_->setUsers(without);
+  server_->revoke(*without);
+  dns.answerAll();
+  ASSERT_TRUE(runUntil(loop_, [&] {
+    dns.answerAll();
+    return stats().dropped_revoked == 1;
+  }));
+  EXPECT_EQ(stats().packets_in, 0u);
+  EXPECT_EQ(server_->associationCount(), 0u);
+  EXPECT_TRUE(echo_.received().empty());
+}
+
+// The same path with the user kept: the name resolves and the datagram goes (the test above
+// fails for the right reason).
+TEST_F(UdpServerTest, ADatagramWaitingOnDnsForAKeptUserGoes) {
+  HeldDns dns;
+  Fd client = bindUdpLoopback();
+  sendWhileItsNameResolves(dns, client);
+  ASSERT_TRUE(runUntil(loop_, [&] {
+    dns.answerAll();
+    return stats().packets_in == 1;
+  }));
+  EXPECT_EQ(stats().dropped_revoked, 0u);
 }
 
 }  // namespace

@@ -150,5 +150,40 @@ TEST(UotChannelTest, ClientAndServerOverASocketPair) {
   server.reset();
 }
 
+// Issue 15 §5: what waits unsent is charged to the worker's byte budget as well; a datagram
+// the budget cannot take is dropped and counted, and the charge goes back as the queue drains
+// or the channel goes.
+TEST(UotChannelTest, QueuedBytesAreChargedToTheWorkersBudget) {
+  EventLoop loop;
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+  Fd peer(pair[0]);  // nobody reads it until the end: the kernel buffer fills, then the queue
+  ByteBudget budget(256 << 10);
+  uint64_t dropped_memory = 0;
+  auto channel = UotChannel::server(loop, Fd(pair[1]), 1, [](auto&&...) {}, [] {});
+  channel->setBudget(&budget, &dropped_memory);
+  const std::vector<uint8_t> datagram(60000, 0x33);
+  int sent = 0;
+  for (int i = 0; i < 200; ++i) {
+    if (channel->send(kOneOneOneOne, datagram)) ++sent;
+  }
+  EXPECT_GT(sent, 0);
+  EXPECT_GT(dropped_memory, 0u);
+  EXPECT_LE(channel->queuedBytes(), budget.limit());
+  EXPECT_EQ(budget.used(), channel->queuedBytes());
+  // Draining the peer lets the queue go, and the budget with it.
+  std::vector<uint8_t> sink(1 << 20);
+  for (int i = 0; i < 200 && channel->queuedBytes() > 0; ++i) {
+    while (::recv(peer.get(), sink.data(), sink.size(), MSG_DONTWAIT) > 0) {
+    }
+    loop.runOnce(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(channel->queuedBytes(), 0u);
+  EXPECT_EQ(budget.used(), 0u);
+  ASSERT_TRUE(channel->send(kOneOneOneOne, datagram));
+  channel.reset();
+  EXPECT_EQ(budget.used(), 0u);
+}
+
 }  // namespace
 }  // namespace shadowrelay::relay

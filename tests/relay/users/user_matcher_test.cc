@@ -196,5 +196,48 @@ TEST(RelayUser, LimitsAndKeys) {
   EXPECT_FALSE(a.admitsNewSession(0));
 }
 
+// matchWindow (UDP, issue 15 §1): at most max_trials keys from `first`, wrapping, skipping the
+// user the caller tried itself, and where the next window starts.
+TEST(UserMatcher, MatchWindowTriesAtMostItsWindowAndSaysWhereTheNextStarts) {
+  std::vector<RelayUser> users;
+  for (const char* name : {"u0", "u1", "u2", "u3", "u4"}) users.push_back(makeUser(name));
+  UserMatcher matcher;
+  matcher.setTable(makeTable(std::move(users)));
+  std::vector<std::string> tried_names;
+  auto wants = [&](const char* name) {
+    return [&tried_names, name](const RelayUser& user) {
+      tried_names.push_back(user.name);
+      return user.name == name;
+    };
+  };
+  size_t tried = 0;
+  size_t next = 0;
+  EXPECT_EQ(matcher.matchWindow(0, "ip", 0, 2, nullptr, wants("u3"), &tried, &next), nullptr);
+  EXPECT_EQ(tried, 2u);
+  EXPECT_EQ(next, 2u);
+  EXPECT_EQ(tried_names, (std::vector<std::string>{"u0", "u1"}));
+  // Wrapping, and the skipped user is not tried (nor counted).
+  tried_names.clear();
+  const RelayUser* u0 = matcher.table()->find("u0");
+  EXPECT_EQ(matcher.matchWindow(0, "ip", 4, 3, u0, wants("u9"), &tried, &next), nullptr);
+  EXPECT_EQ(tried_names, (std::vector<std::string>{"u4", "u1"}));
+  EXPECT_EQ(tried, 2u);
+  EXPECT_EQ(next, 2u);
+  // A match moves to the front and becomes the IP's hint for match().
+  tried_names.clear();
+  RelayUserPtr found = matcher.matchWindow(0, "ip", 2, 2, nullptr, wants("u3"), &tried, &next);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->name, "u3");
+  EXPECT_EQ(next, 0u);
+  tried_names.clear();
+  EXPECT_NE(matcher.match(0, "ip", wants("u3")), nullptr);
+  EXPECT_EQ(tried_names, (std::vector<std::string>{"u3"}));
+  // A window larger than the port tries each user once.
+  tried_names.clear();
+  EXPECT_EQ(matcher.matchWindow(0, "other", 1, 64, nullptr, wants("none"), &tried, &next),
+            nullptr);
+  EXPECT_EQ(tried, 5u);
+}
+
 }  // namespace
 }  // namespace shadowrelay::relay
