@@ -63,7 +63,11 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
          "over its data quota), resolve, send (a send failed), too_big, fragment (SOCKS5 "       \
          "FRAG), foreign (SOCKS5: not from the client's IP), stale_timestamp and "               \
          "replayed_packet_id (Shadowsocks 2022), session (a 2022 client: a reply to another "    \
-         "session).")                                                                            \
+         "session), gost_queue (gost UDP over TCP: the control connection's reply queue was "   \
+         "full), gost_malformed (gost UDP over TCP: a malformed frame; the connection closes).") \
+  FAMILY(UdpGostFramed, "shadowrelay_udp_gost_framed_total", Counter,                            \
+         "local: datagrams carried gost-style on a SOCKS5 control connection (UDP over TCP), "    \
+         "by direction (upload: framed by the client, download: framed back to it).")            \
   FAMILY(DnsQueries, "shadowrelay_dns_queries_total", Counter,                                   \
          "Host name lookups by result (cache answers included): ok, nxdomain, nodata, "          \
          "timeout, server_failure, invalid_name, cancelled, internal.")                          \
