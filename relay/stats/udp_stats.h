@@ -37,14 +37,14 @@ namespace shadowrelay::relay {
   /* Shadowsocks 2022 client: a reply to another client session, or from a third server   \
      session while the one before is still live. */                                          \
   FIELD(dropped_session, "dropped.session", UdpDropped, "reason=session")                    \
-  /* gost-style UDP over TCP on local's SOCKS5 control connection (docs/UDP_OVER_TCP.md): */ \
-  /* datagrams framed by the client, replies framed back to it, replies dropped because   */ \
-  /* the connection's reply queue was full, and malformed frames (each closes it).         */ \
-  FIELD(gost_in, "gost.in", UdpGostFramed, "direction=upload")                               \
-  FIELD(gost_out, "gost.out", UdpGostFramed, "direction=download")                           \
+  /* gost-style UDP over TCP on local's SOCKS5 control connection (docs/UDP_OVER_TCP.md     \
+     §12): replies dropped because the connection's reply queue was full, malformed frames   \
+     (each closes the connection); datagrams framed by the client and framed back to it. */  \
   FIELD(dropped_gost_queue, "dropped.gost_queue", UdpDropped, "reason=gost_queue")           \
   FIELD(dropped_gost_malformed, "dropped.gost_malformed", UdpDropped,                        \
         "reason=gost_malformed")                                                             \
+  FIELD(gost_in, "gost.in", UdpGostFramed, "direction=upload")                               \
+  FIELD(gost_out, "gost.out", UdpGostFramed, "direction=download")                           \
   FIELD(associations, "associations", UdpAssociationsCreated, "")                            \
   FIELD(evictions, "evictions", UdpAssociationsEvicted, "")                                  \
   FIELD(expirations, "expirations", Timeouts, "kind=udp")

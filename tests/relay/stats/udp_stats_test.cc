@@ -27,8 +27,9 @@ TEST(UdpStatsTest, SummaryKeepsItsFormat) {
   EXPECT_EQ(numbered(1).summary(),
             "packets_in=1 packets_out=2 bytes_in=3 bytes_out=4 dropped{open=5 replay=6 "
             "address=7 refused=8 over_quota=9 resolve=10 send=11 too_big=12 fragment=13 "
-            "foreign=14 stale_timestamp=15 replayed_packet_id=16 session=17} associations=18 "
-            "evictions=19 expirations=20");
+            "foreign=14 stale_timestamp=15 replayed_packet_id=16 session=17 gost_queue=18 "
+            "gost_malformed=19} gost{in=20 out=21} associations=22 evictions=23 "
+            "expirations=24");
 }
 
 }  // namespace
