@@ -31,8 +31,17 @@ def frame(port, payload, host=h.LOOPBACK, frag=0):
 class GostClient:
     """One SOCKS5 control connection carrying framed datagrams."""
 
-    def __init__(self, local_port, command=0x03):
-        self.sock = h.socks5_open(local_port, timeout=10)
+    def __init__(self, local_port, command=0x03, rcvbuf=None):
+        if rcvbuf is None:
+            self.sock = h.socks5_open(local_port, timeout=10)
+        else:  # a small receive window, set before connecting: a slow reader
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(10)
+            self.sock.connect((h.LOOPBACK, local_port))
+            self.sock.sendall(b"\x05\x01\x00")
+            if h.recv_exact(self.sock, 2, "SOCKS5 method") != b"\x05\x00":
+                raise AssertionError("SOCKS5 greeting refused")
         self.sock.sendall(b"\x05" + bytes([command]) + b"\x00\x01" + bytes(6))
         rep, raw = h.read_socks5_reply(self.sock, "UDP ASSOCIATE reply")
         if rep != 0:
@@ -96,8 +105,8 @@ class GostUdpTest(h.RelayTestCase):
         self.local = self.last_child
         return port
 
-    def client(self, local_port, command=0x03):
-        client = GostClient(local_port, command)
+    def client(self, local_port, command=0x03, rcvbuf=None):
+        client = GostClient(local_port, command, rcvbuf)
         self.addCleanup(client.close)
         return client
 
@@ -209,6 +218,35 @@ class GostUdpTest(h.RelayTestCase):
         stats = stopped_udp_summary(self, self.local)
         self.assertEqual(stats["gost_malformed"], len(bad_frames), stats)
         self.assertEqual((stats["in"], stats["out"]), (len(bad_frames) + 1,) * 2, stats)
+
+    def test_replies_to_a_slow_reader_are_bounded_and_stay_framed(self):
+        """The client writes ~19 MB of frames without reading: the local parks at most 256 KiB
+        of replies beyond what the kernel holds, drops the rest (counted), and what the client
+        then reads is whole frames, each an echo of one it sent."""
+        server_port = self.start_server(METHOD)
+        client = self.client(self.start_local_u(server_port, ["--udp-over-tcp"]), rcvbuf=4096)
+        sent = set()
+        for batch in range(30):
+            payloads = [os.urandom(16000) for _ in range(40)]
+            sent.update(payloads)
+            client.send(b"".join(frame(self.echo.port, p) for p in payloads))
+            time.sleep(0.02)
+        time.sleep(1.0)
+        received = 0
+        for _ in range(len(sent)):
+            try:
+                _, source, data = client.recv_frame(timeout=2.0)
+            except socket.timeout:
+                break
+            self.assertEqual(source, (h.LOOPBACK, self.echo.port))
+            self.assertIn(data, sent, "a reply frame that is no echo of a sent one")
+            received += 1
+        stats = stopped_udp_summary(self, self.local)
+        self.assertEqual(stats["in"], len(sent), stats)
+        self.assertGreater(stats["gost_queue"], 0, stats)
+        self.assertEqual(stats["out"], received, stats)
+        self.assertGreater(received, 0)
+        self.assertEqual(stats["gost_malformed"], 0, stats)
 
 
 if __name__ == "__main__":
