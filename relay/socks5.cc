@@ -85,4 +85,50 @@ Parse parseUdpHeader(std::span<const uint8_t> in, UdpHeader* out) {
   return Parse::Ok;
 }
 
+Parse parseUdpFrame(std::span<const uint8_t> in, UdpFrame* out) {
+  if (in.size() < 3) {
+    return Parse::NeedMore;
+  }
+  if (in[2] != 0x00 && in[2] != kGostTunnelFrag) {
+    return Parse::Invalid;
+  }
+  size_t consumed = 0;
+  switch (crypto::parseAddress(in.subspan(3), &out->address, &consumed)) {
+    case crypto::AddressParse::NeedMore:
+      return Parse::NeedMore;
+    case crypto::AddressParse::Invalid:
+      return Parse::Invalid;
+    case crypto::AddressParse::Ok:
+      break;
+  }
+  out->header = 3 + consumed;
+  out->data = (size_t{in[0]} << 8) | in[1];
+  return in.size() < out->size() ? Parse::NeedMore : Parse::Ok;
+}
+
+size_t writeUdpFrameHeader(const crypto::SocksAddress& address, size_t data,
+                           std::span<uint8_t> out) {
+  if (data > 0xFFFF || out.size() < 3) {
+    return 0;
+  }
+  const size_t n = crypto::writeAddress(address, out.subspan(3));
+  if (n == 0) {
+    return 0;
+  }
+  out[0] = static_cast<uint8_t>(data >> 8);
+  out[1] = static_cast<uint8_t>(data);
+  out[2] = 0x00;
+  return 3 + n;
+}
+
+bool frameUdpDatagram(std::span<uint8_t> datagram, size_t data) {
+  if (data > 0xFFFF || datagram.size() < 3) {
+    return false;
+  }
+  datagram[0] = static_cast<uint8_t>(data >> 8);
+  datagram[1] = static_cast<uint8_t>(data);
+  datagram[2] = 0x00;
+  return true;
+}
+
 }  // namespace shadowrelay::relay::socks5

@@ -69,7 +69,12 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
          "replayed_packet_id (Shadowsocks 2022), session (a 2022 client: a reply to another "    \
          "session), trial_budget (a key-less flood: trial decryption budget spent), "            \
          "user_associations (the user's share of the table), memory (held datagrams over "       \
-         "budget), revoked (the user changed meanwhile).")                                       \
+         "budget), revoked (the user changed meanwhile), gost_queue (gost UDP over TCP: the "       \
+         "control connection's reply queue was full), gost_malformed (gost UDP over TCP: a "     \
+         "malformed frame; the connection closes).")                                             \
+  FAMILY(UdpGostFramed, "shadowrelay_udp_gost_framed_total", Counter,                            \
+         "local: datagrams carried gost-style on a SOCKS5 control connection (UDP over TCP), "    \
+         "by direction (upload: framed by the client, download: framed back to it).")            \
   FAMILY(DnsQueries, "shadowrelay_dns_queries_total", Counter,                                   \
          "Host name lookups by result (cache answers included): ok, nxdomain, nodata, "          \
          "timeout, server_failure, invalid_name, cancelled, internal.")                          \

@@ -47,6 +47,14 @@ namespace shadowrelay::relay {
   FIELD(dropped_memory, "dropped.memory", UdpDropped, "reason=memory")                        \
   /* Its user was deleted, disabled, rotated or went over quota while it was on its way. */   \
   FIELD(dropped_revoked, "dropped.revoked", UdpDropped, "reason=revoked")                     \
+  /* gost-style UDP over TCP on local's SOCKS5 control connection (docs/UDP_OVER_TCP.md     \
+     §12): replies dropped because the connection's reply queue was full, malformed frames   \
+     (each closes the connection); datagrams framed by the client and framed back to it. */  \
+  FIELD(dropped_gost_queue, "dropped.gost_queue", UdpDropped, "reason=gost_queue")           \
+  FIELD(dropped_gost_malformed, "dropped.gost_malformed", UdpDropped,                        \
+        "reason=gost_malformed")                                                             \
+  FIELD(gost_in, "gost.in", UdpGostFramed, "direction=upload")                               \
+  FIELD(gost_out, "gost.out", UdpGostFramed, "direction=download")                           \
   FIELD(associations, "associations", UdpAssociationsCreated, "")                            \
   FIELD(evictions, "evictions", UdpAssociationsEvicted, "")                                  \
   FIELD(expirations, "expirations", Timeouts, "kind=udp")

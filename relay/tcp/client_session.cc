@@ -45,8 +45,13 @@ void ClientSession::start() {
   }
 }
 
-void ClientSession::onHandshakeEvent(Side side, uint32_t /*events*/) {
-  if (side == kClient) readClient();
+void ClientSession::onHandshakeEvent(Side side, uint32_t events) {
+  if (side != kClient) return;
+  if (state_ == State::UdpAssociated) {
+    onControlEvent(events);
+    return;
+  }
+  readClient();
 }
 
 void ClientSession::onHandshakeTimer() {
@@ -66,10 +71,6 @@ void ClientSession::onHandshakeTimer() {
 }
 
 void ClientSession::readClient() {
-  if (state_ == State::UdpAssociated) {
-    queueClientRead();  // the control connection: whatever comes is dropped
-    return;
-  }
   const bool socks = state_ == State::Greeting || state_ == State::Request;
   const size_t limit = socks ? kMaxSocksBytes : kMaxEarlyData;
   if (early_.size() >= limit) {
@@ -86,9 +87,7 @@ void ClientSession::readClient() {
 
 void ClientSession::onClientRead(uint8_t* data, size_t have, long n) {
   if (state_ == State::UdpAssociated) {
-    // Nothing is expected on the control connection; EOF or an error ends the association.
-    if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR || n > 0) return;
-    close(CloseReason::ClientClosed);
+    onControlRead(data + have, n);
     return;
   }
   const bool socks = state_ == State::Greeting || state_ == State::Request;
@@ -156,7 +155,8 @@ bool ClientSession::advanceSocks() {
     case socks5::Parse::Ok:
       break;
   }
-  if (request.command == static_cast<uint8_t>(socks5::Command::UdpAssociate) &&
+  if ((request.command == static_cast<uint8_t>(socks5::Command::UdpAssociate) ||
+       request.command == static_cast<uint8_t>(socks5::Command::GostUdpTunnel)) &&
       host_.env().udp_server) {
     early_.consume(request.size);
     return associateUdp();
@@ -202,6 +202,72 @@ bool ClientSession::associateUdp() {
   state_ = State::UdpAssociated;
   early_.release();
   timer_.armAt(host_.loop().now() + host_.env().udp_timeout);
+  return true;
+}
+
+// The control connection of a UDP association. Datagrams framed gost-style (RSV = length) may
+// come on it; they go to the association as if they had come on its socket, and from the first
+// one on the replies come back framed on this connection (docs/UDP_OVER_TCP.md).
+
+void ClientSession::onControlEvent(uint32_t events) {
+  if ((events & kWritable) && !flushFramedReplies()) return;
+  if (events & (kReadable | kClosed)) queueClientRead();
+}
+
+void ClientSession::onControlRead(const uint8_t* data, long n) {
+  if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR) return;
+  if (n <= 0) {
+    close(CloseReason::ClientClosed);  // EOF or an error ends the association
+    return;
+  }
+  countIn(kClient, static_cast<size_t>(n));
+  const GostUdpFraming::Feed fed = gost_.feed(
+      {data, static_cast<size_t>(n)},
+      [this](const socks5::UdpFrame& frame, std::span<const uint8_t> bytes) {
+        udp_->relayFramed(frame, bytes, *this);
+      });
+  if (fed == GostUdpFraming::Feed::Malformed) {
+    ++host_.udpStats().dropped_gost_malformed;
+    SR_LOG(Info, "session %d: malformed UDP frame on the SOCKS5 control connection; closing",
+           id());
+    close(CloseReason::SocksError);
+  }
+}
+
+bool ClientSession::onFramedReply(std::span<const uint8_t> frame) {
+  if (closed()) return false;
+  size_t sent = 0;
+  if (gost_.queued().empty()) {
+    const ssize_t n = sendSome(kClient, frame.data(), frame.size());
+    if (n < 0) {
+      // A broken connection: its read side reports it and ends the session (not from here,
+      // inside the association's handler).
+      ++host_.udpStats().dropped_send;
+      return false;
+    }
+    sent = static_cast<size_t>(n);
+    if (sent == frame.size()) return true;
+  }
+  // A partly sent frame's rest always fits (the queue was empty); a new frame may not.
+  if (!gost_.queue(frame.subspan(sent))) {
+    ++host_.udpStats().dropped_gost_queue;
+    return false;
+  }
+  watch(kClient, kReadable | kWritable);
+  return true;
+}
+
+bool ClientSession::flushFramedReplies() {
+  const std::span<const uint8_t> queued = gost_.queued();
+  if (!queued.empty()) {
+    const ssize_t n = sendSome(kClient, queued.data(), queued.size());
+    if (n < 0) {
+      close(CloseReason::IoError);
+      return false;
+    }
+    gost_.consume(static_cast<size_t>(n));
+  }
+  if (gost_.queued().empty()) watch(kClient, kReadable);
   return true;
 }
 

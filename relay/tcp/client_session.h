@@ -7,6 +7,7 @@
 #include "crypto/address.h"
 #include "crypto/aead2022_stream.h"
 #include "crypto/aead_stream.h"
+#include "relay/tcp/gost_udp_framing.h"
 #include "relay/tcp/session.h"
 #include "relay/udp/socks5_udp.h"
 #include "relay/upstream/upstream_balancer.h"
@@ -18,6 +19,7 @@ namespace shadowrelay::relay {
 ///
 ///   local:  Greeting ─▶ Request ─ CONNECT, reply 0x00 at once ─▶ Connecting ─▶ relay
 ///                               └─ UDP ASSOCIATE (local -u) ─▶ UdpAssociated until EOF
+///                                  (or gost's 0xF3)
 ///   tunnel:                                                      Connecting ─▶ relay
 ///
 /// The server connection is opened while the application sends its first data; the salt, the
@@ -33,7 +35,11 @@ namespace shadowrelay::relay {
 /// that fails (refused, unreachable, timed out, name not resolved) moves on to the next server
 /// before anything reached the application, which sees one successful connection. The
 /// session speaks with the credentials (method, key) of the server it reached.
-class ClientSession final : public TcpSession {
+///
+/// UdpAssociated: whatever the client sends on the control connection must be gost-style
+/// framed datagrams (docs/UDP_OVER_TCP.md); they go to the association, whose replies come back
+/// framed (onFramedReply). A malformed frame closes the connection (counted).
+class ClientSession final : public TcpSession, private Socks5UdpRelay::FramedReplies {
  public:
   enum class Front { Socks5, Tunnel };
 
@@ -60,6 +66,13 @@ class ClientSession final : public TcpSession {
   /// UDP ASSOCIATE: opens the relay socket and replies with its address. False when closed.
   bool associateUdp();
   bool sendToClient(const uint8_t* bytes, size_t n);
+  // The control connection of a UDP association (gost-style framing).
+  void onControlEvent(uint32_t events);
+  void onControlRead(const uint8_t* data, long result);
+  /// Writes the parked framed replies. False when the session closed.
+  bool flushFramedReplies();
+  // Socks5UdpRelay::FramedReplies
+  bool onFramedReply(std::span<const uint8_t> frame) override;
   void beginConnect();
   /// Connects to plan_[attempt_].
   void connectServer();
@@ -88,6 +101,7 @@ class ClientSession final : public TcpSession {
   std::optional<crypto::Aead2022StreamEncoder> encoder2022_;
   std::optional<crypto::Aead2022StreamDecoder> decoder2022_;
   std::unique_ptr<Socks5UdpRelay> udp_;
+  GostUdpFraming gost_;  // UdpAssociated: framed datagrams in, framed replies parked out
 };
 
 }  // namespace shadowrelay::relay

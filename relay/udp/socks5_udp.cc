@@ -46,10 +46,11 @@ Socks5UdpRelay::Socks5UdpRelay(WorkerContext& worker, Fd socket, const SocketAdd
       socket_(std::move(socket)),
       bound_(bound),
       client_(client),
-      watcher_(worker.loop(), socket_.get(), kReadable, [this](uint32_t) { onClientReadable(); }),
       upstream_(worker.env().upstreams->best(std::hash<std::string>{}(udpPeerKey(client)))),
       codec_(*credentials().method, *credentials().provider),
       last_active_(worker.loop().now()) {
+  watcher_.emplace(worker.loop(), socket_.get(), kReadable,
+                   [this](uint32_t) { onClientReadable(); });
   const Credentials& creds = credentials();
   if (creds.method->edition == crypto::Edition::Aead2022) {
     // One 2022 client session per association (§2.5).
@@ -62,7 +63,7 @@ Socks5UdpRelay::Socks5UdpRelay(WorkerContext& worker, Fd socket, const SocketAdd
 
 Socks5UdpRelay::~Socks5UdpRelay() {
   stream_.reset();  // closing our end of the pair ends the stream's session
-  watcher_.willCloseFd();
+  if (watcher_) watcher_->willCloseFd();
   if (server_watcher_) server_watcher_->willCloseFd();
 }
 
@@ -105,28 +106,52 @@ bool Socks5UdpRelay::ensureStream(const crypto::SocksAddress& first_destination)
 void Socks5UdpRelay::onStreamDatagram(const crypto::SocksAddress& source,
                                       std::span<const uint8_t> payload) {
   uint8_t* out = worker_.scratchOut();
-  std::memset(out, 0, kSocksHeader);
   const size_t address = crypto::writeAddress(source, {out + kSocksHeader, 300});
-  if (address == 0 || peer_.len == 0 ||
-      kSocksHeader + address + payload.size() > WorkerContext::kScratchSize) {
+  if (address == 0 || kSocksHeader + address + payload.size() > WorkerContext::kScratchSize) {
     ++stats_.dropped_address;
     return;
   }
   std::memcpy(out + kSocksHeader + address, payload.data(), payload.size());
-  if (::sendto(socket_.get(), out, kSocksHeader + address + payload.size(), 0, peer_.get(),
-               peer_.len) < 0) {
-    ++stats_.dropped_send;
-    return;
+  deliver({out, kSocksHeader + address + payload.size()}, payload.size());
+}
+
+void Socks5UdpRelay::deliver(std::span<uint8_t> datagram, size_t payload) {
+  if (replies_ != nullptr) {
+    if (!socks5::frameUdpDatagram(datagram, payload)) {
+      ++stats_.dropped_too_big;
+      return;
+    }
+    if (!replies_->onFramedReply(datagram)) return;
+    ++stats_.gost_out;
+  } else {
+    if (peer_.len == 0) return;  // nothing came from the client yet: nowhere to reply
+    std::memset(datagram.data(), 0, kSocksHeader);
+    if (::sendto(socket_.get(), datagram.data(), datagram.size(), 0, peer_.get(), peer_.len) <
+        0) {
+      ++stats_.dropped_send;
+      return;
+    }
   }
   ++stats_.packets_out;
-  stats_.bytes_out += payload.size();
+  stats_.bytes_out += payload;
   last_active_ = worker_.loop().now();
 }
 
+void Socks5UdpRelay::relayFramed(const socks5::UdpFrame& parsed, std::span<const uint8_t> frame,
+                                 FramedReplies& replies) {
+  if (replies_ == nullptr) {
+    // One way back for every reply: the socket the client stopped using goes.
+    watcher_->willCloseFd();
+    watcher_.reset();
+    socket_ = Fd();
+    replies_ = &replies;
+  }
+  ++stats_.gost_in;
+  forward(parsed.address, frame.subspan(kSocksHeader), frame.subspan(parsed.header));
+}
+
 void Socks5UdpRelay::onClientReadable() {
-  const Credentials& creds = credentials();
   uint8_t* in = worker_.scratchIn();
-  uint8_t* out = worker_.scratchOut();
   for (int i = 0; i < kPacketsPerEvent; ++i) {
     SocketAddress from;
     from.len = sizeof(from.storage);
@@ -147,43 +172,44 @@ void Socks5UdpRelay::onClientReadable() {
       continue;
     }
     peer_ = from;
-    // The Shadowsocks packet's plaintext is the SOCKS5 datagram from ATYP on.
-    const size_t plain_len = static_cast<size_t>(n) - kSocksHeader;
-    const std::span<const uint8_t> payload(in + header.size, static_cast<size_t>(n) - header.size);
-    const size_t packet_size =
-        session2022_ != nullptr ? session2022_->packetSize(header.address, payload.size())
-                                : plain_len + codec_.overhead();
-    if (packet_size > kMaxUdpPayload) {
-      ++stats_.dropped_too_big;
-      continue;
+    forward(header.address, {in + kSocksHeader, static_cast<size_t>(n) - kSocksHeader},
+            {in + header.size, static_cast<size_t>(n) - header.size});
+  }
+}
+
+void Socks5UdpRelay::forward(const crypto::SocksAddress& destination,
+                             std::span<const uint8_t> plain, std::span<const uint8_t> payload) {
+  const size_t packet_size = session2022_ != nullptr
+                                 ? session2022_->packetSize(destination, payload.size())
+                                 : plain.size() + codec_.overhead();
+  if (packet_size > kMaxUdpPayload) {
+    ++stats_.dropped_too_big;
+    return;
+  }
+  if (worker_.env().config.udp_over_tcp) {
+    if (!ensureStream(destination) || !stream_->send(destination, payload)) {
+      ++stats_.dropped_send;
+      return;
     }
-    if (worker_.env().config.udp_over_tcp) {
-      if (!ensureStream(header.address) || !stream_->send(header.address, payload)) {
-        ++stats_.dropped_send;
-        continue;
-      }
-      ++stats_.packets_in;
-      stats_.bytes_in += payload.size();
-      last_active_ = worker_.loop().now();
-      continue;
-    }
+  } else {
     if (!ensureServerSocket()) {
       ++stats_.dropped_send;
-      continue;
+      return;
     }
+    uint8_t* out = worker_.scratchOut();
     const std::span<uint8_t> sealed_out(out, WorkerContext::kScratchSize);
     const size_t sealed =
         session2022_ != nullptr
-            ? session2022_->seal(header.address, payload, sealed_out, worker_.loop().unixSeconds())
-            : codec_.seal(creds.master.bytes(), {in + kSocksHeader, plain_len}, sealed_out);
+            ? session2022_->seal(destination, payload, sealed_out, worker_.loop().unixSeconds())
+            : codec_.seal(credentials().master.bytes(), plain, sealed_out);
     if (sealed == 0 || ::send(server_socket_.get(), out, sealed, 0) < 0) {
       ++stats_.dropped_send;
-      continue;
+      return;
     }
-    ++stats_.packets_in;
-    stats_.bytes_in += payload.size();
-    last_active_ = worker_.loop().now();
   }
+  ++stats_.packets_in;
+  stats_.bytes_in += payload.size();
+  last_active_ = worker_.loop().now();
 }
 
 void Socks5UdpRelay::onServerReadable() {
@@ -218,18 +244,8 @@ void Socks5UdpRelay::onServerReadable() {
       payload = reply->len - reply->header;
       source = reply->plain;  // after the salt: room for RSV RSV FRAG
     }
-    if (peer_.len == 0) continue;  // nothing came from the client yet: nowhere to reply
     // RSV RSV FRAG go right before the address header, which stays as the server sent it.
-    uint8_t* datagram = source - kSocksHeader;
-    std::memset(datagram, 0, kSocksHeader);
-    if (::sendto(socket_.get(), datagram, kSocksHeader + address + payload, 0, peer_.get(),
-                 peer_.len) < 0) {
-      ++stats_.dropped_send;
-      continue;
-    }
-    ++stats_.packets_out;
-    stats_.bytes_out += payload;
-    last_active_ = worker_.loop().now();
+    deliver({source - kSocksHeader, kSocksHeader + address + payload}, payload);
   }
 }
 

@@ -13,6 +13,11 @@
 // With --udp-over-tcp the server side is a UDP-over-TCP stream instead of the socket. With a 2022
 // method the association is one client session (relay/udp/udp2022_session.h).
 //
+// gost-style UDP over TCP (docs/UDP_OVER_TCP.md): the owning session may feed it datagrams the
+// client framed on the control connection (relayFramed); from the first one on, the relay socket
+// is closed and every reply goes back framed through FramedReplies, whichever way the datagram
+// it answers came. Both ways reach the server alike (UDP, or UoT with --udp-over-tcp).
+//
 // Several servers (relay/upstream): the association takes the balancer's best server when it
 // is made and keeps it for its life (the client's next UDP ASSOCIATE picks again); ICMP port
 // unreachable from it counts as a failed connect. Its UDP over TCP streams pick their server
@@ -20,12 +25,14 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "absl/status/statusor.h"
 #include "crypto/udp_codec.h"
 #include "relay/event/event_types.h"
 #include "relay/event/io_watcher.h"
 #include "relay/net/socket.h"
+#include "relay/socks5.h"
 #include "relay/udp/udp2022_session.h"
 #include "relay/udp/udp_association.h"
 #include "relay/udp/uot.h"
@@ -37,6 +44,16 @@ class WorkerContext;
 
 class Socks5UdpRelay {
  public:
+  /// Takes the replies of an association in framed mode (the owning session).
+  class FramedReplies {
+   public:
+    virtual ~FramedReplies() = default;
+    /// One whole frame, valid during the call. False: dropped (and counted by the taker).
+    /// Runs inside the relay's event handlers: it must not destroy the relay (no close of the
+    /// owning session from here).
+    virtual bool onFramedReply(std::span<const uint8_t> frame) = 0;
+  };
+
   /// Binds the relay socket on `local` (the control connection's local address; its port is
   /// ignored) for datagrams from `client`'s IP. Error: the socket could not be made or bound.
   static absl::StatusOr<std::unique_ptr<Socks5UdpRelay>> open(WorkerContext& worker,
@@ -51,10 +68,24 @@ class Socks5UdpRelay {
   /// The last datagram relayed in either direction (the association's idle clock).
   TimePoint lastActive() const { return last_active_; }
 
+  /// Relays a datagram the client framed on the control connection (`frame`: the whole frame,
+  /// `parsed` its parse). The first one closes the relay socket; replies go to `replies` from
+  /// then on, which must outlive the relay.
+  void relayFramed(const socks5::UdpFrame& parsed, std::span<const uint8_t> frame,
+                   FramedReplies& replies);
+
  private:
   Socks5UdpRelay(WorkerContext& worker, Fd socket, const SocketAddress& bound,
                  const SocketAddress& client);
   void onClientReadable();
+  /// Sends one client datagram to the server and counts it. `plain` is the datagram from ATYP
+  /// on (the Shadowsocks packet's plaintext), `payload` its DATA.
+  void forward(const crypto::SocksAddress& destination, std::span<const uint8_t> plain,
+               std::span<const uint8_t> payload);
+  /// Hands a reply to the client: `datagram` is RSV RSV FRAG, the source's address header and
+  /// `payload` bytes of data (RSV and FRAG are written here). To the client's UDP address, or
+  /// framed to replies_ once in framed mode.
+  void deliver(std::span<uint8_t> datagram, size_t payload);
   void onServerReadable();
   /// The socket to the server, made on the first datagram. False if it could not be made.
   bool ensureServerSocket();
@@ -71,7 +102,7 @@ class Socks5UdpRelay {
   const SocketAddress bound_;
   const SocketAddress client_;  // the control connection's peer: its IP is the only one taken
   SocketAddress peer_;          // where replies go: the client's last source address
-  IoWatcher watcher_;
+  std::optional<IoWatcher> watcher_;  // of socket_; none in framed mode
   Fd server_socket_;
   std::optional<IoWatcher> server_watcher_;
   const size_t upstream_;  // the server's index in the worker's env().upstreams
@@ -79,6 +110,7 @@ class Socks5UdpRelay {
   std::unique_ptr<Udp2022ClientSession> session2022_;  // 2022 methods: this association's
   TimePoint last_active_;
   std::unique_ptr<UotChannel> stream_;
+  FramedReplies* replies_ = nullptr;  // set: framed mode, socket_ closed
 };
 
 }  // namespace shadowrelay::relay

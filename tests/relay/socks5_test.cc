@@ -106,5 +106,65 @@ TEST(Socks5Test, RandomInputNeverOverreads) {
   }
 }
 
+// gost-style UDP over TCP frames (docs/UDP_OVER_TCP.md): RSV is DATA's length, big-endian.
+TEST(Socks5Test, UdpFrameLengthIsBigEndianAndCountsOnlyData) {
+  UdpFrame f;
+  // 0x0102 = 258 bytes of data after a 10-byte header.
+  std::vector<uint8_t> in = unhex("0102 00 01 7f000001 0035");
+  in.resize(10 + 258, 0xab);
+  in.push_back(0x99);  // the next frame's first byte
+  ASSERT_EQ(parseUdpFrame(in, &f), Parse::Ok);
+  EXPECT_EQ(f.header, 10u);
+  EXPECT_EQ(f.data, 258u);
+  EXPECT_EQ(f.size(), 268u);
+  EXPECT_EQ(f.address.toString(), "127.0.0.1:53");
+  for (size_t cut = 0; cut < f.size(); ++cut) {
+    EXPECT_EQ(parseUdpFrame(std::span<const uint8_t>(in).first(cut), &f), Parse::NeedMore) << cut;
+  }
+}
+
+TEST(Socks5Test, UdpFrameAddressTypesFragAndEmptyData) {
+  UdpFrame f;
+  ASSERT_EQ(parseUdpFrame(unhex("0003 00 03 0b 6578616d706c652e636f6d 0050 616263"), &f),
+            Parse::Ok);
+  EXPECT_EQ(f.address.toString(), "example.com:80");
+  EXPECT_EQ(f.header, 18u);
+  ASSERT_EQ(parseUdpFrame(unhex("0001 ff 04 00000000000000000000000000000001 0035 00"), &f),
+            Parse::Ok);  // gost 3 sets FRAG to 0xff on its tunnel frames
+  EXPECT_EQ(f.address.toString(), "[::1]:53");
+  EXPECT_EQ(f.size(), 23u);
+  ASSERT_EQ(parseUdpFrame(unhex("0000 00 01 0a000001 0035"), &f), Parse::Ok);
+  EXPECT_EQ(f.data, 0u);  // an empty datagram
+}
+
+TEST(Socks5Test, MalformedUdpFrames) {
+  UdpFrame f;
+  EXPECT_EQ(parseUdpFrame(unhex("0001 01 01 7f000001 0035 00"), &f), Parse::Invalid);  // FRAG
+  EXPECT_EQ(parseUdpFrame(unhex("0001 80"), &f), Parse::Invalid);  // FRAG, seen at once
+  EXPECT_EQ(parseUdpFrame(unhex("0001 00 05"), &f), Parse::Invalid);       // ATYP
+  EXPECT_EQ(parseUdpFrame(unhex("0001 00 03 00 0035 00"), &f), Parse::Invalid);  // empty name
+}
+
+TEST(Socks5Test, WritesUdpFrameHeaders) {
+  uint8_t out[300];
+  const size_t n =
+      writeUdpFrameHeader(crypto::SocksAddress::ipv4({10, 0, 0, 1}, 53), 0x1234, out);
+  EXPECT_EQ(hex({out, n}), "12340001" "0a000001" "0035");
+  EXPECT_EQ(writeUdpFrameHeader(crypto::SocksAddress::ipv4({10, 0, 0, 1}, 53), 0x10000, out), 0u);
+  EXPECT_EQ(writeUdpFrameHeader(crypto::SocksAddress::ipv4({10, 0, 0, 1}, 53), 1,
+                                std::span<uint8_t>(out, 9)),
+            0u);
+  // A written header parses back, with the data after it.
+  std::vector<uint8_t> frame(out, out + n);
+  frame.resize(n + 0x1234, 7);
+  UdpFrame f;
+  ASSERT_EQ(parseUdpFrame(frame, &f), Parse::Ok);
+  EXPECT_EQ(f.size(), frame.size());
+  // In place: a relay datagram's RSV RSV FRAG become LEN FRAG(0).
+  std::vector<uint8_t> datagram = unhex("0000 00 01 7f000001 0035 616263");
+  ASSERT_TRUE(frameUdpDatagram(datagram, 3));
+  EXPECT_EQ(hex(datagram), "000300017f0000010035616263");
+}
+
 }  // namespace
 }  // namespace shadowrelay::relay::socks5

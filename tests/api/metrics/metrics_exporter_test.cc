@@ -401,6 +401,7 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
       {"shadowrelay_udp_associations_evicted_total", "counter"},
       {"shadowrelay_udp_packets_total", "counter"},
       {"shadowrelay_udp_dropped_total", "counter"},
+      {"shadowrelay_udp_gost_framed_total", "counter"},
       {"shadowrelay_dns_queries_total", "counter"},
       {"shadowrelay_dns_cache_hits_total", "counter"},
       {"shadowrelay_dns_cache_misses_total", "counter"},
@@ -434,10 +435,14 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
   for (const char* reason : {"open", "replay", "address", "refused", "over_quota", "resolve",
                              "send", "too_big", "fragment", "foreign", "stale_timestamp",
                              "replayed_packet_id", "session", "trial_budget",
-                             "user_associations", "memory", "revoked"}) {
+                             "user_associations", "memory", "revoked", "gost_queue",
+                             "gost_malformed"}) {
     EXPECT_EQ(valueOr(e, "shadowrelay_udp_dropped_total", {{"reason", reason}}), 0);
   }
-  EXPECT_EQ(e.series("shadowrelay_udp_dropped_total").size(), 17u);
+  EXPECT_EQ(e.series("shadowrelay_udp_dropped_total").size(), 19u);
+  for (const char* direction : {"upload", "download"}) {
+    EXPECT_EQ(valueOr(e, "shadowrelay_udp_gost_framed_total", {{"direction", direction}}), 0);
+  }
   for (const char* result : {"ok", "nxdomain", "nodata", "timeout", "server_failure",
                              "invalid_name", "cancelled", "internal"}) {
     EXPECT_EQ(valueOr(e, "shadowrelay_dns_queries_total", {{"result", result}}), 0);
