@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/base/const_init.h"
+#include "absl/synchronization/mutex.h"
 #include "dns/cares_resolver.h"
 #include "dns/resolver_observer.h"
 #include "relay/dns_adapter/dns_outcome.h"
@@ -39,6 +41,15 @@ constexpr auto kPublishInterval = std::chrono::milliseconds(1000);
 // costs about a microsecond per user on the worker's loop).
 constexpr auto kPublishOnCloseInterval = std::chrono::milliseconds(250);
 
+/// The descriptor table is the process's, shared by every worker: while one worker has given
+/// up its reserve to shed a connection, another worker's accept() would take the freed number
+/// for a connection it keeps, the shedding worker's reopen fails and its reserve is gone until
+/// something closes. Accepts hold this shared, shedding holds it exclusively (an uncontended
+/// reader lock is a few tens of nanoseconds beside a microseconds-long accept4). Other
+/// descriptors a worker opens meanwhile (upstream sockets, the resolver's) can still take it;
+/// the reserve is then reopened at the next shed.
+ABSL_CONST_INIT absl::Mutex accept_table_mutex(absl::kConstInit);
+
 /// SHADOWRELAY_PUBLISH_INTERVAL_MS=N (10..60000) instead of kPublishInterval: tests that wait
 /// for publishes (tests/e2e/metrics_e2e_test) wait less.
 std::chrono::milliseconds publishInterval() {
@@ -67,12 +78,17 @@ class Worker::Listener {
     for (int i = 0; i < kAcceptsPerEvent; ++i) {
       SocketAddress peer;
       peer.len = sizeof(peer.storage);
-      const int fd = ::accept4(fd_.get(), peer.get(), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd;
+      int err;  // read before the unlock, which may make system calls
+      {
+        absl::ReaderMutexLock lock(&accept_table_mutex);
+        fd = ::accept4(fd_.get(), peer.get(), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        err = errno;
+      }
       if (fd >= 0) {
         worker_.onAccepted(Fd(fd), peer, user_port_);
         continue;
       }
-      const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
       ++worker_.stats().accept_errors;
@@ -184,6 +200,7 @@ void Worker::openReserve() {
 }
 
 int Worker::shedOnReserve(int listen_fd) {
+  absl::MutexLock lock(&accept_table_mutex);
   if (!reserve_.valid()) openReserve();  // lost to an ENFILE earlier: maybe there is one now
   if (!reserve_.valid()) return -1;
   reserve_.reset();
