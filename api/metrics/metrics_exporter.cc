@@ -169,10 +169,42 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
     out.push_back(gaugeFamily(
         "shadowrelay_build_info", "Always 1; the labels name the running build.",
         {{"version", options.version}, {"crypto_provider", options.crypto_provider}}, 1));
-    if (options.users_count) {
-      out.push_back(gaugeFamily("shadowrelay_users",
-                                "Users the server accepts (configured and API users).", {},
-                                static_cast<double>(options.users_count())));
+    if (options.users_by_state) {
+      prometheus::MetricFamily f;
+      f.name = "shadowrelay_users";
+      f.help =
+          "Users the server knows (configured and API users), by state: active, disabled, "
+          "expired, over_quota.";
+      f.type = prometheus::MetricType::Gauge;
+      for (const auto& [state, count] : options.users_by_state()) {
+        f.metric.emplace_back();
+        f.metric.back().label = {{"state", state}};
+        f.metric.back().gauge.value = static_cast<double>(count);
+      }
+      out.push_back(std::move(f));
+    }
+    if (options.user_quotas && options.per_user) {
+      prometheus::MetricFamily used;
+      used.name = "shadowrelay_user_quota_used_bytes";
+      used.help =
+          "Bytes (up plus down) counted against the user's data quota in its current period "
+          "(since creation without a period), by user.";
+      used.type = prometheus::MetricType::Gauge;
+      prometheus::MetricFamily quota;
+      quota.name = "shadowrelay_user_quota_bytes";
+      quota.help = "The user's data quota (limits.data_quota_bytes), by user; absent: none.";
+      quota.type = prometheus::MetricType::Gauge;
+      for (const UserQuotaSample& s : options.user_quotas()) {
+        used.metric.emplace_back();
+        used.metric.back().label = {{"user", s.user}};
+        used.metric.back().gauge.value = static_cast<double>(s.used_bytes);
+        if (s.quota_bytes == 0) continue;
+        quota.metric.emplace_back();
+        quota.metric.back().label = {{"user", s.user}};
+        quota.metric.back().gauge.value = static_cast<double>(s.quota_bytes);
+      }
+      out.push_back(std::move(used));
+      out.push_back(std::move(quota));
     }
     if (options.insecure_methods) {
       const std::vector<std::string> methods = options.insecure_methods();
