@@ -152,7 +152,7 @@ void UserService::toProto(const users::User& user, bool with_secrets, v1::User* 
   out->mutable_limits()->set_data_quota_bytes(user.limits.data_quota_bytes);
   if (user.limits.expire_after_first_use > absl::ZeroDuration()) {
     const absl::Duration d = user.limits.expire_after_first_use;
-    const int64_t whole = absl::IDivDuration(d, absl::Seconds(1), nullptr);
+    const int64_t whole = absl::ToInt64Seconds(d);  // truncates
     out->mutable_limits()->mutable_expire_after_first_use()->set_seconds(whole);
     out->mutable_limits()->mutable_expire_after_first_use()->set_nanos(
         static_cast<int32_t>(absl::ToInt64Nanoseconds(d - absl::Seconds(whole))));
