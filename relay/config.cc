@@ -151,6 +151,12 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
           return absl::InvalidArgumentError(absl::StrCat(where, ".port: ", p.status().message()));
         }
         user.port = *p;
+      } else if (key == "data_quota_bytes") {
+        if (!it.value().is_number_unsigned()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ".data_quota_bytes: must be a non-negative integer"));
+        }
+        user.data_quota_bytes = it.value().get<uint64_t>();
       } else if (key == "expire_after_first_use") {
         auto seconds = parseLifetime(it.value());
         if (!seconds.ok()) {

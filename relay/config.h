@@ -32,6 +32,7 @@ struct ConfigUser {
   std::string plugin_opts;  // its options
   std::string expire_time;             // RFC 3339; empty: never
   int64_t expire_after_first_use = 0;  // seconds; 0: never
+  uint64_t data_quota_bytes = 0;       // 0: no quota
   std::string data_quota_period;       // "none", "daily", "weekly", "monthly"; empty: none
   bool operator==(const ConfigUser&) const = default;
 };

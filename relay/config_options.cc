@@ -31,7 +31,8 @@ constexpr OptionSpec kOptions[] = {
     {.name = "users", .roles = kServer, .field = &Config::users,
      .help = "list of {\"name\", \"password\" or \"key\", \"method\", \"port\", \"expire_time\" "
              "(RFC 3339), \"expire_after_first_use\" (seconds, or \"12h\", \"30d\"), "
-             "\"data_quota_period\"}: a dedicated port, "
+             "\"data_quota_bytes\", \"data_quota_period\" (none, daily, weekly, monthly)}: a "
+             "dedicated port, "
              "or the shared one (2022: \"password\" above is their identity key)"},
     // --- Several servers for local and tunnel (relay/upstream) ---
     {.name = "servers", .roles = kClientRoles, .field = &Config::servers,

@@ -83,6 +83,7 @@ std::vector<users::User> configuredUsers(const Config& config) {
       if (absl::ParseTime(absl::RFC3339_full, from.expire_time, &t, &ignored)) user.expire_time = t;
     }
     user.limits.expire_after_first_use = absl::Seconds(from.expire_after_first_use);
+    user.limits.data_quota_bytes = from.data_quota_bytes;
     if (!from.data_quota_period.empty()) {
       user.limits.data_quota_period =
           users::parseQuotaPeriod(from.data_quota_period).value_or(users::QuotaPeriod::None);
