@@ -806,7 +806,7 @@ void ServerRuntime::run() {
       return absl::ToChronoMilliseconds(
           std::clamp(left + absl::Milliseconds(1), absl::Milliseconds(1), absl::Seconds(1)));
     };
-    deadlines.emplace(main_loop, [&] {
+    deadlines.emplace(main_loop, [&deadlines, untilDeadline, this] {
       registry_->tick();
       deadlines->armAfter(untilDeadline());
     });
