@@ -7,6 +7,8 @@ nginx as client and target.
     refused and counted in shadowrelay_user_refused_total{user,reason="expired"}, GetUser says
     USER_STATE_EXPIRED and shadowrelay_users{state="expired"} counts it; UpdateUser with a later
     expireTime brings the user back at once.
+  * UDP on a shared port: an expired user's datagrams are identified, refused and counted; the
+    port's other user goes on; a later expire_time brings it back.
   * limits.expire_after_first_use: nothing runs out while the user is unused; from the first
     session on, the same cut and refusals; UpdateUser limits.expireAfterFirstUse lifts it.
   * A daily quota in a server whose registry clock is set a few seconds before midnight UTC
@@ -106,6 +108,34 @@ class ExpireTimeTest(LimitsTestCase):
         # An unset expire_time in the mask: never.
         never = self.update({"name": "eve"}, ["expireTime"])
         self.assertNotIn("expire_time", never)
+
+
+class ExpiredUdpTest(LimitsTestCase):
+    def test_an_expired_users_datagrams_are_refused_and_counted(self):
+        # Two users on the shared UDP port (trial decryption): the expired one is identified by
+        # its key, then refused; the other goes on.
+        self.start(extra=["-u"])
+        echo = u.UdpEcho()
+        self.addCleanup(echo.stop)
+        expire_at = time.time() + 4
+        uma = self.create("uma", "aes-128-gcm", expire_time=rfc3339(expire_at))
+        ulf = self.create("ulf", "aes-256-gcm")
+        capped = self.ss_tunnel_u(uma, echo.port)
+        free = self.ss_tunnel_u(ulf, echo.port)
+        payload = os.urandom(500)
+        self.assertEqual(self.roundtrip(capped, payload, timeout=3), payload)
+        self.assertLess(time.time(), expire_at, "the setup took longer than the expiry")
+        time.sleep(max(0.0, expire_at - time.time()) + CUT_SLACK)
+        for i in range(3):
+            self.assertIsNone(self.roundtrip(capped, payload, timeout=1),
+                              f"datagram {i} of an expired user came back")
+            self.assertEqual(self.roundtrip(free, payload, timeout=3), payload)
+        self.assertEqual(echo.received, 1 + 3, "an expired user's datagram reached the target")
+        wait_until(lambda: self.refused_expired("uma") >= 3, TRAFFIC_DEADLINE,
+                   "three refused datagrams of uma counted")
+        self.update({"name": "uma", "expire_time": rfc3339(time.time() + 3600)}, ["expireTime"])
+        self.assertEqual(self.roundtrip(capped, payload, timeout=3), payload,
+                         "a datagram once the expiry was moved")
 
 
 class ExpireAfterFirstUseTest(LimitsTestCase):
