@@ -654,6 +654,14 @@ std::string fieldText(const OptionSpec& o, const std::vector<ConfigUser>& users)
     std::vector<std::string> notes;
     if (!u.method.empty()) notes.push_back(u.method);
     if (u.port != 0) notes.push_back(absl::StrCat("port ", u.port));
+    if (!u.expire_time.empty()) notes.push_back(absl::StrCat("expire_time ", u.expire_time));
+    if (u.expire_after_first_use != 0) {
+      notes.push_back(absl::StrCat("expire_after_first_use ", u.expire_after_first_use, " s"));
+    }
+    if (u.data_quota_bytes != 0) {
+      notes.push_back(absl::StrCat("data_quota_bytes ", u.data_quota_bytes,
+                                   u.data_quota_period.empty() ? "" : " ", u.data_quota_period));
+    }
     absl::StrAppend(out, u.name);
     if (!notes.empty()) absl::StrAppend(out, " (", absl::StrJoin(notes, ", "), ")");
   });

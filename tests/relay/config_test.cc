@@ -917,6 +917,12 @@ TEST(ConfigTest, UsersTakeExpiryAndRenewingQuotasAndMaxUsers) {
   EXPECT_EQ(c->users[0].data_quota_bytes, 1000000u);
   EXPECT_EQ(c->users[0].data_quota_period, "monthly");
   EXPECT_EQ(c->users[1].expire_after_first_use, 3600);
+  // --check-config shows them (no secret).
+  const std::string report = checkReport(*c);
+  EXPECT_NE(report.find("a (expire_time 2027-01-31T00:00:00Z, expire_after_first_use 2592000 s, "
+                        "data_quota_bytes 1000000 monthly), b (expire_after_first_use 3600 s)"),
+            std::string::npos)
+      << report;
   c = parse(Role::Server, {"-c", path.c_str(), "--max-users", "7"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->max_users, 7);
