@@ -12,12 +12,14 @@
 #include <variant>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
@@ -86,6 +88,32 @@ absl::StatusOr<std::string> scalarText(const json& v) {
   return absl::InvalidArgumentError("must be a string or an integer");
 }
 
+// A user's expire_after_first_use: whole seconds, or a string of them with a unit s, m, h or d
+// ("30d"). Positive.
+absl::StatusOr<int64_t> parseLifetime(const json& v) {
+  int64_t value = 0;
+  int64_t unit = 1;
+  if (v.is_number_integer()) {
+    value = v.get<int64_t>();
+  } else if (v.is_string()) {
+    std::string text = v.get<std::string>();
+    if (!text.empty() && !absl::ascii_isdigit(static_cast<unsigned char>(text.back()))) {
+      const char suffix = text.back();
+      unit = suffix == 's' ? 1 : suffix == 'm' ? 60 : suffix == 'h' ? 3600 : suffix == 'd' ? 86400 : 0;
+      text.pop_back();
+    }
+    if (unit == 0 || !absl::SimpleAtoi(text, &value)) {
+      return absl::InvalidArgumentError("must be seconds, or a number with s, m, h or d (\"30d\")");
+    }
+  } else {
+    return absl::InvalidArgumentError("must be seconds, or a string such as \"30d\"");
+  }
+  if (value <= 0 || value > 100LL * 365 * 86400 / unit) {
+    return absl::InvalidArgumentError("must be positive, and at most 100 years");
+  }
+  return value * unit;
+}
+
 // "users": [{"name": ..., "password" | "key": ..., "method": ..., "port": ...}]. Errors name the
 // entry, e.g. "users[2].port: ...".
 absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
@@ -108,6 +136,8 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
                           : key == "method"   ? &user.method
                           : key == "plugin"   ? &user.plugin
                           : key == "plugin_opts" ? &user.plugin_opts
+                          : key == "expire_time" ? &user.expire_time
+                          : key == "data_quota_period" ? &user.data_quota_period
                                               : nullptr;
       if (text != nullptr) {
         if (!it.value().is_string()) {
@@ -121,11 +151,37 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
           return absl::InvalidArgumentError(absl::StrCat(where, ".port: ", p.status().message()));
         }
         user.port = *p;
+      } else if (key == "data_quota_bytes") {
+        if (!it.value().is_number_unsigned()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ".data_quota_bytes: must be a non-negative integer"));
+        }
+        user.data_quota_bytes = it.value().get<uint64_t>();
+      } else if (key == "expire_after_first_use") {
+        auto seconds = parseLifetime(it.value());
+        if (!seconds.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ".expire_after_first_use: ", seconds.status().message()));
+        }
+        user.expire_after_first_use = *seconds;
       } else {
         return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": unknown key"));
       }
     }
     if (user.name.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ".name: missing"));
+    absl::Time expire;
+    std::string time_error;
+    if (!user.expire_time.empty() &&
+        !absl::ParseTime(absl::RFC3339_full, user.expire_time, &expire, &time_error)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ".expire_time: not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z): ", time_error));
+    }
+    if (!user.data_quota_period.empty() && user.data_quota_period != "none" &&
+        user.data_quota_period != "daily" && user.data_quota_period != "weekly" &&
+        user.data_quota_period != "monthly") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".data_quota_period: must be none, daily, weekly or monthly"));
+    }
     if (user.password.empty() == user.key.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ".password: give either password or key"));
@@ -598,6 +654,14 @@ std::string fieldText(const OptionSpec& o, const std::vector<ConfigUser>& users)
     std::vector<std::string> notes;
     if (!u.method.empty()) notes.push_back(u.method);
     if (u.port != 0) notes.push_back(absl::StrCat("port ", u.port));
+    if (!u.expire_time.empty()) notes.push_back(absl::StrCat("expire_time ", u.expire_time));
+    if (u.expire_after_first_use != 0) {
+      notes.push_back(absl::StrCat("expire_after_first_use ", u.expire_after_first_use, " s"));
+    }
+    if (u.data_quota_bytes != 0) {
+      notes.push_back(absl::StrCat("data_quota_bytes ", u.data_quota_bytes,
+                                   u.data_quota_period.empty() ? "" : " ", u.data_quota_period));
+    }
     absl::StrAppend(out, u.name);
     if (!notes.empty()) absl::StrAppend(out, " (", absl::StrJoin(notes, ", "), ")");
   });

@@ -30,6 +30,10 @@ struct ConfigUser {
   uint16_t port = 0;   // a dedicated port; 0: the shared port
   std::string plugin;       // a dedicated port's SIP003 plugin; empty: none
   std::string plugin_opts;  // its options
+  std::string expire_time;             // RFC 3339; empty: never
+  int64_t expire_after_first_use = 0;  // seconds; 0: never
+  uint64_t data_quota_bytes = 0;       // 0: no quota
+  std::string data_quota_period;       // "none", "daily", "weekly", "monthly"; empty: none
   bool operator==(const ConfigUser&) const = default;
 };
 
@@ -108,6 +112,7 @@ struct Config {
   int nofile = 0;                     // -n/--nofile: RLIMIT_NOFILE; 0: raise to the hard limit
   bool verbose = false;
   std::string state_dir;
+  int max_users = 0;  // --max-users: CreateUser beyond it fails; 0: no cap
   std::string pid_file;  // -f, "pid_file": written once listening, removed at exit
   std::string run_as;    // -a, "user": the account to become once listening
   int replay_filter_save_seconds = 60;  // --replay-filter-save-interval (with --state-dir)

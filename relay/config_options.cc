@@ -29,7 +29,10 @@ constexpr OptionSpec kOptions[] = {
      .field = &Config::method, .given = &Config::method_given,
      .help = "AEAD method (`shadowrelay ciphers` lists them)"},
     {.name = "users", .roles = kServer, .field = &Config::users,
-     .help = "list of {\"name\", \"password\" or \"key\", \"method\", \"port\"}: a dedicated port, "
+     .help = "list of {\"name\", \"password\" or \"key\", \"method\", \"port\", \"expire_time\" "
+             "(RFC 3339), \"expire_after_first_use\" (seconds, or \"12h\", \"30d\"), "
+             "\"data_quota_bytes\", \"data_quota_period\" (none, daily, weekly, monthly)}: a "
+             "dedicated port, "
              "or the shared one (2022: \"password\" above is their identity key)"},
     // --- Several servers for local and tunnel (relay/upstream) ---
     {.name = "servers", .roles = kClientRoles, .field = &Config::servers,
@@ -171,6 +174,11 @@ constexpr OptionSpec kOptions[] = {
     {.name = "state_dir", .long_flag = "--state-dir", .value_name = "DIR", .roles = kServer,
      .field = &Config::state_dir,
      .help = "where a generated key, the API's users and the control token are kept"},
+    {.name = "max_users", .long_flag = "--max-users", .value_name = "N", .roles = kServer,
+     .field = &Config::max_users, .min = 0, .max = 100000000,
+     .help = "CreateUser beyond this many users (configured users included) answers "
+             "RESOURCE_EXHAUSTED",
+     .unset = "no cap"},
     {.name = "replay_filter_save_interval", .long_flag = "--replay-filter-save-interval",
      .value_name = "SECONDS", .roles = kServer, .field = &Config::replay_filter_save_seconds,
      .min = 1, .max = 86400,

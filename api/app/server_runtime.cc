@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -50,6 +52,18 @@ absl::Status configError(absl::string_view message) {
 
 absl::Status runtimeError(absl::string_view message) { return absl::UnavailableError(message); }
 
+/// TEST ONLY (not a flag, not in --help): seconds added to the wall clock of the user registry
+/// (expiry, quota periods), so that an end-to-end test can cross a period boundary in a real
+/// process. Nothing else sees the offset (the 2022 timestamps keep the true time).
+constexpr char kTestClockOffsetVariable[] = "SHADOWRELAY_TEST_CLOCK_OFFSET_SECONDS";
+
+absl::Duration testClockOffset() {
+  const char* text = std::getenv(kTestClockOffsetVariable);
+  int64_t seconds = 0;
+  if (text == nullptr || !absl::SimpleAtoi(text, &seconds)) return absl::ZeroDuration();
+  return absl::Seconds(seconds);
+}
+
 /// The users of the config file ("users") and of -k/--key ("default"), for the registry.
 std::vector<users::User> configuredUsers(const Config& config) {
   std::vector<users::User> out;
@@ -62,6 +76,18 @@ std::vector<users::User> configuredUsers(const Config& config) {
     user.port = from.port == config.server_port ? 0 : from.port;
     user.plugin = from.plugin;
     user.plugin_opts = from.plugin_opts;
+    // Validated by the config parser.
+    if (!from.expire_time.empty()) {
+      absl::Time t;
+      std::string ignored;
+      if (absl::ParseTime(absl::RFC3339_full, from.expire_time, &t, &ignored)) user.expire_time = t;
+    }
+    user.limits.expire_after_first_use = absl::Seconds(from.expire_after_first_use);
+    user.limits.data_quota_bytes = from.data_quota_bytes;
+    if (!from.data_quota_period.empty()) {
+      user.limits.data_quota_period =
+          users::parseQuotaPeriod(from.data_quota_period).value_or(users::QuotaPeriod::None);
+    }
     user.source = users::UserSource::Config;
     out.push_back(std::move(user));
   }
@@ -444,6 +470,12 @@ absl::Status ServerRuntime::openRegistry() {
   options.configured_users = configuredUsers(config_);
   options.shared_port = config_.server_port;
   options.allow_insecure_ciphers = config_.allow_insecure_ciphers;
+  options.max_users = static_cast<size_t>(config_.max_users);
+  if (const absl::Duration offset = testClockOffset(); offset != absl::ZeroDuration()) {
+    options.now = [offset] { return absl::Now() + offset; };
+    SR_LOG(Warn, "%s: the user registry's clock is off by %s (for tests only)",
+           kTestClockOffsetVariable, absl::FormatDuration(offset));
+  }
   for (const std::string* listen : {&config_.control_listen, &config_.metrics_listen}) {
     if (const uint16_t reserved = listenPort(*listen); reserved != 0) {
       options.reserved_ports.push_back(reserved);
@@ -501,7 +533,23 @@ absl::Status ServerRuntime::startExporter() {
     };
   }
   users::UserRegistry* registry = registry_.get();
-  options.users_count = [registry] { return registry != nullptr ? registry->size() : size_t{0}; };
+  if (registry != nullptr) {
+    options.users_by_state = [registry] {
+      const auto counts = registry->countByState();
+      std::vector<std::pair<std::string, size_t>> out;
+      for (size_t i = 0; i < counts.size(); ++i) {
+        out.emplace_back(users::stateName(static_cast<users::UserState>(i)), counts[i]);
+      }
+      return out;
+    };
+    options.user_quotas = [registry] {
+      std::vector<metrics::UserQuotaSample> out;
+      for (const users::User& u : registry->list()) {
+        out.push_back({u.name, u.quotaUsedBytes(), u.limits.data_quota_bytes});
+      }
+      return out;
+    };
+  }
   if (config_.allow_insecure_ciphers) {
     // The server: its users' stream methods now; a client: its one method.
     const crypto::MethodInfo* own = *crypto::findAnyMethod(config_.method);
@@ -748,6 +796,21 @@ void ServerRuntime::run() {
       traffic->armAfter(std::chrono::seconds(1));
     });
     traffic->armAfter(std::chrono::seconds(1));
+  }
+  // Expiry and quota periods: a new table at the registry's next deadline. The deadline moves
+  // with every change (a new expire_time, a first use), so it is looked at again every second.
+  std::optional<relay::Timer> deadlines;
+  if (registry_) {
+    auto untilDeadline = [this] {
+      const absl::Duration left = registry_->nextDeadline() - registry_->now();
+      return absl::ToChronoMilliseconds(
+          std::clamp(left + absl::Milliseconds(1), absl::Milliseconds(1), absl::Seconds(1)));
+    };
+    deadlines.emplace(main_loop, [&deadlines, untilDeadline, this] {
+      registry_->tick();
+      deadlines->armAfter(untilDeadline());
+    });
+    deadlines->armAfter(untilDeadline());
   }
   // local/tunnel with several servers: the probes run on this loop.
   std::optional<relay::UpstreamProber> prober;

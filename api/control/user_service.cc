@@ -18,11 +18,14 @@ constexpr const char* kUpdatablePaths[] = {
     "password",
     "key",
     "enabled",
+    "expireTime",
     "plugin",
     "plugin_opts",
     "limits",
     "limits.max_connections",
     "limits.data_quota_bytes",
+    "limits.expireAfterFirstUse",
+    "limits.dataQuotaPeriod",
 };
 
 v1::UserSource sourceToProto(users::UserSource source) {
@@ -37,8 +40,88 @@ v1::UserSource sourceToProto(users::UserSource source) {
   return v1::USER_SOURCE_UNSPECIFIED;
 }
 
+void setTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t seconds = absl::ToUnixSeconds(t);
+  out->set_seconds(seconds);
+  out->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
+}
+
+absl::Time fromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+v1::UserState stateToProto(users::UserState state) {
+  switch (state) {
+    case users::UserState::Active:
+      return v1::USER_STATE_ACTIVE;
+    case users::UserState::Disabled:
+      return v1::USER_STATE_DISABLED;
+    case users::UserState::Expired:
+      return v1::USER_STATE_EXPIRED;
+    case users::UserState::OverQuota:
+      return v1::USER_STATE_OVER_QUOTA;
+  }
+  return v1::USER_STATE_UNSPECIFIED;
+}
+
+v1::QuotaPeriod periodToProto(users::QuotaPeriod period) {
+  switch (period) {
+    case users::QuotaPeriod::None:
+      return v1::QUOTA_PERIOD_NONE;
+    case users::QuotaPeriod::Daily:
+      return v1::QUOTA_PERIOD_DAILY;
+    case users::QuotaPeriod::Weekly:
+      return v1::QUOTA_PERIOD_WEEKLY;
+    case users::QuotaPeriod::Monthly:
+      return v1::QUOTA_PERIOD_MONTHLY;
+  }
+  return v1::QUOTA_PERIOD_UNSPECIFIED;
+}
+
+absl::StatusOr<users::QuotaPeriod> periodFromProto(v1::QuotaPeriod period) {
+  switch (period) {
+    case v1::QUOTA_PERIOD_UNSPECIFIED:
+    case v1::QUOTA_PERIOD_NONE:
+      return users::QuotaPeriod::None;
+    case v1::QUOTA_PERIOD_DAILY:
+      return users::QuotaPeriod::Daily;
+    case v1::QUOTA_PERIOD_WEEKLY:
+      return users::QuotaPeriod::Weekly;
+    case v1::QUOTA_PERIOD_MONTHLY:
+      return users::QuotaPeriod::Monthly;
+    default:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("limits.data_quota_period: unknown value ", static_cast<int>(period)));
+}
+
+absl::StatusOr<absl::Duration> durationFromProto(const google::protobuf::Duration& d) {
+  if (d.seconds() < 0 || d.nanos() < 0) {
+    return absl::InvalidArgumentError("limits.expire_after_first_use: must not be negative");
+  }
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
 grpc::Status invalid(const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
+}
+
+/// UpdateUser: limits.expire_after_first_use and/or limits.data_quota_period into `update`.
+grpc::Status takeTimeLimits(const v1::UserLimits& limits, bool after_first_use, bool period,
+                            users::UserUpdate* update) {
+  if (after_first_use) {
+    auto d = durationFromProto(limits.expire_after_first_use());
+    if (!d.ok()) return toGrpcStatus(d.status());
+    update->expire_after_first_use = *d;
+  }
+  if (period) {
+    auto p = periodFromProto(limits.data_quota_period());
+    if (!p.ok()) return toGrpcStatus(p.status());
+    update->data_quota_period = *p;
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace
@@ -52,10 +135,14 @@ void UserService::toProto(const users::User& user, bool with_secrets, v1::User* 
   out->set_enabled(user.enabled);
   out->set_source(sourceToProto(user.source));
   out->set_quota_exceeded(user.quotaExceeded());
-  const int64_t seconds = absl::ToUnixSeconds(user.created);
-  out->mutable_create_time()->set_seconds(seconds);
-  out->mutable_create_time()->set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(user.created - absl::FromUnixSeconds(seconds))));
+  out->set_state(stateToProto(users::stateOf(user, registry_.now())));
+  setTimestamp(user.created, out->mutable_create_time());
+  if (user.expire_time.has_value()) setTimestamp(*user.expire_time, out->mutable_expire_time());
+  if (user.first_use.has_value()) setTimestamp(*user.first_use, out->mutable_first_use_time());
+  out->set_quota_used_bytes(user.quotaUsedBytes());
+  if (const absl::Time reset = user.quotaResetTime(); reset != absl::InfiniteFuture()) {
+    setTimestamp(reset, out->mutable_quota_reset_time());
+  }
   v1::TrafficCounters* traffic = out->mutable_traffic();
   traffic->set_bytes_up(user.traffic.bytes_up);
   traffic->set_bytes_down(user.traffic.bytes_down);
@@ -63,6 +150,14 @@ void UserService::toProto(const users::User& user, bool with_secrets, v1::User* 
   traffic->set_udp_packets(user.traffic.udp_packets);
   out->mutable_limits()->set_max_connections(user.limits.max_connections);
   out->mutable_limits()->set_data_quota_bytes(user.limits.data_quota_bytes);
+  if (user.limits.expire_after_first_use > absl::ZeroDuration()) {
+    const absl::Duration d = user.limits.expire_after_first_use;
+    const int64_t whole = absl::ToInt64Seconds(d);  // truncates
+    out->mutable_limits()->mutable_expire_after_first_use()->set_seconds(whole);
+    out->mutable_limits()->mutable_expire_after_first_use()->set_nanos(
+        static_cast<int32_t>(absl::ToInt64Nanoseconds(d - absl::Seconds(whole))));
+  }
+  out->mutable_limits()->set_data_quota_period(periodToProto(user.limits.data_quota_period));
   out->set_plugin(user.plugin);
   if (with_secrets) {
     out->set_password(user.password);
@@ -96,6 +191,13 @@ grpc::Status UserService::CreateUser(grpc::ServerContext* /*context*/,
   user.enabled = request->has_enabled() ? request->enabled() : true;
   user.limits.max_connections = request->limits().max_connections();
   user.limits.data_quota_bytes = request->limits().data_quota_bytes();
+  auto after_first_use = durationFromProto(request->limits().expire_after_first_use());
+  if (!after_first_use.ok()) return toGrpcStatus(after_first_use.status());
+  user.limits.expire_after_first_use = *after_first_use;
+  auto period = periodFromProto(request->limits().data_quota_period());
+  if (!period.ok()) return toGrpcStatus(period.status());
+  user.limits.data_quota_period = *period;
+  if (request->has_expire_time()) user.expire_time = fromTimestamp(request->expire_time());
   user.plugin = request->plugin();
   user.plugin_opts = request->plugin_opts();
   auto created = registry_.create(user);
@@ -149,13 +251,22 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
       update.plugin = in.plugin();
     } else if (path == "plugin_opts") {
       update.plugin_opts = in.plugin_opts();
+    } else if (path == "expireTime" || path == "expire_time") {
+      update.expire_time = in.has_expire_time()
+                               ? std::optional<absl::Time>(fromTimestamp(in.expire_time()))
+                               : std::nullopt;
     } else if (path == "limits") {
       update.max_connections = in.limits().max_connections();
       update.data_quota_bytes = in.limits().data_quota_bytes();
+      if (grpc::Status s = takeTimeLimits(in.limits(), true, true, &update); !s.ok()) return s;
     } else if (path == "limits.max_connections") {
       update.max_connections = in.limits().max_connections();
     } else if (path == "limits.data_quota_bytes") {
       update.data_quota_bytes = in.limits().data_quota_bytes();
+    } else if (path == "limits.expireAfterFirstUse" || path == "limits.expire_after_first_use") {
+      if (grpc::Status s = takeTimeLimits(in.limits(), true, false, &update); !s.ok()) return s;
+    } else if (path == "limits.dataQuotaPeriod" || path == "limits.data_quota_period") {
+      if (grpc::Status s = takeTimeLimits(in.limits(), false, true, &update); !s.ok()) return s;
     } else {
       return invalid(absl::StrCat("update_mask: \"", path, "\" cannot be changed (allowed: ",
                                   absl::StrJoin(kUpdatablePaths, ", "), ")"));

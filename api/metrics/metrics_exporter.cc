@@ -108,6 +108,51 @@ prometheus::MetricFamily publishesFamily(const std::vector<uint64_t>& counts) {
   return f;
 }
 
+/// A gauge family without series yet; addGauge() adds them.
+prometheus::MetricFamily gaugeFamily(std::string name, std::string help) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = prometheus::MetricType::Gauge;
+  return f;
+}
+
+void addGauge(prometheus::MetricFamily& f, const char* label, std::string value, double v) {
+  f.metric.emplace_back();
+  f.metric.back().label = {{label, std::move(value)}};
+  f.metric.back().gauge.value = v;
+}
+
+/// shadowrelay_users{state}.
+prometheus::MetricFamily usersFamily(const std::vector<std::pair<std::string, size_t>>& counts) {
+  prometheus::MetricFamily f = gaugeFamily(
+      "shadowrelay_users",
+      "Users the server knows (configured and API users), by state: active, disabled, expired, "
+      "over_quota.");
+  for (const auto& [state, count] : counts) addGauge(f, "state", state, static_cast<double>(count));
+  return f;
+}
+
+/// shadowrelay_user_quota_used_bytes{user} (every user) and shadowrelay_user_quota_bytes{user}
+/// (users with a quota).
+std::vector<prometheus::MetricFamily> quotaFamilies(const std::vector<UserQuotaSample>& users) {
+  prometheus::MetricFamily used = gaugeFamily(
+      "shadowrelay_user_quota_used_bytes",
+      "Bytes (up plus down) counted against the user's data quota in its current period (since "
+      "creation without a period), by user.");
+  prometheus::MetricFamily quota = gaugeFamily(
+      "shadowrelay_user_quota_bytes",
+      "The user's data quota (limits.data_quota_bytes), by user; absent: none.");
+  for (const UserQuotaSample& u : users) {
+    addGauge(used, "user", u.user, static_cast<double>(u.used_bytes));
+    if (u.quota_bytes != 0) addGauge(quota, "user", u.user, static_cast<double>(u.quota_bytes));
+  }
+  std::vector<prometheus::MetricFamily> out;
+  out.push_back(std::move(used));
+  out.push_back(std::move(quota));
+  return out;
+}
+
 /// The shadowrelay_upstream_* families: one series per server of a local or tunnel.
 std::vector<prometheus::MetricFamily> upstreamFamilies(const std::vector<UpstreamSample>& servers) {
   struct Spec {
@@ -169,10 +214,9 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
     out.push_back(gaugeFamily(
         "shadowrelay_build_info", "Always 1; the labels name the running build.",
         {{"version", options.version}, {"crypto_provider", options.crypto_provider}}, 1));
-    if (options.users_count) {
-      out.push_back(gaugeFamily("shadowrelay_users",
-                                "Users the server accepts (configured and API users).", {},
-                                static_cast<double>(options.users_count())));
+    if (options.users_by_state) out.push_back(usersFamily(options.users_by_state()));
+    if (options.user_quotas && options.per_user) {
+      for (auto& f : quotaFamilies(options.user_quotas())) out.push_back(std::move(f));
     }
     if (options.insecure_methods) {
       const std::vector<std::string> methods = options.insecure_methods();

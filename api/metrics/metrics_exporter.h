@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -46,6 +47,13 @@ struct UpstreamSample {
   uint64_t sessions = 0;
 };
 
+/// One user's data quota as the shadowrelay_user_quota_* gauges show it.
+struct UserQuotaSample {
+  std::string user;
+  uint64_t used_bytes = 0;   // in the current quota period
+  uint64_t quota_bytes = 0;  // 0: no quota (no quota_bytes series)
+};
+
 struct MetricsOptions {
   /// --metrics-listen: "host:port" with an IP literal or "localhost", ":port" or "port" (all
   /// IPv4 interfaces), "[v6]:port" ("[::]:port" takes IPv4 too); port 0 picks a free port.
@@ -64,9 +72,14 @@ struct MetricsOptions {
   /// shadowrelay_build_info{version, crypto_provider}.
   std::string version;
   std::string crypto_provider;
-  /// The shadowrelay_users gauge; called on the HTTP server's threads at each scrape, so it must
-  /// be thread-safe. Unset: the gauge is not exported.
-  std::function<size_t()> users_count;
+  /// The shadowrelay_users{state} gauge: users by state (active, disabled, expired,
+  /// over_quota); called on the HTTP server's threads at each scrape, so it must be
+  /// thread-safe. Unset: the gauge is not exported.
+  std::function<std::vector<std::pair<std::string, size_t>>()> users_by_state;
+  /// shadowrelay_user_quota_used_bytes{user} (every user) and shadowrelay_user_quota_bytes{user}
+  /// (users with a data quota), when per_user; called at each scrape: thread-safe. Unset: not
+  /// exported.
+  std::function<std::vector<UserQuotaSample>()> user_quotas;
   /// shadowrelay_plugin_restarts_total{plugin}: the SIP003 plugin's name and restart count
   /// (called at each scrape: thread-safe). Unset: not exported.
   std::string plugin;

@@ -227,6 +227,13 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
            port == 0 ? r.sharedPort() : port, method->name,
            server_key ? "-k, which alone no longer connects there" : "kept in the user store");
   }
+  // Periods that began while the server was down start now.
+  const absl::Time now = r.options_.now();
+  for (auto& [name, entry] : state.users) {
+    if (entry.user.rollQuotaPeriod(now) && entry.user.source == UserSource::Api) {
+      r.traffic_dirty_ = true;
+    }
+  }
   r.snapshot_ = r.buildSnapshotLocked();
   return registry;
 }
@@ -393,8 +400,14 @@ bool UserRegistry::mergeTrafficLocked(Table& table) const {
   bool newer = false;
   for (auto& [name, entry] : table) {
     auto current = state_.users.find(name);
-    if (current != state_.users.end() && current->second.user.traffic != entry.user.traffic) {
-      entry.user.traffic = current->second.user.traffic;
+    if (current == state_.users.end()) continue;
+    const User& now = current->second.user;
+    if (now.traffic != entry.user.traffic) {
+      entry.user.traffic = now.traffic;
+      newer = newer || entry.user.source == UserSource::Api;
+    }
+    if (now.first_use.has_value() && !entry.user.first_use.has_value()) {
+      entry.user.first_use = now.first_use;
       newer = newer || entry.user.source == UserSource::Api;
     }
   }
@@ -402,10 +415,16 @@ bool UserRegistry::mergeTrafficLocked(Table& table) const {
 }
 
 relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
+  const absl::Time now = options_.now();
+  next_deadline_ = absl::InfiniteFuture();
   std::vector<relay::RelayUser> users;
   users.reserve(state_.users.size());
   for (const auto& [name, entry] : state_.users) {
     const User& u = entry.user;
+    const absl::Time expiry = u.expiry();
+    if (expiry > now) next_deadline_ = std::min(next_deadline_, expiry);
+    // A boundary already passed (not rolled yet) is due at once.
+    next_deadline_ = std::min(next_deadline_, u.quotaResetTime());
     relay::RelayUser r;
     r.name = u.name;
     r.method = *crypto::findAnyMethod(u.method);  // validated when the entry was made
@@ -415,6 +434,7 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     r.port = u.port;
     r.enabled = u.enabled;
     r.quota_exceeded = u.quotaExceeded();
+    r.expired = u.expiredAt(now);
     r.max_connections = u.limits.max_connections;
     r.plugin = u.plugin;
     r.plugin_opts = u.plugin_opts;
@@ -533,8 +553,15 @@ absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
   }
   user.created = options_.now();
   user.source = UserSource::Api;
+  user.expire_time = request.expire_time;
+  user.rollQuotaPeriod(user.created);
   {
     absl::ReaderMutexLock lock(&mu_);
+    if (options_.max_users != 0 && state_.users.size() >= options_.max_users) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the server has ", state_.users.size(), " users, its limit (--max-users ",
+                       options_.max_users, ", configured users included): delete one first"));
+    }
     if (user.port != 0) {
       if (absl::Status s = checkPortLocked(user.port, user.name, state_.users); !s.ok()) {
         return s;
@@ -647,6 +674,20 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   if (update.data_quota_bytes.has_value()) {
     user.limits.data_quota_bytes = *update.data_quota_bytes;
   }
+  if (update.expire_time.has_value()) {
+    user.expire_time = *update.expire_time;
+  }
+  if (update.expire_after_first_use.has_value()) {
+    if (*update.expire_after_first_use < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("limits.expire_after_first_use: must not be negative");
+    }
+    user.limits.expire_after_first_use = *update.expire_after_first_use;
+  }
+  if (update.data_quota_period.has_value()) {
+    user.limits.data_quota_period = *update.data_quota_period;
+  }
+  // A new period setting counts from now (None: since creation again).
+  user.rollQuotaPeriod(options_.now());
   if (update.plugin.has_value()) {
     user.plugin = *update.plugin;
     if (user.plugin.empty()) user.plugin_opts.clear();
@@ -728,8 +769,10 @@ absl::StatusOr<std::string> UserRegistry::setDefaultMethod(absl::string_view nam
 
 void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
   bool quota_changed = false;
+  bool first_use_saved = false;  // an API user's first use: written at once
   {
     absl::MutexLock lock(&mu_);
+    const absl::Time now = options_.now();
     for (const TrafficDelta& d : deltas) {
       auto it = state_.users.find(d.name);
       if (it == state_.users.end()) {
@@ -739,9 +782,22 @@ void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
       const bool before = u.quotaExceeded();
       u.traffic += d.delta;
       quota_changed = quota_changed || before != u.quotaExceeded();
+      if (!u.first_use.has_value() && (d.delta.tcp_connections != 0 || d.delta.udp_packets != 0)) {
+        // The first session or datagram the relay identified as this user: an
+        // expire_after_first_use runs from here (the report is at most about a second late).
+        u.first_use = now;
+        next_deadline_ = std::min(next_deadline_, u.expiry());
+        first_use_saved = first_use_saved || u.source == UserSource::Api;
+      }
       if (u.source == UserSource::Api) {
         traffic_dirty_ = true;
       }
+    }
+  }
+  if (first_use_saved) {
+    // A restart must not forget it (that would restart the user's time).
+    if (absl::Status s = flush(); !s.ok()) {
+      SR_LOG(Warn, "user store: first use not saved: %s", s.message());
     }
   }
   if (quota_changed) {
@@ -782,6 +838,47 @@ absl::Status UserRegistry::flush() {
 relay::UserTablePtr UserRegistry::snapshot() const {
   absl::ReaderMutexLock lock(&mu_);
   return snapshot_;
+}
+
+absl::Time UserRegistry::nextDeadline() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return next_deadline_;
+}
+
+void UserRegistry::tick() {
+  absl::MutexLock write(&write_mu_);
+  relay::UserTablePtr snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = options_.now();
+    if (now < next_deadline_) return;
+    for (auto& [name, entry] : state_.users) {
+      const bool was_over = entry.user.quotaExceeded();
+      if (entry.user.rollQuotaPeriod(now)) {
+        if (entry.user.source == UserSource::Api) traffic_dirty_ = true;  // saved by flush()
+        if (was_over && !entry.user.quotaExceeded()) {
+          SR_LOG(Info, "user \"%s\": a new quota period began; it works again", name);
+        }
+      }
+      const relay::RelayUser* published = snapshot_->find(name);
+      if (entry.user.expiredAt(now) && published != nullptr && !published->expired) {
+        SR_LOG(Info, "user \"%s\" expired; its sessions are closed", name);
+      }
+    }
+    snapshot_ = buildSnapshotLocked();
+    snapshot = snapshot_;
+  }
+  publish(snapshot);
+}
+
+std::array<size_t, kUserStateCount> UserRegistry::countByState() const {
+  std::array<size_t, kUserStateCount> counts{};
+  absl::ReaderMutexLock lock(&mu_);
+  const absl::Time now = options_.now();
+  for (const auto& [name, entry] : state_.users) {
+    ++counts[static_cast<size_t>(stateOf(entry.user, now))];
+  }
+  return counts;
 }
 
 uint64_t UserRegistry::subscribe(Subscriber subscriber) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -53,8 +54,11 @@ struct RegistryOptions {
   /// Gives each user of the published tables its AEAD provider. Null: users carry none (the
   /// table is not for relaying, e.g. --check-config). Must outlive the registry.
   const crypto::CryptoProviders* providers = nullptr;
-  /// The clock for creation times.
+  /// The clock for creation times, expiry and quota periods.
   std::function<absl::Time()> now = [] { return absl::Now(); };
+  /// --max-users: create() beyond this many users (configured ones included) answers
+  /// RESOURCE_EXHAUSTED. 0: no cap.
+  size_t max_users = 0;
   /// --allow-insecure-ciphers: users may have a legacy stream method (PROTOCOL.md §4), each
   /// alone on its port. Without it such a method is refused (INVALID_ARGUMENT naming the flag).
   bool allow_insecure_ciphers = false;
@@ -71,6 +75,7 @@ struct NewUser {
   UserLimits limits;
   std::string plugin;  // a dedicated port's SIP003 plugin; empty: none
   std::string plugin_opts;
+  std::optional<absl::Time> expire_time;  // unset: never
 };
 
 /// UpdateUser's fields: only the ones that are set change.
@@ -85,6 +90,10 @@ struct UserUpdate {
   std::optional<uint64_t> data_quota_bytes;
   std::optional<std::string> plugin;  // empty: no plugin
   std::optional<std::string> plugin_opts;
+  /// Set: the new expire_time, where an unset inner value means never.
+  std::optional<std::optional<absl::Time>> expire_time;
+  std::optional<absl::Duration> expire_after_first_use;  // zero: never
+  std::optional<QuotaPeriod> data_quota_period;
 };
 
 /// Traffic of one user since the last report.
@@ -149,6 +158,18 @@ class UserRegistry {
   /// The current table (never null).
   relay::UserTablePtr snapshot() const;
 
+  /// The registry's clock (RegistryOptions::now).
+  absl::Time now() const { return options_.now(); }
+  /// The earliest moment the users change by time alone: an expiry or a quota period boundary
+  /// still ahead. The infinite future if there is none. Thread-safe.
+  absl::Time nextDeadline() const;
+  /// Call when nextDeadline() has come (early calls do nothing): starts the quota periods that
+  /// began (an over-quota user works again) and publishes a table in which users that reached
+  /// their expiry are refused and their sessions cut.
+  void tick();
+  /// Users by UserState now (index: the enum's value). Thread-safe.
+  std::array<size_t, kUserStateCount> countByState() const;
+
   using Subscriber = std::function<void(const relay::UserTablePtr&)>;
   /// Calls `subscriber` at once with the current table, then with every new one, in
   /// generation order, on the thread that made the change. A subscriber must be quick (post to
@@ -211,9 +232,10 @@ class UserRegistry {
   /// Persists `state`, then makes it current and (with `publish`) publishes a new table.
   absl::Status commit(State state, bool publish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status persist(const State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  /// Copies into `table` the traffic counted since it was copied from state_.users.
-  /// @return true if an API user's counters were newer (so still unsaved).
+  /// Copies into `table` the traffic (and first use) counted since it was copied from
+  /// state_.users. @return true if an API user's counters were newer (so still unsaved).
   bool mergeTrafficLocked(Table& table) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  /// Also sets next_deadline_ from the users and the clock.
   relay::UserTablePtr buildSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void publish(const relay::UserTablePtr& snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
@@ -229,6 +251,7 @@ class UserRegistry {
   relay::UserTablePtr snapshot_ ABSL_GUARDED_BY(mu_);
   uint64_t snapshot_generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool traffic_dirty_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(write_mu_);
   uint64_t next_subscriber_ ABSL_GUARDED_BY(write_mu_) = 1;
 };

@@ -69,11 +69,25 @@ json encodeUser(const User& u) {
   }
   j["limits"] = {{"max_connections", u.limits.max_connections},
                  {"data_quota_bytes", u.limits.data_quota_bytes}};
+  // The fields of issue 18 are written only when set: a store without them keeps its text, and
+  // one written before them loads (decodeUser takes each as optional).
+  if (u.limits.expire_after_first_use > absl::ZeroDuration()) {
+    j["limits"]["expire_after_first_use"] = absl::FormatDuration(u.limits.expire_after_first_use);
+  }
+  if (u.limits.data_quota_period != QuotaPeriod::None) {
+    j["limits"]["data_quota_period"] = std::string(quotaPeriodName(u.limits.data_quota_period));
+  }
   j["created"] = formatTime(u.created);
   j["traffic"] = {{"bytes_up", u.traffic.bytes_up},
                   {"bytes_down", u.traffic.bytes_down},
                   {"tcp_connections", u.traffic.tcp_connections},
                   {"udp_packets", u.traffic.udp_packets}};
+  if (u.expire_time.has_value()) j["expire_time"] = formatTime(*u.expire_time);
+  if (u.first_use.has_value()) j["first_use"] = formatTime(*u.first_use);
+  if (u.quota_period_start.has_value()) {
+    j["quota_period_start"] = formatTime(*u.quota_period_start);
+    j["quota_base_bytes"] = u.quota_base_bytes;
+  }
   return j;
 }
 
@@ -109,6 +123,17 @@ absl::StatusOr<uint64_t> getUnsigned(const json& obj, const char* field, uint64_
     return fieldError(field, absl::StrCat("larger than ", max));
   }
   return v;
+}
+
+// An optional RFC 3339 time: nullopt when absent.
+absl::StatusOr<std::optional<absl::Time>> getOptionalTime(const json& obj, const char* field) {
+  if (!obj.contains(field)) return std::optional<absl::Time>();
+  auto text = getString(obj, field, true);
+  if (!text.ok()) return text.status();
+  absl::Time t;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, *text, &t, &error)) return fieldError(field, error);
+  return std::optional<absl::Time>(t);
 }
 
 absl::StatusOr<bool> getBool(const json& obj, const char* field) {
@@ -182,6 +207,18 @@ absl::StatusOr<User> decodeUser(const json& j) {
       quota, getUnsigned(*limits, "data_quota_bytes", std::numeric_limits<uint64_t>::max()));
   u.limits.max_connections = static_cast<uint32_t>(max_connections);
   u.limits.data_quota_bytes = quota;
+  SR_ASSIGN_OR_RETURN(after_first_use, getString(*limits, "expire_after_first_use", false));
+  if (!after_first_use.empty() &&
+      (!absl::ParseDuration(after_first_use, &u.limits.expire_after_first_use) ||
+       u.limits.expire_after_first_use < absl::ZeroDuration())) {
+    return fail(fieldError("limits.expire_after_first_use", "not a duration"));
+  }
+  SR_ASSIGN_OR_RETURN(period, getString(*limits, "data_quota_period", false));
+  if (!period.empty()) {
+    auto parsed = parseQuotaPeriod(period);
+    if (!parsed.ok()) return fail(fieldError("limits.data_quota_period", parsed.status().message()));
+    u.limits.data_quota_period = *parsed;
+  }
   SR_ASSIGN_OR_RETURN(created, getString(j, "created", true));
   std::string time_error;
   if (!absl::ParseTime(absl::RFC3339_full, created, &u.created, &time_error)) {
@@ -194,6 +231,16 @@ absl::StatusOr<User> decodeUser(const json& j) {
   SR_ASSIGN_OR_RETURN(tcp, getUnsigned(*traffic, "tcp_connections", kMax));
   SR_ASSIGN_OR_RETURN(udp, getUnsigned(*traffic, "udp_packets", kMax));
   u.traffic = TrafficCounters{up, down, tcp, udp};
+  SR_ASSIGN_OR_RETURN(expire_time, getOptionalTime(j, "expire_time"));
+  SR_ASSIGN_OR_RETURN(first_use, getOptionalTime(j, "first_use"));
+  SR_ASSIGN_OR_RETURN(period_start, getOptionalTime(j, "quota_period_start"));
+  u.expire_time = expire_time;
+  u.first_use = first_use;
+  u.quota_period_start = period_start;
+  if (period_start.has_value()) {
+    SR_ASSIGN_OR_RETURN(base, getUnsigned(j, "quota_base_bytes", kMax));
+    u.quota_base_bytes = base;
+  }
   return u;
 }
 

@@ -60,7 +60,9 @@ std::span<const double> dnsSecondsBounds();         // 1 ms .. 10 s
   /* Sessions that identified this user. */                                                  \
   FIELD(tcp_connections, "tcp_connections", None, "")                                        \
   /* Sessions refused because the user was over a limit (max_connections or data quota). */  \
-  FIELD(refused_over_limit, "refused_over_limit", TcpRefusedOverLimit, "")
+  FIELD(refused_over_limit, "refused_over_limit", TcpRefusedOverLimit, "")                    \
+  /* TCP sessions and UDP datagrams refused because the user had expired. */                 \
+  FIELD(refused_expired, "refused_expired", UserRefused, "reason=expired")
 
 /// One user's traffic as one worker saw it.
 struct UserTraffic {

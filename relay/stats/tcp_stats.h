@@ -28,7 +28,7 @@ enum class CloseReason : uint8_t {
   SocksError,        // malformed SOCKS5 greeting or request, or an unsupported command
   IoError,           // read/write error (reset by peer, ...)
   Shutdown,          // closed by a graceful stop's deadline
-  OverLimit,         // the user is at max_connections or over its data quota
+  OverLimit,         // the user is at max_connections, over its data quota or expired
   Revoked,           // the user was deleted, disabled or given a new key
   StaleTimestamp,    // 2022: the header's timestamp is more than 30 s off; drained, then FIN
   kCount,

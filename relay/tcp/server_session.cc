@@ -287,7 +287,14 @@ bool ServerSession::admit() {
   // Counted as the user's from here on; the limit check follows, so that a refusal is counted
   // under the user too.
   candidate_.reset();
-  const bool admits = now->admitsNewSession(setUser(now));
+  const uint32_t others = setUser(now);
+  if (now->expired) {
+    ++host_.traffic(user()->name).refused_expired;
+    SR_LOG(Debug, "session %d: user %s expired; refused", id(), user()->name);
+    close(CloseReason::OverLimit);
+    return false;
+  }
+  const bool admits = now->admitsNewSession(others);
   if (!admits) {
     ++host_.traffic(user()->name).refused_over_limit;
     SR_LOG(Debug, "session %d: user %s over a limit; refused", id(), user()->name);

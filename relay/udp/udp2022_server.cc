@@ -114,6 +114,10 @@ void Udp2022Server::onPacket(const SocketAddress& from, const uint8_t* packet, s
     ++stats_.dropped_open;
     return;
   }
+  if (user->expired) {
+    ++worker_.traffic(user->name).refused_expired;  // identified, then refused (as UdpServer)
+    return;
+  }
   if (user->quota_exceeded) {
     ++stats_.dropped_over_quota;  // identified, then refused (as UdpServer does)
     return;

@@ -147,6 +147,11 @@ void UdpServer::onPacket(const SocketAddress& from, uint8_t* packet, size_t len)
     ++(why == Opened::OverBudget ? stats_.dropped_trial_budget : stats_.dropped_open);
     return;
   }
+  if (user->expired) {
+    // Identified, then refused like a new TCP session; its associations were dropped at expiry.
+    ++worker_.traffic(user->name).refused_expired;
+    return;
+  }
   if (user->quota_exceeded) {
     // Over its data quota: identified, then refused, like a new TCP session
     // (ServerSession::admit). Its associations were dropped when the quota was reached.

@@ -28,6 +28,7 @@ struct RelayUser {
   uint16_t port = 0;      // a dedicated port; 0: the server's shared port
   bool enabled = true;
   bool quota_exceeded = false;   // data quota reached: identified, then refused
+  bool expired = false;          // past its expiry: identified, then refused (as "expired")
   uint32_t max_connections = 0;  // concurrent TCP sessions; 0: unlimited
   std::string plugin;            // a dedicated port's SIP003 plugin (api/app runs it); "": none
   std::string plugin_opts;
@@ -36,7 +37,8 @@ struct RelayUser {
   /// Same method and key: a live session of `other` may continue under this user.
   bool sameKey(const RelayUser& other) const;
   /// May a new session start (identified users only), `others` sessions of the user being open
-  /// besides it? False over quota or at max_connections.
+  /// besides it? False over quota or at max_connections (an expired user is refused before,
+  /// counted apart).
   bool admitsNewSession(uint32_t others) const;
 };
 

@@ -54,7 +54,8 @@ const PortIdentity* UserTable::identityPort(uint16_t port) const {
 
 bool UserTable::keeps(const RelayUser& user) const {
   const RelayUser* now = find(user.name);
-  return now != nullptr && now->enabled && !now->quota_exceeded && now->sameKey(user) &&
+  return now != nullptr && now->enabled && !now->quota_exceeded && !now->expired &&
+         now->sameKey(user) &&
          now->port == user.port;
 }
 

@@ -40,7 +40,8 @@ class UserTable {
   /// port, or a 2022 port with one PSK). Valid while this table is.
   const PortIdentity* identityPort(uint16_t port) const;
   /// Whether a session or association of `user` (from an older table) may go on under this
-  /// table: the user is still here, enabled, under its quota, with the same key and port.
+  /// table: the user is still here, enabled, not expired, under its quota, with the same key
+  /// and port.
   bool keeps(const RelayUser& user) const;
   /// The distinct dedicated ports of enabled users, ascending.
   std::vector<uint16_t> dedicatedPorts() const;

@@ -327,15 +327,6 @@ def publishes(text):
     return out
 
 
-def single(text, name):
-    """The value of the one unlabelled series `name`; fails if it is missing."""
-    found = [float(m.group(3)) for m in map(_LINE.match, text.splitlines())
-             if m and m.group(1) == name and not m.group(2)]
-    if len(found) != 1:
-        raise AssertionError(f"{name}: {len(found)} unlabelled series in the scrape, expected 1")
-    return found[0]
-
-
 class SilentDns:
     """A name server that never answers: a UDP socket on 127.0.0.1 whose thread reads the
     queries, counts them and drops them, so that every lookup sent there times out (a closed
@@ -815,10 +806,11 @@ class MetricsTest(RelayTestCase):
         echo) and known datagrams (libev ss-tunnel -u to a UDP echo); every per-user series
         must grow by exactly that, under the user's name or, without per-user labels, ""."""
         self.start_with_api([] if per_user else ["--metrics-per-user=false"])
-        self.assertEqual(single(scrape(self.metrics_port), USERS), 0, "users before any")
+        self.assertEqual(value(scrape(self.metrics_port), USERS), 0, "users before any")
         users = {name: self.create_user(name, method) for name, method in
                  (("alice", "aes-256-gcm"), ("bob", "chacha20-ietf-poly1305"))}
-        self.assertEqual(single(scrape(self.metrics_port), USERS), len(users))
+        self.assertEqual(value(scrape(self.metrics_port), USERS), len(users))
+        self.assertEqual(value(scrape(self.metrics_port), USERS, state="active"), len(users))
         echo = self.add_peer(EchoServer())
         udp_echo = UdpEcho()
         self.addCleanup(udp_echo.stop)
@@ -897,7 +889,7 @@ class MetricsTest(RelayTestCase):
         self.assertEqual(grown(UDP_EVICTED), 0)
         self.assertEqual(grown(UDP_DROPPED), 0)
         self.assertEqual(grown(TIMEOUTS), 0)
-        self.assertEqual(single(after, USERS), len(users))
+        self.assertEqual(value(after, USERS, state="active"), len(users))
         self.assertEqual(udp_echo.received, sum(len(s) for s in udp_sizes.values()))
         self.assertEqual(echo.accepted, len(users))
         if per_user:

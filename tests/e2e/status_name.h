@@ -16,6 +16,7 @@ inline const char* statusCodeName(grpc::StatusCode code) {
     case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
     case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
     case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
     case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
     case grpc::StatusCode::INTERNAL: return "INTERNAL";
     case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";

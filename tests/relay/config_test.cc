@@ -904,6 +904,49 @@ TEST(ConfigTest, UsersListErrorsNameTheEntry) {
             absl::StrCat(path, ": users: users[2].port: \"0\" is not a port (1..65535)"));
 }
 
+TEST(ConfigTest, UsersTakeExpiryAndRenewingQuotasAndMaxUsers) {
+  const std::string path = writeFile("limits.json", R"({"max_users": 50, "users": [
+    {"name": "a", "password": "p", "expire_time": "2027-01-31T00:00:00Z",
+     "expire_after_first_use": "30d", "data_quota_bytes": 1000000, "data_quota_period": "monthly"},
+    {"name": "b", "password": "p", "expire_after_first_use": 3600}]})");
+  auto c = parse(Role::Server, {"-c", path.c_str()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_users, 50);
+  EXPECT_EQ(c->users[0].expire_time, "2027-01-31T00:00:00Z");
+  EXPECT_EQ(c->users[0].expire_after_first_use, 30 * 86400);
+  EXPECT_EQ(c->users[0].data_quota_bytes, 1000000u);
+  EXPECT_EQ(c->users[0].data_quota_period, "monthly");
+  EXPECT_EQ(c->users[1].expire_after_first_use, 3600);
+  // --check-config shows them (no secret).
+  const std::string report = checkReport(*c);
+  EXPECT_NE(report.find("a (expire_time 2027-01-31T00:00:00Z, expire_after_first_use 2592000 s, "
+                        "data_quota_bytes 1000000 monthly), b (expire_after_first_use 3600 s)"),
+            std::string::npos)
+      << report;
+  c = parse(Role::Server, {"-c", path.c_str(), "--max-users", "7"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_users, 7);
+
+  const std::pair<std::string, std::string> refused[] = {
+      {R"({"name": "a", "password": "p", "expire_time": "next week"})",
+       "users[0].expire_time: not an RFC 3339 time"},
+      {R"({"name": "a", "password": "p", "expire_after_first_use": "3w"})",
+       "users[0].expire_after_first_use: must be seconds, or a number with s, m, h or d"},
+      {R"({"name": "a", "password": "p", "expire_after_first_use": 0})",
+       "users[0].expire_after_first_use: must be positive"},
+      {R"({"name": "a", "password": "p", "data_quota_period": "hourly"})",
+       "users[0].data_quota_period: must be none, daily, weekly or monthly"},
+      {R"({"name": "a", "password": "p", "data_quota_bytes": -1})",
+       "users[0].data_quota_bytes: must be a non-negative integer"},
+  };
+  for (const auto& [user, message] : refused) {
+    const std::string bad = writeFile("bad-limits.json", absl::StrCat(R"({"users": [)", user, "]}"));
+    auto b = parse(Role::Server, {"-c", bad.c_str()});
+    ASSERT_FALSE(b.ok()) << user;
+    EXPECT_NE(std::string(b.status().message()).find(message), std::string::npos) << b.status();
+  }
+}
+
 TEST(ConfigTest, FlagsOverrideTheFileWhereverMinusCStands) {
   const std::string path = writeFile("order.json", R"({"server_port": 8400, "server": "a.test"})");
   auto c = parse(Role::Local, {"-p", "9000", "-s", "b.test", "-c", path.c_str(), "-s", "c.test"});

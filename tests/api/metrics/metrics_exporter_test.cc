@@ -54,7 +54,13 @@ MetricsOptions loopbackOptions() {
   o.workers = 2;
   o.version = "1.2.3";
   o.crypto_provider = "openssl";
-  o.users_count = [] { return size_t{5}; };
+  o.users_by_state = [] {
+    return std::vector<std::pair<std::string, size_t>>{
+        {"active", 3}, {"disabled", 1}, {"expired", 1}, {"over_quota", 0}};
+  };
+  o.user_quotas = [] {
+    return std::vector<UserQuotaSample>{{"alice", 900, 1000}, {"bob", 42, 0}};
+  };
   return o;
 }
 
@@ -279,7 +285,14 @@ TEST(MetricsExporterTest, SumsWorkersPerLabelSet) {
   EXPECT_EQ(valueOr(e, dl + "_bucket", {{"le", "0.5"}}), 2);
   EXPECT_DOUBLE_EQ(valueOr(e, dl + "_sum", {}), 0.304);
 
-  EXPECT_EQ(valueOr(e, "shadowrelay_users", {}), 5);
+  EXPECT_EQ(valueOr(e, "shadowrelay_users", {{"state", "active"}}), 3);
+  EXPECT_EQ(valueOr(e, "shadowrelay_users", {{"state", "disabled"}}), 1);
+  EXPECT_EQ(valueOr(e, "shadowrelay_users", {{"state", "expired"}}), 1);
+  EXPECT_EQ(valueOr(e, "shadowrelay_users", {{"state", "over_quota"}}), 0);
+  EXPECT_EQ(valueOr(e, "shadowrelay_user_quota_used_bytes", {{"user", "alice"}}), 900);
+  EXPECT_EQ(valueOr(e, "shadowrelay_user_quota_used_bytes", {{"user", "bob"}}), 42);
+  EXPECT_EQ(valueOr(e, "shadowrelay_user_quota_bytes", {{"user", "alice"}}), 1000);
+  EXPECT_EQ(e.series("shadowrelay_user_quota_bytes").size(), 1u);  // bob has no quota
   EXPECT_EQ(
       valueOr(e, "shadowrelay_build_info", {{"version", "1.2.3"}, {"crypto_provider", "openssl"}}),
       1);
@@ -378,7 +391,9 @@ TEST(MetricsExporterTest, FoldsUsersWhenPerUserIsOff) {
   EXPECT_EQ(valueOr(e, closed, {{"user", ""}, {"status", "error"}}), 2);
   EXPECT_EQ(e.series(closed).size(), kStatuses.size());
   EXPECT_EQ(valueOr(e, "shadowrelay_udp_packets_total", {{"direction", "upload"}, {"user", ""}}),
-            5);
+            5);  // Quotas are per user by nature: not exported without user labels.
+  EXPECT_EQ(e.types.count("shadowrelay_user_quota_used_bytes"), 0u);
+  EXPECT_EQ(e.types.count("shadowrelay_user_quota_bytes"), 0u);
 }
 
 TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
@@ -407,6 +422,9 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
       {"shadowrelay_dns_cache_misses_total", "counter"},
       {"shadowrelay_dns_lookup_duration_seconds", "histogram"},
       {"shadowrelay_users", "gauge"},
+      {"shadowrelay_user_quota_used_bytes", "gauge"},
+      {"shadowrelay_user_quota_bytes", "gauge"},
+      {"shadowrelay_user_refused_total", "counter"},
       {"shadowrelay_build_info", "gauge"},
       {"shadowrelay_worker_publishes_total", "counter"},
       {"process_resident_memory_bytes", "gauge"},
@@ -460,11 +478,13 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
 
 TEST(MetricsExporterTest, NoUsersGaugeWithoutACallback) {
   MetricsOptions options = loopbackOptions();
-  options.users_count = nullptr;
+  options.users_by_state = nullptr;
+  options.user_quotas = nullptr;
   auto exporter = startOrDie(options);
   ASSERT_NE(exporter, nullptr);
   const Exposition e = scrape(*exporter);
   EXPECT_EQ(e.types.count("shadowrelay_users"), 0u);
+  EXPECT_EQ(e.types.count("shadowrelay_user_quota_used_bytes"), 0u);
   EXPECT_EQ(e.types.count("shadowrelay_build_info"), 1u);
 }
 

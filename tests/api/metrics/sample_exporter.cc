@@ -20,7 +20,13 @@ int main(int argc, char** argv) {
   options.workers = 2;
   options.version = "0.0.0-test";
   options.crypto_provider = "openssl";
-  options.users_count = [] { return size_t{2}; };
+  options.users_by_state = [] {
+    return std::vector<std::pair<std::string, size_t>>{
+        {"active", 2}, {"disabled", 0}, {"expired", 0}, {"over_quota", 0}};
+  };
+  options.user_quotas = [] {
+    return std::vector<shadowrelay::api::metrics::UserQuotaSample>{{"alice", 900, 1000}};
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--listen=", 0) == 0) {

@@ -472,6 +472,28 @@ TEST_P(ServerSessionIdentityTest, LimitsAndQuotasApplyToTheIdentifiedUser) {
   EXPECT_EQ(worker_->stats().auth_failed, 0u);
 }
 
+TEST_P(ServerSessionIdentityTest, AnExpiredUserIsIdentifiedByItsHeaderThenRefused) {
+  std::vector<RelayUser> users;
+  users.push_back(user("default", psk_));
+  RelayUser alice = user("alice", alice_);
+  alice.expired = true;
+  users.push_back(std::move(alice));
+  users.push_back(user("bob", bob_));
+  startWith(tableOf(std::move(users), 1));
+  Fd target = listenLoopback();
+  crypto::Aead2022StreamEncoder enc = encoder(chain(alice_), target);
+  Fd client = connectLoopback(port_);
+  ASSERT_TRUE(sendBytes(client.get(), encode(enc, "late", loop_.unixSeconds())));
+  std::vector<uint8_t> at_client;
+  ASSERT_TRUE(waitForEof(loop_, client.get(), &at_client));
+  EXPECT_TRUE(at_client.empty());
+  EXPECT_FALSE(tryAccept(target.get()).valid());
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_expired, 1u);
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_over_limit, 0u);
+  EXPECT_EQ(worker_->stats().auth_failed, 0u);
+  expectRelayed(chain(bob_), target, "bob is not expired");
+}
+
 INSTANTIATE_TEST_SUITE_P(AesMethods, ServerSessionIdentityTest,
                          ::testing::Values("2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm"),
                          methodTestName);

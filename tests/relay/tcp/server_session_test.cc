@@ -380,6 +380,24 @@ TEST_F(ServerSessionTest, ReplayedSaltIsRejected) {
   EXPECT_EQ(worker_->stats().auth_failed, 0u);
 }
 
+TEST_F(ServerSessionTest, ExpiredUserIsIdentifiedThenRefusedAndCountedAsExpired) {
+  RelayUser expired = makeUser("alice");
+  expired.expired = true;
+  start({std::move(expired)});
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  ReferenceStream stream = streamOf(user("alice"));
+  ASSERT_TRUE(sendBytes(client.get(), request(stream, target, "late")));
+  std::vector<uint8_t> at_client;
+  ASSERT_TRUE(waitForEof(loop_, client.get(), &at_client));
+  EXPECT_TRUE(at_client.empty());
+  EXPECT_FALSE(tryAccept(target.get()).valid());
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_expired, 1u);
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_over_limit, 0u);
+  EXPECT_EQ(worker_->stats().auth_failed, 0u);
+  EXPECT_EQ(user("alice").live->tcp_sessions.load(), 0u);
+}
+
 TEST_F(ServerSessionTest, UserAtMaxConnectionsIsRefusedAndCounted) {
   RelayUser limited = makeUser("alice");
   limited.max_connections = 1;

@@ -465,6 +465,23 @@ TEST_P(Udp2022IdentityTest, RotationAndDeletionDropTheirAssociations) {
   EXPECT_FALSE(datagramWaiting(b.get()));
 }
 
+TEST_P(Udp2022IdentityTest, AnExpiredUserIsIdentifiedThenRefusedAndCounted) {
+  startIdentity();
+  RelayUser expired = user("alice", psk_);
+  expired.expired = true;
+  context_->setUsers(table({std::move(expired), user("bob", bob_key_)}, 2));
+  Fd client = bindUdpLoopback();
+  ASSERT_TRUE(sendDatagram(client.get(), identityPacket(session_, 0, "x", ipsk_, psk_),
+                           server_address_));
+  ASSERT_TRUE(runUntil(loop_, [&] {
+    return context_->sample().users.contains("alice") &&
+           context_->sample().users.at("alice").refused_expired == 1;
+  }));
+  EXPECT_EQ(stats().associations, 0u);
+  EXPECT_EQ(stats().dropped_open, 0u);
+  EXPECT_TRUE(echo_.received().empty());
+}
+
 TEST_P(Udp2022IdentityTest, AUserOverQuotaIsIdentifiedThenRefused) {
   startIdentity();
   RelayUser over = user("alice", psk_);

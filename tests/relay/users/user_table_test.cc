@@ -112,6 +112,12 @@ TEST(UserTableTest, DoesNotKeepADeletedDisabledOverQuotaOrMovedUser) {
   over_quota.quota_exceeded = true;
   EXPECT_FALSE(makeTable({std::move(over_quota)})->keeps(alice));
 
+  RelayUser expired = makeUser("alice");
+  expired.expired = true;
+  const UserTablePtr with_expired = makeTable({std::move(expired)});
+  EXPECT_FALSE(with_expired->keeps(alice));
+  EXPECT_EQ(with_expired->onPort(0).size(), 1u);  // still identified, then refused
+
   EXPECT_FALSE(makeTable({makeUser("alice", "aes-128-gcm", /*port=*/9001)})->keeps(alice));
 
   // A limit change alone keeps the user's sessions.
