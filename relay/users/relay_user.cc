@@ -16,4 +16,12 @@ bool RelayUser::admitsNewSession(uint32_t others) const {
   return max_connections == 0 || others < max_connections;
 }
 
+DeviceLease RelayUser::admitDevice(const std::string& key, bool* refused) const {
+  const DeviceTracker::Admission admission =
+      live->devices->acquire(key, max_devices, device_window);
+  *refused = admission == DeviceTracker::Admission::Refused;
+  if (admission != DeviceTracker::Admission::Counted) return {};
+  return DeviceLease(live->devices, key);
+}
+
 }  // namespace shadowrelay::relay

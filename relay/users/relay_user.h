@@ -4,6 +4,7 @@
 // hold their user by shared pointer, so a table can be replaced while they run.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "crypto/aead.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
+#include "relay/users/device_tracker.h"
 
 namespace shadowrelay::relay {
 
@@ -18,6 +20,8 @@ namespace shadowrelay::relay {
 struct UserLive {
   /// TCP sessions open now, on every worker (changed at session start and close only).
   std::atomic<uint32_t> tcp_sessions{0};
+  /// The client networks that used the user lately (max_devices, User.devices).
+  std::shared_ptr<DeviceTracker> devices = std::make_shared<DeviceTracker>();
 };
 
 struct RelayUser {
@@ -29,6 +33,8 @@ struct RelayUser {
   bool enabled = true;
   bool quota_exceeded = false;   // data quota reached: identified, then refused
   uint32_t max_connections = 0;  // concurrent TCP sessions; 0: unlimited
+  uint32_t max_devices = 0;      // distinct client networks within device_window; 0: unlimited
+  std::chrono::seconds device_window{600};  // --device-window: how long a device still counts
   std::string plugin;            // a dedicated port's SIP003 plugin (api/app runs it); "": none
   std::string plugin_opts;
   std::shared_ptr<UserLive> live = std::make_shared<UserLive>();
@@ -38,6 +44,10 @@ struct RelayUser {
   /// May a new session start (identified users only), `others` sessions of the user being open
   /// besides it? False over quota or at max_connections.
   bool admitsNewSession(uint32_t others) const;
+  /// A session or association of the user from device `key` (sourceKey()) starts: a lease that
+  /// counts it until destroyed, or none (held() false) when the device is refused (a new one
+  /// beyond max_devices) or, without a limit, not tracked. `*refused` says which.
+  DeviceLease admitDevice(const std::string& key, bool* refused) const;
 };
 
 using RelayUserPtr = std::shared_ptr<const RelayUser>;
