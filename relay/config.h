@@ -30,6 +30,7 @@ struct ConfigUser {
   uint16_t port = 0;   // a dedicated port; 0: the shared port
   std::string plugin;       // a dedicated port's SIP003 plugin; empty: none
   std::string plugin_opts;  // its options
+  uint32_t max_devices = 0;  // "max_devices": UserLimits.max_devices; 0: unlimited
   bool operator==(const ConfigUser&) const = default;
 };
 
@@ -102,6 +103,9 @@ struct Config {
   std::optional<Endpoint> tunnel_destination;  // -L, "tunnel_address"
   std::string plugin;       // SIP003 plugin program (--plugin, "plugin"); empty: none
   std::string plugin_opts;  // its SS_PLUGIN_OPTIONS (--plugin-opts, "plugin_opts")
+  // Per-user limits (issue 18).
+  int device_window_seconds = 600;     // --device-window, "device_window"
+  bool show_client_addresses = false;  // --show-client-addresses, "show_client_addresses"
   // Pre-authentication bounds and file descriptors (issue 15 §4).
   int max_preauth_per_source = 1024;  // --max-preauth-per-source; 0: no bound
   int max_preauth_per_worker = 8192;  // --max-preauth-per-worker; 0: no bound

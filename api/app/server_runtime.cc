@@ -62,6 +62,7 @@ std::vector<users::User> configuredUsers(const Config& config) {
     user.port = from.port == config.server_port ? 0 : from.port;
     user.plugin = from.plugin;
     user.plugin_opts = from.plugin_opts;
+    user.limits.max_devices = from.max_devices;
     user.source = users::UserSource::Config;
     out.push_back(std::move(user));
   }
@@ -444,6 +445,7 @@ absl::Status ServerRuntime::openRegistry() {
   options.configured_users = configuredUsers(config_);
   options.shared_port = config_.server_port;
   options.allow_insecure_ciphers = config_.allow_insecure_ciphers;
+  options.device_window = std::chrono::seconds(config_.device_window_seconds);
   for (const std::string* listen : {&config_.control_listen, &config_.metrics_listen}) {
     if (const uint16_t reserved = listenPort(*listen); reserved != 0) {
       options.reserved_ports.push_back(reserved);
@@ -502,6 +504,16 @@ absl::Status ServerRuntime::startExporter() {
   }
   users::UserRegistry* registry = registry_.get();
   options.users_count = [registry] { return registry != nullptr ? registry->size() : size_t{0}; };
+  if (registry != nullptr) {
+    // The trackers the workers share, read from the current table.
+    options.user_devices = [registry] {
+      std::vector<std::pair<std::string, size_t>> out;
+      registry->snapshot()->forEach([&](const relay::RelayUser& user) {
+        out.emplace_back(user.name, user.live->devices->count(user.device_window));
+      });
+      return out;
+    };
+  }
   if (config_.allow_insecure_ciphers) {
     // The server: its users' stream methods now; a client: its one method.
     const crypto::MethodInfo* own = *crypto::findAnyMethod(config_.method);
@@ -675,6 +687,7 @@ absl::Status ServerRuntime::startControl() {
   options.insecure_plaintext = config_.control_insecure_plaintext;
   options.public_host = public_host_;
   if (plugin_) options.shared_port_plugin = plugin_->uriParameter();
+  options.show_client_addresses = config_.show_client_addresses;
   options.providers = providers_.get();
   options.status = [this] { return status(); };
   auto started = control::ControlServer::start(std::move(options), *registry_);

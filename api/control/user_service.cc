@@ -2,11 +2,15 @@
 #include "api/control/user_service.h"
 
 #include <limits>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "api/control/grpc_status.h"
 #include "relay/ss_uri.h"
+#include "relay/users/device_tracker.h"
 
 namespace shadowrelay::api::control {
 namespace {
@@ -23,6 +27,7 @@ constexpr const char* kUpdatablePaths[] = {
     "limits",
     "limits.max_connections",
     "limits.data_quota_bytes",
+    "limits.max_devices",
 };
 
 v1::UserSource sourceToProto(users::UserSource source) {
@@ -41,9 +46,36 @@ grpc::Status invalid(const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
 }
 
+void setTimestamp(absl::Time time, google::protobuf::Timestamp* out) {
+  const int64_t seconds = absl::ToUnixSeconds(time);
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(time - absl::FromUnixSeconds(seconds))));
+}
+
+/// User.devices: what the user's tracker (shared by the workers) counts now.
+void setDevices(const relay::RelayUser* user, const ClientAddresses& addresses,
+                v1::DeviceUsage* out) {
+  if (user == nullptr) {
+    out->set_count(0);
+    return;
+  }
+  const std::vector<relay::DeviceTracker::Device> devices =
+      user->live->devices->devices(user->device_window);
+  out->set_count(static_cast<uint32_t>(devices.size()));
+  const absl::Time now = absl::Now();
+  for (const relay::DeviceTracker::Device& device : devices) {
+    v1::Device* d = out->add_list();
+    d->set_address(addresses.display(device.key));
+    d->set_active(device.active);
+    setTimestamp(now - absl::FromChrono(device.since_seen), d->mutable_last_seen());
+  }
+}
+
 }  // namespace
 
-void UserService::toProto(const users::User& user, bool with_secrets, v1::User* out) const {
+void UserService::toProto(const users::User& user, bool with_secrets,
+                          const relay::UserTable& table, v1::User* out) const {
   const uint16_t port = user.port == 0 ? registry_.sharedPort() : user.port;
   out->set_name(user.name);
   out->set_method(user.method);
@@ -52,10 +84,7 @@ void UserService::toProto(const users::User& user, bool with_secrets, v1::User* 
   out->set_enabled(user.enabled);
   out->set_source(sourceToProto(user.source));
   out->set_quota_exceeded(user.quotaExceeded());
-  const int64_t seconds = absl::ToUnixSeconds(user.created);
-  out->mutable_create_time()->set_seconds(seconds);
-  out->mutable_create_time()->set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(user.created - absl::FromUnixSeconds(seconds))));
+  setTimestamp(user.created, out->mutable_create_time());
   v1::TrafficCounters* traffic = out->mutable_traffic();
   traffic->set_bytes_up(user.traffic.bytes_up);
   traffic->set_bytes_down(user.traffic.bytes_down);
@@ -63,6 +92,8 @@ void UserService::toProto(const users::User& user, bool with_secrets, v1::User* 
   traffic->set_udp_packets(user.traffic.udp_packets);
   out->mutable_limits()->set_max_connections(user.limits.max_connections);
   out->mutable_limits()->set_data_quota_bytes(user.limits.data_quota_bytes);
+  out->mutable_limits()->set_max_devices(user.limits.max_devices);
+  setDevices(table.find(user.name), addresses_, out->mutable_devices());
   out->set_plugin(user.plugin);
   if (with_secrets) {
     out->set_password(user.password);
@@ -96,13 +127,14 @@ grpc::Status UserService::CreateUser(grpc::ServerContext* /*context*/,
   user.enabled = request->has_enabled() ? request->enabled() : true;
   user.limits.max_connections = request->limits().max_connections();
   user.limits.data_quota_bytes = request->limits().data_quota_bytes();
+  user.limits.max_devices = request->limits().max_devices();
   user.plugin = request->plugin();
   user.plugin_opts = request->plugin_opts();
   auto created = registry_.create(user);
   if (!created.ok()) {
     return toGrpcStatus(created.status());
   }
-  toProto(*created, /*with_secrets=*/true, response);
+  toProto(*created, /*with_secrets=*/true, *registry_.snapshot(), response);
   return grpc::Status::OK;
 }
 
@@ -112,15 +144,16 @@ grpc::Status UserService::GetUser(grpc::ServerContext* /*context*/,
   if (!user.ok()) {
     return toGrpcStatus(user.status());
   }
-  toProto(*user, /*with_secrets=*/true, response);
+  toProto(*user, /*with_secrets=*/true, *registry_.snapshot(), response);
   return grpc::Status::OK;
 }
 
 grpc::Status UserService::ListUsers(grpc::ServerContext* /*context*/,
                                     const v1::ListUsersRequest* /*request*/,
                                     v1::ListUsersResponse* response) {
+  const relay::UserTablePtr table = registry_.snapshot();
   for (const users::User& user : registry_.list()) {
-    toProto(user, /*with_secrets=*/false, response->add_users());
+    toProto(user, /*with_secrets=*/false, *table, response->add_users());
   }
   return grpc::Status::OK;
 }
@@ -152,10 +185,13 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
     } else if (path == "limits") {
       update.max_connections = in.limits().max_connections();
       update.data_quota_bytes = in.limits().data_quota_bytes();
+      update.max_devices = in.limits().max_devices();
     } else if (path == "limits.max_connections") {
       update.max_connections = in.limits().max_connections();
     } else if (path == "limits.data_quota_bytes") {
       update.data_quota_bytes = in.limits().data_quota_bytes();
+    } else if (path == "limits.max_devices") {
+      update.max_devices = in.limits().max_devices();
     } else {
       return invalid(absl::StrCat("update_mask: \"", path, "\" cannot be changed (allowed: ",
                                   absl::StrJoin(kUpdatablePaths, ", "), ")"));
@@ -165,7 +201,7 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
   if (!updated.ok()) {
     return toGrpcStatus(updated.status());
   }
-  toProto(*updated, /*with_secrets=*/true, response);
+  toProto(*updated, /*with_secrets=*/true, *registry_.snapshot(), response);
   return grpc::Status::OK;
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -67,6 +68,9 @@ struct MetricsOptions {
   /// The shadowrelay_users gauge; called on the HTTP server's threads at each scrape, so it must
   /// be thread-safe. Unset: the gauge is not exported.
   std::function<size_t()> users_count;
+  /// shadowrelay_user_devices{user}: each user's devices counted now (called at each scrape:
+  /// thread-safe). Unset: not exported.
+  std::function<std::vector<std::pair<std::string, size_t>>()> user_devices;
   /// shadowrelay_plugin_restarts_total{plugin}: the SIP003 plugin's name and restart count
   /// (called at each scrape: thread-safe). Unset: not exported.
   std::string plugin;

@@ -20,6 +20,7 @@ absl::string_view sourceName(UserSource source);
 struct UserLimits {
   uint32_t max_connections = 0;   // concurrent TCP sessions
   uint64_t data_quota_bytes = 0;  // bytes_up + bytes_down since creation
+  uint32_t max_devices = 0;       // client networks (IPv4, IPv6 /64) within --device-window
   bool operator==(const UserLimits&) const = default;
 };
 

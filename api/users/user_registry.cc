@@ -416,6 +416,8 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     r.enabled = u.enabled;
     r.quota_exceeded = u.quotaExceeded();
     r.max_connections = u.limits.max_connections;
+    r.max_devices = u.limits.max_devices;
+    r.device_window = options_.device_window;
     r.plugin = u.plugin;
     r.plugin_opts = u.plugin_opts;
     users.push_back(std::move(r));
@@ -646,6 +648,9 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   }
   if (update.data_quota_bytes.has_value()) {
     user.limits.data_quota_bytes = *update.data_quota_bytes;
+  }
+  if (update.max_devices.has_value()) {
+    user.limits.max_devices = *update.max_devices;
   }
   if (update.plugin.has_value()) {
     user.plugin = *update.plugin;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -55,6 +56,9 @@ struct RegistryOptions {
   const crypto::CryptoProviders* providers = nullptr;
   /// The clock for creation times.
   std::function<absl::Time()> now = [] { return absl::Now(); };
+  /// --device-window: how long a device still counts after its last session or association
+  /// ended (RelayUser::device_window of every user).
+  std::chrono::seconds device_window{600};
   /// --allow-insecure-ciphers: users may have a legacy stream method (PROTOCOL.md §4), each
   /// alone on its port. Without it such a method is refused (INVALID_ARGUMENT naming the flag).
   bool allow_insecure_ciphers = false;
@@ -83,6 +87,7 @@ struct UserUpdate {
   std::optional<bool> enabled;
   std::optional<uint32_t> max_connections;
   std::optional<uint64_t> data_quota_bytes;
+  std::optional<uint32_t> max_devices;
   std::optional<std::string> plugin;  // empty: no plugin
   std::optional<std::string> plugin_opts;
 };

@@ -29,6 +29,10 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
   FAMILY(TcpRefusedOverLimit, "shadowrelay_tcp_refused_over_limit_total", Counter,               \
          "TCP sessions refused because their user was over a limit "                             \
          "(max_connections or data quota), by user.")                                            \
+  FAMILY(UserRefused, "shadowrelay_user_refused_total", Counter,                                 \
+         "Sessions and associations of an identified user refused for a per-user reason, by "    \
+         "user and reason: over_devices (a new device beyond max_devices; UDP: each datagram "   \
+         "that would start an association).")                                                    \
   FAMILY(TcpAcceptErrors, "shadowrelay_tcp_accept_errors_total", Counter,                        \
          "Failed accept() calls (EMFILE, ENFILE, ENOBUFS, ...): the process "                    \
          "ran out of file descriptors or memory.")                                               \

@@ -26,6 +26,7 @@ ServerSession::ServerSession(SessionHost& host, Fd client, const SocketAddress& 
                              uint16_t user_port, PreauthSlot preauth)
     : TcpSession(host, std::move(client)),
       client_ip_(ipKey(peer)),
+      device_key_(sourceKey(peer)),
       user_port_(user_port),
       preauth_(std::move(preauth)) {
   plain_at_remote_ = true;
@@ -294,6 +295,16 @@ bool ServerSession::admit() {
     close(CloseReason::OverLimit);
     return false;
   }
+  // A new device beyond max_devices is refused the same quiet way; the devices counted
+  // already keep working.
+  bool refused = false;
+  device_ = now->admitDevice(device_key_, &refused);
+  if (refused) {
+    ++host_.traffic(user()->name).refused_over_devices;
+    SR_LOG(Debug, "session %d: user %s at max_devices; a new device refused", id(), user()->name);
+    close(CloseReason::OverLimit);
+    return false;
+  }
   return true;
 }
 
@@ -318,6 +329,7 @@ void ServerSession::startUot(int version) {
 
 void ServerSession::onClose() {
   preauth_.release();  // before the worker (the slot's gate) can go away
+  device_.reset();
   uot_.reset();
   if (!admitted_ || state_ == State::Draining || state_ == State::Closing) {
     // A handshake that failed: what the client sent before the close (outline's tcp_probes).

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "relay/context/worker_context.h"
 #include "relay/event/event_loop.h"
 
 namespace shadowrelay::relay {
@@ -18,6 +19,14 @@ namespace shadowrelay::relay {
 namespace {
 constexpr auto kSweepInterval = std::chrono::seconds(1);
 }  // namespace
+
+bool admitDevice(WorkerContext& worker, const RelayUser& user, const SocketAddress& peer,
+                 DeviceLease* lease) {
+  bool refused = false;
+  *lease = user.admitDevice(sourceKey(peer), &refused);
+  if (refused) ++worker.traffic(user.name).refused_over_devices;
+  return !refused;
+}
 
 std::string udpPeerKey(const SocketAddress& address) {
   return std::string(reinterpret_cast<const char*>(&address.storage), address.len);
