@@ -8,6 +8,8 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "api/metrics/metrics_exporter.h"
 #include "tests/api/metrics/sample_data.h"
@@ -21,6 +23,9 @@ int main(int argc, char** argv) {
   options.version = "0.0.0-test";
   options.crypto_provider = "openssl";
   options.users_count = [] { return size_t{2}; };
+  options.user_devices = [] {
+    return std::vector<std::pair<std::string, size_t>>{{"alice", 2}, {"bob", 0}};
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--listen=", 0) == 0) {
