@@ -17,14 +17,19 @@ headers (ss2022_wire.py), created through the control API with limits.max_device
     digits, stable between calls) or, with --show-client-addresses, as the addresses;
   * once a device's sessions end, it still counts within the window (the third is still
     refused) and stops counting after it: the third device is admitted then;
-  * UpdateUser with limits.maxDevices raises the limit at once.
+  * UpdateUser with limits.maxDevices raises the limit at once;
+  * a config file user with "max_devices" (and "device_window": 0, a device counts while it is
+    connected) is limited the same way; --check-config shows the limit, a bad value exits 2
+    naming users[0].max_devices.
 
 Every wait is bounded (socket timeouts, wait_until)."""
 import hashlib
+import json
 import os
 import re
 import socket
 import struct
+import subprocess
 import time
 
 import e2e_harness as h
@@ -339,6 +344,46 @@ class DevicesTest(h.RelayTestCase):
         self.edition = 2022
         self.keys = [ipsk, w.keys_of(user["password"])[0]]
         self.run_scenario("bob", shown=False)
+
+    def test_config_file_user(self):
+        password = "carol-secret-pw"
+        config = {"method": METHOD_2017, "device_window": 0,
+                  "users": [{"name": "carol", "password": password, "max_devices": 1}]}
+        path = h.scratch_path("devices-config.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        base = [h.Config.relay, "server", "-c", path, "-s", h.LOOPBACK, "--allow-private",
+                "--metrics-listen", "off", "--control-listen", "off",
+                "--handshake-timeout", str(HANDSHAKE_TIMEOUT)]
+        check = subprocess.run(base + ["-p", "8388", "--check-config"], capture_output=True,
+                               text=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stderr)
+        self.assertIn("carol (max_devices 1)", check.stdout)
+        self.assertRegex(check.stdout, r"device_window\s+0\b")
+        self.relay_port = self.start_ours("ours-server-devices-config", base + ["-p", 0]).ready.port
+        self.edition = 2017
+        self.master = master_key(password, 32)
+        a, b, _ = DEVICES
+        first = self.open_session(a)
+        self.assert_refused(b)
+        self.still_works(first, f"{a}'s session")
+        first.sock.close()
+        # A window of 0: b is admitted as soon as a's session ended on the server.
+        end = time.monotonic() + 5
+        while True:
+            try:
+                self.open_session(b)
+                break
+            except (AssertionError, OSError):
+                self.assertLess(time.monotonic(), end, f"{b} still refused after {a} left")
+                time.sleep(0.1)
+
+        config["users"][0]["max_devices"] = -1
+        with open(path, "w") as f:
+            json.dump(config, f)
+        bad = subprocess.run(base + ["-p", "8388"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(bad.returncode, 2, bad.stderr)
+        self.assertIn("users[0].max_devices: must be a whole number", bad.stderr)
 
 
 if __name__ == "__main__":
