@@ -23,7 +23,6 @@ headers (ss2022_wire.py), created through the control API with limits.max_device
     naming users[0].max_devices.
 
 Every wait is bounded (socket timeouts, wait_until)."""
-import hashlib
 import json
 import os
 import re
@@ -33,62 +32,18 @@ import subprocess
 import time
 
 import e2e_harness as h
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+import aead_wire
 import ss2022_wire as w
 
 TOKEN = "e2e-devices-token-0123456789abcdef"
 METHOD_2017 = "aes-256-gcm"
 METHOD_2022 = "2022-blake3-aes-128-gcm"
-TAG = 16
 WINDOW = 3  # --device-window, seconds
 HANDSHAKE_TIMEOUT = 2
 DEVICES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 QUIET = 1.0  # seconds a refused datagram is given to (wrongly) produce a reply
-
-
-# --- AEAD-2017 (SIP004 TCP, SIP007 key derivation, the UDP packet form) -------------------------
-
-def master_key(password, size):
-    """EVP_BytesToKey with MD5."""
-    key, prev = b"", b""
-    while len(key) < size:
-        prev = hashlib.md5(prev + password.encode()).digest()
-        key += prev
-    return key[:size]
-
-
-def subkey(master, salt):
-    return HKDF(algorithm=hashes.SHA1(), length=len(master), salt=salt,
-                info=b"ss-subkey").derive(master)
-
-
-class Aead2017:
-    """One direction of a SIP004 stream: [len+tag][payload+tag] chunks, nonce from 0."""
-
-    def __init__(self, master, salt):
-        self.aead = AESGCM(subkey(master, salt))
-        self.nonce = 0
-
-    def _next(self):
-        nonce = self.nonce.to_bytes(12, "little")
-        self.nonce += 1
-        return nonce
-
-    def seal(self, data):
-        out = b""
-        for i in range(0, len(data), 0x3FFF):
-            piece = data[i:i + 0x3FFF]
-            out += self.aead.encrypt(self._next(), struct.pack(">H", len(piece)), None)
-            out += self.aead.encrypt(self._next(), piece, None)
-        return out
-
-    def open_chunk(self, sock):
-        length = struct.unpack(">H", self.aead.decrypt(
-            self._next(), h.recv_exact(sock, 2 + TAG, "chunk length"), None))[0]
-        return self.aead.decrypt(self._next(), h.recv_exact(sock, length + TAG, "chunk"), None)
 
 
 def socks_ipv4(host, port):
@@ -98,9 +53,8 @@ def socks_ipv4(host, port):
 class Session2017:
     def __init__(self, sock, master):
         self.sock, self.master = sock, master
-        salt = os.urandom(len(master))
-        self.sealer = Aead2017(master, salt)
-        self.salt = salt
+        self.salt = os.urandom(len(master))
+        self.sealer = aead_wire.AeadStream(master, self.salt, AESGCM)
         self.opener = None
 
     def start(self, target_port, payload):
@@ -111,12 +65,18 @@ class Session2017:
         self.sock.sendall(self.sealer.seal(payload))
 
     def recv(self, n):
+        deadline = time.monotonic() + 10
         if self.opener is None:
-            self.opener = Aead2017(self.master,
-                                   h.recv_exact(self.sock, len(self.master), "response salt"))
+            salt = aead_wire.recv_until(self.sock, len(self.master), deadline)
+            if salt is None:
+                raise AssertionError("the server closed without a response")
+            self.opener = aead_wire.AeadStream(self.master, salt, AESGCM)
         got = b""
         while len(got) < n:
-            got += self.opener.open_chunk(self.sock)
+            more = self.opener.open_from(self.sock, deadline)
+            if more is None:
+                raise AssertionError("the server closed the stream early")
+            got += more
         return got
 
 
@@ -236,16 +196,12 @@ class DevicesTest(h.RelayTestCase):
     def udp_packet(self, payload, session_id):
         address = socks_ipv4(h.LOOPBACK, self.udp_echo.port)
         if self.edition == 2017:
-            salt = os.urandom(len(self.master))
-            return salt + AESGCM(subkey(self.master, salt)).encrypt(
-                bytes(12), address + payload, None)
+            return aead_wire.seal_packet(self.master, address + payload, AESGCM)
         return w.client_packet(METHOD_2022, self.keys, session_id, 1, address, payload)
 
     def open_udp_reply(self, data):
         if self.edition == 2017:
-            size = len(self.master)
-            plain = AESGCM(subkey(self.master, data[:size])).decrypt(bytes(12), data[size:], None)
-            return plain[7:]  # after the IPv4 source address
+            return aead_wire.open_packet(self.master, data, AESGCM)[7:]  # after the source
         return w.ServerPacket(METHOD_2022, self.keys[-1], data).payload
 
     def udp_exchange(self, source):
@@ -333,7 +289,7 @@ class DevicesTest(h.RelayTestCase):
                                         "limits": {"max_devices": 2}})
         self.assertEqual(user["limits"].get("max_devices"), 2)
         self.edition = 2017
-        self.master = master_key(user["password"], 32)
+        self.master = aead_wire.master_key(user["password"], 32)
         self.run_scenario("alice", shown=True)
 
     def test_2022_user_with_identity_headers(self):
@@ -362,7 +318,7 @@ class DevicesTest(h.RelayTestCase):
         self.assertRegex(check.stdout, r"device_window\s+0\b")
         self.relay_port = self.start_ours("ours-server-devices-config", base + ["-p", 0]).ready.port
         self.edition = 2017
-        self.master = master_key(password, 32)
+        self.master = aead_wire.master_key(password, 32)
         a, b, _ = DEVICES
         first = self.open_session(a)
         self.assert_refused(b)
