@@ -297,14 +297,14 @@ bool ServerSession::admit() {
   }
   // A new device beyond max_devices is refused the same quiet way; the devices counted
   // already keep working.
-  bool refused = false;
-  device_ = now->admitDevice(device_key_, &refused);
-  if (refused) {
+  std::optional<DeviceLease> device = now->admitDevice(device_key_);
+  if (!device) {
     ++host_.traffic(user()->name).refused_over_devices;
     SR_LOG(Debug, "session %d: user %s at max_devices; a new device refused", id(), user()->name);
     close(CloseReason::OverLimit);
     return false;
   }
+  device_ = *std::move(device);
   return true;
 }
 

@@ -20,12 +20,11 @@ namespace {
 constexpr auto kSweepInterval = std::chrono::seconds(1);
 }  // namespace
 
-bool admitDevice(WorkerContext& worker, const RelayUser& user, const SocketAddress& peer,
-                 DeviceLease* lease) {
-  bool refused = false;
-  *lease = user.admitDevice(sourceKey(peer), &refused);
-  if (refused) ++worker.traffic(user.name).refused_over_devices;
-  return !refused;
+std::optional<DeviceLease> admitDevice(WorkerContext& worker, const RelayUser& user,
+                                       const SocketAddress& peer) {
+  std::optional<DeviceLease> lease = user.admitDevice(sourceKey(peer));
+  if (!lease) ++worker.traffic(user.name).refused_over_devices;
+  return lease;
 }
 
 std::string udpPeerKey(const SocketAddress& address) {

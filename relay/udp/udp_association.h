@@ -102,10 +102,10 @@ struct UdpAssociation {
 };
 
 /// Server: a new association of `user` from `peer` counts `peer`'s network among the user's
-/// devices (*lease). False when it is a new device beyond max_devices: refused, counted under
-/// the user as refused_over_devices.
-bool admitDevice(WorkerContext& worker, const RelayUser& user, const SocketAddress& peer,
-                 DeviceLease* lease);
+/// devices while the returned lease lives. nullopt when it is a new device beyond max_devices:
+/// refused, counted under the user as refused_over_devices.
+std::optional<DeviceLease> admitDevice(WorkerContext& worker, const RelayUser& user,
+                                       const SocketAddress& peer);
 
 /// The key of a peer address in a UdpAssociationTable.
 std::string udpPeerKey(const SocketAddress& address);

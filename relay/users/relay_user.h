@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "crypto/aead.h"
@@ -45,9 +46,9 @@ struct RelayUser {
   /// besides it? False over quota or at max_connections.
   bool admitsNewSession(uint32_t others) const;
   /// A session or association of the user from device `key` (sourceKey()) starts: a lease that
-  /// counts it until destroyed, or none (held() false) when the device is refused (a new one
-  /// beyond max_devices) or, without a limit, not tracked. `*refused` says which.
-  DeviceLease admitDevice(const std::string& key, bool* refused) const;
+  /// counts it until destroyed (held() false when, without a limit, it is not tracked), or
+  /// nullopt when the device is refused: a new one beyond max_devices.
+  std::optional<DeviceLease> admitDevice(const std::string& key) const;
 };
 
 using RelayUserPtr = std::shared_ptr<const RelayUser>;

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -329,11 +330,10 @@ TEST_F(ControlServerTest, MaxDevicesAndTheUsersDevices) {
   // Two devices as the workers count them; one of them ended.
   const relay::RelayUser* live = registry_->snapshot()->find("dave");
   const std::string first("\x7f\x00\x00\x02", 4), second("\x7f\x00\x00\x03", 4);
-  bool refused = true;
-  relay::DeviceLease a = live->admitDevice(first, &refused);
-  ASSERT_FALSE(refused);
-  relay::DeviceLease b = live->admitDevice(second, &refused);
-  ASSERT_FALSE(refused);
+  std::optional<relay::DeviceLease> a = live->admitDevice(first);
+  ASSERT_TRUE(a.has_value());
+  std::optional<relay::DeviceLease> b = live->admitDevice(second);
+  ASSERT_TRUE(b.has_value());
   b.reset();
   v1::User got;
   ASSERT_TRUE(get("dave", &got).ok());

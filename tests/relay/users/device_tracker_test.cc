@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -141,13 +142,11 @@ TEST(DeviceTrackerTest, LeasesReleaseAndOutliveTheirUser) {
   user->live->devices = std::make_shared<DeviceTracker>(clock.fn());
   user->max_devices = 1;
   user->device_window = std::chrono::seconds(0);
-  bool refused = true;
-  DeviceLease first = user->admitDevice(deviceOf("10.1.1.1"), &refused);
-  EXPECT_TRUE(first.held());
-  EXPECT_FALSE(refused);
-  DeviceLease second = user->admitDevice(deviceOf("10.1.1.2"), &refused);
-  EXPECT_FALSE(second.held());
-  EXPECT_TRUE(refused);
+  std::optional<DeviceLease> admitted = user->admitDevice(deviceOf("10.1.1.1"));
+  ASSERT_TRUE(admitted.has_value());
+  EXPECT_TRUE(admitted->held());
+  DeviceLease first = *std::move(admitted);
+  EXPECT_FALSE(user->admitDevice(deviceOf("10.1.1.2")).has_value());
   const std::shared_ptr<DeviceTracker> tracker = user->live->devices;
   user.reset();  // the table let go of the user; the lease keeps the tracker
   DeviceLease moved = std::move(first);
