@@ -2,11 +2,13 @@
 #include "relay/users/device_tracker.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -153,6 +155,46 @@ TEST(DeviceTrackerTest, LeasesReleaseAndOutliveTheirUser) {
   EXPECT_EQ(tracker->count(std::chrono::seconds(0)), 1u);
   moved.reset();
   EXPECT_EQ(tracker->count(std::chrono::seconds(0)), 0u);
+}
+
+// Workers start and end sessions of their devices while the control API and the exporter read:
+// the limit holds across threads and every lease comes back.
+TEST(DeviceTrackerTest, WorkersAndReadersOnThreads) {
+  auto tracker = std::make_shared<DeviceTracker>();
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 2000;
+  constexpr uint32_t kLimit = 3;
+  std::atomic<bool> over_limit{false};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        const uint32_t ip = 0x0A000000u + static_cast<uint32_t>((t * 7 + i) % 5);
+        const std::string key(reinterpret_cast<const char*>(&ip), 4);
+        switch (tracker->acquire(key, kLimit, std::chrono::seconds(0))) {
+          case Admission::Counted:
+            if (tracker->count(std::chrono::seconds(0)) > kLimit) over_limit = true;
+            tracker->release(key);
+            break;
+          case Admission::Refused:
+            ++refused;
+            break;
+          case Admission::Uncounted:
+            over_limit = true;  // not with a limit
+            break;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      if (tracker->devices(std::chrono::seconds(0)).size() > kLimit) over_limit = true;
+    }
+  });
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_FALSE(over_limit);
+  EXPECT_EQ(tracker->count(std::chrono::seconds(0)), 0u);  // every session ended
 }
 
 TEST(DeviceTrackerTest, KeyTextOfOtherSizesIsEmpty) {
