@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <type_traits>
@@ -144,6 +145,13 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
           return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": must be a string"));
         }
         *text = it.value().get<std::string>();
+      } else if (key == "max_devices") {
+        if (!it.value().is_number_unsigned() ||
+            it.value().get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ".max_devices: must be a whole number 0..4294967295"));
+        }
+        user.max_devices = static_cast<uint32_t>(it.value().get<uint64_t>());
       } else if (key == "port") {
         auto t = scalarText(it.value());
         auto p = t.ok() ? parsePort(*t) : absl::StatusOr<uint16_t>(t.status());
@@ -662,6 +670,7 @@ std::string fieldText(const OptionSpec& o, const std::vector<ConfigUser>& users)
       notes.push_back(absl::StrCat("data_quota_bytes ", u.data_quota_bytes,
                                    u.data_quota_period.empty() ? "" : " ", u.data_quota_period));
     }
+    if (u.max_devices != 0) notes.push_back(absl::StrCat("max_devices ", u.max_devices));
     absl::StrAppend(out, u.name);
     if (!notes.empty()) absl::StrAppend(out, " (", absl::StrJoin(notes, ", "), ")");
   });

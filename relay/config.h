@@ -34,6 +34,7 @@ struct ConfigUser {
   int64_t expire_after_first_use = 0;  // seconds; 0: never
   uint64_t data_quota_bytes = 0;       // 0: no quota
   std::string data_quota_period;       // "none", "daily", "weekly", "monthly"; empty: none
+  uint32_t max_devices = 0;  // "max_devices": UserLimits.max_devices; 0: unlimited
   bool operator==(const ConfigUser&) const = default;
 };
 
@@ -106,6 +107,9 @@ struct Config {
   std::optional<Endpoint> tunnel_destination;  // -L, "tunnel_address"
   std::string plugin;       // SIP003 plugin program (--plugin, "plugin"); empty: none
   std::string plugin_opts;  // its SS_PLUGIN_OPTIONS (--plugin-opts, "plugin_opts")
+  // Per-user limits (issue 18).
+  int device_window_seconds = 600;     // --device-window, "device_window"
+  bool show_client_addresses = false;  // --show-client-addresses, "show_client_addresses"
   // Pre-authentication bounds and file descriptors (issue 15 §4).
   int max_preauth_per_source = 1024;  // --max-preauth-per-source; 0: no bound
   int max_preauth_per_worker = 8192;  // --max-preauth-per-worker; 0: no bound

@@ -215,6 +215,15 @@ constexpr OptionSpec kOptions[] = {
      .unset = "no token"},
     {.name = "metrics_per_user", .long_flag = "--metrics-per-user", .roles = kServer,
      .field = &Config::metrics_per_user, .help = "a user label on the metrics"},
+    // Per-user limits (issue 18).
+    {.name = "device_window", .long_flag = "--device-window", .value_name = "SECONDS",
+     .roles = kServer, .field = &Config::device_window_seconds, .min = 0, .max = 365 * 86400,
+     .help = "how long a client address (IPv4, IPv6 /64) still counts as one of its user's "
+             "devices (max_devices) after its last session or association ended"},
+    {.name = "show_client_addresses", .long_flag = "--show-client-addresses", .roles = kServer,
+     .field = &Config::show_client_addresses,
+     .help = "the control API shows users' device addresses; otherwise a keyed hash of each "
+             "(stable for the life of the process)"},
     // Pre-authentication bounds and file descriptors (issue 15 §4).
     {.name = "max_preauth_per_source", .long_flag = "--max-preauth-per-source",
      .value_name = "N", .roles = kServer, .field = &Config::max_preauth_per_source, .min = 0,

@@ -88,6 +88,7 @@ std::vector<users::User> configuredUsers(const Config& config) {
       user.limits.data_quota_period =
           users::parseQuotaPeriod(from.data_quota_period).value_or(users::QuotaPeriod::None);
     }
+    user.limits.max_devices = from.max_devices;
     user.source = users::UserSource::Config;
     out.push_back(std::move(user));
   }
@@ -476,6 +477,7 @@ absl::Status ServerRuntime::openRegistry() {
     SR_LOG(Warn, "%s: the user registry's clock is off by %s (for tests only)",
            kTestClockOffsetVariable, absl::FormatDuration(offset));
   }
+  options.device_window = std::chrono::seconds(config_.device_window_seconds);
   for (const std::string* listen : {&config_.control_listen, &config_.metrics_listen}) {
     if (const uint16_t reserved = listenPort(*listen); reserved != 0) {
       options.reserved_ports.push_back(reserved);
@@ -547,6 +549,14 @@ absl::Status ServerRuntime::startExporter() {
       for (const users::User& u : registry->list()) {
         out.push_back({u.name, u.quotaUsedBytes(), u.limits.data_quota_bytes});
       }
+      return out;
+    };
+    // The trackers the workers share, read from the current table.
+    options.user_devices = [registry] {
+      std::vector<std::pair<std::string, size_t>> out;
+      registry->snapshot()->forEach([&](const relay::RelayUser& user) {
+        out.emplace_back(user.name, user.live->devices->count(user.device_window));
+      });
       return out;
     };
   }
@@ -723,6 +733,7 @@ absl::Status ServerRuntime::startControl() {
   options.insecure_plaintext = config_.control_insecure_plaintext;
   options.public_host = public_host_;
   if (plugin_) options.shared_port_plugin = plugin_->uriParameter();
+  options.show_client_addresses = config_.show_client_addresses;
   options.providers = providers_.get();
   options.status = [this] { return status(); };
   auto started = control::ControlServer::start(std::move(options), *registry_);

@@ -158,7 +158,8 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(ControlServe
 
   std::unique_ptr<ControlServer> server(new ControlServer());
   server->user_service_ =
-      std::make_unique<UserService>(registry, options.public_host, options.shared_port_plugin);
+      std::make_unique<UserService>(registry, options.public_host, options.shared_port_plugin,
+                                    options.show_client_addresses);
   server->cipher_service_ = std::make_unique<CipherService>(registry, options.providers);
   server->server_service_ =
       std::make_unique<ServerService>(registry, options.providers, options.status);

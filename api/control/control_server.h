@@ -41,6 +41,8 @@ struct ControlServerOptions {
   std::string public_host = "127.0.0.1";
   /// The SIP002 plugin value of the server's --plugin (shared-port users' access URLs).
   std::string shared_port_plugin;
+  /// --show-client-addresses: User.devices shows client addresses, not their keyed hashes.
+  bool show_client_addresses = false;
   /// For ListCiphers and GetStatus; may be null. Borrowed: must outlive the server.
   const crypto::CryptoProviders* providers = nullptr;
   /// The relay's status for GetStatus; called on gRPC threads, so it must be thread-safe.

@@ -2,11 +2,15 @@
 #include "api/control/user_service.h"
 
 #include <limits>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "api/control/grpc_status.h"
 #include "relay/ss_uri.h"
+#include "relay/users/device_tracker.h"
 
 namespace shadowrelay::api::control {
 namespace {
@@ -26,6 +30,7 @@ constexpr const char* kUpdatablePaths[] = {
     "limits.data_quota_bytes",
     "limits.expireAfterFirstUse",
     "limits.dataQuotaPeriod",
+    "limits.max_devices",
 };
 
 v1::UserSource sourceToProto(users::UserSource source) {
@@ -124,9 +129,29 @@ grpc::Status takeTimeLimits(const v1::UserLimits& limits, bool after_first_use, 
   return grpc::Status::OK;
 }
 
+/// User.devices: what the user's tracker (shared by the workers) counts now.
+void setDevices(const relay::RelayUser* user, const ClientAddresses& addresses,
+                v1::DeviceUsage* out) {
+  if (user == nullptr) {
+    out->set_count(0);
+    return;
+  }
+  const std::vector<relay::DeviceTracker::Device> devices =
+      user->live->devices->devices(user->device_window);
+  out->set_count(static_cast<uint32_t>(devices.size()));
+  const absl::Time now = absl::Now();
+  for (const relay::DeviceTracker::Device& device : devices) {
+    v1::Device* d = out->add_list();
+    d->set_address(addresses.display(device.key));
+    d->set_active(device.active);
+    setTimestamp(now - absl::FromChrono(device.since_seen), d->mutable_last_seen());
+  }
+}
+
 }  // namespace
 
-void UserService::toProto(const users::User& user, bool with_secrets, v1::User* out) const {
+void UserService::toProto(const users::User& user, bool with_secrets,
+                          const relay::UserTable& table, v1::User* out) const {
   const uint16_t port = user.port == 0 ? registry_.sharedPort() : user.port;
   out->set_name(user.name);
   out->set_method(user.method);
@@ -158,6 +183,8 @@ void UserService::toProto(const users::User& user, bool with_secrets, v1::User* 
         static_cast<int32_t>(absl::ToInt64Nanoseconds(d - absl::Seconds(whole))));
   }
   out->mutable_limits()->set_data_quota_period(periodToProto(user.limits.data_quota_period));
+  out->mutable_limits()->set_max_devices(user.limits.max_devices);
+  setDevices(table.find(user.name), addresses_, out->mutable_devices());
   out->set_plugin(user.plugin);
   if (with_secrets) {
     out->set_password(user.password);
@@ -198,13 +225,14 @@ grpc::Status UserService::CreateUser(grpc::ServerContext* /*context*/,
   if (!period.ok()) return toGrpcStatus(period.status());
   user.limits.data_quota_period = *period;
   if (request->has_expire_time()) user.expire_time = fromTimestamp(request->expire_time());
+  user.limits.max_devices = request->limits().max_devices();
   user.plugin = request->plugin();
   user.plugin_opts = request->plugin_opts();
   auto created = registry_.create(user);
   if (!created.ok()) {
     return toGrpcStatus(created.status());
   }
-  toProto(*created, /*with_secrets=*/true, response);
+  toProto(*created, /*with_secrets=*/true, *registry_.snapshot(), response);
   return grpc::Status::OK;
 }
 
@@ -214,15 +242,16 @@ grpc::Status UserService::GetUser(grpc::ServerContext* /*context*/,
   if (!user.ok()) {
     return toGrpcStatus(user.status());
   }
-  toProto(*user, /*with_secrets=*/true, response);
+  toProto(*user, /*with_secrets=*/true, *registry_.snapshot(), response);
   return grpc::Status::OK;
 }
 
 grpc::Status UserService::ListUsers(grpc::ServerContext* /*context*/,
                                     const v1::ListUsersRequest* /*request*/,
                                     v1::ListUsersResponse* response) {
+  const relay::UserTablePtr table = registry_.snapshot();
   for (const users::User& user : registry_.list()) {
-    toProto(user, /*with_secrets=*/false, response->add_users());
+    toProto(user, /*with_secrets=*/false, *table, response->add_users());
   }
   return grpc::Status::OK;
 }
@@ -259,6 +288,7 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
       update.max_connections = in.limits().max_connections();
       update.data_quota_bytes = in.limits().data_quota_bytes();
       if (grpc::Status s = takeTimeLimits(in.limits(), true, true, &update); !s.ok()) return s;
+      update.max_devices = in.limits().max_devices();
     } else if (path == "limits.max_connections") {
       update.max_connections = in.limits().max_connections();
     } else if (path == "limits.data_quota_bytes") {
@@ -267,6 +297,8 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
       if (grpc::Status s = takeTimeLimits(in.limits(), true, false, &update); !s.ok()) return s;
     } else if (path == "limits.dataQuotaPeriod" || path == "limits.data_quota_period") {
       if (grpc::Status s = takeTimeLimits(in.limits(), false, true, &update); !s.ok()) return s;
+    } else if (path == "limits.max_devices" || path == "limits.maxDevices") {
+      update.max_devices = in.limits().max_devices();
     } else {
       return invalid(absl::StrCat("update_mask: \"", path, "\" cannot be changed (allowed: ",
                                   absl::StrJoin(kUpdatablePaths, ", "), ")"));
@@ -276,7 +308,7 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
   if (!updated.ok()) {
     return toGrpcStatus(updated.status());
   }
-  toProto(*updated, /*with_secrets=*/true, response);
+  toProto(*updated, /*with_secrets=*/true, *registry_.snapshot(), response);
   return grpc::Status::OK;
 }
 

@@ -92,6 +92,30 @@ prometheus::MetricFamily counterFamily(std::string name, std::string help,
   return f;
 }
 
+/// shadowrelay_user_devices{user}: one series per user; without per-user labels their sum as
+/// user="".
+prometheus::MetricFamily userDevicesFamily(std::vector<std::pair<std::string, size_t>> users,
+                                           bool per_user) {
+  prometheus::MetricFamily f;
+  f.name = "shadowrelay_user_devices";
+  f.help =
+      "Devices (client IPv4 addresses or IPv6 /64s) of the user counted now: with a session or "
+      "association open, or one within --device-window (UserLimits.max_devices).";
+  f.type = prometheus::MetricType::Gauge;
+  if (!per_user) {
+    size_t total = 0;
+    for (const auto& [name, count] : users) total += count;
+    users = {{"", total}};
+  }
+  std::sort(users.begin(), users.end());
+  for (const auto& [name, count] : users) {
+    f.metric.emplace_back();
+    f.metric.back().label = {{"user", name}};
+    f.metric.back().gauge.value = static_cast<double>(count);
+  }
+  return f;
+}
+
 /// shadowrelay_worker_publishes_total{worker}: one series per worker, from 0.
 prometheus::MetricFamily publishesFamily(const std::vector<uint64_t>& counts) {
   prometheus::MetricFamily f;
@@ -217,6 +241,9 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
     if (options.users_by_state) out.push_back(usersFamily(options.users_by_state()));
     if (options.user_quotas && options.per_user) {
       for (auto& f : quotaFamilies(options.user_quotas())) out.push_back(std::move(f));
+    }
+    if (options.user_devices) {
+      out.push_back(userDevicesFamily(options.user_devices(), options.per_user));
     }
     if (options.insecure_methods) {
       const std::vector<std::string> methods = options.insecure_methods();

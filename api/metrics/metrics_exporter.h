@@ -80,6 +80,9 @@ struct MetricsOptions {
   /// (users with a data quota), when per_user; called at each scrape: thread-safe. Unset: not
   /// exported.
   std::function<std::vector<UserQuotaSample>()> user_quotas;
+  /// shadowrelay_user_devices{user}: each user's devices counted now (called at each scrape:
+  /// thread-safe). Unset: not exported.
+  std::function<std::vector<std::pair<std::string, size_t>>()> user_devices;
   /// shadowrelay_plugin_restarts_total{plugin}: the SIP003 plugin's name and restart count
   /// (called at each scrape: thread-safe). Unset: not exported.
   std::string plugin;

@@ -38,6 +38,7 @@ struct UserLimits {
   /// The user expires this long after its first use (first_use). Zero: never.
   absl::Duration expire_after_first_use = absl::ZeroDuration();
   QuotaPeriod data_quota_period = QuotaPeriod::None;  // None: since creation
+  uint32_t max_devices = 0;       // client networks (IPv4, IPv6 /64) within --device-window
   bool operator==(const UserLimits&) const = default;
 };
 

@@ -436,6 +436,8 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     r.quota_exceeded = u.quotaExceeded();
     r.expired = u.expiredAt(now);
     r.max_connections = u.limits.max_connections;
+    r.max_devices = u.limits.max_devices;
+    r.device_window = options_.device_window;
     r.plugin = u.plugin;
     r.plugin_opts = u.plugin_opts;
     users.push_back(std::move(r));
@@ -688,6 +690,9 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   }
   // A new period setting counts from now (None: since creation again).
   user.rollQuotaPeriod(options_.now());
+  if (update.max_devices.has_value()) {
+    user.limits.max_devices = *update.max_devices;
+  }
   if (update.plugin.has_value()) {
     user.plugin = *update.plugin;
     if (user.plugin.empty()) user.plugin_opts.clear();

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -59,6 +60,9 @@ struct RegistryOptions {
   /// --max-users: create() beyond this many users (configured ones included) answers
   /// RESOURCE_EXHAUSTED. 0: no cap.
   size_t max_users = 0;
+  /// --device-window: how long a device still counts after its last session or association
+  /// ended (RelayUser::device_window of every user).
+  std::chrono::seconds device_window{600};
   /// --allow-insecure-ciphers: users may have a legacy stream method (PROTOCOL.md §4), each
   /// alone on its port. Without it such a method is refused (INVALID_ARGUMENT naming the flag).
   bool allow_insecure_ciphers = false;
@@ -88,6 +92,7 @@ struct UserUpdate {
   std::optional<bool> enabled;
   std::optional<uint32_t> max_connections;
   std::optional<uint64_t> data_quota_bytes;
+  std::optional<uint32_t> max_devices;
   std::optional<std::string> plugin;  // empty: no plugin
   std::optional<std::string> plugin_opts;
   /// Set: the new expire_time, where an unset inner value means never.

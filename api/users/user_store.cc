@@ -77,6 +77,9 @@ json encodeUser(const User& u) {
   if (u.limits.data_quota_period != QuotaPeriod::None) {
     j["limits"]["data_quota_period"] = std::string(quotaPeriodName(u.limits.data_quota_period));
   }
+  if (u.limits.max_devices != 0) {  // absent otherwise (optional on load: older stores)
+    j["limits"]["max_devices"] = u.limits.max_devices;
+  }
   j["created"] = formatTime(u.created);
   j["traffic"] = {{"bytes_up", u.traffic.bytes_up},
                   {"bytes_down", u.traffic.bytes_down},
@@ -218,6 +221,11 @@ absl::StatusOr<User> decodeUser(const json& j) {
     auto parsed = parseQuotaPeriod(period);
     if (!parsed.ok()) return fail(fieldError("limits.data_quota_period", parsed.status().message()));
     u.limits.data_quota_period = *parsed;
+  }
+  if (limits->contains("max_devices")) {
+    SR_ASSIGN_OR_RETURN(max_devices, getUnsigned(*limits, "max_devices",
+                                                 std::numeric_limits<uint32_t>::max()));
+    u.limits.max_devices = static_cast<uint32_t>(max_devices);
   }
   SR_ASSIGN_OR_RETURN(created, getString(j, "created", true));
   std::string time_error;

@@ -56,20 +56,7 @@ WorkerBudgets::WorkerBudgets(const BudgetOptions& options, Clock::time_point now
 WorkerBudgets::~WorkerBudgets() = default;
 
 std::string WorkerBudgets::sourceKey(const SocketAddress& address) {
-  if (address.family() == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
-    return std::string(reinterpret_cast<const char*>(&v4->sin_addr), 4);
-  }
-  if (address.family() == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
-    const uint8_t* bytes = v6->sin6_addr.s6_addr;
-    // An IPv4-mapped address is that IPv4 source; any other IPv6 source is its /64.
-    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-      return std::string(reinterpret_cast<const char*>(bytes + 12), 4);
-    }
-    return std::string(reinterpret_cast<const char*>(bytes), 8);
-  }
-  return {};
+  return relay::sourceKey(address);
 }
 
 WorkerBudgets::Source& WorkerBudgets::source(const std::string& key, Clock::time_point now) {

@@ -69,6 +69,12 @@ std::string ipKey(const SocketAddress& address) {
   return {};
 }
 
+std::string sourceKey(const SocketAddress& address) {
+  std::string key = ipKey(address);
+  if (key.size() == 16) key.resize(8);  // the /64
+  return key;
+}
+
 absl::StatusOr<SocketAddress> parseSocketAddress(absl::string_view ip, uint16_t port) {
   SocketAddress out;
   std::string text(ip);

@@ -61,6 +61,10 @@ absl::StatusOr<SocketAddress> parseSocketAddress(absl::string_view ip, uint16_t 
 /// The IP of `address` as raw bytes (4 for IPv4 and IPv4-mapped IPv6, 16 for IPv6; empty for
 /// other families): a map key for "the same client".
 std::string ipKey(const SocketAddress& address);
+/// The source network of `address` as raw bytes: its IPv4 address (4 bytes; an IPv4-mapped
+/// IPv6 address counts as the IPv4) or its IPv6 /64 (8 bytes); empty for other families. One
+/// client machine, for per-source budgets and a user's devices.
+std::string sourceKey(const SocketAddress& address);
 
 struct ListenOptions {
   bool reuse_port = true;

@@ -31,7 +31,9 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
          "(max_connections or data quota), by user.")                                            \
   FAMILY(UserRefused, "shadowrelay_user_refused_total", Counter,                                 \
          "Sessions and UDP datagrams of an identified user refused for a per-user reason, by "   \
-         "user and reason: expired (past the user's expire_time or expire_after_first_use).")    \
+         "user and reason: expired (past the user's expire_time or expire_after_first_use), "    \
+         "over_devices (a new device beyond max_devices; UDP: each datagram that would start "   \
+         "an association).")                                                                     \
   FAMILY(TcpAcceptErrors, "shadowrelay_tcp_accept_errors_total", Counter,                        \
          "Failed accept() calls (EMFILE, ENFILE, ENOBUFS, ...): the process "                    \
          "ran out of file descriptors or memory.")                                               \

@@ -62,7 +62,9 @@ std::span<const double> dnsSecondsBounds();         // 1 ms .. 10 s
   /* Sessions refused because the user was over a limit (max_connections or data quota). */  \
   FIELD(refused_over_limit, "refused_over_limit", TcpRefusedOverLimit, "")                    \
   /* TCP sessions and UDP datagrams refused because the user had expired. */                 \
-  FIELD(refused_expired, "refused_expired", UserRefused, "reason=expired")
+  FIELD(refused_expired, "refused_expired", UserRefused, "reason=expired")                    \
+  /* Sessions and associations of a new device beyond max_devices. */                        \
+  FIELD(refused_over_devices, "refused_over_devices", UserRefused, "reason=over_devices")
 
 /// One user's traffic as one worker saw it.
 struct UserTraffic {

@@ -26,6 +26,7 @@ ServerSession::ServerSession(SessionHost& host, Fd client, const SocketAddress& 
                              uint16_t user_port, PreauthSlot preauth)
     : TcpSession(host, std::move(client)),
       client_ip_(ipKey(peer)),
+      device_key_(sourceKey(peer)),
       user_port_(user_port),
       preauth_(std::move(preauth)) {
   plain_at_remote_ = true;
@@ -301,6 +302,16 @@ bool ServerSession::admit() {
     close(CloseReason::OverLimit);
     return false;
   }
+  // A new device beyond max_devices is refused the same quiet way; the devices counted
+  // already keep working.
+  std::optional<DeviceLease> device = now->admitDevice(device_key_);
+  if (!device) {
+    ++host_.traffic(user()->name).refused_over_devices;
+    SR_LOG(Debug, "session %d: user %s at max_devices; a new device refused", id(), user()->name);
+    close(CloseReason::OverLimit);
+    return false;
+  }
+  device_ = *std::move(device);
   return true;
 }
 
@@ -325,6 +336,7 @@ void ServerSession::startUot(int version) {
 
 void ServerSession::onClose() {
   preauth_.release();  // before the worker (the slot's gate) can go away
+  device_.reset();
   uot_.reset();
   if (!admitted_ || state_ == State::Draining || state_ == State::Closing) {
     // A handshake that failed: what the client sent before the close (outline's tcp_probes).

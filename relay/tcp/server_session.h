@@ -97,6 +97,8 @@ class ServerSession final : public TcpSession {
 
   State state_ = State::Handshake;
   const std::string client_ip_;  // raw address bytes, for the matcher's per-IP hint
+  const std::string device_key_;  // the client's network (sourceKey()), one of the user's devices
+  DeviceLease device_;  // once admitted: counts the device as active until the close
   const uint16_t user_port_;
   PreauthSlot preauth_;
   RelayUserPtr candidate_;  // whose key decodes the stream; becomes user() once admitted

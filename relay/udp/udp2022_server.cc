@@ -155,6 +155,8 @@ UdpAssociation* Udp2022Server::admit(const SocketAddress& from, const RelayUserP
       ++stats_.dropped_user_cap;
       return nullptr;
     }
+    std::optional<DeviceLease> device = admitDevice(worker_, *user, from);
+    if (!device) return nullptr;
     int family = AF_UNSPEC;
     Fd fd = openRelaySocket(&family);
     if (!fd.valid()) {
@@ -164,6 +166,7 @@ UdpAssociation* Udp2022Server::admit(const SocketAddress& from, const RelayUserP
     entry = &table_.add(key, from, std::move(fd), family, idleTimeout(0),
                         [this](UdpAssociation& association) { onReply(association); });
     entry->value->user_slot = per_user_.take(user->name);
+    entry->value->device = *std::move(device);
     auto session = std::make_unique<Udp2022ServerSession>();
     session->client_id = header.session_id;
     session->server_id = randomSessionId();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "relay/context/worker_context.h"
 #include "relay/event/event_loop.h"
 
 namespace shadowrelay::relay {
@@ -18,6 +19,13 @@ namespace shadowrelay::relay {
 namespace {
 constexpr auto kSweepInterval = std::chrono::seconds(1);
 }  // namespace
+
+std::optional<DeviceLease> admitDevice(WorkerContext& worker, const RelayUser& user,
+                                       const SocketAddress& peer) {
+  std::optional<DeviceLease> lease = user.admitDevice(sourceKey(peer));
+  if (!lease) ++worker.traffic(user.name).refused_over_devices;
+  return lease;
+}
 
 std::string udpPeerKey(const SocketAddress& address) {
   return std::string(reinterpret_cast<const char*>(&address.storage), address.len);

@@ -32,6 +32,7 @@
 namespace shadowrelay::relay {
 
 class EventLoop;
+class WorkerContext;
 
 namespace udp {
 inline constexpr size_t kMaxDatagram = 65535;
@@ -91,6 +92,7 @@ struct UdpAssociation {
   RelayUserPtr user;
   UserTraffic* traffic = nullptr;
   UserAssociationCount::Slot user_slot;  // server: counts it under its user
+  DeviceLease device;  // server: the peer's network, active among its user's devices meanwhile
   /// Shadowsocks 2022: the server's view of the client session (server port), or the client
   /// session this association speaks (tunnel). Null for 2017 methods.
   std::unique_ptr<Udp2022ServerSession> server2022;
@@ -98,6 +100,12 @@ struct UdpAssociation {
   /// Tunnel: the server it goes through (an index of the relay/upstream balancer).
   size_t upstream = 0;
 };
+
+/// Server: a new association of `user` from `peer` counts `peer`'s network among the user's
+/// devices while the returned lease lives. nullopt when it is a new device beyond max_devices:
+/// refused, counted under the user as refused_over_devices.
+std::optional<DeviceLease> admitDevice(WorkerContext& worker, const RelayUser& user,
+                                       const SocketAddress& peer);
 
 /// The key of a peer address in a UdpAssociationTable.
 std::string udpPeerKey(const SocketAddress& address);

@@ -208,6 +208,8 @@ void UdpServer::forward(const SocketAddress& client, const RelayUserPtr& user,
       ++stats_.dropped_user_cap;
       return;
     }
+    std::optional<DeviceLease> device = admitDevice(worker_, *user, client);
+    if (!device) return;
     int family = AF_UNSPEC;
     Fd fd = openRelaySocket(&family);
     if (!fd.valid()) {
@@ -217,6 +219,7 @@ void UdpServer::forward(const SocketAddress& client, const RelayUserPtr& user,
     entry = &table_.add(key, client, std::move(fd), family, worker_.env().udp_timeout,
                         [this](UdpAssociation& association) { onReply(association); });
     entry->value->user_slot = per_user_.take(user->name);
+    entry->value->device = *std::move(device);
     entry->value->traffic = &worker_.traffic(user->name);
   }
   entry->idle_timeout = target.port() == 53 ? kDnsIdleTimeout : worker_.env().udp_timeout;

@@ -16,4 +16,16 @@ bool RelayUser::admitsNewSession(uint32_t others) const {
   return max_connections == 0 || others < max_connections;
 }
 
+std::optional<DeviceLease> RelayUser::admitDevice(const std::string& key) const {
+  switch (live->devices->acquire(key, max_devices, device_window)) {
+    case DeviceTracker::Admission::Counted:
+      return DeviceLease(live->devices, key);
+    case DeviceTracker::Admission::Uncounted:
+      return DeviceLease();
+    case DeviceTracker::Admission::Refused:
+      break;
+  }
+  return std::nullopt;
+}
+
 }  // namespace shadowrelay::relay

@@ -4,13 +4,16 @@
 // hold their user by shared pointer, so a table can be replaced while they run.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "crypto/aead.h"
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
+#include "relay/users/device_tracker.h"
 
 namespace shadowrelay::relay {
 
@@ -18,6 +21,8 @@ namespace shadowrelay::relay {
 struct UserLive {
   /// TCP sessions open now, on every worker (changed at session start and close only).
   std::atomic<uint32_t> tcp_sessions{0};
+  /// The client networks that used the user lately (max_devices, User.devices).
+  std::shared_ptr<DeviceTracker> devices = std::make_shared<DeviceTracker>();
 };
 
 struct RelayUser {
@@ -30,6 +35,8 @@ struct RelayUser {
   bool quota_exceeded = false;   // data quota reached: identified, then refused
   bool expired = false;          // past its expiry: identified, then refused (as "expired")
   uint32_t max_connections = 0;  // concurrent TCP sessions; 0: unlimited
+  uint32_t max_devices = 0;      // distinct client networks within device_window; 0: unlimited
+  std::chrono::seconds device_window{600};  // --device-window: how long a device still counts
   std::string plugin;            // a dedicated port's SIP003 plugin (api/app runs it); "": none
   std::string plugin_opts;
   std::shared_ptr<UserLive> live = std::make_shared<UserLive>();
@@ -40,6 +47,10 @@ struct RelayUser {
   /// besides it? False over quota or at max_connections (an expired user is refused before,
   /// counted apart).
   bool admitsNewSession(uint32_t others) const;
+  /// A session or association of the user from device `key` (sourceKey()) starts: a lease that
+  /// counts it until destroyed (held() false when, without a limit, it is not tracked), or
+  /// nullopt when the device is refused: a new one beyond max_devices.
+  std::optional<DeviceLease> admitDevice(const std::string& key) const;
 };
 
 using RelayUserPtr = std::shared_ptr<const RelayUser>;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "relay/users/port_identity.h"
 #include "relay/users/relay_user.h"
@@ -33,6 +34,10 @@ class UserTable {
   /// nullptr if there is no such user.
   const RelayUser* find(absl::string_view name) const;
   RelayUserPtr findShared(absl::string_view name) const;
+  /// Calls `visit` with every user (any order).
+  void forEach(absl::FunctionRef<void(const RelayUser&)> visit) const {
+    for (const auto& [name, user] : by_name_) visit(*user);
+  }
   /// The enabled users of `port` (0: the shared port), in name order: the candidates of trial
   /// decryption. Empty if none.
   std::span<const RelayUserPtr> onPort(uint16_t port) const;

@@ -3,85 +3,23 @@
 """UDP over TCP (sing-box UoT v1 and v2, docs/UDP_OVER_TCP.md) through our server, which runs
 without -u here so that nothing can go over UDP between client and server.
 
-The client side is either a Shadowsocks AEAD stream written here from the specs (PROTOCOL.md
-§1, with python3-cryptography's ChaCha20-Poly1305 and HKDF) that sends the UoT bytes of the
-documented layout, or our own `tunnel -U --udp-over-tcp` and `local -u --udp-over-tcp`."""
-import hashlib
+The client side is either a Shadowsocks AEAD stream written from the specs (aead_wire.py:
+PROTOCOL.md §1, with python3-cryptography's ChaCha20-Poly1305 and HKDF) that sends the UoT
+bytes of the documented layout, or our own `tunnel -U --udp-over-tcp` and `local -u --udp-over-tcp`."""
 import os
 import re
 import socket
 import struct
 import time
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 import e2e_harness as h
+from aead_wire import AeadStream, master_key, recv_until
 from e2e_harness import SocksUdp, UdpEcho, stopped_udp_summary
 
 METHOD = "chacha20-ietf-poly1305"
 KEY_SIZE = 32
-TAG = 16
 MAGIC_V1 = b"sp.udp-over-tcp.arpa"
 MAGIC_V2 = b"sp.v2.udp-over-tcp.arpa"
-
-
-def master_key(password):
-    """EVP_BytesToKey with MD5, as every Shadowsocks implementation derives it."""
-    key, prev = b"", b""
-    while len(key) < KEY_SIZE:
-        prev = hashlib.md5(prev + password.encode()).digest()
-        key += prev
-    return key[:KEY_SIZE]
-
-
-def subkey(master, salt):
-    return HKDF(algorithm=hashes.SHA1(), length=KEY_SIZE, salt=salt,
-                info=b"ss-subkey").derive(master)
-
-
-class AeadStream:
-    """One direction of a SIP004 stream: salt, then [len+tag][payload+tag] chunks."""
-
-    def __init__(self, master, salt):
-        self.aead = ChaCha20Poly1305(subkey(master, salt))
-        self.nonce = 0
-
-    def _next(self):
-        nonce = self.nonce.to_bytes(12, "little")
-        self.nonce += 1
-        return nonce
-
-    def seal(self, data):
-        out = b""
-        for i in range(0, len(data), 0x3FFF):
-            chunk = data[i:i + 0x3FFF]
-            out += self.aead.encrypt(self._next(), struct.pack(">H", len(chunk)), None)
-            out += self.aead.encrypt(self._next(), chunk, None)
-        return out
-
-    def open_from(self, sock, deadline):
-        header = recv_until(sock, 2 + TAG, deadline)
-        if header is None:
-            return None
-        length = struct.unpack(">H", self.aead.decrypt(self._next(), header, None))[0]
-        body = recv_until(sock, length + TAG, deadline)
-        if body is None:
-            return None
-        return self.aead.decrypt(self._next(), body, None)
-
-
-def recv_until(sock, n, deadline):
-    """Exactly n bytes, or None on EOF; raises socket.timeout past the deadline."""
-    data = b""
-    while len(data) < n:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        part = sock.recv(n - len(data))
-        if not part:
-            return None
-        data += part
-    return data
 
 
 def socks_ipv4(ip, port):

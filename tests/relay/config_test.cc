@@ -947,6 +947,42 @@ TEST(ConfigTest, UsersTakeExpiryAndRenewingQuotasAndMaxUsers) {
   }
 }
 
+// Issue 18 §1: users[].max_devices, --device-window, --show-client-addresses.
+TEST(ConfigTest, DeviceLimitOptions) {
+  auto c = parseStrings(Role::Server, {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->device_window_seconds, 600);
+  EXPECT_FALSE(c->show_client_addresses);
+  const std::string path = writeFile("devices.json", R"({"device_window": 30,
+    "show_client_addresses": true,
+    "users": [{"name": "a", "password": "p", "max_devices": 3}, {"name": "b", "password": "p"}]})");
+  c = parse(Role::Server, {"-c", path.c_str()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->device_window_seconds, 30);
+  EXPECT_TRUE(c->show_client_addresses);
+  ASSERT_EQ(c->users.size(), 2u);
+  EXPECT_EQ(c->users[0].max_devices, 3u);
+  EXPECT_EQ(c->users[1].max_devices, 0u);
+  EXPECT_TRUE(absl::StrContains(checkReport(*c), "a (max_devices 3)")) << checkReport(*c);
+  c = parseStrings(Role::Server, {"--device-window", "5", "--show-client-addresses"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->device_window_seconds, 5);
+  EXPECT_TRUE(c->show_client_addresses);
+  c = parseStrings(Role::Server, {"--device-window", "-1"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(absl::StrContains(c.status().message(), "--device-window")) << c.status();
+  for (const char* bad : {R"(-1)", R"("3")", R"(4294967296)", R"(1.5)"}) {
+    const std::string file = writeFile(
+        "bad-devices.json",
+        absl::StrCat(R"({"users": [{"name": "a", "password": "p", "max_devices": )", bad, "}]}"));
+    c = parse(Role::Server, {"-c", file.c_str()});
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_EQ(c.status().message(),
+              absl::StrCat(file, ": users: users[0].max_devices: must be a whole number "
+                                 "0..4294967295"));
+  }
+}
+
 TEST(ConfigTest, FlagsOverrideTheFileWhereverMinusCStands) {
   const std::string path = writeFile("order.json", R"({"server_port": 8400, "server": "a.test"})");
   auto c = parse(Role::Local, {"-p", "9000", "-s", "b.test", "-c", path.c_str(), "-s", "c.test"});

@@ -22,10 +22,17 @@ Fd listenLoopback() {
   return fd.ok() ? std::move(*fd) : Fd();
 }
 
-Fd connectLoopback(uint16_t port) {
+Fd connectLoopback(uint16_t port) { return connectLoopbackFrom(nullptr, port); }
+
+Fd connectLoopbackFrom(const char* source, uint16_t port) {
   Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Fd();
+  if (source != nullptr) {
+    auto from = parseSocketAddress(source, 0);
+    if (!from.ok() || ::bind(fd.get(), from->get(), from->len) != 0) return Fd();
+  }
   const SocketAddress to = loopbackAddress(port);
-  if (!fd.valid() || ::connect(fd.get(), to.get(), to.len) != 0) return Fd();
+  if (::connect(fd.get(), to.get(), to.len) != 0) return Fd();
   if (::fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) return Fd();
   return fd;
 }

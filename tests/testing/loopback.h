@@ -25,6 +25,8 @@ Fd listenLoopback();
 /// A non-blocking TCP socket connected to 127.0.0.1:`port` (the kernel completes a loopback
 /// connect to a listener at once, before any accept). Invalid on error.
 Fd connectLoopback(uint16_t port);
+/// The same from source address `source` (another loopback address, "127.0.0.2").
+Fd connectLoopbackFrom(const char* source, uint16_t port);
 /// accept4 without waiting; invalid if nobody is queued.
 Fd tryAccept(int listener);
 /// A connected non-blocking AF_UNIX stream pair.

@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -20,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "api/control/bearer_auth.h"
 #include "api/control/cipher_service.h"
+#include "api/control/client_addresses.h"
 #include "crypto/providers.h"
 #include "gtest/gtest.h"
 #include "relay/log.h"
@@ -293,6 +296,95 @@ TEST_F(ControlServerTest, GrpcurlStyleJsonRequests) {
   std::string json;
   ASSERT_TRUE(google::protobuf::util::MessageToJsonString(updated, &json).ok());
   EXPECT_TRUE(absl::StrContains(json, "\"accessUrl\":\"ss://")) << json;
+}
+
+// max_devices through CreateUser, the limits.maxDevices mask and the store; User.devices from
+// the snapshot's tracker, addresses as keyed hashes (the server runs without
+// --show-client-addresses).
+TEST_F(ControlServerTest, MaxDevicesAndTheUsersDevices) {
+  v1::CreateUserRequest create_req;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  R"({"name":"dave","method":"aes-256-gcm","limits":{"max_devices":2}})",
+                  &create_req)
+                  .ok());
+  v1::User dave;
+  ASSERT_TRUE(users_->CreateUser(ctx().get(), create_req, &dave).ok());
+  EXPECT_EQ(dave.limits().max_devices(), 2u);
+  EXPECT_EQ(dave.devices().count(), 0u);
+  EXPECT_EQ(registry_->snapshot()->find("dave")->max_devices, 2u);
+  EXPECT_EQ(registry_->snapshot()->find("dave")->device_window, std::chrono::seconds(600));
+
+  v1::UpdateUserRequest update_req;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(
+          R"({"user":{"name":"dave","limits":{"max_devices":3,"max_connections":9}},"update_mask":"limits.maxDevices"})",
+          &update_req)
+          .ok());
+  v1::User updated;
+  grpc::Status s = users_->UpdateUser(ctx().get(), update_req, &updated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(updated.limits().max_devices(), 3u);
+  EXPECT_EQ(updated.limits().max_connections(), 0u);  // not in the mask
+  EXPECT_EQ(registry_->snapshot()->find("dave")->max_devices, 3u);
+
+  // Two devices as the workers count them; one of them ended.
+  const relay::RelayUser* live = registry_->snapshot()->find("dave");
+  const std::string first("\x7f\x00\x00\x02", 4), second("\x7f\x00\x00\x03", 4);
+  std::optional<relay::DeviceLease> a = live->admitDevice(first);
+  ASSERT_TRUE(a.has_value());
+  std::optional<relay::DeviceLease> b = live->admitDevice(second);
+  ASSERT_TRUE(b.has_value());
+  b.reset();
+  v1::User got;
+  ASSERT_TRUE(get("dave", &got).ok());
+  ASSERT_EQ(got.devices().count(), 2u);
+  ASSERT_EQ(got.devices().list_size(), 2);
+  EXPECT_TRUE(got.devices().list(0).active());
+  EXPECT_FALSE(got.devices().list(1).active());
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  for (const v1::Device& device : got.devices().list()) {
+    EXPECT_EQ(device.address().size(), ClientAddresses::kHashHexDigits) << device.address();
+    EXPECT_EQ(device.address().find_first_not_of("0123456789abcdef"), std::string::npos);
+    EXPECT_NE(device.address(), "127.0.0.2");
+    EXPECT_LE(std::abs(device.last_seen().seconds() - now), 5);
+  }
+  EXPECT_NE(got.devices().list(0).address(), got.devices().list(1).address());
+  // The same device keeps its hash; ListUsers shows the devices too.
+  v1::ListUsersResponse list;
+  ASSERT_TRUE(users_->ListUsers(ctx().get(), v1::ListUsersRequest(), &list).ok());
+  for (const v1::User& u : list.users()) {
+    if (u.name() != "dave") continue;
+    ASSERT_EQ(u.devices().list_size(), 2);
+    EXPECT_EQ(u.devices().list(0).address(), got.devices().list(0).address());
+  }
+
+  // The limit is kept in the store: a registry opened on it has it.
+  server_.reset();
+  registry_.reset();
+  users::RegistryOptions ro;
+  ro.state_dir = dir_.path();
+  ro.shared_port = 8388;
+  auto reopened = users::UserRegistry::open(ro);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto stored = (*reopened)->get("dave");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->limits.max_devices, 3u);
+}
+
+// --show-client-addresses: the addresses as text.
+TEST(ClientAddressesTest, ShownOrHashed) {
+  const std::string v4("\xc0\x00\x02\x07", 4);
+  const std::string v6("\x20\x01\x0d\xb8\x00\x01\x00\x02", 8);
+  ClientAddresses shown(true);
+  EXPECT_EQ(shown.display(v4), "192.0.2.7");
+  EXPECT_EQ(shown.display(v6), "2001:db8:1:2::/64");
+  ClientAddresses hashed(false);
+  ClientAddresses other_process(false);
+  EXPECT_EQ(hashed.display(v4).size(), ClientAddresses::kHashHexDigits);
+  EXPECT_EQ(hashed.display(v4), hashed.display(v4));
+  EXPECT_NE(hashed.display(v4), hashed.display(v6));
+  // Another key (another process): another hash.
+  EXPECT_NE(hashed.display(v4), other_process.display(v4));
 }
 
 TEST_F(ControlServerTest, EveryErrorCode) {

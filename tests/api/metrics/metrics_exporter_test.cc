@@ -106,6 +106,7 @@ relay::WorkerSample workerZero() {
   alice.udp_bytes_up = 400;
   alice.udp_bytes_down = 600;
   alice.refused_over_limit = 2;
+  alice.refused_over_devices = 4;
   alice.closed[at(CloseReason::Done)] = 7;
   alice.closed[at(CloseReason::Shutdown)] = 1;
   alice.closed[at(CloseReason::IdleTimeout)] = 5;
@@ -212,6 +213,12 @@ TEST(MetricsExporterTest, SumsWorkersPerLabelSet) {
   EXPECT_EQ(valueOr(e, "shadowrelay_tcp_accept_errors_total", {}), 1);
   EXPECT_EQ(valueOr(e, "shadowrelay_tcp_refused_over_limit_total", {{"user", "alice"}}), 2);
   EXPECT_EQ(valueOr(e, "shadowrelay_tcp_refused_over_limit_total", {{"user", "bob"}}), 0);
+  EXPECT_EQ(valueOr(e, "shadowrelay_user_refused_total",
+                    {{"user", "alice"}, {"reason", "over_devices"}}),
+            4);
+  EXPECT_EQ(valueOr(e, "shadowrelay_user_refused_total",
+                    {{"user", "bob"}, {"reason", "over_devices"}}),
+            0);
 
   // Several close reasons fold into one status.
   const std::string closed = "shadowrelay_tcp_connections_closed_total";
@@ -408,6 +415,7 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
       {"shadowrelay_tcp_connections_closed_total", "counter"},
       {"shadowrelay_tcp_connections_active", "gauge"},
       {"shadowrelay_tcp_refused_over_limit_total", "counter"},
+      {"shadowrelay_user_refused_total", "counter"},
       {"shadowrelay_tcp_accept_errors_total", "counter"},
       {"shadowrelay_timeouts_total", "counter"},
       {"shadowrelay_probe_bytes", "histogram"},
@@ -474,6 +482,30 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
   }
   EXPECT_GT(valueOr(e, "process_resident_memory_bytes", {}), 0);
   EXPECT_GT(valueOr(e, "process_open_fds", {}), 0);
+}
+
+TEST(MetricsExporterTest, UserDevicesGaugePerUserOrSummed) {
+  MetricsOptions options = loopbackOptions();
+  options.user_devices = [] {
+    return std::vector<std::pair<std::string, size_t>>{{"bob", 1}, {"alice", 2}, {"carol", 0}};
+  };
+  auto exporter = startOrDie(options);
+  ASSERT_NE(exporter, nullptr);
+  Exposition e = scrape(*exporter);
+  EXPECT_EQ(e.types["shadowrelay_user_devices"], "gauge");
+  EXPECT_EQ(valueOr(e, "shadowrelay_user_devices", {{"user", "alice"}}), 2);
+  EXPECT_EQ(valueOr(e, "shadowrelay_user_devices", {{"user", "bob"}}), 1);
+  EXPECT_EQ(valueOr(e, "shadowrelay_user_devices", {{"user", "carol"}}), 0);
+  // The refusal family exists from the start (a counter of the workers' samples).
+  EXPECT_EQ(e.types["shadowrelay_user_refused_total"], "counter");
+  exporter.reset();
+
+  options.per_user = false;
+  exporter = startOrDie(options);
+  ASSERT_NE(exporter, nullptr);
+  e = scrape(*exporter);
+  EXPECT_EQ(valueOr(e, "shadowrelay_user_devices", {{"user", ""}}), 3);
+  EXPECT_FALSE(e.value("shadowrelay_user_devices", {{"user", "alice"}}).has_value());
 }
 
 TEST(MetricsExporterTest, NoUsersGaugeWithoutACallback) {

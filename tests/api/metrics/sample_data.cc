@@ -24,6 +24,7 @@ relay::WorkerSample grownSample(size_t worker, uint64_t step) {
   alice.udp_packets_down = 7 * k;
   alice.tcp_connections = 10 * k;
   alice.refused_over_limit = k;
+  alice.refused_over_devices = k;
   alice.closed[static_cast<size_t>(CloseReason::Done)] = 8 * k;
   alice.closed[static_cast<size_t>(CloseReason::IdleTimeout)] = 2 * k;
   auto& nobody = s.users[""];

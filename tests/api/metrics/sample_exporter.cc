@@ -8,6 +8,8 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "api/metrics/metrics_exporter.h"
 #include "tests/api/metrics/sample_data.h"
@@ -26,6 +28,9 @@ int main(int argc, char** argv) {
   };
   options.user_quotas = [] {
     return std::vector<shadowrelay::api::metrics::UserQuotaSample>{{"alice", 900, 1000}};
+  };
+  options.user_devices = [] {
+    return std::vector<std::pair<std::string, size_t>>{{"alice", 2}, {"bob", 0}};
   };
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];

@@ -133,6 +133,26 @@ TEST(UserStoreTest, StoresWithoutIdentityKeysKeepTheirFormat) {
   EXPECT_EQ(*decodeStore(*again), *loaded);
 }
 
+// max_devices is written only when set, so stores of users without it keep their text, and a
+// store written before it (StoresWithoutIdentityKeysKeepTheirFormat's file) loads it as 0.
+TEST(UserStoreTest, MaxDevicesRoundTripsAndIsOptional) {
+  StoreContents c = sample();
+  c.users[0].limits.max_devices = 3;
+  auto text = encodeStore(c);
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_TRUE(absl::StrContains(*text, "\"max_devices\": 3")) << *text;
+  auto back = decodeStore(*text);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, c);
+  EXPECT_EQ(back->users[0].limits.max_devices, 3u);
+  EXPECT_EQ(back->users[1].limits.max_devices, 0u);
+
+  c.users[0].limits.max_devices = 0;
+  text = encodeStore(c);
+  ASSERT_TRUE(text.ok());
+  EXPECT_FALSE(absl::StrContains(*text, "max_devices")) << *text;
+}
+
 TEST(UserStoreTest, BadIdentityKeysMakeTheFileBad) {
   const PortIdentityKey good{0, "2022-blake3-aes-128-gcm", "AAECAwQFBgcICQoLDA0ODw==", ""};
   struct Case {

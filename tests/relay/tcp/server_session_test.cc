@@ -39,6 +39,7 @@ using testing::addressBytes;
 using testing::chunkWireSize;
 using testing::concat;
 using testing::connectLoopback;
+using testing::connectLoopbackFrom;
 using testing::kSettleIterations;
 using testing::listenLoopback;
 using testing::loopbackTarget;
@@ -433,6 +434,53 @@ TEST_F(ServerSessionTest, UserAtMaxConnectionsIsRefusedAndCounted) {
   ASSERT_TRUE(runUntil(loop_, [&] { return worker_->sessionCount() == 0; }));
   EXPECT_EQ(user("alice").live->tcp_sessions.load(), 0u);
   Fd third = open("3");
+  Fd third_upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(third_upstream.valid());
+  EXPECT_EQ(closed(CloseReason::OverLimit), 1u);
+}
+
+TEST_F(ServerSessionTest, NewDeviceBeyondMaxDevicesIsRefusedAndCounted) {
+  RelayUser limited = makeUser("alice");
+  limited.max_devices = 1;
+  limited.device_window = std::chrono::seconds(0);  // a device counts while it is connected
+  start({std::move(limited)});
+  Fd target = listenLoopback();
+  const auto open = [&](const char* source, const char* data) {
+    Fd client = connectLoopbackFrom(source, port_);
+    ReferenceStream stream = streamOf(user("alice"));
+    EXPECT_TRUE(sendBytes(client.get(), request(stream, target, data)));
+    return client;
+  };
+
+  Fd first = open("127.0.0.2", "1");
+  Fd first_upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(first_upstream.valid());
+  // Another session of the same device is no new device.
+  Fd again = open("127.0.0.2", "2");
+  Fd again_upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(again_upstream.valid());
+  EXPECT_EQ(user("alice").live->devices->count(std::chrono::seconds(0)), 1u);
+
+  Fd other = open("127.0.0.3", "3");
+  std::vector<uint8_t> at_other;
+  ASSERT_TRUE(waitForEof(loop_, other.get(), &at_other));
+  EXPECT_TRUE(at_other.empty());
+  EXPECT_EQ(closed(CloseReason::OverLimit), 1u);
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_over_devices, 1u);
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_over_limit, 0u);
+  EXPECT_FALSE(tryAccept(target.get()).valid());
+
+  // The counted device still relays; once all its sessions ended, the other one is admitted.
+  std::vector<uint8_t> at_target;
+  ASSERT_TRUE(readAtLeast(loop_, first_upstream.get(), 1, &at_target));
+  EXPECT_EQ(at_target, bytesOf("1"));
+  first.reset();
+  again.reset();
+  first_upstream.reset();
+  again_upstream.reset();
+  ASSERT_TRUE(runUntil(loop_, [&] { return worker_->sessionCount() == 0; }));
+  EXPECT_EQ(user("alice").live->devices->count(std::chrono::seconds(0)), 0u);
+  Fd third = open("127.0.0.3", "4");
   Fd third_upstream = acceptWithin(loop_, target.get());
   ASSERT_TRUE(third_upstream.valid());
   EXPECT_EQ(closed(CloseReason::OverLimit), 1u);
