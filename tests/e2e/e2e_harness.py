@@ -100,6 +100,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_tcp_udp():
+    """A port free on 127.0.0.1 for both TCP and UDP when probed (racy as free_port), for peers
+    that bind both on one number (ss-tunnel -u, ss-local -u)."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((LOOPBACK, port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("could not find a port free for both TCP and UDP on 127.0.0.1")
+
+
 def ipv6_loopback_available():
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
@@ -533,11 +547,21 @@ class RelayTestCase(unittest.TestCase):
         """shadowsocks-libev's `ss-tunnel -u` to LOOPBACK:destination_port; returns a UDP socket
         connected to it. Its TCP readiness probe opens a TCP session at the server (to the
         destination port): take counter baselines after it."""
-        port = free_port()  # ss-tunnel reports no port: a probed one
-        argv = local_argv("libev", server_port, port, method, password=password,
-                          tunnel_to=f"{LOOPBACK}:{destination_port}") + ["-u"]
-        tunnel = self.spawn(f"ss-tunnel-u-{name}", argv, ours=False)
-        wait_listening(port, tunnel)  # -u: TCP and UDP on the same port
+        # ss-tunnel reports no port: a probed one. Its UDP bind fails alone (logged, the process
+        # goes on without UDP) when another process took the number meanwhile: try another.
+        for attempt in range(3):
+            port = free_port_tcp_udp()
+            argv = local_argv("libev", server_port, port, method, password=password,
+                              tunnel_to=f"{LOOPBACK}:{destination_port}") + ["-u"]
+            tunnel = self.spawn(f"ss-tunnel-u-{name}", argv, ours=False)
+            wait_listening(port, tunnel)  # -u: TCP and UDP on the same port
+            time.sleep(0.1)  # the UDP bind is logged right after the TCP listen
+            with open(tunnel.log_path, encoding="utf-8", errors="replace") as f:
+                if "[udp] bind" not in f.read():
+                    break
+            tunnel.stop()
+        else:
+            raise AssertionError(f"ss-tunnel -u for {name}: its UDP port was taken 3 times")
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(sock.close)
         sock.bind((LOOPBACK, 0))
