@@ -121,6 +121,12 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
           return absl::InvalidArgumentError(absl::StrCat(where, ".port: ", p.status().message()));
         }
         user.port = *p;
+      } else if (key == "bytes_per_second") {
+        if (!it.value().is_number_unsigned()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ".bytes_per_second: must be a non-negative integer"));
+        }
+        user.bytes_per_second = it.value().get<uint64_t>();
       } else {
         return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": unknown key"));
       }
@@ -598,6 +604,7 @@ std::string fieldText(const OptionSpec& o, const std::vector<ConfigUser>& users)
     std::vector<std::string> notes;
     if (!u.method.empty()) notes.push_back(u.method);
     if (u.port != 0) notes.push_back(absl::StrCat("port ", u.port));
+    if (u.bytes_per_second != 0) notes.push_back(absl::StrCat(u.bytes_per_second, " B/s"));
     absl::StrAppend(out, u.name);
     if (!notes.empty()) absl::StrAppend(out, " (", absl::StrJoin(notes, ", "), ")");
   });

@@ -30,6 +30,7 @@ struct ConfigUser {
   uint16_t port = 0;   // a dedicated port; 0: the shared port
   std::string plugin;       // a dedicated port's SIP003 plugin; empty: none
   std::string plugin_opts;  // its options
+  uint64_t bytes_per_second = 0;  // each direction; 0: --default-bytes-per-second
   bool operator==(const ConfigUser&) const = default;
 };
 
@@ -93,6 +94,8 @@ struct Config {
   int udp_source_trial_budget = 1024;    // --udp-source-trial-budget: ... per source and worker
   int udp_user_max_associations = 0;     // --udp-user-max-associations; 0: auto
   int udp_queue_bytes = 16 << 20;        // --udp-queue-bytes: held datagrams per worker
+  // Per-user bandwidth (issue 18 §3): the rate of users that name none; 0: unlimited.
+  int default_bytes_per_second = 0;  // --default-bytes-per-second, "default_bytes_per_second"
   bool allow_private = false;
   std::vector<std::string> forbidden_ip;  // --forbidden-ip, "forbidden_ip": refused targets
   // Legacy stream methods (PROTOCOL.md §4, issue 16): refused unless allowed.

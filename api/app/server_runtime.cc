@@ -62,6 +62,7 @@ std::vector<users::User> configuredUsers(const Config& config) {
     user.port = from.port == config.server_port ? 0 : from.port;
     user.plugin = from.plugin;
     user.plugin_opts = from.plugin_opts;
+    user.limits.bytes_per_second = from.bytes_per_second;
     user.source = users::UserSource::Config;
     out.push_back(std::move(user));
   }
@@ -444,6 +445,7 @@ absl::Status ServerRuntime::openRegistry() {
   options.configured_users = configuredUsers(config_);
   options.shared_port = config_.server_port;
   options.allow_insecure_ciphers = config_.allow_insecure_ciphers;
+  options.default_bytes_per_second = static_cast<uint64_t>(config_.default_bytes_per_second);
   for (const std::string* listen : {&config_.control_listen, &config_.metrics_listen}) {
     if (const uint16_t reserved = listenPort(*listen); reserved != 0) {
       options.reserved_ports.push_back(reserved);

@@ -23,6 +23,7 @@ constexpr const char* kUpdatablePaths[] = {
     "limits",
     "limits.max_connections",
     "limits.data_quota_bytes",
+    "limits.bytes_per_second",
 };
 
 v1::UserSource sourceToProto(users::UserSource source) {
@@ -63,6 +64,7 @@ void UserService::toProto(const users::User& user, bool with_secrets, v1::User* 
   traffic->set_udp_packets(user.traffic.udp_packets);
   out->mutable_limits()->set_max_connections(user.limits.max_connections);
   out->mutable_limits()->set_data_quota_bytes(user.limits.data_quota_bytes);
+  out->mutable_limits()->set_bytes_per_second(user.limits.bytes_per_second);
   out->set_plugin(user.plugin);
   if (with_secrets) {
     out->set_password(user.password);
@@ -96,6 +98,7 @@ grpc::Status UserService::CreateUser(grpc::ServerContext* /*context*/,
   user.enabled = request->has_enabled() ? request->enabled() : true;
   user.limits.max_connections = request->limits().max_connections();
   user.limits.data_quota_bytes = request->limits().data_quota_bytes();
+  user.limits.bytes_per_second = request->limits().bytes_per_second();
   user.plugin = request->plugin();
   user.plugin_opts = request->plugin_opts();
   auto created = registry_.create(user);
@@ -152,10 +155,13 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
     } else if (path == "limits") {
       update.max_connections = in.limits().max_connections();
       update.data_quota_bytes = in.limits().data_quota_bytes();
+      update.bytes_per_second = in.limits().bytes_per_second();
     } else if (path == "limits.max_connections") {
       update.max_connections = in.limits().max_connections();
     } else if (path == "limits.data_quota_bytes") {
       update.data_quota_bytes = in.limits().data_quota_bytes();
+    } else if (path == "limits.bytes_per_second") {
+      update.bytes_per_second = in.limits().bytes_per_second();
     } else {
       return invalid(absl::StrCat("update_mask: \"", path, "\" cannot be changed (allowed: ",
                                   absl::StrJoin(kUpdatablePaths, ", "), ")"));

@@ -20,6 +20,7 @@ absl::string_view sourceName(UserSource source);
 struct UserLimits {
   uint32_t max_connections = 0;   // concurrent TCP sessions
   uint64_t data_quota_bytes = 0;  // bytes_up + bytes_down since creation
+  uint64_t bytes_per_second = 0;  // each direction; 0: the server's default
   bool operator==(const UserLimits&) const = default;
 };
 

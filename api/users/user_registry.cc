@@ -416,6 +416,8 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     r.enabled = u.enabled;
     r.quota_exceeded = u.quotaExceeded();
     r.max_connections = u.limits.max_connections;
+    r.bytes_per_second = u.limits.bytes_per_second != 0 ? u.limits.bytes_per_second
+                                                         : options_.default_bytes_per_second;
     r.plugin = u.plugin;
     r.plugin_opts = u.plugin_opts;
     users.push_back(std::move(r));
@@ -646,6 +648,9 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   }
   if (update.data_quota_bytes.has_value()) {
     user.limits.data_quota_bytes = *update.data_quota_bytes;
+  }
+  if (update.bytes_per_second.has_value()) {
+    user.limits.bytes_per_second = *update.bytes_per_second;
   }
   if (update.plugin.has_value()) {
     user.plugin = *update.plugin;

@@ -69,6 +69,9 @@ json encodeUser(const User& u) {
   }
   j["limits"] = {{"max_connections", u.limits.max_connections},
                  {"data_quota_bytes", u.limits.data_quota_bytes}};
+  if (u.limits.bytes_per_second != 0) {  // absent otherwise: optional on load (older stores)
+    j["limits"]["bytes_per_second"] = u.limits.bytes_per_second;
+  }
   j["created"] = formatTime(u.created);
   j["traffic"] = {{"bytes_up", u.traffic.bytes_up},
                   {"bytes_down", u.traffic.bytes_down},
@@ -182,6 +185,11 @@ absl::StatusOr<User> decodeUser(const json& j) {
       quota, getUnsigned(*limits, "data_quota_bytes", std::numeric_limits<uint64_t>::max()));
   u.limits.max_connections = static_cast<uint32_t>(max_connections);
   u.limits.data_quota_bytes = quota;
+  if (limits->contains("bytes_per_second")) {  // written by issue 18 on; absent: unlimited
+    SR_ASSIGN_OR_RETURN(rate, getUnsigned(*limits, "bytes_per_second",
+                                          std::numeric_limits<uint64_t>::max()));
+    u.limits.bytes_per_second = rate;
+  }
   SR_ASSIGN_OR_RETURN(created, getString(j, "created", true));
   std::string time_error;
   if (!absl::ParseTime(absl::RFC3339_full, created, &u.created, &time_error)) {
