@@ -122,6 +122,45 @@ class Sink:
         self.sock.close()
 
 
+class Reader:
+    """Reads a download through a SOCKS5 connection on a thread, noting (time, bytes) of each
+    read: `socks5_port` is a client's, the download an HTTP GET of `name` from nginx."""
+
+    def __init__(self, socks5_port, name):
+        nginx = h.nginx()
+        self.sock = h.socks5_connect(socks5_port, h.LOOPBACK, nginx.port)
+        self.sock.sendall(f"GET /{name} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        self.sock.settimeout(0.5)
+        self.reads = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(1 << 16)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            self.reads.append((time.monotonic(), len(data)))
+
+    def rate(self, seconds, settle=0.5):
+        """Bytes per second over the next `seconds`, after `settle` s (the wait included)."""
+        time.sleep(settle)
+        start = time.monotonic()
+        time.sleep(seconds)
+        return sum(n for t, n in list(self.reads) if start <= t < start + seconds) / seconds
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
 class Amplifier:
     """A UDP responder: a datagram whose first byte is k gets k replies of REPLY bytes."""
 
@@ -329,6 +368,74 @@ class BandwidthTest(h.RelayTestCase):
         self.assertGreater(replies, 0)
         self.assertLessEqual(replies, may_pass)
         self.assertLessEqual(dropped_down + replies, 300)
+
+
+class BandwidthApiTest(h.RelayTestCase):
+    """bytes_per_second through the control API, and --default-bytes-per-second."""
+
+    TOKEN = "e2e-bandwidth-token-0123456789"
+    DEFAULT = 512 << 10
+
+    def setUp(self):
+        super().setUp()
+        self.require_ours("the control API")
+        token_file = h.scratch_path("control-token")
+        with open(token_file, "w") as f:
+            f.write(self.TOKEN + "\n")
+        os.chmod(token_file, 0o600)
+        self.server = self.start_ours("ours-server-bandwidth-api", h.server_argv(
+            "ours", 0, METHOD, extra=[
+                "--workers", "2", "--control-listen", f"{h.LOOPBACK}:0",
+                "--control-token-file", token_file,
+                "--default-bytes-per-second", str(self.DEFAULT)]))
+        self.api_port = self.server.ready.control[1]
+        big_file_url()  # written into nginx's root
+
+    def api(self, method, request):
+        return h.grpc_api(self.api_port, f"shadowrelay.v1.UserService/{method}", request,
+                          self.TOKEN)
+
+    def assert_rate(self, measured, want, what):
+        print(f"  {what}: {measured / 1024:.0f} KiB/s (limit {want / 1024:.0f})",
+              file=sys.stderr)
+        self.assertGreaterEqual(measured, want * (1 - 1.5 * TOLERANCE), what)
+        self.assertLessEqual(measured, want * (1 + 1.5 * TOLERANCE), what)
+
+    def test_api_limit_applies_to_open_sessions_and_the_default_to_users_without(self):
+        fixed = self.api("CreateUser", {"name": "api-fixed", "method": METHOD,
+                                        "limits": {"bytes_per_second": 2 * MIB}})
+        self.assertEqual(int(fixed["limits"]["bytes_per_second"]), 2 * MIB)
+        plain = self.api("CreateUser", {"name": "api-plain", "method": METHOD})
+        self.assertEqual(int(plain["limits"]["bytes_per_second"]), 0)  # 0: the default
+
+        fixed_local = self.start_local(self.server.ready.port, METHOD, impl="libev",
+                                       password=fixed["password"])
+        plain_local = self.start_local(self.server.ready.port, METHOD, impl="libev",
+                                       password=plain["password"])
+        reader = self.add_peer(Reader(fixed_local, BIG))
+        self.assert_rate(reader.rate(3), 2 * MIB, "api-fixed, created with 2 MiB/s")
+
+        # The same open connection follows an UpdateUser (camelCase path, as grpcurl sends).
+        updated = self.api("UpdateUser", {"user": {"name": "api-fixed",
+                                                   "limits": {"bytes_per_second": 256 << 10}},
+                                          "update_mask": "limits.bytesPerSecond"})
+        self.assertEqual(int(updated["limits"]["bytes_per_second"]), 256 << 10)
+        self.assert_rate(reader.rate(3, settle=1.0), 256 << 10, "api-fixed, updated to 256 KiB/s")
+        reader.stop()
+
+        # A user that names no rate has the server's default.
+        other = self.add_peer(Reader(plain_local, BIG))
+        self.assert_rate(other.rate(3), self.DEFAULT, "api-plain, the default")
+        other.stop()
+
+        # Back to 0 through the "limits" path: the default again, not unlimited.
+        self.api("UpdateUser", {"user": {"name": "api-fixed", "limits": {}},
+                                "update_mask": "limits"})
+        again = self.add_peer(Reader(fixed_local, BIG))
+        self.assert_rate(again.rate(3), self.DEFAULT, "api-fixed, limit removed")
+        again.stop()
+        listed = {u["name"]: u for u in self.api("ListUsers", {})["users"]}
+        self.assertEqual(int(listed["api-fixed"]["limits"]["bytes_per_second"]), 0)
 
 
 if __name__ == "__main__":
