@@ -24,7 +24,7 @@ int64_t RateBucket::costOf(uint64_t rate, uint64_t n) {
 uint64_t RateBucket::room(uint64_t rate, int64_t now) const {
   const int64_t ahead = tat_.load(std::memory_order_relaxed) - now;
   const int64_t free_nanos = kBurstNanos - std::max<int64_t>(ahead, 0);
-  if (free_nanos <= 0) return 0;
+  if (free_nanos < kBurstNanos / 2) return 0;
   // In floating point: free_nanos * rate can pass 64 bits for rates above 92 GB/s.
   const double bytes = static_cast<double>(free_nanos) * static_cast<double>(rate) / 1e9;
   if (bytes >= static_cast<double>(kMaxDraw)) return kMaxDraw;

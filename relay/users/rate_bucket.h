@@ -21,12 +21,14 @@ class RateBucket {
   /// paused session wakes a few times per 100 ms, not per packet.
   static constexpr int64_t kBurstNanos = 100'000'000;
 
-  /// Bytes that fit now at `rate` bytes/s (> 0): up to kBurst of the rate when idle, 0 when
-  /// spent. A reader caps its read to this; several readers may see the same room at once
-  /// (charge() makes them all pay: the overshoot is paid back by waiting longer).
+  /// Bytes that may be read now at `rate` bytes/s: up to kBurst of the rate when idle, and 0
+  /// while less than half of the burst is free, so that a reader reads worthwhile amounts
+  /// (half a burst or more) instead of the few bytes each microsecond frees. A reader caps its
+  /// read to this; several readers may see the same room at once (charge() makes them all
+  /// pay: the overshoot is paid back by waiting longer).
   uint64_t room(uint64_t rate, int64_t now) const;
-  /// When room() is 0: nanoseconds until half of the burst is free again (at least 1 ms), so
-  /// that a paused reader wakes for a worthwhile read.
+  /// When room() is 0: nanoseconds until half of the burst is free again (at least 1 ms), when
+  /// room() admits a read again.
   int64_t wait(int64_t now) const;
   /// Draws `n` bytes already read (TCP: never refused; the debt delays the next reads).
   void charge(uint64_t rate, uint64_t n, int64_t now);

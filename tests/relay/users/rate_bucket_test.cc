@@ -28,6 +28,9 @@ TEST(RateBucketTest, IdleBucketGivesOneBurstThenNothing) {
   // Half the burst frees in 50 ms; the wait asks for that much.
   EXPECT_NEAR(static_cast<double>(bucket.wait(kStart)), 50 * kMs, 1000);
   EXPECT_NEAR(static_cast<double>(bucket.room(kMiB, kStart + 50 * kMs)), burst / 2, 2);
+  // Before that, nothing: not the few bytes each microsecond frees.
+  EXPECT_EQ(bucket.room(kMiB, kStart + 49 * kMs), 0u);
+  EXPECT_EQ(bucket.room(kMiB, kStart + 1000), 0u);
   // A long idle time banks no more than the burst.
   EXPECT_NEAR(static_cast<double>(bucket.room(kMiB, kStart + 3600 * kSecond)), burst, 1);
 }
