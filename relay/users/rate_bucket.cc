@@ -16,9 +16,10 @@ constexpr uint64_t kMaxDraw = uint64_t{1} << 32;
 
 int64_t RateBucket::costOf(uint64_t rate, uint64_t n) {
   if (rate == 0) return 0;
-  const uint64_t bytes = std::min(n, kMaxDraw);
-  // Rounded up: a rate above 1 GB/s still charges a byte as at least a nanosecond's share.
-  return static_cast<int64_t>((bytes * kNanosPerSecond + rate - 1) / rate);
+  const uint64_t nanos = std::min(n, kMaxDraw) * kNanosPerSecond;
+  // Rounded up (without adding rate - 1, which could wrap for huge rates): a rate above 1 GB/s
+  // still charges a byte as at least a nanosecond's share.
+  return static_cast<int64_t>(nanos / rate + (nanos % rate != 0 ? 1 : 0));
 }
 
 uint64_t RateBucket::room(uint64_t rate, int64_t now) const {
@@ -28,7 +29,9 @@ uint64_t RateBucket::room(uint64_t rate, int64_t now) const {
   // In floating point: free_nanos * rate can pass 64 bits for rates above 92 GB/s.
   const double bytes = static_cast<double>(free_nanos) * static_cast<double>(rate) / 1e9;
   if (bytes >= static_cast<double>(kMaxDraw)) return kMaxDraw;
-  return static_cast<uint64_t>(bytes);
+  // At least a byte: below 20 bytes/s half a burst is less than one, and the reader must still
+  // make progress (the byte's cost then makes it wait the longer).
+  return std::max<uint64_t>(static_cast<uint64_t>(bytes), 1);
 }
 
 int64_t RateBucket::wait(int64_t now) const {

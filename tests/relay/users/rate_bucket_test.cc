@@ -153,8 +153,20 @@ TEST(RateBucketTest, CostRoundsUpAndSurvivesHugeRatesAndDraws) {
   EXPECT_EQ(RateBucket::costOf(kMiB, kMiB), kSecond);
   EXPECT_EQ(RateBucket::costOf(uint64_t{1} << 62, 1), 1);
   EXPECT_GT(RateBucket::costOf(1, uint64_t{1} << 40), 0);
+  EXPECT_EQ(RateBucket::costOf(UINT64_MAX, 1), 1);  // rounded up, no wrap
   RateBucket bucket;
   EXPECT_GT(bucket.room(UINT64_MAX, kStart), 0u);
+}
+
+TEST(RateBucketTest, ATinyRateStillMovesAByteAtATime) {
+  // 2 bytes/s: half a burst is a tenth of a byte; a reader still gets one byte, then waits
+  // about half a second for the next.
+  RateBucket bucket;
+  EXPECT_EQ(bucket.room(2, kStart), 1u);
+  bucket.charge(2, 1, kStart);
+  EXPECT_EQ(bucket.room(2, kStart + 100 * kMs), 0u);
+  EXPECT_NEAR(static_cast<double>(bucket.wait(kStart)), 450 * kMs, kMs);
+  EXPECT_EQ(bucket.room(2, kStart + 450 * kMs), 1u);
 }
 
 }  // namespace
