@@ -86,60 +86,27 @@ def throughput(url, socks5_port, seconds):
     return total / spent
 
 
-class Sink:
-    """Accepts one TCP connection and reads it to the end, noting (time, bytes) of each read."""
+class TimedReads:
+    """Reads a stream to its end on a thread, noting (time, bytes) of each read."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind((h.LOOPBACK, 0))
-        self.sock.listen(4)
-        self.sock.settimeout(30)
-        self.port = self.sock.getsockname()[1]
-        self.reads = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(30)
-            for _ in range(10_000_000):  # bounded; ends at EOF
-                try:
-                    data = conn.recv(1 << 16)
-                except OSError:
-                    return
-                if not data:
-                    return
-                self.reads.append((time.monotonic(), len(data)))
-
-    def bytes_between(self, start, end):
-        return sum(n for t, n in self.reads if start <= t < end)
-
-    def stop(self):
-        self.sock.close()
-
-
-class Reader:
-    """Reads a download through a SOCKS5 connection on a thread, noting (time, bytes) of each
-    read: `socks5_port` is a client's, the download an HTTP GET of `name` from nginx."""
-
-    def __init__(self, socks5_port, name):
-        nginx = h.nginx()
-        self.sock = h.socks5_connect(socks5_port, h.LOOPBACK, nginx.port)
-        self.sock.sendall(f"GET /{name} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
-        self.sock.settimeout(0.5)
         self.reads = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def connection(self):
+        """The stream to read (on the thread); None when there is none."""
+        raise NotImplementedError
+
     def _run(self):
+        conn = self.connection()
+        if conn is None:
+            return
+        conn.settimeout(0.5)
         while not self._stop.is_set():
             try:
-                data = self.sock.recv(1 << 16)
+                data = conn.recv(1 << 16)
             except socket.timeout:
                 continue
             except OSError:
@@ -148,55 +115,73 @@ class Reader:
                 return
             self.reads.append((time.monotonic(), len(data)))
 
+    def bytes_between(self, start, end):
+        return sum(n for t, n in list(self.reads) if start <= t < end)
+
     def rate(self, seconds, settle=0.5):
         """Bytes per second over the next `seconds`, after `settle` s (the wait included)."""
         time.sleep(settle)
         start = time.monotonic()
         time.sleep(seconds)
-        return sum(n for t, n in list(self.reads) if start <= t < start + seconds) / seconds
+        return self.bytes_between(start, start + seconds) / seconds
 
     def stop(self):
         self._stop.set()
         self.thread.join(timeout=5)
-        self.sock.close()
 
 
-class Amplifier:
-    """A UDP responder: a datagram whose first byte is k gets k replies of REPLY bytes."""
-
-    REPLY = 1000
+class Sink(TimedReads):
+    """Accepts one TCP connection and reads it."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = socket.socket()
         self.sock.bind((h.LOOPBACK, 0))
-        self.sock.settimeout(0.2)
+        self.sock.listen(4)
+        self.sock.settimeout(30)
         self.port = self.sock.getsockname()[1]
-        self.received = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _run(self):
-        reply = os.urandom(self.REPLY)
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.received += 1
-            for _ in range(data[0] if data else 0):
-                try:
-                    self.sock.sendto(reply, peer)
-                except OSError:
-                    pass
-                time.sleep(PACE)  # paced, as the client's requests are
+    def connection(self):
+        try:
+            return self.sock.accept()[0]
+        except OSError:
+            return None
 
     def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
+        super().stop()
         self.sock.close()
+
+
+class Reader(TimedReads):
+    """A download through a SOCKS5 connection: `socks5_port` is a client's, the download an
+    HTTP GET of `name` from nginx."""
+
+    def __init__(self, socks5_port, name):
+        self.sock = h.socks5_connect(socks5_port, h.LOOPBACK, h.nginx().port)
+        self.sock.sendall(f"GET /{name} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        super().__init__()
+
+    def connection(self):
+        return self.sock
+
+    def stop(self):
+        super().stop()
+        self.sock.close()
+
+
+class Amplifier(h.UdpEcho):
+    """A UDP responder: a datagram whose first byte is k gets k replies of REPLY bytes, paced
+    as the client's requests are."""
+
+    REPLY = bytes(1000)  # the content does not matter: the server encrypts it
+
+    def reply(self, data, peer):
+        for _ in range(data[0] if data else 0):
+            try:
+                self.sock.sendto(self.REPLY, peer)
+            except OSError:
+                pass
+            time.sleep(PACE)
 
 
 def drain_udp(sock, quiet=0.5, limit=10.0):
@@ -325,24 +310,31 @@ class BandwidthTest(h.RelayTestCase):
         amplifier = self.add_peer(Amplifier())
         sock = self.start_ss_tunnel_u(port, METHOD, "udp-password", amplifier.port, "udp-slow")
 
-        # Upload: 300 datagrams of 1000 bytes, one every millisecond or so (ten times the rate;
-        # paced, so that no socket buffer on the way overflows), each asking for one reply.
-        sent_at = time.monotonic()
-        for _ in range(300):
-            sock.send(bytes([1]) + os.urandom(999))
-            time.sleep(PACE)
-        replies = drain_udp(sock)
-        spent = time.monotonic() - sent_at
-        # What may pass: the burst plus the rate for the time it took (generously).
-        may_pass = (limit / 10 + limit * spent) / 1000 + 5
+        def send(count, size, asked):
+            """`count` datagrams of `size` bytes, one every PACE or so, each asking for `asked`
+            replies. Returns the replies that came back and how many datagrams of 1000 bytes
+            may pass in that time: the burst plus the rate (generously)."""
+            sent_at = time.monotonic()
+            for _ in range(count):
+                sock.send(bytes([asked]) + os.urandom(size - 1))
+                time.sleep(PACE)
+            replies = drain_udp(sock)
+            spent = time.monotonic() - sent_at
+            return replies, (limit / 10 + limit * spent) / len(Amplifier.REPLY) + 5
+
+        def drops_reach(count, what):
+            h.wait_until(lambda: self.metric("shadowrelay_udp_dropped_total",
+                                             reason="over_rate") >= count, 5, what)
+            return self.metric("shadowrelay_udp_dropped_total", reason="over_rate")
+
+        # Upload: 300 datagrams of 1000 bytes in about 0.3 s (ten times the rate; paced, so
+        # that no socket buffer on the way overflows), each asking for one reply.
+        replies, may_pass = send(300, 1000, 1)
         # Most of the rest is dropped by the server, over the rate (a few may be lost by a
         # socket buffer on the way, which the server cannot count).
-        h.wait_until(lambda: self.metric("shadowrelay_udp_dropped_total",
-                                         reason="over_rate") >= 0.8 * (300 - may_pass),
-                     5, "upload drops over the rate in /metrics")
-        dropped_up = self.metric("shadowrelay_udp_dropped_total", reason="over_rate")
+        dropped_up = drops_reach(0.8 * (300 - may_pass), "upload drops in /metrics")
         print(f"  udp up: {amplifier.received} of 300 reached the target, {replies} replies, "
-              f"{dropped_up:.0f} dropped in {spent:.2f} s", file=sys.stderr)
+              f"{dropped_up:.0f} dropped", file=sys.stderr)
         self.assertGreater(amplifier.received, 0)  # the rate lets some through
         self.assertLessEqual(amplifier.received, may_pass)
         self.assertLessEqual(dropped_up, 300)
@@ -351,17 +343,9 @@ class BandwidthTest(h.RelayTestCase):
         # bytes: 300 kB back within about 0.3 s, ten times the rate.
         time.sleep(0.3)  # both buckets full again
         before = amplifier.received
-        sent_at = time.monotonic()
-        for _ in range(10):
-            sock.send(bytes([30]) + os.urandom(99))
-            time.sleep(PACE)
-        replies = drain_udp(sock)
-        spent = time.monotonic() - sent_at
-        may_pass = (limit / 10 + limit * spent) / 1000 + 5
-        h.wait_until(lambda: self.metric("shadowrelay_udp_dropped_total", reason="over_rate")
-                     >= dropped_up + 0.6 * (300 - may_pass), 5, "download drops in /metrics")
-        dropped_down = self.metric("shadowrelay_udp_dropped_total", reason="over_rate") - \
-            dropped_up
+        replies, may_pass = send(10, 100, 30)
+        dropped_down = drops_reach(dropped_up + 0.6 * (300 - may_pass),
+                                   "download drops in /metrics") - dropped_up
         print(f"  udp down: {replies} of 300 replies came back, {dropped_down:.0f} dropped",
               file=sys.stderr)
         self.assertEqual(amplifier.received - before, 10)  # the requests were under the rate

@@ -79,30 +79,36 @@ TEST(RateBucketTest, DatagramsOverTheRateAreRefusedAndCostNothing) {
   EXPECT_LE(later, 111);  // 100 per second, plus the burst banked during the idle gap
 }
 
-TEST(RateBucketTest, TwoThreadsDrawingAtOnceShareTheRate) {
-  // Both threads live through the same 5 s of injected time, one millisecond per step, and each
-  // draws what the room allows at every step (TCP style). Together they get the rate, not twice
-  // it, and each gets a real share.
-  RateBucket bucket;
-  const uint64_t rate = 2 * kMiB;
-  constexpr int kSteps = 5000;
+// Runs draw(who, now) on two threads in lockstep through `steps` milliseconds of injected time
+// (both at the same step, a barrier between steps), with who 0 and 1.
+template <typename Draw>
+void inLockstep(int steps, Draw draw) {
   std::barrier step(2);
-  uint64_t got[2] = {0, 0};
-  auto draw = [&](int who) {
-    for (int i = 0; i < kSteps; ++i) {
-      const int64_t now = kStart + i * kMs;
-      const uint64_t n = std::min<uint64_t>(bucket.room(rate, now), 16 * 1024);
-      if (n > 0) {
-        bucket.charge(rate, n, now);
-        got[who] += n;
-      }
+  auto run = [&](int who) {
+    for (int i = 0; i < steps; ++i) {
+      draw(who, kStart + i * kMs);
       step.arrive_and_wait();
     }
   };
-  std::thread a(draw, 0);
-  std::thread b(draw, 1);
+  std::thread a(run, 0);
+  std::thread b(run, 1);
   a.join();
   b.join();
+}
+
+TEST(RateBucketTest, TwoThreadsDrawingAtOnceShareTheRate) {
+  // Each thread draws what the room allows at every step (TCP style). Together they get the
+  // rate, not twice it, and each gets a real share.
+  RateBucket bucket;
+  const uint64_t rate = 2 * kMiB;
+  uint64_t got[2] = {0, 0};
+  inLockstep(5000, [&](int who, int64_t now) {
+    const uint64_t n = std::min<uint64_t>(bucket.room(rate, now), 16 * 1024);
+    if (n > 0) {
+      bucket.charge(rate, n, now);
+      got[who] += n;
+    }
+  });
   const double expected = 5.0 * rate;
   const double total = static_cast<double>(got[0] + got[1]);
   EXPECT_GE(total, expected * 0.98);
@@ -115,22 +121,12 @@ TEST(RateBucketTest, TwoThreadsDrawingAtOnceShareTheRate) {
 TEST(RateBucketTest, TwoThreadsTakingDatagramsShareTheRate) {
   RateBucket bucket;
   const uint64_t rate = kMiB;
-  constexpr int kSteps = 4000;
-  std::barrier step(2);
   uint64_t got[2] = {0, 0};
-  auto take = [&](int who) {
-    for (int i = 0; i < kSteps; ++i) {
-      const int64_t now = kStart + i * kMs;
-      for (int k = 0; k < 4; ++k) {  // 4 x 1200 bytes a millisecond each: far over the rate
-        if (bucket.tryTake(rate, 1200, now)) got[who] += 1200;
-      }
-      step.arrive_and_wait();
+  inLockstep(4000, [&](int who, int64_t now) {
+    for (int k = 0; k < 4; ++k) {  // 4 x 1200 bytes a millisecond each: far over the rate
+      if (bucket.tryTake(rate, 1200, now)) got[who] += 1200;
     }
-  };
-  std::thread a(take, 0);
-  std::thread b(take, 1);
-  a.join();
-  b.join();
+  });
   const double expected = 4.0 * rate;
   const double total = static_cast<double>(got[0] + got[1]);
   EXPECT_GE(total, expected * 0.98);
