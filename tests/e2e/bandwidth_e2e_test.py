@@ -9,11 +9,14 @@ the clients, nginx and curl, Python sinks and UDP responders.
     server meanwhile keeps its throughput (compared with its own, measured alone in the test).
   * Uploads are limited the same way (measured at the target).
   * UDP over the rate is dropped and counted (reason over_rate), upload and download apart.
+  * The same for a Shadowsocks 2022 user (our local and tunnel -U as clients), whose rate is
+    --default-bytes-per-second.
   * The control API: bytes_per_second set by CreateUser, changed by UpdateUser with the mask
     limits.bytesPerSecond (open sessions follow), and --default-bytes-per-second for users that
     name none.
 """
 
+import base64
 import json
 import os
 import socket
@@ -41,6 +44,7 @@ BIG_SIZE = 64 << 20
 # stalled the worker (a blocking wait, a lock, a busy loop of a paused session) would leave:
 # those take the unlimited user down to the limited user's 1 MiB/s or stop it.
 MIN_SHARE_OF_ALONE = 0.5
+UDP_RATE = 100_000  # the UDP tests' limit: a burst of 10000 bytes (100 ms)
 PACE = 0.001  # seconds between the datagrams of the UDP test (sleeps at least this long)
 
 
@@ -84,6 +88,25 @@ def throughput(url, socks5_port, seconds):
         total += size
         spent += took
     return total / spent
+
+
+def start_downloads(test, url, socks5_port, seconds, count=CONNECTIONS):
+    """`count` curls downloading `url` at once for `seconds` (their --max-time)."""
+    procs = [subprocess.Popen(curl_argv(url, socks5_port, seconds), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(count)]
+    for proc in procs:
+        test.addCleanup(lambda p=proc: p.poll() is None and p.kill())
+    return procs
+
+
+def downloaded(procs, seconds):
+    """The bytes each of start_downloads()'s curls got, once they ended."""
+    sizes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=seconds + 20)
+        sizes.append(parse_curl(proc, out, err, allow_timeout=True)[0])
+    return sizes
 
 
 class TimedReads:
@@ -198,26 +221,81 @@ def drain_udp(sock, quiet=0.5, limit=10.0):
     return count
 
 
-class BandwidthTest(h.RelayTestCase):
+def check_udp_drops(test, sock, amplifier, rate):
+    """Through `sock` (a UDP client of a user limited to `rate` bytes/s, connected to
+    `amplifier`): datagrams over the rate are dropped and counted (reason over_rate) upload and
+    download apart, and about the rate gets through. `test` has metric()."""
+    def send(count, size, asked):
+        """`count` datagrams of `size` bytes, one every PACE or so, each asking for `asked`
+        replies. Returns the replies that came back and how many datagrams of 1000 bytes
+        may pass in that time: the burst plus the rate (generously)."""
+        sent_at = time.monotonic()
+        for _ in range(count):
+            sock.send(bytes([asked]) + os.urandom(size - 1))
+            time.sleep(PACE)
+        replies = drain_udp(sock)
+        spent = time.monotonic() - sent_at
+        return replies, (rate / 10 + rate * spent) / len(Amplifier.REPLY) + 5
+
+    def drops_reach(count, what):
+        h.wait_until(lambda: test.metric("shadowrelay_udp_dropped_total",
+                                         reason="over_rate") >= count, 5, what)
+        return test.metric("shadowrelay_udp_dropped_total", reason="over_rate")
+
+    # Upload: 300 datagrams of 1000 bytes in about 0.3 s (ten times the rate; paced, so
+    # that no socket buffer on the way overflows), each asking for one reply.
+    replies, may_pass = send(300, 1000, 1)
+    # Most of the rest is dropped by the server, over the rate (a few may be lost by a
+    # socket buffer on the way, which the server cannot count).
+    dropped_up = drops_reach(0.8 * (300 - may_pass), "upload drops in /metrics")
+    print(f"  udp up: {amplifier.received} of 300 reached the target, {replies} replies, "
+          f"{dropped_up:.0f} dropped", file=sys.stderr)
+    test.assertGreater(amplifier.received, 0)  # the rate lets some through
+    test.assertLessEqual(amplifier.received, may_pass)
+    test.assertLessEqual(dropped_up, 300)
+
+    # Download: 10 small requests (well under the rate) each asking for 30 replies of 1000
+    # bytes: 300 kB back within about 0.3 s, ten times the rate.
+    time.sleep(0.3)  # both buckets full again
+    before = amplifier.received
+    replies, may_pass = send(10, 100, 30)
+    dropped_down = drops_reach(dropped_up + 0.6 * (300 - may_pass),
+                               "download drops in /metrics") - dropped_up
+    print(f"  udp down: {replies} of 300 replies came back, {dropped_down:.0f} dropped",
+          file=sys.stderr)
+    test.assertEqual(amplifier.received - before, 10)  # the requests were under the rate
+    test.assertGreater(replies, 0)
+    test.assertLessEqual(replies, may_pass)
+    test.assertLessEqual(dropped_down + replies, 300)
+
+
+class ServerCase(h.RelayTestCase):
+    """Our server with UDP, /metrics on port 0 and two workers."""
+
     def setUp(self):
         super().setUp()
         self.require_ours("per-user bandwidth is ours")
 
-    def start_server(self, users, extra=()):
-        """Our server with `users` from a config file, UDP on, /metrics on port 0, two workers."""
-        config = h.scratch_path("bandwidth-users.json")
-        with open(config, "w") as f:
-            json.dump({"users": users}, f)
-        argv = h.server_argv("ours", 0, METHOD, extra=[
-            "-u", "-c", config, "--workers", "2", "--metrics-listen", f"{h.LOOPBACK}:0"]
-            + list(extra))
-        # The -k user of server_argv stays: a port with several users (trial decryption).
-        self.server = self.start_ours("ours-server-bandwidth", argv)
+    def start_server(self, users=None, method=METHOD, password=h.PASSWORD, extra=()):
+        """`users`: the config file's list (none: no file). The -k user of server_argv stays:
+        with users, a port with several (trial decryption)."""
+        args = ["-u", "--workers", "2", "--metrics-listen", f"{h.LOOPBACK}:0"]
+        if users is not None:
+            config = h.scratch_path("bandwidth-users.json")
+            with open(config, "w") as f:
+                json.dump({"users": users}, f)
+            args += ["-c", config]
+        self.server = self.start_ours("ours-server-bandwidth", h.server_argv(
+            "ours", 0, method, password=password, extra=args + list(extra)))
         self.metrics_port = self.server.ready.metrics[1]
         return self.server.ready.port
 
     def metric(self, name, **labels):
         return h.metric_sum(self.metrics_port, name, labels)
+
+
+class BandwidthTest(ServerCase):
+    """AEAD-2017 users of the config file, shadowsocks-libev's clients."""
 
     def ss_local(self, port, password):
         return self.start_local(port, METHOD, impl="libev", password=password)
@@ -233,18 +311,10 @@ class BandwidthTest(h.RelayTestCase):
         alone = throughput(url, fast_local, 3)
 
         started = time.monotonic()
-        procs = [subprocess.Popen(curl_argv(url, slow_local, WINDOW), stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(CONNECTIONS)]
-        for proc in procs:
-            self.addCleanup(lambda p=proc: p.poll() is None and p.kill())
+        procs = start_downloads(self, url, slow_local, WINDOW)
         time.sleep(1)  # past the first burst: the limited user is being shaped
         together = throughput(url, fast_local, WINDOW - 3)
-        sizes = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=WINDOW + 20)
-            size, _ = parse_curl(proc, out, err, allow_timeout=True)
-            sizes.append(size)
+        sizes = downloaded(procs, WINDOW)
         elapsed = time.monotonic() - started
         rate = sum(sizes) / WINDOW
         print(f"  limited: {sizes} bytes in {WINDOW} s ({elapsed:.1f} s with curl's start "
@@ -303,55 +373,42 @@ class BandwidthTest(h.RelayTestCase):
                      5, "the uploader's waits in /metrics")
 
     def test_udp_over_the_rate_is_dropped_and_counted_both_ways(self):
-        limit = 100_000  # a burst of 10000 bytes (100 ms)
         port = self.start_server([
-            {"name": "udp-slow", "password": "udp-password", "bytes_per_second": limit},
+            {"name": "udp-slow", "password": "udp-password", "bytes_per_second": UDP_RATE},
         ])
         amplifier = self.add_peer(Amplifier())
         sock = self.start_ss_tunnel_u(port, METHOD, "udp-password", amplifier.port, "udp-slow")
+        check_udp_drops(self, sock, amplifier, UDP_RATE)
 
-        def send(count, size, asked):
-            """`count` datagrams of `size` bytes, one every PACE or so, each asking for `asked`
-            replies. Returns the replies that came back and how many datagrams of 1000 bytes
-            may pass in that time: the burst plus the rate (generously)."""
-            sent_at = time.monotonic()
-            for _ in range(count):
-                sock.send(bytes([asked]) + os.urandom(size - 1))
-                time.sleep(PACE)
-            replies = drain_udp(sock)
-            spent = time.monotonic() - sent_at
-            return replies, (limit / 10 + limit * spent) / len(Amplifier.REPLY) + 5
+class Bandwidth2022Test(ServerCase):
+    """A Shadowsocks 2022 server whose user (-k) has --default-bytes-per-second, with our own
+    local and tunnel as clients (shadowsocks-libev has no 2022)."""
 
-        def drops_reach(count, what):
-            h.wait_until(lambda: self.metric("shadowrelay_udp_dropped_total",
-                                             reason="over_rate") >= count, 5, what)
-            return self.metric("shadowrelay_udp_dropped_total", reason="over_rate")
+    METHOD_2022 = "2022-blake3-aes-128-gcm"
+    PSK = base64.b64encode(bytes(range(16))).decode()
 
-        # Upload: 300 datagrams of 1000 bytes in about 0.3 s (ten times the rate; paced, so
-        # that no socket buffer on the way overflows), each asking for one reply.
-        replies, may_pass = send(300, 1000, 1)
-        # Most of the rest is dropped by the server, over the rate (a few may be lost by a
-        # socket buffer on the way, which the server cannot count).
-        dropped_up = drops_reach(0.8 * (300 - may_pass), "upload drops in /metrics")
-        print(f"  udp up: {amplifier.received} of 300 reached the target, {replies} replies, "
-              f"{dropped_up:.0f} dropped", file=sys.stderr)
-        self.assertGreater(amplifier.received, 0)  # the rate lets some through
-        self.assertLessEqual(amplifier.received, may_pass)
-        self.assertLessEqual(dropped_up, 300)
+    def test_tcp_is_shaped_and_udp_dropped_for_a_2022_user(self):
+        port = self.start_server(method=self.METHOD_2022, password=self.PSK,
+                                 extra=["--default-bytes-per-second", str(RATE)])
+        local = self.start_local(port, self.METHOD_2022, password=self.PSK)
+        seconds = 5
+        sizes = downloaded(start_downloads(self, big_file_url(), local, seconds), seconds)
+        rate = sum(sizes) / seconds
+        print(f"  2022 tcp: {sizes} = {rate / MIB:.3f} MiB/s", file=sys.stderr)
+        self.assertGreaterEqual(rate, RATE * (1 - TOLERANCE), sizes)
+        self.assertLessEqual(rate, RATE * (1 + TOLERANCE), sizes)
 
-        # Download: 10 small requests (well under the rate) each asking for 30 replies of 1000
-        # bytes: 300 kB back within about 0.3 s, ten times the rate.
-        time.sleep(0.3)  # both buckets full again
-        before = amplifier.received
-        replies, may_pass = send(10, 100, 30)
-        dropped_down = drops_reach(dropped_up + 0.6 * (300 - may_pass),
-                                   "download drops in /metrics") - dropped_up
-        print(f"  udp down: {replies} of 300 replies came back, {dropped_down:.0f} dropped",
-              file=sys.stderr)
-        self.assertEqual(amplifier.received - before, 10)  # the requests were under the rate
-        self.assertGreater(replies, 0)
-        self.assertLessEqual(replies, may_pass)
-        self.assertLessEqual(dropped_down + replies, 300)
+        # UDP (a -U tunnel) at a smaller default rate: the server again with it.
+        h.stopped_log(self, self.server)  # exits 0 on SIGTERM
+        port = self.start_server(method=self.METHOD_2022, password=self.PSK,
+                                 extra=["--default-bytes-per-second", str(UDP_RATE)])
+        amplifier = self.add_peer(Amplifier())
+        tunnel = self.start_tunnel(port, self.METHOD_2022, f"{h.LOOPBACK}:{amplifier.port}",
+                                   password=self.PSK, extra=["-U"])
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.connect((h.LOOPBACK, tunnel))
+        check_udp_drops(self, sock, amplifier, UDP_RATE)
 
 
 class BandwidthApiTest(h.RelayTestCase):
