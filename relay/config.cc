@@ -809,7 +809,7 @@ absl::Status validateStreamMethods(const Config& c) {
                       "one-time auth (OTA) is deprecated and broken (its HMAC does not stop the "
                       "redirect attack) and is not supported; remove it, and use an AEAD method");
   }
-  auto insecure = [&c](absl::string_view name) {
+  auto insecure = [](absl::string_view name) {
     auto m = crypto::findAnyMethod(name);
     return m.ok() && crypto::isStream(**m);
   };
