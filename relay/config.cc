@@ -172,6 +172,12 @@ absl::Status parseUsers(const json& v, std::vector<ConfigUser>* users) {
               absl::StrCat(where, ".expire_after_first_use: ", seconds.status().message()));
         }
         user.expire_after_first_use = *seconds;
+      } else if (key == "bytes_per_second") {
+        if (!it.value().is_number_unsigned()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ".bytes_per_second: must be a non-negative integer"));
+        }
+        user.bytes_per_second = it.value().get<uint64_t>();
       } else {
         return absl::InvalidArgumentError(absl::StrCat(where, ".", key, ": unknown key"));
       }
@@ -671,6 +677,7 @@ std::string fieldText(const OptionSpec& o, const std::vector<ConfigUser>& users)
                                    u.data_quota_period.empty() ? "" : " ", u.data_quota_period));
     }
     if (u.max_devices != 0) notes.push_back(absl::StrCat("max_devices ", u.max_devices));
+    if (u.bytes_per_second != 0) notes.push_back(absl::StrCat(u.bytes_per_second, " B/s"));
     absl::StrAppend(out, u.name);
     if (!notes.empty()) absl::StrAppend(out, " (", absl::StrJoin(notes, ", "), ")");
   });

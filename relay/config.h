@@ -35,6 +35,7 @@ struct ConfigUser {
   uint64_t data_quota_bytes = 0;       // 0: no quota
   std::string data_quota_period;       // "none", "daily", "weekly", "monthly"; empty: none
   uint32_t max_devices = 0;  // "max_devices": UserLimits.max_devices; 0: unlimited
+  uint64_t bytes_per_second = 0;  // each direction; 0: --default-bytes-per-second
   bool operator==(const ConfigUser&) const = default;
 };
 
@@ -98,6 +99,8 @@ struct Config {
   int udp_source_trial_budget = 1024;    // --udp-source-trial-budget: ... per source and worker
   int udp_user_max_associations = 0;     // --udp-user-max-associations; 0: auto
   int udp_queue_bytes = 16 << 20;        // --udp-queue-bytes: held datagrams per worker
+  // Per-user bandwidth (issue 18 §3): the rate of users that name none; 0: unlimited.
+  int default_bytes_per_second = 0;  // --default-bytes-per-second, "default_bytes_per_second"
   bool allow_private = false;
   std::vector<std::string> forbidden_ip;  // --forbidden-ip, "forbidden_ip": refused targets
   // Legacy stream methods (PROTOCOL.md §4, issue 16): refused unless allowed.

@@ -31,8 +31,8 @@ constexpr OptionSpec kOptions[] = {
     {.name = "users", .roles = kServer, .field = &Config::users,
      .help = "list of {\"name\", \"password\" or \"key\", \"method\", \"port\", \"expire_time\" "
              "(RFC 3339), \"expire_after_first_use\" (seconds, or \"12h\", \"30d\"), "
-             "\"data_quota_bytes\", \"data_quota_period\" (none, daily, weekly, monthly)}: a "
-             "dedicated port, "
+             "\"data_quota_bytes\", \"data_quota_period\" (none, daily, weekly, monthly), "
+             "\"max_devices\", \"bytes_per_second\"}: a dedicated port, "
              "or the shared one (2022: \"password\" above is their identity key)"},
     // --- Several servers for local and tunnel (relay/upstream) ---
     {.name = "servers", .roles = kClientRoles, .field = &Config::servers,
@@ -105,6 +105,13 @@ constexpr OptionSpec kOptions[] = {
      .help = "bytes of datagrams a worker holds while their names resolve or in UDP-over-TCP "
              "queues; beyond it they are dropped (reason memory)"},
     // -- end of the server UDP hardening block --
+    {.name = "default_bytes_per_second", .long_flag = "--default-bytes-per-second",
+     .value_name = "BYTES", .roles = kServer, .field = &Config::default_bytes_per_second,
+     .min = 0, .max = 2147483647,
+     .help = "bandwidth of users whose limits set no bytes_per_second, in bytes per second in "
+             "each direction, shared by all of a user's connections: TCP is slowed down, UDP "
+             "over it dropped",
+     .unset = "unlimited"},
     {.name = "nameserver", .short_flag = "-d", .long_flag = "--nameserver",
      .value_name = "SERVERS", .field = &Config::nameserver,
      .help = "name servers, e.g. 1.1.1.1,127.0.0.1:5353", .unset = "/etc/resolv.conf"},

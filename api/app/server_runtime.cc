@@ -89,6 +89,7 @@ std::vector<users::User> configuredUsers(const Config& config) {
           users::parseQuotaPeriod(from.data_quota_period).value_or(users::QuotaPeriod::None);
     }
     user.limits.max_devices = from.max_devices;
+    user.limits.bytes_per_second = from.bytes_per_second;
     user.source = users::UserSource::Config;
     out.push_back(std::move(user));
   }
@@ -478,6 +479,7 @@ absl::Status ServerRuntime::openRegistry() {
            kTestClockOffsetVariable, absl::FormatDuration(offset));
   }
   options.device_window = std::chrono::seconds(config_.device_window_seconds);
+  options.default_bytes_per_second = static_cast<uint64_t>(config_.default_bytes_per_second);
   for (const std::string* listen : {&config_.control_listen, &config_.metrics_listen}) {
     if (const uint16_t reserved = listenPort(*listen); reserved != 0) {
       options.reserved_ports.push_back(reserved);

@@ -31,6 +31,7 @@ constexpr const char* kUpdatablePaths[] = {
     "limits.expireAfterFirstUse",
     "limits.dataQuotaPeriod",
     "limits.max_devices",
+    "limits.bytes_per_second",
 };
 
 v1::UserSource sourceToProto(users::UserSource source) {
@@ -185,6 +186,7 @@ void UserService::toProto(const users::User& user, bool with_secrets,
   out->mutable_limits()->set_data_quota_period(periodToProto(user.limits.data_quota_period));
   out->mutable_limits()->set_max_devices(user.limits.max_devices);
   setDevices(table.find(user.name), addresses_, out->mutable_devices());
+  out->mutable_limits()->set_bytes_per_second(user.limits.bytes_per_second);
   out->set_plugin(user.plugin);
   if (with_secrets) {
     out->set_password(user.password);
@@ -226,6 +228,7 @@ grpc::Status UserService::CreateUser(grpc::ServerContext* /*context*/,
   user.limits.data_quota_period = *period;
   if (request->has_expire_time()) user.expire_time = fromTimestamp(request->expire_time());
   user.limits.max_devices = request->limits().max_devices();
+  user.limits.bytes_per_second = request->limits().bytes_per_second();
   user.plugin = request->plugin();
   user.plugin_opts = request->plugin_opts();
   auto created = registry_.create(user);
@@ -289,6 +292,7 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
       update.data_quota_bytes = in.limits().data_quota_bytes();
       if (grpc::Status s = takeTimeLimits(in.limits(), true, true, &update); !s.ok()) return s;
       update.max_devices = in.limits().max_devices();
+      update.bytes_per_second = in.limits().bytes_per_second();
     } else if (path == "limits.max_connections") {
       update.max_connections = in.limits().max_connections();
     } else if (path == "limits.data_quota_bytes") {
@@ -299,6 +303,8 @@ grpc::Status UserService::UpdateUser(grpc::ServerContext* /*context*/,
       if (grpc::Status s = takeTimeLimits(in.limits(), false, true, &update); !s.ok()) return s;
     } else if (path == "limits.max_devices" || path == "limits.maxDevices") {
       update.max_devices = in.limits().max_devices();
+    } else if (path == "limits.bytes_per_second" || path == "limits.bytesPerSecond") {
+      update.bytes_per_second = in.limits().bytes_per_second();
     } else {
       return invalid(absl::StrCat("update_mask: \"", path, "\" cannot be changed (allowed: ",
                                   absl::StrJoin(kUpdatablePaths, ", "), ")"));

@@ -129,6 +129,16 @@ void addDerived(MetricFamily& f, relay::Metric metric, const relay::WorkerSample
       }
       break;
     }
+    case relay::Metric::UserRateLimited:
+      for (const auto& [user, t] : users) {
+        for (size_t d = 0; d < t.rate_limited_nanos.size(); ++d) {
+          ClientMetric m;
+          m.label = {{"user", user}, {"direction", d == 0 ? "up" : "down"}};
+          m.counter.value = static_cast<double>(t.rate_limited_nanos[d]) / 1e9;
+          f.metric.push_back(std::move(m));
+        }
+      }
+      break;
     case relay::Metric::Timeouts: {
       const auto& closed = total.tcp.closed;
       addValue(f, {{"kind", "handshake"}}, closed[index(relay::CloseReason::HandshakeTimeout)]);

@@ -39,6 +39,7 @@ struct UserLimits {
   absl::Duration expire_after_first_use = absl::ZeroDuration();
   QuotaPeriod data_quota_period = QuotaPeriod::None;  // None: since creation
   uint32_t max_devices = 0;       // client networks (IPv4, IPv6 /64) within --device-window
+  uint64_t bytes_per_second = 0;  // each direction; 0: the server's default
   bool operator==(const UserLimits&) const = default;
 };
 

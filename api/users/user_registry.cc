@@ -438,6 +438,8 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     r.max_connections = u.limits.max_connections;
     r.max_devices = u.limits.max_devices;
     r.device_window = options_.device_window;
+    r.bytes_per_second = u.limits.bytes_per_second != 0 ? u.limits.bytes_per_second
+                                                         : options_.default_bytes_per_second;
     r.plugin = u.plugin;
     r.plugin_opts = u.plugin_opts;
     users.push_back(std::move(r));
@@ -692,6 +694,9 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   user.rollQuotaPeriod(options_.now());
   if (update.max_devices.has_value()) {
     user.limits.max_devices = *update.max_devices;
+  }
+  if (update.bytes_per_second.has_value()) {
+    user.limits.bytes_per_second = *update.bytes_per_second;
   }
   if (update.plugin.has_value()) {
     user.plugin = *update.plugin;

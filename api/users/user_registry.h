@@ -66,6 +66,8 @@ struct RegistryOptions {
   /// --allow-insecure-ciphers: users may have a legacy stream method (PROTOCOL.md §4), each
   /// alone on its port. Without it such a method is refused (INVALID_ARGUMENT naming the flag).
   bool allow_insecure_ciphers = false;
+  /// --default-bytes-per-second: the rate of users whose limits name none (0: unlimited).
+  uint64_t default_bytes_per_second = 0;
 };
 
 /// CreateUser's fields.
@@ -93,6 +95,7 @@ struct UserUpdate {
   std::optional<uint32_t> max_connections;
   std::optional<uint64_t> data_quota_bytes;
   std::optional<uint32_t> max_devices;
+  std::optional<uint64_t> bytes_per_second;
   std::optional<std::string> plugin;  // empty: no plugin
   std::optional<std::string> plugin_opts;
   /// Set: the new expire_time, where an unset inner value means never.

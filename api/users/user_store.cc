@@ -80,6 +80,9 @@ json encodeUser(const User& u) {
   if (u.limits.max_devices != 0) {  // absent otherwise (optional on load: older stores)
     j["limits"]["max_devices"] = u.limits.max_devices;
   }
+  if (u.limits.bytes_per_second != 0) {  // absent otherwise: optional on load (older stores)
+    j["limits"]["bytes_per_second"] = u.limits.bytes_per_second;
+  }
   j["created"] = formatTime(u.created);
   j["traffic"] = {{"bytes_up", u.traffic.bytes_up},
                   {"bytes_down", u.traffic.bytes_down},
@@ -226,6 +229,11 @@ absl::StatusOr<User> decodeUser(const json& j) {
     SR_ASSIGN_OR_RETURN(max_devices, getUnsigned(*limits, "max_devices",
                                                  std::numeric_limits<uint32_t>::max()));
     u.limits.max_devices = static_cast<uint32_t>(max_devices);
+  }
+  if (limits->contains("bytes_per_second")) {  // written by issue 18 on; absent: unlimited
+    SR_ASSIGN_OR_RETURN(rate, getUnsigned(*limits, "bytes_per_second",
+                                          std::numeric_limits<uint64_t>::max()));
+    u.limits.bytes_per_second = rate;
   }
   SR_ASSIGN_OR_RETURN(created, getString(j, "created", true));
   std::string time_error;

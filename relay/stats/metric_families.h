@@ -34,6 +34,10 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
          "user and reason: expired (past the user's expire_time or expire_after_first_use), "    \
          "over_devices (a new device beyond max_devices; UDP: each datagram that would start "   \
          "an association).")                                                                     \
+  FAMILY(UserRateLimited, "shadowrelay_user_rate_limited_seconds_total", Counter,              \
+         "Time a user's TCP traffic waited for its bytes_per_second, by user and direction "     \
+         "(up: client to target, down: target to client); counted once however many of the "    \
+         "user's sessions waited at once.")                                                      \
   FAMILY(TcpAcceptErrors, "shadowrelay_tcp_accept_errors_total", Counter,                        \
          "Failed accept() calls (EMFILE, ENFILE, ENOBUFS, ...): the process "                    \
          "ran out of file descriptors or memory.")                                               \
@@ -69,7 +73,7 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
   FAMILY(UdpDropped, "shadowrelay_udp_dropped_total", Counter,                                   \
          "UDP datagrams dropped, by reason: open (too short or no key opened it), replay, "      \
          "address (bad target address), refused (private target), over_quota (the user is "      \
-         "over its data quota), resolve, send (a send failed), too_big, fragment (SOCKS5 "       \
+         "over its data quota), over_rate (over the user's bytes_per_second), resolve, send (a send failed), too_big, fragment (SOCKS5 "       \
          "FRAG), foreign (SOCKS5: not from the client's IP), stale_timestamp and "               \
          "replayed_packet_id (Shadowsocks 2022), session (a 2022 client: a reply to another "    \
          "session), trial_budget (a key-less flood: trial decryption budget spent), "            \

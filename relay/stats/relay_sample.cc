@@ -52,6 +52,7 @@ SR_STATS_DEFINE_HISTOGRAMS(WorkerSample, SR_WORKER_SAMPLE)
 void UserTraffic::add(const UserTraffic& o) {
   addFields(*this, o);
   addEach(closed, o.closed);
+  addEach(rate_limited_nanos, o.rate_limited_nanos);
 }
 
 const char* dnsOutcomeLabel(DnsOutcome outcome) {

@@ -71,6 +71,9 @@ struct UserTraffic {
   SR_STATS_MEMBERS(SR_USER_TRAFFIC)
   /// Closed sessions by CloseReason (map to the status label with closeStatusLabel()).
   std::array<uint64_t, static_cast<size_t>(CloseReason::kCount)> closed{};
+  /// Nanoseconds the user's TCP traffic waited for its bytes_per_second, [0] upload, [1]
+  /// download (exported in seconds).
+  std::array<uint64_t, 2> rate_limited_nanos{};
 
   void add(const UserTraffic& other);
   static std::span<const FieldSpec<UserTraffic>> fields();

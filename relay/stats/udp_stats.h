@@ -53,6 +53,8 @@ namespace shadowrelay::relay {
   FIELD(dropped_gost_queue, "dropped.gost_queue", UdpDropped, "reason=gost_queue")           \
   FIELD(dropped_gost_malformed, "dropped.gost_malformed", UdpDropped,                        \
         "reason=gost_malformed")                                                             \
+  /* Over the user's bytes_per_second (issue 18 §3), either direction. */                    \
+  FIELD(dropped_over_rate, "dropped.over_rate", UdpDropped, "reason=over_rate")              \
   FIELD(gost_in, "gost.in", UdpGostFramed, "direction=upload")                               \
   FIELD(gost_out, "gost.out", UdpGostFramed, "direction=download")                           \
   FIELD(associations, "associations", UdpAssociationsCreated, "")                            \

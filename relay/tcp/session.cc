@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -39,6 +40,7 @@ void TcpSession::close(CloseReason reason) {
   if (closed_) return;
   closed_ = true;
   timer_.cancel();
+  if (rate_timer_) rate_timer_->cancel();
   resolve_.cancel();
   for (Side side : {kClient, kRemote}) {
     if (watcher_[side]) watcher_[side]->willCloseFd();
@@ -272,7 +274,7 @@ void TcpSession::onEvent(Side side, uint32_t events) {
     host_.ioBatch().queueSend(*this, side == kClient ? kDown : kUp);
   }
   if ((events & (kReadable | kClosed)) && !from.eof && from.pending_out.empty() &&
-      !from.recv_queued) {
+      !from.recv_queued && !from.rate_paused) {
     from.recv_queued = true;
     host_.ioBatch().queueRecv(*this, side == kClient ? kUp : kDown);
   }
@@ -317,6 +319,36 @@ void TcpSession::onTimer() {
   } else {
     timer_.armAt(due);  // lazy idle timer: re-armed only when it fires
   }
+}
+
+uint64_t TcpSession::rateLimit() const {
+  return user_ == nullptr ? 0 : user_->live->bytes_per_second.load(std::memory_order_relaxed);
+}
+
+void TcpSession::pauseForRate(uint8_t dir, int64_t now) {
+  RateBucket& bucket = user_->live->rate[dir];
+  dir_[dir].rate_paused = true;
+  const int64_t wait = bucket.wait(now);
+  // The time the user waited, once however many of its sessions wait at once.
+  traffic_->rate_limited_nanos[dir] += static_cast<uint64_t>(bucket.noteWait(now, now + wait));
+  if (!rate_timer_) rate_timer_.emplace(host_.loop(), [this] { onRateTimer(); });
+  const TimePoint due = host_.loop().now() + std::chrono::nanoseconds(wait);
+  if (!rate_timer_->armed() || rate_timer_->deadline() > due) rate_timer_->armAt(due);
+}
+
+void TcpSession::onRateTimer() {
+  if (closed_) return;
+  // Read again; takeRecv() pauses once more if other sessions of the user took the room.
+  for (uint8_t dir : {kUp, kDown}) {
+    Direction& d = dir_[dir];
+    if (!d.rate_paused) continue;
+    d.rate_paused = false;
+    if (!d.eof && d.pending_out.empty() && !d.recv_queued) {
+      d.recv_queued = true;
+      host_.ioBatch().queueRecv(*this, dir);
+    }
+  }
+  updateInterest();
 }
 
 bool TcpSession::transform(Direction& d, const uint8_t* in, size_t n, uint8_t* out,
@@ -383,6 +415,16 @@ int TcpSession::takeRecv(uint8_t dir, uint8_t* buf, size_t* have, size_t* want) 
   *have = 0;
   *want = relaying_ ? WorkerContext::kReadSize : client_read_limit_;
   if (closed_ || d.eof || *want == 0 || (relaying_ && !d.pending_out.empty())) return -1;
+  if (const uint64_t limit = relaying_ ? rateLimit() : 0; limit != 0) {
+    // Read no more than the user's rate admits now (onRecvDone() charges what was read).
+    const int64_t now = rateClockNanos(host_.loop().now());
+    const uint64_t room = user_->live->rate[dir].room(limit, now);
+    if (room == 0) {
+      pauseForRate(dir, now);
+      return -1;
+    }
+    *want = static_cast<size_t>(std::min<uint64_t>(*want, room));
+  }
   *have = d.pending_in.size();
   if (*have > 0) {
     std::memcpy(buf, d.pending_in.data(), *have);
@@ -432,6 +474,10 @@ void TcpSession::onRecvDone(uint8_t dir, uint8_t* buf, size_t have, long result,
   }
   last_active_ = host_.loop().now();
   countIn(d.from, static_cast<size_t>(result));
+  if (const uint64_t limit = rateLimit(); limit != 0) {
+    user_->live->rate[dir].charge(limit, static_cast<uint64_t>(result),
+                                  rateClockNanos(last_active_));
+  }
   if (!transform(d, buf, have + static_cast<size_t>(result), out, out_len)) {
     close(CloseReason::BadStream);
   }
@@ -495,7 +541,7 @@ void TcpSession::updateInterest() {
     const Direction& from = dir_[side == kClient ? kUp : kDown];
     const Direction& to = dir_[side == kClient ? kDown : kUp];
     uint32_t want = 0;
-    if (!from.eof && from.pending_out.empty()) want |= kReadable;
+    if (!from.eof && from.pending_out.empty() && !from.rate_paused) want |= kReadable;
     if (!to.pending_out.empty()) want |= kWritable;
     watcher_[side]->setInterest(want);
   }

@@ -13,6 +13,9 @@
 // only what the peer does not take is parked in the session (ByteBuffer), and
 // while anything is parked the source is not read (backpressure: at most one read's worth of
 // unsent bytes per direction). EOF is forwarded per direction with shutdown(SHUT_WR).
+// A user's bytes_per_second shapes the same way (issue 18 §3): each read is capped to what the
+// user's rate bucket admits (relay/users/rate_bucket.h), and while it admits nothing the source
+// is not read until a timer says the bucket has room again. Nothing is ever dropped.
 
 #include <cstdint>
 #include <optional>
@@ -96,6 +99,7 @@ class TcpSession : public DeferredDeletable {
     bool shut = false;       // shutdown(SHUT_WR) sent to the sink
     bool recv_queued = false;  // in the host's SessionIoBatch
     bool send_queued = false;
+    bool rate_paused = false;  // the user's rate bucket is spent: not read until rate_timer_
   };
 
   /// Handshake-phase events of either socket (before startRelay()).
@@ -164,6 +168,11 @@ class TcpSession : public DeferredDeletable {
 
   void onEvent(Side side, uint32_t events);
   void onTimer();
+  /// The user's bytes_per_second now (0: unlimited, or no user).
+  uint64_t rateLimit() const;
+  /// Stops reading `dir` until the user's bucket has room again (rate_timer_).
+  void pauseForRate(uint8_t dir, int64_t now);
+  void onRateTimer();
   void onResolved(dns::ResolveResult result);
   void connectNext();
   /// Ends the connect attempt: the subclass may start another, else the session closes.
@@ -196,6 +205,7 @@ class TcpSession : public DeferredDeletable {
   bool in_batch_ = false;
   size_t client_read_limit_ = WorkerContext::kReadSize;  // of the queued handshake-phase read
   TimePoint last_active_;
+  std::optional<Timer> rate_timer_;  // made at the first pause: most users have no rate
 };
 
 }  // namespace shadowrelay::relay

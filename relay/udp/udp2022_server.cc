@@ -124,6 +124,11 @@ void Udp2022Server::onPacket(const SocketAddress& from, const uint8_t* packet, s
   }
   UdpAssociation* association = admit(from, user, opened.header);
   if (association == nullptr) return;
+  if (!user->live->admitsDatagram(kRateUp, opened.payload.size(),
+                                  rateClockNanos(worker_.loop().now()))) {
+    ++stats_.dropped_over_rate;  // UDP is not delayed: over the user's rate it is dropped
+    return;
+  }
   router_.route(
       opened.header.address, opened.payload,
       [this, key = association->key](const SocketAddress& to, std::span<const uint8_t> data) {
@@ -257,6 +262,11 @@ void Udp2022Server::onReply(UdpAssociation& association) {
     const size_t size = static_cast<size_t>(n);
     if (session.sealer->packetSize(header, size) > kMaxUdpPayload) {
       ++stats_.dropped_too_big;  // never fragmented by us
+      continue;
+    }
+    if (!association.user->live->admitsDatagram(kRateDown, size,
+                                                rateClockNanos(worker_.loop().now()))) {
+      ++stats_.dropped_over_rate;
       continue;
     }
     const size_t sealed =

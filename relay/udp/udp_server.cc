@@ -170,6 +170,11 @@ void UdpServer::onPacket(const SocketAddress& from, uint8_t* packet, size_t len)
     ++stats_.dropped_address;
     return;
   }
+  if (!user->live->admitsDatagram(kRateUp, opened - header,
+                                  rateClockNanos(worker_.loop().now()))) {
+    ++stats_.dropped_over_rate;  // UDP is not delayed: over the user's rate it is dropped
+    return;
+  }
   router_.route(
       target, std::span<const uint8_t>(plain + header, opened - header),
       [this, from, user](const SocketAddress& to, std::span<const uint8_t> data) {
@@ -269,6 +274,11 @@ void UdpServer::onReply(UdpAssociation& association) {
     const size_t plain_len = header + static_cast<size_t>(n);
     if (plain_len + codec.overhead() > kMaxUdpPayload) {
       ++stats_.dropped_too_big;  // never fragmented by us
+      continue;
+    }
+    if (!user.live->admitsDatagram(kRateDown, static_cast<size_t>(n),
+                                   rateClockNanos(worker_.loop().now()))) {
+      ++stats_.dropped_over_rate;
       continue;
     }
     const size_t sealed =

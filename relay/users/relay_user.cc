@@ -5,6 +5,11 @@
 
 namespace shadowrelay::relay {
 
+bool UserLive::admitsDatagram(size_t dir, size_t n, int64_t now) {
+  const uint64_t limit = bytes_per_second.load(std::memory_order_relaxed);
+  return limit == 0 || rate[dir].tryTake(limit, n, now);
+}
+
 bool RelayUser::sameKey(const RelayUser& other) const {
   const auto a = key.bytes();
   const auto b = other.key.bytes();

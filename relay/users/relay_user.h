@@ -3,8 +3,10 @@
 // One user as the data plane reads it (an entry of a UserTable). Sessions and UDP associations
 // hold their user by shared pointer, so a table can be replaced while they run.
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -14,6 +16,7 @@
 #include "crypto/key_derivation.h"
 #include "crypto/method.h"
 #include "relay/users/device_tracker.h"
+#include "relay/users/rate_bucket.h"
 
 namespace shadowrelay::relay {
 
@@ -23,7 +26,19 @@ struct UserLive {
   std::atomic<uint32_t> tcp_sessions{0};
   /// The client networks that used the user lately (max_devices, User.devices).
   std::shared_ptr<DeviceTracker> devices = std::make_shared<DeviceTracker>();
+  /// bytes_per_second as the newest table has it (0: unlimited; UserTable sets it), so that
+  /// open sessions follow an UpdateUser, and what each direction drew from it (kRateUp: client
+  /// to target, kRateDown: target to client).
+  std::atomic<uint64_t> bytes_per_second{0};
+  std::array<RateBucket, 2> rate;
+
+  /// UDP: may a datagram of `n` bytes go in direction `dir` now? Draws it if so (over the rate
+  /// it is dropped, not delayed).
+  bool admitsDatagram(size_t dir, size_t n, int64_t now);
 };
+
+inline constexpr size_t kRateUp = 0;
+inline constexpr size_t kRateDown = 1;
 
 struct RelayUser {
   std::string name;
@@ -37,6 +52,7 @@ struct RelayUser {
   uint32_t max_connections = 0;  // concurrent TCP sessions; 0: unlimited
   uint32_t max_devices = 0;      // distinct client networks within device_window; 0: unlimited
   std::chrono::seconds device_window{600};  // --device-window: how long a device still counts
+  uint64_t bytes_per_second = 0;  // each direction, all sessions together; 0: unlimited
   std::string plugin;            // a dedicated port's SIP003 plugin (api/app runs it); "": none
   std::string plugin_opts;
   std::shared_ptr<UserLive> live = std::make_shared<UserLive>();

@@ -18,6 +18,7 @@ UserTable::UserTable(uint64_t generation, std::vector<RelayUser> users, const Us
     if (previous != nullptr) {
       if (const RelayUser* old = previous->find(user.name)) user.live = old->live;
     }
+    user.live->bytes_per_second.store(user.bytes_per_second, std::memory_order_relaxed);
     auto shared = std::make_shared<const RelayUser>(std::move(user));
     if (shared->enabled) {
       const auto identity = identity_.find(shared->port);

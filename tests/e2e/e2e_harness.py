@@ -1375,7 +1375,11 @@ class UdpEcho:
             except OSError:
                 return
             self.received += 1
-            self.sock.sendto(data, peer)
+            self.reply(data, peer)
+
+    def reply(self, data, peer):
+        """Answers one datagram (on the thread): with itself here; subclasses answer otherwise."""
+        self.sock.sendto(data, peer)
 
     def stop(self):
         self._stop.set()

@@ -981,6 +981,38 @@ TEST(ConfigTest, DeviceLimitOptions) {
               absl::StrCat(file, ": users: users[0].max_devices: must be a whole number "
                                  "0..4294967295"));
   }
+  }
+}
+
+// Per-user bandwidth (issue 18 §3): a users entry's bytes_per_second and the default for the
+// others, from the file and the flag; bad values name the field.
+TEST(ConfigTest, BytesPerSecondOfUsersAndTheDefault) {
+  auto c = parseStrings(Role::Server, {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->default_bytes_per_second, 0);  // unlimited
+  const std::string path = writeFile("rates.json", R"({"default_bytes_per_second": 65536,
+    "users": [{"name": "a", "password": "p", "bytes_per_second": 5000000000},
+              {"name": "b", "password": "p"}]})");
+  c = parse(Role::Server, {"-c", path.c_str()});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->default_bytes_per_second, 65536);
+  ASSERT_EQ(c->users.size(), 2u);
+  EXPECT_EQ(c->users[0].bytes_per_second, uint64_t{5000000000});  // over 32 bits
+  EXPECT_EQ(c->users[1].bytes_per_second, 0u);
+  c = parse(Role::Server, {"-c", path.c_str(), "--default-bytes-per-second", "1048576"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->default_bytes_per_second, 1 << 20);
+  c = parseStrings(Role::Server, {"--default-bytes-per-second", "-1"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "option --default-bytes-per-second: \"-1\" is not a number in 0..2147483647");
+  const std::string bad = writeFile("bad-rate.json", R"({"users": [
+    {"name": "a", "password": "p", "bytes_per_second": "fast"}]})");
+  c = parse(Role::Server, {"-c", bad.c_str()});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            absl::StrCat(bad, ": users: users[0].bytes_per_second: must be a non-negative "
+                              "integer"));
 }
 
 TEST(ConfigTest, FlagsOverrideTheFileWhereverMinusCStands) {

@@ -243,6 +243,18 @@ TEST_F(ControlServerTest, UserLifecycle) {
   EXPECT_EQ(updated.limits().data_quota_bytes(), 999u);
   EXPECT_EQ(updated.limits().max_connections(), 5u);
 
+  // bytes_per_second (issue 18 §3): by its own path, and by "limits" as a whole.
+  v1::User rate_only;
+  rate_only.set_name("alice");
+  rate_only.mutable_limits()->set_bytes_per_second(1 << 20);
+  rate_only.mutable_limits()->set_data_quota_bytes(1);  // not in the mask
+  ASSERT_TRUE(update(rate_only, {"limits.bytes_per_second"}, &updated).ok());
+  EXPECT_EQ(updated.limits().bytes_per_second(), 1u << 20);
+  EXPECT_EQ(updated.limits().data_quota_bytes(), 999u);
+  EXPECT_EQ(registry_->snapshot()->find("alice")->bytes_per_second, 1u << 20);
+  ASSERT_TRUE(update(quota_only, {"limits"}, &updated).ok());
+  EXPECT_EQ(updated.limits().bytes_per_second(), 0u);  // "limits" sets every limit
+
   // Traffic reported by the relay shows up.
   registry_->addTraffic("bob", {10, 20, 1, 2});
   ASSERT_TRUE(get("bob", &got).ok());
@@ -285,6 +297,15 @@ TEST_F(ControlServerTest, GrpcurlStyleJsonRequests) {
   v1::User updated;
   grpc::Status s = users_->UpdateUser(ctx().get(), update_req, &updated);
   ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(updated.limits().max_connections(), 5u);
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(
+          R"({"user":{"name":"alice","limits":{"bytes_per_second":1048576}},"update_mask":"limits.bytesPerSecond"})",
+          &update_req)
+          .ok());
+  s = users_->UpdateUser(ctx().get(), update_req, &updated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(updated.limits().bytes_per_second(), 1048576u);
   EXPECT_EQ(updated.limits().max_connections(), 5u);
   ASSERT_TRUE(
       google::protobuf::util::JsonStringToMessage(

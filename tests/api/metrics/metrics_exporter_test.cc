@@ -416,6 +416,7 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
       {"shadowrelay_tcp_connections_active", "gauge"},
       {"shadowrelay_tcp_refused_over_limit_total", "counter"},
       {"shadowrelay_user_refused_total", "counter"},
+      {"shadowrelay_user_rate_limited_seconds_total", "counter"},
       {"shadowrelay_tcp_accept_errors_total", "counter"},
       {"shadowrelay_timeouts_total", "counter"},
       {"shadowrelay_probe_bytes", "histogram"},
@@ -462,10 +463,10 @@ TEST(MetricsExporterTest, ExportsEveryFamilyBeforeAnySample) {
                              "send", "too_big", "fragment", "foreign", "stale_timestamp",
                              "replayed_packet_id", "session", "trial_budget",
                              "user_associations", "memory", "revoked", "gost_queue",
-                             "gost_malformed"}) {
+                             "gost_malformed", "over_rate"}) {
     EXPECT_EQ(valueOr(e, "shadowrelay_udp_dropped_total", {{"reason", reason}}), 0);
   }
-  EXPECT_EQ(e.series("shadowrelay_udp_dropped_total").size(), 19u);
+  EXPECT_EQ(e.series("shadowrelay_udp_dropped_total").size(), 20u);
   for (const char* direction : {"upload", "download"}) {
     EXPECT_EQ(valueOr(e, "shadowrelay_udp_gost_framed_total", {{"direction", direction}}), 0);
   }

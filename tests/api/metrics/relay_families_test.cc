@@ -137,5 +137,24 @@ TEST(RelayFamiliesTest, FoldingKeepsTheSumsAndOnlyTheEmptyUser) {
   }
 }
 
+TEST(RelayFamiliesTest, RateLimitedTimeIsInSecondsByUserAndDirection) {
+  relay::WorkerSample s;
+  s.users["a"].rate_limited_nanos = {1'500'000'000, 250'000'000};
+  relay::WorkerSample other;  // a second worker's sample adds up
+  other.users["a"].rate_limited_nanos = {500'000'000, 0};
+  s.add(other);
+  const auto families = relayFamilies(s, true);
+  const auto* limited = find(families, "shadowrelay_user_rate_limited_seconds_total");
+  ASSERT_NE(limited, nullptr);
+  EXPECT_EQ(limited->type, prometheus::MetricType::Counter);
+  ASSERT_EQ(limited->metric.size(), 4u);  // users "" and "a", up and down
+  for (const auto& m : limited->metric) {
+    const bool a = label(m, "user") == "a";
+    const bool up = label(m, "direction") == "up";
+    EXPECT_TRUE(up || label(m, "direction") == "down");
+    EXPECT_DOUBLE_EQ(m.counter.value, !a ? 0 : up ? 2.0 : 0.25) << label(m, "user");
+  }
+}
+
 }  // namespace
 }  // namespace shadowrelay::api::metrics

@@ -224,6 +224,48 @@ TEST(UserRegistryTest, PluginsOnDedicatedPortsOnlyCheckedPublishedAndKept) {
   EXPECT_EQ(kept->plugin_opts, "obfs=tls");
 }
 
+// bytes_per_second (issue 18 §3): a user's own, else --default-bytes-per-second, in the
+// published table and in the live state open sessions read; an update reaches both.
+TEST(UserRegistryTest, BytesPerSecondOwnOrDefaultReachesTheTableAndTheLiveState) {
+  TempDir dir;
+  RegistryOptions o = baseOptions(dir.path());
+  o.default_bytes_per_second = 4096;
+  o.configured_users[1].limits.bytes_per_second = 777;  // "cfg", from the config file
+  auto r = openRegistry(o);
+  NewUser fast = newUser("fast");
+  fast.limits.bytes_per_second = 1 << 20;
+  ASSERT_TRUE(r->create(fast).ok());
+  ASSERT_TRUE(r->create(newUser("plain")).ok());
+  relay::UserTablePtr table = r->snapshot();
+  EXPECT_EQ(table->find("fast")->bytes_per_second, 1u << 20);
+  EXPECT_EQ(table->find("plain")->bytes_per_second, 4096u);    // names none: the default
+  EXPECT_EQ(table->find("default")->bytes_per_second, 4096u);  // -k too
+  EXPECT_EQ(table->find("cfg")->bytes_per_second, 777u);
+  EXPECT_EQ(r->get("plain")->limits.bytes_per_second, 0u);     // the API shows its own
+  const std::shared_ptr<relay::UserLive> live = table->find("fast")->live;
+  EXPECT_EQ(live->bytes_per_second.load(), 1u << 20);
+
+  UserUpdate slower;
+  slower.bytes_per_second = 1000;
+  ASSERT_TRUE(r->update("fast", slower).ok());
+  EXPECT_EQ(r->snapshot()->find("fast")->bytes_per_second, 1000u);
+  EXPECT_EQ(live->bytes_per_second.load(), 1000u);  // what open sessions of the user read
+  UserUpdate none;
+  none.bytes_per_second = 0;
+  ASSERT_TRUE(r->update("fast", none).ok());
+  EXPECT_EQ(live->bytes_per_second.load(), 4096u);
+
+  r.reset();
+  auto reopened = openRegistry(o);  // kept in the store
+  EXPECT_EQ(reopened->get("fast")->limits.bytes_per_second, 0u);
+  EXPECT_EQ(reopened->snapshot()->find("fast")->bytes_per_second, 4096u);
+  UserUpdate again;
+  again.bytes_per_second = 5;
+  ASSERT_TRUE(reopened->update("fast", again).ok());
+  reopened.reset();
+  EXPECT_EQ(openRegistry(o)->get("fast")->limits.bytes_per_second, 5u);
+}
+
 TEST(UserRegistryTest, SnapshotsArePublishedInOrderWithDerivedKeys) {
   TempDir dir;
   auto r = openRegistry(baseOptions(dir.path()));

@@ -153,6 +153,24 @@ TEST(UserStoreTest, MaxDevicesRoundTripsAndIsOptional) {
   EXPECT_FALSE(absl::StrContains(*text, "max_devices")) << *text;
 }
 
+// bytes_per_second (issue 18 §3) is written only when set, so that the users of a store that
+// sets none keep their text, and is read back when present.
+TEST(UserStoreTest, BytesPerSecondIsKeptAndWrittenOnlyWhenSet) {
+  StoreContents c = sample();
+  auto plain = encodeStore(c);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(absl::StrContains(*plain, "bytes_per_second"));
+  c.users[0].limits.bytes_per_second = uint64_t{1} << 20;
+  auto text = encodeStore(c);
+  ASSERT_TRUE(text.ok());
+  EXPECT_TRUE(absl::StrContains(*text, "\"bytes_per_second\": 1048576"));
+  auto back = decodeStore(*text);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, c);
+  EXPECT_EQ(back->users[0].limits.bytes_per_second, uint64_t{1} << 20);
+  EXPECT_EQ(back->users[1].limits.bytes_per_second, 0u);
+}
+
 TEST(UserStoreTest, BadIdentityKeysMakeTheFileBad) {
   const PortIdentityKey good{0, "2022-blake3-aes-128-gcm", "AAECAwQFBgcICQoLDA0ODw==", ""};
   struct Case {

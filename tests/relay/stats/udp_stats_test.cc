@@ -28,9 +28,9 @@ TEST(UdpStatsTest, SummaryKeepsItsFormat) {
             "packets_in=1 packets_out=2 bytes_in=3 bytes_out=4 dropped{open=5 replay=6 "
             "address=7 refused=8 over_quota=9 resolve=10 send=11 too_big=12 fragment=13 "
             "foreign=14 stale_timestamp=15 replayed_packet_id=16 session=17 trial_budget=18 "
-            "user_associations=19 memory=20 revoked=21 gost_queue=22 gost_malformed=23} "
-            "gost{in=24 out=25} associations=26 evictions=27 "
-            "expirations=28");
+            "user_associations=19 memory=20 revoked=21 gost_queue=22 gost_malformed=23 "
+            "over_rate=24} gost{in=25 out=26} associations=27 evictions=28 "
+            "expirations=29");
 }
 
 }  // namespace

@@ -486,5 +486,56 @@ TEST_F(ServerSessionTest, NewDeviceBeyondMaxDevicesIsRefusedAndCounted) {
   EXPECT_EQ(closed(CloseReason::OverLimit), 1u);
 }
 
+// bytes_per_second (issue 18 §3): the download is read from the target no faster than the rate
+// (one burst of 100 ms of it at first), nothing is lost, and the wait is counted for the user.
+TEST_F(ServerSessionTest, AUserOverItsRateIsReadSlowlyAndNothingIsLost) {
+  constexpr uint64_t kRate = 200'000;  // bytes/s: a burst of 20000 bytes
+  RelayUser limited = makeUser("alice");
+  limited.bytes_per_second = kRate;
+  start({std::move(limited)});
+  Fd target = listenLoopback();
+  Fd client = connectLoopback(port_);
+  ReferenceStream stream = streamOf(user("alice"));
+  ASSERT_TRUE(sendBytes(client.get(), request(stream, target, "go")));
+  Fd upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(upstream.valid());
+
+  std::vector<uint8_t> download(60'000);
+  for (size_t i = 0; i < download.size(); ++i) download[i] = static_cast<uint8_t>(i * 7 + 3);
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(sendBytes(upstream.get(), download));
+  const UserTraffic& traffic = worker_->sample().users.at("alice");
+  // At once: the burst, not the whole download (the socket holds all of it).
+  ASSERT_TRUE(runUntil(loop_, [&] { return traffic.tcp_bytes_down > 0; }));
+  EXPECT_LE(traffic.tcp_bytes_down, kRate / 10 + 1);
+
+  // Then reads of half a burst (10000 bytes) every 50 ms, not a few bytes at every iteration.
+  std::vector<uint8_t> at_client;
+  uint64_t last = traffic.tcp_bytes_down;
+  size_t reads = 0;
+  ASSERT_TRUE(runUntil(loop_, [&] {
+    readAvailable(client.get(), &at_client);
+    if (traffic.tcp_bytes_down != last) {
+      ++reads;
+      last = traffic.tcp_bytes_down;
+    }
+    return traffic.tcp_bytes_down == download.size();
+  }));
+  EXPECT_LE(reads, 6u);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // 40000 bytes beyond the burst at 200000 bytes/s: 0.2 s at least (more on a busy machine).
+  EXPECT_GE(seconds, 0.19);
+  EXPECT_LT(seconds, 3.0);
+  runIterations(loop_, kSettleIterations);
+  readAvailable(client.get(), &at_client);
+  ASSERT_TRUE(stream.open(at_client));
+  EXPECT_EQ(stream.opened(), download);
+  // The upload side never waited (2 bytes), and the waits add up to about the transfer's time.
+  EXPECT_EQ(traffic.rate_limited_nanos[kRateUp], 0u);
+  EXPECT_GE(traffic.rate_limited_nanos[kRateDown], 150'000'000u);
+  EXPECT_LE(traffic.rate_limited_nanos[kRateDown], static_cast<uint64_t>(seconds * 1e9) + 1);
+}
+
 }  // namespace
 }  // namespace shadowrelay::relay
