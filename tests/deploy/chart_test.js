@@ -618,6 +618,12 @@ const cases = [
       const list = users && JSON.parse(b64(users.data['users.json']));
       if (!list || list.map((u) => u.name).join() !== 'alice,bob') fail('static users alice, bob');
       if (list && list[1].port !== 8389) fail('bob\'s dedicated port');
+      const limits = { max_devices: 3, bytes_per_second: 1048576, data_quota_bytes: 50000000000,
+        data_quota_period: 'monthly', expire_time: '2027-01-31T00:00:00Z', expire_after_first_use: '30d' };
+      for (const [key, want] of Object.entries(limits)) {
+        if (list && list[0][key] !== want) fail(`alice's ${key}: ${JSON.stringify(list[0][key])}, expected ${JSON.stringify(want)}`);
+      }
+      if (list && Object.keys(limits).some((key) => key in list[1])) fail('bob got limits he has not');
       if (users && users.data['generated-password']) fail('generated password despite static users');
       const svc = find(r, 'Service', 'sr-shadowrelay');
       if (!svc.spec.ports.some((p) => p.port === 8389 && p.protocol === 'UDP')) fail('dedicated port 8389/UDP not published');

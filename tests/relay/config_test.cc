@@ -981,7 +981,6 @@ TEST(ConfigTest, DeviceLimitOptions) {
               absl::StrCat(file, ": users: users[0].max_devices: must be a whole number "
                                  "0..4294967295"));
   }
-  }
 }
 
 // Per-user bandwidth (issue 18 §3): a users entry's bytes_per_second and the default for the
