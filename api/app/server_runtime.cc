@@ -548,8 +548,8 @@ absl::Status ServerRuntime::startExporter() {
     };
     options.user_quotas = [registry] {
       std::vector<metrics::UserQuotaSample> out;
-      for (const users::User& u : registry->list()) {
-        out.push_back({u.name, u.quotaUsedBytes(), u.limits.data_quota_bytes});
+      for (users::UserRegistry::QuotaUsage& u : registry->quotaUsage()) {
+        out.push_back({std::move(u.name), u.used_bytes, u.quota_bytes});
       }
       return out;
     };

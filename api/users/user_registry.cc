@@ -891,6 +891,16 @@ std::array<size_t, kUserStateCount> UserRegistry::countByState() const {
   return counts;
 }
 
+std::vector<UserRegistry::QuotaUsage> UserRegistry::quotaUsage() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<QuotaUsage> out;
+  out.reserve(state_.users.size());
+  for (const auto& [name, entry] : state_.users) {
+    out.push_back({name, entry.user.quotaUsedBytes(), entry.user.limits.data_quota_bytes});
+  }
+  return out;
+}
+
 uint64_t UserRegistry::subscribe(Subscriber subscriber) {
   absl::MutexLock write(&write_mu_);
   const uint64_t id = next_subscriber_++;

@@ -177,6 +177,14 @@ class UserRegistry {
   void tick();
   /// Users by UserState now (index: the enum's value). Thread-safe.
   std::array<size_t, kUserStateCount> countByState() const;
+  /// Where one user stands against its data quota (for the metrics; no secrets).
+  struct QuotaUsage {
+    std::string name;
+    uint64_t used_bytes = 0;   // in the current quota period
+    uint64_t quota_bytes = 0;  // limits.data_quota_bytes; 0: none
+  };
+  /// Every user's QuotaUsage, sorted by name. Thread-safe.
+  std::vector<QuotaUsage> quotaUsage() const;
 
   using Subscriber = std::function<void(const relay::UserTablePtr&)>;
   /// Calls `subscriber` at once with the current table, then with every new one, in
