@@ -922,6 +922,65 @@ absl::Status validateStreamMethods(const Config& c) {
 }
 
 // SIP003: one plugin in front of (server) or behind (client) one address, for TCP only.
+absl::Status validateEtcd(const Config& c) {
+  const std::vector<std::string> endpoints = etcdEndpointList(c);
+  if (endpoints.empty()) {
+    for (const auto& [name, value] :
+         {std::pair<const char*, const std::string*>{"etcd_ca", &c.etcd_ca},
+          {"etcd_cert", &c.etcd_cert},
+          {"etcd_key", &c.etcd_key},
+          {"etcd_user", &c.etcd_user},
+          {"etcd_password_file", &c.etcd_password_file}}) {
+      if (!value->empty()) return fieldError("config", name, "needs etcd_endpoints");
+    }
+    return absl::OkStatus();
+  }
+  if (c.role != Role::Server) return fieldError("config", "etcd_endpoints", "for the server only");
+  bool tls = false;
+  for (const std::string& url : endpoints) {
+    absl::string_view rest = url;
+    const bool https = absl::ConsumePrefix(&rest, "https://");
+    if (!https && !absl::ConsumePrefix(&rest, "http://")) {
+      return fieldError("config", "etcd_endpoints",
+                        absl::StrCat("\"", url, "\": give http://host:port or https://host:port"));
+    }
+    if (auto endpoint = Endpoint::parse(absl::StripSuffix(rest, "/")); !endpoint.ok()) {
+      return fieldError("config", "etcd_endpoints",
+                        absl::StrCat("\"", url, "\": ", endpoint.status().message()));
+    }
+    tls = tls || https;
+  }
+  if (c.etcd_prefix.size() < 2 || c.etcd_prefix.front() != '/' || c.etcd_prefix.back() != '/') {
+    return fieldError("config", "etcd_prefix", "must start and end with / (e.g. /shadowrelay/)");
+  }
+  if (c.etcd_cert.empty() != c.etcd_key.empty()) {
+    return fieldError("config", c.etcd_cert.empty() ? "etcd_cert" : "etcd_key",
+                      "give etcd_cert and etcd_key together");
+  }
+  if (!tls && (!c.etcd_ca.empty() || !c.etcd_cert.empty())) {
+    return fieldError("config", c.etcd_ca.empty() ? "etcd_cert" : "etcd_ca",
+                      "for https:// endpoints only");
+  }
+  for (const auto& [name, path] : {std::pair<const char*, const std::string*>{"etcd_ca", &c.etcd_ca},
+                                   {"etcd_cert", &c.etcd_cert},
+                                   {"etcd_key", &c.etcd_key}}) {
+    if (!path->empty() && !std::ifstream(*path)) {
+      return fieldError("config", name, absl::StrCat(*path, ": cannot be read"));
+    }
+  }
+  if (c.etcd_user.empty() != c.etcd_password_file.empty()) {
+    return fieldError("config", c.etcd_user.empty() ? "etcd_user" : "etcd_password_file",
+                      "give etcd_user and etcd_password_file together");
+  }
+  if (!c.replica_id.empty() &&
+      (c.replica_id == "_base" || c.replica_id.size() > 64 ||
+       c.replica_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789._-") != std::string::npos)) {
+    return fieldError("config", "replica_id", "1..64 of [A-Za-z0-9._-], not _base");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status validatePlugin(const Config& c) {
   if (c.plugin.empty()) {
     if (!c.plugin_opts.empty()) return fieldError("config", "plugin_opts", "needs a plugin");
@@ -1030,6 +1089,16 @@ absl::Status applyServerUrl(Config& c) {
   return absl::OkStatus();
 }
 
+std::vector<std::string> etcdEndpointList(const Config& c) {
+  std::vector<std::string> out;
+  for (const std::string& entry : c.etcd_endpoints) {
+    for (absl::string_view url : absl::StrSplit(entry, ',', absl::SkipWhitespace())) {
+      out.emplace_back(absl::StripAsciiWhitespace(url));
+    }
+  }
+  return out;
+}
+
 absl::Status validateConfig(const Config& c) {
   auto method = crypto::findAnyMethod(c.method);
   if (!method.ok()) {
@@ -1086,6 +1155,7 @@ absl::Status validateConfig(const Config& c) {
       return fieldError("config", "user", who.status().message());
     }
   }
+  if (absl::Status s = validateEtcd(c); !s.ok()) return s;
   if (auto forbidden = IpNetworks::parse(c.forbidden_ip); !forbidden.ok()) {
     return fieldError("config", "forbidden_ip", forbidden.status().message());
   }

@@ -120,6 +120,17 @@ struct Config {
   bool verbose = false;
   std::string state_dir;
   int max_users = 0;  // --max-users: CreateUser beyond it fails; 0: no cap
+  // The etcd store shared by several servers (issue 19); etcd_endpoints empty: --state-dir.
+  std::vector<std::string> etcd_endpoints;  // --etcd-endpoints URL[,URL...]
+  std::string etcd_prefix = "/shadowrelay/";  // --etcd-prefix
+  std::string etcd_ca;                        // --etcd-ca: PEM CA of https endpoints
+  std::string etcd_cert;                      // --etcd-cert, with --etcd-key
+  std::string etcd_key;
+  std::string etcd_user;                      // --etcd-user, with --etcd-password-file
+  std::string etcd_password_file;
+  int etcd_sync_interval = 5;  // --etcd-sync-interval: seconds between traffic writes
+  int etcd_lease_ttl = 10;     // --etcd-lease-ttl: seconds
+  std::string replica_id;      // --replica-id; empty: <hostname>-<random>
   std::string pid_file;  // -f, "pid_file": written once listening, removed at exit
   std::string run_as;    // -a, "user": the account to become once listening
   int replay_filter_save_seconds = 60;  // --replay-filter-save-interval (with --state-dir)
@@ -168,6 +179,9 @@ absl::StatusOr<Config> parseConfig(Role role, int argc, const char* const* argv)
 /// nothing without one). INVALID_ARGUMENT naming server_url for a bad URI, or when one of those
 /// options was given as well. Call before validateConfig().
 absl::Status applyServerUrl(Config& config);
+
+/// --etcd-endpoints as URLs: each flag or list entry split at commas, blanks removed.
+std::vector<std::string> etcdEndpointList(const Config& config);
 
 /// Checks cross-field rules (a secret is present, the method exists, a tunnel has -L, the DNS
 /// cache's min TTL is at most its max TTL, ...).

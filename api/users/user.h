@@ -55,6 +55,12 @@ struct TrafficCounters {
   bool operator==(const TrafficCounters&) const = default;
 };
 
+/// Traffic of one user since the last report.
+struct TrafficDelta {
+  std::string name;
+  TrafficCounters delta;
+};
+
 /// A user as the registry and the store keep it. Exactly one of `password` and `key` is set.
 /// Holds a secret: never log it whole (name, method and port are fine).
 struct User {

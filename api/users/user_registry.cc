@@ -111,6 +111,45 @@ absl::Status readOnly(const User& u) {
 
 }  // namespace
 
+absl::Status UserRegistry::addEntry(State& state, User user) const {
+  if (absl::Status s = validateUserName(user.name); !s.ok()) {
+    return withUser(user.name, s);
+  }
+  if (state.users.count(user.name) != 0) {
+    return absl::AlreadyExistsError(absl::StrCat("user \"", user.name, "\" is defined twice"));
+  }
+  auto method = methodOrInvalid(user.method, options_.allow_insecure_ciphers);
+  if (!method.ok()) {
+    return withUser(user.name, method.status());
+  }
+  user.method = std::string((*method)->name);
+  auto key = userKeyFor(**method, user.password, user.key);
+  if (!key.ok()) {
+    return withUser(user.name, key.status());
+  }
+  if (user.port == sharedPort()) {
+    user.port = 0;
+  }
+  if (user.port != 0) {
+    if (absl::Status s = checkPortLocked(user.port, user.name, state.users); !s.ok()) {
+      return withUser(user.name, s);
+    }
+  }
+  if (absl::Status s = checkPlugin(user, options_); !s.ok()) {
+    return withUser(user.name, s);
+  }
+  if (absl::Status s =
+          checkPortPeers(user.port, **method, *key, user.password.empty() ? "key" : "password",
+                         user.name, state);
+      !s.ok()) {
+    return withUser(user.name, s);
+  }
+  Entry entry{std::move(user), *std::move(key)};
+  std::string name = entry.user.name;
+  state.users.emplace(std::move(name), std::move(entry));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions options) {
   auto default_method = methodOrInvalid(options.default_method, options.allow_insecure_ciphers);
   if (!default_method.ok()) {
@@ -124,45 +163,6 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
   r.default_method_ = r.options_.default_method;
   State& state = r.state_;
 
-  auto add = [&r, &state](User user) -> absl::Status {
-    if (absl::Status s = validateUserName(user.name); !s.ok()) {
-      return withUser(user.name, s);
-    }
-    if (state.users.count(user.name) != 0) {
-      return absl::AlreadyExistsError(absl::StrCat("user \"", user.name, "\" is defined twice"));
-    }
-    auto method = methodOrInvalid(user.method, r.options_.allow_insecure_ciphers);
-    if (!method.ok()) {
-      return withUser(user.name, method.status());
-    }
-    user.method = std::string((*method)->name);
-    auto key = userKeyFor(**method, user.password, user.key);
-    if (!key.ok()) {
-      return withUser(user.name, key.status());
-    }
-    if (user.port == r.sharedPort()) {
-      user.port = 0;
-    }
-    if (user.port != 0) {
-      if (absl::Status s = r.checkPortLocked(user.port, user.name, state.users); !s.ok()) {
-        return withUser(user.name, s);
-      }
-    }
-    if (absl::Status s = checkPlugin(user, r.options_); !s.ok()) {
-      return withUser(user.name, s);
-    }
-    if (absl::Status s =
-            r.checkPortPeers(user.port, **method, *key, user.password.empty() ? "key" : "password",
-                             user.name, state);
-        !s.ok()) {
-      return withUser(user.name, s);
-    }
-    Entry entry{std::move(user), *std::move(key)};
-    std::string name = entry.user.name;
-    state.users.emplace(std::move(name), std::move(entry));
-    return absl::OkStatus();
-  };
-
   for (const User& configured : r.options_.configured_users) {
     User user = configured;
     if (user.source == UserSource::Api) {
@@ -171,7 +171,7 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
     if (user.created == absl::UnixEpoch()) {
       user.created = r.options_.now();
     }
-    if (absl::Status s = add(std::move(user)); !s.ok()) {
+    if (absl::Status s = r.addEntry(state, std::move(user)); !s.ok()) {
       return absl::Status(s.code(), absl::StrCat("configured users: ", s.message()));
     }
   }
@@ -182,6 +182,23 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
       return store.status();
     }
     r.store_ = *std::move(store);
+  }
+  // Where the API users come from: the shared store; the state directory's copy of it while
+  // the shared store cannot be reached; or the state directory itself.
+  StoreContents contents;
+  std::string from;
+  SharedStore* shared = r.options_.shared_store;
+  absl::Status shared_status = absl::OkStatus();
+  if (shared != nullptr) {
+    auto loaded = shared->load();
+    if (loaded.ok()) {
+      contents = *std::move(loaded);
+      from = shared->describe();
+    } else {
+      shared_status = loaded.status();
+    }
+  }
+  if ((shared == nullptr || !shared_status.ok()) && r.store_ != nullptr) {
     auto loaded = r.store_->load();
     if (!loaded.ok()) {
       return loaded.status();
@@ -189,36 +206,51 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
     if (!loaded->warning.empty()) {
       SR_LOG(Warn, "%s", loaded->warning);
     }
-    for (PortIdentityKey& key : loaded->contents.identity_keys) {
-      std::pair<uint16_t, std::string> id(key.port, key.method);
-      state.identity_keys.emplace(std::move(id), std::move(key));
+    contents = std::move(loaded->contents);
+    from = absl::StrCat(r.store_->path(), " (generation ", r.store_->generation(), ")");
+  }
+  if (!shared_status.ok()) {
+    SR_LOG(Warn, "user store %s: %s; serving %s until it answers", shared->describe(),
+           shared_status.message(),
+           r.store_ != nullptr ? absl::StrCat("the users cached in ", r.store_->path())
+                               : std::string("no API users (no --state-dir cache)"));
+  }
+  for (PortIdentityKey& key : contents.identity_keys) {
+    std::pair<uint16_t, std::string> id(key.port, key.method);
+    state.identity_keys.emplace(std::move(id), std::move(key));
+  }
+  for (User& user : contents.users) {
+    user.source = UserSource::Api;
+    if (shared != nullptr) {
+      r.split_traffic_[user.name].remote = user.traffic;
     }
-    for (User& user : loaded->contents.users) {
-      user.source = UserSource::Api;
-      const std::string name = user.name;
-      if (absl::Status s = add(std::move(user)); !s.ok()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "user store ", r.store_->path(), ": ", s.message(),
-            " (a user of the store clashes with the configuration: remove one of them)"));
-      }
+    if (absl::Status s = r.addEntry(state, std::move(user)); !s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "user store ", from, ": ", s.message(),
+          " (a user of the store clashes with the configuration: remove one of them)"));
     }
-    if (loaded->contents.default_method.has_value()) {
-      state.persisted_default = loaded->contents.default_method;
-      if (!r.options_.default_method_given) {
-        r.default_method_ = *loaded->contents.default_method;
-      } else if (*loaded->contents.default_method != r.default_method_) {
-        SR_LOG(Info, "default method %s (given) instead of %s (stored by SetDefaults)",
-               r.default_method_, *loaded->contents.default_method);
-      }
+  }
+  if (contents.default_method.has_value()) {
+    state.persisted_default = contents.default_method;
+    if (!r.options_.default_method_given) {
+      r.default_method_ = *contents.default_method;
+    } else if (*contents.default_method != r.default_method_) {
+      SR_LOG(Info, "default method %s (given) instead of %s (stored by SetDefaults)",
+             r.default_method_, *contents.default_method);
     }
-    SR_LOG(Info, "user store %s: %d API users (generation %d)", r.store_->path(),
-           loaded->contents.users.size(), r.store_->generation());
+  }
+  if (!from.empty()) {
+    SR_LOG(Info, "user store %s: %d API users", from, contents.users.size());
   }
   // Identity keys the users need and the store lacks are made now and kept before any client
   // can be given them.
   if (r.updateIdentityKeys(state)) {
     if (absl::Status s = r.persist(state); !s.ok()) {
-      return s;
+      if (shared == nullptr || shared_status.ok()) {
+        return s;
+      }
+      SR_LOG(Warn, "identity keys kept in memory only until the user store answers: %s",
+             s.message());
     }
   }
   for (const auto& [port, method] : r.identityPorts(state)) {
@@ -469,10 +501,7 @@ void UserRegistry::publish(const relay::UserTablePtr& snapshot) {
   }
 }
 
-absl::Status UserRegistry::persist(const State& state) {
-  if (store_ == nullptr) {
-    return absl::OkStatus();
-  }
+StoreContents UserRegistry::contentsOf(const State& state) {
   StoreContents contents;
   contents.default_method = state.persisted_default;
   for (const auto& [name, entry] : state.users) {
@@ -483,11 +512,185 @@ absl::Status UserRegistry::persist(const State& state) {
   for (const auto& [id, key] : state.identity_keys) {
     contents.identity_keys.push_back(key);
   }
+  return contents;
+}
+
+absl::Status UserRegistry::persist(const State& state) {
+  if (store_ == nullptr && options_.shared_store == nullptr) {
+    return absl::OkStatus();
+  }
+  const StoreContents contents = contentsOf(state);
+  if (options_.shared_store != nullptr) {
+    if (absl::Status s = options_.shared_store->write(contents); !s.ok()) {
+      if (s.code() != absl::StatusCode::kAborted) {
+        SR_LOG(Warn, "user store %s: %s", options_.shared_store->describe(), s.message());
+      }
+      return s;
+    }
+    if (store_ != nullptr) {  // only a cache now: the change has been made
+      if (absl::Status s = store_->save(contents); !s.ok()) {
+        SR_LOG(Warn, "user store cache: %s", s.message());
+      }
+    }
+    return absl::OkStatus();
+  }
   if (absl::Status s = store_->save(contents); !s.ok()) {
     SR_LOG(Error, "user store: %s", s.message());
     return absl::InternalError(absl::StrCat("the user store could not be written: ", s.message()));
   }
   return absl::OkStatus();
+}
+
+namespace {
+const absl::Status& statusOf(const absl::Status& s) { return s; }
+template <typename T>
+absl::Status statusOf(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+}  // namespace
+
+template <typename Result, typename Change>
+Result UserRegistry::retryShared(Change change) {
+  constexpr int kAttempts = 5;
+  for (int attempt = 1;; ++attempt) {
+    Result result = change();
+    if (options_.shared_store == nullptr || attempt == kAttempts ||
+        statusOf(result).code() != absl::StatusCode::kAborted) {
+      return result;
+    }
+    // Another server changed the store first: hear its change, then decide again (a create of
+    // the same name now answers ALREADY_EXISTS).
+    if (absl::Status s = options_.shared_store->catchUp(absl::Seconds(2)); !s.ok()) {
+      return s;
+    }
+  }
+}
+
+absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
+  return retryShared<absl::StatusOr<User>>([&] { return createOnce(request); });
+}
+
+absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpdate& update) {
+  return retryShared<absl::StatusOr<User>>([&] { return updateOnce(name, update); });
+}
+
+absl::Status UserRegistry::remove(absl::string_view name) {
+  return retryShared<absl::Status>([&] { return removeOnce(name); });
+}
+
+absl::StatusOr<std::string> UserRegistry::setDefaultMethod(absl::string_view method) {
+  return retryShared<absl::StatusOr<std::string>>([&] { return setDefaultMethodOnce(method); });
+}
+
+namespace {
+/// Whether two users differ only in what the shared store does not hold (traffic, source).
+bool sameStoredUser(User a, User b) {
+  a.traffic = b.traffic = TrafficCounters{};
+  a.source = b.source = UserSource::Api;
+  return a == b;
+}
+}  // namespace
+
+void UserRegistry::applyShared(StoreContents contents) {
+  absl::MutexLock write(&write_mu_);
+  relay::UserTablePtr snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    State state;
+    state.persisted_default = contents.default_method;
+    for (PortIdentityKey& key : contents.identity_keys) {
+      std::pair<uint16_t, std::string> id(key.port, key.method);
+      state.identity_keys.emplace(std::move(id), std::move(key));
+    }
+    for (const auto& [name, entry] : state_.users) {
+      if (entry.user.source != UserSource::Api) state.users.emplace(name, entry);
+    }
+    bool changed = state.persisted_default != state_.persisted_default ||
+                   state.identity_keys != state_.identity_keys;
+    size_t api_users = 0;
+    for (User& user : contents.users) {
+      user.source = UserSource::Api;
+      auto current = state_.users.find(user.name);
+      if (current != state_.users.end() && current->second.user.source == UserSource::Api) {
+        const User& mine = current->second.user;
+        user.traffic = mine.traffic;
+        // A first use this server saw and has not written yet stays.
+        if (!user.first_use.has_value()) user.first_use = mine.first_use;
+        if (sameStoredUser(user, mine)) {
+          state.users.emplace(user.name, current->second);
+          ++api_users;
+          continue;
+        }
+      }
+      changed = true;
+      const std::string name = user.name;
+      if (current == state_.users.end()) {
+        user.traffic = split_traffic_[name].remote;  // counted elsewhere before it got here
+      }
+      if (absl::Status s = addEntry(state, std::move(user)); !s.ok()) {
+        // Another server accepted it, so it can only clash with this server's configuration.
+        SR_LOG(Warn, "user store %s: user \"%s\" not served here: %s",
+               options_.shared_store != nullptr ? options_.shared_store->describe() : "",
+               name, s.message());
+        continue;
+      }
+      ++api_users;
+    }
+    for (const auto& [name, entry] : state_.users) {
+      if (entry.user.source == UserSource::Api && state.users.count(name) == 0) {
+        changed = true;
+        split_traffic_.erase(name);
+        SR_LOG(Info, "user \"%s\" deleted by another server; its sessions are closed", name);
+      }
+    }
+    if (!changed) return;
+    if (state.persisted_default.has_value() && !options_.default_method_given) {
+      default_method_ = *state.persisted_default;
+    }
+    state_ = std::move(state);
+    snapshot_ = buildSnapshotLocked();
+    snapshot = snapshot_;
+    SR_LOG(Info, "user store: %d API users after a change by another server", api_users);
+  }
+  if (store_ != nullptr) {
+    StoreContents cache;
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      cache = contentsOf(state_);
+    }
+    if (absl::Status s = store_->save(cache); !s.ok()) {
+      SR_LOG(Warn, "user store cache: %s", s.message());
+    }
+  }
+  publish(snapshot);
+}
+
+void UserRegistry::applyRemoteTraffic(std::span<const TrafficTotal> totals) {
+  bool quota_changed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const TrafficTotal& t : totals) {
+      SplitTraffic& split = split_traffic_[t.name];
+      split.remote = t.total;
+      auto it = state_.users.find(t.name);
+      if (it == state_.users.end() || it->second.user.source != UserSource::Api) continue;
+      User& u = it->second.user;
+      const bool before = u.quotaExceeded();
+      u.traffic = split.remote;
+      u.traffic += split.local;
+      quota_changed = quota_changed || before != u.quotaExceeded();
+    }
+  }
+  if (quota_changed) {
+    absl::MutexLock write(&write_mu_);
+    relay::UserTablePtr snapshot;
+    {
+      absl::MutexLock lock(&mu_);
+      snapshot_ = buildSnapshotLocked();
+      snapshot = snapshot_;
+    }
+    publish(snapshot);
+  }
 }
 
 absl::Status UserRegistry::commit(State state, bool publish_snapshot) {
@@ -515,7 +718,7 @@ absl::Status UserRegistry::commit(State state, bool publish_snapshot) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<User> UserRegistry::create(const NewUser& request) {
+absl::StatusOr<User> UserRegistry::createOnce(const NewUser& request) {
   if (absl::Status s = validateUserName(request.name); !s.ok()) {
     return s;
   }
@@ -630,7 +833,8 @@ absl::Status UserRegistry::copyForChange(absl::string_view name, State* state) c
   return absl::OkStatus();
 }
 
-absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpdate& update) {
+absl::StatusOr<User> UserRegistry::updateOnce(absl::string_view name,
+                                              const UserUpdate& update) {
   absl::MutexLock write(&write_mu_);
   State state;
   if (absl::Status s = copyForChange(name, &state); !s.ok()) {
@@ -726,7 +930,7 @@ absl::StatusOr<User> UserRegistry::update(absl::string_view name, const UserUpda
   return user;
 }
 
-absl::Status UserRegistry::remove(absl::string_view name) {
+absl::Status UserRegistry::removeOnce(absl::string_view name) {
   absl::MutexLock write(&write_mu_);
   State state;
   if (absl::Status s = copyForChange(name, &state); !s.ok()) {
@@ -736,6 +940,10 @@ absl::Status UserRegistry::remove(absl::string_view name) {
   updateIdentityKeys(state);
   if (absl::Status s = commit(std::move(state), true); !s.ok()) {
     return s;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = split_traffic_.find(name); it != split_traffic_.end()) split_traffic_.erase(it);
   }
   SR_LOG(Info, "control: user \"%s\" deleted", std::string(name));
   return absl::OkStatus();
@@ -757,7 +965,7 @@ std::string UserRegistry::defaultMethod() const {
   return default_method_;
 }
 
-absl::StatusOr<std::string> UserRegistry::setDefaultMethod(absl::string_view name) {
+absl::StatusOr<std::string> UserRegistry::setDefaultMethodOnce(absl::string_view name) {
   auto method = methodOrInvalid(name, options_.allow_insecure_ciphers);
   if (!method.ok()) {
     return method.status();
@@ -791,6 +999,9 @@ void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
       User& u = it->second.user;
       const bool before = u.quotaExceeded();
       u.traffic += d.delta;
+      if (options_.shared_store != nullptr && u.source == UserSource::Api) {
+        split_traffic_[d.name].local += d.delta;
+      }
       quota_changed = quota_changed || before != u.quotaExceeded();
       if (!u.first_use.has_value() && (d.delta.tcp_connections != 0 || d.delta.udp_packets != 0)) {
         // The first session or datagram the relay identified as this user: an
@@ -803,6 +1014,9 @@ void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
         traffic_dirty_ = true;
       }
     }
+  }
+  if (options_.shared_store != nullptr) {
+    options_.shared_store->addTraffic(deltas);
   }
   if (first_use_saved) {
     // A restart must not forget it (that would restart the user's time).
@@ -832,13 +1046,15 @@ absl::Status UserRegistry::flush() {
   State state;
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (!traffic_dirty_ || store_ == nullptr) {
+    if (!traffic_dirty_ || (store_ == nullptr && options_.shared_store == nullptr)) {
       return absl::OkStatus();
     }
     state = state_;
   }
   if (absl::Status s = persist(state); !s.ok()) {
-    return s;
+    // ABORTED: another server changed the store first; its change arrives and the next flush
+    // writes what is still ours (a first use, a new quota period).
+    return s.code() == absl::StatusCode::kAborted ? absl::OkStatus() : s;
   }
   absl::MutexLock lock(&mu_);
   traffic_dirty_ = mergeTrafficLocked(state.users);

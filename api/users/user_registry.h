@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "api/users/shared_store.h"
 #include "api/users/user.h"
 #include "api/users/user_store.h"
 #include "crypto/key_derivation.h"
@@ -68,6 +69,10 @@ struct RegistryOptions {
   bool allow_insecure_ciphers = false;
   /// --default-bytes-per-second: the rate of users whose limits name none (0: unlimited).
   uint64_t default_bytes_per_second = 0;
+  /// --etcd-endpoints: the API users, the default method and the identity keys are shared with
+  /// other servers through this store (not owned; it must outlive the registry or be stopped
+  /// first), and state_dir only caches them. Null: state_dir (or memory) is the store.
+  SharedStore* shared_store = nullptr;
 };
 
 /// CreateUser's fields.
@@ -104,12 +109,6 @@ struct UserUpdate {
   std::optional<QuotaPeriod> data_quota_period;
 };
 
-/// Traffic of one user since the last report.
-struct TrafficDelta {
-  std::string name;
-  TrafficCounters delta;
-};
-
 /// The users of the server: configured ones (read-only) and API ones (persisted in the state
 /// directory). Every change publishes a new immutable relay::UserTable (what the workers read)
 /// to the subscribers.
@@ -127,14 +126,14 @@ struct TrafficDelta {
 /// Error codes: INVALID_ARGUMENT (bad name, method, key), ALREADY_EXISTS, NOT_FOUND,
 /// FAILED_PRECONDITION (read-only user, port in use, a port of another generation or 2022
 /// method), INTERNAL (the store could not be written).
-class UserRegistry {
+class UserRegistry : public SharedStoreListener {
  public:
   /// Validates the configured users, loads the store (falling back to its previous generation
   /// with a logged warning) and builds the first snapshot (generation 1). Fails, naming the
   /// file, if the store cannot be loaded, or if a stored user clashes with a configured one.
   static absl::StatusOr<std::unique_ptr<UserRegistry>> open(RegistryOptions options);
   /// Writes unsaved traffic counters (best effort; call flush() to see errors).
-  ~UserRegistry();
+  ~UserRegistry() override;
   UserRegistry(const UserRegistry&) = delete;
   UserRegistry& operator=(const UserRegistry&) = delete;
 
@@ -162,6 +161,15 @@ class UserRegistry {
   void addTraffic(absl::string_view name, const TrafficCounters& delta);
   /// Writes the traffic counters if they changed since the last write.
   absl::Status flush();
+
+  /// SharedStoreListener (with RegistryOptions::shared_store): another server's change, or a
+  /// re-list. Replaces the API users, the stored default and the identity keys, keeping this
+  /// server's configured users and traffic counters; publishes a table if anything changed
+  /// (a removed or changed user's sessions are cut as for a local change).
+  void applyShared(StoreContents contents) override;
+  /// SharedStoreListener: what the other servers counted. A user's traffic (and its data
+  /// quota) is then that plus what this server counted since it started.
+  void applyRemoteTraffic(std::span<const TrafficTotal> totals) override;
 
   /// The current table (never null).
   relay::UserTablePtr snapshot() const;
@@ -245,6 +253,19 @@ class UserRegistry {
   /// FAILED_PRECONDITION (read-only) otherwise. Takes mu_.
   absl::Status copyForChange(absl::string_view name, State* state) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  /// Adds a configured or stored user to `state` after validating it (name, method, key, port,
+  /// plugin, port peers).
+  absl::Status addEntry(State& state, User user) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  /// What the store keeps of `state`: API users, persisted default, identity keys.
+  static StoreContents contentsOf(const State& state);
+  absl::StatusOr<User> createOnce(const NewUser& request);
+  absl::StatusOr<User> updateOnce(absl::string_view name, const UserUpdate& update);
+  absl::Status removeOnce(absl::string_view name);
+  absl::StatusOr<std::string> setDefaultMethodOnce(absl::string_view method);
+  /// Runs a change (create, update, remove, set default) and, when a shared store says another
+  /// server changed it first (ABORTED), waits for that change and runs it again (a few times).
+  template <typename Result, typename Change>
+  Result retryShared(Change change);
   /// Persists `state`, then makes it current and (with `publish`) publishes a new table.
   absl::Status commit(State state, bool publish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status persist(const State& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -267,6 +288,13 @@ class UserRegistry {
   relay::UserTablePtr snapshot_ ABSL_GUARDED_BY(mu_);
   uint64_t snapshot_generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool traffic_dirty_ ABSL_GUARDED_BY(mu_) = false;
+  /// With a shared store: per user, what this server counted since it started and what the
+  /// others counted (User::traffic is their sum).
+  struct SplitTraffic {
+    TrafficCounters local;
+    TrafficCounters remote;
+  };
+  std::map<std::string, SplitTraffic, std::less<>> split_traffic_ ABSL_GUARDED_BY(mu_);
   absl::Time next_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(write_mu_);
   uint64_t next_subscriber_ ABSL_GUARDED_BY(write_mu_) = 1;

@@ -404,6 +404,28 @@ absl::StatusOr<std::optional<std::string>> readFile(const std::string& path,
 
 }  // namespace
 
+std::string encodeUserText(const User& user) { return encodeUser(user).dump(); }
+
+absl::StatusOr<User> decodeUserText(absl::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError("user: not JSON");
+  }
+  return decodeUser(j);
+}
+
+std::string encodeIdentityKeyText(const PortIdentityKey& key) {
+  return encodeIdentityKey(key).dump();
+}
+
+absl::StatusOr<PortIdentityKey> decodeIdentityKeyText(absl::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError("identity key: not JSON");
+  }
+  return decodeIdentityKey(j);
+}
+
 absl::StatusOr<std::string> encodeStore(const StoreContents& contents) {
   try {
     json body = json::object();

@@ -36,6 +36,14 @@ struct StoreContents {
   bool operator==(const StoreContents&) const = default;
 };
 
+/// One user, or one identity key, as the JSON text users.json holds for it (the values of the
+/// etcd store too). The text holds secrets.
+std::string encodeUserText(const User& user);
+/// Parses and validates one user's text (as decodeStore() does each user); errors name the field.
+absl::StatusOr<User> decodeUserText(absl::string_view text);
+std::string encodeIdentityKeyText(const PortIdentityKey& key);
+absl::StatusOr<PortIdentityKey> decodeIdentityKeyText(absl::string_view text);
+
 /// The file format: JSON {"format", "version", "body", "sha256"}, where sha256 is the hex
 /// SHA-256 of the body's canonical (compact, key-sorted) JSON text. The text holds secrets.
 absl::StatusOr<std::string> encodeStore(const StoreContents& contents);

@@ -1,0 +1,615 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "api/users/etcd_user_store.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "nlohmann/json.hpp"
+#include "relay/log.h"
+
+namespace shadowrelay::api::users {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr absl::string_view kGuard = "config_revision";
+constexpr absl::string_view kUsers = "users/";
+constexpr absl::string_view kDefaults = "defaults";
+constexpr absl::string_view kIdentityKeys = "identity_keys/";
+constexpr absl::string_view kReplicas = "replicas/";
+constexpr absl::string_view kTraffic = "traffic/";
+constexpr absl::string_view kLive = "live/";
+constexpr absl::string_view kBase = "_base";
+/// etcd's default --max-txn-ops is 128; one op of each transaction is the guard or is spare.
+constexpr size_t kMaxOps = 120;
+
+bool isConfigKey(absl::string_view suffix) {
+  return suffix == kGuard || suffix == kDefaults || absl::StartsWith(suffix, kUsers) ||
+         absl::StartsWith(suffix, kIdentityKeys);
+}
+
+std::string encodeTraffic(const TrafficCounters& t) {
+  json j = {{"bytes_up", t.bytes_up},
+            {"bytes_down", t.bytes_down},
+            {"tcp_connections", t.tcp_connections},
+            {"udp_packets", t.udp_packets}};
+  return j.dump();
+}
+
+std::optional<TrafficCounters> decodeTraffic(absl::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  TrafficCounters t;
+  for (auto [field, out] : {std::pair<const char*, uint64_t*>{"bytes_up", &t.bytes_up},
+                            {"bytes_down", &t.bytes_down},
+                            {"tcp_connections", &t.tcp_connections},
+                            {"udp_packets", &t.udp_packets}}) {
+    auto it = j.find(field);
+    if (it == j.end() || !it->is_number_unsigned()) return std::nullopt;
+    *out = it->get<uint64_t>();
+  }
+  return t;
+}
+
+TrafficCounters minus(const TrafficCounters& a, const TrafficCounters& b) {
+  auto sub = [](uint64_t x, uint64_t y) { return x > y ? x - y : 0; };
+  return {sub(a.bytes_up, b.bytes_up), sub(a.bytes_down, b.bytes_down),
+          sub(a.tcp_connections, b.tcp_connections), sub(a.udp_packets, b.udp_packets)};
+}
+
+/// "traffic/<name>/<id>" -> (name, id).
+std::optional<std::pair<std::string, std::string>> splitTrafficKey(absl::string_view suffix) {
+  if (!absl::ConsumePrefix(&suffix, kTraffic)) return std::nullopt;
+  std::vector<std::string> parts = absl::StrSplit(suffix, '/');
+  if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) return std::nullopt;
+  return std::make_pair(parts[0], parts[1]);
+}
+
+/// What the store holds for `contents`: configuration key suffix -> value.
+std::map<std::string, std::string> desiredConfig(const StoreContents& contents) {
+  std::map<std::string, std::string> out;
+  for (User user : contents.users) {
+    user.traffic = TrafficCounters{};  // traffic lives in traffic/ keys
+    user.source = UserSource::Api;
+    out.emplace(absl::StrCat(kUsers, user.name), encodeUserText(user));
+  }
+  if (contents.default_method.has_value()) {
+    out.emplace(std::string(kDefaults), json{{"default_method", *contents.default_method}}.dump());
+  }
+  for (const PortIdentityKey& k : contents.identity_keys) {
+    out.emplace(absl::StrCat(kIdentityKeys, k.port, "/", k.method), encodeIdentityKeyText(k));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EtcdUserStore>> EtcdUserStore::create(
+    std::unique_ptr<etcd::EtcdClient> client, EtcdStoreOptions options) {
+  if (options.prefix.empty() || options.prefix.front() != '/' || options.prefix.back() != '/') {
+    return absl::InvalidArgumentError("etcd_prefix: must start and end with '/'");
+  }
+  if (options.replica_id.empty() ||
+      options.replica_id.find_first_of("/ ") != std::string::npos || options.replica_id == kBase) {
+    return absl::InvalidArgumentError("replica_id: must be non-empty, without '/' or spaces");
+  }
+  return std::unique_ptr<EtcdUserStore>(new EtcdUserStore(std::move(client), std::move(options)));
+}
+
+EtcdUserStore::EtcdUserStore(std::unique_ptr<etcd::EtcdClient> client, EtcdStoreOptions options)
+    : options_(std::move(options)), client_(std::move(client)) {
+  replica_id_ = options_.replica_id;
+}
+
+EtcdUserStore::~EtcdUserStore() { stop(); }
+
+std::string EtcdUserStore::describe() const { return absl::StrCat("etcd ", options_.prefix); }
+
+void EtcdUserStore::resetFromListLocked(const etcd::RangeResult& range) {
+  config_.clear();
+  traffic_.clear();
+  replicas_.clear();
+  guard_applied_ = 0;
+  for (const etcd::KeyValue& kv : range.kvs) {
+    etcd::WatchEvent event;
+    event.kv = kv;
+    applyLocked(event, nullptr);
+  }
+  // A list is what the listener gets next (load() or relist()), so it holds the guard too.
+  if (auto it = config_.find(std::string(kGuard)); it != config_.end()) {
+    guard_applied_ = it->second.mod_revision;
+  }
+  revision_ = range.revision;
+  listed_ = true;
+}
+
+int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
+                               std::set<std::string>* traffic_users) {
+  absl::string_view suffix = event.kv.key;
+  if (!absl::ConsumePrefix(&suffix, options_.prefix)) return 0;
+  const bool put = event.type == etcd::WatchEvent::Type::Put;
+  const int64_t rev = event.kv.mod_revision;
+  revision_ = std::max(revision_, rev);
+  if (isConfigKey(suffix)) {
+    auto it = config_.find(std::string(suffix));
+    if (it != config_.end() && it->second.mod_revision >= rev) return 0;  // heard already
+    if (put) {
+      config_[std::string(suffix)] = Stored{event.kv.value, rev};
+    } else if (it != config_.end()) {
+      config_.erase(it);
+    } else {
+      return 0;
+    }
+    if (!put && absl::StartsWith(suffix, kUsers)) {
+      const std::string name(suffix.substr(kUsers.size()));
+      own_.erase(name);
+      own_written_.erase(name);
+    }
+    if (auto at = written_at_.find(rev); at != written_at_.end()) {
+      watch_lag_seconds_ = absl::ToDoubleSeconds(absl::Now() - at->second);
+      written_at_.erase(written_at_.begin(), std::next(at));
+    }
+    return 1;
+  }
+  if (absl::StartsWith(suffix, kReplicas)) {
+    const std::string id(suffix.substr(kReplicas.size()));
+    if (put) {
+      replicas_.insert(id);
+    } else {
+      replicas_.erase(id);
+    }
+    return 0;
+  }
+  if (auto parts = splitTrafficKey(suffix)) {
+    auto& per_user = traffic_[parts->first];
+    if (put) {
+      auto counters = decodeTraffic(event.kv.value);
+      if (!counters.has_value()) {
+        SR_LOG(Warn, "etcd %s%s: not traffic counters; ignored", options_.prefix, suffix);
+        return 0;
+      }
+      per_user[parts->second] = {*counters, rev};
+    } else {
+      per_user.erase(parts->second);
+      if (per_user.empty()) traffic_.erase(parts->first);
+    }
+    if (traffic_users != nullptr) traffic_users->insert(parts->first);
+    return 2;
+  }
+  return 0;
+}
+
+StoreContents EtcdUserStore::contentsLocked() const {
+  StoreContents contents;
+  for (const auto& [suffix, stored] : config_) {
+    if (absl::StartsWith(suffix, kUsers)) {
+      auto user = decodeUserText(stored.value);
+      if (!user.ok() || user->name != suffix.substr(kUsers.size())) {
+        SR_LOG(Warn, "etcd %s%s: not a user (%s); ignored", options_.prefix, suffix,
+               user.ok() ? "another name" : user.status().message());
+        continue;
+      }
+      user->traffic = othersLocked(user->name);
+      contents.users.push_back(*std::move(user));
+    } else if (absl::StartsWith(suffix, kIdentityKeys)) {
+      auto key = decodeIdentityKeyText(stored.value);
+      if (!key.ok()) {
+        SR_LOG(Warn, "etcd %s%s: not an identity key (%s); ignored", options_.prefix, suffix,
+               key.status().message());
+        continue;
+      }
+      contents.identity_keys.push_back(*std::move(key));
+    } else if (suffix == kDefaults) {
+      json j = json::parse(stored.value, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.contains("default_method") && j["default_method"].is_string()) {
+        contents.default_method = j["default_method"].get<std::string>();
+      }
+    }
+  }
+  return contents;
+}
+
+TrafficCounters EtcdUserStore::othersLocked(const std::string& name) const {
+  TrafficCounters sum;
+  auto it = traffic_.find(name);
+  if (it == traffic_.end()) return sum;
+  for (const auto& [id, counters] : it->second) {
+    if (id != replica_id_) sum += counters.first;
+  }
+  return sum;
+}
+
+std::vector<TrafficTotal> EtcdUserStore::totalsLocked(const std::set<std::string>& names) const {
+  std::vector<TrafficTotal> out;
+  out.reserve(names.size());
+  for (const std::string& name : names) out.push_back({name, othersLocked(name)});
+  return out;
+}
+
+absl::StatusOr<StoreContents> EtcdUserStore::load() {
+  auto range = client_->getPrefix(options_.prefix);
+  if (!range.ok()) return range.status();
+  absl::MutexLock lock(&mu_);
+  resetFromListLocked(*range);
+  last_sync_ = absl::Now();
+  return contentsLocked();
+}
+
+void EtcdUserStore::start(SharedStoreListener* listener) {
+  absl::MutexLock lock(&mu_);
+  if (thread_.joinable()) return;
+  listener_ = listener;
+  relist_ = !listed_;  // load() failed: the listener has the cache; give it etcd's state
+  thread_ = std::thread([this] { run(); });
+}
+
+void EtcdUserStore::stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  watch_.reset();
+  flushTraffic();  // what this server counted since the last sync (best effort)
+  lease_.reset();
+}
+
+bool EtcdUserStore::relist() {
+  auto range = client_->getPrefix(options_.prefix);
+  if (!range.ok()) return false;
+  StoreContents contents;
+  std::vector<TrafficTotal> totals;
+  SharedStoreListener* listener;
+  int64_t guard;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t before = guard_applied_;
+    resetFromListLocked(*range);
+    guard = guard_applied_;
+    guard_applied_ = before;  // until the listener has it
+    contents = contentsLocked();
+    std::set<std::string> names;
+    for (const User& u : contents.users) names.insert(u.name);
+    totals = totalsLocked(names);
+    listener = listener_;
+    relist_ = false;
+    last_sync_ = absl::Now();
+  }
+  SR_LOG(Info, "etcd %s: read %d users at revision %d", options_.prefix, contents.users.size(),
+         range->revision);
+  if (listener != nullptr) {
+    listener->applyShared(std::move(contents));
+    listener->applyRemoteTraffic(totals);
+  }
+  absl::MutexLock lock(&mu_);
+  guard_applied_ = guard;
+  heard_.SignalAll();
+  return true;
+}
+
+void EtcdUserStore::onUpdate(const etcd::WatchUpdate& update) {
+  StoreContents contents;
+  std::vector<TrafficTotal> totals;
+  SharedStoreListener* listener;
+  bool config_changed = false;
+  int64_t guard = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    last_sync_ = absl::Now();
+    if (update.compact_revision > 0) {
+      SR_LOG(Warn, "etcd %s: history compacted at revision %d while this server was behind "
+                   "(at %d); reading everything again",
+             options_.prefix, update.compact_revision, revision_);
+      relist_ = true;
+      return;
+    }
+    std::set<std::string> traffic_users;
+    for (const etcd::WatchEvent& event : update.events) {
+      config_changed = applyLocked(event, &traffic_users) == 1 || config_changed;
+    }
+    if (update.progress) revision_ = std::max(revision_, update.revision);
+    listener = listener_;
+    if (config_changed) {
+      contents = contentsLocked();
+      auto it = config_.find(std::string(kGuard));
+      guard = it == config_.end() ? 0 : it->second.mod_revision;
+    }
+    totals = totalsLocked(traffic_users);
+  }
+  if (listener == nullptr) return;
+  if (config_changed) {
+    listener->applyShared(std::move(contents));
+    absl::MutexLock lock(&mu_);
+    guard_applied_ = std::max(guard_applied_, guard);
+    heard_.SignalAll();
+  }
+  if (!totals.empty()) listener->applyRemoteTraffic(totals);
+}
+
+absl::Status EtcdUserStore::write(const StoreContents& after) {
+  const std::map<std::string, std::string> desired = desiredConfig(after);
+  std::vector<etcd::Op> ops;
+  int64_t guard;
+  std::string replica;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (!listed_) {
+      return absl::UnavailableError(
+          absl::StrCat("the user store (", describe(), ") has not answered since this server "
+                       "started; changes wait until it does"));
+    }
+    guard = guard_applied_;
+    replica = replica_id_;
+    for (const auto& [suffix, value] : desired) {
+      auto it = config_.find(suffix);
+      if (it != config_.end() && it->second.value == value) continue;
+      ops.push_back({etcd::Op::Kind::Put, key(suffix), value});
+      if (it == config_.end() && absl::StartsWith(suffix, kUsers)) {
+        // A new user counts from zero, whatever a late writer left under its name.
+        const std::string name = suffix.substr(kUsers.size());
+        ops.push_back({etcd::Op::Kind::DeletePrefix, key(absl::StrCat(kTraffic, name, "/"))});
+        ops.push_back({etcd::Op::Kind::DeletePrefix, key(absl::StrCat(kLive, name, "/"))});
+      }
+    }
+    for (const auto& [suffix, stored] : config_) {
+      if (suffix == kGuard || desired.count(suffix) != 0) continue;
+      ops.push_back({etcd::Op::Kind::Delete, key(suffix)});
+      if (absl::StartsWith(suffix, kUsers)) {
+        const std::string name = suffix.substr(kUsers.size());
+        ops.push_back({etcd::Op::Kind::DeletePrefix, key(absl::StrCat(kTraffic, name, "/"))});
+        ops.push_back({etcd::Op::Kind::DeletePrefix, key(absl::StrCat(kLive, name, "/"))});
+      }
+    }
+  }
+  if (ops.empty()) return absl::OkStatus();
+  // Each transaction holds at most kMaxOps changes, and is conditioned on the guard as the
+  // previous one left it: the whole change is serialised after what this server heard.
+  for (size_t begin = 0; begin < ops.size(); begin += kMaxOps) {
+    const size_t end = std::min(ops.size(), begin + kMaxOps);
+    std::vector<etcd::Op> chunk(ops.begin() + begin, ops.begin() + end);
+    chunk.push_back({etcd::Op::Kind::Put, key(kGuard), replica});
+    etcd::Compare compare;
+    compare.key = key(kGuard);
+    compare.target = etcd::Compare::Target::Mod;
+    compare.result = etcd::Compare::Result::Equal;
+    compare.number = guard;
+    auto result = client_->txn({compare}, chunk, {});
+    if (!result.ok()) return result.status();
+    if (!result->succeeded) {
+      return absl::AbortedError(
+          "another server changed the user store at the same moment; try again");
+    }
+    guard = result->revision;
+    absl::MutexLock lock(&mu_);
+    // What was written is what this server has heard: its watch events are no news.
+    for (const etcd::Op& op : chunk) {
+      absl::string_view suffix = op.key;
+      absl::ConsumePrefix(&suffix, options_.prefix);
+      if (op.kind == etcd::Op::Kind::Put) {
+        config_[std::string(suffix)] = Stored{op.value, result->revision};
+      } else if (op.kind == etcd::Op::Kind::Delete) {
+        config_.erase(std::string(suffix));
+        if (absl::StartsWith(suffix, kUsers)) {
+          const std::string name(suffix.substr(kUsers.size()));
+          own_.erase(name);
+          own_written_.erase(name);
+          traffic_.erase(name);
+        }
+      }
+    }
+    guard_applied_ = std::max(guard_applied_, result->revision);
+    written_at_[result->revision] = absl::Now();
+    while (written_at_.size() > 64) written_at_.erase(written_at_.begin());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EtcdUserStore::catchUp(absl::Duration timeout) {
+  auto got = client_->get(key(kGuard));
+  if (!got.ok()) return got.status();
+  const int64_t target = got->kvs.empty() ? 0 : got->kvs.front().mod_revision;
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&mu_);
+  while (guard_applied_ < target) {
+    if (heard_.WaitWithDeadline(&mu_, deadline)) {
+      if (guard_applied_ >= target) break;
+      return absl::UnavailableError(absl::StrCat(
+          "this server has not heard the user store's latest change (revision ", target,
+          ") within ", absl::FormatDuration(timeout), "; try again"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void EtcdUserStore::addTraffic(std::span<const TrafficDelta> deltas) {
+  absl::MutexLock lock(&mu_);
+  for (const TrafficDelta& d : deltas) own_[d.name] += d.delta;
+}
+
+void EtcdUserStore::registerReplica() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (lease_ != nullptr && !lease_lost_) return;
+  }
+  if (lease_ != nullptr) {
+    // The lease ran out (etcd unreachable longer than its TTL): the old id's counters may be
+    // folded into the totals by another server, so they continue under a new id.
+    lease_.reset();
+    absl::MutexLock lock(&mu_);
+    replica_id_ = absl::StrCat(options_.replica_id, "-", absl::ToUnixMillis(absl::Now()) % 100000);
+    for (auto& [name, counters] : own_) {
+      auto written = own_written_.find(name);
+      if (written != own_written_.end()) counters = minus(counters, written->second);
+    }
+    own_written_.clear();
+    lease_lost_ = false;
+    SR_LOG(Warn, "etcd %s: this server's lease was lost; it continues as replica %s",
+           options_.prefix, replica_id_);
+  }
+  auto lease = client_->keepLease(options_.lease_ttl_seconds, [this] {
+    absl::MutexLock lock(&mu_);
+    lease_lost_ = true;
+  });
+  if (!lease.ok()) return;
+  std::string id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = replica_id_;
+  }
+  json j = {{"started", absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone())}};
+  if (auto put = client_->put(key(absl::StrCat(kReplicas, id)), j.dump(), (*lease)->id());
+      !put.ok()) {
+    return;  // the lease is revoked when dropped; the next round tries again
+  }
+  lease_ = *std::move(lease);
+}
+
+void EtcdUserStore::flushTraffic() {
+  if (lease_ == nullptr) return;
+  std::vector<std::pair<std::string, TrafficCounters>> changed;
+  std::string id;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (lease_lost_) return;
+    id = replica_id_;
+    for (const auto& [name, counters] : own_) {
+      if (config_.count(absl::StrCat(kUsers, name)) == 0) continue;  // deleted meanwhile
+      auto written = own_written_.find(name);
+      if (written != own_written_.end() && written->second == counters) continue;
+      changed.emplace_back(name, counters);
+    }
+  }
+  etcd::Compare mine;
+  mine.key = key(absl::StrCat(kReplicas, id));
+  mine.target = etcd::Compare::Target::Lease;
+  mine.result = etcd::Compare::Result::Equal;
+  mine.number = lease_->id();
+  for (size_t begin = 0; begin < changed.size(); begin += kMaxOps) {
+    const size_t end = std::min(changed.size(), begin + kMaxOps);
+    std::vector<etcd::Op> ops;
+    for (size_t i = begin; i < end; ++i) {
+      ops.push_back({etcd::Op::Kind::Put, key(absl::StrCat(kTraffic, changed[i].first, "/", id)),
+                     encodeTraffic(changed[i].second)});
+    }
+    auto result = client_->txn({mine}, ops, {});
+    if (!result.ok()) return;  // tried again at the next sync with the newer counts
+    absl::MutexLock lock(&mu_);
+    if (!result->succeeded) {
+      lease_lost_ = true;  // our replicas/ key is gone: a new id at the next round
+      return;
+    }
+    for (size_t i = begin; i < end; ++i) own_written_[changed[i].first] = changed[i].second;
+    last_sync_ = absl::Now();
+  }
+}
+
+void EtcdUserStore::checkSync() {
+  // etcd answers, and this server has heard its latest configuration change: in sync (the
+  // watch may be quiet for a long time when nothing changes).
+  auto got = client_->get(key(kGuard));
+  if (!got.ok()) return;
+  const int64_t target = got->kvs.empty() ? 0 : got->kvs.front().mod_revision;
+  absl::MutexLock lock(&mu_);
+  if (guard_applied_ >= target) last_sync_ = absl::Now();
+}
+
+void EtcdUserStore::foldGoneReplicas() {
+  // traffic/<name>/<id> of a server whose replicas/<id> key is gone (its lease expired) is
+  // folded into traffic/<name>/_base, once: the transaction is conditioned on both keys.
+  struct Fold {
+    std::string name, id;
+    TrafficCounters gone;
+    int64_t gone_rev;
+    TrafficCounters base;
+    int64_t base_rev;
+  };
+  std::vector<Fold> folds;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [name, per_id] : traffic_) {
+      for (const auto& [id, counters] : per_id) {
+        if (id == kBase || id == replica_id_ || replicas_.count(id) != 0) continue;
+        auto base = per_id.find(std::string(kBase));
+        folds.push_back({name, id, counters.first, counters.second,
+                         base == per_id.end() ? TrafficCounters{} : base->second.first,
+                         base == per_id.end() ? 0 : base->second.second});
+        if (folds.size() >= 32) break;  // a few per round: the watch brings the results
+      }
+      if (folds.size() >= 32) break;
+    }
+  }
+  for (const Fold& f : folds) {
+    etcd::Compare gone{key(absl::StrCat(kTraffic, f.name, "/", f.id)), etcd::Compare::Target::Mod,
+                       etcd::Compare::Result::Equal, f.gone_rev, ""};
+    etcd::Compare base{key(absl::StrCat(kTraffic, f.name, "/", kBase)),
+                       etcd::Compare::Target::Mod, etcd::Compare::Result::Equal, f.base_rev, ""};
+    TrafficCounters sum = f.base;
+    sum += f.gone;
+    std::vector<etcd::Op> ops = {
+        {etcd::Op::Kind::Put, base.key, encodeTraffic(sum)},
+        {etcd::Op::Kind::Delete, gone.key, ""},
+    };
+    if (!client_->txn({gone, base}, ops, {}).ok()) return;
+  }
+}
+
+void EtcdUserStore::run() {
+  absl::Duration backoff = absl::Milliseconds(100);
+  absl::Time next_sync = absl::Now() + options_.sync_interval;
+  for (;;) {
+    bool relist;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      relist = relist_;
+    }
+    if (relist) {
+      watch_.reset();  // a compacted watch has ended; an old one must not deliver meanwhile
+      if (!relist()) {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
+        backoff = std::min(backoff * 2, absl::Seconds(2));
+        continue;
+      }
+      backoff = absl::Milliseconds(100);
+    }
+    if (watch_ == nullptr) {
+      int64_t from;
+      {
+        absl::ReaderMutexLock lock(&mu_);
+        from = revision_ + 1;
+      }
+      watch_ = client_->watchPrefix(options_.prefix, from,
+                                    [this](const etcd::WatchUpdate& u) { onUpdate(u); });
+    }
+    registerReplica();
+    if (absl::Now() >= next_sync) {
+      checkSync();
+      flushTraffic();
+      foldGoneReplicas();
+      next_sync = absl::Now() + options_.sync_interval;
+    }
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithDeadline(absl::Condition(this, &EtcdUserStore::wakeLocked), next_sync);
+  }
+}
+
+EtcdUserStore::Stats EtcdUserStore::stats() const {
+  absl::ReaderMutexLock lock(&mu_);
+  Stats s;
+  s.revision = revision_;
+  s.last_sync = last_sync_;
+  s.up = absl::Now() - last_sync_ < 3 * options_.sync_interval + absl::Seconds(10);
+  s.watch_lag_seconds = watch_lag_seconds_;
+  s.replica_id = replica_id_;
+  return s;
+}
+
+}  // namespace shadowrelay::api::users

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "api/etcd/etcd_client.h"
+#include "api/users/shared_store.h"
+
+namespace shadowrelay::api::users {
+
+struct EtcdStoreOptions {
+  /// --etcd-prefix: every key lives under it; starts and ends with '/'.
+  std::string prefix = "/shadowrelay/";
+  /// --replica-id: names this server's traffic and live keys. A new one is taken when the
+  /// server's lease was lost (its old keys may have been folded into the totals meanwhile).
+  std::string replica_id;
+  /// --etcd-sync-interval: how often this server's traffic is written.
+  absl::Duration sync_interval = absl::Seconds(5);
+  /// --etcd-lease-ttl: the lease of this server's `replicas/` key.
+  int64_t lease_ttl_seconds = 10;
+};
+
+/// The SharedStore on etcd (issue 19). Keys under the prefix P:
+///
+///   P config_revision             written by every configuration change; a change is a
+///                                 transaction conditioned on its mod_revision being the one
+///                                 this server last heard, so changes are serialised across
+///                                 the cluster (a create of a taken name or port loses, hears
+///                                 the winner and answers ALREADY_EXISTS)
+///   P users/<name>                a user, as users.json writes it, with zero traffic
+///   P defaults                    {"default_method": ...}
+///   P identity_keys/<port>/<m>    a port's identity key
+///   P replicas/<id>               a live server, on its lease
+///   P traffic/<name>/<id>         what server <id> counted for <name>, cumulative: an absolute
+///                                 value, so a write retried after a timeout never counts twice
+///   P traffic/<name>/_base        what servers that are gone counted (folded in by whichever
+///                                 server sees their `replicas/` key gone first, atomically)
+///
+/// One watch on P keeps every server's view; a watch whose start was compacted re-lists.
+class EtcdUserStore : public SharedStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<EtcdUserStore>> create(
+      std::unique_ptr<etcd::EtcdClient> client, EtcdStoreOptions options);
+  ~EtcdUserStore() override;
+
+  absl::StatusOr<StoreContents> load() override;
+  void start(SharedStoreListener* listener) override;
+  void stop() override;
+  absl::Status write(const StoreContents& after) override;
+  absl::Status catchUp(absl::Duration timeout) override;
+  void addTraffic(std::span<const TrafficDelta> deltas) override;
+  std::string describe() const override;
+
+  /// For the shadowrelay_store_* metrics.
+  struct Stats {
+    bool up = false;                 // the watch answered within the last 3 sync intervals
+    int64_t revision = 0;            // last revision heard
+    absl::Time last_sync = absl::InfinitePast();  // last watch answer or traffic write
+    double watch_lag_seconds = 0;    // this server's last write until its watch event
+    std::string replica_id;
+  };
+  Stats stats() const;
+  /// The client's RPCs by method and result (observer of EtcdOptions), filled by the caller.
+  etcd::EtcdClient& client() { return *client_; }
+
+ private:
+  EtcdUserStore(std::unique_ptr<etcd::EtcdClient> client, EtcdStoreOptions options);
+
+  struct Stored {
+    std::string value;
+    int64_t mod_revision = 0;
+  };
+  std::string key(absl::string_view suffix) const { return options_.prefix + std::string(suffix); }
+  /// Replaces every map with a full read at one revision.
+  void resetFromListLocked(const etcd::RangeResult& range) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Applies one key's change. @return 1 for a configuration key, 2 for a traffic key, 0 else.
+  int applyLocked(const etcd::WatchEvent& event, std::set<std::string>* traffic_users)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  StoreContents contentsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  TrafficCounters othersLocked(const std::string& name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  std::vector<TrafficTotal> totalsLocked(const std::set<std::string>& names) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void onUpdate(const etcd::WatchUpdate& update);
+  /// Lists and hands the whole state to the listener. @return false if etcd did not answer.
+  bool relist();
+  void run();
+  void registerReplica();
+  void flushTraffic();
+  void foldGoneReplicas();
+  void checkSync();
+  bool wakeLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || relist_; }
+
+  const EtcdStoreOptions options_;
+  std::unique_ptr<etcd::EtcdClient> client_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar heard_;  // guard_applied_ moved
+  SharedStoreListener* listener_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::string replica_id_ ABSL_GUARDED_BY(mu_);
+  bool listed_ ABSL_GUARDED_BY(mu_) = false;
+  bool relist_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  /// Configuration keys (suffix after the prefix) as this server last heard them.
+  std::map<std::string, Stored> config_ ABSL_GUARDED_BY(mu_);
+  /// mod_revision of config_revision as the listener has it (0: absent).
+  int64_t guard_applied_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  /// traffic/<name>/<id>: cumulative counters, with their mod_revision.
+  std::map<std::string, std::map<std::string, std::pair<TrafficCounters, int64_t>>> traffic_
+      ABSL_GUARDED_BY(mu_);
+  std::set<std::string> replicas_ ABSL_GUARDED_BY(mu_);
+  /// This server's counts since replica_id_ was taken, and what of them is written.
+  std::map<std::string, TrafficCounters> own_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, TrafficCounters> own_written_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_sync_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  /// When this server's last write succeeded, by revision: its watch event gives the lag.
+  std::map<int64_t, absl::Time> written_at_ ABSL_GUARDED_BY(mu_);
+  double watch_lag_seconds_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::unique_ptr<etcd::EtcdClient::Lease> lease_;  // run() thread only
+  bool lease_lost_ ABSL_GUARDED_BY(mu_) = false;
+  std::unique_ptr<etcd::EtcdClient::Watch> watch_;  // run() thread only
+  std::thread thread_;
+};
+
+}  // namespace shadowrelay::api::users

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "api/users/user.h"
+#include "api/users/user_store.h"
+
+namespace shadowrelay::api::users {
+
+/// A user's traffic as a total (not a delta): what other servers counted.
+struct TrafficTotal {
+  std::string name;
+  TrafficCounters total;
+};
+
+/// Who hears what the other servers of a SharedStore changed: the UserRegistry.
+class SharedStoreListener {
+ public:
+  virtual ~SharedStoreListener() = default;
+  /// The whole shared configuration as it is now (API users with zero traffic, the default
+  /// method, the identity keys), after a change by any server or a re-list. Called from the
+  /// store's thread, one call at a time, in revision order.
+  virtual void applyShared(StoreContents contents) = 0;
+  /// What the other servers (and those gone) counted for these users, cumulative since each
+  /// user was created. Called from the store's thread.
+  virtual void applyRemoteTraffic(std::span<const TrafficTotal> totals) = 0;
+};
+
+/// The users, defaults and identity keys shared by several servers (the etcd store): the
+/// registry writes its changes here, conditioned on the state it made them from, and hears the
+/// changes of the others through SharedStoreListener. --state-dir then only caches the last
+/// table, so that a server can start while the store is down.
+class SharedStore {
+ public:
+  virtual ~SharedStore() = default;
+  /// Reads the whole configuration (users carry the traffic the other servers counted).
+  /// UNAVAILABLE when the store cannot be reached in time.
+  virtual absl::StatusOr<StoreContents> load() = 0;
+  /// Follows the changes from then on (from load()'s revision, or from a full read once the
+  /// store can be reached). `listener` must outlive the store or stop().
+  virtual void start(SharedStoreListener* listener) = 0;
+  /// Stops following and flushes this server's traffic (best effort). Idempotent.
+  virtual void stop() = 0;
+  /// Makes the store hold `after` (a change made from the state the listener last heard; the
+  /// store writes only what differs, traffic left out). ABORTED when another server changed
+  /// the store since: wait with catchUp() and make the change again from the new state.
+  /// UNAVAILABLE when the store cannot be reached; nothing is written then.
+  virtual absl::Status write(const StoreContents& after) = 0;
+  /// Waits until every change the store holds now has reached the listener (bounded).
+  virtual absl::Status catchUp(absl::Duration timeout) = 0;
+  /// Traffic this server relayed (deltas), shared with the others at the next sync.
+  virtual void addTraffic(std::span<const TrafficDelta> deltas) = 0;
+  /// Where the store is, for messages ("etcd http://a:2379,... prefix /shadowrelay/").
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace shadowrelay::api::users
