@@ -25,6 +25,8 @@ TEST_PKGS=(
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev systemd
   # tests/fuzz (--config=fuzz): clang, and libFuzzer with clang's sanitizer runtimes.
   clang libclang-rt-dev
+  # tests/api/etcd and the etcd store's tests: a real 3-member etcd 3.4 (/usr/bin/etcd, etcdctl).
+  etcd-server etcd-client
 )
 BENCH_PKGS=(iperf3 wrk openssl)
 # ./dev test --image (tests/deploy/image_test.py): build the container image with Debian's podman
