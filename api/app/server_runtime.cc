@@ -9,8 +9,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -503,9 +505,51 @@ absl::Status ServerRuntime::openRegistry() {
     return relay::findExecutable(plugin, path_env != nullptr ? path_env : "/usr/bin:/bin")
         .status();
   };
+  if (!config_.check_only) {
+    if (absl::Status s = openSharedStore(); !s.ok()) return s;
+    options.shared_store = shared_store_.get();
+  }
   auto opened = users::UserRegistry::open(std::move(options));
   if (!opened.ok()) return configError(absl::StrCat("users: ", opened.status().message()));
   registry_ = std::move(*opened);
+  if (shared_store_) shared_store_->start(registry_.get());
+  return absl::OkStatus();
+}
+
+absl::Status ServerRuntime::openSharedStore() {
+  const std::vector<std::string> endpoints = relay::etcdEndpointList(config_);
+  if (endpoints.empty()) return absl::OkStatus();
+  etcd::EtcdOptions client;
+  client.endpoints = endpoints;
+  client.ca_file = config_.etcd_ca;
+  client.cert_file = config_.etcd_cert;
+  client.key_file = config_.etcd_key;
+  client.user = config_.etcd_user;
+  if (!config_.etcd_password_file.empty()) {
+    auto password = relay::readSecretFile(config_.etcd_password_file, "etcd_password_file");
+    if (!password.ok()) return configError(password.status().message());
+    client.password = std::string(absl::StripTrailingAsciiWhitespace(*password));
+  }
+  users::EtcdStoreOptions options;
+  options.prefix = config_.etcd_prefix;
+  options.replica_id = config_.replica_id;
+  if (options.replica_id.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') std::strcpy(host, "server");
+    std::string name(host);
+    for (char& c : name) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+    }
+    std::random_device random;
+    options.replica_id = absl::StrFormat("%s-%08x", name.substr(0, 48), random());
+  }
+  options.sync_interval = absl::Seconds(config_.etcd_sync_interval);
+  options.lease_ttl_seconds = config_.etcd_lease_ttl;
+  auto store = users::EtcdUserStore::create(std::move(client), std::move(options));
+  if (!store.ok()) return configError(store.status().message());
+  shared_store_ = *std::move(store);
+  SR_LOG(Info, "users are shared through etcd %s, prefix %s, as replica %s",
+         absl::StrJoin(endpoints, ","), config_.etcd_prefix, shared_store_->stats().replica_id);
   return absl::OkStatus();
 }
 
@@ -534,6 +578,21 @@ absl::Status ServerRuntime::startExporter() {
                        state.connect_failures, state.sessions});
       }
       return out;
+    };
+  }
+  if (users::EtcdUserStore* store = shared_store_.get(); store != nullptr) {
+    options.store = [store] {
+      const users::EtcdUserStore::Stats stats = store->stats();
+      metrics::StoreSample sample;
+      for (const auto& [key, count] : stats.requests) {
+        sample.requests.push_back({key.first, key.second, count});
+      }
+      sample.up = stats.up;
+      sample.revision = stats.revision;
+      sample.last_sync_unix_seconds =
+          stats.last_sync == absl::InfinitePast() ? 0 : absl::ToDoubleSeconds(stats.last_sync - absl::UnixEpoch());
+      sample.watch_lag_seconds = stats.watch_lag_seconds;
+      return sample;
     };
   }
   users::UserRegistry* registry = registry_.get();
@@ -880,6 +939,8 @@ void ServerRuntime::stop() {
     forwardTraffic();
     if (auto status = registry_->flush(); !status.ok()) SR_LOG(Warn, "users: %s", status.message());
   }
+  // No more changes from other servers; this server's last traffic is written.
+  if (shared_store_) shared_store_->stop();
   // After the workers: the salts of the drained sessions are in.
   if (replay_filters_) saveReplayFilters();
   server_users_.reset();

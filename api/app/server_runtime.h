@@ -18,6 +18,7 @@
 #include "api/app/server_users.h"
 #include "api/control/control_server.h"
 #include "api/metrics/metrics_exporter.h"
+#include "api/users/etcd_user_store.h"
 #include "api/users/user_registry.h"
 #include "crypto/providers.h"
 #include "crypto/salt_store_2022.h"
@@ -79,6 +80,8 @@ class ServerRuntime {
   /// local/tunnel: the servers resolved, behind the plugin if there is one, in the balancer.
   absl::Status startUpstreams();
   absl::Status openRegistry();
+  /// --etcd-endpoints: the shared user store (before the registry, which reads it).
+  absl::Status openSharedStore();
   absl::Status startExporter();
   absl::Status bindListeners();
   /// The sockets of one listen address for every worker, appended to tcp_fds_ and udp_fds_
@@ -125,6 +128,7 @@ class ServerRuntime {
   std::unique_ptr<relay::IpNetworks> forbidden_targets_;  // server: forbidden_ip
   std::unique_ptr<relay::AclSlot> acl_;                   // --acl, replaced on SIGHUP
   std::unique_ptr<relay::SourceLimiter> source_limiter_;  // server: unauthenticated per source
+  std::unique_ptr<users::EtcdUserStore> shared_store_;  // --etcd-endpoints; before registry_
   std::unique_ptr<users::UserRegistry> registry_;
   std::unique_ptr<metrics::MetricsExporter> exporter_;
   std::unique_ptr<SampleHub> hub_;

@@ -223,6 +223,36 @@ std::vector<prometheus::MetricFamily> upstreamFamilies(const std::vector<Upstrea
   return out;
 }
 
+std::vector<prometheus::MetricFamily> storeFamilies(const StoreSample& store) {
+  std::vector<prometheus::MetricFamily> out;
+  prometheus::MetricFamily requests;
+  requests.name = "shadowrelay_store_requests_total";
+  requests.help = "Requests to etcd (the shared user store), by method and result.";
+  requests.type = prometheus::MetricType::Counter;
+  for (const StoreSample::Requests& r : store.requests) {
+    requests.metric.emplace_back();
+    requests.metric.back().label = {{"method", r.method}, {"result", r.result}};
+    requests.metric.back().counter.value = static_cast<double>(r.count);
+  }
+  out.push_back(std::move(requests));
+  out.push_back(gaugeFamily("shadowrelay_store_up",
+                            "1 while this server is in sync with etcd (it answers and this "
+                            "server has heard its latest change).",
+                            {}, store.up ? 1 : 0));
+  out.push_back(gaugeFamily("shadowrelay_store_revision",
+                            "The last etcd revision this server has applied.", {},
+                            static_cast<double>(store.revision)));
+  out.push_back(gaugeFamily("shadowrelay_store_last_sync_timestamp_seconds",
+                            "Unix time of this server's last successful sync with etcd (0: "
+                            "never).",
+                            {}, store.last_sync_unix_seconds));
+  out.push_back(gaugeFamily("shadowrelay_store_watch_lag_seconds",
+                            "From this server's last write to etcd until its watch delivered "
+                            "it.",
+                            {}, store.watch_lag_seconds));
+  return out;
+}
+
 }  // namespace
 
 /// Builds the shadowrelay_* families at scrape time from the exporter's samples.
@@ -239,6 +269,9 @@ class MetricsExporter::RelayCollector final : public prometheus::Collectable {
         "shadowrelay_build_info", "Always 1; the labels name the running build.",
         {{"version", options.version}, {"crypto_provider", options.crypto_provider}}, 1));
     if (options.users_by_state) out.push_back(usersFamily(options.users_by_state()));
+    if (options.store) {
+      for (auto& f : storeFamilies(options.store())) out.push_back(std::move(f));
+    }
     if (options.user_quotas && options.per_user) {
       for (auto& f : quotaFamilies(options.user_quotas())) out.push_back(std::move(f));
     }

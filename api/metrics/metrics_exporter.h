@@ -54,6 +54,20 @@ struct UserQuotaSample {
   uint64_t quota_bytes = 0;  // 0: no quota (no quota_bytes series)
 };
 
+/// The etcd store as the shadowrelay_store_* families show it (issue 19).
+struct StoreSample {
+  struct Requests {
+    std::string method;  // range, txn, watch, ...
+    std::string result;  // ok, unavailable, ... (gRPC code, lower case)
+    uint64_t count = 0;
+  };
+  std::vector<Requests> requests;
+  bool up = false;
+  int64_t revision = 0;
+  double last_sync_unix_seconds = 0;  // 0: never
+  double watch_lag_seconds = 0;
+};
+
 struct MetricsOptions {
   /// --metrics-listen: "host:port" with an IP literal or "localhost", ":port" or "port" (all
   /// IPv4 interfaces), "[v6]:port" ("[::]:port" takes IPv4 too); port 0 picks a free port.
@@ -93,6 +107,10 @@ struct MetricsOptions {
   /// local/tunnel: the servers and their health, for the shadowrelay_upstream_* families
   /// (called at each scrape: thread-safe). Unset: not exported.
   std::function<std::vector<UpstreamSample>()> upstreams;
+
+  /// The shadowrelay_store_* families (etcd store); called at each scrape: thread-safe.
+  /// Unset: not exported.
+  std::function<StoreSample()> store;
 
   bool enabled() const { return listen != kMetricsListenOff; }
 };

@@ -2,6 +2,7 @@
 #include "api/users/etcd_user_store.h"
 
 #include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -28,6 +29,30 @@ constexpr absl::string_view kLive = "live/";
 constexpr absl::string_view kBase = "_base";
 /// etcd's default --max-txn-ops is 128; one op of each transaction is the guard or is spare.
 constexpr size_t kMaxOps = 120;
+
+etcd::Op putOp(std::string key, std::string value) {
+  etcd::Op op;
+  op.kind = etcd::Op::Kind::Put;
+  op.key = std::move(key);
+  op.value = std::move(value);
+  return op;
+}
+
+etcd::Op deleteOp(std::string key, bool prefix = false) {
+  etcd::Op op;
+  op.kind = prefix ? etcd::Op::Kind::DeletePrefix : etcd::Op::Kind::Delete;
+  op.key = std::move(key);
+  return op;
+}
+
+etcd::Compare compareOp(std::string key, etcd::Compare::Target target, int64_t number) {
+  etcd::Compare c;
+  c.key = std::move(key);
+  c.target = target;
+  c.result = etcd::Compare::Result::Equal;
+  c.number = number;
+  return c;
+}
 
 bool isConfigKey(absl::string_view suffix) {
   return suffix == kGuard || suffix == kDefaults || absl::StartsWith(suffix, kUsers) ||
@@ -91,7 +116,7 @@ std::map<std::string, std::string> desiredConfig(const StoreContents& contents) 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EtcdUserStore>> EtcdUserStore::create(
-    std::unique_ptr<etcd::EtcdClient> client, EtcdStoreOptions options) {
+    etcd::EtcdOptions client_options, EtcdStoreOptions options) {
   if (options.prefix.empty() || options.prefix.front() != '/' || options.prefix.back() != '/') {
     return absl::InvalidArgumentError("etcd_prefix: must start and end with '/'");
   }
@@ -99,12 +124,26 @@ absl::StatusOr<std::unique_ptr<EtcdUserStore>> EtcdUserStore::create(
       options.replica_id.find_first_of("/ ") != std::string::npos || options.replica_id == kBase) {
     return absl::InvalidArgumentError("replica_id: must be non-empty, without '/' or spaces");
   }
-  return std::unique_ptr<EtcdUserStore>(new EtcdUserStore(std::move(client), std::move(options)));
+  std::unique_ptr<EtcdUserStore> store(new EtcdUserStore(std::move(options)));
+  EtcdUserStore* self = store.get();
+  client_options.observer = [self](absl::string_view method, absl::StatusCode code) {
+    self->countRequest(method, code);
+  };
+  auto client = etcd::EtcdClient::create(std::move(client_options));
+  if (!client.ok()) return client.status();
+  store->client_ = *std::move(client);
+  return store;
 }
 
-EtcdUserStore::EtcdUserStore(std::unique_ptr<etcd::EtcdClient> client, EtcdStoreOptions options)
-    : options_(std::move(options)), client_(std::move(client)) {
+EtcdUserStore::EtcdUserStore(EtcdStoreOptions options) : options_(std::move(options)) {
   replica_id_ = options_.replica_id;
+}
+
+void EtcdUserStore::countRequest(absl::string_view method, absl::StatusCode code) {
+  std::string result = absl::StatusCodeToString(code);
+  for (char& c : result) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  absl::MutexLock lock(&requests_mu_);
+  ++requests_[{std::string(method), std::move(result)}];
 }
 
 EtcdUserStore::~EtcdUserStore() { stop(); }
@@ -350,21 +389,21 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
     for (const auto& [suffix, value] : desired) {
       auto it = config_.find(suffix);
       if (it != config_.end() && it->second.value == value) continue;
-      ops.push_back({etcd::Op::Kind::Put, key(suffix), value});
+      ops.push_back(putOp(key(suffix), value));
       if (it == config_.end() && absl::StartsWith(suffix, kUsers)) {
         // A new user counts from zero, whatever a late writer left under its name.
         const std::string name = suffix.substr(kUsers.size());
-        ops.push_back({etcd::Op::Kind::DeletePrefix, key(absl::StrCat(kTraffic, name, "/"))});
-        ops.push_back({etcd::Op::Kind::DeletePrefix, key(absl::StrCat(kLive, name, "/"))});
+        ops.push_back(deleteOp(key(absl::StrCat(kTraffic, name, "/")), true));
+        ops.push_back(deleteOp(key(absl::StrCat(kLive, name, "/")), true));
       }
     }
     for (const auto& [suffix, stored] : config_) {
       if (suffix == kGuard || desired.count(suffix) != 0) continue;
-      ops.push_back({etcd::Op::Kind::Delete, key(suffix)});
+      ops.push_back(deleteOp(key(suffix)));
       if (absl::StartsWith(suffix, kUsers)) {
         const std::string name = suffix.substr(kUsers.size());
-        ops.push_back({etcd::Op::Kind::DeletePrefix, key(absl::StrCat(kTraffic, name, "/"))});
-        ops.push_back({etcd::Op::Kind::DeletePrefix, key(absl::StrCat(kLive, name, "/"))});
+        ops.push_back(deleteOp(key(absl::StrCat(kTraffic, name, "/")), true));
+        ops.push_back(deleteOp(key(absl::StrCat(kLive, name, "/")), true));
       }
     }
   }
@@ -374,13 +413,9 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
   for (size_t begin = 0; begin < ops.size(); begin += kMaxOps) {
     const size_t end = std::min(ops.size(), begin + kMaxOps);
     std::vector<etcd::Op> chunk(ops.begin() + begin, ops.begin() + end);
-    chunk.push_back({etcd::Op::Kind::Put, key(kGuard), replica});
-    etcd::Compare compare;
-    compare.key = key(kGuard);
-    compare.target = etcd::Compare::Target::Mod;
-    compare.result = etcd::Compare::Result::Equal;
-    compare.number = guard;
-    auto result = client_->txn({compare}, chunk, {});
+    chunk.push_back(putOp(key(kGuard), replica));
+    auto result =
+        client_->txn({compareOp(key(kGuard), etcd::Compare::Target::Mod, guard)}, chunk, {});
     if (!result.ok()) return result.status();
     if (!result->succeeded) {
       return absl::AbortedError(
@@ -486,17 +521,14 @@ void EtcdUserStore::flushTraffic() {
       changed.emplace_back(name, counters);
     }
   }
-  etcd::Compare mine;
-  mine.key = key(absl::StrCat(kReplicas, id));
-  mine.target = etcd::Compare::Target::Lease;
-  mine.result = etcd::Compare::Result::Equal;
-  mine.number = lease_->id();
+  const etcd::Compare mine =
+      compareOp(key(absl::StrCat(kReplicas, id)), etcd::Compare::Target::Lease, lease_->id());
   for (size_t begin = 0; begin < changed.size(); begin += kMaxOps) {
     const size_t end = std::min(changed.size(), begin + kMaxOps);
     std::vector<etcd::Op> ops;
     for (size_t i = begin; i < end; ++i) {
-      ops.push_back({etcd::Op::Kind::Put, key(absl::StrCat(kTraffic, changed[i].first, "/", id)),
-                     encodeTraffic(changed[i].second)});
+      ops.push_back(putOp(key(absl::StrCat(kTraffic, changed[i].first, "/", id)),
+                          encodeTraffic(changed[i].second)));
     }
     auto result = client_->txn({mine}, ops, {});
     if (!result.ok()) return;  // tried again at the next sync with the newer counts
@@ -546,16 +578,15 @@ void EtcdUserStore::foldGoneReplicas() {
     }
   }
   for (const Fold& f : folds) {
-    etcd::Compare gone{key(absl::StrCat(kTraffic, f.name, "/", f.id)), etcd::Compare::Target::Mod,
-                       etcd::Compare::Result::Equal, f.gone_rev, ""};
-    etcd::Compare base{key(absl::StrCat(kTraffic, f.name, "/", kBase)),
-                       etcd::Compare::Target::Mod, etcd::Compare::Result::Equal, f.base_rev, ""};
+    const etcd::Compare gone =
+        compareOp(key(absl::StrCat(kTraffic, f.name, "/", f.id)), etcd::Compare::Target::Mod,
+                  f.gone_rev);
+    const etcd::Compare base =
+        compareOp(key(absl::StrCat(kTraffic, f.name, "/", kBase)), etcd::Compare::Target::Mod,
+                  f.base_rev);
     TrafficCounters sum = f.base;
     sum += f.gone;
-    std::vector<etcd::Op> ops = {
-        {etcd::Op::Kind::Put, base.key, encodeTraffic(sum)},
-        {etcd::Op::Kind::Delete, gone.key, ""},
-    };
+    const std::vector<etcd::Op> ops = {putOp(base.key, encodeTraffic(sum)), deleteOp(gone.key)};
     if (!client_->txn({gone, base}, ops, {}).ok()) return;
   }
 }
@@ -564,13 +595,13 @@ void EtcdUserStore::run() {
   absl::Duration backoff = absl::Milliseconds(100);
   absl::Time next_sync = absl::Now() + options_.sync_interval;
   for (;;) {
-    bool relist;
+    bool list_again;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
-      relist = relist_;
+      list_again = relist_;
     }
-    if (relist) {
+    if (list_again) {
       watch_.reset();  // a compacted watch has ended; an old one must not deliver meanwhile
       if (!relist()) {
         absl::MutexLock lock(&mu_);
@@ -609,6 +640,8 @@ EtcdUserStore::Stats EtcdUserStore::stats() const {
   s.up = absl::Now() - last_sync_ < 3 * options_.sync_interval + absl::Seconds(10);
   s.watch_lag_seconds = watch_lag_seconds_;
   s.replica_id = replica_id_;
+  absl::MutexLock requests(&requests_mu_);
+  s.requests = requests_;
   return s;
 }
 

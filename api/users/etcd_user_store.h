@@ -49,8 +49,9 @@ struct EtcdStoreOptions {
 /// One watch on P keeps every server's view; a watch whose start was compacted re-lists.
 class EtcdUserStore : public SharedStore {
  public:
-  static absl::StatusOr<std::unique_ptr<EtcdUserStore>> create(
-      std::unique_ptr<etcd::EtcdClient> client, EtcdStoreOptions options);
+  /// Makes the client (its observer counts the requests for stats()); connects lazily.
+  static absl::StatusOr<std::unique_ptr<EtcdUserStore>> create(etcd::EtcdOptions client_options,
+                                                               EtcdStoreOptions options);
   ~EtcdUserStore() override;
 
   absl::StatusOr<StoreContents> load() override;
@@ -68,13 +69,14 @@ class EtcdUserStore : public SharedStore {
     absl::Time last_sync = absl::InfinitePast();  // last watch answer or traffic write
     double watch_lag_seconds = 0;    // this server's last write until its watch event
     std::string replica_id;
+    /// etcd RPCs by (method, result): result is the gRPC code's name in lower case.
+    std::map<std::pair<std::string, std::string>, uint64_t> requests;
   };
   Stats stats() const;
-  /// The client's RPCs by method and result (observer of EtcdOptions), filled by the caller.
-  etcd::EtcdClient& client() { return *client_; }
 
  private:
-  EtcdUserStore(std::unique_ptr<etcd::EtcdClient> client, EtcdStoreOptions options);
+  explicit EtcdUserStore(EtcdStoreOptions options);
+  void countRequest(absl::string_view method, absl::StatusCode code);
 
   struct Stored {
     std::string value;
@@ -102,6 +104,8 @@ class EtcdUserStore : public SharedStore {
 
   const EtcdStoreOptions options_;
   std::unique_ptr<etcd::EtcdClient> client_;
+  mutable absl::Mutex requests_mu_;
+  std::map<std::pair<std::string, std::string>, uint64_t> requests_ ABSL_GUARDED_BY(requests_mu_);
 
   mutable absl::Mutex mu_;
   absl::CondVar heard_;  // guard_applied_ moved

@@ -198,16 +198,21 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
       shared_status = loaded.status();
     }
   }
-  if ((shared == nullptr || !shared_status.ok()) && r.store_ != nullptr) {
+  if (r.store_ != nullptr) {
     auto loaded = r.store_->load();
     if (!loaded.ok()) {
-      return loaded.status();
+      if (shared == nullptr || !shared_status.ok()) return loaded.status();
+      // Only a cache: etcd has the users. It is written again at the next change.
+      SR_LOG(Warn, "user store cache: %s", loaded.status().message());
+    } else {
+      if (!loaded->warning.empty()) {
+        SR_LOG(Warn, "%s", loaded->warning);
+      }
+      if (shared == nullptr || !shared_status.ok()) {
+        contents = std::move(loaded->contents);
+        from = absl::StrCat(r.store_->path(), " (generation ", r.store_->generation(), ")");
+      }
     }
-    if (!loaded->warning.empty()) {
-      SR_LOG(Warn, "%s", loaded->warning);
-    }
-    contents = std::move(loaded->contents);
-    from = absl::StrCat(r.store_->path(), " (generation ", r.store_->generation(), ")");
   }
   if (!shared_status.ok()) {
     SR_LOG(Warn, "user store %s: %s; serving %s until it answers", shared->describe(),
@@ -241,6 +246,12 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
   }
   if (!from.empty()) {
     SR_LOG(Info, "user store %s: %d API users", from, contents.users.size());
+  }
+  if (shared != nullptr && shared_status.ok() && r.store_ != nullptr) {
+    // What a start while etcd is down serves.
+    if (absl::Status s = r.store_->save(contentsOf(state)); !s.ok()) {
+      SR_LOG(Warn, "user store cache: %s", s.message());
+    }
   }
   // Identity keys the users need and the store lacks are made now and kept before any client
   // can be given them.
