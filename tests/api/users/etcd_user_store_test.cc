@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: Apache-2.0
+// Two user registries sharing one real 3-member etcd cluster (issue 19 §1, §2): a change on one
+// reaches the other, concurrent creates of one name or port have one winner, traffic counted on
+// both is the cluster's total (data quota included), etcd down keeps the users, a registry that
+// starts while etcd is down serves its cache and catches up.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "api/users/etcd_user_store.h"
+#include "api/users/user_registry.h"
+#include "gtest/gtest.h"
+#include "tests/testing/etcd_cluster.h"
+#include "tests/testing/temp_dir.h"
+
+namespace shadowrelay::api::users {
+namespace {
+
+using testing::EtcdCluster;
+
+/// A registry on a store of its own, as one server has them.
+struct Server {
+  std::unique_ptr<EtcdUserStore> store;
+  std::unique_ptr<UserRegistry> registry;
+  ~Server() {
+    if (store) store->stop();
+    registry.reset();
+  }
+};
+
+std::unique_ptr<Server> startServer(const EtcdCluster& cluster, const std::string& prefix,
+                                    const std::string& id, const std::string& state_dir = "") {
+  etcd::EtcdOptions client;
+  client.endpoints = cluster.endpoints();
+  client.request_timeout = absl::Seconds(1);
+  EtcdStoreOptions options;
+  options.prefix = prefix;
+  options.replica_id = id;
+  options.sync_interval = absl::Milliseconds(300);
+  options.lease_ttl_seconds = 2;
+  auto store = EtcdUserStore::create(std::move(client), std::move(options));
+  EXPECT_TRUE(store.ok()) << store.status();
+  if (!store.ok()) return nullptr;
+  auto server = std::make_unique<Server>();
+  server->store = *std::move(store);
+  RegistryOptions o;
+  o.state_dir = state_dir;
+  o.shared_port = 8388;
+  o.shared_store = server->store.get();
+  auto registry = UserRegistry::open(std::move(o));
+  EXPECT_TRUE(registry.ok()) << registry.status();
+  if (!registry.ok()) return nullptr;
+  server->registry = *std::move(registry);
+  server->store->start(server->registry.get());
+  return server;
+}
+
+/// Polls `done` every 10 ms for at most `timeout`.
+template <typename F>
+bool eventually(F done, absl::Duration timeout = absl::Seconds(3)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return done();
+}
+
+NewUser newUser(const std::string& name, uint16_t port = 0) {
+  NewUser u;
+  u.name = name;
+  u.method = "aes-256-gcm";
+  u.password = "pw-" + name;
+  u.port = port;
+  return u;
+}
+
+class EtcdUserStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = EtcdCluster::start();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *std::move(cluster);
+    a_ = startServer(*cluster_, prefix_, "a");
+    b_ = startServer(*cluster_, prefix_, "b");
+    ASSERT_NE(a_, nullptr);
+    ASSERT_NE(b_, nullptr);
+  }
+
+  const std::string prefix_ = "/t/";
+  std::unique_ptr<EtcdCluster> cluster_;
+  std::unique_ptr<Server> a_, b_;
+};
+
+TEST_F(EtcdUserStoreTest, ChangesReachTheOtherServer) {
+  ASSERT_TRUE(a_->registry->create(newUser("alice")).ok());
+  const absl::Time written = absl::Now();
+  ASSERT_TRUE(eventually([&] { return b_->registry->get("alice").ok(); }));
+  EXPECT_LT(absl::Now() - written, absl::Seconds(1));
+  EXPECT_NE(b_->registry->snapshot()->find("alice"), nullptr);
+  EXPECT_EQ(b_->registry->get("alice")->password, "pw-alice");
+
+  // A create of the same name on the other server: ALREADY_EXISTS, whichever is asked.
+  EXPECT_EQ(b_->registry->create(newUser("alice")).status().code(),
+            absl::StatusCode::kAlreadyExists);
+
+  UserUpdate disable;
+  disable.enabled = false;
+  ASSERT_TRUE(b_->registry->update("alice", disable).ok());
+  ASSERT_TRUE(eventually([&] { return !a_->registry->get("alice")->enabled; }));
+  ASSERT_TRUE(eventually([&] { return !a_->registry->snapshot()->find("alice")->enabled; }));
+
+  ASSERT_TRUE(a_->registry->remove("alice").ok());
+  ASSERT_TRUE(eventually([&] { return !b_->registry->get("alice").ok(); }));
+  EXPECT_EQ(b_->registry->snapshot()->find("alice"), nullptr);
+
+  ASSERT_TRUE(b_->registry->setDefaultMethod("chacha20-ietf-poly1305").ok());
+  ASSERT_TRUE(
+      eventually([&] { return a_->registry->defaultMethod() == "chacha20-ietf-poly1305"; }));
+}
+
+TEST_F(EtcdUserStoreTest, ConcurrentCreatesHaveOneWinner) {
+  for (int round = 0; round < 10; ++round) {
+    const std::string name = absl::StrCat("race", round);
+    std::atomic<int> ok{0}, exists{0}, other{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 6; ++i) {
+      UserRegistry* r = (i % 2 == 0 ? a_ : b_)->registry.get();
+      threads.emplace_back([&, r] {
+        auto created = r->create(newUser(name));
+        if (created.ok()) {
+          ++ok;
+        } else if (created.status().code() == absl::StatusCode::kAlreadyExists) {
+          ++exists;
+        } else {
+          ++other;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok.load(), 1) << name;
+    EXPECT_EQ(exists.load(), 5) << name;
+    EXPECT_EQ(other.load(), 0) << name;
+  }
+  // Two names asking for one dedicated port at once: one gets it.
+  for (int round = 0; round < 5; ++round) {
+    const uint16_t port = static_cast<uint16_t>(20000 + round);
+    std::atomic<int> ok{0}, refused{0};
+    std::thread t1([&] {
+      auto c = a_->registry->create(newUser(absl::StrCat("pa", round), port));
+      (c.ok() ? ok : refused)++;
+      if (!c.ok()) EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+    });
+    std::thread t2([&] {
+      auto c = b_->registry->create(newUser(absl::StrCat("pb", round), port));
+      (c.ok() ? ok : refused)++;
+      if (!c.ok()) EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+    });
+    t1.join();
+    t2.join();
+    EXPECT_EQ(ok.load(), 1);
+    EXPECT_EQ(refused.load(), 1);
+  }
+  ASSERT_TRUE(eventually([&] { return a_->registry->size() == b_->registry->size(); }));
+  EXPECT_EQ(a_->registry->size(), 15u);
+}
+
+TEST_F(EtcdUserStoreTest, TrafficAndQuotaAreTheClusterTotal) {
+  NewUser u = newUser("bob");
+  u.limits.data_quota_bytes = 10'000'000;
+  ASSERT_TRUE(a_->registry->create(u).ok());
+  ASSERT_TRUE(eventually([&] { return b_->registry->get("bob").ok(); }));
+  TrafficCounters six_mb;
+  six_mb.bytes_down = 6'000'000;
+  six_mb.tcp_connections = 1;
+  a_->registry->addTraffic("bob", six_mb);
+  b_->registry->addTraffic("bob", six_mb);
+  // Neither server alone is over the quota; within a few sync intervals both see 12 MB.
+  for (Server* s : {a_.get(), b_.get()}) {
+    ASSERT_TRUE(eventually([&] {
+      auto got = s->registry->get("bob");
+      return got.ok() && got->traffic.bytes_down == 12'000'000;
+    })) << s->registry->get("bob")->traffic.bytes_down;
+    EXPECT_EQ(s->registry->get("bob")->traffic.tcp_connections, 2u);
+    EXPECT_TRUE(s->registry->snapshot()->find("bob")->quota_exceeded);
+  }
+  // Counted once: more syncs do not add it again.
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ(a_->registry->get("bob")->traffic.bytes_down, 12'000'000u);
+
+  // A server that stops is folded into the base after its lease; the total stays.
+  b_->store->stop();
+  b_.reset();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto keys = cluster_->etcdctl({"get", prefix_ + "traffic/bob/", "--prefix", "--keys-only"});
+        return keys.ok() && keys->output.find("/_base") != std::string::npos &&
+               keys->output.find("traffic/bob/b") == std::string::npos;
+      },
+      absl::Seconds(8)));
+  absl::SleepFor(absl::Milliseconds(600));
+  EXPECT_EQ(a_->registry->get("bob")->traffic.bytes_down, 12'000'000u);
+  // A new server reads the total.
+  auto c = startServer(*cluster_, prefix_, "c");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->registry->get("bob")->traffic.bytes_down, 12'000'000u);
+  EXPECT_TRUE(c->registry->snapshot()->find("bob")->quota_exceeded);
+}
+
+TEST_F(EtcdUserStoreTest, EtcdDownKeepsTheUsersAndRefusesWrites) {
+  ASSERT_TRUE(a_->registry->create(newUser("carol")).ok());
+  ASSERT_TRUE(eventually([&] { return b_->registry->get("carol").ok(); }));
+  ASSERT_TRUE(cluster_->stopAll().ok());
+  const absl::Time before = absl::Now();
+  auto refused = a_->registry->create(newUser("dave"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_LT(absl::Now() - before, absl::Seconds(5));
+  // Reads and the relay's table stay.
+  EXPECT_TRUE(a_->registry->get("carol").ok());
+  EXPECT_NE(b_->registry->snapshot()->find("carol"), nullptr);
+  ASSERT_TRUE(cluster_->startAll().ok());
+  // Writes work again and reach the other server (its watch resumed).
+  ASSERT_TRUE(eventually([&] { return a_->registry->create(newUser("dave")).ok(); },
+                         absl::Seconds(10)));
+  ASSERT_TRUE(eventually([&] { return b_->registry->get("dave").ok(); }, absl::Seconds(5)));
+}
+
+TEST_F(EtcdUserStoreTest, StartsFromItsCacheWhileEtcdIsDown) {
+  TempDir dir;
+  {
+    auto c = startServer(*cluster_, prefix_, "c", dir.path());
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(a_->registry->create(newUser("erin")).ok());
+    ASSERT_TRUE(eventually([&] { return c->registry->get("erin").ok(); }));
+  }
+  ASSERT_TRUE(cluster_->stopAll().ok());
+  auto c = startServer(*cluster_, prefix_, "c2", dir.path());
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->registry->get("erin").ok());  // from the cache
+  ASSERT_TRUE(cluster_->startAll().ok());
+  ASSERT_TRUE(eventually([&] { return a_->registry->remove("erin").ok(); }, absl::Seconds(10)));
+  ASSERT_TRUE(eventually([&] { return !c->registry->get("erin").ok(); }, absl::Seconds(5)));
+}
+
+TEST_F(EtcdUserStoreTest, ALeaderKillDoesNotStopWrites) {
+  ASSERT_TRUE(cluster_->killLeader().ok());
+  // A create whose answer was lost with the leader may have been made: ALREADY_EXISTS then.
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto c = a_->registry->create(newUser("frank"));
+        return c.ok() || c.status().code() == absl::StatusCode::kAlreadyExists;
+      },
+      absl::Seconds(5)));
+  ASSERT_TRUE(eventually([&] { return b_->registry->get("frank").ok(); }, absl::Seconds(3)));
+}
+
+}  // namespace
+}  // namespace shadowrelay::api::users
