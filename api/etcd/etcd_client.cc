@@ -299,7 +299,9 @@ absl::StatusOr<Endpoint> makeEndpoint(const std::string& url,
   args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
   // A member that comes back is found within a second (gRPC's default backoff reaches 2 min).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // This is also the shortest time a connection attempt gets (gRPC's min connect timeout): a
+  // busy member that was just started may take longer than 100 ms to send its SETTINGS.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // A silent watch on a member that vanished (no RST) ends within 15 s. etcd refuses pings
   // closer than 5 s (--grpc-keepalive-min-time).

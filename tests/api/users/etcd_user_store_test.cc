@@ -21,7 +21,8 @@
 namespace shadowrelay::api::users {
 namespace {
 
-using testing::EtcdCluster;
+using shadowrelay::testing::EtcdCluster;
+using shadowrelay::testing::TempDir;
 
 /// A registry on a store of its own, as one server has them.
 struct Server {
@@ -37,7 +38,7 @@ std::unique_ptr<Server> startServer(const EtcdCluster& cluster, const std::strin
                                     const std::string& id, const std::string& state_dir = "") {
   etcd::EtcdOptions client;
   client.endpoints = cluster.endpoints();
-  client.request_timeout = absl::Seconds(1);
+  client.request_timeout = absl::Seconds(2);
   EtcdStoreOptions options;
   options.prefix = prefix;
   options.replica_id = id;
@@ -61,12 +62,15 @@ std::unique_ptr<Server> startServer(const EtcdCluster& cluster, const std::strin
 }
 
 /// Polls `done` every 10 ms for at most `timeout`.
+/// Writes poll every 200 ms: a client calling etcd in a tight loop while its channels reconnect
+/// delays the reconnection (measured: 7.7 s instead of about 1 s after etcd came back).
 template <typename F>
-bool eventually(F done, absl::Duration timeout = absl::Seconds(3)) {
+bool eventually(F done, absl::Duration timeout = absl::Seconds(3),
+                absl::Duration every = absl::Milliseconds(10)) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
+    absl::SleepFor(every);
   }
   return done();
 }
@@ -154,12 +158,16 @@ TEST_F(EtcdUserStoreTest, ConcurrentCreatesHaveOneWinner) {
     std::thread t1([&] {
       auto c = a_->registry->create(newUser(absl::StrCat("pa", round), port));
       (c.ok() ? ok : refused)++;
-      if (!c.ok()) EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+      if (!c.ok()) {
+        EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+      }
     });
     std::thread t2([&] {
       auto c = b_->registry->create(newUser(absl::StrCat("pb", round), port));
       (c.ok() ? ok : refused)++;
-      if (!c.ok()) EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+      if (!c.ok()) {
+        EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+      }
     });
     t1.join();
     t2.join();
@@ -226,7 +234,7 @@ TEST_F(EtcdUserStoreTest, EtcdDownKeepsTheUsersAndRefusesWrites) {
   ASSERT_TRUE(cluster_->startAll().ok());
   // Writes work again and reach the other server (its watch resumed).
   ASSERT_TRUE(eventually([&] { return a_->registry->create(newUser("dave")).ok(); },
-                         absl::Seconds(10)));
+                         absl::Seconds(10), absl::Milliseconds(200)));
   ASSERT_TRUE(eventually([&] { return b_->registry->get("dave").ok(); }, absl::Seconds(5)));
 }
 
@@ -243,7 +251,8 @@ TEST_F(EtcdUserStoreTest, StartsFromItsCacheWhileEtcdIsDown) {
   ASSERT_NE(c, nullptr);
   EXPECT_TRUE(c->registry->get("erin").ok());  // from the cache
   ASSERT_TRUE(cluster_->startAll().ok());
-  ASSERT_TRUE(eventually([&] { return a_->registry->remove("erin").ok(); }, absl::Seconds(10)));
+  ASSERT_TRUE(eventually([&] { return a_->registry->remove("erin").ok(); }, absl::Seconds(10),
+                         absl::Milliseconds(200)));
   ASSERT_TRUE(eventually([&] { return !c->registry->get("erin").ok(); }, absl::Seconds(5)));
 }
 
@@ -255,7 +264,7 @@ TEST_F(EtcdUserStoreTest, ALeaderKillDoesNotStopWrites) {
         auto c = a_->registry->create(newUser("frank"));
         return c.ok() || c.status().code() == absl::StatusCode::kAlreadyExists;
       },
-      absl::Seconds(5)));
+      absl::Seconds(5), absl::Milliseconds(200)));
   ASSERT_TRUE(eventually([&] { return b_->registry->get("frank").ok(); }, absl::Seconds(3)));
 }
 
