@@ -16,7 +16,6 @@ the cluster e2e test and bench stand on must do what they rely on. No shadowrela
 Every wait is bounded (etcd_cluster's deadlines, wait_until).
 """
 import os
-import signal
 import subprocess
 import sys
 import textwrap
