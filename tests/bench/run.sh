@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# ./dev bench [crypto|users|tcp|udp|scale|flood|all]: builds with -c opt and prints markdown tables
-# for docs/PERFORMANCE.md. Every loop is bounded in count and time.
+# ./dev bench [crypto|users|tcp|udp|scale|flood|cluster|all]: builds with -c opt and prints
+# markdown tables for docs/PERFORMANCE.md. Every loop is bounded in count and time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 what="${1:-crypto}"
@@ -33,7 +33,7 @@ bench_users() {
 case "$what" in
   crypto) bench_crypto ;;
   users) bench_users ;;
-  tcp|udp|scale|flood)
+  tcp|udp|scale|flood|cluster)
     if [ -x "tests/bench/${what}_bench.sh" ]; then
       exec "tests/bench/${what}_bench.sh" "${@:2}"
     fi
@@ -43,9 +43,9 @@ case "$what" in
   all)
     bench_crypto
     bench_users
-    for w in tcp udp scale flood; do
+    for w in tcp udp scale flood cluster; do
       [ -x "tests/bench/${w}_bench.sh" ] && "tests/bench/${w}_bench.sh"
     done
     ;;
-  *) echo "usage: ./dev bench [crypto|users|tcp|udp|scale|flood|all]" >&2; exit 2 ;;
+  *) echo "usage: ./dev bench [crypto|users|tcp|udp|scale|flood|cluster|all]" >&2; exit 2 ;;
 esac

@@ -1443,6 +1443,54 @@ def grpc_api(port, method, request, token, tls=(), timeout=30):
     return json.loads(out.stdout)
 
 
+class ApiSession:
+    """Many unary calls to the control API on LOOPBACK:port over one channel: one
+    `grpc_call --stdin` process, a line per call. A call costs a round trip, not a process
+    start, for tests and benches that poll every few milliseconds. Not thread-safe: one caller
+    at a time (a lock serialises them). close() ends the process; so does main()'s cleanup."""
+
+    def __init__(self, port, token, tls=(), name="grpc_call"):
+        self.port = port
+        argv = [Config.grpc_call, *tls, f"{LOOPBACK}:{port}", token, "--stdin"]
+        self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, text=True, bufsize=1,
+                                      preexec_fn=_die_with_parent, close_fds=True)
+        self.lock = threading.Lock()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.popen.stdout, selectors.EVENT_READ)
+
+    def call(self, method, request, timeout=15):
+        """The decoded JSON response of `method` ("package.Service/Method"), or ApiError with
+        the status; AssertionError when no answer comes within `timeout` s (the call's own
+        deadline is 10 s)."""
+        with self.lock:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"grpc_call --stdin exited with {self.popen.returncode}")
+            self.popen.stdin.write(f"{method} {json.dumps(request)}\n")
+            self.popen.stdin.flush()
+            if not self.selector.select(timeout):
+                raise AssertionError(f"grpc_call --stdin: no answer to {method} within "
+                                     f"{timeout} s")
+            line = self.popen.stdout.readline()
+        if not line:
+            raise AssertionError(f"grpc_call --stdin ended (exit {self.popen.poll()})")
+        if line.startswith("ERROR "):
+            code, _, message = line.strip()[len("ERROR "):].partition(": ")
+            raise ApiError(code, message)
+        return json.loads(line)
+
+    def close(self):
+        if self.popen.poll() is None:
+            self.popen.stdin.close()
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+        self.selector.close()
+        self.popen.stdout.close()
+
+
 def stopped_log(test, child):
     """Stops `child` with SIGTERM (it must exit 0) and returns its whole log."""
     code, killed = child.stop()

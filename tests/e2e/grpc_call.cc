@@ -6,6 +6,13 @@
 //   grpc_call --tls-ca ca.pem [--tls-cert client.pem --tls-key client.key]
 //             [--tls-server-name NAME] ADDRESS TOKEN package.Service/Method JSON
 //
+//   grpc_call [--tls-* ...] ADDRESS TOKEN --stdin
+//
+// With --stdin, every line read is one call, "package.Service/Method JSON", over one channel,
+// and every call prints one line as it ends (flushed): the response JSON or "ERROR <code name>:
+// <message>"; exit 0 at the end of input. The cluster e2e test and bench drive it that way: a
+// call then costs a round trip, not a process start (polling every 5 ms).
+//
 // TOKEN "-" sends no authorization header. Without a --tls-* option the channel is plaintext;
 // with any of them it is TLS: --tls-ca verifies the server (default: the system roots),
 // --tls-cert/--tls-key present a client certificate (mutual TLS), --tls-server-name is the name
@@ -16,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -39,7 +47,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: grpc_call [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n"
-    "                 ADDRESS TOKEN|- package.Service/Method JSON\n";
+    "                 ADDRESS TOKEN|- package.Service/Method JSON\n"
+    "       grpc_call [--tls-* ...] ADDRESS TOKEN|- --stdin   (lines: Service/Method JSON)\n";
 
 struct TlsOptions {
   bool enabled = false;
@@ -78,6 +87,81 @@ std::shared_ptr<grpc::ChannelCredentials> channelCredentials(const TlsOptions& t
   return grpc::SslCredentials(ssl);
 }
 
+/// One unary call of `full` ("package.Service/Method") with the JSON request `json` on
+/// `channel`; prints the response JSON or "ERROR <code>: <message>" on one line. Returns 0 on
+/// OK, 3 on a gRPC error, 2 when the method or the request is not valid.
+int callOnce(const std::shared_ptr<grpc::Channel>& channel, const std::string& token,
+             const std::string& full, const std::string& json) {
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  const auto* method = pool->FindMethodByName(absl::StrReplaceAll(full, {{"/", "."}}));
+  if (method == nullptr) {
+    std::fprintf(stderr, "grpc_call: unknown method %s\n", full.c_str());
+    return 2;
+  }
+  google::protobuf::DynamicMessageFactory factory(pool);
+  std::unique_ptr<google::protobuf::Message> request(
+      factory.GetPrototype(method->input_type())->New());
+  std::unique_ptr<google::protobuf::Message> response(
+      factory.GetPrototype(method->output_type())->New());
+  if (auto s = google::protobuf::util::JsonStringToMessage(json, request.get()); !s.ok()) {
+    std::fprintf(stderr, "grpc_call: request: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  std::string wire;
+  request->SerializeToString(&wire);
+  grpc::Slice slice(wire);
+  grpc::ByteBuffer send(&slice, 1);
+
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (token != "-") context.AddMetadata("authorization", "Bearer " + token);
+  grpc::CompletionQueue cq;
+  grpc::ByteBuffer received;
+  grpc::Status status;
+  auto call = stub.PrepareUnaryCall(&context, "/" + full, send, &cq);
+  call->StartCall();
+  call->Finish(&received, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  cq.Next(&tag, &ok);
+  if (!status.ok()) {
+    std::printf("ERROR %s: %s\n", shadowrelay::testing::statusCodeName(status.error_code()),
+                status.error_message().c_str());
+    std::fflush(stdout);
+    return 3;
+  }
+  std::vector<grpc::Slice> slices;
+  (void)received.Dump(&slices);
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  response->ParseFromString(bytes);
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(*response, &out, options);
+  std::printf("%s\n", out.c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+/// --stdin: one call per input line ("package.Service/Method JSON") on one channel. A line that
+/// is not a valid call prints "ERROR INVALID_LINE: ..." and the loop goes on.
+int callLines(const std::shared_ptr<grpc::Channel>& channel, const std::string& token) {
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (line.empty()) continue;
+    const size_t space = line.find(' ');
+    if (space == std::string::npos ||
+        callOnce(channel, token, line.substr(0, space), line.substr(space + 1)) == 2) {
+      std::printf("ERROR INVALID_LINE: not \"package.Service/Method JSON\"\n");
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -110,11 +194,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "grpc_call: --tls-cert and --tls-key go together\n%s", kUsage);
     return 2;
   }
-  if (argc - first != 4) {
+  const bool lines = argc - first == 3 && std::strcmp(argv[argc - 1], "--stdin") == 0;
+  if (argc - first != 4 && !lines) {
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
-  argv += first - 1;  // argv[1..4]: the positional arguments, as without options
+  argv += first - 1;  // argv[1..]: the positional arguments, as without options
   // Use one message of each generated file so the linker keeps their descriptors.
   (void)shadowrelay::v1::User::descriptor();
   (void)shadowrelay::v1::Cipher::descriptor();
@@ -123,59 +208,11 @@ int main(int argc, char** argv) {
 
   const std::string address = argv[1];
   const std::string token = argv[2];
-  const std::string full = argv[3];
-  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
-  const auto* method = pool->FindMethodByName(absl::StrReplaceAll(full, {{"/", "."}}));
-  if (method == nullptr) {
-    std::fprintf(stderr, "grpc_call: unknown method %s\n", full.c_str());
-    return 2;
-  }
-  google::protobuf::DynamicMessageFactory factory(pool);
-  std::unique_ptr<google::protobuf::Message> request(
-      factory.GetPrototype(method->input_type())->New());
-  std::unique_ptr<google::protobuf::Message> response(
-      factory.GetPrototype(method->output_type())->New());
-  if (auto s = google::protobuf::util::JsonStringToMessage(argv[4], request.get()); !s.ok()) {
-    std::fprintf(stderr, "grpc_call: request: %s\n", s.ToString().c_str());
-    return 2;
-  }
-  std::string wire;
-  request->SerializeToString(&wire);
-  grpc::Slice slice(wire);
-  grpc::ByteBuffer send(&slice, 1);
-
   std::shared_ptr<grpc::ChannelCredentials> credentials = channelCredentials(tls);
   if (credentials == nullptr) return 2;
   grpc::ChannelArguments channel_args;
   if (!tls.server_name.empty()) channel_args.SetSslTargetNameOverride(tls.server_name);
   auto channel = grpc::CreateCustomChannel(address, credentials, channel_args);
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  if (token != "-") context.AddMetadata("authorization", "Bearer " + token);
-  grpc::CompletionQueue cq;
-  grpc::ByteBuffer received;
-  grpc::Status status;
-  auto call = stub.PrepareUnaryCall(&context, "/" + full, send, &cq);
-  call->StartCall();
-  call->Finish(&received, &status, reinterpret_cast<void*>(1));
-  void* tag = nullptr;
-  bool ok = false;
-  cq.Next(&tag, &ok);
-  if (!status.ok()) {
-    std::printf("ERROR %s: %s\n", shadowrelay::testing::statusCodeName(status.error_code()), status.error_message().c_str());
-    return 3;
-  }
-  std::vector<grpc::Slice> slices;
-  (void)received.Dump(&slices);
-  std::string bytes;
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  response->ParseFromString(bytes);
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(*response, &json, options);
-  std::printf("%s\n", json.c_str());
-  return 0;
+  if (lines) return callLines(channel, token);
+  return callOnce(channel, token, argv[3], argv[4]);
 }
