@@ -1150,6 +1150,19 @@ const cases = [
     },
   },
   {
+    // The README's example of several replicas with the release's etcd.
+    name: 'readme-etcd-example',
+    files: ['../../../deploy/examples/helm-values-etcd.yaml'],
+    expect(r, fail) {
+      const d = find(r, 'Deployment', 'sr-shadowrelay');
+      const hpa = find(r, 'HorizontalPodAutoscaler');
+      if (!d || !hpa || hpa.spec.minReplicas !== 3 || hpa.spec.maxReplicas !== 10) fail('a Deployment under an HPA of 3..10 expected');
+      const sts = find(r, 'StatefulSet', 'sr-shadowrelay-etcd');
+      if (!sts || sts.spec.replicas !== 3 || !find(r, 'PodDisruptionBudget', 'sr-shadowrelay-etcd')) fail('3 etcd members with a PDB expected');
+      if (flagValue(container(r).args, '--etcd-endpoints') !== 'https://sr-shadowrelay-etcd.relay.svc.cluster.local:2379') fail('--etcd-endpoints is not the client Service over TLS');
+    },
+  },
+  {
     // relay.plugin and relay.pluginOpts reach the config file; the live probes run the plugin.
     name: 'plugin',
     files: ['plugin.yaml'],
