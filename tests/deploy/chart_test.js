@@ -11,7 +11,13 @@
 //     pass `promtool check rules` and are deploy/prometheus/alerts.yml's, selecting the job name the
 //     ServiceMonitor gives; the dashboard ConfigMap is deploy/grafana's file byte for byte;
 //     the NetworkPolicy, PDB, HPA and ServiceMonitor select what they should;
-//   - value sets that must not render (replicas > 1 with persistence, ...) fail with their message.
+//   - with an etcd store (store.etcd.endpoints or etcd.enabled): the --etcd-* flags and their
+//     Secrets, the etcd StatefulSet, Services, PDB and NetworkPolicy; a real etcd (Debian's, the
+//     image's version) runs while the binary is checked: the rendered members themselves, ports
+//     moved to loopback, which must form one cluster, or one TLS + auth etcd standing in for the
+//     external one;
+//   - value sets that must not render (replicas > 1 with persistence and no etcd, both etcd
+//     forms, ...) fail with their message.
 // Writes one JUnit <testcase> per value set to $XML_OUTPUT_FILE.
 //
 // usage: node chart_test.js --render BIN --chart DIR --values DIR --grafana FILE --alerts FILE
