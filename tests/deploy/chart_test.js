@@ -11,17 +11,26 @@
 //     pass `promtool check rules` and are deploy/prometheus/alerts.yml's, selecting the job name the
 //     ServiceMonitor gives; the dashboard ConfigMap is deploy/grafana's file byte for byte;
 //     the NetworkPolicy, PDB, HPA and ServiceMonitor select what they should;
-//   - value sets that must not render (replicas > 1 with persistence, ...) fail with their message.
+//   - with an etcd store (store.etcd.endpoints or etcd.enabled): the --etcd-* flags and their
+//     Secrets, the etcd StatefulSet, Services, PDB and NetworkPolicy; a real etcd (Debian's, the
+//     image's version) runs while the binary is checked: the rendered members themselves, ports
+//     moved to loopback, which must form one cluster, or one TLS + auth etcd standing in for the
+//     external one;
+//   - value sets that must not render (replicas > 1 with persistence and no etcd, both etcd
+//     forms, ...) fail with their message.
 // Writes one JUnit <testcase> per value set to $XML_OUTPUT_FILE.
 //
 // usage: node chart_test.js --render BIN --chart DIR --values DIR --grafana FILE --alerts FILE
 //          --relay BIN
 'use strict';
 
+const crypto = require('crypto');
 const fs = require('fs');
+const http = require('http');
+const net = require('net');
 const os = require('os');
 const path = require('path');
-const { spawnSync } = require('child_process');
+const { spawn, spawnSync } = require('child_process');
 
 function parseArgs(argv) {
   const out = {};
@@ -170,7 +179,56 @@ function b64(s) { return Buffer.from(s, 'base64').toString('utf8'); }
 
 // ---- invariants common to every rendered value set ----
 
-function checkRendering(r, fail) {
+// Non-root, read-only, no privileges, no service-account token, resources set: every container.
+function checkPodSecurity(pod, fail) {
+  const psc = pod.spec.securityContext || {};
+  if (psc.runAsNonRoot !== true || !(psc.runAsUser > 0)) fail('pod does not run as non-root');
+  if (pod.spec.automountServiceAccountToken !== false) fail('service account token mounted');
+  for (const x of [...(pod.spec.initContainers || []), ...pod.spec.containers]) {
+    const sc = x.securityContext || {};
+    if (sc.readOnlyRootFilesystem !== true) fail(`${x.name}: root filesystem writable`);
+    if (sc.allowPrivilegeEscalation !== false) fail(`${x.name}: privilege escalation allowed`);
+    if (!sc.capabilities || !(sc.capabilities.drop || []).includes('ALL')) fail(`${x.name}: capabilities not dropped`);
+    if (sc.privileged) fail(`${x.name}: privileged`);
+    if (!x.resources || !x.resources.limits || !x.resources.requests) fail(`${x.name}: no resource requests/limits`);
+  }
+}
+
+// Every mount has a volume (or claim template); every ConfigMap/Secret volume is rendered or is
+// one the values name (external); the keys a volume picks exist in a rendered Secret.
+function checkPodVolumes(wl, pod, secrets, configMaps, external, fail) {
+  const volumes = new Map((pod.spec.volumes || []).map((v) => [v.name, v]));
+  const claimTemplates = new Set(((wl.spec.volumeClaimTemplates) || []).map((t) => t.metadata.name));
+  for (const x of [...(pod.spec.initContainers || []), ...pod.spec.containers]) {
+    for (const m of x.volumeMounts || []) {
+      if (!volumes.has(m.name) && !claimTemplates.has(m.name)) fail(`${x.name}: mount ${m.name} has no volume`);
+    }
+  }
+  for (const v of volumes.values()) {
+    if (v.secret && !secrets.has(v.secret.secretName) && !external.includes(v.secret.secretName)) fail(`volume ${v.name}: Secret ${v.secret.secretName} not rendered`);
+    if (v.configMap && !configMaps.has(v.configMap.name)) fail(`volume ${v.name}: ConfigMap ${v.configMap.name} not rendered`);
+    if (v.secret && v.secret.items) {
+      const s = secrets.get(v.secret.secretName);
+      for (const it of v.secret.items) {
+        if (s && !(it.key in (s.data || {}))) fail(`volume ${v.name}: Secret ${s.metadata.name} has no key ${it.key}`);
+      }
+    }
+  }
+}
+
+// Each Service port targets a container port (by name or number) of its protocol and number.
+function checkServicePorts(s, cports, fail) {
+  const cportByName = new Map(cports.map((p) => [p.name, p]));
+  for (const sp of s.spec.ports) {
+    const target = typeof sp.targetPort === 'string' ? cportByName.get(sp.targetPort)
+      : cports.find((p) => p.containerPort === (sp.targetPort || sp.port) && p.protocol === sp.protocol);
+    if (!target) { fail(`Service ${s.metadata.name} port ${sp.name}: target ${sp.targetPort} is no container port`); continue; }
+    if ((target.protocol || 'TCP') !== (sp.protocol || 'TCP')) fail(`Service ${s.metadata.name} port ${sp.name}: protocol ${sp.protocol} != container's ${target.protocol}`);
+    if (sp.port !== target.containerPort) fail(`Service ${s.metadata.name} port ${sp.name}: ${sp.port} != container port ${target.containerPort} (ss:// URLs carry the container's port)`);
+  }
+}
+
+function checkRendering(r, fail, etcdLive) {
   const objs = r.manifests.map((m) => m.object);
   const byKind = (kind) => objs.filter((o) => o.kind === kind);
   const fullname = `${RELEASE}-shadowrelay`;
@@ -187,12 +245,20 @@ function checkRendering(r, fail) {
     for (const e of validateObject(o)) fail(`${id}: ${e}`);
   }
 
+  // The relay's workload, and etcd's StatefulSet with etcd.enabled (checkEtcdCluster).
   const workloads = objs.filter((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
-  if (workloads.length !== 1) { fail(`expected one workload, got ${workloads.length}`); return; }
-  const wl = workloads[0];
+  const etcdSts = values.etcd.enabled ? workloads.find((o) => o.metadata.name === `${fullname}-etcd`) : null;
+  if (values.etcd.enabled && !etcdSts) fail('etcd.enabled but no StatefulSet sr-shadowrelay-etcd');
+  const relayWorkloads = workloads.filter((o) => o !== etcdSts);
+  if (relayWorkloads.length !== 1) { fail(`expected one relay workload, got ${relayWorkloads.length}`); return; }
+  const wl = relayWorkloads[0];
+  if (wl.metadata.name !== fullname) fail(`relay workload named ${wl.metadata.name}`);
   const pod = wl.spec.template;
   const podLabels = pod.metadata.labels;
   if (!labelsMatch(wl.spec.selector.matchLabels, podLabels)) fail('workload selector does not match its pod labels');
+  const etcdPod = etcdSts ? etcdSts.spec.template : null;
+  if (etcdPod && (labelsMatch(wl.spec.selector.matchLabels, etcdPod.metadata.labels)
+    || labelsMatch(etcdSts.spec.selector.matchLabels, podLabels))) fail('the relay and etcd selectors overlap');
   const c = pod.spec.containers.find((x) => x.name === 'shadowrelay');
   if (!c) { fail('no container "shadowrelay"'); return; }
   const argv = c.args || [];
@@ -234,19 +300,20 @@ function checkRendering(r, fail) {
   }
 
   // Services: selectors, target ports resolve to the container's ports with the same number.
+  // etcd's Services select the etcd members; every other one the relay pods.
   const services = byKind('Service');
   const relaySvc = services.find((s) => s.metadata.name === fullname);
   const controlSvc = services.find((s) => s.metadata.name === `${fullname}-control`);
   if (!relaySvc || !controlSvc) { fail('relay or control Service missing'); return; }
+  const etcdServiceNames = [`${fullname}-etcd`, `${fullname}-etcd-headless`];
   for (const s of services) {
-    if (!labelsMatch(s.spec.selector, podLabels)) fail(`Service ${s.metadata.name} does not select the pods`);
-    for (const sp of s.spec.ports) {
-      const target = typeof sp.targetPort === 'string' ? cportByName.get(sp.targetPort)
-        : cports.find((p) => p.containerPort === (sp.targetPort || sp.port) && p.protocol === sp.protocol);
-      if (!target) { fail(`Service ${s.metadata.name} port ${sp.name}: target ${sp.targetPort} is no container port`); continue; }
-      if ((target.protocol || 'TCP') !== (sp.protocol || 'TCP')) fail(`Service ${s.metadata.name} port ${sp.name}: protocol ${sp.protocol} != container's ${target.protocol}`);
-      if (sp.port !== target.containerPort) fail(`Service ${s.metadata.name} port ${sp.name}: ${sp.port} != container port ${target.containerPort} (ss:// URLs carry the container's port)`);
-    }
+    const forEtcd = etcdServiceNames.includes(s.metadata.name);
+    if (forEtcd && !etcdPod) { fail(`Service ${s.metadata.name} without etcd.enabled`); continue; }
+    const target = forEtcd ? etcdPod : pod;
+    const other = forEtcd ? pod : etcdPod;
+    if (!labelsMatch(s.spec.selector, target.metadata.labels)) fail(`Service ${s.metadata.name} does not select the ${forEtcd ? 'etcd members' : 'relay pods'}`);
+    if (other && labelsMatch(s.spec.selector, other.metadata.labels)) fail(`Service ${s.metadata.name} also selects the ${forEtcd ? 'relay pods' : 'etcd members'}`);
+    checkServicePorts(s, target.spec.containers[0].ports || [], fail);
   }
   if (relaySvc.spec.type !== values.service.type) fail(`relay Service type ${relaySvc.spec.type} != service.type ${values.service.type}`);
   if (controlSvc.spec.type !== 'ClusterIP') fail('control Service is not ClusterIP');
@@ -279,42 +346,20 @@ function checkRendering(r, fail) {
   const preStop = c.lifecycle && c.lifecycle.preStop ? Number(c.lifecycle.preStop.exec.command[1]) : 0;
   if (!(pod.spec.terminationGracePeriodSeconds > drain + preStop)) fail(`terminationGracePeriodSeconds ${pod.spec.terminationGracePeriodSeconds} <= preStop ${preStop} + drain ${drain}`);
 
-  // Security context of every container.
-  const psc = pod.spec.securityContext || {};
-  if (psc.runAsNonRoot !== true || !(psc.runAsUser > 0)) fail('pod does not run as non-root');
-  if (pod.spec.automountServiceAccountToken !== false) fail('service account token mounted');
-  for (const x of [...(pod.spec.initContainers || []), ...pod.spec.containers]) {
-    const sc = x.securityContext || {};
-    if (sc.readOnlyRootFilesystem !== true) fail(`${x.name}: root filesystem writable`);
-    if (sc.allowPrivilegeEscalation !== false) fail(`${x.name}: privilege escalation allowed`);
-    if (!sc.capabilities || !(sc.capabilities.drop || []).includes('ALL')) fail(`${x.name}: capabilities not dropped`);
-    if (sc.privileged) fail(`${x.name}: privileged`);
-    if (!x.resources || !x.resources.limits || !x.resources.requests) fail(`${x.name}: no resource requests/limits`);
-  }
-
-  // Volumes: every mount has a volume; every ConfigMap/Secret volume exists (or is the user's).
-  const volumes = new Map((pod.spec.volumes || []).map((v) => [v.name, v]));
-  const claimTemplates = new Set(((wl.spec.volumeClaimTemplates) || []).map((t) => t.metadata.name));
-  const mounts = new Map();
-  for (const x of [...(pod.spec.initContainers || []), ...pod.spec.containers]) {
-    for (const m of x.volumeMounts || []) {
-      if (!volumes.has(m.name) && !claimTemplates.has(m.name)) fail(`${x.name}: mount ${m.name} has no volume`);
-      if (x.name === 'shadowrelay') mounts.set(m.mountPath, m.name);
-    }
-  }
+  // Security context of every container, volumes of every mount, for the relay and etcd pods.
   const secrets = new Map(byKind('Secret').map((s) => [s.metadata.name, s]));
   const configMaps = new Map(byKind('ConfigMap').map((s) => [s.metadata.name, s]));
-  const external = [values.usersSecret, values.controlApi.existingSecret, values.controlApi.tls.secretName, values.metrics.tokenSecret].filter(Boolean);
-  for (const v of volumes.values()) {
-    if (v.secret && !secrets.has(v.secret.secretName) && !external.includes(v.secret.secretName)) fail(`volume ${v.name}: Secret ${v.secret.secretName} not rendered`);
-    if (v.configMap && !configMaps.has(v.configMap.name)) fail(`volume ${v.name}: ConfigMap ${v.configMap.name} not rendered`);
-    if (v.secret && v.secret.items) {
-      const s = secrets.get(v.secret.secretName);
-      for (const it of v.secret.items) {
-        if (s && !(it.key in (s.data || {}))) fail(`volume ${v.name}: Secret ${s.metadata.name} has no key ${it.key}`);
-      }
-    }
+  const external = [values.usersSecret, values.controlApi.existingSecret, values.controlApi.tls.secretName,
+    values.metrics.tokenSecret, values.store.etcd.tls.secretName, values.store.etcd.auth.passwordSecret,
+    values.etcd.tls.secretName].filter(Boolean);
+  const claimTemplates = new Set(((wl.spec.volumeClaimTemplates) || []).map((t) => t.metadata.name));
+  const volumes = new Map((pod.spec.volumes || []).map((v) => [v.name, v]));
+  for (const [w, p] of [[wl, pod], [etcdSts, etcdPod]]) {
+    if (!w) continue;
+    checkPodSecurity(p, fail);
+    checkPodVolumes(w, p, secrets, configMaps, external, fail);
   }
+  const mounts = new Map(c.volumeMounts.map((m) => [m.mountPath, m.name]));
   const stateDir = flagValue(argv, '--state-dir');
   const stateVolume = mounts.get(stateDir);
   if (!stateVolume) fail(`--state-dir ${stateDir} is not a mounted volume`);
@@ -334,14 +379,17 @@ function checkRendering(r, fail) {
   // The relay accepts the rendered config and flags: run the init container's script on the
   // rendered ConfigMap and users Secret, then `shadowrelay server --check-config` with the
   // container's args, paths moved into a temporary directory.
-  const prepared = checkConfigWithBinary(r, wl, c, secrets, configMaps, fail);
+  const prepared = checkConfigWithBinary(r, wl, c, secrets, configMaps, etcdLive, fail);
 
   // The probes answer for real: the container's args run, probed as the kubelet would, then
   // SIGTERM drains and exits 0 (probe_live.js).
   if (prepared) checkProbesLive(prepared, c, r.values, fail);
 
+  // The etcd store: flags, mounts, and with etcd.enabled the cluster's objects.
+  checkEtcdStore(r, wl, c, fail);
+
   // Network policy: relay ports open; control and metrics only from listed peers.
-  const np = byKind('NetworkPolicy')[0];
+  const np = byKind('NetworkPolicy').find((o) => o.metadata.name === fullname);
   if (values.networkPolicy.enabled) {
     if (!np) fail('NetworkPolicy missing');
     else {
@@ -357,11 +405,15 @@ function checkRendering(r, fail) {
         if (!open.includes(`${sp.port}/${sp.protocol}`)) fail(`NetworkPolicy does not open relay port ${sp.port}/${sp.protocol}`);
       }
     }
-  } else if (np) fail('NetworkPolicy rendered though disabled');
+  } else if (byKind('NetworkPolicy').length) fail('NetworkPolicy rendered though disabled');
 
   // PDB, HPA, ServiceMonitor select the right things.
   for (const pdb of byKind('PodDisruptionBudget')) {
-    if (!labelsMatch(pdb.spec.selector.matchLabels, podLabels)) fail('PDB does not select the pods');
+    const forEtcd = pdb.metadata.name === `${fullname}-etcd`;
+    const target = forEtcd ? etcdPod : pod;
+    const other = forEtcd ? pod : etcdPod;
+    if (!target || !labelsMatch(pdb.spec.selector.matchLabels, target.metadata.labels)) fail(`PDB ${pdb.metadata.name} does not select the ${forEtcd ? 'etcd members' : 'relay pods'}`);
+    if (other && labelsMatch(pdb.spec.selector.matchLabels, other.metadata.labels)) fail(`PDB ${pdb.metadata.name} selects both the relay pods and the etcd members`);
   }
   for (const hpa of byKind('HorizontalPodAutoscaler')) {
     if (hpa.spec.scaleTargetRef.kind !== wl.kind || hpa.spec.scaleTargetRef.name !== wl.metadata.name) fail('HPA does not target the workload');
@@ -405,7 +457,422 @@ function checkRendering(r, fail) {
   }
 }
 
-function checkConfigWithBinary(r, wl, c, secrets, configMaps, fail) {
+// ---- the etcd store (store.etcd.endpoints, or etcd.enabled) ----
+
+const etcdStoreOn = (values) => (values.store.etcd.endpoints || []).length > 0 || values.etcd.enabled;
+
+// The Secret volume behind a file path of a container: {volume, mount} or null.
+function mountedFile(pod, c, file) {
+  const m = (c.volumeMounts || []).find((x) => file.startsWith(`${x.mountPath}/`));
+  if (!m) return null;
+  return { mount: m, volume: (pod.spec.volumes || []).find((v) => v.name === m.name) };
+}
+
+// A file flag names the key `key` of Secret `secret`, mounted read-only, not readable by others.
+function checkSecretFile(what, pod, c, file, secret, key, fail) {
+  const mf = file ? mountedFile(pod, c, file) : null;
+  if (!mf || !mf.volume || !mf.volume.secret) { fail(`${what} ${file}: not in a mounted Secret`); return; }
+  if (mf.volume.secret.secretName !== secret) fail(`${what} ${file}: Secret ${mf.volume.secret.secretName}, expected ${secret}`);
+  if (mf.mount.readOnly !== true) fail(`${what}: Secret ${secret} mounted writable`);
+  const rel = file.slice(mf.mount.mountPath.length + 1);
+  const item = (mf.volume.secret.items || []).find((it) => it.path === rel);
+  if (item ? item.key !== key : rel !== key) fail(`${what} ${file}: not the Secret's key ${key}`);
+  if ((mf.volume.secret.defaultMode & 0o007) !== 0) fail(`${what}: Secret ${secret} readable by others (defaultMode ${mf.volume.secret.defaultMode})`);
+}
+
+// The relay's --etcd-* flags and their files, and the etcd cluster's objects with etcd.enabled.
+function checkEtcdStore(r, wl, c, fail) {
+  const values = r.values;
+  const se = values.store.etcd;
+  const argv = c.args;
+  const pod = wl.spec.template;
+  const fullname = `${RELEASE}-shadowrelay`;
+  if (!etcdStoreOn(values)) {
+    if (argv.some((a) => a.startsWith('--etcd-'))) fail('--etcd-* flags without an etcd store');
+    if (r.manifests.some((m) => m.object.metadata.name.startsWith(`${fullname}-etcd`))) fail('etcd objects without etcd.enabled');
+    return;
+  }
+  const scheme = values.etcd.tls.secretName ? 'https' : 'http';
+  const want = values.etcd.enabled
+    ? `${scheme}://${fullname}-etcd.${NAMESPACE}.svc.${values.etcd.clusterDomain}:2379` : se.endpoints.join(',');
+  if (flagValue(argv, '--etcd-endpoints') !== want) fail(`--etcd-endpoints ${flagValue(argv, '--etcd-endpoints')}, expected ${want}`);
+  if (flagValue(argv, '--etcd-prefix') !== se.prefix) fail(`--etcd-prefix ${flagValue(argv, '--etcd-prefix')}, expected ${se.prefix}`);
+  const tlsSecret = values.etcd.enabled ? values.etcd.tls.secretName : se.tls.secretName;
+  for (const [flag, key] of [['--etcd-ca', 'ca.crt'], ['--etcd-cert', 'tls.crt'], ['--etcd-key', 'tls.key']]) {
+    const file = flagValue(argv, flag);
+    if (!tlsSecret) {
+      if (file !== undefined) fail(`${flag} without a TLS Secret`);
+    } else {
+      checkSecretFile(flag, pod, c, file, tlsSecret, key, fail);
+    }
+  }
+  if (flagValue(argv, '--etcd-user') !== (se.auth.user || undefined)) fail(`--etcd-user ${flagValue(argv, '--etcd-user')}, store.etcd.auth.user "${se.auth.user}"`);
+  const passwordFile = flagValue(argv, '--etcd-password-file');
+  if (se.auth.user) checkSecretFile('--etcd-password-file', pod, c, passwordFile, se.auth.passwordSecret, 'password', fail);
+  else if (passwordFile !== undefined) fail('--etcd-password-file without store.etcd.auth.user');
+  for (const [flag, v] of [['--etcd-sync-interval', se.syncIntervalSeconds], ['--etcd-lease-ttl', se.leaseTtlSeconds]]) {
+    const got = flagValue(argv, flag);
+    if (v === null || v === undefined ? got !== undefined : got !== String(v)) fail(`${flag} ${got}, value ${v}`);
+  }
+  if (values.etcd.enabled) checkEtcdCluster(r, fail);
+}
+
+// The names of etcd.enabled's objects and members, as the chart must build them.
+function etcdNames(values) {
+  const name = `${RELEASE}-shadowrelay-etcd`;
+  const headless = `${name}-headless`;
+  const domain = `${headless}.${NAMESPACE}.svc.${values.etcd.clusterDomain}`;
+  const scheme = values.etcd.tls.secretName ? 'https' : 'http';
+  const members = [...Array(values.etcd.replicas).keys()].map((i) => `${name}-${i}`);
+  return { name, headless, domain, scheme, members };
+}
+
+// --flag=value arguments as a Map (a bare --flag maps to true); a repeated flag is an error.
+function etcdFlags(args, fail) {
+  const flags = new Map();
+  for (const a of args) {
+    const m = /^(--[a-z0-9-]+)(?:=(.*))?$/.exec(a);
+    if (!m) { fail(`etcd argument ${a} is not --flag or --flag=value`); continue; }
+    if (flags.has(m[1])) fail(`etcd flag ${m[1]} given twice`);
+    flags.set(m[1], m[2] === undefined ? true : m[2]);
+  }
+  return flags;
+}
+
+function checkEtcdCluster(r, fail) {
+  const values = r.values;
+  const n = etcdNames(values);
+  const sts = find(r, 'StatefulSet', n.name);
+  if (!sts) { fail(`StatefulSet ${n.name} missing`); return; }
+  if (sts.spec.replicas !== values.etcd.replicas) fail(`etcd StatefulSet replicas ${sts.spec.replicas}, etcd.replicas ${values.etcd.replicas}`);
+  if (sts.spec.serviceName !== n.headless) fail(`etcd StatefulSet serviceName ${sts.spec.serviceName}`);
+  if (sts.spec.podManagementPolicy !== 'Parallel') fail('etcd members must start in parallel (no member is ready before a quorum)');
+  const c = sts.spec.template.spec.containers.find((x) => x.name === 'etcd');
+  if (!c) { fail('no container "etcd"'); return; }
+  if (c.image !== `${values.etcd.image.repository}:${values.etcd.image.tag}`) fail(`etcd image ${c.image}`);
+  if (path.basename((c.command || [])[0] || '') !== 'etcd') fail(`etcd command ${c.command}`);
+  const env = new Map((c.env || []).map((e) => [e.name, e]));
+  const podName = env.get('POD_NAME');
+  if (!podName || ((podName.valueFrom || {}).fieldRef || {}).fieldPath !== 'metadata.name') fail('POD_NAME is not the pod\'s name');
+  const flags = etcdFlags(c.args || [], fail);
+  const expect = {
+    '--name': '$(POD_NAME)',
+    '--initial-cluster': n.members.map((m) => `${m}=${n.scheme}://${m}.${n.domain}:2380`).join(','),
+    '--initial-advertise-peer-urls': `${n.scheme}://$(POD_NAME).${n.domain}:2380`,
+    '--advertise-client-urls': `${n.scheme}://$(POD_NAME).${n.domain}:2379`,
+    '--listen-peer-urls': `${n.scheme}://0.0.0.0:2380`,
+    '--listen-client-urls': `${n.scheme}://0.0.0.0:2379`,
+    '--initial-cluster-state': 'new',
+    '--auto-compaction-mode': 'periodic',
+    '--auto-compaction-retention': values.etcd.autoCompactionRetention,
+  };
+  for (const [flag, v] of Object.entries(expect)) {
+    if (flags.get(flag) !== v) fail(`etcd ${flag}=${flags.get(flag)}, expected ${v}`);
+  }
+  const ports = new Map((c.ports || []).map((p) => [p.name, p.containerPort]));
+  if (ports.get('client') !== 2379 || ports.get('peer') !== 2380) fail('etcd container ports client 2379, peer 2380');
+  if (flags.get('--listen-metrics-urls') !== `http://0.0.0.0:${ports.get('metrics')}`) fail(`--listen-metrics-urls ${flags.get('--listen-metrics-urls')} is not the metrics port`);
+  const rp = c.readinessProbe || {};
+  if (!rp.httpGet || rp.httpGet.path !== '/health' || rp.httpGet.port !== 'metrics') fail('etcd readiness: GET /health on the metrics port');
+  if (!c.livenessProbe || (c.livenessProbe.httpGet && c.livenessProbe.httpGet.path === '/health')) fail('etcd liveness must not be /health (it fails on every member while the quorum is lost)');
+  // The data directory is on the claim template; TLS files come from etcd.tls.secretName.
+  const pod = sts.spec.template;
+  const dataMount = (c.volumeMounts || []).find((m) => String(flags.get('--data-dir')).startsWith(`${m.mountPath}/`));
+  const vct = (sts.spec.volumeClaimTemplates || []).find((t) => dataMount && t.metadata.name === dataMount.name);
+  if (!vct) fail(`--data-dir ${flags.get('--data-dir')} is not on a volumeClaimTemplate`);
+  else if (vct.spec.resources.requests.storage !== values.etcd.persistence.size) fail(`etcd claim size ${vct.spec.resources.requests.storage}`);
+  const tls = values.etcd.tls.secretName;
+  for (const [flag, key] of [['--trusted-ca-file', 'ca.crt'], ['--cert-file', 'tls.crt'], ['--key-file', 'tls.key'],
+    ['--peer-trusted-ca-file', 'ca.crt'], ['--peer-cert-file', 'tls.crt'], ['--peer-key-file', 'tls.key']]) {
+    if (tls) checkSecretFile(`etcd ${flag}`, pod, c, flags.get(flag), tls, key, fail);
+    else if (flags.has(flag)) fail(`etcd ${flag} without etcd.tls.secretName`);
+  }
+  for (const flag of ['--client-cert-auth', '--peer-client-cert-auth']) {
+    if (Boolean(tls) !== (flags.get(flag) === true)) fail(`etcd ${flag} ${flags.get(flag)} with etcd.tls.secretName "${tls}"`);
+  }
+  // Services: the headless one publishes members before they are ready (they need each other).
+  const headless = find(r, 'Service', n.headless);
+  if (!headless || headless.spec.clusterIP !== 'None' || headless.spec.publishNotReadyAddresses !== true) fail(`Service ${n.headless}: headless, publishing not-ready members`);
+  if (headless && JSON.stringify(headless.spec.ports.map((p) => p.port).sort()) !== '[2379,2380]') fail(`Service ${n.headless} ports`);
+  const client = find(r, 'Service', n.name);
+  if (!client || client.spec.type !== 'ClusterIP' || JSON.stringify(client.spec.ports.map((p) => p.port)) !== '[2379]') fail(`Service ${n.name}: ClusterIP, port 2379`);
+  const pdb = find(r, 'PodDisruptionBudget', n.name);
+  if (!pdb || pdb.spec.maxUnavailable !== 1 || pdb.spec.minAvailable !== undefined) fail(`PodDisruptionBudget ${n.name} with maxUnavailable 1 missing`);
+  // NetworkPolicy: clients only from the relay pods (and members), peers only from members.
+  const np = find(r, 'NetworkPolicy', n.name);
+  if (values.networkPolicy.enabled) {
+    if (!np || !labelsMatch(np.spec.podSelector.matchLabels, pod.metadata.labels)) { fail(`NetworkPolicy ${n.name} missing or not selecting the members`); return; }
+    const relayPod = find(r, 'Deployment', `${RELEASE}-shadowrelay`) || find(r, 'StatefulSet', `${RELEASE}-shadowrelay`);
+    const fromOf = (port) => np.spec.ingress.filter((rule) => (rule.ports || []).some((p) => p.port === port));
+    for (const [port, who] of [[2379, [relayPod.spec.template, pod]], [2380, [pod]]]) {
+      const rules = fromOf(port);
+      if (!rules.length) fail(`NetworkPolicy ${n.name} does not open ${port}`);
+      for (const rule of rules) {
+        if (!rule.from || !rule.from.length) { fail(`NetworkPolicy ${n.name} opens ${port} to everyone`); continue; }
+        for (const peer of rule.from) {
+          if (!peer.podSelector || peer.namespaceSelector || !who.some((p) => labelsMatch(peer.podSelector.matchLabels, p.metadata.labels))) fail(`NetworkPolicy ${n.name}: port ${port} admits ${JSON.stringify(peer)}`);
+        }
+      }
+      for (const p of who) {
+        if (!rules.some((rule) => rule.from.some((peer) => peer.podSelector && labelsMatch(peer.podSelector.matchLabels, p.metadata.labels)))) fail(`NetworkPolicy ${n.name}: port ${port} shuts out ${p.metadata.labels['app.kubernetes.io/name']}`);
+      }
+    }
+  } else if (np) fail(`NetworkPolicy ${n.name} rendered though networkPolicy.enabled=false`);
+}
+
+// ---- a real etcd for the relay to use: the rendered StatefulSet's members, or an external one ----
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function httpStatus(port, urlPath) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, timeout: 2000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ code: res.statusCode, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', () => resolve({ code: 0, body: '' }));
+  });
+}
+
+function tcpConnects(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port, timeout: 2000 }, () => { sock.destroy(); resolve(true); });
+    sock.on('error', () => resolve(false));
+    sock.on('timeout', () => { sock.destroy(); resolve(false); });
+  });
+}
+
+// A CA and one certificate for server and client use, valid for 127.0.0.1 (where the test runs
+// the members) and the cluster names the chart documents for etcd.tls.secretName.
+function makeEtcdPki(dir, dnsNames, fail) {
+  fs.mkdirSync(dir, { recursive: true });
+  const f = (x) => path.join(dir, x);
+  const steps = [
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('ca.key'),
+      '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=chart-test-etcd-ca'],
+    ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('tls.key'),
+      '-out', f('tls.csr'), '-subj', '/CN=chart-test-etcd'],
+    ['x509', '-req', '-in', f('tls.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial',
+      '-out', f('tls.crt'), '-days', '2', '-extfile', f('ext.cnf')],
+  ];
+  fs.writeFileSync(f('ext.cnf'), `subjectAltName=IP:127.0.0.1,${dnsNames.map((d) => `DNS:${d}`).join(',')}\n`
+    + 'extendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n');
+  for (const step of steps) {
+    const r = run('openssl', step);
+    if (r.status !== 0) { fail(`openssl ${step[0]}: ${r.stderr}`); return false; }
+  }
+  for (const x of ['ca.key', 'tls.key']) fs.chmodSync(f(x), 0o600);
+  return true;
+}
+
+// Runs etcd processes (Debian's etcd, the image's version) with output to files; stop() kills
+// them all and waits for them to exit.
+function etcdProcesses(dir) {
+  const procs = [];
+  return {
+    procs,
+    start(name, argv) {
+      const log = fs.openSync(path.join(dir, `${name}.log`), 'w');
+      const child = spawn('etcd', argv, { stdio: ['ignore', log, log], env: { PATH: process.env.PATH } });
+      fs.closeSync(log);
+      const p = { name, child, exited: null, log: path.join(dir, `${name}.log`) };
+      p.exit = new Promise((resolve) => child.on('exit', (code, signal) => { p.exited = { code, signal }; resolve(); }));
+      procs.push(p);
+      return p;
+    },
+    tail(p) {
+      try { return fs.readFileSync(p.log, 'utf8').trim().split('\n').slice(-5).join('\n'); } catch (e) { return ''; }
+    },
+    async stop() {
+      for (const p of procs) if (p.exited === null) p.child.kill('SIGKILL');
+      await Promise.all(procs.map((p) => p.exit));
+    },
+  };
+}
+
+// Waits (bounded) until GET urlPath on port answers 200 from every member.
+async function waitHealthy(members, ps, fail) {
+  const deadline = Date.now() + 20000;
+  for (const m of members) {
+    let last = null;
+    while (Date.now() < deadline && m.proc.exited === null) {
+      last = await httpStatus(m.healthPort, m.healthPath);
+      if (last.code === 200) break;
+      await sleep(100);
+    }
+    if (!last || last.code !== 200) {
+      fail(`etcd ${m.proc.name}: GET ${m.healthPath} ${last ? `${last.code} ${last.body}` : 'never asked'}`
+        + `${m.proc.exited ? ` (exited ${JSON.stringify(m.proc.exited)})` : ''}\n${ps.tail(m.proc)}`);
+      return false;
+    }
+  }
+  return true;
+}
+
+function etcdctl(tls, endpoints, argv) {
+  const t = tls ? [`--cacert=${tls}/ca.crt`, `--cert=${tls}/tls.crt`, `--key=${tls}/tls.key`] : [];
+  return run('etcdctl', [`--endpoints=${endpoints}`, '--dial-timeout=3s', '--command-timeout=5s', ...t, ...argv],
+    { env: { PATH: process.env.PATH, ETCDCTL_API: '3' } });
+}
+
+// etcd.enabled: every member of the rendered StatefulSet as the kubelet would run it ($(VAR) from
+// the pod's env, the mounts' files), with each member's ports moved to free loopback ports and
+// the members' DNS names to 127.0.0.1. The members must form one cluster with a leader and pass
+// their rendered probes. The relay then gets the client Service's URL mapped to a member.
+async function startEtcdCluster(r, dir, fail) {
+  const values = r.values;
+  const n = etcdNames(values);
+  const sts = find(r, 'StatefulSet', n.name);
+  const c = sts && sts.spec.template.spec.containers.find((x) => x.name === 'etcd');
+  if (!c) { fail('no etcd container to run'); return null; }
+  const pkiDir = path.join(dir, 'pki');
+  if (n.scheme === 'https' && !makeEtcdPki(pkiDir, [`*.${n.domain}`, `${n.name}.${NAMESPACE}.svc.${values.etcd.clusterDomain}`], fail)) return null;
+  const containerPorts = new Map((c.ports || []).map((p) => [p.name, p.containerPort]));
+  const ports = [];
+  for (let i = 0; i < sts.spec.replicas; i++) {
+    const m = new Map();
+    for (const p of containerPorts.values()) m.set(p, await freePort());
+    ports.push(m);
+  }
+  // scheme://host:port -> scheme://127.0.0.1:moved, for member `self`'s own listeners (0.0.0.0)
+  // and the members' DNS names.
+  const mapUrl = (url, self) => {
+    const m = /^(https?):\/\/([^:/]+):(\d+)$/.exec(url);
+    if (!m) throw new Error(`etcd URL ${url} is not scheme://host:port`);
+    let member = m[2] === '0.0.0.0' ? self : n.members.findIndex((x) => m[2] === `${x}.${n.domain}`);
+    if (m[2] === `${n.name}.${NAMESPACE}.svc.${values.etcd.clusterDomain}`) member = 0;  // the client Service
+    if (member === undefined || member < 0 || !ports[member].has(Number(m[3]))) throw new Error(`etcd URL ${url}: no member or port`);
+    return `${m[1]}://127.0.0.1:${ports[member].get(Number(m[3]))}`;
+  };
+  const ps = etcdProcesses(dir);
+  const members = [];
+  try {
+    for (let i = 0; i < n.members.length; i++) {
+      const podEnv = {};
+      for (const e of c.env || []) {
+        const field = ((e.valueFrom || {}).fieldRef || {}).fieldPath;
+        podEnv[e.name] = field === 'metadata.name' ? n.members[i] : field === 'metadata.namespace' ? NAMESPACE : e.value;
+      }
+      const moved = new Map();
+      for (const vm of c.volumeMounts || []) {
+        if (vm.name === 'tls') moved.set(vm.mountPath, pkiDir);
+        else { const d = path.join(dir, `${n.members[i]}-${vm.name}`); fs.mkdirSync(d, { recursive: true }); moved.set(vm.mountPath, d); }
+      }
+      const argv = (c.args || []).map((a) => {
+        let v = a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (all, name) => {
+          if (!(name in podEnv)) throw new Error(`etcd argument ${a}: $(${name}) is not in the container's env`);
+          return podEnv[name];
+        });
+        const eq = v.indexOf('=');
+        if (eq < 0) return v;
+        const [flag, value] = [v.slice(0, eq), v.slice(eq + 1)];
+        if (value.includes('://')) {
+          v = `${flag}=${value.split(',').map((item) => {
+            const named = /^([^=]+)=(.*)$/.exec(item);
+            return named ? `${named[1]}=${mapUrl(named[2], i)}` : mapUrl(item, i);
+          }).join(',')}`;
+        } else {
+          for (const [mp, local] of moved) if (value.startsWith(`${mp}/`)) v = `${flag}=${local}${value.slice(mp.length)}`;
+        }
+        return v;
+      });
+      const proc = ps.start(n.members[i], argv);
+      const hp = c.readinessProbe.httpGet;
+      members.push({ proc, healthPort: ports[i].get(containerPorts.get(hp.port) || hp.port), healthPath: hp.path });
+    }
+    if (!await waitHealthy(members, ps, fail)) { await ps.stop(); return null; }
+    // Liveness as the kubelet asks it (a TCP connect on the metrics port).
+    const live = c.livenessProbe.tcpSocket;
+    for (let i = 0; i < members.length; i++) {
+      if (live && !await tcpConnects(ports[i].get(containerPorts.get(live.port) || live.port))) fail(`etcd ${n.members[i]}: liveness tcpSocket refused`);
+    }
+    // One cluster: every member lists the same members, named as the pods, and one leader.
+    const tls = n.scheme === 'https' ? pkiDir : null;
+    const all = n.members.map((x) => mapUrl(`${n.scheme}://${x}.${n.domain}:2379`)).join(',');
+    const st = etcdctl(tls, all, ['endpoint', 'status', '-w', 'json']);
+    const ml = etcdctl(tls, all, ['member', 'list', '-w', 'json']);
+    if (st.status !== 0 || ml.status !== 0) fail(`etcdctl: ${st.stderr}${ml.stderr}`);
+    else {
+      const status = JSON.parse(st.stdout);
+      const leaders = new Set(status.map((x) => x.Status.leader));
+      if (status.length !== n.members.length || leaders.size !== 1) fail(`etcd endpoint status: ${st.stdout}`);
+      const names = JSON.parse(ml.stdout).members.map((x) => x.name).sort();
+      if (JSON.stringify(names) !== JSON.stringify([...n.members].sort())) fail(`etcd members ${names}, expected ${n.members}`);
+    }
+    console.log(`  etcd: ${n.members.length} members from the StatefulSet, one leader`);
+    return { mapUrl: (u) => mapUrl(u), tlsDir: tls, password: null, stop: () => ps.stop() };
+  } catch (e) {
+    fail(`etcd members: ${e.message}`);
+    await ps.stop();
+    return null;
+  }
+}
+
+// store.etcd.endpoints: one etcd stands in for the external cluster (every endpoint mapped to it),
+// with the client TLS (--client-cert-auth) and the user of the values: authentication on, and
+// the user allowed only the prefix.
+async function startExternalEtcd(r, dir, fail) {
+  const se = r.values.store.etcd;
+  const https = se.endpoints.some((u) => u.startsWith('https://'));
+  if (https && !se.tls.secretName) { fail('test set: https endpoints need store.etcd.tls.secretName (the test CA)'); return null; }
+  const pkiDir = path.join(dir, 'pki');
+  if (https && !makeEtcdPki(pkiDir, ['localhost'], fail)) return null;
+  const scheme = https ? 'https' : 'http';
+  const [client, peer, metrics] = [await freePort(), await freePort(), await freePort()];
+  const url = `${scheme}://127.0.0.1:${client}`;
+  const tlsFlags = https ? [`--cert-file=${pkiDir}/tls.crt`, `--key-file=${pkiDir}/tls.key`,
+    `--trusted-ca-file=${pkiDir}/ca.crt`, '--client-cert-auth'] : [];
+  const ps = etcdProcesses(dir);
+  const proc = ps.start('external', [`--name=external`, `--data-dir=${dir}/external.etcd`,
+    `--listen-client-urls=${url}`, `--advertise-client-urls=${url}`,
+    `--listen-peer-urls=http://127.0.0.1:${peer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+    `--initial-cluster=external=http://127.0.0.1:${peer}`, `--listen-metrics-urls=http://127.0.0.1:${metrics}`,
+    '--logger=zap', ...tlsFlags]);
+  if (!await waitHealthy([{ proc, healthPort: metrics, healthPath: '/health' }], ps, fail)) { await ps.stop(); return null; }
+  const tls = https ? pkiDir : null;
+  let password = null;
+  if (se.auth.user) {
+    password = `pw-${crypto.randomBytes(12).toString('hex')}`;
+    const steps = [['user', 'add', 'root:root-test-pw'], ['user', 'add', `${se.auth.user}:${password}`],
+      ['role', 'add', 'shadowrelay'], ['role', 'grant-permission', 'shadowrelay', '--prefix=true', 'readwrite', se.prefix],
+      ['user', 'grant-role', se.auth.user, 'shadowrelay'], ['auth', 'enable']];
+    for (const step of steps) {
+      const x = etcdctl(tls, url, step);
+      if (x.status !== 0) { fail(`etcdctl ${step.join(' ')}: ${x.stderr}`); await ps.stop(); return null; }
+    }
+    // Authentication is on: the user may write under the prefix only.
+    const inside = etcdctl(tls, url, [`--user=${se.auth.user}:${password}`, 'put', `${se.prefix}chart-test`, '1']);
+    const outside = etcdctl(tls, url, [`--user=${se.auth.user}:${password}`, 'put', '/elsewhere', '1']);
+    if (inside.status !== 0 || outside.status === 0) fail(`etcd auth: put under ${se.prefix} ${inside.status}, outside ${outside.status}`);
+  }
+  console.log(`  etcd: one member standing in for ${se.endpoints.join(',')}${se.auth.user ? `, user ${se.auth.user}` : ''}`);
+  const mapUrl = (u) => {
+    if (!se.endpoints.includes(u)) throw new Error(`${u} is not one of store.etcd.endpoints`);
+    return url;
+  };
+  return { mapUrl, tlsDir: tls, password, stop: () => ps.stop() };
+}
+
+async function startEtcd(r, fail) {
+  if (!etcdStoreOn(r.values)) return null;
+  const dir = fs.mkdtempSync(path.join(tmpRoot, 'etcd-'));
+  return r.values.etcd.enabled ? startEtcdCluster(r, dir, fail) : startExternalEtcd(r, dir, fail);
+}
+
+function checkConfigWithBinary(r, wl, c, secrets, configMaps, etcdLive, fail) {
   const dir = fs.mkdtempSync(path.join(tmpRoot, 'cfg-'));
   const pod = wl.spec.template.spec;
   const init = (pod.initContainers || []).find((x) => x.name === 'config');
@@ -448,8 +915,9 @@ function checkConfigWithBinary(r, wl, c, secrets, configMaps, fail) {
   const merged = scriptEnv.CONFIG_OUT;
   let config;
   try { config = JSON.parse(fs.readFileSync(merged, 'utf8')); } catch (e) { fail(`merged config is not JSON: ${e.message}`); return; }
+  const generated = r.values.generateDefaultUser && (!r.values.persistence.enabled || etcdStoreOn(r.values));
   const users = r.values.users && r.values.users.length ? r.values.users.map((u) => u.name)
-    : r.values.usersSecret ? ['ext'] : (!r.values.persistence.enabled && r.values.generateDefaultUser ? ['default'] : []);
+    : r.values.usersSecret ? ['ext'] : (generated ? ['default'] : []);
   const got = (config.users || []).map((u) => u.name);
   if (JSON.stringify(got) !== JSON.stringify(users)) fail(`merged config users ${JSON.stringify(got)}, expected ${JSON.stringify(users)}`);
 
@@ -468,9 +936,21 @@ function checkConfigWithBinary(r, wl, c, secrets, configMaps, fail) {
     else if (m.name === 'metrics-token') mainMoved[m.mountPath] = metricsTokenDir(dir);
     else if (m.name === 'state') mainMoved[m.mountPath] = stateDir;
     else if (m.name === 'control-tls') { mainMoved[m.mountPath] = tlsDir; makeTls(tlsDir, fail); }
-    else mainMoved[m.mountPath] = dir;
+    else if (m.name === 'etcd-tls' || m.name === 'etcd-auth') {
+      // The test etcd's CA and client certificate, the password of its user.
+      if (!etcdLive) { fail(`mount ${m.name} but no test etcd runs`); return null; }
+      const d = path.join(dir, m.name);
+      fs.mkdirSync(d);
+      if (m.name === 'etcd-auth') fs.writeFileSync(path.join(d, 'password'), etcdLive.password || '', { mode: 0o600 });
+      else for (const f of ['ca.crt', 'tls.crt', 'tls.key']) fs.copyFileSync(path.join(etcdLive.tlsDir, f), path.join(d, f));
+      mainMoved[m.mountPath] = d;
+    } else mainMoved[m.mountPath] = dir;
   }
-  const argv = c.args.map((a) => {
+  const argv = c.args.map((a, i) => {
+    if (c.args[i - 1] === '--etcd-endpoints') {
+      // Where the test's etcd listens instead of the cluster names.
+      try { return a.split(',').map((u) => etcdLive.mapUrl(u)).join(','); } catch (e) { fail(`--etcd-endpoints ${a}: ${e.message}`); return a; }
+    }
     for (const [mp, local] of Object.entries(mainMoved)) {
       if (a === mp || a.startsWith(`${mp}/`)) return local + a.slice(mp.length);
     }
@@ -546,10 +1026,9 @@ function checkRules(pr, jobName, fail) {
 // ---- the value sets ----
 
 const find = (r, kind, name) => r.manifests.map((m) => m.object).find((o) => o.kind === kind && (!name || o.metadata.name === name));
-const container = (r) => {
-  const wl = r.manifests.map((m) => m.object).find((o) => o.kind === 'Deployment' || o.kind === 'StatefulSet');
-  return wl.spec.template.spec.containers[0];
-};
+const relayWorkload = (r) => r.manifests.map((m) => m.object)
+  .find((o) => (o.kind === 'Deployment' || o.kind === 'StatefulSet') && o.metadata.name === `${RELEASE}-shadowrelay`);
+const container = (r) => relayWorkload(r).spec.template.spec.containers[0];
 
 const cases = [
   {
@@ -677,6 +1156,19 @@ const cases = [
     },
   },
   {
+    // The README's example of several replicas with the release's etcd.
+    name: 'readme-etcd-example',
+    files: ['../../../deploy/examples/helm-values-etcd.yaml'],
+    expect(r, fail) {
+      const d = find(r, 'Deployment', 'sr-shadowrelay');
+      const hpa = find(r, 'HorizontalPodAutoscaler');
+      if (!d || !hpa || hpa.spec.minReplicas !== 3 || hpa.spec.maxReplicas !== 10) fail('a Deployment under an HPA of 3..10 expected');
+      const sts = find(r, 'StatefulSet', 'sr-shadowrelay-etcd');
+      if (!sts || sts.spec.replicas !== 3 || !find(r, 'PodDisruptionBudget', 'sr-shadowrelay-etcd')) fail('3 etcd members with a PDB expected');
+      if (flagValue(container(r).args, '--etcd-endpoints') !== 'https://sr-shadowrelay-etcd.relay.svc.cluster.local:2379') fail('--etcd-endpoints is not the client Service over TLS');
+    },
+  },
+  {
     // relay.plugin and relay.pluginOpts reach the config file; the live probes run the plugin.
     name: 'plugin',
     files: ['plugin.yaml'],
@@ -691,14 +1183,117 @@ const cases = [
     },
   },
   {
+    // An external etcd: three replicas with persistence (a cache), TLS client certificate and a
+    // password from Secrets; a real etcd with that user and TLS stands in for it.
+    name: 'etcd-external',
+    files: ['etcd-external.yaml'],
+    expect(r, fail) {
+      const ss = find(r, 'StatefulSet', 'sr-shadowrelay');
+      if (!ss || ss.spec.replicas !== 3) fail('three relay replicas with persistence expected');
+      if (ss && ss.spec.podManagementPolicy !== 'Parallel') fail('replicas with the etcd store are interchangeable: Parallel');
+      if (find(r, 'StatefulSet', 'sr-shadowrelay-etcd') || find(r, 'Service', 'sr-shadowrelay-etcd')) fail('etcd objects rendered for an external etcd');
+      const args = container(r).args;
+      const want = {
+        '--etcd-endpoints': 'https://etcd-0.db.example.com:2379,https://etcd-1.db.example.com:2379,https://etcd-2.db.example.com:2379',
+        '--etcd-prefix': '/relay-eu/',
+        '--etcd-ca': '/etc/shadowrelay/etcd-tls/ca.crt',
+        '--etcd-cert': '/etc/shadowrelay/etcd-tls/tls.crt',
+        '--etcd-key': '/etc/shadowrelay/etcd-tls/tls.key',
+        '--etcd-user': 'shadowrelay',
+        '--etcd-password-file': '/etc/shadowrelay/etcd-auth/password',
+        '--etcd-sync-interval': '2',
+        '--etcd-lease-ttl': '6',
+      };
+      for (const [flag, v] of Object.entries(want)) if (flagValue(args, flag) !== v) fail(`${flag} ${flagValue(args, flag)}, expected ${v}`);
+      const vols = new Map(ss.spec.template.spec.volumes.map((v) => [v.name, v]));
+      if (((vols.get('etcd-tls') || {}).secret || {}).secretName !== 'relay-etcd-client') fail('etcd-tls volume is not Secret relay-etcd-client');
+      if (((vols.get('etcd-auth') || {}).secret || {}).secretName !== 'relay-etcd-password') fail('etcd-auth volume is not Secret relay-etcd-password');
+      if (!find(r, 'Secret', 'sr-shadowrelay-users')) fail('the generated default user (the same on every replica) missing');
+      if (r.notes.includes('Several replicas') || !r.notes.includes('live in etcd')) fail('NOTES: the etcd store, not the multi-replica warning');
+    },
+  },
+  {
+    // The release's etcd over TLS with an HPA; the members run from the rendered StatefulSet.
+    name: 'etcd-bundled-tls',
+    files: ['etcd-bundled-tls.yaml'],
+    expect(r, fail) {
+      const sts = find(r, 'StatefulSet', 'sr-shadowrelay-etcd');
+      if (!sts || sts.spec.replicas !== 3) fail('a 3-member etcd StatefulSet expected');
+      const flags = sts ? etcdFlags(sts.spec.template.spec.containers[0].args, fail) : new Map();
+      const domain = 'sr-shadowrelay-etcd-headless.relay.svc.cluster.local';
+      const cluster = [0, 1, 2].map((i) => `sr-shadowrelay-etcd-${i}=https://sr-shadowrelay-etcd-${i}.${domain}:2380`).join(',');
+      if (flags.get('--initial-cluster') !== cluster) fail(`--initial-cluster ${flags.get('--initial-cluster')}`);
+      if (flags.get('--auto-compaction-mode') !== 'periodic' || flags.get('--auto-compaction-retention') !== '1h') fail('periodic compaction, 1h');
+      if (!['--client-cert-auth', '--peer-client-cert-auth'].every((f) => flags.get(f) === true)) fail('client and peer certificates required');
+      const vct = sts && sts.spec.volumeClaimTemplates[0];
+      if (!vct || vct.spec.storageClassName !== 'fast-ssd' || vct.spec.resources.requests.storage !== '2Gi') fail('etcd volumeClaimTemplate class/size');
+      const tlsVol = sts && sts.spec.template.spec.volumes.find((v) => v.name === 'tls');
+      if (!tlsVol || tlsVol.secret.secretName !== 'relay-etcd-tls') fail('etcd members do not mount relay-etcd-tls');
+      const pdb = find(r, 'PodDisruptionBudget', 'sr-shadowrelay-etcd');
+      if (!pdb || pdb.spec.maxUnavailable !== 1) fail('etcd PDB maxUnavailable 1');
+      const d = find(r, 'Deployment', 'sr-shadowrelay');
+      if (!d || d.spec.replicas !== undefined || !find(r, 'HorizontalPodAutoscaler')) fail('a Deployment under an HPA expected');
+      const args = container(r).args;
+      if (flagValue(args, '--etcd-endpoints') !== 'https://sr-shadowrelay-etcd.relay.svc.cluster.local:2379') fail('--etcd-endpoints is not the client Service');
+      if (flagValue(args, '--etcd-ca') !== '/etc/shadowrelay/etcd-tls/ca.crt') fail('--etcd-ca');
+      const vol = d && d.spec.template.spec.volumes.find((v) => v.name === 'etcd-tls');
+      if (!vol || vol.secret.secretName !== 'relay-etcd-tls') fail('the relay does not mount etcd.tls.secretName');
+      if (find(r, 'Secret', 'sr-shadowrelay-users')) fail('generateDefaultUser=false: no users Secret');
+      if (flagValue(args, '--etcd-user') !== undefined) fail('--etcd-user without store.etcd.auth');
+    },
+  },
+  {
+    // The release's etcd in plain HTTP, two relay replicas with persistence.
+    name: 'etcd-bundled',
+    files: ['etcd-bundled.yaml'],
+    expect(r, fail) {
+      const sts = find(r, 'StatefulSet', 'sr-shadowrelay-etcd');
+      const flags = sts ? etcdFlags(sts.spec.template.spec.containers[0].args, fail) : new Map();
+      if (!String(flags.get('--initial-cluster')).startsWith('sr-shadowrelay-etcd-0=http://sr-shadowrelay-etcd-0.sr-shadowrelay-etcd-headless.relay.svc.cluster.local:2380,')) fail(`--initial-cluster ${flags.get('--initial-cluster')}`);
+      if (flags.get('--auto-compaction-retention') !== '30m') fail('etcd.autoCompactionRetention not passed');
+      if (sts && sts.spec.template.spec.volumes) fail('etcd members mount volumes besides their claim without TLS');
+      const ss = find(r, 'StatefulSet', 'sr-shadowrelay');
+      if (!ss || ss.spec.replicas !== 2) fail('two relay replicas with persistence expected');
+      const args = container(r).args;
+      if (flagValue(args, '--etcd-endpoints') !== 'http://sr-shadowrelay-etcd.relay.svc.cluster.local:2379') fail('--etcd-endpoints');
+      if (flagValue(args, '--etcd-prefix') !== '/relay/') fail('--etcd-prefix');
+      if (args.some((a) => /^--etcd-(ca|cert|key|user|password-file)$/.test(a))) fail('TLS or auth flags without TLS or auth');
+      // etcd's metrics port admits Prometheus from namespace monitoring, the other ports do not.
+      const np = find(r, 'NetworkPolicy', 'sr-shadowrelay-etcd');
+      const metricsRule = np && np.spec.ingress.find((rule) => rule.ports.some((p) => p.port === 2381));
+      if (!metricsRule || !metricsRule.from.some((p) => p.namespaceSelector && p.namespaceSelector.matchLabels['kubernetes.io/metadata.name'] === 'monitoring')) fail('etcd metrics not open to namespace monitoring');
+      if (!r.notes.includes('etcdctl')) fail('NOTES lack the etcdctl hint');
+    },
+  },
+  {
     name: 'replicas-with-persistence-fails',
     files: ['replicas-persistence.yaml'],
-    failsWith: 'cannot be combined with persistence.enabled=true',
+    failsWith: 'cannot be combined with persistence.enabled=true without an etcd store',
   },
   {
     name: 'autoscaling-with-persistence-fails',
     files: ['autoscaling-persistence.yaml'],
-    failsWith: 'cannot be combined with persistence.enabled=true',
+    failsWith: 'cannot be combined with persistence.enabled=true without an etcd store',
+  },
+  {
+    name: 'etcd-both-forms-fail',
+    files: ['etcd-both-fails.yaml'],
+    failsWith: 'store.etcd.endpoints and etcd.enabled are two ways',
+  },
+  {
+    name: 'etcd-user-without-password-fails',
+    files: ['etcd-auth-half-fails.yaml'],
+    failsWith: 'store.etcd.auth.user and store.etcd.auth.passwordSecret go together',
+  },
+  {
+    name: 'etcd-tls-on-http-endpoint-fails',
+    files: ['etcd-tls-http-fails.yaml'],
+    failsWith: 'endpoint http://etcd-1.example.com:2379 is not https://',
+  },
+  {
+    name: 'etcd-external-tls-with-bundled-fails',
+    files: ['etcd-store-tls-bundled-fails.yaml'],
+    failsWith: 'with etcd.enabled the relay uses etcd.tls.secretName',
   },
   {
     name: 'short-grace-period-fails',
@@ -719,9 +1314,14 @@ const badValues = [
   { name: 'unknown method', values: { users: [{ name: 'a', password: 'p', method: 'rc4-md5' }] } },
   { name: 'bad service type', values: { service: { type: 'External' } } },
   { name: 'plugin as list', values: { relay: { plugin: ['obfs-server'] } } },
+  { name: 'etcd endpoint without scheme', values: { store: { etcd: { endpoints: ['etcd:2379'] } } } },
+  { name: 'etcd endpoint without port', values: { store: { etcd: { endpoints: ['https://etcd.example.com'] } } } },
+  { name: 'etcd prefix without trailing slash', values: { store: { etcd: { prefix: '/relay' } } } },
+  { name: 'even etcd member count', values: { etcd: { replicas: 2 } } },
+  { name: 'etcd sync interval out of range', values: { store: { etcd: { syncIntervalSeconds: 0 } } } },
 ];
 
-function runCase(tc, schema) {
+async function runCase(tc, schema) {
   const errors = [];
   const fail = (m) => errors.push(m);
   const r = render(tc.files);
@@ -733,12 +1333,18 @@ function runCase(tc, schema) {
   if (r.status !== 0) { fail(`render failed: ${r.stderr}`); return errors; }
   const out = JSON.parse(r.stdout);
   if (!schema(out.values)) fail(`values.schema.json: ${JSON.stringify(schema.errors)}`);
-  checkRendering(out, fail);
-  tc.expect(out, fail);
+  // With an etcd store, a real etcd runs while the relay's config and probes are checked.
+  const etcdLive = await startEtcd(out, fail);
+  try {
+    checkRendering(out, fail, etcdLive);
+    tc.expect(out, fail);
+  } finally {
+    if (etcdLive) await etcdLive.stop();
+  }
   return errors;
 }
 
-function main() {
+async function main() {
   const results = [];
   const t0 = Date.now();
   let schema = null;
@@ -796,7 +1402,7 @@ function main() {
     let errors;
     if (!modelsLoaded) errors = ['npm packages not installed: run bazel/install_deps.sh test'];
     else {
-      try { errors = runCase(tc, schema); } catch (e) { errors = [`exception: ${e.stack}`]; }
+      try { errors = await runCase(tc, schema); } catch (e) { errors = [`exception: ${e.stack}`]; }
     }
     results.push({ name: tc.name, errors, ms: Date.now() - start });
   }
@@ -835,4 +1441,4 @@ function writeJunit(results, ms) {
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
 }
 
-main();
+main().catch((e) => { console.error(e.stack); process.exitCode = 1; });

@@ -9,7 +9,7 @@ relay="$PWD/$1"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
 node_prefix="${SHADOWRELAY_NODE_PREFIX:-/var/cache/shadowrelay-test/node}"
 
-for tool in go node promtool openssl; do
+for tool in go node promtool openssl etcd etcdctl; do
   if ! command -v "$tool" >/dev/null; then
     echo "chart_test: $tool is missing; run bazel/install_deps.sh test" >&2
     exit 1

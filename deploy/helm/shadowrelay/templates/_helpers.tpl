@@ -54,9 +54,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-control-token" (include "shadowrelay.fullname" .)) .Values.controlApi.existingSecret -}}
 {{- end -}}
 
-{{/* The chart renders the users Secret itself (static users or the generated default user). */}}
+{{/*
+The chart renders the users Secret itself (static users or the generated default user). The
+default user is generated unless the server keeps its own key: persistence on and no etcd store.
+*/}}
 {{- define "shadowrelay.chartUsersSecret" -}}
-{{- if and (not .Values.usersSecret) (or .Values.users (and .Values.generateDefaultUser (not .Values.persistence.enabled))) -}}
+{{- if and (not .Values.usersSecret) (or .Values.users (and .Values.generateDefaultUser (or (not .Values.persistence.enabled) (include "shadowrelay.etcdStore" .)))) -}}
 true
 {{- end -}}
 {{- end -}}
@@ -70,6 +73,96 @@ true
 
 {{- define "shadowrelay.usersSecretName" -}}
 {{- default (printf "%s-users" (include "shadowrelay.fullname" .)) .Values.usersSecret -}}
+{{- end -}}
+
+{{/* An etcd store is configured, external (store.etcd.endpoints) or in the release: "true" or "". */}}
+{{- define "shadowrelay.etcdStore" -}}
+{{- if or .Values.store.etcd.endpoints .Values.etcd.enabled -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+The etcd cluster of etcd.enabled: its StatefulSet (also the members' name prefix), headless
+Service (the members' DNS names) and client Service. Shortened so that pod names and the
+StatefulSet's controller-revision-hash label stay within 63 characters.
+*/}}
+{{- define "shadowrelay.etcdName" -}}
+{{- printf "%s-etcd" (include "shadowrelay.fullname" . | trunc 40 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "shadowrelay.etcdHeadlessName" -}}
+{{- printf "%s-headless" (include "shadowrelay.etcdName" .) -}}
+{{- end -}}
+
+{{/* The members' DNS domain: <pod>.<this>. */}}
+{{- define "shadowrelay.etcdPeerDomain" -}}
+{{- printf "%s.%s.svc.%s" (include "shadowrelay.etcdHeadlessName" .) .Release.Namespace .Values.etcd.clusterDomain -}}
+{{- end -}}
+
+{{- define "shadowrelay.etcdScheme" -}}
+{{- ternary "https" "http" (not (empty .Values.etcd.tls.secretName)) -}}
+{{- end -}}
+
+{{/* Static bootstrap: every member's name and peer URL from the StatefulSet's stable DNS names. */}}
+{{- define "shadowrelay.etcdInitialCluster" -}}
+{{- $name := include "shadowrelay.etcdName" . -}}
+{{- $domain := include "shadowrelay.etcdPeerDomain" . -}}
+{{- $scheme := include "shadowrelay.etcdScheme" . -}}
+{{- $members := list -}}
+{{- range $i := until (int .Values.etcd.replicas) -}}
+{{- $members = append $members (printf "%s-%d=%s://%s-%d.%s:2380" $name $i $scheme $name $i $domain) -}}
+{{- end -}}
+{{- join "," $members -}}
+{{- end -}}
+
+{{- define "shadowrelay.etcdSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "shadowrelay.name" . }}-etcd
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "shadowrelay.etcdLabels" -}}
+helm.sh/chart: {{ include "shadowrelay.chart" . }}
+{{ include "shadowrelay.etcdSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.etcd.image.tag | quote }}
+app.kubernetes.io/component: store
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* --etcd-endpoints: the external endpoints, or the release's client Service. */}}
+{{- define "shadowrelay.etcdEndpoints" -}}
+{{- if .Values.etcd.enabled -}}
+{{- printf "%s://%s.%s.svc.%s:2379" (include "shadowrelay.etcdScheme" .) (include "shadowrelay.etcdName" .) .Release.Namespace .Values.etcd.clusterDomain -}}
+{{- else -}}
+{{- join "," .Values.store.etcd.endpoints -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret with ca.crt, tls.crt and tls.key the relay presents to etcd, or "". */}}
+{{- define "shadowrelay.etcdClientTlsSecret" -}}
+{{- if .Values.etcd.enabled -}}
+{{- .Values.etcd.tls.secretName -}}
+{{- else -}}
+{{- .Values.store.etcd.tls.secretName -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Who may reach the admin ports (control API, metrics; etcd's metrics): the release's namespace,
+networkPolicy.allowedNamespaces and extraFrom, as JSON {"peers": [NetworkPolicyPeer...]}.
+*/}}
+{{- define "shadowrelay.adminPeers" -}}
+{{- $peers := list -}}
+{{- if .Values.networkPolicy.allowSameNamespace -}}
+{{- $peers = append $peers (dict "podSelector" (dict)) -}}
+{{- end -}}
+{{- range .Values.networkPolicy.allowedNamespaces -}}
+{{- $peers = append $peers (dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .))) -}}
+{{- end -}}
+{{- range .Values.networkPolicy.extraFrom -}}
+{{- $peers = append $peers . -}}
+{{- end -}}
+{{- dict "peers" $peers | toJson -}}
 {{- end -}}
 
 {{/* More than one pod may run at once (replicas or the autoscaler): "true" or "". */}}
@@ -127,11 +220,31 @@ TCP UDP
 
 {{/* Checks that stop the rendering with a message (templates/validate.yaml). */}}
 {{- define "shadowrelay.validate" -}}
-{{- if and (include "shadowrelay.multiReplica" .) .Values.persistence.enabled -}}
-{{- fail "shadowrelay: replicaCount > 1 (or autoscaling.maxReplicas > 1) cannot be combined with persistence.enabled=true: users created through the control API are kept in one pod's state directory and the other replicas would not know them. Give the users as static users (users or usersSecret) and set persistence.enabled=false." -}}
+{{- $etcd := include "shadowrelay.etcdStore" . -}}
+{{- if and .Values.store.etcd.endpoints .Values.etcd.enabled -}}
+{{- fail "shadowrelay: store.etcd.endpoints and etcd.enabled are two ways to give the etcd store: set one of them (an external etcd, or the release's own cluster)" -}}
 {{- end -}}
-{{- if and (include "shadowrelay.multiReplica" .) (not (include "shadowrelay.hasStaticUsers" .)) -}}
-{{- fail "shadowrelay: replicaCount > 1 needs static users (users, usersSecret or generateDefaultUser=true): otherwise every replica generates its own key." -}}
+{{- if and .Values.etcd.enabled .Values.store.etcd.tls.secretName -}}
+{{- fail "shadowrelay: store.etcd.tls.secretName is for an external etcd; with etcd.enabled the relay uses etcd.tls.secretName" -}}
+{{- end -}}
+{{- if ne (empty .Values.store.etcd.auth.user) (empty .Values.store.etcd.auth.passwordSecret) -}}
+{{- fail "shadowrelay: store.etcd.auth.user and store.etcd.auth.passwordSecret go together (the user, and a Secret with its password under key \"password\")" -}}
+{{- end -}}
+{{- if and (not $etcd) (or .Values.store.etcd.tls.secretName .Values.store.etcd.auth.user) -}}
+{{- fail "shadowrelay: store.etcd.tls and store.etcd.auth need an etcd store (store.etcd.endpoints or etcd.enabled)" -}}
+{{- end -}}
+{{- if .Values.store.etcd.tls.secretName -}}
+{{- range .Values.store.etcd.endpoints -}}
+{{- if not (hasPrefix "https://" .) -}}
+{{- fail (printf "shadowrelay: store.etcd.tls.secretName is set, but endpoint %s is not https://" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and (include "shadowrelay.multiReplica" .) .Values.persistence.enabled (not $etcd) -}}
+{{- fail "shadowrelay: replicaCount > 1 (or autoscaling.maxReplicas > 1) cannot be combined with persistence.enabled=true without an etcd store: users created through the control API are kept in one pod's state directory and the other replicas would not know them. Share them through etcd (store.etcd.endpoints or etcd.enabled), or give the users as static users (users or usersSecret) and set persistence.enabled=false." -}}
+{{- end -}}
+{{- if and (include "shadowrelay.multiReplica" .) (not (include "shadowrelay.hasStaticUsers" .)) (not $etcd) -}}
+{{- fail "shadowrelay: replicaCount > 1 needs static users (users, usersSecret or generateDefaultUser=true) or an etcd store: otherwise every replica generates its own key." -}}
 {{- end -}}
 {{- $floor := add (int .Values.preStopSleepSeconds) (int .Values.relay.drainTimeoutSeconds) -}}
 {{- if le (int (include "shadowrelay.terminationGracePeriodSeconds" .)) $floor -}}
@@ -188,6 +301,8 @@ fi
 
 {{- define "shadowrelay.podTemplate" -}}
 {{- $fullname := include "shadowrelay.fullname" . -}}
+{{- $etcd := include "shadowrelay.etcdStore" . -}}
+{{- $etcdTls := and $etcd (include "shadowrelay.etcdClientTlsSecret" .) -}}
 {{- $ports := (include "shadowrelay.relayPorts" . | fromJson).ports -}}
 {{- $protocols := splitList " " (include "shadowrelay.protocols" .) -}}
 {{- $lowest := min (int .Values.controlApi.port) (int .Values.metrics.port) -}}
@@ -309,6 +424,35 @@ spec:
         - --public-host
         - {{ . | quote }}
         {{- end }}
+        {{- if $etcd }}
+        {{- /* The shared store (deploy/README.md, "Several replicas with etcd"). */}}
+        - --etcd-endpoints
+        - {{ include "shadowrelay.etcdEndpoints" . | quote }}
+        - --etcd-prefix
+        - {{ .Values.store.etcd.prefix | quote }}
+        {{- if $etcdTls }}
+        - --etcd-ca
+        - /etc/shadowrelay/etcd-tls/ca.crt
+        - --etcd-cert
+        - /etc/shadowrelay/etcd-tls/tls.crt
+        - --etcd-key
+        - /etc/shadowrelay/etcd-tls/tls.key
+        {{- end }}
+        {{- with .Values.store.etcd.auth.user }}
+        - --etcd-user
+        - {{ . | quote }}
+        - --etcd-password-file
+        - /etc/shadowrelay/etcd-auth/password
+        {{- end }}
+        {{- if not (kindIs "invalid" .Values.store.etcd.syncIntervalSeconds) }}
+        - --etcd-sync-interval
+        - {{ int .Values.store.etcd.syncIntervalSeconds | quote }}
+        {{- end }}
+        {{- if not (kindIs "invalid" .Values.store.etcd.leaseTtlSeconds) }}
+        - --etcd-lease-ttl
+        - {{ int .Values.store.etcd.leaseTtlSeconds | quote }}
+        {{- end }}
+        {{- end }}
         {{- range .Values.relay.extraArgs }}
         - {{ . | quote }}
         {{- end }}
@@ -362,6 +506,16 @@ spec:
           mountPath: /etc/shadowrelay/metrics
           readOnly: true
         {{- end }}
+        {{- if $etcdTls }}
+        - name: etcd-tls
+          mountPath: /etc/shadowrelay/etcd-tls
+          readOnly: true
+        {{- end }}
+        {{- if and $etcd .Values.store.etcd.auth.user }}
+        - name: etcd-auth
+          mountPath: /etc/shadowrelay/etcd-auth
+          readOnly: true
+        {{- end }}
         - name: state
           mountPath: /var/lib/shadowrelay
         - name: tmp
@@ -400,6 +554,28 @@ spec:
         items:
           - key: token
             path: token
+    {{- end }}
+    {{- if $etcdTls }}
+    - name: etcd-tls
+      secret:
+        secretName: {{ include "shadowrelay.etcdClientTlsSecret" . }}
+        defaultMode: 0440
+        items:
+          - key: ca.crt
+            path: ca.crt
+          - key: tls.crt
+            path: tls.crt
+          - key: tls.key
+            path: tls.key
+    {{- end }}
+    {{- if and $etcd .Values.store.etcd.auth.user }}
+    - name: etcd-auth
+      secret:
+        secretName: {{ .Values.store.etcd.auth.passwordSecret }}
+        defaultMode: 0440
+        items:
+          - key: password
+            path: password
     {{- end }}
     - name: run
       emptyDir:
