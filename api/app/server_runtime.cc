@@ -190,6 +190,9 @@ ServerRuntime::~ServerRuntime() { stop(); }
 
 absl::Status ServerRuntime::start() {
   started_ = true;
+  // First: every thread started from here on (the etcd client's and gRPC's among them)
+  // inherits the mask, so SIGTERM reaches only the main loop's signal watcher.
+  relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
   if (absl::Status s = loadSecrets(); !s.ok()) return s;
   if (absl::Status s = prepareEnv(); !s.ok()) return s;
   auto plugin = relay::Sip003Plugin::create(config_, addresses_, udp_port_);
@@ -240,7 +243,6 @@ absl::Status ServerRuntime::start() {
     env_.acl = acl_.get();
   }
 
-  relay::SignalWatcher::blockInThisThread(relay::SignalWatcher::stopAndReloadSignals());
   std::signal(SIGPIPE, SIG_IGN);
   // -n/--nofile, else the soft limit raised to the hard one (issue 15 §4).
   auto files = relay::setFileLimit(static_cast<uint64_t>(config_.nofile));
@@ -300,9 +302,10 @@ absl::Status ServerRuntime::loadSecrets() {
   if (absl::Status s = relay::applyServerUrl(config); !s.ok()) return configError(s.message());
   // The server's embedded default: with a state directory and no user at all, a password is
   // generated once, kept there, and the ss:// URI printed. For a 2022 method it is the PSK (the
-  // method's key size), and the shared port's identity key once API users join it.
+  // method's key size), and the shared port's identity key once API users join it. Not with
+  // an etcd store: each replica would generate a different one; its users come from etcd.
   if (server_ && config.password.empty() && config.key.empty() && config.users.empty() &&
-      !config.state_dir.empty()) {
+      !config.state_dir.empty() && relay::etcdEndpointList(config).empty()) {
     bool created = false;
     auto method = crypto::findAnyMethod(config.method);
     const size_t size =

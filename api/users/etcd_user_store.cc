@@ -637,7 +637,8 @@ EtcdUserStore::Stats EtcdUserStore::stats() const {
   Stats s;
   s.revision = revision_;
   s.last_sync = last_sync_;
-  s.up = absl::Now() - last_sync_ < 3 * options_.sync_interval + absl::Seconds(10);
+  // checkSync() renews it every sync interval while etcd answers.
+  s.up = absl::Now() - last_sync_ < 2 * options_.sync_interval + absl::Seconds(1);
   s.watch_lag_seconds = watch_lag_seconds_;
   s.replica_id = replica_id_;
   absl::MutexLock requests(&requests_mu_);

@@ -64,7 +64,7 @@ class EtcdUserStore : public SharedStore {
 
   /// For the shadowrelay_store_* metrics.
   struct Stats {
-    bool up = false;                 // the watch answered within the last 3 sync intervals
+    bool up = false;  // in sync (etcd answered, nothing unheard) within 2 sync intervals + 1 s
     int64_t revision = 0;            // last revision heard
     absl::Time last_sync = absl::InfinitePast();  // last watch answer or traffic write
     double watch_lag_seconds = 0;    // this server's last write until its watch event

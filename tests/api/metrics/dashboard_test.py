@@ -106,6 +106,12 @@ def rule_exprs(path):
     return out
 
 
+def optional(name):
+    """A family this scrape's server need not export (--optional PREFIX: e.g. the etcd store's,
+    on a server without etcd)."""
+    return any(name.startswith(prefix) for prefix in ARGS.optional)
+
+
 class DashboardTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -114,6 +120,8 @@ class DashboardTest(unittest.TestCase):
         cls.scrape = metrics_scrape.scrape(ARGS)
 
     def assertExported(self, name, where):
+        if optional(name):
+            return
         self.assertTrue(metrics_scrape.exported(name, self.scrape),
                         f"{where}: {name} is not in the scrape")
 
@@ -214,6 +222,8 @@ class RulesTest(unittest.TestCase):
             names = promql_metric_names(expr)
             self.assertTrue(names, f"{alert}: no metric in {expr!r}")
             for name in names - {"up"}:
+                if optional(name):
+                    continue
                 with self.subTest(alert=alert, metric=name):
                     self.assertTrue(metrics_scrape.exported(name, scrape),
                                     f"{alert}: {name} is not in the scrape")
@@ -224,5 +234,7 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dashboard", required=True)
     parser.add_argument("--rules", required=True)
+    parser.add_argument("--optional", action="append", default=[],
+                        help="a metric name prefix the scrape may lack (repeatable)")
     metrics_scrape.add_source_args(parser)
     metrics_scrape.main_with(parser, globals())

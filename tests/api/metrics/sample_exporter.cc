@@ -32,6 +32,15 @@ int main(int argc, char** argv) {
   options.user_devices = [] {
     return std::vector<std::pair<std::string, size_t>>{{"alice", 2}, {"bob", 0}};
   };
+  options.store = [] {
+    shadowrelay::api::metrics::StoreSample s;
+    s.requests = {{"range", "ok", 3}, {"txn", "unavailable", 1}};
+    s.up = true;
+    s.revision = 42;
+    s.last_sync_unix_seconds = 1.7e9;
+    s.watch_lag_seconds = 0.003;
+    return s;
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--listen=", 0) == 0) {
