@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // How the control API shows a client's address (User.devices): client addresses are personal
-// data, so by default only a keyed hash of them leaves the process.
+// data, so by default only a keyed id of them (relay::DeviceIds) leaves the process.
 
-#include <array>
-#include <cstdint>
+#include <cstddef>
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "relay/users/device_ids.h"
 
 namespace shadowrelay::api::control {
 
@@ -15,19 +15,18 @@ namespace shadowrelay::api::control {
 /// address. Thread-safe (immutable after construction).
 class ClientAddresses {
  public:
-  /// `show` (--show-client-addresses): the address as text. Otherwise HMAC-SHA256 of the key
-  /// under a random key made here, so the hashes are stable only while this object lives (the
-  /// process) and cannot be reversed by hashing every IPv4 address without it.
-  explicit ClientAddresses(bool show);
+  /// `show` (--show-client-addresses): the address as text. Otherwise its id under `ids`: the
+  /// registry's (UserRegistry::deviceIds()), a key of this process, or with an etcd store the
+  /// cluster's, so that one device has one id on every replica.
+  explicit ClientAddresses(bool show) : show_(show) {}
 
-  std::string display(absl::string_view device_key) const;
+  std::string display(absl::string_view device_key, const relay::DeviceIds& ids) const;
 
   /// Hex digits of a hashed address.
-  static constexpr size_t kHashHexDigits = 16;
+  static constexpr size_t kHashHexDigits = relay::DeviceIds::kHexDigits;
 
  private:
   const bool show_;
-  std::array<uint8_t, 32> hmac_key_{};
 };
 
 }  // namespace shadowrelay::api::control

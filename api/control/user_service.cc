@@ -130,23 +130,26 @@ grpc::Status takeTimeLimits(const v1::UserLimits& limits, bool after_first_use, 
   return grpc::Status::OK;
 }
 
-/// User.devices: what the user's tracker (shared by the workers) counts now.
+/// User.devices: what the user's tracker (shared by the workers) counts now, then the devices
+/// only other replicas count (etcd store), known here by their id alone.
 void setDevices(const relay::RelayUser* user, const ClientAddresses& addresses,
-                v1::DeviceUsage* out) {
+                const relay::DeviceIds& ids, v1::DeviceUsage* out) {
   if (user == nullptr) {
     out->set_count(0);
     return;
   }
   const std::vector<relay::DeviceTracker::Device> devices =
       user->live->devices->devices(user->device_window);
-  out->set_count(static_cast<uint32_t>(devices.size()));
+  const std::vector<std::string> elsewhere = user->live->devices->remoteOnly(user->device_window);
+  out->set_count(static_cast<uint32_t>(devices.size() + elsewhere.size()));
   const absl::Time now = absl::Now();
   for (const relay::DeviceTracker::Device& device : devices) {
     v1::Device* d = out->add_list();
-    d->set_address(addresses.display(device.key));
+    d->set_address(addresses.display(device.key, ids));
     d->set_active(device.active);
     setTimestamp(now - absl::FromChrono(device.since_seen), d->mutable_last_seen());
   }
+  for (const std::string& id : elsewhere) out->add_list()->set_address(id);
 }
 
 }  // namespace
@@ -185,7 +188,7 @@ void UserService::toProto(const users::User& user, bool with_secrets,
   }
   out->mutable_limits()->set_data_quota_period(periodToProto(user.limits.data_quota_period));
   out->mutable_limits()->set_max_devices(user.limits.max_devices);
-  setDevices(table.find(user.name), addresses_, out->mutable_devices());
+  setDevices(table.find(user.name), addresses_, *registry_.deviceIds(), out->mutable_devices());
   out->mutable_limits()->set_bytes_per_second(user.limits.bytes_per_second);
   out->set_plugin(user.plugin);
   if (with_secrets) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "crypto/key_derivation.h"
 #include "nlohmann/json.hpp"
 #include "relay/log.h"
 
@@ -27,14 +28,19 @@ constexpr absl::string_view kReplicas = "replicas/";
 constexpr absl::string_view kTraffic = "traffic/";
 constexpr absl::string_view kLive = "live/";
 constexpr absl::string_view kBase = "_base";
+constexpr absl::string_view kDeviceKey = "device_key";
+/// A live/ value's device list is at most this long (a replica lists at most max(max_devices,
+/// DeviceTracker::kMinCapacity) devices of a user); longer ones are cut here.
+constexpr size_t kMaxLiveDevices = 4096;
 /// etcd's default --max-txn-ops is 128; one op of each transaction is the guard or is spare.
 constexpr size_t kMaxOps = 120;
 
-etcd::Op putOp(std::string key, std::string value) {
+etcd::Op putOp(std::string key, std::string value, int64_t lease = 0) {
   etcd::Op op;
   op.kind = etcd::Op::Kind::Put;
   op.key = std::move(key);
   op.value = std::move(value);
+  op.lease = lease;
   return op;
 }
 
@@ -88,9 +94,33 @@ TrafficCounters minus(const TrafficCounters& a, const TrafficCounters& b) {
           sub(a.tcp_connections, b.tcp_connections), sub(a.udp_packets, b.udp_packets)};
 }
 
-/// "traffic/<name>/<id>" -> (name, id).
-std::optional<std::pair<std::string, std::string>> splitTrafficKey(absl::string_view suffix) {
-  if (!absl::ConsumePrefix(&suffix, kTraffic)) return std::nullopt;
+std::string encodeLive(const LiveCount& live) {
+  json j = {{"connections", live.connections}, {"devices", live.devices}};
+  return j.dump();
+}
+
+std::optional<LiveCount> decodeLive(absl::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  auto connections = j.find("connections");
+  auto devices = j.find("devices");
+  if (connections == j.end() || !connections->is_number_unsigned() ||
+      connections->get<uint64_t>() > UINT32_MAX || devices == j.end() || !devices->is_array()) {
+    return std::nullopt;
+  }
+  LiveCount live;
+  live.connections = connections->get<uint32_t>();
+  for (const json& device : *devices) {
+    if (!device.is_string()) return std::nullopt;
+    if (live.devices.size() < kMaxLiveDevices) live.devices.push_back(device.get<std::string>());
+  }
+  return live;
+}
+
+/// "<kind><name>/<id>" (kind "traffic/" or "live/") -> (name, id).
+std::optional<std::pair<std::string, std::string>> splitKey(absl::string_view suffix,
+                                                            absl::string_view kind) {
+  if (!absl::ConsumePrefix(&suffix, kind)) return std::nullopt;
   std::vector<std::string> parts = absl::StrSplit(suffix, '/');
   if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) return std::nullopt;
   return std::make_pair(parts[0], parts[1]);
@@ -154,6 +184,10 @@ void EtcdUserStore::resetFromListLocked(const etcd::RangeResult& range) {
   config_.clear();
   traffic_.clear();
   replicas_.clear();
+  // Users live elsewhere before may have nothing live now: they are told so too.
+  for (const auto& [name, per_id] : live_) live_dirty_.insert(name);
+  live_.clear();
+  device_key_seen_ = false;
   guard_applied_ = 0;
   for (const etcd::KeyValue& kv : range.kvs) {
     etcd::WatchEvent event;
@@ -205,7 +239,31 @@ int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
     }
     return 0;
   }
-  if (auto parts = splitTrafficKey(suffix)) {
+  if (suffix == kDeviceKey) {
+    device_key_seen_ = put && !event.kv.value.empty();
+    if (device_key_seen_) device_secret_ = event.kv.value;
+    return 0;
+  }
+  if (auto parts = splitKey(suffix, kLive)) {
+    const auto& [name, id] = *parts;
+    std::optional<LiveCount> live;
+    if (put) {
+      live = decodeLive(event.kv.value);
+      if (!live.has_value()) {
+        SR_LOG(Warn, "etcd %s%s: not live counts; ignored", options_.prefix, suffix);
+      }
+    }
+    if (live.has_value()) {
+      live_[name][id] = *std::move(live);
+    } else if (auto it = live_.find(name); it != live_.end()) {
+      it->second.erase(id);
+      if (it->second.empty()) live_.erase(it);
+    }
+    if (!put && id == replica_id_) published_live_.erase(name);  // removed with its user
+    live_dirty_.insert(name);
+    return 3;
+  }
+  if (auto parts = splitKey(suffix, kTraffic)) {
     auto& per_user = traffic_[parts->first];
     if (put) {
       auto counters = decodeTraffic(event.kv.value);
@@ -271,6 +329,44 @@ std::vector<TrafficTotal> EtcdUserStore::totalsLocked(const std::set<std::string
   return out;
 }
 
+LiveCount EtcdUserStore::liveTotalLocked(const std::string& name) const {
+  LiveCount total;
+  total.name = name;
+  auto it = live_.find(name);
+  if (it == live_.end()) return total;
+  uint64_t connections = 0;
+  std::set<std::string> devices;
+  for (const auto& [id, live] : it->second) {
+    if (id == replica_id_) continue;
+    connections += live.connections;
+    devices.insert(live.devices.begin(), live.devices.end());
+  }
+  total.connections = static_cast<uint32_t>(std::min<uint64_t>(connections, UINT32_MAX));
+  total.devices.assign(devices.begin(), devices.end());
+  return total;
+}
+
+void EtcdUserStore::deliverLive() {
+  absl::MutexLock deliver(&deliver_mu_);
+  SharedStoreListener* listener;
+  std::string secret;
+  std::vector<LiveCount> totals;
+  {
+    absl::MutexLock lock(&mu_);
+    listener = listener_;
+    // Devices compare by the cluster's ids: nothing is given before the secret is known.
+    if (listener == nullptr || device_secret_.empty()) return;
+    if (device_secret_ != delivered_secret_) secret = device_secret_;
+    for (const std::string& name : live_dirty_) totals.push_back(liveTotalLocked(name));
+    live_dirty_.clear();
+  }
+  if (!secret.empty()) {
+    listener->applyDeviceKey(secret);
+    delivered_secret_ = secret;
+  }
+  if (!totals.empty()) listener->applyRemoteLive(totals);
+}
+
 absl::StatusOr<StoreContents> EtcdUserStore::load() {
   auto range = client_->getPrefix(options_.prefix);
   if (!range.ok()) return range.status();
@@ -327,9 +423,12 @@ bool EtcdUserStore::relist() {
     listener->applyShared(std::move(contents));
     listener->applyRemoteTraffic(totals);
   }
-  absl::MutexLock lock(&mu_);
-  guard_applied_ = guard;
-  heard_.SignalAll();
+  {
+    absl::MutexLock lock(&mu_);
+    guard_applied_ = guard;
+    heard_.SignalAll();
+  }
+  deliverLive();
   return true;
 }
 
@@ -370,6 +469,7 @@ void EtcdUserStore::onUpdate(const etcd::WatchUpdate& update) {
     heard_.SignalAll();
   }
   if (!totals.empty()) listener->applyRemoteTraffic(totals);
+  deliverLive();
 }
 
 absl::Status EtcdUserStore::write(const StoreContents& after) {
@@ -484,6 +584,8 @@ void EtcdUserStore::registerReplica() {
       if (written != own_written_.end()) counters = minus(counters, written->second);
     }
     own_written_.clear();
+    // The sums skip this server's own live/ keys, which are under the new id from now on.
+    for (const auto& [name, per_id] : live_) live_dirty_.insert(name);
     lease_lost_ = false;
     SR_LOG(Warn, "etcd %s: this server's lease was lost; it continues as replica %s",
            options_.prefix, replica_id_);
@@ -539,6 +641,99 @@ void EtcdUserStore::flushTraffic() {
     }
     for (size_t i = begin; i < end; ++i) own_written_[changed[i].first] = changed[i].second;
     last_sync_ = absl::Now();
+  }
+}
+
+bool EtcdUserStore::ensureDeviceKey() {
+  std::string secret;
+  bool seen;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    secret = device_secret_;
+    seen = device_key_seen_;
+  }
+  if (!seen) {
+    // Created if absent: of two servers creating it at once one wins and the other reads the
+    // winner's. One that had it already (deleted since) puts it back, so ids stay the same.
+    const std::string mine = secret.empty() ? crypto::randomBase64Key(32) : secret;
+    etcd::Op get;
+    get.kind = etcd::Op::Kind::Get;
+    get.key = key(kDeviceKey);
+    auto result = client_->txn({compareOp(key(kDeviceKey), etcd::Compare::Target::Create, 0)},
+                               {putOp(key(kDeviceKey), mine)}, {get});
+    if (!result.ok()) return !secret.empty();  // the secret known still holds
+    std::string winner = mine;
+    if (!result->succeeded) {
+      winner = result->gets.empty() || result->gets[0].empty() ? std::string()
+                                                               : result->gets[0][0].value;
+    }
+    if (winner.empty()) {
+      SR_LOG(Warn, "etcd %s%s: empty; live counts are not shared until it has a value",
+             options_.prefix, kDeviceKey);
+      return false;
+    }
+    absl::MutexLock lock(&mu_);
+    device_secret_ = winner;
+    device_key_seen_ = true;
+  }
+  deliverLive();
+  return true;
+}
+
+void EtcdUserStore::publishLive() {
+  if (lease_ == nullptr) return;
+  SharedStoreListener* listener;
+  std::string id;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (lease_lost_) return;
+    listener = listener_;
+    id = replica_id_;
+  }
+  // The ids of this server's devices must be the cluster's before they are published.
+  if (listener == nullptr || !ensureDeviceKey()) return;
+  std::map<std::string, std::string> now;
+  for (const LiveCount& live : listener->liveCounts()) now.emplace(live.name, encodeLive(live));
+  std::vector<std::pair<std::string, std::optional<std::string>>> changes;  // nullopt: delete
+  {
+    absl::MutexLock lock(&mu_);
+    if (published_lease_ != lease_->id()) {
+      published_live_.clear();  // keys on an older lease went with it
+      published_lease_ = lease_->id();
+    }
+    for (const auto& [name, value] : now) {
+      auto it = published_live_.find(name);
+      if (it == published_live_.end() || it->second != value) changes.emplace_back(name, value);
+    }
+    for (const auto& [name, value] : published_live_) {
+      if (now.count(name) == 0) changes.emplace_back(name, std::nullopt);
+    }
+  }
+  const etcd::Compare mine =
+      compareOp(key(absl::StrCat(kReplicas, id)), etcd::Compare::Target::Lease, lease_->id());
+  for (size_t begin = 0; begin < changes.size(); begin += kMaxOps) {
+    const size_t end = std::min(changes.size(), begin + kMaxOps);
+    std::vector<etcd::Op> ops;
+    for (size_t i = begin; i < end; ++i) {
+      std::string k = key(absl::StrCat(kLive, changes[i].first, "/", id));
+      ops.push_back(changes[i].second.has_value()
+                        ? putOp(std::move(k), *changes[i].second, lease_->id())
+                        : deleteOp(std::move(k)));
+    }
+    auto result = client_->txn({mine}, ops, {});
+    if (!result.ok()) return;  // published at the next sync
+    absl::MutexLock lock(&mu_);
+    if (!result->succeeded) {
+      lease_lost_ = true;  // our replicas/ key is gone: a new id at the next round
+      return;
+    }
+    for (size_t i = begin; i < end; ++i) {
+      if (changes[i].second.has_value()) {
+        published_live_[changes[i].first] = *changes[i].second;
+      } else {
+        published_live_.erase(changes[i].first);
+      }
+    }
   }
 }
 
@@ -621,9 +816,11 @@ void EtcdUserStore::run() {
                                     [this](const etcd::WatchUpdate& u) { onUpdate(u); });
     }
     registerReplica();
+    deliverLive();  // what load() read, once the device secret is known
     if (absl::Now() >= next_sync) {
       checkSync();
       flushTraffic();
+      publishLive();
       foldGoneReplicas();
       next_sync = absl::Now() + options_.sync_interval;
     }

@@ -24,7 +24,7 @@ struct EtcdStoreOptions {
   /// --replica-id: names this server's traffic and live keys. A new one is taken when the
   /// server's lease was lost (its old keys may have been folded into the totals meanwhile).
   std::string replica_id;
-  /// --etcd-sync-interval: how often this server's traffic is written.
+  /// --etcd-sync-interval: how often this server's traffic and live counts are written.
   absl::Duration sync_interval = absl::Seconds(5);
   /// --etcd-lease-ttl: the lease of this server's `replicas/` key.
   int64_t lease_ttl_seconds = 10;
@@ -45,6 +45,12 @@ struct EtcdStoreOptions {
 ///                                 value, so a write retried after a timeout never counts twice
 ///   P traffic/<name>/_base        what servers that are gone counted (folded in by whichever
 ///                                 server sees their `replicas/` key gone first, atomically)
+///   P live/<name>/<id>            {"connections": n, "devices": [id, ...]}: what server <id> has
+///                                 live for a user with max_connections or max_devices, on its
+///                                 lease (gone with the server), written at each sync interval
+///                                 when it changed, deleted when nothing is live
+///   P device_key                  the secret of device ids (relay::DeviceIds), created if
+///                                 absent by the first server that publishes live counts
 ///
 /// One watch on P keeps every server's view; a watch whose start was compacted re-lists.
 class EtcdUserStore : public SharedStore {
@@ -85,19 +91,29 @@ class EtcdUserStore : public SharedStore {
   std::string key(absl::string_view suffix) const { return options_.prefix + std::string(suffix); }
   /// Replaces every map with a full read at one revision.
   void resetFromListLocked(const etcd::RangeResult& range) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  /// Applies one key's change. @return 1 for a configuration key, 2 for a traffic key, 0 else.
+  /// Applies one key's change. @return 1 for a configuration key, 2 for a traffic key, 3 for a
+  /// live key (its user is then in live_dirty_), 0 else.
   int applyLocked(const etcd::WatchEvent& event, std::set<std::string>* traffic_users)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   StoreContents contentsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   TrafficCounters othersLocked(const std::string& name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::vector<TrafficTotal> totalsLocked(const std::set<std::string>& names) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  /// The other servers' live counts of `name` together (this server's skipped).
+  LiveCount liveTotalLocked(const std::string& name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  /// Gives the listener the device secret if it is new, then the totals of live_dirty_ (only
+  /// once the secret is known). Any thread; never with mu_ held.
+  void deliverLive() ABSL_LOCKS_EXCLUDED(mu_, deliver_mu_);
   void onUpdate(const etcd::WatchUpdate& update);
   /// Lists and hands the whole state to the listener. @return false if etcd did not answer.
   bool relist();
   void run();
   void registerReplica();
   void flushTraffic();
+  /// Reads (or creates) `device_key` unless the watch has it. @return whether it is known.
+  bool ensureDeviceKey();
+  /// Writes this server's live counts that changed since the last sync, on its lease.
+  void publishLive();
   void foldGoneReplicas();
   void checkSync();
   bool wakeLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || relist_; }
@@ -123,6 +139,20 @@ class EtcdUserStore : public SharedStore {
   std::map<std::string, std::map<std::string, std::pair<TrafficCounters, int64_t>>> traffic_
       ABSL_GUARDED_BY(mu_);
   std::set<std::string> replicas_ ABSL_GUARDED_BY(mu_);
+  /// live/<name>/<id> as heard (this server's own included; liveTotalLocked() skips it).
+  std::map<std::string, std::map<std::string, LiveCount>> live_ ABSL_GUARDED_BY(mu_);
+  /// Users whose totals may have changed since the listener last heard them.
+  std::set<std::string> live_dirty_ ABSL_GUARDED_BY(mu_);
+  /// device_key's value as last heard or written ("" until then), and whether etcd has it.
+  std::string device_secret_ ABSL_GUARDED_BY(mu_);
+  bool device_key_seen_ ABSL_GUARDED_BY(mu_) = false;
+  /// What this server wrote under live/ (user -> value), on lease published_lease_.
+  std::map<std::string, std::string> published_live_ ABSL_GUARDED_BY(mu_);
+  int64_t published_lease_ ABSL_GUARDED_BY(mu_) = 0;
+  /// One delivery to the listener at a time, so that totals arrive in the order they were
+  /// made. Taken before mu_.
+  absl::Mutex deliver_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::string delivered_secret_ ABSL_GUARDED_BY(deliver_mu_);
   /// This server's counts since replica_id_ was taken, and what of them is written.
   std::map<std::string, TrafficCounters> own_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, TrafficCounters> own_written_ ABSL_GUARDED_BY(mu_);

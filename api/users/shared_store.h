@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -18,6 +20,17 @@ struct TrafficTotal {
   TrafficCounters total;
 };
 
+/// A user's live counts (issue 19 §2): what one server publishes for it (its own), or what the
+/// other servers published together (their sum and union).
+struct LiveCount {
+  std::string name;
+  uint32_t connections = 0;  // TCP sessions open now
+  /// The devices that count now (relay::DeviceTracker), by their id under the cluster's
+  /// DeviceIds (applyDeviceKey()), sorted, each once.
+  std::vector<std::string> devices;
+  bool operator==(const LiveCount&) const = default;
+};
+
 /// Who hears what the other servers of a SharedStore changed: the UserRegistry.
 class SharedStoreListener {
  public:
@@ -29,6 +42,18 @@ class SharedStoreListener {
   /// What the other servers (and those gone) counted for these users, cumulative since each
   /// user was created. Called from the store's thread.
   virtual void applyRemoteTraffic(std::span<const TrafficTotal> totals) = 0;
+  /// The cluster's secret for device ids (etcd's `device_key`): from now on devices are
+  /// published and compared by relay::DeviceIds::fromSecret(secret). Called from the store's
+  /// threads before the first liveCounts() and applyRemoteLive(), and again if it changes.
+  virtual void applyDeviceKey(const std::string& secret) = 0;
+  /// What the other servers have live for these users now (connections summed, devices
+  /// united); a user whose count is zero and device list empty has nothing live elsewhere.
+  /// Called from the store's threads, one call at a time.
+  virtual void applyRemoteLive(std::span<const LiveCount> totals) = 0;
+  /// This server's live counts of the users with max_connections or max_devices that have
+  /// something live (a session, or a device within the window), for the others. Called from
+  /// the store's thread at each sync interval.
+  virtual std::vector<LiveCount> liveCounts() const = 0;
 };
 
 /// The users, defaults and identity keys shared by several servers (the etcd store): the

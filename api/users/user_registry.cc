@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -502,8 +503,22 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     identity_keys.push_back(std::move(key));
   }
   // Users also in the current table keep its UserLive (their open connection count).
-  return std::make_shared<const relay::UserTable>(++snapshot_generation_, std::move(users),
-                                                  snapshot_.get(), std::move(identity_keys));
+  auto table = std::make_shared<const relay::UserTable>(
+      ++snapshot_generation_, std::move(users), snapshot_.get(), std::move(identity_keys));
+  for (const auto& [name, live] : remote_live_) {
+    const relay::RelayUser* user = table->find(name);
+    if (user == nullptr) continue;
+    const relay::RelayUser* before = snapshot_ != nullptr ? snapshot_->find(name) : nullptr;
+    if (before == nullptr || before->live != user->live) setRemoteLiveLocked(*user, live);
+  }
+  return table;
+}
+
+void UserRegistry::setRemoteLiveLocked(const relay::RelayUser& user,
+                                       const LiveCount& live) const {
+  user.live->remote_tcp_sessions.store(live.connections, std::memory_order_relaxed);
+  user.live->devices->setRemote(
+      device_ids_, absl::flat_hash_set<std::string>(live.devices.begin(), live.devices.end()));
 }
 
 void UserRegistry::publish(const relay::UserTablePtr& snapshot) {
@@ -702,6 +717,54 @@ void UserRegistry::applyRemoteTraffic(std::span<const TrafficTotal> totals) {
     }
     publish(snapshot);
   }
+}
+
+void UserRegistry::applyDeviceKey(const std::string& secret) {
+  absl::MutexLock lock(&mu_);
+  device_ids_ = relay::DeviceIds::fromSecret(secret);
+  // The trackers compare by the new ids from now on.
+  for (const auto& [name, live] : remote_live_) {
+    if (const relay::RelayUser* user = snapshot_->find(name)) setRemoteLiveLocked(*user, live);
+  }
+}
+
+void UserRegistry::applyRemoteLive(std::span<const LiveCount> totals) {
+  absl::MutexLock lock(&mu_);
+  for (const LiveCount& t : totals) {
+    if (t.connections == 0 && t.devices.empty()) {
+      if (auto it = remote_live_.find(t.name); it != remote_live_.end()) remote_live_.erase(it);
+    } else {
+      remote_live_[t.name] = t;
+    }
+    if (const relay::RelayUser* user = snapshot_->find(t.name)) setRemoteLiveLocked(*user, t);
+  }
+}
+
+std::vector<LiveCount> UserRegistry::liveCounts() const {
+  relay::UserTablePtr table;
+  relay::DeviceIdsPtr ids;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    table = snapshot_;
+    ids = device_ids_;
+  }
+  std::vector<LiveCount> out;
+  table->forEach([&](const relay::RelayUser& user) {
+    if (user.max_connections == 0 && user.max_devices == 0) return;
+    LiveCount live;
+    live.name = user.name;
+    live.connections = user.live->tcp_sessions.load(std::memory_order_relaxed);
+    live.devices = user.live->devices->ids(ids, user.device_window);
+    if (live.connections != 0 || !live.devices.empty()) out.push_back(std::move(live));
+  });
+  std::sort(out.begin(), out.end(),
+            [](const LiveCount& a, const LiveCount& b) { return a.name < b.name; });
+  return out;
+}
+
+relay::DeviceIdsPtr UserRegistry::deviceIds() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return device_ids_;
 }
 
 absl::Status UserRegistry::commit(State state, bool publish_snapshot) {

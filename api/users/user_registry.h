@@ -25,6 +25,7 @@
 #include "api/users/user_store.h"
 #include "crypto/key_derivation.h"
 #include "crypto/providers.h"
+#include "relay/users/device_ids.h"
 #include "relay/users/user_table.h"
 
 namespace shadowrelay::api::users {
@@ -170,6 +171,16 @@ class UserRegistry : public SharedStoreListener {
   /// SharedStoreListener: what the other servers counted. A user's traffic (and its data
   /// quota) is then that plus what this server counted since it started.
   void applyRemoteTraffic(std::span<const TrafficTotal> totals) override;
+  /// SharedStoreListener: device ids are the cluster's from now on (deviceIds()).
+  void applyDeviceKey(const std::string& secret) override;
+  /// SharedStoreListener: the other servers' sessions and devices, given to the users' UserLive
+  /// (max_connections and max_devices count them; User.devices lists them by id).
+  void applyRemoteLive(std::span<const LiveCount> totals) override;
+  /// SharedStoreListener: this server's sessions and devices of users with a limit.
+  std::vector<LiveCount> liveCounts() const override;
+  /// How devices are named outside the process (User.devices, the store): under a random key
+  /// of this process, or the cluster's once a shared store gave it. Thread-safe.
+  relay::DeviceIdsPtr deviceIds() const;
 
   /// The current table (never null).
   relay::UserTablePtr snapshot() const;
@@ -231,7 +242,9 @@ class UserRegistry : public SharedStoreListener {
   };
 
   explicit UserRegistry(RegistryOptions options)
-      : options_(std::move(options)), shared_port_(options_.shared_port) {}
+      : options_(std::move(options)),
+        shared_port_(options_.shared_port),
+        device_ids_(relay::DeviceIds::random()) {}
   absl::Status checkPortLocked(uint16_t port, absl::string_view name, const Table& table) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   /// FAILED_PRECONDITION unless a user `name` of `method` may be on `port` beside its other
@@ -272,8 +285,12 @@ class UserRegistry : public SharedStoreListener {
   /// Copies into `table` the traffic (and first use) counted since it was copied from
   /// state_.users. @return true if an API user's counters were newer (so still unsaved).
   bool mergeTrafficLocked(Table& table) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  /// Also sets next_deadline_ from the users and the clock.
+  /// Also sets next_deadline_ from the users and the clock, and gives users new in the table
+  /// what the other servers have live for them.
   relay::UserTablePtr buildSnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Gives `user` (of the current or a new table) the other servers' live counts `live`.
+  void setRemoteLiveLocked(const relay::RelayUser& user, const LiveCount& live) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void publish(const relay::UserTablePtr& snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   const RegistryOptions options_;
@@ -296,6 +313,9 @@ class UserRegistry : public SharedStoreListener {
   };
   std::map<std::string, SplitTraffic, std::less<>> split_traffic_ ABSL_GUARDED_BY(mu_);
   absl::Time next_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  relay::DeviceIdsPtr device_ids_ ABSL_GUARDED_BY(mu_);
+  /// With a shared store: what the other servers have live, by user (only users with some).
+  std::map<std::string, LiveCount, std::less<>> remote_live_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(write_mu_);
   uint64_t next_subscriber_ ABSL_GUARDED_BY(write_mu_) = 1;
 };

@@ -27,7 +27,14 @@ DeviceTracker::Admission DeviceTracker::acquire(const std::string& key, uint32_t
   // A new device (rare next to sessions of known ones): the walk over at most the capacity is
   // paid here only.
   expireLocked(now, window);
-  if (max_devices != 0 && entries_.size() >= max_devices) return Admission::Refused;
+  // Its id only when other replicas count devices of the user (an etcd store).
+  std::string id = remote_.empty() || ids_ == nullptr ? std::string() : ids_->id(key);
+  if (max_devices != 0) {
+    const bool elsewhere = !id.empty() && remote_.contains(id);
+    if (!elsewhere && entries_.size() + remoteOnlyCountLocked(now, window) >= max_devices) {
+      return Admission::Refused;
+    }
+  }
   const size_t capacity = std::max<size_t>(max_devices, kMinCapacity);
   if (entries_.size() >= capacity) {
     // Without a limit: the inactive device seen longest ago makes room.
@@ -41,7 +48,7 @@ DeviceTracker::Admission DeviceTracker::acquire(const std::string& key, uint32_t
     if (oldest == entries_.end()) return Admission::Uncounted;
     entries_.erase(oldest);
   }
-  entries_.emplace(key, Entry{1, now});
+  entries_.emplace(key, Entry{1, now, std::move(id)});
   return Admission::Counted;
 }
 
@@ -86,6 +93,65 @@ size_t DeviceTracker::count(Clock::duration window) const {
   return static_cast<size_t>(std::count_if(entries_.begin(), entries_.end(), [&](const auto& e) {
     return counts(e.second, now, window);
   }));
+}
+
+void DeviceTracker::useIdsLocked(const DeviceIdsPtr& ids) {
+  if (ids == ids_) return;
+  ids_ = ids;
+  for (auto& [key, entry] : entries_) entry.id.clear();
+}
+
+const std::string& DeviceTracker::idLocked(const std::string& key, Entry& entry) {
+  if (entry.id.empty() && ids_ != nullptr) entry.id = ids_->id(key);
+  return entry.id;
+}
+
+size_t DeviceTracker::remoteOnlyCountLocked(Clock::time_point now, Clock::duration window) {
+  if (remote_.empty()) return 0;
+  size_t both = 0;
+  for (auto& [key, entry] : entries_) {
+    if (counts(entry, now, window) && remote_.contains(idLocked(key, entry))) ++both;
+  }
+  return remote_.size() - both;
+}
+
+void DeviceTracker::setRemote(DeviceIdsPtr ids, absl::flat_hash_set<std::string> remote) {
+  if (ids == nullptr) remote.clear();  // nothing to compare them with
+  absl::MutexLock lock(&mu_);
+  useIdsLocked(ids);
+  remote_ = std::move(remote);
+}
+
+std::vector<std::string> DeviceTracker::ids(const DeviceIdsPtr& ids, Clock::duration window) {
+  const Clock::time_point now = now_();
+  std::vector<std::string> out;
+  {
+    absl::MutexLock lock(&mu_);
+    useIdsLocked(ids);
+    for (auto& [key, entry] : entries_) {
+      if (counts(entry, now, window)) out.push_back(idLocked(key, entry));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> DeviceTracker::remoteOnly(Clock::duration window) {
+  const Clock::time_point now = now_();
+  std::vector<std::string> out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (remote_.empty()) return out;
+    absl::flat_hash_set<std::string> local;
+    for (auto& [key, entry] : entries_) {
+      if (counts(entry, now, window)) local.insert(idLocked(key, entry));
+    }
+    for (const std::string& id : remote_) {
+      if (!local.contains(id)) out.push_back(id);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 std::string DeviceTracker::keyText(const std::string& key) {

@@ -18,7 +18,11 @@ bool RelayUser::sameKey(const RelayUser& other) const {
 
 bool RelayUser::admitsNewSession(uint32_t others) const {
   if (!enabled || quota_exceeded) return false;
-  return max_connections == 0 || others < max_connections;
+  if (max_connections == 0) return true;
+  // Summed in 64 bits: the remote count comes from other servers.
+  const uint64_t open =
+      uint64_t{others} + live->remote_tcp_sessions.load(std::memory_order_relaxed);
+  return open < max_connections;
 }
 
 std::optional<DeviceLease> RelayUser::admitDevice(const std::string& key) const {

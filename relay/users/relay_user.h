@@ -24,7 +24,11 @@ namespace shadowrelay::relay {
 struct UserLive {
   /// TCP sessions open now, on every worker (changed at session start and close only).
   std::atomic<uint32_t> tcp_sessions{0};
-  /// The client networks that used the user lately (max_devices, User.devices).
+  /// With an etcd store: the TCP sessions the other replicas had open at their last sync
+  /// (issue 19 §2; set by the store's thread, read at session start against max_connections).
+  std::atomic<uint32_t> remote_tcp_sessions{0};
+  /// The client networks that used the user lately (max_devices, User.devices), with the other
+  /// replicas' by id.
   std::shared_ptr<DeviceTracker> devices = std::make_shared<DeviceTracker>();
   /// bytes_per_second as the newest table has it (0: unlimited; UserTable sets it), so that
   /// open sessions follow an UpdateUser, and what each direction drew from it (kRateUp: client
@@ -60,8 +64,8 @@ struct RelayUser {
   /// Same method and key: a live session of `other` may continue under this user.
   bool sameKey(const RelayUser& other) const;
   /// May a new session start (identified users only), `others` sessions of the user being open
-  /// besides it? False over quota or at max_connections (an expired user is refused before,
-  /// counted apart).
+  /// on this server besides it? False over quota or at max_connections, which counts the other
+  /// replicas' sessions too (an expired user is refused before, counted apart).
   bool admitsNewSession(uint32_t others) const;
   /// A session or association of the user from device `key` (sourceKey()) starts: a lease that
   /// counts it until destroyed (held() false when, without a limit, it is not tracked), or

@@ -396,16 +396,22 @@ TEST_F(ControlServerTest, MaxDevicesAndTheUsersDevices) {
 TEST(ClientAddressesTest, ShownOrHashed) {
   const std::string v4("\xc0\x00\x02\x07", 4);
   const std::string v6("\x20\x01\x0d\xb8\x00\x01\x00\x02", 8);
+  const relay::DeviceIdsPtr ids = relay::DeviceIds::random();
   ClientAddresses shown(true);
-  EXPECT_EQ(shown.display(v4), "192.0.2.7");
-  EXPECT_EQ(shown.display(v6), "2001:db8:1:2::/64");
+  EXPECT_EQ(shown.display(v4, *ids), "192.0.2.7");
+  EXPECT_EQ(shown.display(v6, *ids), "2001:db8:1:2::/64");
   ClientAddresses hashed(false);
-  ClientAddresses other_process(false);
-  EXPECT_EQ(hashed.display(v4).size(), ClientAddresses::kHashHexDigits);
-  EXPECT_EQ(hashed.display(v4), hashed.display(v4));
-  EXPECT_NE(hashed.display(v4), hashed.display(v6));
+  EXPECT_EQ(hashed.display(v4, *ids).size(), ClientAddresses::kHashHexDigits);
+  EXPECT_EQ(hashed.display(v4, *ids), hashed.display(v4, *ids));
+  EXPECT_EQ(hashed.display(v4, *ids), ids->id(v4));
+  EXPECT_NE(hashed.display(v4, *ids), hashed.display(v6, *ids));
   // Another key (another process): another hash.
-  EXPECT_NE(hashed.display(v4), other_process.display(v4));
+  EXPECT_NE(hashed.display(v4, *ids), hashed.display(v4, *relay::DeviceIds::random()));
+  // The cluster's key (etcd store): the same hash in every process.
+  EXPECT_EQ(hashed.display(v4, *relay::DeviceIds::fromSecret("cluster")),
+            hashed.display(v4, *relay::DeviceIds::fromSecret("cluster")));
+  EXPECT_NE(hashed.display(v4, *relay::DeviceIds::fromSecret("cluster")),
+            hashed.display(v4, *relay::DeviceIds::fromSecret("another cluster")));
 }
 
 TEST_F(ControlServerTest, EveryErrorCode) {
