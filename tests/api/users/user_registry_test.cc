@@ -266,6 +266,78 @@ TEST(UserRegistryTest, BytesPerSecondOwnOrDefaultReachesTheTableAndTheLiveState)
   EXPECT_EQ(openRegistry(o)->get("fast")->limits.bytes_per_second, 5u);
 }
 
+// Issue 19 §2, the registry's part (the store calls these): the other servers' live counts
+// reach the users' UserLive, also of a user that gets here after them; this server's counts
+// of limited users are what it publishes, its devices by the cluster's ids.
+TEST(UserRegistryTest, LiveCountsOfOtherServersReachTheTableAndOwnOnesArePublished) {
+  RegistryOptions o = baseOptions("");
+  o.device_window = std::chrono::seconds(60);
+  auto r = openRegistry(o);
+  NewUser limited = newUser("limited");
+  limited.limits.max_connections = 3;
+  limited.limits.max_devices = 2;
+  ASSERT_TRUE(r->create(limited).ok());
+  ASSERT_TRUE(r->create(newUser("free")).ok());
+
+  const std::string secret = "the cluster's device key";
+  const relay::DeviceIdsPtr before = r->deviceIds();
+  r->applyDeviceKey(secret);
+  const relay::DeviceIdsPtr cluster = relay::DeviceIds::fromSecret(secret);
+  const std::string device("\x0a\x00\x00\x01", 4), other("\x0a\x00\x00\x02", 4);
+  EXPECT_EQ(r->deviceIds()->id(device), cluster->id(device));
+  EXPECT_NE(before->id(device), cluster->id(device));
+
+  // Nothing live here yet: nothing to publish.
+  EXPECT_TRUE(r->liveCounts().empty());
+  const relay::UserTablePtr table = r->snapshot();  // keeps `user` valid after an update
+  const relay::RelayUser* user = table->find("limited");
+  user->live->tcp_sessions = 2;
+  std::optional<relay::DeviceLease> lease = user->admitDevice(device);
+  ASSERT_TRUE(lease.has_value());
+  table->find("free")->live->tcp_sessions = 5;  // no limit: not published
+  std::vector<LiveCount> own = r->liveCounts();
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_EQ(own[0].name, "limited");
+  EXPECT_EQ(own[0].connections, 2u);
+  EXPECT_EQ(own[0].devices, std::vector<std::string>{cluster->id(device)});
+
+  // Another server has a session and a device of "limited", and one of "late", not here yet.
+  const std::vector<LiveCount> remote = {{"late", 1, {cluster->id(other)}},
+                                         {"limited", 1, {cluster->id(other)}}};
+  r->applyRemoteLive(remote);
+  EXPECT_EQ(user->live->remote_tcp_sessions.load(), 1u);
+  EXPECT_EQ(user->live->devices->remoteOnly(std::chrono::seconds(60)),
+            std::vector<std::string>{cluster->id(other)});
+  EXPECT_FALSE(user->admitsNewSession(2));  // 2 here + 1 elsewhere = max_connections
+  EXPECT_TRUE(user->admitsNewSession(1));
+  // The limit of 2 devices is full: a third is refused, the one elsewhere is admitted.
+  EXPECT_FALSE(user->admitDevice(std::string("\x0a\x00\x00\x03", 4)).has_value());
+  EXPECT_TRUE(user->admitDevice(other).has_value());
+
+  // A new table (an update) keeps them: the user's UserLive is carried.
+  UserUpdate more;
+  more.max_devices = 5;
+  ASSERT_TRUE(r->update("limited", more).ok());
+  EXPECT_EQ(r->snapshot()->find("limited")->live->remote_tcp_sessions.load(), 1u);
+  // A user that arrives after its live counts gets them.
+  NewUser late = newUser("late");
+  late.limits.max_connections = 1;
+  ASSERT_TRUE(r->create(late).ok());
+  const relay::UserTablePtr later = r->snapshot();
+  const relay::RelayUser* late_user = later->find("late");
+  EXPECT_EQ(late_user->live->remote_tcp_sessions.load(), 1u);
+  EXPECT_FALSE(late_user->admitsNewSession(0));
+
+  // Nothing live elsewhere any more.
+  r->applyRemoteLive(std::vector<LiveCount>{{"late", 0, {}}, {"limited", 0, {}}});
+  EXPECT_TRUE(late_user->admitsNewSession(0));
+  EXPECT_EQ(user->live->remote_tcp_sessions.load(), 0u);
+  EXPECT_TRUE(user->live->devices->remoteOnly(std::chrono::seconds(60)).empty());
+  ASSERT_TRUE(r->remove("late").ok());
+  ASSERT_TRUE(r->create(late).ok());  // a new user of that name starts from nothing
+  EXPECT_EQ(r->snapshot()->find("late")->live->remote_tcp_sessions.load(), 0u);
+}
+
 TEST(UserRegistryTest, SnapshotsArePublishedInOrderWithDerivedKeys) {
   TempDir dir;
   auto r = openRegistry(baseOptions(dir.path()));

@@ -22,6 +22,7 @@
 #include "relay/event/event_loop.h"
 #include "relay/net/socket.h"
 #include "relay/stats/tcp_stats.h"
+#include "relay/users/device_ids.h"
 #include "relay/worker/worker.h"
 #include "tests/testing/hex.h"
 #include "tests/testing/loopback.h"
@@ -484,6 +485,54 @@ TEST_F(ServerSessionTest, NewDeviceBeyondMaxDevicesIsRefusedAndCounted) {
   Fd third_upstream = acceptWithin(loop_, target.get());
   ASSERT_TRUE(third_upstream.valid());
   EXPECT_EQ(closed(CloseReason::OverLimit), 1u);
+}
+
+// Issue 19 §2: with an etcd store the other replicas' sessions and devices (UserLive, set by the
+// store's thread) count against the limits at session start, with this server's.
+TEST_F(ServerSessionTest, OtherReplicasSessionsAndDevicesCountAgainstTheLimits) {
+  RelayUser limited = makeUser("alice");
+  limited.max_connections = 2;
+  limited.max_devices = 2;
+  limited.device_window = std::chrono::seconds(0);
+  start({std::move(limited)});
+  const RelayUser& alice = user("alice");
+  const DeviceIdsPtr ids = DeviceIds::fromSecret("cluster");
+  alice.live->remote_tcp_sessions = 1;
+  // Two devices elsewhere (one of them 127.0.0.2), and one session.
+  const std::string here(std::string("\x7f\x00\x00\x02", 4));
+  alice.live->devices->setRemote(ids, {ids->id(here), ids->id(std::string("\x0a\x00\x00\x09", 4))});
+  Fd target = listenLoopback();
+  const auto open = [&](const char* source, const char* data) {
+    Fd client = connectLoopbackFrom(source, port_);
+    ReferenceStream stream = streamOf(alice);
+    EXPECT_TRUE(sendBytes(client.get(), request(stream, target, data)));
+    return client;
+  };
+  const auto refused = [&](Fd client) {
+    std::vector<uint8_t> got;
+    EXPECT_TRUE(waitForEof(loop_, client.get(), &got));
+    EXPECT_TRUE(got.empty());
+  };
+
+  // 127.0.0.3 would be a third device of the cluster: refused.
+  refused(open("127.0.0.3", "1"));
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_over_devices, 1u);
+  // 127.0.0.2 is counted elsewhere already: admitted (1 session here + 1 elsewhere).
+  Fd first = open("127.0.0.2", "2");
+  Fd first_upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(first_upstream.valid());
+  // A second session here would be the cluster's third: refused over max_connections.
+  refused(open("127.0.0.2", "3"));
+  EXPECT_EQ(worker_->sample().users.at("alice").refused_over_limit, 1u);
+  EXPECT_FALSE(tryAccept(target.get()).valid());
+  // The other replica's session and its other device ended: both are admitted now.
+  alice.live->remote_tcp_sessions = 0;
+  alice.live->devices->setRemote(ids, {ids->id(here)});
+  Fd second = open("127.0.0.3", "4");
+  Fd second_upstream = acceptWithin(loop_, target.get());
+  ASSERT_TRUE(second_upstream.valid());
+  EXPECT_EQ(alice.live->tcp_sessions.load(), 2u);
+  EXPECT_EQ(closed(CloseReason::OverLimit), 2u);
 }
 
 // bytes_per_second (issue 18 §3): the download is read from the target no faster than the rate

@@ -197,6 +197,104 @@ TEST(DeviceTrackerTest, WorkersAndReadersOnThreads) {
   EXPECT_EQ(tracker->count(std::chrono::seconds(0)), 0u);  // every session ended
 }
 
+// Issue 19 §2: the other replicas' devices (by id under the cluster's key) count against
+// max_devices with this server's; a device they count already is no new device of the user.
+TEST(DeviceTrackerTest, OtherReplicasDevicesCountAgainstTheLimit) {
+  ManualClock clock;
+  DeviceTracker tracker(clock.fn());
+  const DeviceIdsPtr ids = DeviceIds::fromSecret("cluster");
+  const std::string a = deviceOf("10.0.0.1"), b = deviceOf("10.0.0.2"), c = deviceOf("10.0.0.3");
+  // Another replica has a and b.
+  tracker.setRemote(ids, {ids->id(a), ids->id(b)});
+  EXPECT_EQ(tracker.count(600s), 0u);  // this server's
+  EXPECT_EQ(tracker.remoteOnly(600s), (std::vector<std::string>{std::min(ids->id(a), ids->id(b)),
+                                                                 std::max(ids->id(a), ids->id(b))}));
+  // c would be the third device of the user: refused at 2, admitted at 3.
+  EXPECT_EQ(tracker.acquire(c, 2, 600s), Admission::Refused);
+  // a is counted elsewhere: admitted even at the limit (the user's devices stay a and b).
+  EXPECT_EQ(tracker.acquire(a, 2, 600s), Admission::Counted);
+  EXPECT_EQ(tracker.remoteOnly(600s), std::vector<std::string>{ids->id(b)});
+  EXPECT_EQ(tracker.ids(ids, 600s), std::vector<std::string>{ids->id(a)});
+  EXPECT_EQ(tracker.acquire(c, 2, 600s), Admission::Refused);
+  EXPECT_EQ(tracker.acquire(c, 3, 600s), Admission::Counted);
+  // Over the limit together (two replicas admitted at once, within one sync): the devices
+  // counted keep working, a new one is refused.
+  tracker.release(c);
+  EXPECT_EQ(tracker.acquire(c, 2, 600s), Admission::Counted);
+  EXPECT_EQ(tracker.acquire(deviceOf("10.0.0.4"), 2, 600s), Admission::Refused);
+  // The other replica's devices ended: room again.
+  tracker.setRemote(ids, {});
+  EXPECT_TRUE(tracker.remoteOnly(600s).empty());
+  EXPECT_EQ(tracker.acquire(deviceOf("10.0.0.4"), 3, 600s), Admission::Counted);
+  // Without a limit the others' devices change nothing.
+  tracker.setRemote(ids, {ids->id(deviceOf("10.0.0.9"))});
+  EXPECT_EQ(tracker.acquire(deviceOf("10.0.0.5"), 0, 600s), Admission::Counted);
+}
+
+TEST(DeviceTrackerTest, PublishedIdsFollowTheWindowAndTheKey) {
+  ManualClock clock;
+  DeviceTracker tracker(clock.fn());
+  const std::string a = deviceOf("10.0.0.1"), b = deviceOf("10.0.0.2");
+  ASSERT_EQ(tracker.acquire(a, 0, 60s), Admission::Counted);
+  ASSERT_EQ(tracker.acquire(b, 0, 60s), Admission::Counted);
+  const DeviceIdsPtr first = DeviceIds::fromSecret("one");
+  std::vector<std::string> want{first->id(a), first->id(b)};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(tracker.ids(first, 60s), want);
+  // b ended; past the window it is no longer published.
+  tracker.release(b);
+  clock.now += 59s;
+  EXPECT_EQ(tracker.ids(first, 60s).size(), 2u);
+  clock.now += 1s;
+  EXPECT_EQ(tracker.ids(first, 60s), std::vector<std::string>{first->id(a)});
+  // Another key (the cluster's replaced a per-process one): ids under it, none cached from the
+  // old one.
+  const DeviceIdsPtr second = DeviceIds::fromSecret("two");
+  EXPECT_EQ(tracker.ids(second, 60s), std::vector<std::string>{second->id(a)});
+  tracker.setRemote(second, {second->id(a)});
+  EXPECT_TRUE(tracker.remoteOnly(60s).empty());  // a is this server's too
+  // No key: nothing to compare with, the set is dropped.
+  tracker.setRemote(nullptr, {"0123456789abcdef"});
+  EXPECT_TRUE(tracker.remoteOnly(60s).empty());
+  EXPECT_EQ(tracker.acquire(b, 1, 60s), Admission::Refused);  // a alone fills the limit
+}
+
+// The store's thread replaces the other replicas' devices and reads the ids while workers
+// admit devices: the cluster's limit holds whenever the remote set is stable.
+TEST(DeviceTrackerTest, RemoteSetsChangeWhileWorkersAdmit) {
+  auto tracker = std::make_shared<DeviceTracker>();
+  const DeviceIdsPtr ids = DeviceIds::fromSecret("cluster");
+  auto keyOf = [](uint32_t i) { return std::string(reinterpret_cast<const char*>(&i), 4); };
+  constexpr uint32_t kLimit = 3;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> over_limit{false};
+  std::thread store([&] {
+    for (uint32_t round = 0; !stop; ++round) {
+      // Two devices elsewhere, one of them also one of the workers' (key 1).
+      tracker->setRemote(ids, {ids->id(keyOf(1)), ids->id(keyOf(100 + round % 3))});
+      if (tracker->ids(ids, std::chrono::seconds(0)).size() > kLimit) over_limit = true;
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 3; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        const std::string key = keyOf(static_cast<uint32_t>((t + i) % 4));
+        if (tracker->acquire(key, kLimit, std::chrono::seconds(0)) == Admission::Counted) {
+          // Each remote set holds one device that is not the workers': at most two of theirs.
+          if (tracker->count(std::chrono::seconds(0)) > kLimit - 1) over_limit = true;
+          tracker->release(key);
+        }
+      }
+    });
+  }
+  for (std::thread& worker : workers) worker.join();
+  stop = true;
+  store.join();
+  EXPECT_FALSE(over_limit);
+  EXPECT_EQ(tracker->count(std::chrono::seconds(0)), 0u);
+}
+
 TEST(DeviceTrackerTest, KeyTextOfOtherSizesIsEmpty) {
   EXPECT_EQ(DeviceTracker::keyText(""), "");
   EXPECT_EQ(DeviceTracker::keyText(std::string(16, 'x')), "");
