@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Two user registries sharing one real 3-member etcd cluster (issue 19 §1, §2): a change on one
 // reaches the other, concurrent creates of one name or port have one winner, traffic counted on
-// both is the cluster's total (data quota included), etcd down keeps the users, a registry that
+// both is the cluster's total (data quota included), the live sessions and devices of one count
+// against the other's limits (and go with its lease), etcd down keeps the users, a registry that
 // starts while etcd is down serves its cache and catches up.
 #include <atomic>
 #include <memory>
@@ -9,12 +10,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "api/users/etcd_user_store.h"
 #include "api/users/user_registry.h"
 #include "gtest/gtest.h"
+#include "relay/users/device_ids.h"
 #include "tests/testing/etcd_cluster.h"
 #include "tests/testing/temp_dir.h"
 
@@ -34,6 +37,9 @@ struct Server {
   }
 };
 
+/// --device-window of every server here: short, so that a device stops counting within a test.
+constexpr std::chrono::seconds kDeviceWindow{1};
+
 std::unique_ptr<Server> startServer(const EtcdCluster& cluster, const std::string& prefix,
                                     const std::string& id, const std::string& state_dir = "") {
   etcd::EtcdOptions client;
@@ -52,6 +58,7 @@ std::unique_ptr<Server> startServer(const EtcdCluster& cluster, const std::strin
   RegistryOptions o;
   o.state_dir = state_dir;
   o.shared_port = 8388;
+  o.device_window = kDeviceWindow;
   o.shared_store = server->store.get();
   auto registry = UserRegistry::open(std::move(o));
   EXPECT_TRUE(registry.ok()) << registry.status();
@@ -218,6 +225,85 @@ TEST_F(EtcdUserStoreTest, TrafficAndQuotaAreTheClusterTotal) {
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->registry->get("bob")->traffic.bytes_down, 12'000'000u);
   EXPECT_TRUE(c->registry->snapshot()->find("bob")->quota_exceeded);
+}
+
+TEST_F(EtcdUserStoreTest, LiveCountsOfOneServerCountOnTheOther) {
+  NewUser u = newUser("lena");
+  u.limits.max_connections = 2;
+  u.limits.max_devices = 1;
+  ASSERT_TRUE(a_->registry->create(u).ok());
+  ASSERT_TRUE(b_->registry->create(newUser("free")).ok());
+  ASSERT_TRUE(eventually([&] {
+    return b_->registry->snapshot()->find("lena") != nullptr &&
+           a_->registry->snapshot()->find("free") != nullptr;
+  }));
+  // One device id key for the cluster: both servers name a device alike.
+  const std::string device("\x7f\x00\x00\x02", 4), other("\x7f\x00\x00\x03", 4);
+  ASSERT_TRUE(eventually([&] {
+    return a_->registry->deviceIds()->id(device) == b_->registry->deviceIds()->id(device);
+  }));
+  auto key = cluster_->etcdctl({"get", prefix_ + "device_key", "--print-value-only"});
+  ASSERT_TRUE(key.ok());
+  ASSERT_FALSE(key->output.empty());
+  EXPECT_EQ(b_->registry->deviceIds()->id(device),
+            relay::DeviceIds::fromSecret(std::string(absl::StripTrailingAsciiWhitespace(
+                key->output)))->id(device));
+
+  // Two sessions of lena on A, from one device.
+  const relay::UserTablePtr on_a = a_->registry->snapshot();
+  const relay::RelayUser* at_a = on_a->find("lena");
+  std::optional<relay::DeviceLease> lease = at_a->admitDevice(device);
+  ASSERT_TRUE(lease.has_value());
+  at_a->live->tcp_sessions = 2;
+  on_a->find("free")->live->tcp_sessions = 4;  // no limit: not published
+  // Within a few sync intervals B counts them: a third session or a second device is refused
+  // there; the device A counts is admitted.
+  const relay::UserTablePtr on_b = b_->registry->snapshot();
+  const relay::RelayUser* at_b = on_b->find("lena");
+  const absl::Time set = absl::Now();
+  ASSERT_TRUE(eventually([&] { return at_b->live->remote_tcp_sessions.load() == 2; }));
+  EXPECT_LT(absl::Now() - set, absl::Seconds(2));  // sync interval 300 ms
+  EXPECT_FALSE(at_b->admitsNewSession(0));
+  ASSERT_TRUE(eventually([&] { return at_b->live->devices->remoteOnly(kDeviceWindow).size() == 1; }));
+  EXPECT_EQ(at_b->live->devices->remoteOnly(kDeviceWindow),
+            std::vector<std::string>{b_->registry->deviceIds()->id(device)});
+  EXPECT_FALSE(at_b->admitDevice(other).has_value());
+  EXPECT_TRUE(at_b->admitDevice(device).has_value());  // counted on A: no new device
+  // (B counts that device itself for its window now; past it, only A's count is left.)
+  ASSERT_TRUE(eventually([&] { return at_b->live->devices->count(kDeviceWindow) == 0; }));
+  auto keys = cluster_->etcdctl({"get", prefix_ + "live/", "--prefix", "--keys-only"});
+  ASSERT_TRUE(keys.ok());
+  EXPECT_NE(keys->output.find(prefix_ + "live/lena/a"), std::string::npos) << keys->output;
+  EXPECT_EQ(keys->output.find("live/free/"), std::string::npos) << keys->output;
+  EXPECT_EQ(b_->registry->snapshot()->find("free")->live->remote_tcp_sessions.load(), 0u);
+
+  // One session ends on A: B admits one again.
+  at_a->live->tcp_sessions = 1;
+  ASSERT_TRUE(eventually([&] { return at_b->admitsNewSession(0); }));
+  EXPECT_FALSE(at_b->admitsNewSession(1));
+  // All of A's end and its device leaves the window: A's key goes, B admits the other device.
+  at_a->live->tcp_sessions = 0;
+  lease.reset();
+  ASSERT_TRUE(eventually([&] { return at_b->live->remote_tcp_sessions.load() == 0 &&
+                                      at_b->live->devices->remoteOnly(kDeviceWindow).empty(); }));
+  keys = cluster_->etcdctl({"get", prefix_ + "live/lena/a", "--keys-only"});
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(keys->output.find("live/lena/a"), std::string::npos) << keys->output;
+  EXPECT_EQ(at_a->live->devices->count(kDeviceWindow), 0u);
+
+  // A server that stops takes its live keys with it (its lease): B's session and device of lena
+  // no longer count on A.
+  std::optional<relay::DeviceLease> at_b_device = at_b->admitDevice(other);
+  ASSERT_TRUE(at_b_device.has_value());
+  at_b->live->tcp_sessions = 2;
+  ASSERT_TRUE(eventually([&] { return at_a->live->remote_tcp_sessions.load() == 2; }));
+  EXPECT_FALSE(at_a->admitDevice(device).has_value());
+  b_->store->stop();
+  ASSERT_TRUE(eventually([&] { return at_a->live->remote_tcp_sessions.load() == 0; },
+                         absl::Seconds(5)));
+  EXPECT_TRUE(at_a->live->devices->remoteOnly(kDeviceWindow).empty());
+  EXPECT_TRUE(at_a->admitDevice(device).has_value());
+  at_b->live->tcp_sessions = 0;
 }
 
 TEST_F(EtcdUserStoreTest, EtcdDownKeepsTheUsersAndRefusesWrites) {
