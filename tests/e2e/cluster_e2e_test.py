@@ -4,7 +4,7 @@ etcd 3.4, etcd_cluster.py) and three of our servers, A, B and C, each with its o
 directory, control token and /metrics, all started with
 
     --etcd-endpoints <the three members> --etcd-prefix /t<random>/
-    --etcd-sync-interval 1 --etcd-lease-ttl 3
+    --etcd-sync-interval 1 --etcd-lease-ttl 3 --device-window 3
 
 and shadowsocks-libev's ss-local (and curl, nginx) as the clients. Each test gets a cluster and
 replicas of its own.
@@ -23,21 +23,32 @@ replicas of its own.
       with a delete, compaction at the current revision): C re-lists and ends with A's users;
   (h) a 10 MiB quota: 6 MiB through A, then 6 MiB through B: within about two sync intervals
       the user is OVER_QUOTA on every replica, whose GetUser reports the cluster total;
+  (i) max_connections 2: two sessions held through A (ss-local); once A published them (one
+      sync interval) a third through B or C is refused before the target and counted on B;
+      one of A's ends: within two intervals B admits one;
+  (j) max_devices 1: a device (a client bound to 127.0.0.2) through A; once A published it,
+      127.0.0.3 through B is refused and counted, 127.0.0.2 through B is admitted (one device
+      id on every replica: GetUser on B lists A's device by the hash A shows), and 127.0.0.3 is
+      admitted through B once the first device's --device-window has ended;
   the shadowrelay_store_* metrics and the keys under the prefix.
 
 The cleanups stop the replicas (SIGTERM, exit 0 checked) while etcd still runs, then etcd.
 Every wait is bounded (wait_until, deadlines below, curl --max-time, socket timeouts).
 """
 import hashlib
+import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
+import aead_wire
 import e2e_harness as h
+from devices_e2e_test import Session2017
 from etcd_cluster import EtcdCluster
 from users_e2e_test import ThrottledSource, drain_until_closed
 
@@ -54,8 +65,13 @@ RECOVERY = 5.0
 # the flush from their watch, the registry's next tick cuts; one interval of slack.
 QUOTA_DEADLINE = 2 * SYNC_INTERVAL + 1.5
 OUTAGE = 10.0  # all etcd members down this long
+DEVICE_WINDOW = 3  # --device-window
+# A replica publishes its live counts at its next sync; the others hear them from the watch.
+LIVE_DEADLINE = 2 * SYNC_INTERVAL + 1.5
+WATCH_SETTLE = 0.3  # from a key written in etcd to the other replicas' tables (measured < 0.1)
 API_WHILE_DOWN = 4.0  # a write with etcd down answers UNAVAILABLE within this (2 s timeout)
 METHOD = "chacha20-ietf-poly1305"
+REFUSED_OVER_LIMIT = "shadowrelay_tcp_refused_over_limit_total"
 USERS = "shadowrelay.v1.UserService/"
 STORE_METRICS = ("shadowrelay_store_requests_total", "shadowrelay_store_watch_lag_seconds",
                  "shadowrelay_store_revision", "shadowrelay_store_last_sync_timestamp_seconds",
@@ -165,7 +181,8 @@ class ClusterTest(h.RelayTestCase):
                 "--metrics-listen", f"{h.LOOPBACK}:0",
                 "--state-dir", h.scratch_path(f"state-{name}"),
                 "--etcd-endpoints", self.etcd.endpoints_arg, "--etcd-prefix", self.prefix,
-                "--etcd-sync-interval", SYNC_INTERVAL, "--etcd-lease-ttl", LEASE_TTL]
+                "--etcd-sync-interval", SYNC_INTERVAL, "--etcd-lease-ttl", LEASE_TTL,
+                "--device-window", DEVICE_WINDOW]
         if h.Config.verbose:
             argv.append("-v")
         return Replica(name, self.start_ours(f"ours-server-{name}", argv), token)
@@ -617,6 +634,162 @@ class ClusterTest(h.RelayTestCase):
         self.fetch_fails(local_a)
         self.fetch_fails(local_b)
         self.assertEqual(self.site.requests_logged(), requests, "a refused session reached nginx")
+
+    # ---------------------------------------------------------------- (i) (j)
+
+    def live_keys(self, name):
+        """{replica key: {"connections", "devices"}} of live/<name>/ in etcd."""
+        keys = self.etcd.get_prefix(f"{self.prefix}live/{name}/")
+        return {k: json.loads(v) for k, v in keys.items()}
+
+    def wait_published(self, name, what, predicate, since):
+        """Waits (LIVE_DEADLINE) until the replicas' live/<name>/ keys together satisfy
+        `predicate` (given their values), then for the watches to carry them; reports how long
+        after `since` they were written."""
+        h.wait_until(lambda: predicate(list(self.live_keys(name).values())),
+                     LIVE_DEADLINE, f"{what} in live/{name}/")
+        self.report(f"live/{name}/: {what} in etcd {time.monotonic() - since:.3f} s after it "
+                    f"happened")
+        time.sleep(WATCH_SETTLE)
+
+    @staticmethod
+    def download_starts(local_port, source):
+        """A session through ss-local to `source`: the socket once bytes came, None if none
+        came within 2 s (refused: ss-local answers SOCKS5 before the server decides)."""
+        try:
+            sock = h.socks5_connect(local_port, h.LOOPBACK, source.port, timeout=10)
+        except (AssertionError, OSError):
+            return None
+        sock.settimeout(2.0)
+        try:
+            if sock.recv(65536):
+                return sock
+        except OSError:
+            pass
+        sock.close()
+        return None
+
+    def test_max_connections_hold_across_replicas(self):
+        password = "max-" + secrets.token_hex(8)
+        self.A.create("max", password=password, limits={"max_connections": 2})
+        self.wait_everywhere("max", password, PROPAGATION)
+        local_a = self.ss_local(self.A, password)
+        local_b = self.ss_local(self.B, password)
+        local_c = self.ss_local(self.C, password)
+        source = ThrottledSource(rate=64 << 10, seconds=60)
+        self.addCleanup(source.stop)
+        held = []
+        for i in range(2):
+            sock = self.download_starts(local_a, source)
+            self.assertIsNotNone(sock, f"session {i + 1} of 2 through A")
+            self.addCleanup(sock.close)
+            held.append(sock)
+        self.wait_published("max", "A's 2 connections",
+                            lambda keys: [v["connections"] for v in keys] == [2], time.monotonic())
+        refused = self.B.metric(REFUSED_OVER_LIMIT, {"user": "max"})
+        for local, where in ((local_b, "B"), (local_c, "C")):
+            sock = self.download_starts(local, source)
+            if sock is not None:
+                sock.close()
+            self.assertIsNone(sock, f"a third session through {where} was admitted")
+        self.assertEqual(source.accepted, 2, "a session over the limit reached the target")
+        h.wait_until(lambda: self.B.metric(REFUSED_OVER_LIMIT, {"user": "max"}) > refused, 5,
+                     "B to count the refusal")
+        # The two through A still run.
+        for sock in held:
+            self.assertTrue(sock.recv(65536), "a session through A ended")
+
+        held[0].close()
+        closed = time.monotonic()
+        admitted = None
+        while admitted is None and time.monotonic() - closed < LIVE_DEADLINE + 1:
+            admitted = self.download_starts(local_b, source)
+            if admitted is None:
+                time.sleep(0.2)
+        self.assertIsNotNone(admitted, "B never admitted a session after one through A ended")
+        self.addCleanup(admitted.close)
+        self.report(f"B admitted a session {time.monotonic() - closed:.3f} s after one of A's "
+                    f"two ended")
+        # Two open in the cluster again, one on A and one on B: C refuses.
+        self.wait_published("max", "A's and B's connection",
+                            lambda keys: [v["connections"] for v in keys] == [1, 1],
+                            time.monotonic())
+        sock = self.download_starts(local_c, source)
+        self.assertIsNone(sock, "a third session through C was admitted")
+
+    def device_session(self, replica, source, master):
+        """A session of the 2017 user `master` from `source` through `replica`'s shared port,
+        to the echo server; (the session, whether it was admitted: the echo came back, not an
+        end without a byte)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(10)
+        sock.bind((source, 0))
+        sock.connect((h.LOOPBACK, replica.relay_port))
+        session = Session2017(sock, master)
+        session.start(self.echo.port, b"device")
+        try:
+            return session, session.recv(6) == b"device"
+        except (AssertionError, ConnectionResetError):
+            return session, False  # closed without a byte: refused
+
+    def test_max_devices_hold_across_replicas(self):
+        self.echo = self.add_peer(h.EchoServer())
+        user = self.A.create("dev", method="aes-256-gcm", limits={"max_devices": 1})
+        self.wait_everywhere("dev", user["password"], PROPAGATION)
+        master = aead_wire.master_key(user["password"], 32)
+        first, ok = self.device_session(self.A, "127.0.0.2", master)
+        self.assertTrue(ok, "127.0.0.2 through A")
+        self.wait_published("dev", "A's device",
+                            lambda keys: [len(v["devices"]) for v in keys] == [1],
+                            time.monotonic())
+
+        refused = self.B.metric("shadowrelay_user_refused_total",
+                                {"user": "dev", "reason": "over_devices"})
+        accepted = self.echo.accepted
+        _, ok = self.device_session(self.B, "127.0.0.3", master)
+        self.assertFalse(ok, "127.0.0.3 through B: a second device of the cluster")
+        self.assertEqual(self.echo.accepted, accepted, "the refused device reached the target")
+        h.wait_until(lambda: self.B.metric("shadowrelay_user_refused_total",
+                                           {"user": "dev", "reason": "over_devices"}) > refused,
+                     5, "B to count the over_devices refusal")
+        # One id per device in the cluster: B lists A's device by the hash A shows.
+        on_a = self.A.get("dev")["devices"]
+        on_b = self.B.get("dev")["devices"]
+        self.assertEqual(on_a.get("count"), 1, on_a)
+        self.assertEqual(on_b.get("count"), 1, on_b)
+        self.assertRegex(on_a["list"][0]["address"], r"^[0-9a-f]{16}$")
+        self.assertEqual(on_b["list"][0]["address"], on_a["list"][0]["address"])
+        self.assertNotIn("last_seen", on_b["list"][0], "B cannot know when A saw it")
+        # The device A counts is no new device on B.
+        same, ok = self.device_session(self.B, "127.0.0.2", master)
+        self.assertTrue(ok, "127.0.0.2 through B: the device A counts already")
+        same.sock.close()
+        self.assertEqual(self.B.get("dev")["devices"].get("count"), 1)
+
+        # The first device's sessions end; it counts for the window still, then 127.0.0.3 is
+        # admitted through B.
+        first.sock.close()
+        ended = time.monotonic()
+        _, ok = self.device_session(self.B, "127.0.0.3", master)
+        self.assertFalse(ok, "127.0.0.3 through B within the first device's window")
+        self.assertLess(time.monotonic() - ended, DEVICE_WINDOW,
+                        "the refusal within the window came too late to prove anything")
+        admitted = False
+        while not admitted and time.monotonic() - ended < DEVICE_WINDOW + LIVE_DEADLINE + 1:
+            time.sleep(0.25)
+            _, admitted = self.device_session(self.B, "127.0.0.3", master)
+        took = time.monotonic() - ended
+        self.report(f"127.0.0.3 admitted through B {took:.3f} s after 127.0.0.2's sessions "
+                    f"ended (--device-window {DEVICE_WINDOW})")
+        self.assertTrue(admitted, "127.0.0.3 still refused through B after the window")
+        self.assertGreaterEqual(took, DEVICE_WINDOW - 0.5, "admitted before the window ended")
+        # Now 127.0.0.3 is the device: 127.0.0.2 through A is refused once B published it.
+        self.wait_published("dev", "B's device 127.0.0.3",
+                            lambda keys: [len(v["devices"]) for v in keys] == [1],
+                            time.monotonic())
+        _, ok = self.device_session(self.A, "127.0.0.2", master)
+        self.assertFalse(ok, "127.0.0.2 through A while B counts 127.0.0.3")
 
     # ---------------------------------------------------------------- metrics and keys
 
