@@ -207,8 +207,9 @@ constexpr OptionSpec kOptions[] = {
      .help = "file holding the etcd user's password"},
     {.name = "etcd_sync_interval", .long_flag = "--etcd-sync-interval", .value_name = "SECONDS",
      .roles = kServer, .field = &Config::etcd_sync_interval, .min = 1, .max = 300,
-     .help = "how often this server writes its users' traffic to etcd (data quotas hold on the "
-             "cluster's total within about this long)"},
+     .help = "how often this server writes its users' traffic and live counts to etcd (data "
+             "quotas, max_connections and max_devices hold on the cluster's totals within about "
+             "this long)"},
     {.name = "etcd_lease_ttl", .long_flag = "--etcd-lease-ttl", .value_name = "SECONDS",
      .roles = kServer, .field = &Config::etcd_lease_ttl, .min = 2, .max = 600,
      .help = "lease of this server's key in etcd (a server gone this long is folded into the "
