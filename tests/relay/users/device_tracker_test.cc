@@ -268,9 +268,11 @@ TEST(DeviceTrackerTest, RemoteSetsChangeWhileWorkersAdmit) {
   constexpr uint32_t kLimit = 3;
   std::atomic<bool> stop{false};
   std::atomic<bool> over_limit{false};
+  // Two devices elsewhere, one of them also one of the workers' (key 1); set before the workers
+  // start, then replaced by sets of the same shape.
+  tracker->setRemote(ids, {ids->id(keyOf(1)), ids->id(keyOf(100))});
   std::thread store([&] {
     for (uint32_t round = 0; !stop; ++round) {
-      // Two devices elsewhere, one of them also one of the workers' (key 1).
       tracker->setRemote(ids, {ids->id(keyOf(1)), ids->id(keyOf(100 + round % 3))});
       if (tracker->ids(ids, std::chrono::seconds(0)).size() > kLimit) over_limit = true;
     }
