@@ -194,6 +194,12 @@ void EtcdUserStore::resetFromListLocked(const etcd::RangeResult& range) {
     event.kv = kv;
     applyLocked(event, nullptr);
   }
+  // What this server published and etcd no longer has (deleted with its user while this server
+  // did not hear it) is written again at the next sync.
+  std::erase_if(published_live_, [&](const auto& published) {
+    auto it = live_.find(published.first);
+    return it == live_.end() || it->second.count(replica_id_) == 0;
+  });
   // A list is what the listener gets next (load() or relist()), so it holds the guard too.
   if (auto it = config_.find(std::string(kGuard)); it != config_.end()) {
     guard_applied_ = it->second.mod_revision;

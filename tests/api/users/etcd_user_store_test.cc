@@ -306,6 +306,54 @@ TEST_F(EtcdUserStoreTest, LiveCountsOfOneServerCountOnTheOther) {
   at_b->live->tcp_sessions = 0;
 }
 
+// What other writers leave under live/ is read with care, and the device key outlives a delete.
+TEST_F(EtcdUserStoreTest, LiveKeysAreCheckedAndTheDeviceKeyIsKept) {
+  NewUser u = newUser("mona");
+  u.limits.max_connections = 5;
+  ASSERT_TRUE(a_->registry->create(u).ok());
+  ASSERT_TRUE(eventually([&] { return b_->registry->snapshot()->find("mona") != nullptr; }));
+  const relay::UserTablePtr on_b = b_->registry->snapshot();
+  const relay::RelayUser* mona = on_b->find("mona");
+  // Another replica "z" (a key of any writer: the sums do not need its replicas/ key).
+  ASSERT_TRUE(cluster_->etcdctl({"put", prefix_ + "live/mona/z",
+                                 R"({"connections": 3, "devices": ["00112233aabbccdd"]})"})
+                  .ok());
+  ASSERT_TRUE(eventually([&] { return mona->live->remote_tcp_sessions.load() == 3; }));
+  EXPECT_EQ(mona->live->devices->remoteOnly(kDeviceWindow),
+            std::vector<std::string>{"00112233aabbccdd"});
+  // Not live counts: ignored (logged), as if the key were absent.
+  for (const char* bad : {"not json", R"({"connections": -1, "devices": []})",
+                          R"({"connections": 4294967296, "devices": []})",
+                          R"({"connections": 1, "devices": [7]})", R"({"connections": 1})"}) {
+    ASSERT_TRUE(cluster_->etcdctl({"put", prefix_ + "live/mona/z", bad}).ok());
+    ASSERT_TRUE(eventually([&] { return mona->live->remote_tcp_sessions.load() == 0; })) << bad;
+    ASSERT_TRUE(cluster_->etcdctl({"put", prefix_ + "live/mona/z",
+                                   R"({"connections": 2, "devices": []})"})
+                    .ok());
+    ASSERT_TRUE(eventually([&] { return mona->live->remote_tcp_sessions.load() == 2; })) << bad;
+  }
+  ASSERT_TRUE(cluster_->etcdctl({"del", prefix_ + "live/mona/z"}).ok());
+  ASSERT_TRUE(eventually([&] { return mona->live->remote_tcp_sessions.load() == 0; }));
+
+  // The device key deleted: put back with the same value (ids do not change).
+  const std::string device("\x0a\x01\x02\x03", 4);
+  const std::string id = a_->registry->deviceIds()->id(device);
+  auto before = cluster_->etcdctl({"get", prefix_ + "device_key", "--print-value-only"});
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE(cluster_->etcdctl({"del", prefix_ + "device_key"}).ok());
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto after = cluster_->etcdctl({"get", prefix_ + "device_key", "--print-value-only"});
+        return after.ok() && !after->output.empty();
+      },
+      absl::Seconds(5), absl::Milliseconds(200)));
+  auto after = cluster_->etcdctl({"get", prefix_ + "device_key", "--print-value-only"});
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->output, before->output);
+  EXPECT_EQ(a_->registry->deviceIds()->id(device), id);
+  EXPECT_EQ(b_->registry->deviceIds()->id(device), id);
+}
+
 TEST_F(EtcdUserStoreTest, EtcdDownKeepsTheUsersAndRefusesWrites) {
   ASSERT_TRUE(a_->registry->create(newUser("carol")).ok());
   ASSERT_TRUE(eventually([&] { return b_->registry->get("carol").ok(); }));
