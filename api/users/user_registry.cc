@@ -506,6 +506,17 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
                                                   snapshot_.get(), std::move(identity_keys));
 }
 
+void UserRegistry::republish() {
+  absl::MutexLock write(&write_mu_);
+  relay::UserTablePtr snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    snapshot_ = buildSnapshotLocked();
+    snapshot = snapshot_;
+  }
+  publish(snapshot);
+}
+
 void UserRegistry::publish(const relay::UserTablePtr& snapshot) {
   for (const auto& [id, subscriber] : subscribers_) {
     subscriber(snapshot);
@@ -692,16 +703,7 @@ void UserRegistry::applyRemoteTraffic(std::span<const TrafficTotal> totals) {
       quota_changed = quota_changed || before != u.quotaExceeded();
     }
   }
-  if (quota_changed) {
-    absl::MutexLock write(&write_mu_);
-    relay::UserTablePtr snapshot;
-    {
-      absl::MutexLock lock(&mu_);
-      snapshot_ = buildSnapshotLocked();
-      snapshot = snapshot_;
-    }
-    publish(snapshot);
-  }
+  if (quota_changed) republish();
 }
 
 absl::Status UserRegistry::commit(State state, bool publish_snapshot) {
@@ -1035,16 +1037,7 @@ void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
       SR_LOG(Warn, "user store: first use not saved: %s", s.message());
     }
   }
-  if (quota_changed) {
-    absl::MutexLock write(&write_mu_);
-    relay::UserTablePtr snapshot;
-    {
-      absl::MutexLock lock(&mu_);
-      snapshot_ = buildSnapshotLocked();
-      snapshot = snapshot_;
-    }
-    publish(snapshot);
-  }
+  if (quota_changed) republish();
 }
 
 void UserRegistry::addTraffic(absl::string_view name, const TrafficCounters& delta) {
