@@ -672,17 +672,10 @@ void UserRegistry::applyShared(StoreContents contents) {
     state_ = std::move(state);
     snapshot_ = buildSnapshotLocked();
     snapshot = snapshot_;
+    // The --state-dir cache is written by the next flush() (every 30 s and at stop), not at
+    // every change another server makes.
+    traffic_dirty_ = true;
     SR_LOG(Info, "user store: %d API users after a change by another server", api_users);
-  }
-  if (store_ != nullptr) {
-    StoreContents cache;
-    {
-      absl::ReaderMutexLock lock(&mu_);
-      cache = contentsOf(state_);
-    }
-    if (absl::Status s = store_->save(cache); !s.ok()) {
-      SR_LOG(Warn, "user store cache: %s", s.message());
-    }
   }
   publish(snapshot);
 }
