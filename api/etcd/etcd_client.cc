@@ -73,8 +73,16 @@ std::string rangeStart(const std::string& prefix) {
   return prefix.empty() ? std::string(1, '\0') : prefix;
 }
 
-bool isTransportFailure(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED;
+/// The call's deadline passed: ours, or the same one as etcd saw it (gRPC sends the deadline;
+/// when etcd's copy fires first it answers UNKNOWN "context deadline exceeded", measured).
+bool isDeadline(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         (status.error_code() == grpc::StatusCode::UNKNOWN &&
+          absl::StrContains(status.error_message(), "context deadline exceeded"));
+}
+
+bool isTransportFailure(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE || isDeadline(status);
 }
 
 }  // namespace
@@ -159,7 +167,7 @@ class EtcdClient::Core {
     if (status.ok()) {
       return absl::OkStatus();
     }
-    if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    if (isDeadline(status)) {
       return absl::UnavailableError(absl::StrCat("etcd ", method, " at ", ep.url,
                                                  ": no answer within the deadline"));
     }
@@ -256,7 +264,7 @@ class EtcdClient::Core {
         dropToken(*token);
         continue;
       }
-      if (!isTransportFailure(status.error_code())) {
+      if (!isTransportFailure(status)) {
         return result;
       }
       failures.emplace_back(result.message());

@@ -80,8 +80,9 @@ class EtcdClient {  // thread-safe
   /// Checks the options (endpoint URLs, readable PEM files) and makes the channels; does not
   /// contact etcd (a replica must start while etcd is down). Errors: INVALID_ARGUMENT.
   static absl::StatusOr<std::unique_ptr<EtcdClient>> create(EtcdOptions options);
-  /// Stops nothing by itself: watches and leases hold the client's internals and stop when
-  /// they are destroyed, before or after the client.
+  /// Watches and leases hold the client's internals and stop when they are destroyed, before
+  /// or after the client. The last of them to go stops the thread that keeps the channels
+  /// connecting (at most 100 ms).
   ~EtcdClient();
   EtcdClient(const EtcdClient&) = delete;
   EtcdClient& operator=(const EtcdClient&) = delete;

@@ -753,6 +753,27 @@ void EtcdUserStore::checkSync() {
   if (guard_applied_ >= target) last_sync_ = absl::Now();
 }
 
+void EtcdUserStore::compactHistory() {
+  if (options_.keep_history <= absl::ZeroDuration()) return;
+  const absl::Time now = absl::Now();
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (seen_revisions_.empty() || seen_revisions_.back().second != revision_) {
+      seen_revisions_.emplace_back(now, revision_);
+    }
+  }
+  // The newest revision seen at least keep_history ago.
+  int64_t target = 0;
+  while (!seen_revisions_.empty() && now - seen_revisions_.front().first >= options_.keep_history) {
+    target = seen_revisions_.front().second;
+    seen_revisions_.pop_front();
+  }
+  if (target <= compacted_) return;
+  const absl::Status s = client_->compact(target);
+  // OUT_OF_RANGE: another server compacted as far or further already.
+  if (s.ok() || s.code() == absl::StatusCode::kOutOfRange) compacted_ = target;
+}
+
 void EtcdUserStore::foldGoneReplicas() {
   // traffic/<name>/<id> of a server whose replicas/<id> key is gone (its lease expired) is
   // folded into traffic/<name>/_base, once: the transaction is conditioned on both keys.
@@ -828,6 +849,7 @@ void EtcdUserStore::run() {
       flushTraffic();
       publishLive();
       foldGoneReplicas();
+      compactHistory();
       next_sync = absl::Now() + options_.sync_interval;
     }
     absl::MutexLock lock(&mu_);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -28,6 +29,10 @@ struct EtcdStoreOptions {
   absl::Duration sync_interval = absl::Seconds(5);
   /// --etcd-lease-ttl: the lease of this server's `replicas/` key.
   int64_t lease_ttl_seconds = 10;
+  /// etcd keeps every revision until someone compacts it, and the traffic writes make one per
+  /// sync: each server compacts the history older than this (a server cut off for longer
+  /// reads everything again when it is back). Zero: never (etcd's --auto-compaction instead).
+  absl::Duration keep_history = absl::Minutes(10);
 };
 
 /// The SharedStore on etcd (issue 19). Keys under the prefix P:
@@ -116,6 +121,8 @@ class EtcdUserStore : public SharedStore {
   void publishLive();
   void foldGoneReplicas();
   void checkSync();
+  /// Compacts etcd's history older than keep_history (run() thread).
+  void compactHistory();
   bool wakeLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || relist_; }
 
   const EtcdStoreOptions options_;
@@ -164,6 +171,8 @@ class EtcdUserStore : public SharedStore {
   std::unique_ptr<etcd::EtcdClient::Lease> lease_;  // run() thread only
   bool lease_lost_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<etcd::EtcdClient::Watch> watch_;  // run() thread only
+  std::deque<std::pair<absl::Time, int64_t>> seen_revisions_;  // run() thread only
+  int64_t compacted_ = 0;                                      // run() thread only
   std::thread thread_;
 };
 

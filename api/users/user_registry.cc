@@ -521,6 +521,17 @@ void UserRegistry::setRemoteLiveLocked(const relay::RelayUser& user,
       device_ids_, absl::flat_hash_set<std::string>(live.devices.begin(), live.devices.end()));
 }
 
+void UserRegistry::republish() {
+  absl::MutexLock write(&write_mu_);
+  relay::UserTablePtr snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    snapshot_ = buildSnapshotLocked();
+    snapshot = snapshot_;
+  }
+  publish(snapshot);
+}
+
 void UserRegistry::publish(const relay::UserTablePtr& snapshot) {
   for (const auto& [id, subscriber] : subscribers_) {
     subscriber(snapshot);
@@ -676,17 +687,10 @@ void UserRegistry::applyShared(StoreContents contents) {
     state_ = std::move(state);
     snapshot_ = buildSnapshotLocked();
     snapshot = snapshot_;
+    // The --state-dir cache is written by the next flush() (every 30 s and at stop), not at
+    // every change another server makes.
+    traffic_dirty_ = true;
     SR_LOG(Info, "user store: %d API users after a change by another server", api_users);
-  }
-  if (store_ != nullptr) {
-    StoreContents cache;
-    {
-      absl::ReaderMutexLock lock(&mu_);
-      cache = contentsOf(state_);
-    }
-    if (absl::Status s = store_->save(cache); !s.ok()) {
-      SR_LOG(Warn, "user store cache: %s", s.message());
-    }
   }
   publish(snapshot);
 }
@@ -707,16 +711,7 @@ void UserRegistry::applyRemoteTraffic(std::span<const TrafficTotal> totals) {
       quota_changed = quota_changed || before != u.quotaExceeded();
     }
   }
-  if (quota_changed) {
-    absl::MutexLock write(&write_mu_);
-    relay::UserTablePtr snapshot;
-    {
-      absl::MutexLock lock(&mu_);
-      snapshot_ = buildSnapshotLocked();
-      snapshot = snapshot_;
-    }
-    publish(snapshot);
-  }
+  if (quota_changed) republish();
 }
 
 void UserRegistry::applyDeviceKey(const std::string& secret) {
@@ -1098,16 +1093,7 @@ void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
       SR_LOG(Warn, "user store: first use not saved: %s", s.message());
     }
   }
-  if (quota_changed) {
-    absl::MutexLock write(&write_mu_);
-    relay::UserTablePtr snapshot;
-    {
-      absl::MutexLock lock(&mu_);
-      snapshot_ = buildSnapshotLocked();
-      snapshot = snapshot_;
-    }
-    publish(snapshot);
-  }
+  if (quota_changed) republish();
 }
 
 void UserRegistry::addTraffic(absl::string_view name, const TrafficCounters& delta) {

@@ -292,6 +292,8 @@ class UserRegistry : public SharedStoreListener {
   void setRemoteLiveLocked(const relay::RelayUser& user, const LiveCount& live) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void publish(const relay::UserTablePtr& snapshot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  /// A new table from the current state (a quota crossed by traffic), published.
+  void republish() ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
 
   const RegistryOptions options_;
   std::atomic<uint16_t> shared_port_;  // options_.shared_port, or the one bound for port 0

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Checks etcd_v3.proto against a live etcd 3.4 cluster with Debian's python3-grpcio (no C++ build).
-Usage: protoc -I. --python_out=OUT etcd_v3.proto; PYTHONPATH=OUT /usr/bin/python3 check_etcd_v3_proto.py EP1,EP2,EP3
+Usage: protoc -Iapi/etcd --python_out=OUT etcd_v3.proto; PYTHONPATH=OUT /usr/bin/python3 check_etcd_v3_proto.py EP1,EP2,EP3
 """
 import sys, threading, time, queue
 import grpc

@@ -186,7 +186,14 @@ TEST(EtcdFailoverTest, QuorumLostSerializableReadsAnswerLinearizableOnesAndWrite
   auto cluster = EtcdCluster::start();
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   auto client = makeClient((*cluster)->endpoints());
-  ASSERT_TRUE(client->put("/q/key", "value").ok());
+  auto first = client->put("/q/key", "value");
+  ASSERT_TRUE(first.ok());
+  // A watch that can reach member 0 only.
+  CallCounter watch_calls;
+  auto watcher = makeClient({(*cluster)->endpoint(0)}, &watch_calls);
+  WatchRecorder recorder;
+  auto watch = watcher->watchPrefix("/q/", *first, recorder.callback());
+  ASSERT_TRUE(recorder.waitForRevision(*first, absl::Seconds(10)));
   ASSERT_TRUE((*cluster)->stop(1).ok());
   ASSERT_TRUE((*cluster)->stop(2).ok());
 
@@ -210,11 +217,21 @@ TEST(EtcdFailoverTest, QuorumLostSerializableReadsAnswerLinearizableOnesAndWrite
   EXPECT_EQ(put.status().code(), absl::StatusCode::kUnavailable) << put.status();
   EXPECT_LT(absl::Now() - start, kRequestTimeout + absl::Seconds(1));
 
-  // One member back: quorum again, writes work.
+  // "hasleader": member 0, alive but without a leader, ends the watch's stream (after three
+  // election timeouts) instead of keeping it open and silent; the watch keeps reconnecting.
+  for (int i = 0; i < 100 && watch_calls.count("watch", absl::StatusCode::kUnavailable) == 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(watch_calls.count("watch", absl::StatusCode::kUnavailable), 1);
+
+  // One member back: quorum again, writes work, and the watch has them.
   ASSERT_TRUE((*cluster)->restart(1).ok());
   auto back = putRetrying(*client, "/q/key", "back");
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(client->get("/q/key")->kvs.at(0).value, "back");
+  ASSERT_TRUE(recorder.waitForRevision(*back, absl::Seconds(15)));
+  EXPECT_EQ(recorder.events().back(), absl::StrCat(*back, " PUT /q/key=back"));
 }
 
 TEST(EtcdFailoverTest, KeptLeaseIsLostWhenEtcdStaysDownLongerThanItsTtl) {

@@ -41,7 +41,8 @@ struct Server {
 constexpr std::chrono::seconds kDeviceWindow{1};
 
 std::unique_ptr<Server> startServer(const EtcdCluster& cluster, const std::string& prefix,
-                                    const std::string& id, const std::string& state_dir = "") {
+                                    const std::string& id, const std::string& state_dir = "",
+                                    absl::Duration keep_history = absl::Minutes(10)) {
   etcd::EtcdOptions client;
   client.endpoints = cluster.endpoints();
   client.request_timeout = absl::Seconds(2);
@@ -50,6 +51,7 @@ std::unique_ptr<Server> startServer(const EtcdCluster& cluster, const std::strin
   options.replica_id = id;
   options.sync_interval = absl::Milliseconds(300);
   options.lease_ttl_seconds = 2;
+  options.keep_history = keep_history;
   auto store = EtcdUserStore::create(std::move(client), std::move(options));
   EXPECT_TRUE(store.ok()) << store.status();
   if (!store.ok()) return nullptr;
@@ -400,6 +402,39 @@ TEST_F(EtcdUserStoreTest, ALeaderKillDoesNotStopWrites) {
       },
       absl::Seconds(5), absl::Milliseconds(200)));
   ASSERT_TRUE(eventually([&] { return b_->registry->get("frank").ok(); }, absl::Seconds(3)));
+}
+
+TEST_F(EtcdUserStoreTest, CompactsHistoryOlderThanItKeeps) {
+  auto c = startServer(*cluster_, prefix_, "c", "", absl::Seconds(1));
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(a_->registry->create(newUser("gina")).ok());
+  auto first = cluster_->etcdctl({"get", prefix_ + "users/gina", "-w", "json"});
+  ASSERT_TRUE(first.ok());
+  // Revisions move on (traffic), and after keep_history the old ones are compacted.
+  // The revision of that read, from etcdctl's JSON header ("revision":N).
+  const std::string& text = first->output;
+  const size_t at = text.find("\"revision\":");
+  ASSERT_NE(at, std::string::npos) << text;
+  const size_t begin = at + std::string("\"revision\":").size();
+  const std::string old_rev = text.substr(begin, text.find_first_not_of("0123456789", begin) - begin);
+  ASSERT_FALSE(old_rev.empty()) << text;
+  for (int i = 0; i < 5; ++i) {
+    TrafficCounters t;
+    t.bytes_up = 1000;
+    t.tcp_connections = 1;
+    c->registry->addTraffic("gina", t);
+    absl::SleepFor(absl::Milliseconds(400));
+  }
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto old = cluster_->etcdctl({"get", prefix_ + "users/gina", "--rev", old_rev});
+        return old.ok() && old->output.find("compacted") != std::string::npos;
+      },
+      absl::Seconds(5), absl::Milliseconds(200)))
+      << "revision " << old_rev << " still readable";
+  // The servers go on: a change still reaches the other one.
+  ASSERT_TRUE(b_->registry->remove("gina").ok());
+  ASSERT_TRUE(eventually([&] { return !c->registry->get("gina").ok(); }));
 }
 
 }  // namespace
