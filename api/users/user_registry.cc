@@ -503,8 +503,8 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
     identity_keys.push_back(std::move(key));
   }
   // Users also in the current table keep its UserLive (their open connection count).
-  auto table = std::make_shared<const relay::UserTable>(
-      ++snapshot_generation_, std::move(users), snapshot_.get(), std::move(identity_keys));
+  auto table = std::make_shared<const relay::UserTable>(++snapshot_generation_, std::move(users),
+                                                        snapshot_.get(), std::move(identity_keys));
   for (const auto& [name, live] : remote_live_) {
     const relay::RelayUser* user = table->find(name);
     if (user == nullptr) continue;
@@ -514,8 +514,7 @@ relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
   return table;
 }
 
-void UserRegistry::setRemoteLiveLocked(const relay::RelayUser& user,
-                                       const LiveCount& live) const {
+void UserRegistry::setRemoteLiveLocked(const relay::RelayUser& user, const LiveCount& live) const {
   user.live->remote_tcp_sessions.store(live.connections, std::memory_order_relaxed);
   user.live->devices->setRemote(
       device_ids_, absl::flat_hash_set<std::string>(live.devices.begin(), live.devices.end()));

@@ -247,9 +247,10 @@ TEST_F(EtcdUserStoreTest, LiveCountsOfOneServerCountOnTheOther) {
   auto key = cluster_->etcdctl({"get", prefix_ + "device_key", "--print-value-only"});
   ASSERT_TRUE(key.ok());
   ASSERT_FALSE(key->output.empty());
-  EXPECT_EQ(b_->registry->deviceIds()->id(device),
-            relay::DeviceIds::fromSecret(std::string(absl::StripTrailingAsciiWhitespace(
-                key->output)))->id(device));
+  EXPECT_EQ(
+      b_->registry->deviceIds()->id(device),
+      relay::DeviceIds::fromSecret(std::string(absl::StripTrailingAsciiWhitespace(key->output)))
+          ->id(device));
 
   // Two sessions of lena on A, from one device.
   const relay::UserTablePtr on_a = a_->registry->snapshot();
@@ -266,7 +267,8 @@ TEST_F(EtcdUserStoreTest, LiveCountsOfOneServerCountOnTheOther) {
   ASSERT_TRUE(eventually([&] { return at_b->live->remote_tcp_sessions.load() == 2; }));
   EXPECT_LT(absl::Now() - set, absl::Seconds(2));  // sync interval 300 ms
   EXPECT_FALSE(at_b->admitsNewSession(0));
-  ASSERT_TRUE(eventually([&] { return at_b->live->devices->remoteOnly(kDeviceWindow).size() == 1; }));
+  ASSERT_TRUE(
+      eventually([&] { return at_b->live->devices->remoteOnly(kDeviceWindow).size() == 1; }));
   EXPECT_EQ(at_b->live->devices->remoteOnly(kDeviceWindow),
             std::vector<std::string>{b_->registry->deviceIds()->id(device)});
   EXPECT_FALSE(at_b->admitDevice(other).has_value());
@@ -286,8 +288,10 @@ TEST_F(EtcdUserStoreTest, LiveCountsOfOneServerCountOnTheOther) {
   // All of A's end and its device leaves the window: A's key goes, B admits the other device.
   at_a->live->tcp_sessions = 0;
   lease.reset();
-  ASSERT_TRUE(eventually([&] { return at_b->live->remote_tcp_sessions.load() == 0 &&
-                                      at_b->live->devices->remoteOnly(kDeviceWindow).empty(); }));
+  ASSERT_TRUE(eventually([&] {
+    return at_b->live->remote_tcp_sessions.load() == 0 &&
+           at_b->live->devices->remoteOnly(kDeviceWindow).empty();
+  }));
   keys = cluster_->etcdctl({"get", prefix_ + "live/lena/a", "--keys-only"});
   ASSERT_TRUE(keys.ok());
   EXPECT_EQ(keys->output.find("live/lena/a"), std::string::npos) << keys->output;
@@ -301,8 +305,8 @@ TEST_F(EtcdUserStoreTest, LiveCountsOfOneServerCountOnTheOther) {
   ASSERT_TRUE(eventually([&] { return at_a->live->remote_tcp_sessions.load() == 2; }));
   EXPECT_FALSE(at_a->admitDevice(device).has_value());
   b_->store->stop();
-  ASSERT_TRUE(eventually([&] { return at_a->live->remote_tcp_sessions.load() == 0; },
-                         absl::Seconds(5)));
+  ASSERT_TRUE(
+      eventually([&] { return at_a->live->remote_tcp_sessions.load() == 0; }, absl::Seconds(5)));
   EXPECT_TRUE(at_a->live->devices->remoteOnly(kDeviceWindow).empty());
   EXPECT_TRUE(at_a->admitDevice(device).has_value());
   at_b->live->tcp_sessions = 0;
@@ -317,8 +321,9 @@ TEST_F(EtcdUserStoreTest, LiveKeysAreCheckedAndTheDeviceKeyIsKept) {
   const relay::UserTablePtr on_b = b_->registry->snapshot();
   const relay::RelayUser* mona = on_b->find("mona");
   // Another replica "z" (a key of any writer: the sums do not need its replicas/ key).
-  ASSERT_TRUE(cluster_->etcdctl({"put", prefix_ + "live/mona/z",
-                                 R"({"connections": 3, "devices": ["00112233aabbccdd"]})"})
+  ASSERT_TRUE(cluster_
+                  ->etcdctl({"put", prefix_ + "live/mona/z",
+                             R"({"connections": 3, "devices": ["00112233aabbccdd"]})"})
                   .ok());
   ASSERT_TRUE(eventually([&] { return mona->live->remote_tcp_sessions.load() == 3; }));
   EXPECT_EQ(mona->live->devices->remoteOnly(kDeviceWindow),
@@ -329,9 +334,9 @@ TEST_F(EtcdUserStoreTest, LiveKeysAreCheckedAndTheDeviceKeyIsKept) {
                           R"({"connections": 1, "devices": [7]})", R"({"connections": 1})"}) {
     ASSERT_TRUE(cluster_->etcdctl({"put", prefix_ + "live/mona/z", bad}).ok());
     ASSERT_TRUE(eventually([&] { return mona->live->remote_tcp_sessions.load() == 0; })) << bad;
-    ASSERT_TRUE(cluster_->etcdctl({"put", prefix_ + "live/mona/z",
-                                   R"({"connections": 2, "devices": []})"})
-                    .ok());
+    ASSERT_TRUE(
+        cluster_->etcdctl({"put", prefix_ + "live/mona/z", R"({"connections": 2, "devices": []})"})
+            .ok());
     ASSERT_TRUE(eventually([&] { return mona->live->remote_tcp_sessions.load() == 2; })) << bad;
   }
   ASSERT_TRUE(cluster_->etcdctl({"del", prefix_ + "live/mona/z"}).ok());

@@ -208,7 +208,7 @@ TEST(DeviceTrackerTest, OtherReplicasDevicesCountAgainstTheLimit) {
   tracker.setRemote(ids, {ids->id(a), ids->id(b)});
   EXPECT_EQ(tracker.count(600s), 0u);  // this server's
   EXPECT_EQ(tracker.remoteOnly(600s), (std::vector<std::string>{std::min(ids->id(a), ids->id(b)),
-                                                                 std::max(ids->id(a), ids->id(b))}));
+                                                                std::max(ids->id(a), ids->id(b))}));
   // c would be the third device of the user: refused at 2, admitted at 3.
   EXPECT_EQ(tracker.acquire(c, 2, 600s), Admission::Refused);
   // a is counted elsewhere: admitted even at the limit (the user's devices stay a and b).
