@@ -629,24 +629,32 @@ void EtcdUserStore::flushTraffic() {
       changed.emplace_back(name, counters);
     }
   }
+  std::vector<etcd::Op> ops;
+  for (const auto& [name, counters] : changed) {
+    ops.push_back(putOp(key(absl::StrCat(kTraffic, name, "/", id)), encodeTraffic(counters)));
+  }
+  // What is not written is tried again at the next sync, with the newer counts.
+  writeOnLease(id, ops, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) own_written_[changed[i].first] = changed[i].second;
+    last_sync_ = absl::Now();
+  });
+}
+
+void EtcdUserStore::writeOnLease(const std::string& id, const std::vector<etcd::Op>& ops,
+                                 absl::FunctionRef<void(size_t, size_t)> written) {
   const etcd::Compare mine =
       compareOp(key(absl::StrCat(kReplicas, id)), etcd::Compare::Target::Lease, lease_->id());
-  for (size_t begin = 0; begin < changed.size(); begin += kMaxOps) {
-    const size_t end = std::min(changed.size(), begin + kMaxOps);
-    std::vector<etcd::Op> ops;
-    for (size_t i = begin; i < end; ++i) {
-      ops.push_back(putOp(key(absl::StrCat(kTraffic, changed[i].first, "/", id)),
-                          encodeTraffic(changed[i].second)));
-    }
-    auto result = client_->txn({mine}, ops, {});
-    if (!result.ok()) return;  // tried again at the next sync with the newer counts
+  for (size_t begin = 0; begin < ops.size(); begin += kMaxOps) {
+    const size_t end = std::min(ops.size(), begin + kMaxOps);
+    auto result =
+        client_->txn({mine}, std::vector<etcd::Op>(ops.begin() + begin, ops.begin() + end), {});
+    if (!result.ok()) return;
     absl::MutexLock lock(&mu_);
     if (!result->succeeded) {
       lease_lost_ = true;  // our replicas/ key is gone: a new id at the next round
       return;
     }
-    for (size_t i = begin; i < end; ++i) own_written_[changed[i].first] = changed[i].second;
-    last_sync_ = absl::Now();
+    written(begin, end);
   }
 }
 
@@ -715,24 +723,14 @@ void EtcdUserStore::publishLive() {
       if (now.count(name) == 0) changes.emplace_back(name, std::nullopt);
     }
   }
-  const etcd::Compare mine =
-      compareOp(key(absl::StrCat(kReplicas, id)), etcd::Compare::Target::Lease, lease_->id());
-  for (size_t begin = 0; begin < changes.size(); begin += kMaxOps) {
-    const size_t end = std::min(changes.size(), begin + kMaxOps);
-    std::vector<etcd::Op> ops;
-    for (size_t i = begin; i < end; ++i) {
-      std::string k = key(absl::StrCat(kLive, changes[i].first, "/", id));
-      ops.push_back(changes[i].second.has_value()
-                        ? putOp(std::move(k), *changes[i].second, lease_->id())
-                        : deleteOp(std::move(k)));
-    }
-    auto result = client_->txn({mine}, ops, {});
-    if (!result.ok()) return;  // published at the next sync
-    absl::MutexLock lock(&mu_);
-    if (!result->succeeded) {
-      lease_lost_ = true;  // our replicas/ key is gone: a new id at the next round
-      return;
-    }
+  std::vector<etcd::Op> ops;
+  for (const auto& [name, value] : changes) {
+    std::string k = key(absl::StrCat(kLive, name, "/", id));
+    ops.push_back(value.has_value() ? putOp(std::move(k), *value, lease_->id())
+                                    : deleteOp(std::move(k)));
+  }
+  // What is not written is written at the next sync.
+  writeOnLease(id, ops, [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       if (changes[i].second.has_value()) {
         published_live_[changes[i].first] = *changes[i].second;
@@ -740,7 +738,7 @@ void EtcdUserStore::publishLive() {
         published_live_.erase(changes[i].first);
       }
     }
-  }
+  });
 }
 
 void EtcdUserStore::checkSync() {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -115,6 +116,13 @@ class EtcdUserStore : public SharedStore {
   void run();
   void registerReplica();
   void flushTraffic();
+  /// Writes `ops` in transactions of at most kMaxOps, each conditioned on this server's
+  /// replicas/<id> key being on its lease (run() thread); after each one `written(begin, end)`
+  /// runs with mu_ held. Stops at the first that etcd does not answer or that finds the lease
+  /// gone (lease_lost_ is set then).
+  void writeOnLease(const std::string& id, const std::vector<etcd::Op>& ops,
+                    absl::FunctionRef<void(size_t begin, size_t end)> written)
+      ABSL_LOCKS_EXCLUDED(mu_);
   /// Reads (or creates) `device_key` unless the watch has it. @return whether it is known.
   bool ensureDeviceKey();
   /// Writes this server's live counts that changed since the last sync, on its lease.
