@@ -288,18 +288,25 @@ int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
   return 0;
 }
 
-StoreContents EtcdUserStore::contentsLocked() const {
+StoreContents EtcdUserStore::contentsLocked() {
   StoreContents contents;
-  for (const auto& [suffix, stored] : config_) {
+  contents.users.reserve(config_.size());
+  for (auto& [suffix, stored] : config_) {
     if (absl::StartsWith(suffix, kUsers)) {
-      auto user = decodeUserText(stored.value);
-      if (!user.ok() || user->name != suffix.substr(kUsers.size())) {
-        SR_LOG(Warn, "etcd %s%s: not a user (%s); ignored", options_.prefix, suffix,
-               user.ok() ? "another name" : user.status().message());
-        continue;
+      if (stored.user == nullptr) {
+        auto decoded = decodeUserText(stored.value);
+        if (decoded.ok() && decoded->name != suffix.substr(kUsers.size())) {
+          decoded = absl::InvalidArgumentError("another name");
+        }
+        if (!decoded.ok()) {
+          SR_LOG(Warn, "etcd %s%s: not a user (%s); ignored", options_.prefix, suffix,
+                 decoded.status().message());
+        }
+        stored.user = std::make_shared<const absl::StatusOr<User>>(std::move(decoded));
       }
-      user->traffic = othersLocked(user->name);
-      contents.users.push_back(*std::move(user));
+      if (!stored.user->ok()) continue;
+      contents.users.push_back(**stored.user);
+      contents.users.back().traffic = othersLocked(contents.users.back().name);
     } else if (absl::StartsWith(suffix, kIdentityKeys)) {
       auto key = decodeIdentityKeyText(stored.value);
       if (!key.ok()) {
