@@ -377,6 +377,29 @@ def create_users(etcd, prefix, servers, count, seed):
     return users, time.monotonic() - started
 
 
+class Counters:
+    """etcd's put and txn counters (one /metrics of `member`) and each server's
+    shadowrelay_store_requests_total by method, each with the time it was read (the middle of
+    its request)."""
+
+    def __init__(self, member, servers):
+        started = time.monotonic()
+        text = member.metrics()
+        self.etcd_at = (started + time.monotonic()) / 2
+        values = {"etcd_mvcc_put_total": 0.0, "etcd_mvcc_txn_total": 0.0}
+        for line in text.splitlines():
+            match = h._METRIC_SAMPLE.match(line)
+            if match and match.group(1) in values:
+                values[match.group(1)] += float(match.group(3))
+        self.puts = values["etcd_mvcc_put_total"]
+        self.txns = values["etcd_mvcc_txn_total"]
+        self.store, self.store_at = {}, {}
+        for s in servers:
+            started = time.monotonic()
+            self.store[s.name] = s.store_requests()
+            self.store_at[s.name] = (started + time.monotonic()) / 2
+
+
 def send_round(sock, users, sessions, servers, sink_port, ipsk, interval):
     """One datagram per user through each server, spread evenly over `interval` s."""
     address = wire.socks_ipv4(h.LOOPBACK, sink_port)
@@ -412,9 +435,7 @@ def measure_traffic(etcd, prefix, servers, users_count, interval, rounds, ipsk, 
         progress(f"warm-up interval ({interval} s): one datagram per user and replica")
         send_round(sock, users, sessions, servers, sink.port, ipsk, interval)
         counted = etcd.members[0]
-        before = {s.name: s.store_requests() for s in servers}
-        puts_before = counted.metric("etcd_mvcc_put_total")
-        txns_before = counted.metric("etcd_mvcc_txn_total")
+        before = Counters(counted, servers)
         received_before = sink.received
         began = time.monotonic()
         sent = 0
@@ -422,29 +443,31 @@ def measure_traffic(etcd, prefix, servers, users_count, interval, rounds, ipsk, 
             progress(f"measured interval {r + 1}/{rounds}")
             sent += send_round(sock, users, sessions, servers, sink.port, ipsk, interval)
         elapsed = time.monotonic() - began
-        after = {s.name: s.store_requests() for s in servers}
-        puts = counted.metric("etcd_mvcc_put_total") - puts_before
-        txns = counted.metric("etcd_mvcc_txn_total") - txns_before
+        after = Counters(counted, servers)
         relayed = sink.received - received_before
         sample = last.call("GetUser", {"name": users[0][0]})
     finally:
         sock.close()
         sink.stop()
+    # Each counter over the time between its own two readings: a /metrics of 10 000 users
+    # takes a while to render, and etcd's writes go on meanwhile.
+    etcd_s = after.etcd_at - before.etcd_at
     by_method = {}
     for s in servers:
-        for method, count in after[s.name].items():
-            delta = count - before[s.name].get(method, 0.0)
-            by_method[method] = by_method.get(method, 0.0) + delta
+        seconds = after.store_at[s.name] - before.store_at[s.name]
+        for method, count in after.store[s.name].items():
+            delta = count - before.store[s.name].get(method, 0.0)
+            by_method[method] = by_method.get(method, 0.0) + delta / seconds
     return {"step": "traffic", "users": users_count, "replicas": len(servers),
             "sync_interval_s": interval, "seconds": round(elapsed, 1),
+            "etcd_seconds": round(etcd_s, 1),
             "seed": seed, "create_users_per_s": round(users_count / create_s, 1),
             "datagrams_per_s": round(sent / elapsed, 1),
             "relayed_share": round(relayed / sent, 3) if sent else 0.0,
-            "store_requests_per_s": {m: round(c / elapsed, 1)
-                                     for m, c in sorted(by_method.items())},
-            "store_requests_total_per_s": round(sum(by_method.values()) / elapsed, 1),
-            "etcd_txn_per_s": round(txns / elapsed, 1),
-            "key_writes_per_s": round(puts / elapsed, 1),
+            "store_requests_per_s": {m: round(c, 1) for m, c in sorted(by_method.items())},
+            "store_requests_total_per_s": round(sum(by_method.values()), 1),
+            "etcd_txn_per_s": round((after.txns - before.txns) / etcd_s, 1),
+            "key_writes_per_s": round((after.puts - before.puts) / etcd_s, 1),
             "expected_key_writes_per_s": round(users_count * len(servers) / interval, 1),
             "sample_user_udp_packets": int(sample.get("traffic", {}).get("udp_packets") or 0)}
 
