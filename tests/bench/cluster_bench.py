@@ -458,6 +458,8 @@ def measure_traffic(etcd, prefix, servers, users_count, interval, rounds, ipsk, 
         for method, count in after.store[s.name].items():
             delta = count - before.store[s.name].get(method, 0.0)
             by_method[method] = by_method.get(method, 0.0) + delta / seconds
+    puts = after.puts - before.puts
+    txns = after.txns - before.txns
     return {"step": "traffic", "users": users_count, "replicas": len(servers),
             "sync_interval_s": interval, "seconds": round(elapsed, 1),
             "etcd_seconds": round(etcd_s, 1),
@@ -466,8 +468,12 @@ def measure_traffic(etcd, prefix, servers, users_count, interval, rounds, ipsk, 
             "relayed_share": round(relayed / sent, 3) if sent else 0.0,
             "store_requests_per_s": {m: round(c, 1) for m, c in sorted(by_method.items())},
             "store_requests_total_per_s": round(sum(by_method.values()), 1),
-            "etcd_txn_per_s": round((after.txns - before.txns) / etcd_s, 1),
-            "key_writes_per_s": round((after.puts - before.puts) / etcd_s, 1),
+            "etcd_txn_per_s": round(txns / etcd_s, 1),
+            "key_writes_per_s": round(puts / etcd_s, 1),
+            "key_writes_per_txn": round(puts / txns, 1) if txns else 0.0,
+            # How often each user's counters were written, per replica: the interval plus
+            # whatever a flush itself takes, if the next one is timed from its end.
+            "write_period_s": round(users_count * len(servers) * etcd_s / puts, 2) if puts else 0,
             "expected_key_writes_per_s": round(users_count * len(servers) / interval, 1),
             "sample_user_udp_packets": int(sample.get("traffic", {}).get("udp_packets") or 0)}
 
@@ -509,6 +515,9 @@ def tables(capacity, propagation, traffic, why_na):
                      f"{t['expected_key_writes_per_s']:.0f} | {share} |")
         made = ("created through A's API" if t["seed"] == "api" else
                 "seeded in etcd (copies of a user created through A's API)")
+        lines += ["", f"{t['key_writes_per_txn']:.0f} key writes per etcd transaction; "
+                  f"each user's counters written every {t['write_period_s']} s per replica "
+                  f"(users x replicas / key writes/s)."]
         lines += ["", f"{t['users']} users {made}, listed by every replica at "
                   f"{t['create_users_per_s']:.0f}/s; {t['datagrams_per_s']:.0f} datagrams/s "
                   f"sent, {100 * t['relayed_share']:.1f} % reached the sink; a sample user's "
