@@ -6,6 +6,7 @@ loopback: a 3-member etcd cluster (Debian's etcd 3.4, etcd_cluster.py), two of o
 and B started with
 
     --etcd-endpoints <the three members> --etcd-prefix /r<random>/ --etcd-sync-interval 1
+    --etcd-lease-ttl 3   (cluster_e2e_test's servers: its ClusterTest.start_replica)
 
 shadowsocks-libev's ss-local to each, curl and nginx. The user is made through A's control API
 with limits.bytes_per_second = 256 KiB/s; B has it from its watch.
@@ -20,39 +21,34 @@ with limits.bytes_per_second = 256 KiB/s; B has it from its watch.
 Each test gets an etcd cluster and servers of its own; the whole module takes about 40 s.
 Every wait is bounded (wait_until, curl --max-time, the readers' windows).
 """
-import os
 import secrets
 import sys
 import time
 
 import e2e_harness as h
+import cluster_e2e_test as cluster  # a module, so that its TestCase is not run here too
 from bandwidth_e2e_test import Reader, downloaded, start_downloads
-from cluster_e2e_test import Replica
 from etcd_cluster import EtcdCluster
 
 KIB = 1 << 10
 RATE = 256 * KIB  # the user's limits.bytes_per_second
 WINDOW = 5  # seconds of each curl download (its --max-time)
 TOLERANCE = 0.15  # one connection per measurement (bandwidth_e2e_test: 1.5 x its 10 %)
-SYNC_INTERVAL = 1  # --etcd-sync-interval
-PROPAGATION = 1.0  # issue 19 §1: a write on one replica is applied on another within this
-METHOD = "chacha20-ietf-poly1305"
+PROPAGATION = cluster.PROPAGATION  # issue 19 §1: 1 s from a write on A to B applying it
+METHOD = cluster.METHOD
 USER = "rita"
 
 
 class ClusterRateTest(h.RelayTestCase):
     def setUp(self):
         self.require_ours("the etcd store is our server's")
-        # etcd's cleanup is registered first, so it runs last: the servers stop (and must exit
-        # 0) while etcd still answers.
-        self.etcd = EtcdCluster()
-        self.addCleanup(self.etcd.close)
-        self.etcd.start()
+        self.etcd = EtcdCluster.for_test(self)  # first: closed after the servers stopped
         super().setUp()
         self.prefix = f"/r{secrets.token_hex(4)}/"
         self.url = h.nginx().url(h.Nginx.BIG, host=h.LOOPBACK)  # 8 MiB: 32 s at the rate
-        self.A = self.start_replica("A")
-        self.B = self.start_replica("B")
+        self.A, self.B = self.start_replica("A"), self.start_replica("B")
+        for replica in (self.A, self.B):
+            self.addCleanup(replica.session.close)
         self.password = f"{USER}-" + secrets.token_hex(8)
         made = self.A.create(USER, method=METHOD, password=self.password,
                              limits={"bytes_per_second": RATE})
@@ -63,21 +59,9 @@ class ClusterRateTest(h.RelayTestCase):
     def failure_context(self):
         return super().failure_context() + "\n" + self.etcd.log_tails()
 
-    def start_replica(self, name):
-        token = f"e2e-cluster-rate-{name}-" + secrets.token_hex(8)
-        token_file = h.scratch_path(f"control-token-{name}")
-        with open(token_file, "w") as f:
-            f.write(token + "\n")
-        os.chmod(token_file, 0o600)
-        child = self.start_ours(f"ours-server-{name}", [
-            h.Config.relay, "server", "-s", h.LOOPBACK, "-p", 0, "--allow-private",
-            "--control-listen", f"{h.LOOPBACK}:0", "--control-token-file", token_file,
-            "--metrics-listen", f"{h.LOOPBACK}:0", "--state-dir", h.scratch_path(f"state-{name}"),
-            "--etcd-endpoints", self.etcd.endpoints_arg, "--etcd-prefix", self.prefix,
-            "--etcd-sync-interval", SYNC_INTERVAL] + (["-v"] if h.Config.verbose else []))
-        replica = Replica(name, child, token)
-        self.addCleanup(replica.session.close)
-        return replica
+    # --etcd-sync-interval 1 (and --etcd-lease-ttl 3), --metrics-listen, a state directory
+    # and a control token of its own: the servers of cluster_e2e_test.
+    start_replica = cluster.ClusterTest.start_replica
 
     def rate_on(self, replica):
         try:
