@@ -27,8 +27,11 @@ A and B, started with --etcd-endpoints (all three members) and a prefix of their
      both replicas list them all is reported. Every user sends one UDP datagram through A and
      one through B per sync interval (--etcd-sync-interval BENCH_CLUSTER_SYNC_INTERVAL, default
      5 s, the server's default), a client written from the spec (tests/e2e/ss2022_wire.py),
-     paced evenly, to a UDP sink. After a warm-up interval, BENCH_CLUSTER_ROUNDS intervals are
-     measured: the etcd requests the replicas made (shadowrelay_store_requests_total deltas, by
+     paced evenly, to a UDP sink. Warm-up intervals come first (two or more), until every
+     replica applies what etcd holds at the end of one within a second (a user's first datagram is its first use, which is
+     written to its key: 10 000 configuration changes that every replica applies; their
+     number, length and the largest lag in revisions are reported). Then BENCH_CLUSTER_ROUNDS
+     intervals are measured: the etcd requests the replicas made (shadowrelay_store_requests_total deltas, by
      method) and the key writes etcd applied (etcd_mvcc_put_total), per second, against the
      expected users x replicas / interval and against the capacity of step 1.
 
@@ -69,6 +72,8 @@ METHOD = "2022-blake3-aes-128-gcm"
 USERS_API = "shadowrelay.v1.UserService/"
 POLL_S = 0.005  # B's GetUser while waiting for a change
 CHANGE_DEADLINE = 5.0  # one change must reach B within this
+WARM_UP_ROUNDS = 30  # sync intervals of traffic at most before the measured ones (warm_up)
+CAUGHT_UP = 1.0  # a replica in step with etcd applies its latest revision within this
 TRAFFIC_VALUE = json.dumps({"bytes_up": 123456789, "bytes_down": 987654321,
                             "tcp_connections": 12345, "udp_packets": 6789})  # as a flush writes
 
@@ -197,6 +202,9 @@ class Server:
 
     def call(self, method, request):
         return self.api.call(USERS_API + method, request)
+
+    def metric(self, name):
+        return h.metric_sum(self.metrics_port, name)
 
     def store_requests(self):
         """{method: count} of shadowrelay_store_requests_total (every result)."""
@@ -377,6 +385,31 @@ def create_users(etcd, prefix, servers, count, seed):
     return users, time.monotonic() - started
 
 
+def warm_up(etcd, servers, send):
+    """Rounds of traffic (`send`: one round), at least two, until every replica applies what
+    etcd holds at the end of one within CAUGHT_UP s, for at most WARM_UP_ROUNDS. The first
+    datagram of a user is its first use, which the registry writes to the user's key: 10 000
+    configuration changes at once, each batch of which every replica applies by rebuilding its
+    table; the traffic is measured after that has settled. Returns (rounds, seconds, the
+    largest lag seen in revisions)."""
+    started = time.monotonic()
+    worst = 0
+    for rounds in range(1, WARM_UP_ROUNDS + 1):
+        progress(f"warm-up round {rounds}: one datagram per user and replica")
+        send()
+        target = etcd.current_revision()
+        applied = {s.name: s.metric("shadowrelay_store_revision") for s in servers}
+        worst = max([worst] + [target - r for r in applied.values()])
+        end = time.monotonic() + CAUGHT_UP
+        while min(applied.values()) < target and time.monotonic() < end:
+            time.sleep(0.05)
+            applied = {s.name: s.metric("shadowrelay_store_revision") for s in servers}
+        progress(f"etcd at revision {target}; replicas applied {applied}")
+        if rounds >= 2 and min(applied.values()) >= target:
+            return rounds, time.monotonic() - started, int(worst)
+    raise AssertionError(f"the replicas did not catch up with etcd in {WARM_UP_ROUNDS} rounds")
+
+
 class Counters:
     """etcd's put and txn counters (one /metrics of `member`) and each server's
     shadowrelay_store_requests_total by method, each with the time it was read (the middle of
@@ -432,8 +465,8 @@ def measure_traffic(etcd, prefix, servers, users_count, interval, rounds, ipsk, 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
     sessions = {(s.name, name): [os.urandom(8), 0] for s in servers for name, _ in users}
     try:
-        progress(f"warm-up interval ({interval} s): one datagram per user and replica")
-        send_round(sock, users, sessions, servers, sink.port, ipsk, interval)
+        settled = warm_up(etcd, servers, lambda: send_round(sock, users, sessions, servers,
+                                                             sink.port, ipsk, interval))
         counted = etcd.members[0]
         before = Counters(counted, servers)
         received_before = sink.received
@@ -463,6 +496,8 @@ def measure_traffic(etcd, prefix, servers, users_count, interval, rounds, ipsk, 
     return {"step": "traffic", "users": users_count, "replicas": len(servers),
             "sync_interval_s": interval, "seconds": round(elapsed, 1),
             "etcd_seconds": round(etcd_s, 1),
+            "warm_up_rounds": settled[0], "warm_up_s": round(settled[1], 1),
+            "warm_up_max_lag_revisions": settled[2],
             "seed": seed, "create_users_per_s": round(users_count / create_s, 1),
             "datagrams_per_s": round(sent / elapsed, 1),
             "relayed_share": round(relayed / sent, 3) if sent else 0.0,
@@ -518,6 +553,12 @@ def tables(capacity, propagation, traffic, why_na):
         lines += ["", f"{t['key_writes_per_txn']:.0f} key writes per etcd transaction; "
                   f"each user's counters written every {t['write_period_s']} s per replica "
                   f"(users x replicas / key writes/s)."]
+        lines += ["", f"Before the measured intervals: {t['warm_up_rounds']} warm-up "
+                  f"intervals, {t['warm_up_s']} s, until every replica applied what etcd "
+                  f"held at the end of one within a second (the users' first use is written "
+                  f"to their keys); "
+                  f"a replica was up to {t['warm_up_max_lag_revisions']} revisions behind "
+                  f"etcd meanwhile."]
         lines += ["", f"{t['users']} users {made}, listed by every replica at "
                   f"{t['create_users_per_s']:.0f}/s; {t['datagrams_per_s']:.0f} datagrams/s "
                   f"sent, {100 * t['relayed_share']:.1f} % reached the sink; a sample user's "
