@@ -15,7 +15,9 @@ A and B, started with --etcd-endpoints (all three members) and a prefix of their
   2. Propagation: BENCH_CLUSTER_CHANGES consecutive UpdateUser on A (limits.max_connections
      = i); after each response, B's GetUser is polled every 5 ms (one grpc_call --stdin process
      per replica: a call is a round trip, about a millisecond) until it shows i. p50/p99/max
-     of response-on-A to first-seen-on-B; the resolution is the poll period plus one call.
+     of response-on-A to first-seen-on-B, and of request-sent-to-A to first-seen-on-B (the
+     whole path: A's etcd transaction, the commit, B's watch); the resolution is the poll
+     period plus one call.
   3. Traffic updates at BENCH_CLUSTER_USERS users (default 10 000): that many Shadowsocks 2022
      users (2022-blake3-aes-128-gcm, identity headers on the shared port). BENCH_CLUSTER_SEED
      etcd (default) writes them into etcd, 64 to a Txn, as copies of a user created through A's
@@ -25,8 +27,11 @@ A and B, started with --etcd-endpoints (all three members) and a prefix of their
      both replicas list them all is reported. Every user sends one UDP datagram through A and
      one through B per sync interval (--etcd-sync-interval BENCH_CLUSTER_SYNC_INTERVAL, default
      5 s, the server's default), a client written from the spec (tests/e2e/ss2022_wire.py),
-     paced evenly, to a UDP sink. After a warm-up interval, BENCH_CLUSTER_ROUNDS intervals are
-     measured: the etcd requests the replicas made (shadowrelay_store_requests_total deltas, by
+     paced evenly, to a UDP sink. Warm-up intervals come first (two or more), until every
+     replica applies what etcd holds at the end of one within a second (a user's first datagram is its first use, which is
+     written to its key: 10 000 configuration changes that every replica applies; their
+     number, length and the largest lag in revisions are reported). Then BENCH_CLUSTER_ROUNDS
+     intervals are measured: the etcd requests the replicas made (shadowrelay_store_requests_total deltas, by
      method) and the key writes etcd applied (etcd_mvcc_put_total), per second, against the
      expected users x replicas / interval and against the capacity of step 1.
 
@@ -67,6 +72,8 @@ METHOD = "2022-blake3-aes-128-gcm"
 USERS_API = "shadowrelay.v1.UserService/"
 POLL_S = 0.005  # B's GetUser while waiting for a change
 CHANGE_DEADLINE = 5.0  # one change must reach B within this
+WARM_UP_ROUNDS = 30  # sync intervals of traffic at most before the measured ones (warm_up)
+CAUGHT_UP = 1.0  # a replica in step with etcd applies its latest revision within this
 TRAFFIC_VALUE = json.dumps({"bytes_up": 123456789, "bytes_down": 987654321,
                             "tcp_connections": 12345, "udp_packets": 6789})  # as a flush writes
 
@@ -196,6 +203,9 @@ class Server:
     def call(self, method, request):
         return self.api.call(USERS_API + method, request)
 
+    def metric(self, name):
+        return h.metric_sum(self.metrics_port, name)
+
     def store_requests(self):
         """{method: count} of shadowrelay_store_requests_total (every result)."""
         import urllib.request
@@ -246,23 +256,32 @@ def measure_propagation(a, b, changes):
             if time.monotonic() > end:
                 raise AssertionError("the user 'prop' never reached B")
             time.sleep(POLL_S)
-    latencies = []
+    from_answer, from_request = [], []
     for i in range(1, changes + 1):
+        sent = time.monotonic()
         a.call("UpdateUser", {"user": {"name": "prop", "limits": {"max_connections": i}},
                               "update_mask": "limits.maxConnections"})
         answered = time.monotonic()
         while True:
             got = b.call("GetUser", {"name": "prop"})
             if int(got.get("limits", {}).get("max_connections") or 0) == i:
-                latencies.append(time.monotonic() - answered)
+                seen = time.monotonic()
+                from_answer.append(seen - answered)
+                from_request.append(seen - sent)
                 break
             if time.monotonic() - answered > CHANGE_DEADLINE:
                 raise AssertionError(f"change {i} did not reach B within {CHANGE_DEADLINE} s")
             time.sleep(POLL_S)
-    ms = [x * 1000 for x in latencies]
-    return {"step": "propagation", "changes": changes,
-            "p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
-            "max_ms": round(max(ms), 1), "mean_ms": round(statistics.mean(ms), 1)}
+    row = {"step": "propagation", "changes": changes}
+    # From A's answer: what a client that wrote on A waits before B serves it. From the request:
+    # the whole path (A's etcd transaction, etcd's commit, B's watch), the issue's bound.
+    for what, latencies in (("", from_answer), ("request_", from_request)):
+        ms = [x * 1000 for x in latencies]
+        row.update({f"{what}p50_ms": round(percentile(ms, 50), 1),
+                    f"{what}p99_ms": round(percentile(ms, 99), 1),
+                    f"{what}max_ms": round(max(ms), 1),
+                    f"{what}mean_ms": round(statistics.mean(ms), 1)})
+    return row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,6 +385,54 @@ def create_users(etcd, prefix, servers, count, seed):
     return users, time.monotonic() - started
 
 
+def warm_up(etcd, servers, send):
+    """Rounds of traffic (`send`: one round), at least two, until every replica applies what
+    etcd holds at the end of one within CAUGHT_UP s, for at most WARM_UP_ROUNDS. The first
+    datagram of a user is its first use, which the registry writes to the user's key: 10 000
+    configuration changes at once, each batch of which every replica applies by rebuilding its
+    table; the traffic is measured after that has settled. Returns (rounds, seconds, the
+    largest lag seen in revisions)."""
+    started = time.monotonic()
+    worst = 0
+    for rounds in range(1, WARM_UP_ROUNDS + 1):
+        progress(f"warm-up round {rounds}: one datagram per user and replica")
+        send()
+        target = etcd.current_revision()
+        applied = {s.name: s.metric("shadowrelay_store_revision") for s in servers}
+        worst = max([worst] + [target - r for r in applied.values()])
+        end = time.monotonic() + CAUGHT_UP
+        while min(applied.values()) < target and time.monotonic() < end:
+            time.sleep(0.05)
+            applied = {s.name: s.metric("shadowrelay_store_revision") for s in servers}
+        progress(f"etcd at revision {target}; replicas applied {applied}")
+        if rounds >= 2 and min(applied.values()) >= target:
+            return rounds, time.monotonic() - started, int(worst)
+    raise AssertionError(f"the replicas did not catch up with etcd in {WARM_UP_ROUNDS} rounds")
+
+
+class Counters:
+    """etcd's put and txn counters (one /metrics of `member`) and each server's
+    shadowrelay_store_requests_total by method, each with the time it was read (the middle of
+    its request)."""
+
+    def __init__(self, member, servers):
+        started = time.monotonic()
+        text = member.metrics()
+        self.etcd_at = (started + time.monotonic()) / 2
+        values = {"etcd_mvcc_put_total": 0.0, "etcd_mvcc_txn_total": 0.0}
+        for line in text.splitlines():
+            match = h._METRIC_SAMPLE.match(line)
+            if match and match.group(1) in values:
+                values[match.group(1)] += float(match.group(3))
+        self.puts = values["etcd_mvcc_put_total"]
+        self.txns = values["etcd_mvcc_txn_total"]
+        self.store, self.store_at = {}, {}
+        for s in servers:
+            started = time.monotonic()
+            self.store[s.name] = s.store_requests()
+            self.store_at[s.name] = (started + time.monotonic()) / 2
+
+
 def send_round(sock, users, sessions, servers, sink_port, ipsk, interval):
     """One datagram per user through each server, spread evenly over `interval` s."""
     address = wire.socks_ipv4(h.LOOPBACK, sink_port)
@@ -398,12 +465,10 @@ def measure_traffic(etcd, prefix, servers, users_count, interval, rounds, ipsk, 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
     sessions = {(s.name, name): [os.urandom(8), 0] for s in servers for name, _ in users}
     try:
-        progress(f"warm-up interval ({interval} s): one datagram per user and replica")
-        send_round(sock, users, sessions, servers, sink.port, ipsk, interval)
+        settled = warm_up(etcd, servers, lambda: send_round(sock, users, sessions, servers,
+                                                             sink.port, ipsk, interval))
         counted = etcd.members[0]
-        before = {s.name: s.store_requests() for s in servers}
-        puts_before = counted.metric("etcd_mvcc_put_total")
-        txns_before = counted.metric("etcd_mvcc_txn_total")
+        before = Counters(counted, servers)
         received_before = sink.received
         began = time.monotonic()
         sent = 0
@@ -411,29 +476,39 @@ def measure_traffic(etcd, prefix, servers, users_count, interval, rounds, ipsk, 
             progress(f"measured interval {r + 1}/{rounds}")
             sent += send_round(sock, users, sessions, servers, sink.port, ipsk, interval)
         elapsed = time.monotonic() - began
-        after = {s.name: s.store_requests() for s in servers}
-        puts = counted.metric("etcd_mvcc_put_total") - puts_before
-        txns = counted.metric("etcd_mvcc_txn_total") - txns_before
+        after = Counters(counted, servers)
         relayed = sink.received - received_before
         sample = last.call("GetUser", {"name": users[0][0]})
     finally:
         sock.close()
         sink.stop()
+    # Each counter over the time between its own two readings: a /metrics of 10 000 users
+    # takes a while to render, and etcd's writes go on meanwhile.
+    etcd_s = after.etcd_at - before.etcd_at
     by_method = {}
     for s in servers:
-        for method, count in after[s.name].items():
-            delta = count - before[s.name].get(method, 0.0)
-            by_method[method] = by_method.get(method, 0.0) + delta
+        seconds = after.store_at[s.name] - before.store_at[s.name]
+        for method, count in after.store[s.name].items():
+            delta = count - before.store[s.name].get(method, 0.0)
+            by_method[method] = by_method.get(method, 0.0) + delta / seconds
+    puts = after.puts - before.puts
+    txns = after.txns - before.txns
     return {"step": "traffic", "users": users_count, "replicas": len(servers),
             "sync_interval_s": interval, "seconds": round(elapsed, 1),
+            "etcd_seconds": round(etcd_s, 1),
+            "warm_up_rounds": settled[0], "warm_up_s": round(settled[1], 1),
+            "warm_up_max_lag_revisions": settled[2],
             "seed": seed, "create_users_per_s": round(users_count / create_s, 1),
             "datagrams_per_s": round(sent / elapsed, 1),
             "relayed_share": round(relayed / sent, 3) if sent else 0.0,
-            "store_requests_per_s": {m: round(c / elapsed, 1)
-                                     for m, c in sorted(by_method.items())},
-            "store_requests_total_per_s": round(sum(by_method.values()) / elapsed, 1),
-            "etcd_txn_per_s": round(txns / elapsed, 1),
-            "key_writes_per_s": round(puts / elapsed, 1),
+            "store_requests_per_s": {m: round(c, 1) for m, c in sorted(by_method.items())},
+            "store_requests_total_per_s": round(sum(by_method.values()), 1),
+            "etcd_txn_per_s": round(txns / etcd_s, 1),
+            "key_writes_per_s": round(puts / etcd_s, 1),
+            "key_writes_per_txn": round(puts / txns, 1) if txns else 0.0,
+            # How often each user's counters were written, per replica: the interval plus
+            # whatever a flush itself takes, if the next one is timed from its end.
+            "write_period_s": round(users_count * len(servers) * etcd_s / puts, 2) if puts else 0,
             "expected_key_writes_per_s": round(users_count * len(servers) / interval, 1),
             "sample_user_udp_packets": int(sample.get("traffic", {}).get("udp_packets") or 0)}
 
@@ -452,13 +527,14 @@ def tables(capacity, propagation, traffic, why_na):
                      f"| {r['key_writes_per_s']:.0f} |")
     best = max((r["key_writes_per_s"] for r in capacity), default=0.0)
     lines += ["", "#### Propagation: UpdateUser on A until B's GetUser shows it (polled every "
-              "5 ms)", "", "| changes | p50 | p99 | max |", "|---|---|---|---|"]
+              "5 ms)", "", "| from | changes | p50 | p99 | max |", "|---|---|---|---|---|"]
     if propagation:
         p = propagation
-        lines.append(f"| {p['changes']} | {p['p50_ms']} ms | {p['p99_ms']} ms "
-                     f"| {p['max_ms']} ms |")
+        for what, key in (("A's answer", ""), ("the request to A", "request_")):
+            lines.append(f"| {what} | {p['changes']} | {p[key + 'p50_ms']} ms "
+                         f"| {p[key + 'p99_ms']} ms | {p[key + 'max_ms']} ms |")
     else:
-        lines.append(f"| n/a | n/a | n/a | n/a ({why_na}) |")
+        lines.append(f"| n/a | n/a | n/a | n/a | n/a ({why_na}) |")
     lines += ["", "#### etcd writes of traffic updates", "",
               "| users (traffic every interval) | replicas | --etcd-sync-interval "
               "| store requests/s (by method) | etcd txn/s | key writes/s | expected users x "
@@ -474,6 +550,15 @@ def tables(capacity, propagation, traffic, why_na):
                      f"{t['expected_key_writes_per_s']:.0f} | {share} |")
         made = ("created through A's API" if t["seed"] == "api" else
                 "seeded in etcd (copies of a user created through A's API)")
+        lines += ["", f"{t['key_writes_per_txn']:.0f} key writes per etcd transaction; "
+                  f"each user's counters written every {t['write_period_s']} s per replica "
+                  f"(users x replicas / key writes/s)."]
+        lines += ["", f"Before the measured intervals: {t['warm_up_rounds']} warm-up "
+                  f"intervals, {t['warm_up_s']} s, until every replica applied what etcd "
+                  f"held at the end of one within a second (the users' first use is written "
+                  f"to their keys); "
+                  f"a replica was up to {t['warm_up_max_lag_revisions']} revisions behind "
+                  f"etcd meanwhile."]
         lines += ["", f"{t['users']} users {made}, listed by every replica at "
                   f"{t['create_users_per_s']:.0f}/s; {t['datagrams_per_s']:.0f} datagrams/s "
                   f"sent, {100 * t['relayed_share']:.1f} % reached the sink; a sample user's "

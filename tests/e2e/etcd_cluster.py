@@ -281,6 +281,15 @@ class EtcdCluster:
         """SIGKILL to the current leader; returns that member once its process is gone."""
         return self.kill9(self.leader())
 
+    @classmethod
+    def for_test(cls, test, **kwargs):
+        """A cluster started for a unittest `test`, closed by one of its cleanups. Call it before
+        RelayTestCase.setUp: cleanups run last-registered first, so the test's servers stop
+        (and must exit 0) while etcd still answers."""
+        cluster = cls(**kwargs)
+        test.addCleanup(cluster.close)
+        return cluster.start()
+
     def close(self):
         """Kills every member (SIGKILL: nothing to keep), removes the data directories. Safe
         to call twice; the atexit hook calls it for clusters a test left open."""
