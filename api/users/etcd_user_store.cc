@@ -855,7 +855,10 @@ void EtcdUserStore::run() {
       publishLive();
       foldGoneReplicas();
       compactHistory();
-      next_sync = absl::Now() + options_.sync_interval;
+      // At a fixed rate: a flush of many users takes a while (84 transactions at 10 000
+      // users), and counting the interval from its end stretched the period to 6.8 s of 5.
+      next_sync += options_.sync_interval;
+      if (next_sync <= absl::Now()) next_sync = absl::Now() + options_.sync_interval;
     }
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithDeadline(absl::Condition(this, &EtcdUserStore::wakeLocked), next_sync);
