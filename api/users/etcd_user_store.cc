@@ -65,12 +65,36 @@ bool isConfigKey(absl::string_view suffix) {
          absl::StartsWith(suffix, kIdentityKeys);
 }
 
-std::string encodeTraffic(const TrafficCounters& t) {
+std::string encodeTraffic(const TrafficCounters& t,
+                          std::optional<absl::Time> first_use = std::nullopt) {
   json j = {{"bytes_up", t.bytes_up},
             {"bytes_down", t.bytes_down},
             {"tcp_connections", t.tcp_connections},
             {"udp_packets", t.udp_packets}};
+  if (first_use.has_value()) {
+    j["first_use"] = absl::FormatTime(absl::RFC3339_full, *first_use, absl::UTCTimeZone());
+  }
   return j.dump();
+}
+
+/// A traffic key's first use, if it has a valid one.
+std::optional<absl::Time> decodeFirstUse(absl::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("first_use") || !j["first_use"].is_string()) {
+    return std::nullopt;
+  }
+  absl::Time t;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, j["first_use"].get<std::string>(), &t, &error)) {
+    return std::nullopt;
+  }
+  return t;
+}
+
+std::optional<absl::Time> earlier(std::optional<absl::Time> a, std::optional<absl::Time> b) {
+  if (!a.has_value()) return b;
+  if (!b.has_value()) return a;
+  return std::min(*a, *b);
 }
 
 std::optional<TrafficCounters> decodeTraffic(absl::string_view text) {
@@ -130,7 +154,8 @@ std::optional<std::pair<std::string, std::string>> splitKey(absl::string_view su
 std::map<std::string, std::string> desiredConfig(const StoreContents& contents) {
   std::map<std::string, std::string> out;
   for (User user : contents.users) {
-    user.traffic = TrafficCounters{};  // traffic lives in traffic/ keys
+    user.traffic = TrafficCounters{};  // traffic lives in traffic/ keys, and so does
+    user.first_use.reset();            // the first use (TrafficTotal::first_use says why)
     user.source = UserSource::Api;
     out.emplace(absl::StrCat(kUsers, user.name), encodeUserText(user));
   }
@@ -183,6 +208,7 @@ std::string EtcdUserStore::describe() const { return absl::StrCat("etcd ", optio
 void EtcdUserStore::resetFromListLocked(const etcd::RangeResult& range) {
   config_.clear();
   traffic_.clear();
+  first_use_.clear();
   replicas_.clear();
   // Users live elsewhere before may have nothing live now: they are told so too.
   for (const auto& [name, per_id] : live_) live_dirty_.insert(name);
@@ -229,6 +255,7 @@ int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
       const std::string name(suffix.substr(kUsers.size()));
       own_.erase(name);
       own_written_.erase(name);
+      own_first_use_.erase(name);
     }
     if (auto at = written_at_.find(rev); at != written_at_.end()) {
       watch_lag_seconds_ = absl::ToDoubleSeconds(absl::Now() - at->second);
@@ -278,9 +305,16 @@ int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
         return 0;
       }
       per_user[parts->second] = {*counters, rev};
+      if (auto first = decodeFirstUse(event.kv.value)) {
+        first_use_[parts->first][parts->second] = *first;
+      }
     } else {
       per_user.erase(parts->second);
       if (per_user.empty()) traffic_.erase(parts->first);
+      if (auto it = first_use_.find(parts->first); it != first_use_.end()) {
+        it->second.erase(parts->second);
+        if (it->second.empty()) first_use_.erase(it);
+      }
     }
     if (traffic_users != nullptr) traffic_users->insert(parts->first);
     return 2;
@@ -306,7 +340,9 @@ StoreContents EtcdUserStore::contentsLocked() {
       }
       if (!stored.user->ok()) continue;
       contents.users.push_back(**stored.user);
-      contents.users.back().traffic = othersLocked(contents.users.back().name);
+      User& user = contents.users.back();
+      user.traffic = othersLocked(user.name);
+      user.first_use = earlier(user.first_use, othersFirstUseLocked(user.name));
     } else if (absl::StartsWith(suffix, kIdentityKeys)) {
       auto key = decodeIdentityKeyText(stored.value);
       if (!key.ok()) {
@@ -335,10 +371,22 @@ TrafficCounters EtcdUserStore::othersLocked(const std::string& name) const {
   return sum;
 }
 
+std::optional<absl::Time> EtcdUserStore::othersFirstUseLocked(const std::string& name) const {
+  std::optional<absl::Time> first;
+  auto it = first_use_.find(name);
+  if (it == first_use_.end()) return first;
+  for (const auto& [id, t] : it->second) {
+    if (id != replica_id_) first = earlier(first, t);
+  }
+  return first;
+}
+
 std::vector<TrafficTotal> EtcdUserStore::totalsLocked(const std::set<std::string>& names) const {
   std::vector<TrafficTotal> out;
   out.reserve(names.size());
-  for (const std::string& name : names) out.push_back({name, othersLocked(name)});
+  for (const std::string& name : names) {
+    out.push_back({name, othersLocked(name), othersFirstUseLocked(name)});
+  }
   return out;
 }
 
@@ -548,6 +596,7 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
           const std::string name(suffix.substr(kUsers.size()));
           own_.erase(name);
           own_written_.erase(name);
+          own_first_use_.erase(name);
           traffic_.erase(name);
         }
       }
@@ -578,7 +627,13 @@ absl::Status EtcdUserStore::catchUp(absl::Duration timeout) {
 
 void EtcdUserStore::addTraffic(std::span<const TrafficDelta> deltas) {
   absl::MutexLock lock(&mu_);
-  for (const TrafficDelta& d : deltas) own_[d.name] += d.delta;
+  const absl::Time now = absl::Now();
+  for (const TrafficDelta& d : deltas) {
+    own_[d.name] += d.delta;
+    if (d.delta.tcp_connections != 0 || d.delta.udp_packets != 0) {
+      own_first_use_.emplace(d.name, now);  // kept if there is one
+    }
+  }
 }
 
 void EtcdUserStore::registerReplica() {
@@ -637,8 +692,15 @@ void EtcdUserStore::flushTraffic() {
     }
   }
   std::vector<etcd::Op> ops;
-  for (const auto& [name, counters] : changed) {
-    ops.push_back(putOp(key(absl::StrCat(kTraffic, name, "/", id)), encodeTraffic(counters)));
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [name, counters] : changed) {
+      auto first = own_first_use_.find(name);
+      ops.push_back(putOp(key(absl::StrCat(kTraffic, name, "/", id)),
+                          encodeTraffic(counters, first == own_first_use_.end()
+                                                      ? std::nullopt
+                                                      : std::optional<absl::Time>(first->second))));
+    }
   }
   // What is not written is tried again at the next sync, with the newer counts.
   writeOnLease(id, ops, [&](size_t begin, size_t end) {
@@ -788,6 +850,7 @@ void EtcdUserStore::foldGoneReplicas() {
     int64_t gone_rev;
     TrafficCounters base;
     int64_t base_rev;
+    std::optional<absl::Time> first_use;  // the earlier of both keys'
   };
   std::vector<Fold> folds;
   {
@@ -796,9 +859,15 @@ void EtcdUserStore::foldGoneReplicas() {
       for (const auto& [id, counters] : per_id) {
         if (id == kBase || id == replica_id_ || replicas_.count(id) != 0) continue;
         auto base = per_id.find(std::string(kBase));
+        std::optional<absl::Time> first;
+        if (auto f = first_use_.find(name); f != first_use_.end()) {
+          for (const std::string& which : {id, std::string(kBase)}) {
+            if (auto t = f->second.find(which); t != f->second.end()) first = earlier(first, t->second);
+          }
+        }
         folds.push_back({name, id, counters.first, counters.second,
                          base == per_id.end() ? TrafficCounters{} : base->second.first,
-                         base == per_id.end() ? 0 : base->second.second});
+                         base == per_id.end() ? 0 : base->second.second, first});
         if (folds.size() >= 32) break;  // a few per round: the watch brings the results
       }
       if (folds.size() >= 32) break;
@@ -813,7 +882,8 @@ void EtcdUserStore::foldGoneReplicas() {
                   f.base_rev);
     TrafficCounters sum = f.base;
     sum += f.gone;
-    const std::vector<etcd::Op> ops = {putOp(base.key, encodeTraffic(sum)), deleteOp(gone.key)};
+    const std::vector<etcd::Op> ops = {putOp(base.key, encodeTraffic(sum, f.first_use)),
+                                       deleteOp(gone.key)};
     if (!client_->txn({gone, base}, ops, {}).ok()) return;
   }
 }

@@ -106,6 +106,9 @@ class EtcdUserStore : public SharedStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   StoreContents contentsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   TrafficCounters othersLocked(const std::string& name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  /// The earliest first use another server (or one gone) wrote for `name`.
+  std::optional<absl::Time> othersFirstUseLocked(const std::string& name) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::vector<TrafficTotal> totalsLocked(const std::set<std::string>& names) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   /// The other servers' live counts of `name` together (this server's skipped).
@@ -174,6 +177,10 @@ class EtcdUserStore : public SharedStore {
   /// This server's counts since replica_id_ was taken, and what of them is written.
   std::map<std::string, TrafficCounters> own_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, TrafficCounters> own_written_ ABSL_GUARDED_BY(mu_);
+  /// When this server first saw each user used (written with its traffic key).
+  std::map<std::string, absl::Time> own_first_use_ ABSL_GUARDED_BY(mu_);
+  /// The first use in each traffic/<name>/<id> key that has one.
+  std::map<std::string, std::map<std::string, absl::Time>> first_use_ ABSL_GUARDED_BY(mu_);
   absl::Time last_sync_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   /// When this server's last write succeeded, by revision: its watch event gives the lag.
   std::map<int64_t, absl::Time> written_at_ ABSL_GUARDED_BY(mu_);

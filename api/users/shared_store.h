@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ namespace shadowrelay::api::users {
 struct TrafficTotal {
   std::string name;
   TrafficCounters total;
+  /// The earliest first use the other servers saw (unset: none yet). A first use travels with
+  /// the traffic, not as a change of the user: thousands of users starting at once would
+  /// otherwise make as many configuration changes, each a table rebuild on every server.
+  std::optional<absl::Time> first_use;
 };
 
 /// A user's live counts (issue 19 §2): what one server publishes for it (its own), or what the

@@ -651,7 +651,10 @@ void UserRegistry::applyShared(StoreContents contents) {
         const User& mine = current->second.user;
         user.traffic = mine.traffic;
         // A first use this server saw and has not written yet stays.
-        if (!user.first_use.has_value()) user.first_use = mine.first_use;
+        if (mine.first_use.has_value() &&
+            (!user.first_use.has_value() || *mine.first_use < *user.first_use)) {
+          user.first_use = mine.first_use;  // the earliest any server saw
+        }
         if (sameStoredUser(user, mine)) {
           state.users.emplace(user.name, current->second);
           ++api_users;
@@ -708,6 +711,11 @@ void UserRegistry::applyRemoteTraffic(std::span<const TrafficTotal> totals) {
       u.traffic = split.remote;
       u.traffic += split.local;
       quota_changed = quota_changed || before != u.quotaExceeded();
+      if (t.first_use.has_value() && (!u.first_use.has_value() || *t.first_use < *u.first_use)) {
+        // Another server saw the user first: an expire_after_first_use runs from then.
+        u.first_use = t.first_use;
+        quota_changed = quota_changed || u.limits.expire_after_first_use > absl::ZeroDuration();
+      }
     }
   }
   if (quota_changed) republish();
@@ -1076,7 +1084,9 @@ void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
         // expire_after_first_use runs from here (the report is at most about a second late).
         u.first_use = now;
         next_deadline_ = std::min(next_deadline_, u.expiry());
-        first_use_saved = first_use_saved || u.source == UserSource::Api;
+        // With a shared store it travels with this server's traffic key instead.
+        first_use_saved = first_use_saved ||
+                          (u.source == UserSource::Api && options_.shared_store == nullptr);
       }
       if (u.source == UserSource::Api) {
         traffic_dirty_ = true;

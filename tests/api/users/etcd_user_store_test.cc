@@ -442,5 +442,43 @@ TEST_F(EtcdUserStoreTest, CompactsHistoryOlderThanItKeeps) {
   ASSERT_TRUE(eventually([&] { return !c->registry->get("gina").ok(); }));
 }
 
+/// mod_revision of `key` from etcdctl's JSON ("mod_revision":N), or "" when absent.
+std::string modRevision(EtcdCluster& cluster, const std::string& key) {
+  auto got = cluster.etcdctl({"get", key, "-w", "json"});
+  if (!got.ok()) return "";
+  const std::string& text = got->output;
+  const size_t at = text.find("\"mod_revision\":");
+  if (at == std::string::npos) return "";
+  const size_t begin = at + std::string("\"mod_revision\":").size();
+  return text.substr(begin, text.find_first_not_of("0123456789", begin) - begin);
+}
+
+TEST_F(EtcdUserStoreTest, AFirstUseTravelsWithTheTrafficNotAsAChange) {
+  NewUser u = newUser("ivy");
+  u.limits.expire_after_first_use = absl::Hours(1);
+  ASSERT_TRUE(a_->registry->create(u).ok());
+  ASSERT_TRUE(eventually([&] { return b_->registry->get("ivy").ok(); }));
+  const std::string guard = modRevision(*cluster_, prefix_ + "config_revision");
+  ASSERT_FALSE(guard.empty());
+  TrafficCounters t;
+  t.bytes_up = 100;
+  t.tcp_connections = 1;
+  a_->registry->addTraffic("ivy", t);
+  const absl::Time seen = absl::Now();
+  ASSERT_TRUE(a_->registry->get("ivy")->first_use.has_value());
+  ASSERT_TRUE(eventually([&] { return b_->registry->get("ivy")->first_use.has_value(); }));
+  EXPECT_LT(absl::AbsDuration(*b_->registry->get("ivy")->first_use - seen), absl::Seconds(1));
+  // B's table expires the user an hour after A's first use, and no configuration was written.
+  EXPECT_EQ(b_->registry->get("ivy")->expiry(), *b_->registry->get("ivy")->first_use + absl::Hours(1));
+  absl::SleepFor(absl::Seconds(1));  // a flush() of either would have written it by now
+  ASSERT_TRUE(a_->registry->flush().ok());
+  EXPECT_EQ(modRevision(*cluster_, prefix_ + "config_revision"), guard);
+  // A new server reads it from the traffic keys.
+  auto c = startServer(*cluster_, prefix_, "c");
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->registry->get("ivy")->first_use.has_value());
+  EXPECT_LT(absl::AbsDuration(*c->registry->get("ivy")->first_use - seen), absl::Seconds(1));
+}
+
 }  // namespace
 }  // namespace shadowrelay::api::users
