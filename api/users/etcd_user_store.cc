@@ -77,30 +77,23 @@ std::string encodeTraffic(const TrafficCounters& t,
   return j.dump();
 }
 
-/// A traffic key's first use, if it has a valid one.
-std::optional<absl::Time> decodeFirstUse(absl::string_view text) {
-  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("first_use") || !j["first_use"].is_string()) {
-    return std::nullopt;
-  }
-  absl::Time t;
-  std::string error;
-  if (!absl::ParseTime(absl::RFC3339_full, j["first_use"].get<std::string>(), &t, &error)) {
-    return std::nullopt;
-  }
-  return t;
-}
-
 std::optional<absl::Time> earlier(std::optional<absl::Time> a, std::optional<absl::Time> b) {
   if (!a.has_value()) return b;
   if (!b.has_value()) return a;
   return std::min(*a, *b);
 }
 
-std::optional<TrafficCounters> decodeTraffic(absl::string_view text) {
+/// A traffic key's value: the counters, and the first use if it has a valid one.
+struct TrafficValue {
+  TrafficCounters counters;
+  std::optional<absl::Time> first_use;
+};
+
+std::optional<TrafficValue> decodeTraffic(absl::string_view text) {
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return std::nullopt;
-  TrafficCounters t;
+  TrafficValue v;
+  TrafficCounters& t = v.counters;
   for (auto [field, out] : {std::pair<const char*, uint64_t*>{"bytes_up", &t.bytes_up},
                             {"bytes_down", &t.bytes_down},
                             {"tcp_connections", &t.tcp_connections},
@@ -109,7 +102,14 @@ std::optional<TrafficCounters> decodeTraffic(absl::string_view text) {
     if (it == j.end() || !it->is_number_unsigned()) return std::nullopt;
     *out = it->get<uint64_t>();
   }
-  return t;
+  if (auto first = j.find("first_use"); first != j.end() && first->is_string()) {
+    absl::Time when;
+    std::string error;
+    if (absl::ParseTime(absl::RFC3339_full, first->get<std::string>(), &when, &error)) {
+      v.first_use = when;
+    }
+  }
+  return v;
 }
 
 TrafficCounters minus(const TrafficCounters& a, const TrafficCounters& b) {
@@ -299,14 +299,14 @@ int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
   if (auto parts = splitKey(suffix, kTraffic)) {
     auto& per_user = traffic_[parts->first];
     if (put) {
-      auto counters = decodeTraffic(event.kv.value);
-      if (!counters.has_value()) {
+      auto value = decodeTraffic(event.kv.value);
+      if (!value.has_value()) {
         SR_LOG(Warn, "etcd %s%s: not traffic counters; ignored", options_.prefix, suffix);
         return 0;
       }
-      per_user[parts->second] = {*counters, rev};
-      if (auto first = decodeFirstUse(event.kv.value)) {
-        first_use_[parts->first][parts->second] = *first;
+      per_user[parts->second] = {value->counters, rev};
+      if (value->first_use.has_value()) {
+        first_use_[parts->first][parts->second] = *value->first_use;
       }
     } else {
       per_user.erase(parts->second);
