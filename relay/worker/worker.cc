@@ -42,13 +42,49 @@ constexpr auto kPublishInterval = std::chrono::milliseconds(1000);
 constexpr auto kPublishOnCloseInterval = std::chrono::milliseconds(250);
 
 /// The descriptor table is the process's, shared by every worker: while one worker has given
-/// up its reserve to shed a connection, another worker's accept() would take the freed number
-/// for a connection it keeps, the shedding worker's reopen fails and its reserve is gone until
-/// something closes. Accepts hold this shared, shedding holds it exclusively (an uncontended
-/// reader lock is a few tens of nanoseconds beside a microseconds-long accept4). Other
-/// descriptors a worker opens meanwhile (upstream sockets, the resolver's) can still take it;
-/// the reserve is then reopened at the next shed.
+/// up a reserve to shed a connection, another worker's accept() would take the freed number
+/// for a connection it keeps, the reopen fails and that reserve is gone until something closes.
+/// Accepts hold this shared, shedding holds it exclusively (an uncontended reader lock is a few
+/// tens of nanoseconds beside a microseconds-long accept4). Descriptors other threads open
+/// meanwhile (a worker's upstream socket, the interface watcher's netlink socket) can still
+/// take the number, so the reserves are one pool for all workers, one per worker plus a
+/// spare: a worker sheds on any reserve left, and a lost one is reopened at the next shed
+/// that finds a free number (CI saw one worker lose its own reserve for good and leave its
+/// SO_REUSEPORT queue full while the other shed).
 ABSL_CONST_INIT absl::Mutex accept_table_mutex(absl::kConstInit);
+
+struct ReservePool {
+  std::vector<Fd> fds;  // some may be invalid: lost, to be reopened
+};
+
+ReservePool& reservePool() ABSL_EXCLUSIVE_LOCKS_REQUIRED(accept_table_mutex) {
+  static auto* pool = new ReservePool;  // never destroyed: workers may outlive statics
+  return *pool;
+}
+
+/// Reopens lost reserves while there are free descriptor numbers.
+void refillReserves() ABSL_EXCLUSIVE_LOCKS_REQUIRED(accept_table_mutex) {
+  for (Fd& fd : reservePool().fds) {
+    if (fd.valid()) continue;
+    fd = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return;
+  }
+}
+
+/// A worker starting adds its reserve (the first also the spare); one stopping removes one.
+void joinReservePool() {
+  absl::MutexLock lock(&accept_table_mutex);
+  auto& fds = reservePool().fds;
+  fds.resize(fds.empty() ? 2 : fds.size() + 1);
+  refillReserves();
+}
+
+void leaveReservePool() {
+  absl::MutexLock lock(&accept_table_mutex);
+  auto& fds = reservePool().fds;
+  fds.pop_back();
+  if (fds.size() == 1) fds.clear();  // the spare goes with the last worker
+}
 
 /// SHADOWRELAY_PUBLISH_INTERVAL_MS=N (10..60000) instead of kPublishInterval: tests that wait
 /// for publishes (tests/e2e/metrics_e2e_test) wait less.
@@ -166,6 +202,7 @@ Worker::Worker(EventLoop& loop, const RelayEnv& env, size_t index)
       preauth_(static_cast<uint32_t>(env.config.max_preauth_per_worker), env.source_limiter) {}
 
 Worker::~Worker() {
+  if (in_reserve_pool_) leaveReservePool();
   listeners_.clear();
   publish_timer_.reset();
   udp_ports_.clear();
@@ -174,7 +211,10 @@ Worker::~Worker() {
 }
 
 absl::Status Worker::init() {
-  openReserve();
+  if (!in_reserve_pool_) {
+    joinReservePool();
+    in_reserve_pool_ = true;
+  }
   driver_ = std::make_unique<LoopEventDriver>(loop_);
   dns::ResolverOptions options;
   options.servers = env_.config.nameserver;
@@ -195,22 +235,25 @@ absl::Status Worker::init() {
   return absl::OkStatus();
 }
 
-void Worker::openReserve() {
-  reserve_ = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-}
-
 int Worker::shedOnReserve(int listen_fd) {
   absl::MutexLock lock(&accept_table_mutex);
-  if (!reserve_.valid()) openReserve();  // lost to an ENFILE earlier: maybe there is one now
-  if (!reserve_.valid()) return -1;
-  reserve_.reset();
-  const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-  const int err = errno;
+  refillReserves();  // lost ones come back when numbers are free again
+  auto& fds = reservePool().fds;
+  const auto reserve =
+      std::find_if(fds.begin(), fds.end(), [](const Fd& fd) { return fd.valid(); });
+  if (reserve == fds.end()) return -1;
+  reserve->reset();
+  int fd;
+  int err;
+  do {
+    fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    err = errno;
+  } while (fd < 0 && (err == EINTR || err == ECONNABORTED || err == EPROTO));
   if (fd >= 0) {
     ::close(fd);  // nothing read, nothing sent: a FIN
     ++sample_.tcp.refused_no_fd;
   }
-  openReserve();
+  refillReserves();
   if (fd >= 0) return 1;
   return err == EAGAIN || err == EWOULDBLOCK ? 0 : -1;
 }

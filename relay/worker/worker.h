@@ -104,11 +104,10 @@ class Worker final : public SessionHost {
   class DnsObserver;
 
   void onAccepted(Fd fd, const SocketAddress& peer, uint16_t user_port);
-  /// Out of descriptors: frees the reserve, accepts one connection of `listen_fd` on it, closes
-  /// it (counted) and opens the reserve again. 1: one closed; 0: none was queued; -1: no
-  /// reserve, or accept failed otherwise.
+  /// Out of descriptors: frees a reserve of the shared pool, accepts one connection of
+  /// `listen_fd` on it, closes it (counted) and opens the reserve again. 1: one closed; 0: none
+  /// was queued; -1: no reserve left, or accept failed otherwise.
   int shedOnReserve(int listen_fd);
-  void openReserve();
   /// Registers `session` and starts it.
   void adopt(std::unique_ptr<TcpSession> session);
 
@@ -129,8 +128,9 @@ class Worker final : public SessionHost {
   UdpStats udp_stats_;
   UserMatcher users_;
   PreauthGate preauth_;  // outlives the sessions' slots: they give them back in close()
-  // A descriptor kept open (/dev/null) to be given up when accept() fails with EMFILE/ENFILE.
-  Fd reserve_;
+  // This worker added a descriptor (/dev/null) to the pool given up when accept() fails with
+  // EMFILE/ENFILE (worker.cc, accept_table_mutex).
+  bool in_reserve_pool_ = false;
   std::vector<std::pair<uint16_t, std::unique_ptr<UdpPort>>> udp_ports_;
   std::optional<Timer> publish_timer_;
   TimePoint last_publish_{};
