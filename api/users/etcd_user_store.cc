@@ -65,14 +65,31 @@ bool isConfigKey(absl::string_view suffix) {
          absl::StartsWith(suffix, kIdentityKeys);
 }
 
-std::string encodeTraffic(const TrafficCounters& t,
-                          std::optional<absl::Time> first_use = std::nullopt) {
+std::string formatTime(absl::Time t) {
+  return absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone());
+}
+
+std::optional<absl::Time> parseTime(const json& j, const char* field) {
+  auto it = j.find(field);
+  absl::Time when;
+  std::string error;
+  if (it == j.end() || !it->is_string() ||
+      !absl::ParseTime(absl::RFC3339_full, it->get<std::string>(), &when, &error)) {
+    return std::nullopt;
+  }
+  return when;
+}
+
+std::string encodeTraffic(const EtcdTrafficValue& v) {
+  const TrafficCounters& t = v.counters;
   json j = {{"bytes_up", t.bytes_up},
             {"bytes_down", t.bytes_down},
             {"tcp_connections", t.tcp_connections},
             {"udp_packets", t.udp_packets}};
-  if (first_use.has_value()) {
-    j["first_use"] = absl::FormatTime(absl::RFC3339_full, *first_use, absl::UTCTimeZone());
+  if (v.first_use.has_value()) j["first_use"] = formatTime(*v.first_use);
+  if (v.period_start.has_value()) {
+    j["period_start"] = formatTime(*v.period_start);
+    j["period_bytes"] = v.period_bytes;
   }
   return j.dump();
 }
@@ -83,16 +100,12 @@ std::optional<absl::Time> earlier(std::optional<absl::Time> a, std::optional<abs
   return std::min(*a, *b);
 }
 
-/// A traffic key's value: the counters, and the first use if it has a valid one.
-struct TrafficValue {
-  TrafficCounters counters;
-  std::optional<absl::Time> first_use;
-};
-
-std::optional<TrafficValue> decodeTraffic(absl::string_view text) {
+/// A traffic key's value; a first use or a period that does not parse is left out (a key of
+/// an older version has neither).
+std::optional<EtcdTrafficValue> decodeTraffic(absl::string_view text) {
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return std::nullopt;
-  TrafficValue v;
+  EtcdTrafficValue v;
   TrafficCounters& t = v.counters;
   for (auto [field, out] : {std::pair<const char*, uint64_t*>{"bytes_up", &t.bytes_up},
                             {"bytes_down", &t.bytes_down},
@@ -102,14 +115,29 @@ std::optional<TrafficValue> decodeTraffic(absl::string_view text) {
     if (it == j.end() || !it->is_number_unsigned()) return std::nullopt;
     *out = it->get<uint64_t>();
   }
-  if (auto first = j.find("first_use"); first != j.end() && first->is_string()) {
-    absl::Time when;
-    std::string error;
-    if (absl::ParseTime(absl::RFC3339_full, first->get<std::string>(), &when, &error)) {
-      v.first_use = when;
-    }
+  v.first_use = parseTime(j, "first_use");
+  if (auto bytes = j.find("period_bytes"); bytes != j.end() && bytes->is_number_unsigned()) {
+    v.period_start = parseTime(j, "period_start");
+    if (v.period_start.has_value()) v.period_bytes = bytes->get<uint64_t>();
   }
   return v;
+}
+
+/// `a` and `b` together in one key (a gone server's folded into _base): counters summed, the
+/// earlier first use, and the bytes of the later period (summed if both count it).
+EtcdTrafficValue combine(const EtcdTrafficValue& a, const EtcdTrafficValue& b) {
+  EtcdTrafficValue out = a;
+  out.counters += b.counters;
+  out.first_use = earlier(a.first_use, b.first_use);
+  if (b.period_start.has_value()) {
+    if (!a.period_start.has_value() || *b.period_start > *a.period_start) {
+      out.period_start = b.period_start;
+      out.period_bytes = b.period_bytes;
+    } else if (*b.period_start == *a.period_start) {
+      out.period_bytes += b.period_bytes;
+    }
+  }
+  return out;
 }
 
 TrafficCounters minus(const TrafficCounters& a, const TrafficCounters& b) {
@@ -154,8 +182,10 @@ std::optional<std::pair<std::string, std::string>> splitKey(absl::string_view su
 std::map<std::string, std::string> desiredConfig(const StoreContents& contents) {
   std::map<std::string, std::string> out;
   for (User user : contents.users) {
-    user.traffic = TrafficCounters{};  // traffic lives in traffic/ keys, and so does
+    user.traffic = TrafficCounters{};  // traffic lives in traffic/ keys, and so do
     user.first_use.reset();            // the first use (TrafficTotal::first_use says why)
+    user.quota_period_start.reset();   // and the quota period's bytes: every server starts
+    user.quota_base_bytes = 0;         // a period itself (TrafficTotal::period_bytes)
     user.source = UserSource::Api;
     out.emplace(absl::StrCat(kUsers, user.name), encodeUserText(user));
   }
@@ -208,7 +238,6 @@ std::string EtcdUserStore::describe() const { return absl::StrCat("etcd ", optio
 void EtcdUserStore::resetFromListLocked(const etcd::RangeResult& range) {
   config_.clear();
   traffic_.clear();
-  first_use_.clear();
   replicas_.clear();
   // Users live elsewhere before may have nothing live now: they are told so too.
   for (const auto& [name, per_id] : live_) live_dirty_.insert(name);
@@ -256,6 +285,7 @@ int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
       own_.erase(name);
       own_written_.erase(name);
       own_first_use_.erase(name);
+      own_period_.erase(name);
     }
     if (auto at = written_at_.find(rev); at != written_at_.end()) {
       watch_lag_seconds_ = absl::ToDoubleSeconds(absl::Now() - at->second);
@@ -304,17 +334,10 @@ int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
         SR_LOG(Warn, "etcd %s%s: not traffic counters; ignored", options_.prefix, suffix);
         return 0;
       }
-      per_user[parts->second] = {value->counters, rev};
-      if (value->first_use.has_value()) {
-        first_use_[parts->first][parts->second] = *value->first_use;
-      }
+      per_user[parts->second] = {*std::move(value), rev};
     } else {
       per_user.erase(parts->second);
       if (per_user.empty()) traffic_.erase(parts->first);
-      if (auto it = first_use_.find(parts->first); it != first_use_.end()) {
-        it->second.erase(parts->second);
-        if (it->second.empty()) first_use_.erase(it);
-      }
     }
     if (traffic_users != nullptr) traffic_users->insert(parts->first);
     return 2;
@@ -365,27 +388,40 @@ TrafficCounters EtcdUserStore::othersLocked(const std::string& name) const {
   TrafficCounters sum;
   auto it = traffic_.find(name);
   if (it == traffic_.end()) return sum;
-  for (const auto& [id, counters] : it->second) {
-    if (id != replica_id_) sum += counters.first;
+  for (const auto& [id, stored] : it->second) {
+    if (id != replica_id_) sum += stored.value.counters;
   }
   return sum;
 }
 
 std::optional<absl::Time> EtcdUserStore::othersFirstUseLocked(const std::string& name) const {
   std::optional<absl::Time> first;
-  auto it = first_use_.find(name);
-  if (it == first_use_.end()) return first;
-  for (const auto& [id, t] : it->second) {
-    if (id != replica_id_) first = earlier(first, t);
+  auto it = traffic_.find(name);
+  if (it == traffic_.end()) return first;
+  for (const auto& [id, stored] : it->second) {
+    if (id != replica_id_) first = earlier(first, stored.value.first_use);
   }
   return first;
+}
+
+std::vector<std::pair<absl::Time, uint64_t>> EtcdUserStore::othersPeriodsLocked(
+    const std::string& name) const {
+  std::map<absl::Time, uint64_t> by_start;
+  auto it = traffic_.find(name);
+  if (it == traffic_.end()) return {};
+  for (const auto& [id, stored] : it->second) {
+    if (id == replica_id_ || !stored.value.period_start.has_value()) continue;
+    by_start[*stored.value.period_start] += stored.value.period_bytes;
+  }
+  return {by_start.begin(), by_start.end()};
 }
 
 std::vector<TrafficTotal> EtcdUserStore::totalsLocked(const std::set<std::string>& names) const {
   std::vector<TrafficTotal> out;
   out.reserve(names.size());
   for (const std::string& name : names) {
-    out.push_back({name, othersLocked(name), othersFirstUseLocked(name)});
+    out.push_back(
+        {name, othersLocked(name), othersFirstUseLocked(name), othersPeriodsLocked(name)});
   }
   return out;
 }
@@ -597,6 +633,7 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
           own_.erase(name);
           own_written_.erase(name);
           own_first_use_.erase(name);
+          own_period_.erase(name);
           traffic_.erase(name);
         }
       }
@@ -636,6 +673,15 @@ void EtcdUserStore::addTraffic(std::span<const TrafficDelta> deltas) {
   }
 }
 
+void EtcdUserStore::startPeriod(absl::string_view name, absl::Time start) {
+  absl::MutexLock lock(&mu_);
+  const std::string user(name);
+  auto it = own_period_.find(user);
+  if (it != own_period_.end() && it->second.start == start) return;
+  auto own = own_.find(user);
+  own_period_[user] = OwnPeriod{start, own == own_.end() ? 0 : own->second.totalBytes()};
+}
+
 void EtcdUserStore::registerReplica() {
   {
     absl::MutexLock lock(&mu_);
@@ -649,7 +695,15 @@ void EtcdUserStore::registerReplica() {
     replica_id_ = absl::StrCat(options_.replica_id, "-", absl::ToUnixMillis(absl::Now()) % 100000);
     for (auto& [name, counters] : own_) {
       auto written = own_written_.find(name);
-      if (written != own_written_.end()) counters = minus(counters, written->second);
+      if (written == own_written_.end()) continue;
+      counters = minus(counters, written->second);
+      // The written bytes of the period went to the old key (folded into _base with it):
+      // the new key counts the rest.
+      if (auto period = own_period_.find(name); period != own_period_.end()) {
+        const uint64_t moved = written->second.totalBytes();
+        period->second.base_bytes =
+            period->second.base_bytes > moved ? period->second.base_bytes - moved : 0;
+      }
     }
     own_written_.clear();
     // The sums skip this server's own live/ keys, which are under the new id from now on.
@@ -678,33 +732,43 @@ void EtcdUserStore::registerReplica() {
 
 void EtcdUserStore::flushTraffic() {
   if (lease_ == nullptr) return;
-  std::vector<std::pair<std::string, TrafficCounters>> changed;
+  std::vector<std::pair<std::string, EtcdTrafficValue>> changed;
   std::string id;
+  std::vector<etcd::Op> ops;
   {
     absl::ReaderMutexLock lock(&mu_);
     if (lease_lost_) return;
     id = replica_id_;
+    auto value = [&](const std::string& name, const TrafficCounters& counters) {
+      EtcdTrafficValue v;
+      v.counters = counters;
+      if (auto first = own_first_use_.find(name); first != own_first_use_.end()) {
+        v.first_use = first->second;
+      }
+      if (auto period = own_period_.find(name); period != own_period_.end()) {
+        const uint64_t total = counters.totalBytes();
+        v.period_start = period->second.start;
+        v.period_bytes = total > period->second.base_bytes ? total - period->second.base_bytes : 0;
+      }
+      return v;
+    };
     for (const auto& [name, counters] : own_) {
       if (config_.count(absl::StrCat(kUsers, name)) == 0) continue;  // deleted meanwhile
       auto written = own_written_.find(name);
+      // A new period alone is not written: a key that still names the old one counts nothing
+      // in the new one for the others, which is right while this server relays nothing.
       if (written != own_written_.end() && written->second == counters) continue;
-      changed.emplace_back(name, counters);
+      changed.emplace_back(name, value(name, counters));
     }
-  }
-  std::vector<etcd::Op> ops;
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    for (const auto& [name, counters] : changed) {
-      auto first = own_first_use_.find(name);
-      ops.push_back(putOp(key(absl::StrCat(kTraffic, name, "/", id)),
-                          encodeTraffic(counters, first == own_first_use_.end()
-                                                      ? std::nullopt
-                                                      : std::optional<absl::Time>(first->second))));
+    for (const auto& [name, v] : changed) {
+      ops.push_back(putOp(key(absl::StrCat(kTraffic, name, "/", id)), encodeTraffic(v)));
     }
   }
   // What is not written is tried again at the next sync, with the newer counts.
   writeOnLease(id, ops, [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) own_written_[changed[i].first] = changed[i].second;
+    for (size_t i = begin; i < end; ++i) {
+      own_written_[changed[i].first] = changed[i].second.counters;
+    }
     last_sync_ = absl::Now();
   });
 }
@@ -846,28 +910,21 @@ void EtcdUserStore::foldGoneReplicas() {
   // folded into traffic/<name>/_base, once: the transaction is conditioned on both keys.
   struct Fold {
     std::string name, id;
-    TrafficCounters gone;
     int64_t gone_rev;
-    TrafficCounters base;
     int64_t base_rev;
-    std::optional<absl::Time> first_use;  // the earlier of both keys'
+    EtcdTrafficValue sum;  // _base's value with the gone server's
   };
   std::vector<Fold> folds;
   {
     absl::ReaderMutexLock lock(&mu_);
     for (const auto& [name, per_id] : traffic_) {
-      for (const auto& [id, counters] : per_id) {
+      for (const auto& [id, stored] : per_id) {
         if (id == kBase || id == replica_id_ || replicas_.count(id) != 0) continue;
         auto base = per_id.find(std::string(kBase));
-        std::optional<absl::Time> first;
-        if (auto f = first_use_.find(name); f != first_use_.end()) {
-          for (const std::string& which : {id, std::string(kBase)}) {
-            if (auto t = f->second.find(which); t != f->second.end()) first = earlier(first, t->second);
-          }
-        }
-        folds.push_back({name, id, counters.first, counters.second,
-                         base == per_id.end() ? TrafficCounters{} : base->second.first,
-                         base == per_id.end() ? 0 : base->second.second, first});
+        folds.push_back({name, id, stored.mod_revision,
+                         base == per_id.end() ? 0 : base->second.mod_revision,
+                         base == per_id.end() ? stored.value
+                                              : combine(base->second.value, stored.value)});
         if (folds.size() >= 32) break;  // a few per round: the watch brings the results
       }
       if (folds.size() >= 32) break;
@@ -880,10 +937,7 @@ void EtcdUserStore::foldGoneReplicas() {
     const etcd::Compare base =
         compareOp(key(absl::StrCat(kTraffic, f.name, "/", kBase)), etcd::Compare::Target::Mod,
                   f.base_rev);
-    TrafficCounters sum = f.base;
-    sum += f.gone;
-    const std::vector<etcd::Op> ops = {putOp(base.key, encodeTraffic(sum, f.first_use)),
-                                       deleteOp(gone.key)};
+    const std::vector<etcd::Op> ops = {putOp(base.key, encodeTraffic(f.sum)), deleteOp(gone.key)};
     if (!client_->txn({gone, base}, ops, {}).ok()) return;
   }
 }
@@ -891,6 +945,23 @@ void EtcdUserStore::foldGoneReplicas() {
 void EtcdUserStore::run() {
   absl::Duration backoff = absl::Milliseconds(100);
   absl::Time next_sync = absl::Now() + options_.sync_interval;
+  {
+    // load() gave the listener the users with the others' totals, but not their bytes per
+    // quota period: a restarted server must not forget what a period has used. Before the
+    // watch starts, so that nothing newer can arrive first.
+    SharedStoreListener* listener;
+    std::vector<TrafficTotal> totals;
+    {
+      absl::MutexLock lock(&mu_);
+      listener = listener_;
+      if (!relist_) {  // a relist delivers everything itself
+        std::set<std::string> names;
+        for (const auto& [name, per_id] : traffic_) names.insert(name);
+        totals = totalsLocked(names);
+      }
+    }
+    if (listener != nullptr && !totals.empty()) listener->applyRemoteTraffic(totals);
+  }
   for (;;) {
     bool list_again;
     {

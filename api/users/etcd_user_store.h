@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -19,6 +20,15 @@
 #include "api/users/shared_store.h"
 
 namespace shadowrelay::api::users {
+
+/// A traffic/<name>/<id> key's value.
+struct EtcdTrafficValue {
+  TrafficCounters counters;
+  std::optional<absl::Time> first_use;  // the first use this server saw
+  /// The quota period the key counts (unset: none), and its bytes up and down in it.
+  std::optional<absl::Time> period_start;
+  uint64_t period_bytes = 0;
+};
 
 struct EtcdStoreOptions {
   /// --etcd-prefix: every key lives under it; starts and ends with '/'.
@@ -48,7 +58,10 @@ struct EtcdStoreOptions {
 ///   P identity_keys/<port>/<m>    a port's identity key
 ///   P replicas/<id>               a live server, on its lease
 ///   P traffic/<name>/<id>         what server <id> counted for <name>, cumulative: an absolute
-///                                 value, so a write retried after a timeout never counts twice
+///                                 value, so a write retried after a timeout never counts twice;
+///                                 with the earliest use it saw and, for a renewing quota, the
+///                                 period it counts (its start) and its bytes in it, so that a
+///                                 new period is no configuration change
 ///   P traffic/<name>/_base        what servers that are gone counted (folded in by whichever
 ///                                 server sees their `replicas/` key gone first, atomically)
 ///   P live/<name>/<id>            {"connections": n, "devices": [id, ...]}: what server <id> has
@@ -72,6 +85,7 @@ class EtcdUserStore : public SharedStore {
   absl::Status write(const StoreContents& after) override;
   absl::Status catchUp(absl::Duration timeout) override;
   void addTraffic(std::span<const TrafficDelta> deltas) override;
+  void startPeriod(absl::string_view name, absl::Time start) override;
   std::string describe() const override;
 
   /// For the shadowrelay_store_* metrics.
@@ -108,6 +122,9 @@ class EtcdUserStore : public SharedStore {
   TrafficCounters othersLocked(const std::string& name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   /// The earliest first use another server (or one gone) wrote for `name`.
   std::optional<absl::Time> othersFirstUseLocked(const std::string& name) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  /// The other servers' (and those gone) bytes of `name` by quota period start.
+  std::vector<std::pair<absl::Time, uint64_t>> othersPeriodsLocked(const std::string& name) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::vector<TrafficTotal> totalsLocked(const std::set<std::string>& names) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -156,9 +173,12 @@ class EtcdUserStore : public SharedStore {
   /// mod_revision of config_revision as the listener has it (0: absent).
   int64_t guard_applied_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
-  /// traffic/<name>/<id>: cumulative counters, with their mod_revision.
-  std::map<std::string, std::map<std::string, std::pair<TrafficCounters, int64_t>>> traffic_
-      ABSL_GUARDED_BY(mu_);
+  /// traffic/<name>/<id> as heard, with its mod_revision.
+  struct StoredTraffic {
+    EtcdTrafficValue value;
+    int64_t mod_revision = 0;
+  };
+  std::map<std::string, std::map<std::string, StoredTraffic>> traffic_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> replicas_ ABSL_GUARDED_BY(mu_);
   /// live/<name>/<id> as heard (this server's own included; liveTotalLocked() skips it).
   std::map<std::string, std::map<std::string, LiveCount>> live_ ABSL_GUARDED_BY(mu_);
@@ -179,8 +199,13 @@ class EtcdUserStore : public SharedStore {
   std::map<std::string, TrafficCounters> own_written_ ABSL_GUARDED_BY(mu_);
   /// When this server first saw each user used (written with its traffic key).
   std::map<std::string, absl::Time> own_first_use_ ABSL_GUARDED_BY(mu_);
-  /// The first use in each traffic/<name>/<id> key that has one.
-  std::map<std::string, std::map<std::string, absl::Time>> first_use_ ABSL_GUARDED_BY(mu_);
+  /// The quota period this server's key of a user counts (startPeriod()): its start, and
+  /// own_'s bytes up and down when it began.
+  struct OwnPeriod {
+    absl::Time start;
+    uint64_t base_bytes = 0;
+  };
+  std::map<std::string, OwnPeriod> own_period_ ABSL_GUARDED_BY(mu_);
   absl::Time last_sync_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   /// When this server's last write succeeded, by revision: its watch event gives the lag.
   std::map<int64_t, absl::Time> written_at_ ABSL_GUARDED_BY(mu_);

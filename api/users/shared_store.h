@@ -5,10 +5,12 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "api/users/user.h"
 #include "api/users/user_store.h"
@@ -23,6 +25,10 @@ struct TrafficTotal {
   /// the traffic, not as a change of the user: thousands of users starting at once would
   /// otherwise make as many configuration changes, each a table rebuild on every server.
   std::optional<absl::Time> first_use;
+  /// What the other servers counted in each quota period they count for the user (renewing
+  /// quotas): (period start, bytes up and down in it), one entry per start. A new period is
+  /// no configuration change either: each server counts its own bytes in it.
+  std::vector<std::pair<absl::Time, uint64_t>> period_bytes;
 };
 
 /// A user's live counts (issue 19 §2): what one server publishes for it (its own), or what the
@@ -85,6 +91,10 @@ class SharedStore {
   virtual absl::Status catchUp(absl::Duration timeout) = 0;
   /// Traffic this server relayed (deltas), shared with the others at the next sync.
   virtual void addTraffic(std::span<const TrafficDelta> deltas) = 0;
+  /// A quota period of `name` that starts at `start` begins on this server (its first, a
+  /// boundary, or a new period setting): its bytes in it count from what it relayed until
+  /// now, and are shared with the others at the next sync. No-op if it counts that period.
+  virtual void startPeriod(absl::string_view name, absl::Time start) = 0;
   /// Where the store is, for messages ("etcd http://a:2379,... prefix /shadowrelay/").
   virtual std::string describe() const = 0;
 };

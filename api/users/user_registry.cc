@@ -228,7 +228,13 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
   for (User& user : contents.users) {
     user.source = UserSource::Api;
     if (shared != nullptr) {
-      r.split_traffic_[user.name].remote = user.traffic;
+      SplitTraffic& split = r.split_traffic_[user.name];
+      split.remote = user.traffic;
+      // A user from the --state-dir cache (etcd down) has its period's bytes; one from etcd
+      // has none, and the store gives the others' bytes once started.
+      if (user.quota_period_start.has_value()) {
+        split.remote_periods = {{*user.quota_period_start, user.quotaUsedBytes()}};
+      }
     }
     if (absl::Status s = r.addEntry(state, std::move(user)); !s.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -278,6 +284,7 @@ absl::StatusOr<std::unique_ptr<UserRegistry>> UserRegistry::open(RegistryOptions
       r.traffic_dirty_ = true;
     }
   }
+  if (shared != nullptr) r.sharedQuotasLocked();
   r.snapshot_ = r.buildSnapshotLocked();
   return registry;
 }
@@ -458,6 +465,33 @@ bool UserRegistry::mergeTrafficLocked(Table& table) const {
   return newer;
 }
 
+void UserRegistry::sharedQuotaLocked(User& u) {
+  SplitTraffic& split = split_traffic_[u.name];
+  if (u.quota_period_start != split.period_start) {
+    // A period begins here (a boundary, a new setting, a new user or this server's start):
+    // this server's bytes in it count from now.
+    split.period_start = u.quota_period_start;
+    split.local_period_base = split.local.totalBytes();
+    if (u.quota_period_start.has_value()) {
+      options_.shared_store->startPeriod(u.name, *u.quota_period_start);
+    }
+  }
+  if (!u.quota_period_start.has_value()) return;  // no period: the quota counts everything
+  const uint64_t local = split.local.totalBytes();
+  uint64_t used = local > split.local_period_base ? local - split.local_period_base : 0;
+  for (const auto& [start, bytes] : split.remote_periods) {
+    if (start == *u.quota_period_start) used += bytes;
+  }
+  const uint64_t total = u.traffic.totalBytes();
+  u.quota_base_bytes = total > used ? total - used : 0;
+}
+
+void UserRegistry::sharedQuotasLocked() {
+  for (auto& [name, entry] : state_.users) {
+    if (entry.user.source == UserSource::Api) sharedQuotaLocked(entry.user);
+  }
+}
+
 relay::UserTablePtr UserRegistry::buildSnapshotLocked() {
   const absl::Time now = options_.now();
   next_deadline_ = absl::InfiniteFuture();
@@ -619,10 +653,13 @@ absl::StatusOr<std::string> UserRegistry::setDefaultMethod(absl::string_view met
 }
 
 namespace {
-/// Whether two users differ only in what the shared store does not hold (traffic, source).
+/// Whether two users differ only in what the shared store does not hold (traffic, source,
+/// the quota period's start and base).
 bool sameStoredUser(User a, User b) {
   a.traffic = b.traffic = TrafficCounters{};
   a.source = b.source = UserSource::Api;
+  a.quota_period_start = b.quota_period_start = std::nullopt;
+  a.quota_base_bytes = b.quota_base_bytes = 0;
   return a == b;
 }
 }  // namespace
@@ -650,6 +687,9 @@ void UserRegistry::applyShared(StoreContents contents) {
       if (current != state_.users.end() && current->second.user.source == UserSource::Api) {
         const User& mine = current->second.user;
         user.traffic = mine.traffic;
+        // This server's period; rolled below if the change set another period.
+        user.quota_period_start = mine.quota_period_start;
+        user.quota_base_bytes = mine.quota_base_bytes;
         // A first use this server saw and has not written yet stays.
         if (mine.first_use.has_value() &&
             (!user.first_use.has_value() || *mine.first_use < *user.first_use)) {
@@ -666,6 +706,7 @@ void UserRegistry::applyShared(StoreContents contents) {
       if (current == state_.users.end()) {
         user.traffic = split_traffic_[name].remote;  // counted elsewhere before it got here
       }
+      user.rollQuotaPeriod(options_.now());  // a new user's period, or a new period setting
       if (absl::Status s = addEntry(state, std::move(user)); !s.ok()) {
         // Another server accepted it, so it can only clash with this server's configuration.
         SR_LOG(Warn, "user store %s: user \"%s\" not served here: %s",
@@ -687,6 +728,7 @@ void UserRegistry::applyShared(StoreContents contents) {
       default_method_ = *state.persisted_default;
     }
     state_ = std::move(state);
+    sharedQuotasLocked();
     snapshot_ = buildSnapshotLocked();
     snapshot = snapshot_;
     // The --state-dir cache is written by the next flush() (every 30 s and at stop), not at
@@ -704,12 +746,14 @@ void UserRegistry::applyRemoteTraffic(std::span<const TrafficTotal> totals) {
     for (const TrafficTotal& t : totals) {
       SplitTraffic& split = split_traffic_[t.name];
       split.remote = t.total;
+      split.remote_periods = t.period_bytes;
       auto it = state_.users.find(t.name);
       if (it == state_.users.end() || it->second.user.source != UserSource::Api) continue;
       User& u = it->second.user;
       const bool before = u.quotaExceeded();
       u.traffic = split.remote;
       u.traffic += split.local;
+      sharedQuotaLocked(u);
       quota_changed = quota_changed || before != u.quotaExceeded();
       if (t.first_use.has_value() && (!u.first_use.has_value() || *t.first_use < *u.first_use)) {
         // Another server saw the user first: an expire_after_first_use runs from then.
@@ -783,6 +827,7 @@ absl::Status UserRegistry::commit(State state, bool publish_snapshot) {
       default_method_ = *state.persisted_default;
     }
     state_ = std::move(state);
+    if (options_.shared_store != nullptr) sharedQuotasLocked();
     if (publish_snapshot) {
       snapshot_ = buildSnapshotLocked();
       snapshot = snapshot_;
@@ -1150,7 +1195,10 @@ void UserRegistry::tick() {
     for (auto& [name, entry] : state_.users) {
       const bool was_over = entry.user.quotaExceeded();
       if (entry.user.rollQuotaPeriod(now)) {
-        if (entry.user.source == UserSource::Api) traffic_dirty_ = true;  // saved by flush()
+        if (entry.user.source == UserSource::Api) {
+          traffic_dirty_ = true;  // saved by flush() (with a shared store: to the cache only)
+          if (options_.shared_store != nullptr) sharedQuotaLocked(entry.user);
+        }
         if (was_over && !entry.user.quotaExceeded()) {
           SR_LOG(Info, "user \"%s\": a new quota period began; it works again", name);
         }

@@ -312,7 +312,19 @@ class UserRegistry : public SharedStoreListener {
   struct SplitTraffic {
     TrafficCounters local;
     TrafficCounters remote;
+    /// A renewing quota: the period this server counts (User::quota_period_start when it
+    /// began here), local's bytes then, and the others' bytes by period (TrafficTotal).
+    std::optional<absl::Time> period_start;
+    uint64_t local_period_base = 0;
+    std::vector<std::pair<absl::Time, uint64_t>> remote_periods;
   };
+  /// With a shared store, for an API user: starts the user's quota period on this server and
+  /// in the store if it is new here, and sets quota_base_bytes so that the quota counts this
+  /// server's bytes in the period and the others' (no server writes a period to the store's
+  /// configuration: at a boundary every server starts it by itself).
+  void sharedQuotaLocked(User& user) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// sharedQuotaLocked() for every API user of state_ (after a change of the table).
+  void sharedQuotasLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::map<std::string, SplitTraffic, std::less<>> split_traffic_ ABSL_GUARDED_BY(mu_);
   absl::Time next_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   relay::DeviceIdsPtr device_ids_ ABSL_GUARDED_BY(mu_);

@@ -5,6 +5,7 @@
 // against the other's limits (and go with its lease), etcd down keeps the users, a registry that
 // starts while etcd is down serves its cache and catches up.
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -42,7 +43,8 @@ constexpr std::chrono::seconds kDeviceWindow{1};
 
 std::unique_ptr<Server> startServer(const EtcdCluster& cluster, const std::string& prefix,
                                     const std::string& id, const std::string& state_dir = "",
-                                    absl::Duration keep_history = absl::Minutes(10)) {
+                                    absl::Duration keep_history = absl::Minutes(10),
+                                    std::function<absl::Time()> now = nullptr) {
   etcd::EtcdOptions client;
   client.endpoints = cluster.endpoints();
   client.request_timeout = absl::Seconds(2);
@@ -62,6 +64,7 @@ std::unique_ptr<Server> startServer(const EtcdCluster& cluster, const std::strin
   o.shared_port = 8388;
   o.device_window = kDeviceWindow;
   o.shared_store = server->store.get();
+  if (now) o.now = std::move(now);
   auto registry = UserRegistry::open(std::move(o));
   EXPECT_TRUE(registry.ok()) << registry.status();
   if (!registry.ok()) return nullptr;
@@ -478,6 +481,87 @@ TEST_F(EtcdUserStoreTest, AFirstUseTravelsWithTheTrafficNotAsAChange) {
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(c->registry->get("ivy")->first_use.has_value());
   EXPECT_LT(absl::AbsDuration(*c->registry->get("ivy")->first_use - seen), absl::Seconds(1));
+}
+
+TEST_F(EtcdUserStoreTest, ARenewingQuotaCountsTheClusterInEachPeriodWithoutConfigWrites) {
+  // Servers on a clock the test moves (RegistryOptions::now), under a prefix of their own.
+  const std::string prefix = "/periods/";
+  std::atomic<int64_t> offset_seconds{0};
+  auto clock = [&offset_seconds] { return absl::Now() + absl::Seconds(offset_seconds.load()); };
+  auto c = startServer(*cluster_, prefix, "c", "", absl::Minutes(10), clock);
+  auto d = startServer(*cluster_, prefix, "d", "", absl::Minutes(10), clock);
+  ASSERT_NE(c, nullptr);
+  ASSERT_NE(d, nullptr);
+  NewUser u = newUser("dan");
+  u.limits.data_quota_bytes = 10'000'000;
+  u.limits.data_quota_period = QuotaPeriod::Daily;
+  ASSERT_TRUE(c->registry->create(u).ok());
+  ASSERT_TRUE(eventually([&] { return d->registry->get("dan").ok(); }));
+  const std::string guard = modRevision(*cluster_, prefix + "config_revision");
+  ASSERT_FALSE(guard.empty());
+  TrafficCounters six_mb;
+  six_mb.bytes_down = 6'000'000;
+  six_mb.tcp_connections = 1;
+  auto used = [](Server& s) { return s.registry->get("dan")->quotaUsedBytes(); };
+  auto over = [](Server& s) { return s.registry->snapshot()->find("dan")->quota_exceeded; };
+
+  // Period 1: 6 MB through each server is 12 MB on both.
+  c->registry->addTraffic("dan", six_mb);
+  d->registry->addTraffic("dan", six_mb);
+  for (Server* s : {c.get(), d.get()}) {
+    ASSERT_TRUE(eventually([&] { return used(*s) == 12'000'000; })) << used(*s);
+    EXPECT_TRUE(over(*s));
+  }
+
+  // The next day: both start the period themselves (tick), at zero, and write no config.
+  const absl::Time now = clock();
+  const absl::Time midnight =
+      absl::FromCivil(absl::CivilDay(absl::ToCivilDay(now, absl::UTCTimeZone())) + 1,
+                      absl::UTCTimeZone());
+  offset_seconds += absl::ToInt64Seconds(midnight - now) + 1;
+  for (Server* s : {c.get(), d.get()}) {
+    s->registry->tick();
+    EXPECT_EQ(used(*s), 0u);
+    EXPECT_FALSE(over(*s));
+    EXPECT_EQ(s->registry->get("dan")->traffic.bytes_down, 12'000'000u);  // all time
+  }
+  // Period 2: 6 MB through C reaches D as 6 MB in the period (not 0, not 18 MB) ...
+  c->registry->addTraffic("dan", six_mb);
+  ASSERT_TRUE(eventually([&] { return used(*d) == 6'000'000; })) << used(*d);
+  EXPECT_FALSE(over(*d));
+  // ... and 6 MB more through D is over the quota on both.
+  d->registry->addTraffic("dan", six_mb);
+  for (Server* s : {c.get(), d.get()}) {
+    ASSERT_TRUE(eventually([&] { return used(*s) == 12'000'000; })) << used(*s);
+    EXPECT_TRUE(over(*s));
+  }
+  absl::SleepFor(absl::Seconds(1));  // a few syncs
+  for (Server* s : {c.get(), d.get()}) ASSERT_TRUE(s->registry->flush().ok());
+  EXPECT_EQ(modRevision(*cluster_, prefix + "config_revision"), guard);
+
+  // A server started now reads the period's usage from the traffic keys.
+  auto e = startServer(*cluster_, prefix, "e", "", absl::Minutes(10), clock);
+  ASSERT_NE(e, nullptr);
+  ASSERT_TRUE(eventually([&] { return used(*e) == 12'000'000; })) << used(*e);
+  EXPECT_TRUE(over(*e));
+  EXPECT_EQ(e->registry->get("dan")->traffic.bytes_down, 24'000'000u);
+
+  // D goes; its key is folded into _base with its bytes of the period.
+  d->store->stop();
+  d.reset();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto keys = cluster_->etcdctl({"get", prefix + "traffic/dan/", "--prefix", "--keys-only"});
+        return keys.ok() && keys->output.find("/_base") != std::string::npos &&
+               keys->output.find("traffic/dan/d") == std::string::npos;
+      },
+      absl::Seconds(8)));
+  absl::SleepFor(absl::Milliseconds(600));
+  for (Server* s : {c.get(), e.get()}) {
+    EXPECT_EQ(used(*s), 12'000'000u);
+    EXPECT_TRUE(over(*s));
+  }
+  EXPECT_EQ(modRevision(*cluster_, prefix + "config_revision"), guard);
 }
 
 }  // namespace
