@@ -286,6 +286,7 @@ int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
       own_written_.erase(name);
       own_first_use_.erase(name);
       own_period_.erase(name);
+      retired_.erase(name);
     }
     if (auto at = written_at_.find(rev); at != written_at_.end()) {
       watch_lag_seconds_ = absl::ToDoubleSeconds(absl::Now() - at->second);
@@ -391,6 +392,9 @@ TrafficCounters EtcdUserStore::othersLocked(const std::string& name) const {
   for (const auto& [id, stored] : it->second) {
     if (id != replica_id_) sum += stored.value.counters;
   }
+  if (auto retired = retired_.find(name); retired != retired_.end()) {
+    sum = minus(sum, retired->second.counters);
+  }
   return sum;
 }
 
@@ -412,6 +416,13 @@ std::vector<std::pair<absl::Time, uint64_t>> EtcdUserStore::othersPeriodsLocked(
   for (const auto& [id, stored] : it->second) {
     if (id == replica_id_ || !stored.value.period_start.has_value()) continue;
     by_start[*stored.value.period_start] += stored.value.period_bytes;
+  }
+  if (auto retired = retired_.find(name);
+      retired != retired_.end() && retired->second.period_start.has_value()) {
+    if (auto at = by_start.find(*retired->second.period_start); at != by_start.end()) {
+      at->second = at->second > retired->second.period_bytes
+                       ? at->second - retired->second.period_bytes : 0;
+    }
   }
   return {by_start.begin(), by_start.end()};
 }
@@ -634,6 +645,7 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
           own_written_.erase(name);
           own_first_use_.erase(name);
           own_period_.erase(name);
+          retired_.erase(name);
           traffic_.erase(name);
         }
       }
@@ -682,25 +694,86 @@ void EtcdUserStore::startPeriod(absl::string_view name, absl::Time start) {
   own_period_[user] = OwnPeriod{start, own == own_.end() ? 0 : own->second.totalBytes()};
 }
 
+bool EtcdUserStore::idInUseLocked(const std::string& id) const {
+  if (replicas_.count(id) != 0) return true;
+  for (const auto& [name, per_id] : traffic_) {
+    if (per_id.count(id) != 0) return true;
+  }
+  for (const auto& [name, per_id] : live_) {
+    if (per_id.count(id) != 0) return true;
+  }
+  return false;
+}
+
+std::string EtcdUserStore::freshIdLocked() const {
+  std::string id;
+  int64_t n = absl::ToUnixMillis(absl::Now()) % 100000;
+  do {
+    id = absl::StrCat(options_.replica_id, "-", n++);
+  } while (idInUseLocked(id));
+  return id;
+}
+
+bool EtcdUserStore::checkReplicaIdLocked() {
+  if (id_checked_ || !listed_) return false;
+  // Keys under this id from an earlier process (a --replica-id given again after a restart)
+  // hold what that process counted: they are the others' now (folded into _base once its
+  // lease is gone), and this process counts under an id of its own.
+  id_checked_ = true;
+  if (!idInUseLocked(replica_id_)) return false;
+  const std::string old = replica_id_;
+  replica_id_ = freshIdLocked();
+  SR_LOG(Warn, "etcd %s: replica id %s has keys of an earlier server; this one is %s",
+         options_.prefix, old, replica_id_);
+  return true;
+}
+
+void EtcdUserStore::deliverAllTotals() {
+  SharedStoreListener* listener;
+  std::vector<TrafficTotal> totals;
+  {
+    absl::MutexLock lock(&mu_);
+    listener = listener_;
+    std::set<std::string> names;
+    for (const auto& [name, per_id] : traffic_) names.insert(name);
+    totals = totalsLocked(names);
+  }
+  if (listener != nullptr && !totals.empty()) listener->applyRemoteTraffic(totals);
+}
+
 void EtcdUserStore::registerReplica() {
+  bool id_changed;
   {
     absl::MutexLock lock(&mu_);
     if (lease_ != nullptr && !lease_lost_) return;
+    id_changed = lease_ == nullptr && checkReplicaIdLocked();
   }
+  if (id_changed) deliverAllTotals();  // the earlier server's keys count as the others' now
   if (lease_ != nullptr) {
     // The lease ran out (etcd unreachable longer than its TTL): the old id's counters may be
     // folded into the totals by another server, so they continue under a new id.
     lease_.reset();
     absl::MutexLock lock(&mu_);
-    replica_id_ = absl::StrCat(options_.replica_id, "-", absl::ToUnixMillis(absl::Now()) % 100000);
+    replica_id_ = freshIdLocked();
     for (auto& [name, counters] : own_) {
       auto written = own_written_.find(name);
       if (written == own_written_.end()) continue;
       counters = minus(counters, written->second);
+      // What the old id wrote is in etcd (its key, or _base once folded) and in the
+      // listener's own counts too: the others' sums leave it out from now on.
+      Retired& retired = retired_[name];
+      retired.counters += written->second;
       // The written bytes of the period went to the old key (folded into _base with it):
       // the new key counts the rest.
       if (auto period = own_period_.find(name); period != own_period_.end()) {
         const uint64_t moved = written->second.totalBytes();
+        const uint64_t in_period = moved > period->second.base_bytes
+                                       ? moved - period->second.base_bytes : 0;
+        if (retired.period_start != period->second.start) {
+          retired.period_start = period->second.start;
+          retired.period_bytes = 0;
+        }
+        retired.period_bytes += in_period;
         period->second.base_bytes =
             period->second.base_bytes > moved ? period->second.base_bytes - moved : 0;
       }
@@ -945,23 +1018,16 @@ void EtcdUserStore::foldGoneReplicas() {
 void EtcdUserStore::run() {
   absl::Duration backoff = absl::Milliseconds(100);
   absl::Time next_sync = absl::Now() + options_.sync_interval;
+  bool loaded;
   {
-    // load() gave the listener the users with the others' totals, but not their bytes per
-    // quota period: a restarted server must not forget what a period has used. Before the
-    // watch starts, so that nothing newer can arrive first.
-    SharedStoreListener* listener;
-    std::vector<TrafficTotal> totals;
-    {
-      absl::MutexLock lock(&mu_);
-      listener = listener_;
-      if (!relist_) {  // a relist delivers everything itself
-        std::set<std::string> names;
-        for (const auto& [name, per_id] : traffic_) names.insert(name);
-        totals = totalsLocked(names);
-      }
-    }
-    if (listener != nullptr && !totals.empty()) listener->applyRemoteTraffic(totals);
+    absl::MutexLock lock(&mu_);
+    loaded = !relist_;  // a relist delivers everything itself
+    checkReplicaIdLocked();
   }
+  // load() gave the listener the users with the others' totals, but not their bytes per quota
+  // period (a restarted server must not forget what a period has used), nor an earlier
+  // server's keys under this id. Before the watch starts, so that nothing newer comes first.
+  if (loaded) deliverAllTotals();
   for (;;) {
     bool list_again;
     {

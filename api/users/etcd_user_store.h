@@ -138,6 +138,15 @@ class EtcdUserStore : public SharedStore {
   bool relist();
   void run();
   void registerReplica();
+  /// Whether etcd has a replicas/, traffic/ or live/ key of `id`.
+  bool idInUseLocked(const std::string& id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  /// The configured id with a suffix no key has yet.
+  std::string freshIdLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  /// Once, after the first full read: takes a fresh id if the configured one has keys of an
+  /// earlier process. @return whether it did.
+  bool checkReplicaIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  /// Gives the listener the others' totals of every user with traffic keys (run() thread).
+  void deliverAllTotals() ABSL_LOCKS_EXCLUDED(mu_);
   void flushTraffic();
   /// Writes `ops` in transactions of at most kMaxOps, each conditioned on this server's
   /// replicas/<id> key being on its lease (run() thread); after each one `written(begin, end)`
@@ -206,6 +215,17 @@ class EtcdUserStore : public SharedStore {
     uint64_t base_bytes = 0;
   };
   std::map<std::string, OwnPeriod> own_period_ ABSL_GUARDED_BY(mu_);
+  /// What this server wrote under ids it had before (its lease was lost): in etcd still (the
+  /// old key, or _base once folded) and in the listener's own counts, so the others' sums
+  /// leave it out. The period bytes are those of the period it last counted.
+  struct Retired {
+    TrafficCounters counters;
+    std::optional<absl::Time> period_start;
+    uint64_t period_bytes = 0;
+  };
+  std::map<std::string, Retired> retired_ ABSL_GUARDED_BY(mu_);
+  /// registerReplica() has checked the configured id against etcd's keys.
+  bool id_checked_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_sync_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   /// When this server's last write succeeded, by revision: its watch event gives the lag.
   std::map<int64_t, absl::Time> written_at_ ABSL_GUARDED_BY(mu_);

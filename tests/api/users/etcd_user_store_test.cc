@@ -564,5 +564,82 @@ TEST_F(EtcdUserStoreTest, ARenewingQuotaCountsTheClusterInEachPeriodWithoutConfi
   EXPECT_EQ(modRevision(*cluster_, prefix + "config_revision"), guard);
 }
 
+TEST_F(EtcdUserStoreTest, ALostLeaseCountsTheOldKeysOnce) {
+  NewUser u = newUser("gus");
+  u.limits.data_quota_bytes = 100'000'000;
+  u.limits.data_quota_period = QuotaPeriod::Daily;
+  ASSERT_TRUE(a_->registry->create(u).ok());
+  ASSERT_TRUE(eventually([&] { return b_->registry->get("gus").ok(); }));
+  TrafficCounters t;
+  t.bytes_down = 5'000'000;
+  t.tcp_connections = 1;
+  a_->registry->addTraffic("gus", t);
+  t.bytes_down = 3'000'000;
+  b_->registry->addTraffic("gus", t);
+  auto down = [](Server& s, const std::string& name) {
+    return s.registry->get(name)->traffic.bytes_down;
+  };
+  for (Server* s : {a_.get(), b_.get()}) {
+    ASSERT_TRUE(eventually([&] { return down(*s, "gus") == 8'000'000; }));
+  }
+  // etcd away for longer than the lease (2 s): both servers continue under new ids, and the
+  // keys of the old ones are folded into _base.
+  ASSERT_TRUE(cluster_->stopAll().ok());
+  absl::SleepFor(absl::Seconds(4));
+  ASSERT_TRUE(cluster_->startAll().ok());
+  for (Server* s : {a_.get(), b_.get()}) {
+    ASSERT_TRUE(eventually([&] { return s->store->stats().replica_id.size() > 1; },
+                           absl::Seconds(15), absl::Milliseconds(200)))
+        << s->store->stats().replica_id;
+  }
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto keys = cluster_->etcdctl({"get", prefix_ + "traffic/gus/", "--prefix", "--keys-only"});
+        return keys.ok() && keys->output.find("traffic/gus/a\n") == std::string::npos &&
+               keys->output.find("traffic/gus/b\n") == std::string::npos &&
+               keys->output.find("/_base") != std::string::npos;
+      },
+      absl::Seconds(15), absl::Milliseconds(200)));
+  absl::SleepFor(absl::Seconds(1));
+  // Counted once on each server (the old keys are both the listener's own counts and etcd's).
+  for (Server* s : {a_.get(), b_.get()}) {
+    EXPECT_EQ(s->registry->get("gus")->traffic.bytes_down, 8'000'000u);
+    EXPECT_EQ(s->registry->get("gus")->quotaUsedBytes(), 8'000'000u);
+  }
+  t.bytes_down = 1'000'000;
+  a_->registry->addTraffic("gus", t);
+  for (Server* s : {a_.get(), b_.get()}) {
+    ASSERT_TRUE(eventually([&] { return down(*s, "gus") == 9'000'000; })) << down(*s, "gus");
+    EXPECT_EQ(s->registry->get("gus")->quotaUsedBytes(), 9'000'000u);
+  }
+}
+
+TEST_F(EtcdUserStoreTest, AReplicaIdGivenAgainAfterARestartKeepsTheEarlierCounts) {
+  ASSERT_TRUE(a_->registry->create(newUser("hal")).ok());
+  auto down = [](Server& s) { return s.registry->get("hal")->traffic.bytes_down; };
+  TrafficCounters t;
+  t.bytes_down = 5'000'000;
+  t.tcp_connections = 1;
+  {
+    auto x = startServer(*cluster_, prefix_, "x");
+    ASSERT_NE(x, nullptr);
+    ASSERT_TRUE(eventually([&] { return x->registry->get("hal").ok(); }));
+    x->registry->addTraffic("hal", t);
+    ASSERT_TRUE(eventually([&] { return down(*a_) == 5'000'000; }));
+  }
+  auto x = startServer(*cluster_, prefix_, "x");  // the same id again
+  ASSERT_NE(x, nullptr);
+  ASSERT_TRUE(eventually([&] { return x->store->stats().replica_id != "x"; }));
+  ASSERT_TRUE(eventually([&] { return down(*x) == 5'000'000; })) << down(*x);
+  t.bytes_down = 1'000'000;
+  x->registry->addTraffic("hal", t);
+  // The second process's megabyte adds to the first one's five, on every server.
+  for (Server* s : {a_.get(), x.get()}) {
+    ASSERT_TRUE(eventually([&] { return down(*s) == 6'000'000; })) << down(*s);
+  }
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ(down(*a_), 6'000'000u);
+}
+
 }  // namespace
 }  // namespace shadowrelay::api::users
