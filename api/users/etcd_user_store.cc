@@ -5,6 +5,7 @@
 #include <cctype>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,6 +35,18 @@ constexpr absl::string_view kDeviceKey = "device_key";
 constexpr size_t kMaxLiveDevices = 4096;
 /// etcd's default --max-txn-ops is 128; one op of each transaction is the guard or is spare.
 constexpr size_t kMaxOps = 120;
+/// How long a configuration write whose answer was lost waits for etcd to tell whether it was
+/// made (resolveLostWrite()): the time one request may take (EtcdOptions::request_timeout's
+/// default), by which a new leader has been elected (etcd's default election timeout is 1 s),
+/// and short enough that writes with every member down still answer UNAVAILABLE within about
+/// two request timeouts (cluster_e2e_test's outage checks make three of them in 10 s).
+constexpr absl::Duration kResolveFor = absl::Seconds(2);
+/// Between two tries of finding out: a client calling etcd in a tight loop while its channels
+/// reconnect delays the reconnection (etcd_user_store_test measured 7.7 s instead of 1 s).
+constexpr absl::Duration kResolvePause = absl::Milliseconds(200);
+/// At most this many writes of the guard are read back past a lost one (they were made in the
+/// seconds its answer was missing; more means something else rewrites the guard in a loop).
+constexpr int kMaxGuardHistory = 100;
 
 etcd::Op putOp(std::string key, std::string value, int64_t lease = 0) {
   etcd::Op op;
@@ -176,6 +189,26 @@ std::optional<std::pair<std::string, std::string>> splitKey(absl::string_view su
   std::vector<std::string> parts = absl::StrSplit(suffix, '/');
   if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) return std::nullopt;
   return std::make_pair(parts[0], parts[1]);
+}
+
+/// The value of config_revision a configuration transaction writes: "<replica id>:<32 hex>",
+/// unique to that transaction, so that after a lost answer the transaction can be recognised
+/// in the guard's history. Nothing else reads the value (a store written before these ids, whose
+/// guard holds the bare replica id, is read alike; such a value never equals a new id).
+std::string newWriteId(absl::string_view replica) {
+  uint8_t bytes[16];
+  crypto::randomBytes(bytes);
+  return absl::StrCat(replica, ":",
+                      absl::BytesToHexString(absl::string_view(
+                          reinterpret_cast<const char*>(bytes), sizeof(bytes))));
+}
+
+/// A transaction that ended with this code may have been made by etcd all the same: its
+/// request was sent and the answer did not come back (the connection was cut, the deadline
+/// passed, etcd gave up waiting for its raft log: "request timed out", "leader changed").
+bool answerMayBeLost(absl::StatusCode code) {
+  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
+         code == absl::StatusCode::kCancelled || code == absl::StatusCode::kUnknown;
 }
 
 /// What the store holds for `contents`: configuration key suffix -> value.
@@ -621,24 +654,40 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
   for (size_t begin = 0; begin < ops.size(); begin += kMaxOps) {
     const size_t end = std::min(ops.size(), begin + kMaxOps);
     std::vector<etcd::Op> chunk(ops.begin() + begin, ops.begin() + end);
-    chunk.push_back(putOp(key(kGuard), replica));
+    const std::string write_id = newWriteId(replica);
+    chunk.push_back(putOp(key(kGuard), write_id));
     auto result =
         client_->txn({compareOp(key(kGuard), etcd::Compare::Target::Mod, guard)}, chunk, {});
-    if (!result.ok()) return result.status();
-    if (!result->succeeded) {
-      return absl::AbortedError(
-          "another server changed the user store at the same moment; try again");
+    int64_t revision;
+    if (result.ok()) {
+      if (!result->succeeded) {
+        return absl::AbortedError(
+            "another server changed the user store at the same moment; try again");
+      }
+      revision = result->revision;
+    } else if (answerMayBeLost(result.status().code())) {
+      // Answering UNAVAILABLE here would make the caller's retry of a create that was made
+      // find its name taken: find out what happened instead.
+      auto made = resolveLostWrite(guard, write_id, result.status());
+      if (!made.ok()) return made.status();
+      revision = *made;
+    } else {
+      return result.status();
     }
-    guard = result->revision;
+    guard = revision;
     absl::MutexLock lock(&mu_);
-    // What was written is what this server has heard: its watch events are no news.
+    // What was written is what this server has heard: its watch events are no news. A key the
+    // watch brought at a later revision meanwhile (a change that followed this one while its
+    // answer was missing) is newer than what this transaction wrote, and stays.
     for (const etcd::Op& op : chunk) {
       absl::string_view suffix = op.key;
       absl::ConsumePrefix(&suffix, options_.prefix);
+      auto it = config_.find(std::string(suffix));
+      if (it != config_.end() && it->second.mod_revision > revision) continue;
       if (op.kind == etcd::Op::Kind::Put) {
-        config_[std::string(suffix)] = Stored{op.value, result->revision};
+        config_[std::string(suffix)] = Stored{op.value, revision};
       } else if (op.kind == etcd::Op::Kind::Delete) {
-        config_.erase(std::string(suffix));
+        if (it != config_.end()) config_.erase(it);
         if (absl::StartsWith(suffix, kUsers)) {
           const std::string name(suffix.substr(kUsers.size()));
           own_.erase(name);
@@ -650,11 +699,122 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
         }
       }
     }
-    guard_applied_ = std::max(guard_applied_, result->revision);
-    written_at_[result->revision] = absl::Now();
+    guard_applied_ = std::max(guard_applied_, revision);
+    written_at_[revision] = absl::Now();
     while (written_at_.size() > 64) written_at_.erase(written_at_.begin());
   }
   return absl::OkStatus();
+}
+
+// How a lost answer is resolved, and why this way. Every configuration transaction is
+// conditioned on the guard's mod_revision being `guard` and puts a unique id there, so the lost
+// one was made if and only if the first write of the guard after revision `guard` holds its
+// id; once the guard has moved past `guard` it can never be made any more. Two things follow:
+// - A read alone cannot say "not made": etcd may still hold the request (in a member that
+//   forwards it to the leader, or in the leader's log before it is committed) and make it
+//   after the read. So the first step is a fence: a transaction with the same condition that
+//   puts a fresh id. Exactly one of the two can succeed. If the fence does, the lost one was
+//   not made and never will be; the store is as it was but for the guard's id (every server
+//   then hears a "change" of nothing, once).
+// - If the fence fails, the guard has moved. When it holds our id, our write was the last one.
+//   When it holds another, other writes followed (another server heard ours and changed the
+//   store, or someone else won): the guard's history is read back, one write at a time, to the
+//   first one after `guard` (etcd keeps the history: compactHistory() keeps keep_history).
+// Comparing the keys the write touched with `after` instead would not tell a change that
+// followed ours (a user deleted right after its create: "not made", and the registry would
+// make it again) from ours not being made.
+// Not made: ABORTED, which the registry answers as for any change that lost the race: it hears
+// the store as it is now and makes the change again from there (a create of a name another
+// server took meanwhile is ALREADY_EXISTS then). It cannot be UNAVAILABLE's "nothing written,
+// try again later" sent back to the API's caller when the store is known and reachable.
+absl::StatusOr<int64_t> EtcdUserStore::resolveLostWrite(int64_t guard, const std::string& write_id,
+                                                        const absl::Status& lost) {
+  const absl::Time deadline = absl::Now() + kResolveFor;
+  std::string replica;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    replica = replica_id_;
+  }
+  etcd::Op get;
+  get.kind = etcd::Op::Kind::Get;
+  get.key = key(kGuard);
+  std::string unknown = "etcd did not answer";
+  for (;;) {
+    // A fence whose own answer is lost is resolved by the next one like any other write that
+    // is not ours: each puts a fresh id.
+    const std::string fence_id = newWriteId(replica);
+    auto fence = client_->txn({compareOp(key(kGuard), etcd::Compare::Target::Mod, guard)},
+                              {putOp(key(kGuard), fence_id)}, {get});
+    if (fence.ok() && fence->succeeded) {
+      {
+        // The fence changed nothing but the guard, right after the state the listener has
+        // (`guard` was guard_applied_): the registry's next try is conditioned on it at once,
+        // without waiting for the watch to bring it.
+        absl::MutexLock lock(&mu_);
+        auto it = config_.find(std::string(kGuard));
+        if (it == config_.end() || it->second.mod_revision < fence->revision) {
+          config_[std::string(kGuard)] = Stored{fence_id, fence->revision};
+        }
+        guard_applied_ = std::max(guard_applied_, fence->revision);
+      }
+      SR_LOG(Warn, "etcd %s: a change whose answer was lost (%s) was not made", options_.prefix,
+             lost.message());
+      return absl::AbortedError("the user store's answer to this change was lost and the "
+                                "change was not made; make it again");
+    }
+    if (fence.ok()) {
+      if (fence->gets.empty() || fence->gets[0].empty()) {
+        // The guard was deleted (not by a server: they never delete it): its history from
+        // here cannot be followed back.
+        unknown = "the user store's config_revision key is gone";
+        break;
+      }
+      const etcd::KeyValue& now = fence->gets[0][0];
+      auto first = now.value == write_id ? absl::StatusOr<etcd::KeyValue>(now)
+                                         : firstGuardWriteAfter(guard, now, deadline);
+      if (first.ok()) {
+        if (first->value != write_id) {
+          return absl::AbortedError(
+              "another server changed the user store at the same moment; try again");
+        }
+        SR_LOG(Info, "etcd %s: a change whose answer was lost (%s) was made at revision %d",
+               options_.prefix, lost.message(), first->mod_revision);
+        return first->mod_revision;
+      }
+      unknown = std::string(first.status().message());
+      if (first.status().code() == absl::StatusCode::kOutOfRange) break;  // compacted
+    } else {
+      unknown = std::string(fence.status().message());
+    }
+    if (absl::Now() + kResolvePause >= deadline) break;
+    absl::SleepFor(kResolvePause);
+  }
+  SR_LOG(Warn, "etcd %s: a change whose answer was lost (%s) may have been made: %s",
+         options_.prefix, lost.message(), unknown);
+  return absl::UnavailableError(absl::StrCat(
+      lost.message(), "; whether the change was made could not be found out (", unknown,
+      "): if it was, every server hears it from the user store when it answers again"));
+}
+
+absl::StatusOr<etcd::KeyValue> EtcdUserStore::firstGuardWriteAfter(int64_t guard,
+                                                                   etcd::KeyValue latest,
+                                                                   absl::Time deadline) {
+  for (int step = 0; step < kMaxGuardHistory; ++step) {
+    // Nothing between `guard` and the write before `latest`: `latest` is the first.
+    if (latest.mod_revision - 1 <= guard) return latest;
+    if (absl::Now() >= deadline) break;
+    // The guard as it was just before `latest` was written (a key read at a revision; its
+    // "prefix" is the key itself plus any longer key, which there is none of).
+    auto before = client_->getPrefix(latest.key, latest.mod_revision - 1);
+    if (!before.ok()) return before.status();
+    auto it = std::find_if(before->kvs.begin(), before->kvs.end(),
+                           [&](const etcd::KeyValue& kv) { return kv.key == latest.key; });
+    if (it == before->kvs.end() || it->mod_revision <= guard) return latest;
+    latest = *it;
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "the user store's configuration changed more than ", kMaxGuardHistory,
+      " times since, or reading them took too long"));
 }
 
 absl::Status EtcdUserStore::catchUp(absl::Duration timeout) {

@@ -52,7 +52,9 @@ struct EtcdStoreOptions {
 ///                                 transaction conditioned on its mod_revision being the one
 ///                                 this server last heard, so changes are serialised across
 ///                                 the cluster (a create of a taken name or port loses, hears
-///                                 the winner and answers ALREADY_EXISTS)
+///                                 the winner and answers ALREADY_EXISTS). Its value,
+///                                 "<replica id>:<random hex>", names the transaction, so a
+///                                 write whose answer was lost finds out whether it was made
 ///   P users/<name>                a user, as users.json writes it, with zero traffic
 ///   P defaults                    {"default_method": ...}
 ///   P identity_keys/<port>/<m>    a port's identity key
@@ -103,6 +105,16 @@ class EtcdUserStore : public SharedStore {
  private:
   explicit EtcdUserStore(EtcdStoreOptions options);
   void countRequest(absl::string_view method, absl::StatusCode code);
+  /// After a write's transaction (conditioned on config_revision's mod_revision being `guard`,
+  /// putting `write_id` there) got no answer (`lost`): waits (bounded) until etcd tells whether
+  /// it was made. @return the revision it was made at; ABORTED if it was not made (and never
+  /// will be); UNAVAILABLE if etcd did not tell in time. Any thread but the watch's.
+  absl::StatusOr<int64_t> resolveLostWrite(int64_t guard, const std::string& write_id,
+                                           const absl::Status& lost) ABSL_LOCKS_EXCLUDED(mu_);
+  /// config_revision's first write after revision `guard`, read back through its history from
+  /// `latest` (its value now, written after `guard`). OUT_OF_RANGE: that history is compacted.
+  absl::StatusOr<etcd::KeyValue> firstGuardWriteAfter(int64_t guard, etcd::KeyValue latest,
+                                                      absl::Time deadline);
 
   struct Stored {
     std::string value;

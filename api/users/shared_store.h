@@ -85,7 +85,10 @@ class SharedStore {
   /// Makes the store hold `after` (a change made from the state the listener last heard; the
   /// store writes only what differs, traffic left out). ABORTED when another server changed
   /// the store since: wait with catchUp() and make the change again from the new state.
-  /// UNAVAILABLE when the store cannot be reached; nothing is written then.
+  /// ABORTED too when the store's answer to the write was lost and the write was not made; a
+  /// write whose answer was lost and that was made is OK. UNAVAILABLE when the store cannot be
+  /// reached; nothing is written then, unless the answer to a write that reached it was lost
+  /// and the store could not tell in time whether it was made (it is heard when it answers).
   virtual absl::Status write(const StoreContents& after) = 0;
   /// Waits until every change the store holds now has reached the listener (bounded).
   virtual absl::Status catchUp(absl::Duration timeout) = 0;
