@@ -540,7 +540,6 @@ void EtcdUserStore::stop() {
 bool EtcdUserStore::relist() {
   auto range = client_->getPrefix(options_.prefix);
   if (!range.ok()) return false;
-  StoreContents contents;
   std::vector<TrafficTotal> totals;
   SharedStoreListener* listener;
   int64_t guard;
@@ -550,31 +549,37 @@ bool EtcdUserStore::relist() {
     resetFromListLocked(*range);
     guard = guard_applied_;
     guard_applied_ = before;  // until the listener has it
-    contents = contentsLocked();
     std::set<std::string> names;
-    for (const User& u : contents.users) names.insert(u.name);
+    for (const auto& [suffix, stored] : config_) {
+      if (absl::StartsWith(suffix, kUsers)) names.insert(suffix.substr(kUsers.size()));
+    }
     totals = totalsLocked(names);
     listener = listener_;
     relist_ = false;
     last_sync_ = absl::Now();
   }
-  SR_LOG(Info, "etcd %s: read %d users at revision %d", options_.prefix, contents.users.size(),
-         range->revision);
+  SR_LOG(Info, "etcd %s: read everything at revision %d", options_.prefix, range->revision);
   if (listener != nullptr) {
-    listener->applyShared(std::move(contents));
+    listener->applyShared([&] { return contentsNow(&guard); });
     listener->applyRemoteTraffic(totals);
   }
   {
     absl::MutexLock lock(&mu_);
-    guard_applied_ = guard;
+    guard_applied_ = std::max(guard_applied_, guard);
     heard_.SignalAll();
   }
   deliverLive();
   return true;
 }
 
+StoreContents EtcdUserStore::contentsNow(int64_t* guard) {
+  absl::MutexLock lock(&mu_);
+  auto it = config_.find(std::string(kGuard));
+  *guard = std::max(*guard, it == config_.end() ? int64_t{0} : it->second.mod_revision);
+  return contentsLocked();
+}
+
 void EtcdUserStore::onUpdate(const etcd::WatchUpdate& update) {
-  StoreContents contents;
   std::vector<TrafficTotal> totals;
   SharedStoreListener* listener;
   bool config_changed = false;
@@ -595,16 +600,11 @@ void EtcdUserStore::onUpdate(const etcd::WatchUpdate& update) {
     }
     if (update.progress) revision_ = std::max(revision_, update.revision);
     listener = listener_;
-    if (config_changed) {
-      contents = contentsLocked();
-      auto it = config_.find(std::string(kGuard));
-      guard = it == config_.end() ? 0 : it->second.mod_revision;
-    }
     totals = totalsLocked(traffic_users);
   }
   if (listener == nullptr) return;
   if (config_changed) {
-    listener->applyShared(std::move(contents));
+    listener->applyShared([&] { return contentsNow(&guard); });
     absl::MutexLock lock(&mu_);
     guard_applied_ = std::max(guard_applied_, guard);
     heard_.SignalAll();

@@ -145,6 +145,10 @@ class EtcdUserStore : public SharedStore {
   /// Gives the listener the device secret if it is new, then the totals of live_dirty_ (only
   /// once the secret is known). Any thread; never with mu_ held.
   void deliverLive() ABSL_LOCKS_EXCLUDED(mu_, deliver_mu_);
+  /// What the listener applies (SharedStoreListener::applyShared() calls it under its write
+  /// lock, so a change this server wrote meanwhile is in it); raises *guard to the guard's
+  /// revision it holds.
+  StoreContents contentsNow(int64_t* guard) ABSL_LOCKS_EXCLUDED(mu_);
   void onUpdate(const etcd::WatchUpdate& update);
   /// Lists and hands the whole state to the listener. @return false if etcd did not answer.
   bool relist();

@@ -664,8 +664,9 @@ bool sameStoredUser(User a, User b) {
 }
 }  // namespace
 
-void UserRegistry::applyShared(StoreContents contents) {
+void UserRegistry::applyShared(absl::FunctionRef<StoreContents()> read) {
   absl::MutexLock write(&write_mu_);
+  StoreContents contents = read();
   relay::UserTablePtr snapshot;
   {
     absl::MutexLock lock(&mu_);

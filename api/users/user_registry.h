@@ -167,7 +167,7 @@ class UserRegistry : public SharedStoreListener {
   /// re-list. Replaces the API users, the stored default and the identity keys, keeping this
   /// server's configured users and traffic counters; publishes a table if anything changed
   /// (a removed or changed user's sessions are cut as for a local change).
-  void applyShared(StoreContents contents) override;
+  void applyShared(absl::FunctionRef<StoreContents()> read) override;
   /// SharedStoreListener: what the other servers counted. A user's traffic (and its data
   /// quota) is then that plus what this server counted since it started.
   void applyRemoteTraffic(std::span<const TrafficTotal> totals) override;
