@@ -170,7 +170,8 @@ class ClusterTest(h.RelayTestCase):
     def failure_context(self):
         return super().failure_context() + "\n" + self.etcd.log_tails()
 
-    def start_replica(self, name):
+    def replica_argv(self, name, extra=()):
+        """(argv, control token) of replica `name`: the flags above plus `extra`."""
         token = f"e2e-cluster-{name}-" + secrets.token_hex(8)
         token_file = h.scratch_path(f"control-token-{name}")
         with open(token_file, "w") as f:
@@ -182,9 +183,13 @@ class ClusterTest(h.RelayTestCase):
                 "--state-dir", h.scratch_path(f"state-{name}"),
                 "--etcd-endpoints", self.etcd.endpoints_arg, "--etcd-prefix", self.prefix,
                 "--etcd-sync-interval", SYNC_INTERVAL, "--etcd-lease-ttl", LEASE_TTL,
-                "--device-window", DEVICE_WINDOW]
+                "--device-window", DEVICE_WINDOW] + list(extra)
         if h.Config.verbose:
             argv.append("-v")
+        return argv, token
+
+    def start_replica(self, name):
+        argv, token = self.replica_argv(name)
         return Replica(name, self.start_ours(f"ours-server-{name}", argv), token)
 
     # ---------------------------------------------------------------- helpers

@@ -107,6 +107,7 @@ class ClusterFaultsTest(h.RelayTestCase):
     live_keys = cluster.ClusterTest.live_keys
     wait_published = cluster.ClusterTest.wait_published
     six_mib_file = cluster.ClusterTest.six_mib_file
+    replica_argv = cluster.ClusterTest.replica_argv
     download_starts = staticmethod(cluster.ClusterTest.download_starts)
 
     # ---------------------------------------------------------------- replicas
@@ -116,21 +117,7 @@ class ClusterFaultsTest(h.RelayTestCase):
         their registries' clocks are shifted by that much."""
         self.clock_offset = clock_offset
         for name in "ABC":
-            token = f"e2e-faults-{name}-" + secrets.token_hex(8)
-            token_file = h.scratch_path(f"control-token-{name}")
-            with open(token_file, "w") as f:
-                f.write(token + "\n")
-            os.chmod(token_file, 0o600)
-            argv = [h.Config.relay, "server", "-s", h.LOOPBACK, "-p", 0, "--allow-private",
-                    "--control-listen", f"{h.LOOPBACK}:0", "--control-token-file", token_file,
-                    "--metrics-listen", f"{h.LOOPBACK}:0",
-                    "--state-dir", h.scratch_path(f"state-{name}"),
-                    "--etcd-endpoints", self.etcd.endpoints_arg, "--etcd-prefix", self.prefix,
-                    "--etcd-sync-interval", SYNC_INTERVAL, "--etcd-lease-ttl", LEASE_TTL,
-                    "--device-window", cluster.DEVICE_WINDOW] + list(extra)
-            if h.Config.verbose:
-                argv.append("-v")
-            self.argv[name] = (argv, token)
+            self.argv[name] = self.replica_argv(name, extra)
             self.replicas[name] = self.launch(name)
         self.A, self.B, self.C = (self.replicas[n] for n in "ABC")
 
