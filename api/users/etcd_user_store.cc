@@ -317,8 +317,10 @@ int EtcdUserStore::applyLocked(const etcd::WatchEvent& event,
       const std::string name(suffix.substr(kUsers.size()));
       own_.erase(name);
       own_written_.erase(name);
+      own_sent_.erase(name);
       own_first_use_.erase(name);
       own_period_.erase(name);
+      period_dirty_.erase(name);
       retired_.erase(name);
     }
     if (auto at = written_at_.find(rev); at != written_at_.end()) {
@@ -400,6 +402,13 @@ StoreContents EtcdUserStore::contentsLocked() {
       User& user = contents.users.back();
       user.traffic = othersLocked(user.name);
       user.first_use = earlier(user.first_use, othersFirstUseLocked(user.name));
+      // The latest period the others count, so that a server starting mid-period knows the
+      // period's use at once (the registry rolls it if its own clock says otherwise).
+      if (auto periods = othersPeriodsLocked(user.name); !periods.empty()) {
+        const uint64_t total = user.traffic.totalBytes();
+        user.quota_period_start = periods.back().first;
+        user.quota_base_bytes = total > periods.back().second ? total - periods.back().second : 0;
+      }
     } else if (absl::StartsWith(suffix, kIdentityKeys)) {
       auto key = decodeIdentityKeyText(stored.value);
       if (!key.ok()) {
@@ -656,15 +665,27 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
     std::vector<etcd::Op> chunk(ops.begin() + begin, ops.begin() + end);
     const std::string write_id = newWriteId(replica);
     chunk.push_back(putOp(key(kGuard), write_id));
-    auto result =
-        client_->txn({compareOp(key(kGuard), etcd::Compare::Target::Mod, guard)}, chunk, {});
+    // On failure the guard is read: a transaction the client sent again after a connection
+    // dropped (etcd_client.cc) may have been made the first time, and then the guard holds
+    // its id.
+    etcd::Op read_guard;
+    read_guard.kind = etcd::Op::Kind::Get;
+    read_guard.key = key(kGuard);
+    auto result = client_->txn({compareOp(key(kGuard), etcd::Compare::Target::Mod, guard)},
+                               chunk, {read_guard});
     int64_t revision;
     if (result.ok()) {
       if (!result->succeeded) {
-        return absl::AbortedError(
-            "another server changed the user store at the same moment; try again");
+        const bool ours = !result->gets.empty() && !result->gets[0].empty() &&
+                          result->gets[0][0].value == write_id;
+        if (!ours) {
+          return absl::AbortedError(
+              "another server changed the user store at the same moment; try again");
+        }
+        revision = result->gets[0][0].mod_revision;
+      } else {
+        revision = result->revision;
       }
-      revision = result->revision;
     } else if (answerMayBeLost(result.status().code())) {
       // Answering UNAVAILABLE here would make the caller's retry of a create that was made
       // find its name taken: find out what happened instead.
@@ -676,10 +697,15 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
     }
     guard = revision;
     absl::MutexLock lock(&mu_);
+    // The watch has passed this revision already (the answer was late): it applied this
+    // change and any that followed (a delete of what this one created), so config_ is newer
+    // than what this transaction wrote.
+    const bool heard_already = revision_ >= revision;
     // What was written is what this server has heard: its watch events are no news. A key the
     // watch brought at a later revision meanwhile (a change that followed this one while its
     // answer was missing) is newer than what this transaction wrote, and stays.
     for (const etcd::Op& op : chunk) {
+      if (heard_already) break;
       absl::string_view suffix = op.key;
       absl::ConsumePrefix(&suffix, options_.prefix);
       auto it = config_.find(std::string(suffix));
@@ -692,8 +718,10 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
           const std::string name(suffix.substr(kUsers.size()));
           own_.erase(name);
           own_written_.erase(name);
+          own_sent_.erase(name);
           own_first_use_.erase(name);
           own_period_.erase(name);
+          period_dirty_.erase(name);
           retired_.erase(name);
           traffic_.erase(name);
         }
@@ -845,13 +873,19 @@ void EtcdUserStore::addTraffic(std::span<const TrafficDelta> deltas) {
   }
 }
 
-void EtcdUserStore::startPeriod(absl::string_view name, absl::Time start) {
+void EtcdUserStore::startPeriod(absl::string_view name, std::optional<absl::Time> start) {
   absl::MutexLock lock(&mu_);
   const std::string user(name);
-  auto it = own_period_.find(user);
-  if (it != own_period_.end() && it->second.start == start) return;
+  if (!start.has_value()) {
+    own_period_.erase(user);
+    return;
+  }
   auto own = own_.find(user);
-  own_period_[user] = OwnPeriod{start, own == own_.end() ? 0 : own->second.totalBytes()};
+  own_period_[user] = OwnPeriod{*start, own == own_.end() ? 0 : own->second.totalBytes()};
+  // Written at the next sync even if nothing more is relayed: a period started again with the
+  // same start (a quota period set anew within the day) must not leave the key's old bytes
+  // counting in it. A key of a new start would not need it; one rewrite per user and period.
+  if (own != own_.end()) period_dirty_.insert(user);
 }
 
 bool EtcdUserStore::idInUseLocked(const std::string& id) const {
@@ -913,7 +947,24 @@ void EtcdUserStore::registerReplica() {
     // The lease ran out (etcd unreachable longer than its TTL): the old id's counters may be
     // folded into the totals by another server, so they continue under a new id.
     lease_.reset();
+    // A write whose answer was lost may have landed: the old key holds what etcd has (final
+    // now: every write under the old id is conditioned on its lease). Read where it can be.
+    std::vector<std::string> unsure;
+    std::string old_id;
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      old_id = replica_id_;
+      for (const auto& [name, sent] : own_sent_) unsure.push_back(name);
+    }
+    std::map<std::string, TrafficCounters> landed;
+    for (const std::string& name : unsure) {
+      auto got = client_->get(key(absl::StrCat(kTraffic, name, "/", old_id)));
+      if (!got.ok() || got->kvs.empty()) continue;  // folded already, or never made: as known
+      if (auto value = decodeTraffic(got->kvs.front().value)) landed[name] = value->counters;
+    }
     absl::MutexLock lock(&mu_);
+    for (const auto& [name, counters] : landed) own_written_[name] = counters;
+    own_sent_.clear();
     replica_id_ = freshIdLocked();
     for (auto& [name, counters] : own_) {
       auto written = own_written_.find(name);
@@ -988,19 +1039,26 @@ void EtcdUserStore::flushTraffic() {
     for (const auto& [name, counters] : own_) {
       if (config_.count(absl::StrCat(kUsers, name)) == 0) continue;  // deleted meanwhile
       auto written = own_written_.find(name);
-      // A new period alone is not written: a key that still names the old one counts nothing
-      // in the new one for the others, which is right while this server relays nothing.
-      if (written != own_written_.end() && written->second == counters) continue;
+      if (written != own_written_.end() && written->second == counters &&
+          period_dirty_.count(name) == 0) {
+        continue;
+      }
       changed.emplace_back(name, value(name, counters));
     }
     for (const auto& [name, v] : changed) {
       ops.push_back(putOp(key(absl::StrCat(kTraffic, name, "/", id)), encodeTraffic(v)));
     }
   }
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, v] : changed) own_sent_[name] = v.counters;  // until answered
+  }
   // What is not written is tried again at the next sync, with the newer counts.
   writeOnLease(id, ops, [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       own_written_[changed[i].first] = changed[i].second.counters;
+      own_sent_.erase(changed[i].first);
+      period_dirty_.erase(changed[i].first);
     }
     last_sync_ = absl::Now();
   });

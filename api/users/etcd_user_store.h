@@ -87,7 +87,7 @@ class EtcdUserStore : public SharedStore {
   absl::Status write(const StoreContents& after) override;
   absl::Status catchUp(absl::Duration timeout) override;
   void addTraffic(std::span<const TrafficDelta> deltas) override;
-  void startPeriod(absl::string_view name, absl::Time start) override;
+  void startPeriod(absl::string_view name, std::optional<absl::Time> start) override;
   std::string describe() const override;
 
   /// For the shadowrelay_store_* metrics.
@@ -222,6 +222,8 @@ class EtcdUserStore : public SharedStore {
   /// This server's counts since replica_id_ was taken, and what of them is written.
   std::map<std::string, TrafficCounters> own_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, TrafficCounters> own_written_ ABSL_GUARDED_BY(mu_);
+  /// Sent and not answered (an error: it may have landed or not), by user.
+  std::map<std::string, TrafficCounters> own_sent_ ABSL_GUARDED_BY(mu_);
   /// When this server first saw each user used (written with its traffic key).
   std::map<std::string, absl::Time> own_first_use_ ABSL_GUARDED_BY(mu_);
   /// The quota period this server's key of a user counts (startPeriod()): its start, and
@@ -231,6 +233,8 @@ class EtcdUserStore : public SharedStore {
     uint64_t base_bytes = 0;
   };
   std::map<std::string, OwnPeriod> own_period_ ABSL_GUARDED_BY(mu_);
+  /// Users whose key must be written at the next sync for a period started (startPeriod()).
+  std::set<std::string> period_dirty_ ABSL_GUARDED_BY(mu_);
   /// What this server wrote under ids it had before (its lease was lost): in etcd still (the
   /// old key, or _base once folded) and in the listener's own counts, so the others' sums
   /// leave it out. The period bytes are those of the period it last counted.

@@ -99,9 +99,10 @@ class SharedStore {
   /// Traffic this server relayed (deltas), shared with the others at the next sync.
   virtual void addTraffic(std::span<const TrafficDelta> deltas) = 0;
   /// A quota period of `name` that starts at `start` begins on this server (its first, a
-  /// boundary, or a new period setting): its bytes in it count from what it relayed until
-  /// now, and are shared with the others at the next sync. No-op if it counts that period.
-  virtual void startPeriod(absl::string_view name, absl::Time start) = 0;
+  /// boundary, or a new period setting, even one of the same start): its bytes in it count
+  /// from what it relayed until now, shared with the others at the next sync. nullopt: the
+  /// user has no renewing quota any more.
+  virtual void startPeriod(absl::string_view name, std::optional<absl::Time> start) = 0;
   /// Where the store is, for messages ("etcd http://a:2379,... prefix /shadowrelay/").
   virtual std::string describe() const = 0;
 };

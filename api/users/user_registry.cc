@@ -472,9 +472,7 @@ void UserRegistry::sharedQuotaLocked(User& u) {
     // this server's bytes in it count from now.
     split.period_start = u.quota_period_start;
     split.local_period_base = split.local.totalBytes();
-    if (u.quota_period_start.has_value()) {
-      options_.shared_store->startPeriod(u.name, *u.quota_period_start);
-    }
+    options_.shared_store->startPeriod(u.name, u.quota_period_start);
   }
   if (!u.quota_period_start.has_value()) return;  // no period: the quota counts everything
   const uint64_t local = split.local.totalBytes();
@@ -685,6 +683,13 @@ void UserRegistry::applyShared(absl::FunctionRef<StoreContents()> read) {
     for (User& user : contents.users) {
       user.source = UserSource::Api;
       auto current = state_.users.find(user.name);
+      if (current != state_.users.end() && current->second.user.source == UserSource::Api &&
+          current->second.user.created != user.created) {
+        // Deleted and made again while this server was not listening (one watch batch, or a
+        // re-list): another user, whose counting starts afresh here.
+        split_traffic_.erase(user.name);
+        current = state_.users.end();
+      }
       if (current != state_.users.end() && current->second.user.source == UserSource::Api) {
         const User& mine = current->second.user;
         user.traffic = mine.traffic;
@@ -1138,9 +1143,9 @@ void UserRegistry::addTraffic(std::span<const TrafficDelta> deltas) {
         traffic_dirty_ = true;
       }
     }
-  }
-  if (options_.shared_store != nullptr) {
-    options_.shared_store->addTraffic(deltas);
+    // Under mu_, so that a period the registry starts (tick(), which takes mu_) splits these
+    // bytes the same way in the registry's count and in the store's key.
+    if (options_.shared_store != nullptr) options_.shared_store->addTraffic(deltas);
   }
   if (first_use_saved) {
     // A restart must not forget it (that would restart the user's time).

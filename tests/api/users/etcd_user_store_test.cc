@@ -948,5 +948,45 @@ TEST_F(EtcdUserStoreTest, BackToBackChangesOfOneServerAllStay) {
   ASSERT_TRUE(eventually([&] { return missing(*b_) == kUsers / 2; })) << missing(*b_);
 }
 
+// A renewing quota set anew within its period (daily, then none, then daily again, the same
+// day) counts from then on every server: each server's key is written again with the new
+// period's bytes, although the period's start is the same.
+TEST_F(EtcdUserStoreTest, APeriodSetAgainWithinTheDayCountsFromThenEverywhere) {
+  NewUser u = newUser("rey");
+  u.limits.data_quota_bytes = 100'000'000;
+  u.limits.data_quota_period = QuotaPeriod::Daily;
+  ASSERT_TRUE(a_->registry->create(u).ok());
+  ASSERT_TRUE(eventually([&] { return b_->registry->get("rey").ok(); }));
+  auto used = [](Server& s) { return s.registry->get("rey")->quotaUsedBytes(); };
+  auto period = [](Server& s) { return s.registry->get("rey")->limits.data_quota_period; };
+  TrafficCounters t;
+  t.bytes_down = 6'000'000;
+  t.tcp_connections = 1;
+  a_->registry->addTraffic("rey", t);
+  b_->registry->addTraffic("rey", t);
+  for (Server* s : {a_.get(), b_.get()}) {
+    ASSERT_TRUE(eventually([&] { return used(*s) == 12'000'000; })) << used(*s);
+  }
+  UserUpdate none;
+  none.data_quota_period = QuotaPeriod::None;
+  ASSERT_TRUE(a_->registry->update("rey", none).ok());
+  ASSERT_TRUE(eventually([&] { return period(*b_) == QuotaPeriod::None; }));
+  UserUpdate daily;
+  daily.data_quota_period = QuotaPeriod::Daily;
+  ASSERT_TRUE(a_->registry->update("rey", daily).ok());
+  ASSERT_TRUE(eventually([&] { return period(*b_) == QuotaPeriod::Daily; }));
+  for (Server* s : {a_.get(), b_.get()}) {
+    ASSERT_TRUE(eventually([&] { return used(*s) == 0; })) << used(*s);
+  }
+  t.bytes_down = 1'000'000;
+  b_->registry->addTraffic("rey", t);
+  for (Server* s : {a_.get(), b_.get()}) {
+    ASSERT_TRUE(eventually([&] { return used(*s) == 1'000'000; })) << used(*s);
+  }
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ(used(*a_), 1'000'000u);
+  EXPECT_EQ(a_->registry->get("rey")->traffic.bytes_down, 13'000'000u);
+}
+
 }  // namespace
 }  // namespace shadowrelay::api::users
