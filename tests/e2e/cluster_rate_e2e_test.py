@@ -62,6 +62,7 @@ class ClusterRateTest(h.RelayTestCase):
     # --etcd-sync-interval 1 (and --etcd-lease-ttl 3), --metrics-listen, a state directory
     # and a control token of its own: the servers of cluster_e2e_test.
     start_replica = cluster.ClusterTest.start_replica
+    replica_argv = cluster.ClusterTest.replica_argv
 
     def rate_on(self, replica):
         try:
