@@ -55,7 +55,10 @@ struct EtcdStoreOptions {
 ///                                 the winner and answers ALREADY_EXISTS). Its value,
 ///                                 "<replica id>:<random hex>", names the transaction, so a
 ///                                 write whose answer was lost finds out whether it was made
-///   P users/<name>                a user, as users.json writes it, with zero traffic
+///   P users/<name>                a user, as users.json writes it, with zero traffic (the field
+///                                 stays: servers of the previous version require it, and read
+///                                 the keys during a rolling upgrade) and no first use or quota
+///                                 period (in traffic/ keys)
 ///   P defaults                    {"default_method": ...}
 ///   P identity_keys/<port>/<m>    a port's identity key
 ///   P replicas/<id>               a live server, on its lease
