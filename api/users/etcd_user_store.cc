@@ -64,6 +64,13 @@ etcd::Op deleteOp(std::string key, bool prefix = false) {
   return op;
 }
 
+etcd::Op getOp(std::string key) {
+  etcd::Op op;
+  op.kind = etcd::Op::Kind::Get;
+  op.key = std::move(key);
+  return op;
+}
+
 etcd::Compare compareOp(std::string key, etcd::Compare::Target target, int64_t number) {
   etcd::Compare c;
   c.key = std::move(key);
@@ -668,11 +675,8 @@ absl::Status EtcdUserStore::write(const StoreContents& after) {
     // On failure the guard is read: a transaction the client sent again after a connection
     // dropped (etcd_client.cc) may have been made the first time, and then the guard holds
     // its id.
-    etcd::Op read_guard;
-    read_guard.kind = etcd::Op::Kind::Get;
-    read_guard.key = key(kGuard);
     auto result = client_->txn({compareOp(key(kGuard), etcd::Compare::Target::Mod, guard)},
-                               chunk, {read_guard});
+                               chunk, {getOp(key(kGuard))});
     int64_t revision;
     if (result.ok()) {
       if (!result->succeeded) {
@@ -763,9 +767,7 @@ absl::StatusOr<int64_t> EtcdUserStore::resolveLostWrite(int64_t guard, const std
     absl::ReaderMutexLock lock(&mu_);
     replica = replica_id_;
   }
-  etcd::Op get;
-  get.kind = etcd::Op::Kind::Get;
-  get.key = key(kGuard);
+  const etcd::Op get = getOp(key(kGuard));
   std::string unknown = "etcd did not answer";
   for (;;) {
     // A fence whose own answer is lost is resolved by the next one like any other write that
@@ -1094,11 +1096,8 @@ bool EtcdUserStore::ensureDeviceKey() {
     // Created if absent: of two servers creating it at once one wins and the other reads the
     // winner's. One that had it already (deleted since) puts it back, so ids stay the same.
     const std::string mine = secret.empty() ? crypto::randomBase64Key(32) : secret;
-    etcd::Op get;
-    get.kind = etcd::Op::Kind::Get;
-    get.key = key(kDeviceKey);
     auto result = client_->txn({compareOp(key(kDeviceKey), etcd::Compare::Target::Create, 0)},
-                               {putOp(key(kDeviceKey), mine)}, {get});
+                               {putOp(key(kDeviceKey), mine)}, {getOp(key(kDeviceKey))});
     if (!result.ok()) return !secret.empty();  // the secret known still holds
     std::string winner = mine;
     if (!result->succeeded) {
