@@ -104,7 +104,7 @@ absl::StatusOr<const MethodInfo*> findMethod(absl::string_view name) {
     return absl::InvalidArgumentError(
         absl::StrCat("method \"", name, "\" is ",
                      isStream(**m) ? "a legacy stream method (insecure)"
-                                   : "a Shadowsocks 2022 method, not served yet",
+                                   : "a Shadowsocks 2022 method, not an AEAD-2017 one",
                      "; supported: ", supportedMethodList()));
   }
   return m;

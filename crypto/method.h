@@ -64,8 +64,9 @@ std::span<const MethodInfo> allMethods();
 std::span<const MethodInfo> methodTable();
 
 /// Looks a method of allMethods() up by name (case-insensitive; IANA names such as
-/// AEAD_AES_128_GCM accepted). The error names the supported methods, and says so when the name
-/// is a 2022 method.
+/// AEAD_AES_128_GCM accepted): for callers that handle AEAD-2017 methods only (findAnyMethod
+/// takes every edition). The error names the supported methods, and the edition of a 2022 or
+/// stream method.
 absl::StatusOr<const MethodInfo*> findMethod(absl::string_view name);
 
 /// Looks a method of any edition up by name (case-insensitive, IANA names as above). A stream

@@ -23,7 +23,9 @@ namespace shadowrelay::crypto {
 /// keeps inserting into the newest bucket, so nothing is forgotten early.
 ///
 /// Memory cap: at most `max_entries` salts (default 500,000: about 25 MiB with the set's
-/// overhead, enough for 8,000 new connections a second, sustained). At the cap a new salt is
+/// overhead). A salt stays 60 to 70 s, so that holds about 7,100 new connections a second,
+/// sustained (500,000 / 70 s); beyond that rate some connections near the end of each bucket
+/// are refused as below. At the cap a new salt is
 /// NOT inserted and checkAndInsert() answers Full: the server refuses that connection like a
 /// replay (evicting a live salt instead would reopen a replay window). Room comes back as the
 /// oldest bucket expires.

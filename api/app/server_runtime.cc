@@ -308,17 +308,27 @@ absl::Status ServerRuntime::loadSecrets() {
       !config.state_dir.empty() && relay::etcdEndpointList(config).empty()) {
     bool created = false;
     auto method = crypto::findAnyMethod(config.method);
-    const size_t size =
-        method.ok() && (*method)->edition == crypto::Edition::Aead2022 ? (*method)->key_size : 24;
-    auto password = loadOrCreateSecret(
-        config.state_dir, "password", [size] { return crypto::randomBase64Key(size); },
-        !config.check_only, &created);
+    const bool is2022 = method.ok() && (*method)->edition == crypto::Edition::Aead2022;
+    const size_t size = is2022 ? (*method)->key_size : 24;
+    auto make = [size] { return crypto::randomBase64Key(size); };
+    // A 2022 method needs a PSK of its key size. The directory may already hold another
+    // method's password (the 2017 default's, or a 2022 PSK of the other size): then this
+    // method's PSK is kept beside it, in password-<method>, and neither replaces the other.
+    std::string file = "password";
+    if (is2022) {
+      bool missing = false;
+      auto existing = loadOrCreateSecret(config.state_dir, file, make, /*persist=*/false, &missing);
+      if (existing.ok() && !missing && !crypto::decodePsk(*existing, **method).ok()) {
+        file = absl::StrCat("password-", (*method)->name);
+      }
+    }
+    auto password = loadOrCreateSecret(config.state_dir, file, make, !config.check_only, &created);
     if (!password.ok()) return configError(password.status().message());
     config.password = *password;
     print_uri_ = true;
-    SR_LOG(Info, "%s the password in %s/password",
+    SR_LOG(Info, "%s the password in %s/%s",
            !created ? "using" : config.check_only ? "would generate" : "generated",
-           config.state_dir);
+           config.state_dir, file);
   }
   if (absl::Status status = relay::validateConfig(config); !status.ok()) {
     return configError(status.message());
@@ -476,6 +486,7 @@ absl::Status ServerRuntime::openRegistry() {
   options.default_method_given = config_.method_given;
   options.configured_users = configuredUsers(config_);
   options.shared_port = config_.server_port;
+  if (udp_port_) options.shared_port_udp_method = options.default_method;
   options.allow_insecure_ciphers = config_.allow_insecure_ciphers;
   options.max_users = static_cast<size_t>(config_.max_users);
   if (const absl::Duration offset = testClockOffset(); offset != absl::ZeroDuration()) {

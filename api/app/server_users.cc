@@ -66,8 +66,9 @@ absl::Status ServerUsers::checkPort(uint16_t port) const {
   return absl::OkStatus();
 }
 
-bool ServerUsers::openPort(uint16_t port, bool udp2022, const PortUse& use, OpenPort* open) {
+bool ServerUsers::openPort(uint16_t port, const PortUse& use, OpenPort* open) {
   const size_t n = workers_.size();
+  const bool udp2022 = use.udp2022;
   const bool plugin = !use.plugin.empty() && plan_.tcp && plan_.addresses.size() == 1;
   // With a plugin, the plugin holds the public TCP port and the workers listen behind it on a
   // loopback port (the first bind picks it, the other workers join it with SO_REUSEPORT).
@@ -141,9 +142,14 @@ bool ServerUsers::openPort(uint16_t port, bool udp2022, const PortUse& use, Open
   return true;
 }
 
-void ServerUsers::closePort(uint16_t port, OpenPort& open) {
+void ServerUsers::closePort(uint16_t port, OpenPort& open, bool wait) {
   if (open.plugin) open.plugin->stop();  // SIGTERM, then SIGKILL: no new connections through it
-  pool_.runOnEach([this, port](relay::EventLoop&, size_t i) { workers_[i]->closePort(port); });
+  auto close = [this, port](relay::EventLoop&, size_t i) { workers_[i]->closePort(port); };
+  if (wait) {
+    pool_.runOnEachAndWait(close);
+  } else {
+    pool_.runOnEach(close);
+  }
   SR_LOG(Info, "dedicated port %d closed (user %s)", port, open.use.user);
 }
 
@@ -155,25 +161,27 @@ void ServerUsers::apply(const relay::UserTablePtr& table) {
   std::map<uint16_t, PortUse> wanted;
   for (uint16_t port : table->dedicatedPorts()) {
     const relay::RelayUser& user = *table->onPort(port).front();
-    wanted[port] = PortUse{user.name, user.plugin, user.plugin_opts};
+    wanted[port] = PortUse{user.name, user.plugin, user.plugin_opts,
+                           user.method->edition == crypto::Edition::Aead2022};
   }
-  // Ports no longer wanted close; a port whose plugin changed closes and opens again.
+  // Ports no longer wanted close; a port whose plugin or generation changed (a user switching
+  // between AEAD-2017 and 2022 methods) closes and opens again.
   for (auto it = open_ports_.begin(); it != open_ports_.end();) {
     const auto want = wanted.find(it->first);
-    if (want != wanted.end() && want->second.samePlugin(it->second.use)) {
+    if (want != wanted.end() && want->second.sameListeners(it->second.use)) {
       it->second.use.user = want->second.user;
       ++it;
       continue;
     }
-    closePort(it->first, it->second);
+    // Reopened at once below: its old sockets must be gone first. Only then is waiting on the
+    // workers worth it (this runs under a registry change, on a control thread).
+    closePort(it->first, it->second, /*wait=*/want != wanted.end() && plan_.udp);
     it = open_ports_.erase(it);
   }
   for (const auto& [port, use] : wanted) {
     if (open_ports_.contains(port)) continue;
-    const bool udp2022 =
-        table->onPort(port).front()->method->edition == crypto::Edition::Aead2022;
     OpenPort open;
-    if (openPort(port, udp2022, use, &open)) {
+    if (openPort(port, use, &open)) {
       SR_LOG(Info, "dedicated port %d open for user %s%s", port, use.user,
              open.plugin ? absl::StrCat(" behind plugin ", use.plugin) : "");
       open_ports_.emplace(port, std::move(open));

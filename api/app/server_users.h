@@ -57,13 +57,17 @@ class ServerUsers {
 
  private:
   void apply(const relay::UserTablePtr& table);
-  /// What a dedicated port serves: its user and the plugin in front of it.
+  /// What a dedicated port serves: its user, the plugin in front of it, and the generation
+  /// its UDP speaks (a Shadowsocks 2022 port has its own kind of UDP server).
   struct PortUse {
     std::string user;
     std::string plugin;
     std::string plugin_opts;
-    bool samePlugin(const PortUse& other) const {
-      return plugin == other.plugin && plugin_opts == other.plugin_opts;
+    bool udp2022 = false;
+    /// The sockets and servers opened for `other` serve this use as they are.
+    bool sameListeners(const PortUse& other) const {
+      return plugin == other.plugin && plugin_opts == other.plugin_opts &&
+             udp2022 == other.udp2022;
     }
   };
   struct OpenPort {
@@ -75,8 +79,10 @@ class ServerUsers {
   /// loopback port behind it and the plugin starts on the public one. False if a bind failed.
   /// `udp2022`: the port's users speak Shadowsocks 2022, whose UDP is one socket on the first
   /// worker (relay/udp/udp2022_server.h), not one per worker.
-  bool openPort(uint16_t port, bool udp2022, const PortUse& use, OpenPort* open);
-  void closePort(uint16_t port, OpenPort& open);
+  bool openPort(uint16_t port, const PortUse& use, OpenPort* open);
+  /// `wait`: returns once every worker has closed its sockets (the port is opened again at
+  /// once, and a 2022 port's UDP socket binds without SO_REUSEPORT).
+  void closePort(uint16_t port, OpenPort& open, bool wait);
 
   users::UserRegistry& registry_;
   relay::WorkerPool& pool_;

@@ -313,6 +313,19 @@ absl::Status UserRegistry::checkPortLocked(uint16_t port, absl::string_view name
   return absl::OkStatus();
 }
 
+absl::Status UserRegistry::checkSharedPortUdp(uint16_t port,
+                                              const crypto::MethodInfo& method) const {
+  if (port != 0 || options_.shared_port_udp_method.empty()) return absl::OkStatus();
+  auto udp = crypto::findAnyMethod(options_.shared_port_udp_method);
+  if (!udp.ok()) return absl::OkStatus();
+  const bool udp2022 = (*udp)->edition == crypto::Edition::Aead2022;
+  if (udp2022 == (method.edition == crypto::Edition::Aead2022)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "port ", sharedPort(), " serves UDP (-u) for ", udp2022 ? "Shadowsocks 2022" : "AEAD-2017",
+      " users (the server's -m ", (*udp)->name, "); a user of ", generationName(method),
+      " needs another port: give it a port of its own"));
+}
+
 absl::Status UserRegistry::checkPortPeers(uint16_t port, const crypto::MethodInfo& method,
                                           const crypto::MasterKey& key, absl::string_view key_field,
                                           absl::string_view name, const State& state) const {
@@ -903,6 +916,9 @@ absl::StatusOr<User> UserRegistry::createOnce(const NewUser& request) {
     }
     state = state_;
   }
+  if (absl::Status s = checkSharedPortUdp(user.port, **method); !s.ok()) {
+    return s;
+  }
   if (absl::Status s = checkPortPeers(user.port, **method, *key,
                                       user.password.empty() ? "key" : "password", user.name, state);
       !s.ok()) {
@@ -994,6 +1010,9 @@ absl::StatusOr<User> UserRegistry::updateOnce(absl::string_view name,
   auto key = userKeyFor(*method, user.password, user.key);
   if (!key.ok()) {
     return absl::InvalidArgumentError(key.status().message());
+  }
+  if (absl::Status s = checkSharedPortUdp(user.port, *method); !s.ok()) {
+    return s;
   }
   if (absl::Status s = checkPortPeers(user.port, *method, *key,
                                       user.password.empty() ? "key" : "password", user.name, state);

@@ -45,6 +45,12 @@ struct RegistryOptions {
   std::vector<User> configured_users;
   /// The server's shared port: a user asking for it gets the shared port (stored as 0).
   uint16_t shared_port = 8388;
+  /// With UDP on the shared port (-u): the method its UDP server was built for at start (-m).
+  /// A Shadowsocks 2022 port has a UDP server of its own kind (relay/udp/udp2022_server.h), so
+  /// create() and update() refuse a shared-port user of the other generation with
+  /// FAILED_PRECONDITION, as they refuse one beside users of the other generation. Empty: no UDP
+  /// on the shared port.
+  std::string shared_port_udp_method;
   /// Other ports of this process (control API, metrics): never a user's dedicated port.
   std::vector<uint16_t> reserved_ports;
   /// Extra check for a new dedicated port, e.g. that it can be bound. Returns OK or an error
@@ -253,6 +259,9 @@ class UserRegistry : public SharedStoreListener {
   absl::Status checkPortPeers(uint16_t port, const crypto::MethodInfo& method,
                               const crypto::MasterKey& key, absl::string_view key_field,
                               absl::string_view name, const State& state) const;
+  /// FAILED_PRECONDITION when `port` is the shared port and its UDP server serves the other
+  /// generation than `method` (RegistryOptions::shared_port_udp_method).
+  absl::Status checkSharedPortUdp(uint16_t port, const crypto::MethodInfo& method) const;
   /// The ports whose clients send identity headers, with their method: those with a 2022 AES
   /// user other than -k's, and the shared port while -k is noted as its identity key.
   std::map<uint16_t, const crypto::MethodInfo*> identityPorts(const State& state) const;

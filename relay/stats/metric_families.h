@@ -23,7 +23,7 @@ enum class MetricType : uint8_t { Counter, Gauge, Histogram };
   FAMILY(TcpConnectionsClosed, "shadowrelay_tcp_connections_closed_total", Counter,              \
          "TCP sessions closed, by user (\"\": no user identified, e.g. probes) and status: ok, " \
          "auth_failed, replay, timeout_handshake, timeout_idle, timeout_connect, dns_failed, "   \
-         "target_refused, target_private, error.")                                               \
+         "target_refused, target_private, error, stale_timestamp (Shadowsocks 2022).")          \
   FAMILY(TcpConnectionsActive, "shadowrelay_tcp_connections_active", Gauge,                      \
          "TCP sessions open now.")                                                               \
   FAMILY(TcpRefusedOverLimit, "shadowrelay_tcp_refused_over_limit_total", Counter,               \

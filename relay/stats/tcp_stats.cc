@@ -60,8 +60,9 @@ const char* closeStatusLabel(CloseReason reason) {
     case CloseReason::BadAddress:  // a probe, as far as the server can tell
       return "auth_failed";
     case CloseReason::ReplayedSalt:
-    case CloseReason::StaleTimestamp:  // an old recording played again, most likely
       return "replay";
+    case CloseReason::StaleTimestamp:  // 2022: an old recording played again, or a wrong clock
+      return "stale_timestamp";
     case CloseReason::HandshakeTimeout:
       return "timeout_handshake";
     case CloseReason::IdleTimeout:

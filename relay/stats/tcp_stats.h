@@ -38,7 +38,7 @@ const char* closeReasonName(CloseReason reason);
 
 /// The `status` label of shadowrelay_tcp_connections_closed_total for a close reason: one of
 /// ok, auth_failed, replay, timeout_handshake, timeout_idle, timeout_connect, dns_failed,
-/// target_refused, target_private, error.
+/// target_refused, target_private, error, stale_timestamp.
 const char* closeStatusLabel(CloseReason reason);
 
 // TcpStats's counters (stats_macros.h). The socket byte counts are as read from and written to

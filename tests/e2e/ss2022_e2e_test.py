@@ -12,11 +12,14 @@
   Its SIP023 identity header is checked against the §2.8 vector here; users_2022_e2e_test
   drives users with it.
 UDP and UDP over TCP are in ss2022_udp_e2e_test.py."""
+import base64
 import os
+import re
 import socket
 import struct
 import subprocess
 import time
+import urllib.parse
 
 import e2e_harness as h
 from ss2022_wire import (HANDSHAKE_TIMEOUT, ResponseReader, Sealer, assert_refused, b64, chunk,
@@ -135,12 +138,21 @@ class Ss2022Test(h.RelayTestCase):
         method = "2022-blake3-chacha20-poly1305"
         psk = psk_of(method, seed=7)
         echo = self.add_peer(h.EchoServer())
-        server_port = self.start_2022_server(method, psk)
+        server_port = self.start_server(method, password=b64(psk),
+                                        handshake_timeout=HANDSHAKE_TIMEOUT,
+                                        extra=["--metrics-listen", f"{h.LOOPBACK}:0"])
+        metrics_port = self.last_child.ready.metrics[1]
         for offset in (-120, 120):
             wire, _, _ = request(method, psk, h.LOOPBACK, echo.port, b"stale",
                                  timestamp=int(time.time()) + offset)
             self.probe(server_port, wire, f"a request stamped {offset:+d} s")
         self.assertEqual(echo.accepted, 0, "a stale request reached the target")
+        # Counted under a close status of its own (not as a replayed salt).
+        closed = "shadowrelay_tcp_connections_closed_total"
+        h.wait_until(lambda: h.metric_sum(metrics_port, closed, {"status": "stale_timestamp"}) >= 2,
+                     10, "two closes with status stale_timestamp")
+        self.assertEqual(h.metric_sum(metrics_port, closed, {"status": "stale_timestamp"}), 2)
+        self.assertEqual(h.metric_sum(metrics_port, closed, {"status": "replay"}), 0)
 
     def test_wrong_key_gets_nothing(self):
         method = "2022-blake3-aes-128-gcm"
@@ -164,6 +176,45 @@ class Ss2022Test(h.RelayTestCase):
         done = subprocess.run([h.Config.relay, "server", "-p", "0", "-m", method,
                                "-k", b64(bytes(16))], capture_output=True, text=True, timeout=30)
         self.assertIn("needs 32", done.stderr)
+
+    def test_a_generated_psk_is_kept_beside_an_earlier_password(self):
+        """Without a key and with a state directory the server generates the method's PSK, keeps
+        it and prints its URI (`./dev run -m 2022-...`). A directory that already holds the 2017
+        default's password (a plain `./dev run` before) keeps both, each for its method."""
+        state = h.scratch_path("state")
+        method = "2022-blake3-aes-128-gcm"
+
+        def serve(m):
+            argv = h.server_argv("ours", 0, m, extra=["--state-dir", state])
+            at = argv.index("-k")
+            del argv[at:at + 2]
+            return self.start_ours(f"ours-server-generated-{m}", argv)
+
+        h.stopped_log(self, serve("chacha20-ietf-poly1305"))
+        with open(os.path.join(state, "password")) as f:
+            earlier = f.read()
+        server = serve(method)
+        psk_file = os.path.join(state, f"password-{method}")
+        with open(psk_file) as f:
+            psk = f.read().strip()
+        self.assertEqual(len(base64.b64decode(psk, validate=True)), 16, "a PSK of the key size")
+        self.assertEqual(os.stat(psk_file).st_mode & 0o077, 0, "readable by others")
+        echo = self.add_peer(h.EchoServer())
+        tunnel = self.start_tunnel(server.ready.port, method, f"{h.LOOPBACK}:{echo.port}",
+                                   password=psk)
+        with socket.create_connection((h.LOOPBACK, tunnel), timeout=10) as sock:
+            h.echo_roundtrip(sock, os.urandom(4096), "through the generated PSK")
+        log = h.stopped_log(self, server)
+        self.assertIn(f"generated the password in {state}/password-{method}", log)
+        self.assertRegex(log, r"(?m)^ss://%s:%s@127\.0\.0\.1:%d#shadowrelay$"
+                         % (method, re.escape(urllib.parse.quote(psk, safe="")),
+                            server.ready.port))
+        with open(os.path.join(state, "password")) as f:
+            self.assertEqual(f.read(), earlier, "the 2017 password was replaced")
+        again = h.stopped_log(self, serve(method))
+        self.assertIn(f"using the password in {state}/password-{method}", again)
+        with open(psk_file) as f:
+            self.assertEqual(f.read().strip(), psk, "a restart changed the PSK")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ spec (ss2022_wire.py) and by our own local and tunnel:
     association's outbound socket (its target then gets "port unreachable") and its packets
     get nothing; another user's association goes on.
   * A 2022 user on a port of its own beside a 2017 -u server: UDP there is 2022 with the
-    port's own identity key.
+    port's own identity key. A user of a port of its own switched between 2017 and 2022
+    (UpdateUser) gets the UDP server of its new generation each time.
   * The config file as shadowsocks-rust reads it ("password" the identity key, "users" with
     uPSKs), TCP and UDP; --check-config shows secrets as (set); a bad uPSK exits 2 naming
     users[i].password.
@@ -427,6 +428,47 @@ class Users2022Test(h.RelayTestCase):
                       port=own, method=AES256)
         self.assert_udp_silent(sock, "dave's key without the identity header")
         self.assertEqual(self.udp_echo.received, 3)
+
+    def test_a_port_of_its_own_follows_its_user_between_generations(self):
+        """A user of a port of its own switched from AEAD-2017 to 2022 and back (UpdateUser
+        method and password): the port's UDP server is replaced each time, so UDP keeps working
+        in the new generation, as TCP does."""
+        self.start_controlled(["-m", "aes-256-gcm", "-k", "a 2017 password", "-u"],
+                              name="ours-server-switching")
+        self.udp_echo = h.UdpEcho()
+        self.addCleanup(self.udp_echo.stop)
+        own = h.free_port()
+        dave = self.create("dave", "aes-256-gcm", port=own)
+        first = self.start_ss_tunnel_u(own, "aes-256-gcm", dave["password"], self.udp_echo.port,
+                                       "dave-2017")
+        first.settimeout(5)
+        first.send(b"dave in 2017")
+        self.assertEqual(first.recv(65535), b"dave in 2017")
+
+        def switch(method):
+            return self.call("UpdateUser", {"user": {"name": "dave", "method": method},
+                                            "update_mask": "method,password"})
+
+        keys = self.url_of(switch(AES256), port=own)
+        self.roundtrip(keys, b"dave over TCP in 2022", port=own, method=AES256)
+        sock = self.udp_socket()
+        session = os.urandom(8)
+        for packet_id in range(3):
+            self.udp_exchange(sock, keys, session, packet_id, b"dave %d" % packet_id, port=own,
+                              method=AES256)
+
+        back = switch("aes-256-gcm")
+        self.assertEqual(back["method"], "aes-256-gcm")
+        self.send_udp(sock, keys, session, 3, b"2022 again", self.udp_echo.port, port=own,
+                      method=AES256)
+        self.assert_udp_silent(sock, "a 2022 packet after the switch back to 2017")
+        second = self.start_ss_tunnel_u(own, "aes-256-gcm", back["password"],
+                                        self.udp_echo.port, "dave-2017-again")
+        second.settimeout(5)
+        second.send(b"dave in 2017 again")
+        self.assertEqual(second.recv(65535), b"dave in 2017 again")
+        log = h.stopped_log(self, self.server)
+        self.assertEqual(log.count(f"dedicated port {own} open for user dave"), 3, log[-3000:])
 
     @staticmethod
     def _accepts(port):

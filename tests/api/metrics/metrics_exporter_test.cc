@@ -46,7 +46,8 @@ const std::vector<std::string> kStatuses = {"ok",
                                             "dns_failed",
                                             "target_refused",
                                             "target_private",
-                                            "error"};
+                                            "error",
+                                            "stale_timestamp"};
 
 MetricsOptions loopbackOptions() {
   MetricsOptions o;
@@ -156,6 +157,7 @@ relay::WorkerSample workerOne() {
   bob.closed[at(CloseReason::ResolveFailed)] = 3;
   auto& nobody = s.users[""];
   nobody.closed[at(CloseReason::ReplayedSalt)] = 1;
+  nobody.closed[at(CloseReason::StaleTimestamp)] = 2;
   nobody.closed[at(CloseReason::AuthFailed)] = 1;
   s.connection_bytes.observe(5e9);  // +Inf only
   s.connection_seconds.observe(20000);
@@ -233,7 +235,8 @@ TEST(MetricsExporterTest, SumsWorkersPerLabelSet) {
       {{"bob", "dns_failed"}, 3},
       {{"bob", "ok"}, 0},
       {{"", "auth_failed"}, 6},  // AuthFailed 3 + 1, BadAddress 2
-      {{"", "replay"}, 1},
+      {{"", "replay"}, 1},  // the replayed salt only: stale timestamps have their own status
+      {{"", "stale_timestamp"}, 2},
       {{"", "timeout_handshake"}, 3},
       {{"", "ok"}, 0},
   };

@@ -31,11 +31,11 @@ std::string label(const prometheus::ClientMetric& m, const std::string& name) {
   return "<none>";
 }
 
-TEST(RelayFamiliesTest, CloseStatusesAreTheTenLabelsOfEveryReason) {
+TEST(RelayFamiliesTest, CloseStatusesAreTheElevenLabelsOfEveryReason) {
   const std::vector<std::string> want = {"ok",          "timeout_idle",   "timeout_handshake",
                                          "auth_failed", "replay",         "target_private",
                                          "dns_failed",  "target_refused", "timeout_connect",
-                                         "error"};
+                                         "error",       "stale_timestamp"};
   EXPECT_EQ(closeStatuses(), want);
   for (size_t r = 0; r < static_cast<size_t>(relay::CloseReason::kCount); ++r) {
     const std::string status = relay::closeStatusLabel(static_cast<relay::CloseReason>(r));
@@ -131,7 +131,7 @@ TEST(RelayFamiliesTest, FoldingKeepsTheSumsAndOnlyTheEmptyUser) {
   }
   const auto* closed = find(folded, "shadowrelay_tcp_connections_closed_total");
   ASSERT_NE(closed, nullptr);
-  ASSERT_EQ(closed->metric.size(), 10u);
+  ASSERT_EQ(closed->metric.size(), 11u);
   for (const auto& m : closed->metric) {
     EXPECT_EQ(m.counter.value, label(m, "status") == "ok" ? 3 : 0) << label(m, "status");
   }

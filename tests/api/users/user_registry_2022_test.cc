@@ -120,6 +120,38 @@ TEST(UserRegistry2022Test, ASharedPortServesOneGenerationAndOne2022Method) {
   EXPECT_EQ(r->get("erin")->method, kAes128);
 }
 
+TEST(UserRegistry2022Test, ASharedUdpPortWithoutUsersServesTheGenerationOfItsServer) {
+  // No -k (users from the API or etcd only): nothing on the port names a generation, but with
+  // -u its UDP server was built for -m's, so the other generation is refused there.
+  RegistryOptions o = options("", "aes-256-gcm", "");
+  o.shared_port_udp_method = "aes-256-gcm";
+  auto r2017 = openRegistry(o);
+  expectStatus(r2017->create(newUser("alice", kAes128)).status(),
+               absl::StatusCode::kFailedPrecondition,
+               "port 8388 serves UDP (-u) for AEAD-2017 users (the server's -m aes-256-gcm); a "
+               "user of Shadowsocks 2022 needs another port");
+  EXPECT_TRUE(r2017->create(newUser("alice", kAes128, 9200)).ok());
+  ASSERT_TRUE(r2017->create(newUser("bob", "chacha20-ietf-poly1305")).ok());
+  UserUpdate to2022;
+  to2022.method = kAes128;
+  to2022.password = "";
+  expectStatus(r2017->update("bob", to2022).status(), absl::StatusCode::kFailedPrecondition,
+               "serves UDP (-u) for AEAD-2017 users");
+
+  o = options("", kAes128, "");
+  o.shared_port_udp_method = kAes128;
+  auto r2022 = openRegistry(o);
+  expectStatus(r2022->create(newUser("carol", "aes-128-gcm")).status(),
+               absl::StatusCode::kFailedPrecondition,
+               "port 8388 serves UDP (-u) for Shadowsocks 2022 users (the server's -m "
+               "2022-blake3-aes-128-gcm); a user of AEAD-2017 needs another port");
+  EXPECT_TRUE(r2022->create(newUser("carol", kAes128)).ok());
+
+  // Without UDP on the shared port, the first user chooses.
+  auto tcp_only = openRegistry(options("", "aes-256-gcm", ""));
+  EXPECT_TRUE(tcp_only->create(newUser("dave", kAes128)).ok());
+}
+
 TEST(UserRegistry2022Test, AChaCha2022PortServesOneUser) {
   auto r = openRegistry(options("", kChaCha, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="));
   expectStatus(r->create(newUser("alice", kChaCha)).status(), absl::StatusCode::kFailedPrecondition,
