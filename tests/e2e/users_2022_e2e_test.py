@@ -20,7 +20,8 @@ spec (ss2022_wire.py) and by our own local and tunnel:
     per-user counters see them. An unknown identity, the iPSK named as a user, the iPSK alone
     and a header under another iPSK get nothing and reach nothing. Deleting a user closes its
     association's outbound socket (its target then gets "port unreachable") and its packets
-    get nothing; another user's association goes on.
+    get nothing; another user's association goes on. Rotating a user's key does the same to
+    its association, and only the new key is served.
   * A 2022 user on a port of its own beside a 2017 -u server: UDP there is 2022 with the
     port's own identity key. A user of a port of its own switched between 2017 and 2022
     (UpdateUser) gets the UDP server of its new generation each time.
@@ -322,8 +323,41 @@ class Users2022Test(h.RelayTestCase):
         self.udp_exchange(carol, carol_keys, carol_session, 0, b"carol before")
 
         self.call("DeleteUser", {"name": "bob"})
-        # The association is gone with its socket: the target's datagrams to it are refused
-        # (ICMP port unreachable, reported on the connected socket), not relayed to bob.
+        self.wait_outbound_closed(outbound, "bob's")
+        self.assert_udp_silent(sock, "a target's datagram to the deleted user")
+        self.send_udp(sock, keys, session, 1, b"bob again", self.udp_echo.port)
+        self.assert_udp_silent(sock, "the deleted user")
+        self.udp_exchange(carol, carol_keys, carol_session, 1, b"carol after")
+        self.assertEqual(self.udp_echo.received, 2, "the deleted user's datagram was relayed")
+
+    def test_rotation_drops_the_udp_association_and_only_the_new_key_is_served(self):
+        ipsk = psk_of(AES128, seed=13)
+        self.start_udp(ipsk)
+        old_keys = self.url_of(self.create("bob"))
+        target = self.udp_socket()
+        sock = self.udp_socket()
+        session = os.urandom(8)
+        self.send_udp(sock, old_keys, session, 0, b"bob's first", target.getsockname()[1])
+        data, outbound = target.recvfrom(70000)
+        self.assertEqual(data, b"bob's first")
+
+        rotated = self.call("UpdateUser", {"user": {"name": "bob"}, "update_mask": "password"})
+        new_keys = self.url_of(rotated)
+        self.assertNotEqual(new_keys[1], old_keys[1])
+        self.assertEqual(new_keys[0], ipsk, "the port's identity key stays")
+        self.wait_outbound_closed(outbound, "the rotated-out key's")
+        self.send_udp(sock, old_keys, session, 1, b"old key, old session", self.udp_echo.port)
+        self.assert_udp_silent(sock, "the rotated-out key in its session")
+        self.send_udp(sock, old_keys, os.urandom(8), 0, b"old key, new session",
+                      self.udp_echo.port)
+        self.assert_udp_silent(sock, "the rotated-out key in a new session")
+        self.udp_exchange(sock, new_keys, os.urandom(8), 0, b"bob's new key")
+        self.assertEqual(self.udp_echo.received, 1, "the rotated-out key's datagram was relayed")
+
+    def wait_outbound_closed(self, outbound, whose):
+        """The association behind the outbound UDP socket `outbound` is gone with its socket: a
+        target's datagrams to it are refused (ICMP port unreachable, reported on a connected
+        socket), not relayed to the client."""
         late = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(late.close)
         late.connect(outbound)
@@ -339,12 +373,7 @@ class Users2022Test(h.RelayTestCase):
                 pass
             return False
 
-        h.wait_until(refused, CUT_DEADLINE + 2.0, "bob's outbound socket to close")
-        self.assert_udp_silent(sock, "a target's datagram to the deleted user")
-        self.send_udp(sock, keys, session, 1, b"bob again", self.udp_echo.port)
-        self.assert_udp_silent(sock, "the deleted user")
-        self.udp_exchange(carol, carol_keys, carol_session, 1, b"carol after")
-        self.assertEqual(self.udp_echo.received, 2, "the deleted user's datagram was relayed")
+        h.wait_until(refused, CUT_DEADLINE + 2.0, f"{whose} outbound socket to close")
 
     def test_rotation_cuts_the_live_session_and_only_the_new_key_connects(self):
         self.start_controlled(["-m", AES128, "-k", b64(psk_of(AES128, seed=4))])
