@@ -147,14 +147,30 @@ def nginx_status(port):
     return (int(m.group(1)), int(m.group(4))) if m else None
 
 
+def _proc_net_table(path, prefix):
+    with open(path) as f:
+        rows = [line.split() for line in f if line.startswith(prefix)]
+    return dict(zip(rows[0][1:], (int(v) for v in rows[1][1:])))
+
+
 def listen_counters():
     """Machine-wide TcpExt ListenOverflows / ListenDrops (/proc/net/netstat): SYNs or
     handshakes dropped because an accept queue was full."""
     try:
-        with open("/proc/net/netstat") as f:
-            rows = [line.split() for line in f if line.startswith("TcpExt:")]
-        table = dict(zip(rows[0][1:], (int(v) for v in rows[1][1:])))
+        table = _proc_net_table("/proc/net/netstat", "TcpExt:")
         return {k: table.get(k, 0) for k in ("ListenOverflows", "ListenDrops")}
+    except (OSError, ValueError, IndexError):
+        return {}
+
+
+def segment_counters():
+    """Machine-wide TCP segments sent (Tcp OutSegs, /proc/net/snmp) and delayed ACKs sent
+    (TcpExt DelayedACKs, /proc/net/netstat): the kernel's TCP work, which both chains pay alike
+    per segment. Everything on the machine counts; the bench's own traffic dominates."""
+    try:
+        snmp = _proc_net_table("/proc/net/snmp", "Tcp:")
+        ext = _proc_net_table("/proc/net/netstat", "TcpExt:")
+        return {"OutSegs": snmp.get("OutSegs", 0), "DelayedACKs": ext.get("DelayedACKs", 0)}
     except (OSError, ValueError, IndexError):
         return {}
 
@@ -168,6 +184,12 @@ def listen_backlog(port):
         return None
     values = {int(line.split()[2]) for line in out.splitlines() if len(line.split()) > 3}
     return min(values) if values else None
+
+
+def per_request(row, counter):
+    """A machine-wide TCP counter's growth over a run, per request wrk counted."""
+    grown = (row.get("segments") or {}).get(counter)
+    return grown / row["requests"] if grown is not None and row.get("requests") else None
 
 
 def fd_count(pid):
@@ -282,6 +304,7 @@ class ScaleBench(Bench):
         busy_before = self.wait_quiet()
         trees = {hop: process_tree(getattr(chain, hop).pid) for hop in HOPS}
         listen0 = listen_counters()
+        segments0 = segment_counters()
         meter = CpuMeter(self.procs, chain)
         argv = ["wrk", "--latency", f"-t{self.wrk_threads}", f"-c{level}",
                 f"-d{self.seconds}s", "--timeout", f"{self.wrk_timeout}s",
@@ -305,6 +328,7 @@ class ScaleBench(Bench):
         self.procs.stop(wrk)
         cpu = dict(meter.stop(), busy_before_cores=busy_before)
         listen1 = listen_counters()
+        segments1 = segment_counters()
         parsed = parse_wrk(output)
         if err is None and (wrk.returncode != 0 or parsed["rps"] is None):
             err = f"wrk rc={wrk.returncode}: {output[-300:]}"
@@ -321,6 +345,7 @@ class ScaleBench(Bench):
                                  for hop in HOPS},
                    rss_before_kib=before.rss,
                    listen_drops={k: listen1[k] - listen0.get(k, 0) for k in listen1},
+                   segments={k: segments1[k] - segments0.get(k, 0) for k in segments1},
                    whole_run_cpu_per_request=cpu_per_request(before, after, parsed["requests"]))
         window = steady_window(snaps, level, wrk_start, self.seconds)
         if window:
@@ -417,6 +442,8 @@ class ScaleBench(Bench):
             "socket_errors": lambda r: sum(r["socket_errors"].values()),
             "rss_tunnel_mib": lambda r: r["peak_rss_kib"]["tunnel"] / 1024,
             "rss_server_mib": lambda r: r["peak_rss_kib"]["server"] / 1024,
+            "segments_per_request": lambda r: per_request(r, "OutSegs"),
+            "delayed_acks_per_request": lambda r: per_request(r, "DelayedACKs"),
         }
         for hop in HOPS:
             for kind in ("user_us", "system_us"):
@@ -491,7 +518,11 @@ class ScaleBench(Bench):
                 ("socket_errors", "wrk socket errors per run (connect, read, write, timeout; "
                  "information)", 0, None, False),
                 ("rss_tunnel_mib", "tunnel peak RSS (MiB, information)", 1, None, False),
-                ("rss_server_mib", "server peak RSS (MiB, information)", 1, None, False))
+                ("rss_server_mib", "server peak RSS (MiB, information)", 1, None, False),
+                ("segments_per_request", "TCP segments sent per request, machine-wide "
+                 "(information)", 1, None, False),
+                ("delayed_acks_per_request", "of which delayed ACKs (information)", 2, None,
+                 False))
         for level in self.levels:
             for name, label, digits, target, minimum in rows:
                 o, l = self.get(level, name, "ours"), self.get(level, name, "libev")
