@@ -161,8 +161,9 @@ void ServerUsers::apply(const relay::UserTablePtr& table) {
   std::map<uint16_t, PortUse> wanted;
   for (uint16_t port : table->dedicatedPorts()) {
     const relay::RelayUser& user = *table->onPort(port).front();
+    // Without UDP (-u) a port's listeners are the same for both generations.
     wanted[port] = PortUse{user.name, user.plugin, user.plugin_opts,
-                           user.method->edition == crypto::Edition::Aead2022};
+                           plan_.udp && user.method->edition == crypto::Edition::Aead2022};
   }
   // Ports no longer wanted close; a port whose plugin or generation changed (a user switching
   // between AEAD-2017 and 2022 methods) closes and opens again.
@@ -173,9 +174,11 @@ void ServerUsers::apply(const relay::UserTablePtr& table) {
       ++it;
       continue;
     }
-    // Reopened at once below: its old sockets must be gone first. Only then is waiting on the
-    // workers worth it (this runs under a registry change, on a control thread).
-    closePort(it->first, it->second, /*wait=*/want != wanted.end() && plan_.udp);
+    // With UDP, its old sockets must be gone before the port is opened again, here or by a
+    // later change (a 2022 port's UDP socket binds without SO_REUSEPORT): wait on the workers.
+    // This runs under a registry change, on a control thread, never a worker's (stop()
+    // unsubscribes before the pool stops).
+    closePort(it->first, it->second, /*wait=*/plan_.udp);
     it = open_ports_.erase(it);
   }
   for (const auto& [port, use] : wanted) {

@@ -45,7 +45,8 @@ class ServerUsers {
   /// Subscribes to the registry: the current users reach the workers before this returns, later
   /// changes as they happen.
   void start();
-  /// No further changes reach the workers. Idempotent.
+  /// No further changes reach the workers. Idempotent. Must come before the worker pool stops:
+  /// a change closes ports by waiting on the workers.
   void stop();
 
   /// Whether `port` could become a dedicated port: it can be bound (TCP, and UDP with -u) on
@@ -80,8 +81,8 @@ class ServerUsers {
   /// `udp2022`: the port's users speak Shadowsocks 2022, whose UDP is one socket on the first
   /// worker (relay/udp/udp2022_server.h), not one per worker.
   bool openPort(uint16_t port, const PortUse& use, OpenPort* open);
-  /// `wait`: returns once every worker has closed its sockets (the port is opened again at
-  /// once, and a 2022 port's UDP socket binds without SO_REUSEPORT).
+  /// `wait`: returns once every worker has closed its sockets (so that the port can be opened
+  /// again: a 2022 port's UDP socket binds without SO_REUSEPORT).
   void closePort(uint16_t port, OpenPort& open, bool wait);
 
   users::UserRegistry& registry_;

@@ -145,6 +145,11 @@ absl::Status UserRegistry::addEntry(State& state, User user) const {
       !s.ok()) {
     return withUser(user.name, s);
   }
+  // Kept (it comes from the store, the configuration or another server), but said: create()
+  // and update() refuse this; here it was made elsewhere or before -u.
+  if (absl::Status s = checkSharedPortUdp(user.port, **method); !s.ok()) {
+    SR_LOG(Warn, "user \"%s\": %s; its UDP is not served", user.name, s.message());
+  }
   Entry entry{std::move(user), *std::move(key)};
   std::string name = entry.user.name;
   state.users.emplace(std::move(name), std::move(entry));
@@ -322,7 +327,8 @@ absl::Status UserRegistry::checkSharedPortUdp(uint16_t port,
   if (udp2022 == (method.edition == crypto::Edition::Aead2022)) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
       "port ", sharedPort(), " serves UDP (-u) for ", udp2022 ? "Shadowsocks 2022" : "AEAD-2017",
-      " users (the server's -m ", (*udp)->name, "); a user of ", generationName(method),
+      " users (the method the server started with, ", (*udp)->name, "); a user of ",
+      generationName(method),
       " needs another port: give it a port of its own"));
 }
 

@@ -48,8 +48,9 @@ struct RegistryOptions {
   /// With UDP on the shared port (-u): the method its UDP server was built for at start (-m).
   /// A Shadowsocks 2022 port has a UDP server of its own kind (relay/udp/udp2022_server.h), so
   /// create() and update() refuse a shared-port user of the other generation with
-  /// FAILED_PRECONDITION, as they refuse one beside users of the other generation. Empty: no UDP
-  /// on the shared port.
+  /// FAILED_PRECONDITION, as they refuse one beside users of the other generation; one loaded
+  /// from the store, the configuration or etcd is kept with a warning. Empty: no UDP on the
+  /// shared port.
   std::string shared_port_udp_method;
   /// Other ports of this process (control API, metrics): never a user's dedicated port.
   std::vector<uint16_t> reserved_ports;

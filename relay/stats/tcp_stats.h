@@ -57,6 +57,7 @@ const char* closeStatusLabel(CloseReason reason);
   FIELD(acl_block, "acl.block", AclDecisions, "decision=block")                           \
   FIELD(auth_failed, "auth_failed", None, "")                /* no key opened it */    \
   FIELD(replayed_salts, "replayed_salts", None, "")                                    \
+  FIELD(stale_timestamps, "stale_timestamps", None, "") /* 2022: more than 30 s off */  \
   FIELD(bad_addresses, "bad_addresses", None, "")                                      \
   FIELD(bytes_from_clients, "bytes_from_clients", None, "")                            \
   FIELD(bytes_to_clients, "bytes_to_clients", None, "")                                \

@@ -204,7 +204,7 @@ void ServerSession::reject2022(crypto::Status2022 status) {
   const char* why = crypto::statusName(status).data();  // NUL-terminated literals
   switch (status) {
     case crypto::Status2022::StaleTimestamp:
-      reject(&stats.replayed_salts, CloseReason::StaleTimestamp, why);
+      reject(&stats.stale_timestamps, CloseReason::StaleTimestamp, why);
       return;
     case crypto::Status2022::BadAddress:
     case crypto::Status2022::BadHeader:

@@ -41,7 +41,7 @@ namespace shadowrelay::relay {
 /// the salt against the exact 60 s store shared by the workers (RelayEnv::salt_store_2022,
 /// never the Bloom filter); the variable header carries the address, padding and initial
 /// payload (neither padding nor payload: rejected). Every rejection is the probe handling above
-/// (nothing sent, drain, FIN at the deadline), counted (a stale timestamp: replayed_salts,
+/// (nothing sent, drain, FIN at the deadline), counted (a stale timestamp: stale_timestamps,
 /// close reason stale_timestamp). The response is the server salt, the fixed header (type 1,
 /// timestamp, request salt, length) and the first data, then chunks of up to 0xFFFF bytes.
 ///

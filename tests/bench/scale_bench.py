@@ -187,7 +187,8 @@ def listen_backlog(port):
 
 
 def per_request(row, counter):
-    """A machine-wide TCP counter's growth over a run, per request wrk counted."""
+    """A machine-wide TCP counter's growth over the whole run (opening and closing the
+    connections included), per request wrk counted."""
     grown = (row.get("segments") or {}).get(counter)
     return grown / row["requests"] if grown is not None and row.get("requests") else None
 
@@ -345,7 +346,8 @@ class ScaleBench(Bench):
                                  for hop in HOPS},
                    rss_before_kib=before.rss,
                    listen_drops={k: listen1[k] - listen0.get(k, 0) for k in listen1},
-                   segments={k: segments1[k] - segments0.get(k, 0) for k in segments1},
+                   segments={k: segments1[k] - segments0[k] for k in segments1
+                             if k in segments0},
                    whole_run_cpu_per_request=cpu_per_request(before, after, parsed["requests"]))
         window = steady_window(snaps, level, wrk_start, self.seconds)
         if window:
@@ -519,8 +521,8 @@ class ScaleBench(Bench):
                  "information)", 0, None, False),
                 ("rss_tunnel_mib", "tunnel peak RSS (MiB, information)", 1, None, False),
                 ("rss_server_mib", "server peak RSS (MiB, information)", 1, None, False),
-                ("segments_per_request", "TCP segments sent per request, machine-wide "
-                 "(information)", 1, None, False),
+                ("segments_per_request", "TCP segments sent per request, machine-wide, whole "
+                 "run (information)", 1, None, False),
                 ("delayed_acks_per_request", "of which delayed ACKs (information)", 2, None,
                  False))
         for level in self.levels:

@@ -128,8 +128,8 @@ TEST(UserRegistry2022Test, ASharedUdpPortWithoutUsersServesTheGenerationOfItsSer
   auto r2017 = openRegistry(o);
   expectStatus(r2017->create(newUser("alice", kAes128)).status(),
                absl::StatusCode::kFailedPrecondition,
-               "port 8388 serves UDP (-u) for AEAD-2017 users (the server's -m aes-256-gcm); a "
-               "user of Shadowsocks 2022 needs another port");
+               "port 8388 serves UDP (-u) for AEAD-2017 users (the method the server started "
+               "with, aes-256-gcm); a user of Shadowsocks 2022 needs another port");
   EXPECT_TRUE(r2017->create(newUser("alice", kAes128, 9200)).ok());
   ASSERT_TRUE(r2017->create(newUser("bob", "chacha20-ietf-poly1305")).ok());
   UserUpdate to2022;
@@ -143,8 +143,8 @@ TEST(UserRegistry2022Test, ASharedUdpPortWithoutUsersServesTheGenerationOfItsSer
   auto r2022 = openRegistry(o);
   expectStatus(r2022->create(newUser("carol", "aes-128-gcm")).status(),
                absl::StatusCode::kFailedPrecondition,
-               "port 8388 serves UDP (-u) for Shadowsocks 2022 users (the server's -m "
-               "2022-blake3-aes-128-gcm); a user of AEAD-2017 needs another port");
+               "port 8388 serves UDP (-u) for Shadowsocks 2022 users (the method the server "
+               "started with, 2022-blake3-aes-128-gcm); a user of AEAD-2017 needs another port");
   EXPECT_TRUE(r2022->create(newUser("carol", kAes128)).ok());
 
   // Without UDP on the shared port, the first user chooses.

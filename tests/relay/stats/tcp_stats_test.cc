@@ -32,7 +32,8 @@ TEST(TcpStatsTest, SummaryListsTheFieldsThenTheReasonsThatHappened) {
   s.refused_worker = 2;
   EXPECT_EQ(s.summary(),
             "accepted=5 active=0 accept_errors=0 refused{source=0 worker=2 no_fd=0} "
-            "acl{bypass=0 proxy=0 block=0} auth_failed=0 replayed_salts=0 bad_addresses=0 "
+            "acl{bypass=0 proxy=0 block=0} auth_failed=0 replayed_salts=0 stale_timestamps=0 "
+            "bad_addresses=0 "
             "bytes_from_clients=0 bytes_to_clients=0 bytes_from_remotes=0 bytes_to_remotes=9 "
             "closed{done=3 idle_timeout=1}");
 }
